@@ -1,0 +1,175 @@
+//! A connected session with every statement bounded.
+//!
+//! Each statement runs under the server's `statement_timeout` (set once at connect) and under
+//! a client-side timeout a little longer than it; when the client-side one fires, a cancel
+//! request is sent so the server stops working too. Errors keep their SQLSTATE.
+
+use std::time::Duration;
+
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{CancelToken, Client, NoTls, Row};
+
+use crate::error::{Error, Result};
+
+/// Client-side slack over statement_timeout before pgopt cancels on its own.
+const CLIENT_SLACK: Duration = Duration::from_secs(2);
+
+/// An open connection to one server, with the facts learned while connecting.
+pub struct Conn {
+    client: Client,
+    cancel: CancelToken,
+    /// Host (or socket directory) and port actually connected to.
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub server_version_num: i32,
+    pub in_recovery: bool,
+    pub transaction_read_only: bool,
+    statement_timeout: Duration,
+    /// Sends the cancel request over TLS when the connection used it.
+    tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl std::fmt::Debug for Conn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Conn")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("database", &self.database)
+            .field("user", &self.user)
+            .field("server_version_num", &self.server_version_num)
+            .field("in_recovery", &self.in_recovery)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What a connect learned, handed to [`Conn::new`].
+pub struct ConnParts {
+    pub client: Client,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub server_version_num: i32,
+    pub in_recovery: bool,
+    pub transaction_read_only: bool,
+    pub statement_timeout: Duration,
+    pub tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+}
+
+impl Conn {
+    pub fn new(parts: ConnParts) -> Self {
+        let cancel = parts.client.cancel_token();
+        Conn {
+            client: parts.client,
+            cancel,
+            host: parts.host,
+            port: parts.port,
+            database: parts.database,
+            user: parts.user,
+            server_version_num: parts.server_version_num,
+            in_recovery: parts.in_recovery,
+            transaction_read_only: parts.transaction_read_only,
+            statement_timeout: parts.statement_timeout,
+            tls: parts.tls,
+        }
+    }
+
+    /// The underlying client, for what this wrapper does not cover (prepare, copy).
+    pub fn client(&self) -> &Client {
+        &self.client
+    }
+
+    pub fn statement_timeout(&self) -> Duration {
+        self.statement_timeout
+    }
+
+    /// Runs `sql` with bind parameters; `context` names it in errors.
+    pub async fn query(
+        &self,
+        context: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<Row>> {
+        self.bounded(context, self.client.query(sql, params)).await
+    }
+
+    pub async fn query_one(
+        &self,
+        context: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Row> {
+        self.bounded(context, self.client.query_one(sql, params))
+            .await
+    }
+
+    pub async fn query_opt(
+        &self,
+        context: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<Row>> {
+        self.bounded(context, self.client.query_opt(sql, params))
+            .await
+    }
+
+    pub async fn execute(
+        &self,
+        context: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64> {
+        self.bounded(context, self.client.execute(sql, params))
+            .await
+    }
+
+    /// Runs one statement without parameters through the simple protocol (needed for
+    /// statements that take none, like BEGIN, SET, VACUUM or CREATE INDEX CONCURRENTLY).
+    /// Send one statement at a time: several in one string run as one implicit transaction.
+    pub async fn batch(&self, context: &str, sql: &str) -> Result<()> {
+        self.bounded(context, self.client.batch_execute(sql)).await
+    }
+
+    /// Bounds `fut` by statement_timeout plus slack; on expiry cancels it on the server.
+    async fn bounded<T>(
+        &self,
+        context: &str,
+        fut: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
+    ) -> Result<T> {
+        let limit = self.statement_timeout + CLIENT_SLACK;
+        match tokio::time::timeout(limit, fut).await {
+            Ok(Ok(v)) => Ok(v),
+            Ok(Err(e)) => Err(Error::query(context, e)),
+            Err(_) => {
+                self.cancel_running().await;
+                Err(Error::Timeout {
+                    what: context.to_string(),
+                    after: limit,
+                    next_step: Some(
+                        "the server did not answer; check it is not overloaded or raise --statement-timeout"
+                            .to_string(),
+                    ),
+                })
+            }
+        }
+    }
+
+    /// Asks the server to cancel whatever this connection runs; bounded, best effort.
+    pub async fn cancel_running(&self) {
+        let cancel = async {
+            match &self.tls {
+                Some(tls) => self.cancel.cancel_query(tls.clone()).await,
+                None => self.cancel.cancel_query(NoTls).await,
+            }
+        };
+        if let Ok(Err(e)) = tokio::time::timeout(Duration::from_secs(5), cancel).await {
+            tracing::warn!("cancel request failed: {e}");
+        }
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.client.is_closed()
+    }
+}

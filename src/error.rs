@@ -1,0 +1,169 @@
+//! The library's one error type.
+//!
+//! Every variant says what went wrong and, where there is one, what to do next. Server errors
+//! keep their SQLSTATE so callers match on codes, never on message text. No variant may carry
+//! a password: connection errors name host, port, user and database only.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tokio_postgres::error::SqlState;
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The user's input is wrong (a DSN that does not parse, a bad flag value).
+    #[error("{0}")]
+    BadInput(String),
+
+    /// A saved snapshot that cannot be read.
+    #[error("cannot read snapshot {path}: {reason}")]
+    SnapshotFile { path: String, reason: String },
+
+    /// No host of the target could be connected to with the wanted role.
+    #[error("{0}")]
+    Connect(String),
+
+    /// The server refused our credentials. Never retried on the next host (libpq does the same).
+    #[error("authentication failed for user \"{user}\" at {host}:{port}: {message}. Check the password (PGPASSWORD, ~/.pgpass or the DSN) and pg_hba.conf")]
+    Auth {
+        host: String,
+        port: u16,
+        user: String,
+        message: String,
+    },
+
+    /// A wait ran out.
+    #[error("{what} timed out after {:.1}s{}", .after.as_secs_f64(), hint(.next_step))]
+    Timeout {
+        what: String,
+        after: Duration,
+        next_step: Option<String>,
+    },
+
+    /// A statement failed on the server.
+    #[error("{context}: {message}{}", hint(.next_step))]
+    Query {
+        context: String,
+        code: Option<SqlState>,
+        message: String,
+        next_step: Option<String>,
+    },
+
+    /// The connection dropped (server shut down, network gone).
+    #[error("lost the connection to the server during {context}: {message}. Check that the server is up and run again")]
+    ConnectionLost { context: String, message: String },
+
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// An embedded cluster could not be made or started.
+    #[error("embedded PostgreSQL: {0}")]
+    Embedded(String),
+
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn hint(next: &Option<String>) -> String {
+    match next {
+        Some(n) => format!(". {n}"),
+        None => String::new(),
+    }
+}
+
+impl Error {
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// Wraps a tokio-postgres error from running a statement, keeping its SQLSTATE.
+    pub fn query(context: impl Into<String>, err: tokio_postgres::Error) -> Self {
+        let context = context.into();
+        if let Some(db) = err.as_db_error() {
+            let code = db.code().clone();
+            let next_step = next_step_for(&code);
+            return Error::Query {
+                context,
+                message: db.message().to_string(),
+                code: Some(code),
+                next_step,
+            };
+        }
+        if err.is_closed() || is_io(&err) {
+            return Error::ConnectionLost {
+                context,
+                message: err.to_string(),
+            };
+        }
+        Error::Query {
+            context,
+            code: None,
+            message: err.to_string(),
+            next_step: None,
+        }
+    }
+
+    pub fn sqlstate(&self) -> Option<&SqlState> {
+        match self {
+            Error::Query { code, .. } => code.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// True when the error is the user's to fix (exit code 2), not a failure of ours or the server's.
+    pub fn is_bad_input(&self) -> bool {
+        matches!(self, Error::BadInput(_) | Error::SnapshotFile { .. })
+    }
+
+    /// True when the connection is gone and further statements on it are pointless.
+    pub fn is_connection_lost(&self) -> bool {
+        match self {
+            Error::ConnectionLost { .. } => true,
+            Error::Query { code: Some(c), .. } => {
+                c.code().starts_with("08")
+                    || *c == SqlState::ADMIN_SHUTDOWN
+                    || *c == SqlState::CRASH_SHUTDOWN
+                    || *c == SqlState::CANNOT_CONNECT_NOW
+            }
+            _ => false,
+        }
+    }
+}
+
+fn is_io(err: &tokio_postgres::Error) -> bool {
+    let mut source = std::error::Error::source(err);
+    while let Some(s) = source {
+        if s.is::<std::io::Error>() {
+            return true;
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The next step for the SQLSTATEs a monitoring tool meets most.
+fn next_step_for(code: &SqlState) -> Option<String> {
+    let text = if *code == SqlState::INSUFFICIENT_PRIVILEGE {
+        "grant the role pg_monitor (GRANT pg_monitor TO <role>) or connect as a superuser"
+    } else if *code == SqlState::QUERY_CANCELED {
+        "the statement was cancelled by statement_timeout or by pgopt's own timeout; raise --statement-timeout"
+    } else if *code == SqlState::LOCK_NOT_AVAILABLE {
+        "another session holds a lock on the object; retry later or raise --lock-timeout"
+    } else if *code == SqlState::UNDEFINED_FILE {
+        "a library or extension is missing on the server; install it (e.g. postgresql-contrib)"
+    } else if *code == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE {
+        "a required module is not loaded; see shared_preload_libraries"
+    } else {
+        return None;
+    };
+    Some(text.to_string())
+}

@@ -1,0 +1,564 @@
+//! The snapshot: everything pgopt knows about one server at one moment.
+//!
+//! Plain serde data, collected once (src/collect/) in one REPEATABLE READ READ ONLY
+//! transaction, then handed to the pure advisors and renderers. `pgopt analyze --save`
+//! writes it and `--from` reads it back, so it is versioned: bump [`SCHEMA_VERSION`] and
+//! note the change below whenever a field changes meaning or is removed.
+//!
+//! Changelog:
+//! - 1: first version.
+//!
+//! This module does no I/O beyond reading and writing the file it is asked to.
+
+use std::path::Path;
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Version of the snapshot file format. Files from a newer version are refused.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Snapshot {
+    pub schema_version: u32,
+    pub pgopt_version: String,
+    /// Server clock at the start of the collecting transaction (`now()`).
+    pub collected_at: DateTime<Utc>,
+    pub target: TargetInfo,
+    pub server: Option<ServerInfo>,
+    pub settings: Vec<Setting>,
+    pub host: Option<HostInfo>,
+    /// pg_stat_database rows, one per database (the connected one is `target.database`).
+    pub databases: Vec<DatabaseStats>,
+    pub activity: Option<Activity>,
+    pub tables: Vec<Table>,
+    pub indexes: Vec<Index>,
+    pub foreign_keys: Vec<ForeignKey>,
+    pub sequences: Vec<Sequence>,
+    pub statements: Option<Statements>,
+    pub replication: Option<Replication>,
+    pub extensions: Extensions,
+    pub privileges: Option<Privileges>,
+    /// What each section did: collected, skipped (with the reason and the next step) or failed.
+    pub sections: Vec<SectionStatus>,
+}
+
+/// Where the snapshot came from. Never holds a password.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TargetInfo {
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ServerInfo {
+    /// `version()`
+    pub version: String,
+    /// `server_version_num`, e.g. 150008.
+    pub version_num: i32,
+    pub started_at: DateTime<Utc>,
+    pub uptime_seconds: f64,
+    pub in_recovery: bool,
+    /// The data directory, when the role may read it (superuser or pg_read_all_settings).
+    pub data_directory: Option<String>,
+    pub database_sizes: Vec<DatabaseSize>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DatabaseSize {
+    pub name: String,
+    pub size_bytes: i64,
+}
+
+/// One row of pg_settings.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Setting {
+    pub name: String,
+    pub setting: String,
+    pub unit: Option<String>,
+    pub vartype: String,
+    pub source: String,
+    pub context: String,
+    pub boot_val: Option<String>,
+    pub reset_val: Option<String>,
+    pub pending_restart: bool,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HostInfo {
+    pub cpus: usize,
+    /// Physical memory of the machine.
+    pub memory_bytes: u64,
+    /// The cgroup memory limit, when one is set below physical memory.
+    pub cgroup_memory_limit_bytes: Option<u64>,
+    /// Disk holding the data directory, when known.
+    pub data_disk: Option<DiskInfo>,
+}
+
+impl HostInfo {
+    /// Memory the server can really use: the cgroup limit when there is one.
+    pub fn effective_memory_bytes(&self) -> u64 {
+        match self.cgroup_memory_limit_bytes {
+            Some(limit) if limit < self.memory_bytes => limit,
+            _ => self.memory_bytes,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct DiskInfo {
+    pub mount_point: String,
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+}
+
+/// One row of pg_stat_database, with the wraparound ages of pg_database.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct DatabaseStats {
+    pub name: String,
+    pub numbackends: i64,
+    pub xact_commit: i64,
+    pub xact_rollback: i64,
+    pub blks_read: i64,
+    pub blks_hit: i64,
+    pub temp_files: i64,
+    pub temp_bytes: i64,
+    pub deadlocks: i64,
+    pub conflicts: i64,
+    pub stats_reset: Option<DateTime<Utc>>,
+    /// age(datfrozenxid)
+    pub frozenxid_age: i64,
+    /// mxid_age(datminmxid)
+    pub minmxid_age: i64,
+}
+
+impl DatabaseStats {
+    /// blks_hit / (blks_hit + blks_read), or None before any block was read.
+    pub fn cache_hit_ratio(&self) -> Option<f64> {
+        let total = self.blks_hit + self.blks_read;
+        (total > 0).then(|| self.blks_hit as f64 / total as f64)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Activity {
+    pub max_connections: i64,
+    pub superuser_reserved_connections: i64,
+    /// Client backends (all databases), pgopt's own connection included.
+    pub total_connections: i64,
+    pub by_state: Vec<StateCount>,
+    /// Backends worth looking at: active, idle in transaction, waiting. pgopt's own left out.
+    pub sessions: Vec<Session>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StateCount {
+    pub state: String,
+    pub wait_event_type: Option<String>,
+    pub wait_event: Option<String>,
+    pub count: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Session {
+    pub pid: i32,
+    pub database: Option<String>,
+    pub user: Option<String>,
+    pub application_name: Option<String>,
+    pub client_addr: Option<String>,
+    pub backend_type: Option<String>,
+    pub state: Option<String>,
+    pub wait_event_type: Option<String>,
+    pub wait_event: Option<String>,
+    /// Seconds since the transaction started.
+    pub xact_age_seconds: Option<f64>,
+    /// Seconds since the current (or last) query started.
+    pub query_age_seconds: Option<f64>,
+    /// Seconds since the state last changed (how long idle in transaction).
+    pub state_age_seconds: Option<f64>,
+    /// age(backend_xmin): how far this backend holds back vacuum.
+    pub backend_xmin_age: Option<i64>,
+    /// pg_blocking_pids(pid)
+    pub blocked_by: Vec<i32>,
+    /// Query text, cut to a bounded length.
+    pub query: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Table {
+    pub oid: u32,
+    pub schema: String,
+    pub name: String,
+    /// pg_class.relkind: r (table), p (partitioned), m (materialized view).
+    pub kind: String,
+    pub heap_bytes: i64,
+    pub indexes_bytes: i64,
+    pub toast_bytes: i64,
+    pub total_bytes: i64,
+    pub reltuples: f64,
+    pub relpages: i64,
+    pub seq_scan: i64,
+    pub seq_tup_read: i64,
+    pub idx_scan: Option<i64>,
+    pub idx_tup_fetch: Option<i64>,
+    pub n_live_tup: i64,
+    pub n_dead_tup: i64,
+    pub n_mod_since_analyze: i64,
+    pub n_ins_since_vacuum: i64,
+    pub last_vacuum: Option<DateTime<Utc>>,
+    pub last_autovacuum: Option<DateTime<Utc>>,
+    pub last_analyze: Option<DateTime<Utc>>,
+    pub last_autoanalyze: Option<DateTime<Utc>>,
+    /// The larger of age(relfrozenxid) of the table and of its TOAST table.
+    pub frozenxid_age: i64,
+    /// The larger of mxid_age(relminmxid) of the table and of its TOAST table.
+    pub minmxid_age: i64,
+    /// pg_class.reloptions as `name=value` (per-table autovacuum settings win over globals).
+    pub reloptions: Vec<String>,
+}
+
+impl Table {
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+
+    /// A per-table storage option (`autovacuum_vacuum_scale_factor`, ...), when set.
+    pub fn reloption(&self, name: &str) -> Option<&str> {
+        self.reloptions.iter().find_map(|opt| {
+            let (k, v) = opt.split_once('=')?;
+            (k == name).then_some(v)
+        })
+    }
+
+    /// The newest of last_vacuum and last_autovacuum.
+    pub fn last_any_vacuum(&self) -> Option<DateTime<Utc>> {
+        self.last_vacuum.max(self.last_autovacuum)
+    }
+
+    /// The newest of last_analyze and last_autoanalyze.
+    pub fn last_any_analyze(&self) -> Option<DateTime<Utc>> {
+        self.last_analyze.max(self.last_autoanalyze)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Index {
+    pub oid: u32,
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    /// pg_get_indexdef()
+    pub definition: String,
+    /// Access method: btree, hash, gin, gist, brin, ...
+    pub access_method: String,
+    /// Key columns, in order; an expression column shows as its expression text.
+    pub key_columns: Vec<String>,
+    /// pg_index.indkey for the key columns (0 marks an expression).
+    pub key_attnums: Vec<i16>,
+    /// INCLUDE columns.
+    pub include_columns: Vec<String>,
+    /// Operator classes of the key columns, by name.
+    pub opclasses: Vec<String>,
+    /// Collation OIDs of the key columns (0 where not collatable).
+    pub collations: Vec<u32>,
+    /// pg_get_expr(indexprs) when the index has expression columns.
+    pub expressions: Option<String>,
+    /// pg_get_expr(indpred) for a partial index.
+    pub predicate: Option<String>,
+    pub size_bytes: i64,
+    pub idx_scan: i64,
+    pub idx_tup_read: i64,
+    pub idx_tup_fetch: i64,
+    pub is_valid: bool,
+    pub is_ready: bool,
+    pub is_unique: bool,
+    pub is_primary: bool,
+    pub is_exclusion: bool,
+    pub is_replica_identity: bool,
+    /// The constraint this index backs, if any.
+    pub constraint_name: Option<String>,
+}
+
+impl Index {
+    pub fn qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.name)
+    }
+    pub fn table_qualified_name(&self) -> String {
+        format!("{}.{}", self.schema, self.table)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ForeignKey {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    pub columns: Vec<String>,
+    pub attnums: Vec<i16>,
+    pub ref_schema: String,
+    pub ref_table: String,
+    pub ref_columns: Vec<String>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Sequence {
+    pub schema: String,
+    pub name: String,
+    /// smallint, integer or bigint.
+    pub data_type: String,
+    /// NULL before first use or without privilege to read it.
+    pub last_value: Option<i64>,
+    pub min_value: i64,
+    pub max_value: i64,
+    pub increment_by: i64,
+    pub cycle: bool,
+    /// The column fed by this sequence (serial, identity, or a nextval() default).
+    pub column: Option<SequenceColumn>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SequenceColumn {
+    pub schema: String,
+    pub table: String,
+    pub column: String,
+    /// smallint, integer, bigint, numeric, ...
+    pub data_type: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Statements {
+    /// Version of the installed pg_stat_statements extension.
+    pub extension_version: String,
+    /// Statements tracked in all (before keeping the top N).
+    pub tracked: i64,
+    /// Sum of total_exec_time over all tracked statements, ms.
+    pub total_exec_time_ms: f64,
+    /// Top statements by total time, then by mean time, deduplicated.
+    pub top: Vec<Statement>,
+    pub stats_reset: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Statement {
+    pub queryid: i64,
+    pub user: Option<String>,
+    pub database: Option<String>,
+    pub query: String,
+    pub calls: i64,
+    pub total_exec_time_ms: f64,
+    pub mean_exec_time_ms: f64,
+    pub stddev_exec_time_ms: f64,
+    pub rows: i64,
+    pub shared_blks_hit: i64,
+    pub shared_blks_read: i64,
+    pub temp_blks_read: i64,
+    pub temp_blks_written: i64,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Replication {
+    pub in_recovery: bool,
+    pub senders: Vec<ReplicationSender>,
+    pub slots: Vec<ReplicationSlot>,
+    /// Set on a standby.
+    pub standby: Option<StandbyStatus>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReplicationSender {
+    pub pid: i32,
+    pub application_name: Option<String>,
+    pub client_addr: Option<String>,
+    pub state: Option<String>,
+    pub sync_state: Option<String>,
+    /// pg_current_wal_lsn() - replay_lsn, bytes.
+    pub replay_lag_bytes: Option<i64>,
+    pub write_lag_seconds: Option<f64>,
+    pub flush_lag_seconds: Option<f64>,
+    pub replay_lag_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct ReplicationSlot {
+    pub name: String,
+    pub slot_type: String,
+    pub active: bool,
+    pub xmin_age: Option<i64>,
+    pub catalog_xmin_age: Option<i64>,
+    /// WAL kept for this slot, bytes.
+    pub retained_bytes: Option<i64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct StandbyStatus {
+    /// receive LSN - replay LSN, bytes.
+    pub replay_gap_bytes: Option<i64>,
+    /// Seconds since the last replayed transaction (raw, not forced to zero).
+    pub last_replay_age_seconds: Option<f64>,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Extensions {
+    pub installed: Vec<InstalledExtension>,
+    /// Extensions the server could install (pg_available_extensions), by name.
+    pub available: Vec<String>,
+    /// shared_preload_libraries, split.
+    pub preloaded: Vec<String>,
+}
+
+impl Extensions {
+    pub fn is_installed(&self, name: &str) -> bool {
+        self.installed.iter().any(|e| e.name == name)
+    }
+    pub fn is_preloaded(&self, name: &str) -> bool {
+        self.preloaded.iter().any(|l| l == name)
+    }
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct InstalledExtension {
+    pub name: String,
+    pub version: String,
+    pub schema: String,
+}
+
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Privileges {
+    pub role: String,
+    pub is_superuser: bool,
+    pub pg_monitor: bool,
+    pub pg_read_all_stats: bool,
+    pub pg_read_all_settings: bool,
+}
+
+impl Privileges {
+    /// Whether the role sees other roles' query texts and activity.
+    pub fn sees_all_stats(&self) -> bool {
+        self.is_superuser || self.pg_monitor || self.pg_read_all_stats
+    }
+}
+
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum SectionState {
+    Collected,
+    Skipped,
+    Failed,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct SectionStatus {
+    pub section: String,
+    pub state: SectionState,
+    /// Why it was skipped or failed.
+    pub reason: Option<String>,
+    /// What to do so that it is collected next time.
+    pub next_step: Option<String>,
+    pub elapsed_ms: f64,
+}
+
+impl Snapshot {
+    /// An empty snapshot of `target`, taken at `collected_at`; collectors fill it in.
+    pub fn new(target: TargetInfo, collected_at: DateTime<Utc>) -> Self {
+        Snapshot {
+            schema_version: SCHEMA_VERSION,
+            pgopt_version: env!("CARGO_PKG_VERSION").to_string(),
+            collected_at,
+            target,
+            server: None,
+            settings: Vec::new(),
+            host: None,
+            databases: Vec::new(),
+            activity: None,
+            tables: Vec::new(),
+            indexes: Vec::new(),
+            foreign_keys: Vec::new(),
+            sequences: Vec::new(),
+            statements: None,
+            replication: None,
+            extensions: Extensions::default(),
+            privileges: None,
+            sections: Vec::new(),
+        }
+    }
+
+    pub fn setting(&self, name: &str) -> Option<&Setting> {
+        self.settings.iter().find(|s| s.name == name)
+    }
+
+    /// A setting parsed as a number (in its own unit), when present and numeric.
+    pub fn setting_f64(&self, name: &str) -> Option<f64> {
+        self.setting(name)?.setting.parse().ok()
+    }
+
+    /// The statistics row of the database pgopt connected to.
+    pub fn current_database(&self) -> Option<&DatabaseStats> {
+        self.databases
+            .iter()
+            .find(|d| d.name == self.target.database)
+    }
+
+    pub fn section(&self, name: &str) -> Option<&SectionStatus> {
+        self.sections.iter().find(|s| s.section == name)
+    }
+
+    pub fn to_json(&self) -> Result<String> {
+        serde_json::to_string_pretty(self).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Parses a saved snapshot, refusing files of another schema version with a clear error.
+    pub fn from_json(text: &str, origin: &str) -> Result<Self> {
+        let value: serde_json::Value =
+            serde_json::from_str(text).map_err(|e| Error::SnapshotFile {
+                path: origin.to_string(),
+                reason: format!(
+                    "not a pgopt snapshot ({e}); was the file cut short? Save it again with `pgopt analyze --save FILE`"
+                ),
+            })?;
+        let version = value
+            .get("schema_version")
+            .and_then(|v| v.as_u64())
+            .ok_or_else(|| Error::SnapshotFile {
+                path: origin.to_string(),
+                reason: "it has no schema_version: not a pgopt snapshot".to_string(),
+            })?;
+        if version > SCHEMA_VERSION as u64 {
+            return Err(Error::SnapshotFile {
+                path: origin.to_string(),
+                reason: format!(
+                    "it is schema version {version}, newer than the {SCHEMA_VERSION} this pgopt {} reads; upgrade pgopt",
+                    env!("CARGO_PKG_VERSION")
+                ),
+            });
+        }
+        if version < SCHEMA_VERSION as u64 {
+            return Err(Error::SnapshotFile {
+                path: origin.to_string(),
+                reason: format!(
+                    "it is schema version {version}, older than {SCHEMA_VERSION}; collect it again"
+                ),
+            });
+        }
+        serde_json::from_value(value).map_err(|e| Error::SnapshotFile {
+            path: origin.to_string(),
+            reason: format!("it does not match schema version {SCHEMA_VERSION}: {e}"),
+        })
+    }
+
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let text = self.to_json()?;
+        // Write beside the target and rename, so a crash never leaves half a file.
+        let tmp = path.with_extension("json.partial");
+        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
+        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+    }
+
+    pub fn load(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        Self::from_json(&text, &path.display().to_string())
+    }
+}
