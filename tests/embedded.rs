@@ -1,0 +1,119 @@
+//! The embedded-cluster module: start from the template, standby and promotion, clean-up.
+
+use std::time::Duration;
+
+use pgopt::embedded::{Cluster, ClusterOptions, Detached};
+
+fn pid_alive(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    unsafe { libc::kill(pid, 0) == 0 }
+}
+
+fn postmaster_pid(c: &Cluster) -> i32 {
+    let text = std::fs::read_to_string(c.data_dir().join("postmaster.pid")).unwrap();
+    text.lines().next().unwrap().trim().parse().unwrap()
+}
+
+#[test]
+fn cluster_starts_with_preloaded_extensions_and_is_removed_on_drop() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    assert_eq!(
+        c.psql("postgres", "SHOW shared_preload_libraries").unwrap(),
+        "pg_stat_statements,auto_explain"
+    );
+    assert_eq!(
+        c.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_extension WHERE extname = 'pg_stat_statements'"
+        )
+        .unwrap(),
+        "1"
+    );
+    // New databases inherit the extension from template1.
+    c.psql("postgres", "CREATE DATABASE app").unwrap();
+    assert_eq!(
+        c.psql("app", "SELECT count(*) FROM pg_stat_statements WHERE false")
+            .unwrap(),
+        "0"
+    );
+    let pid = postmaster_pid(&c);
+    let dir = c.socket_dir().to_path_buf();
+    assert!(pid_alive(pid));
+    drop(c);
+    assert!(!pid_alive(pid), "server still running after drop");
+    assert!(!dir.exists(), "cluster directory left behind");
+}
+
+#[test]
+fn extra_settings_are_applied() {
+    let c = Cluster::start(ClusterOptions {
+        settings: vec![("work_mem".into(), "'7MB'".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    assert_eq!(c.psql("postgres", "SHOW work_mem").unwrap(), "7MB");
+}
+
+#[test]
+fn standby_streams_and_promotes() {
+    let primary = Cluster::start(ClusterOptions::default()).unwrap();
+    primary
+        .psql(
+            "postgres",
+            "CREATE TABLE t (id int); INSERT INTO t VALUES (1), (2)",
+        )
+        .unwrap();
+    let standby = primary.standby().unwrap();
+    assert_eq!(
+        standby
+            .psql("postgres", "SELECT pg_is_in_recovery()")
+            .unwrap(),
+        "t"
+    );
+    primary
+        .psql("postgres", "INSERT INTO t VALUES (3)")
+        .unwrap();
+    let mut seen = String::new();
+    for _ in 0..200 {
+        seen = standby.psql("postgres", "SELECT count(*) FROM t").unwrap();
+        if seen == "3" {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert_eq!(seen, "3", "the standby did not replay the insert");
+    standby.promote().unwrap();
+    assert_eq!(
+        standby
+            .psql("postgres", "SELECT pg_is_in_recovery()")
+            .unwrap(),
+        "f"
+    );
+    standby
+        .psql("postgres", "INSERT INTO t VALUES (4)")
+        .unwrap();
+}
+
+#[test]
+fn killed_cluster_reports_not_running() {
+    let mut c = Cluster::start(ClusterOptions::default()).unwrap();
+    assert!(c.is_running());
+    c.kill();
+    assert!(!c.is_running());
+    assert!(c.psql("postgres", "SELECT 1").is_err());
+}
+
+#[test]
+fn detached_cluster_starts_reports_and_stops() {
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("pg");
+    let d = Detached::new(Some(dir.clone())).unwrap();
+    assert!(!d.status().running);
+    let st = d.start().unwrap();
+    assert!(st.running && st.port.is_some());
+    // Starting again is a no-op that reports the same server.
+    assert_eq!(d.start().unwrap().pid, st.pid);
+    assert!(d.stop().unwrap());
+    assert!(!d.status().running);
+    d.remove().unwrap();
+}
