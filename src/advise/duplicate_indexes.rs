@@ -137,7 +137,7 @@ fn redundant(valid: &[&Index]) -> Vec<Finding> {
         let mut covering: Vec<&&Index> = valid
             .iter()
             .filter(|b| {
-                b.oid != a.oid
+                !std::ptr::eq(**b, *a)
                     && b.schema == a.schema
                     && b.table == a.table
                     && b.access_method == a.access_method

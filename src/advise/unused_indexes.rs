@@ -25,7 +25,7 @@ pub(crate) fn sole_fk_cover(snap: &Snapshot, idx: &Index) -> bool {
             && !snap
                 .indexes
                 .iter()
-                .any(|other| other.oid != idx.oid && fk_indexes::covers(other, fk))
+                .any(|other| !std::ptr::eq(other, idx) && fk_indexes::covers(other, fk))
     })
 }
 
