@@ -1187,3 +1187,87 @@ fn findings_round_trip_through_json() {
     let back: Vec<pgopt::advise::Finding> = serde_json::from_str(&json).unwrap();
     assert_eq!(back, all);
 }
+
+/// Every rule in RULES fires on a snapshot with every problem planted at once, and nothing
+/// outside RULES does: the list and the checks cannot drift apart.
+#[test]
+fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
+    let mut snap = clean_snapshot();
+    {
+        let db = db_mut(&mut snap, "app");
+        db.blks_hit = 900_000;
+        db.blks_read = 100_000;
+        db.temp_bytes = 2 * 1024 * MIB;
+        db.frozenxid_age = 190_000_000;
+        db.minmxid_age = 380_000_000;
+    }
+    {
+        let act = snap.activity.as_mut().unwrap();
+        act.total_connections = 90;
+        let s = &mut act.sessions;
+        s[0].query_age_seconds = Some(700.0);
+        s[0].xact_age_seconds = Some(700.0);
+        s[1].state_age_seconds = Some(120.0);
+        let mut xact = session(150, "idle");
+        xact.xact_age_seconds = Some(2000.0);
+        s.push(xact);
+        let mut waiter = session(151, "active");
+        waiter.blocked_by = vec![102];
+        s.push(waiter);
+    }
+    index_mut(&mut snap, "orders_created_at_idx").idx_scan = 0;
+    index_mut(&mut snap, "orders_created_at_idx").is_valid = false;
+    let mut unused = index("public", "users", "users_created_idx", &[("created_at", 5)]);
+    unused.idx_scan = 0;
+    snap.indexes.push(unused);
+    snap.indexes.push(index(
+        "public",
+        "users",
+        "users_created_idx2",
+        &[("created_at", 5)],
+    ));
+    snap.indexes.push(index(
+        "public",
+        "users",
+        "users_created_name_idx",
+        &[("created_at", 5), ("name", 6)],
+    ));
+    snap.indexes
+        .retain(|i| i.name != "order_items_product_id_idx");
+    {
+        let t = table_mut(&mut snap, "orders");
+        t.seq_scan = 20_000;
+        t.seq_tup_read = 20_000 * 5_000_000;
+        t.idx_scan = Some(10);
+        t.n_dead_tup = 2_000_000;
+        t.last_autovacuum = None;
+        t.n_mod_since_analyze = 3_000_000;
+    }
+    snap.sequences[1].last_value = Some(2_000_000_000);
+    {
+        let st = snap.statements.as_mut().unwrap();
+        st.top.push(statement(9001, 800_000.0, 1_000_000));
+        st.top.push(statement(9002, 30_000.0, 100));
+        st.top[0].temp_blks_written = 10;
+    }
+    let all = run(&snap);
+    let mut fired: Vec<&str> = all.iter().map(|f| f.rule.as_str()).collect();
+    fired.sort_unstable();
+    fired.dedup();
+    // pg_stat_statements rules need it missing, which silences the slow-statement rules:
+    // check them on a second snapshot.
+    let mut no_pss = clean_snapshot();
+    no_pss.statements = None;
+    no_pss.extensions.preloaded.clear();
+    no_pss.extensions.installed.clear();
+    no_pss
+        .settings
+        .retain(|s| s.name != "shared_preload_libraries");
+    let more = run(&no_pss);
+    fired.extend(more.iter().map(|f| f.rule.as_str()));
+    fired.sort_unstable();
+    fired.dedup();
+    let mut listed: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+    listed.sort_unstable();
+    assert_eq!(fired, listed);
+}

@@ -64,12 +64,18 @@ fn keep_rank(idx: &Index) -> u8 {
 }
 
 pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
-    let valid: Vec<&Index> = snap.indexes.iter().filter(|i| i.is_valid).collect();
-    let mut out = duplicates(&valid);
-    out.extend(redundant(&valid));
+    let mut out = Vec::new();
+    let mut tables: Vec<_> = super::indexes_by_table(snap).into_iter().collect();
+    tables.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+    for (_, indexes) in tables {
+        let valid: Vec<&Index> = indexes.into_iter().filter(|i| i.is_valid).collect();
+        out.extend(duplicates(&valid));
+        out.extend(redundant(&valid));
+    }
     out
 }
 
+/// Identical indexes among the valid indexes of one table.
 fn duplicates(valid: &[&Index]) -> Vec<Finding> {
     let mut groups: BTreeMap<Signature<'_>, Vec<&Index>> = BTreeMap::new();
     for idx in valid {
@@ -127,6 +133,7 @@ fn duplicates(valid: &[&Index]) -> Vec<Finding> {
     out
 }
 
+/// Left-prefix indexes among the valid indexes of one table.
 fn redundant(valid: &[&Index]) -> Vec<Finding> {
     let mut out = Vec::new();
     for a in valid {

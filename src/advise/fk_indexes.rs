@@ -38,9 +38,14 @@ pub(crate) fn covers(idx: &Index, fk: &ForeignKey) -> bool {
 }
 
 pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
+    let by_table = super::indexes_by_table(snap);
     snap.foreign_keys
         .iter()
-        .filter(|fk| !snap.indexes.iter().any(|idx| covers(idx, fk)))
+        .filter(|fk| {
+            !by_table
+                .get(&(fk.schema.as_str(), fk.table.as_str()))
+                .is_some_and(|idxs| idxs.iter().any(|idx| covers(idx, fk)))
+        })
         .map(|fk| {
             let table = QualifiedName::new(&fk.schema, &fk.table);
             let columns: Vec<String> = fk.columns.iter().map(|c| Ident::new(c).to_string()).collect();

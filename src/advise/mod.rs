@@ -327,6 +327,21 @@ pub(crate) fn num(v: f64) -> serde_json::Value {
         .unwrap_or(serde_json::Value::Null)
 }
 
+/// Indexes grouped by (schema, table), so that per-table comparisons stay linear in the
+/// number of tables rather than quadratic in the number of indexes.
+pub(crate) fn indexes_by_table(
+    snap: &Snapshot,
+) -> std::collections::HashMap<(&str, &str), Vec<&crate::snapshot::Index>> {
+    let mut map: std::collections::HashMap<(&str, &str), Vec<&crate::snapshot::Index>> =
+        std::collections::HashMap::new();
+    for idx in &snap.indexes {
+        map.entry((idx.schema.as_str(), idx.table.as_str()))
+            .or_default()
+            .push(idx);
+    }
+    map
+}
+
 /// Whether a table has a usable statistics row of its own (tables and materialized views;
 /// partitioned parents keep no row counts).
 pub(crate) fn has_own_storage(kind: &str) -> bool {

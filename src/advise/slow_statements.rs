@@ -44,7 +44,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
     for s in by_total {
         out.push(
-            base(TOTAL_RULE, Severity::Warning, s, share(s), total).message(format!(
+            base(TOTAL_RULE, Severity::Warning, s, share(s), total, format!(
                 "statement {} takes {} of all execution time ({:.0} ms over {} calls, {:.1} ms mean; threshold {})",
                 s.queryid,
                 pct(share(s)),
@@ -57,7 +57,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     }
     for s in by_mean {
         out.push(
-            base(MEAN_RULE, Severity::Info, s, share(s), total).message(format!(
+            base(MEAN_RULE, Severity::Info, s, share(s), total, format!(
                 "statement {} takes {:.1} ms per call on average (threshold {:.0} ms) over {} calls",
                 s.queryid, s.mean_exec_time_ms, th.slow_statement_min_mean_ms, s.calls
             )),
@@ -66,8 +66,15 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     out
 }
 
-fn base(rule: &str, severity: Severity, s: &Statement, share: f64, total: f64) -> Finding {
-    Finding::new(rule, severity, format!("queryid {}", s.queryid), String::new())
+fn base(
+    rule: &str,
+    severity: Severity,
+    s: &Statement,
+    share: f64,
+    total: f64,
+    message: String,
+) -> Finding {
+    Finding::new(rule, severity, format!("queryid {}", s.queryid), message)
         .evidence("queryid", s.queryid)
         .evidence("calls", s.calls)
         .evidence("mean_exec_time_ms", num(s.mean_exec_time_ms))
@@ -83,11 +90,4 @@ fn base(rule: &str, severity: Severity, s: &Statement, share: f64, total: f64) -
             "EXPLAIN (ANALYZE, BUFFERS) it with typical parameters; run `pgopt indexes` for index suggestions on the tables it reads",
         )
         .docs(DOCS)
-}
-
-impl Finding {
-    fn message(mut self, message: String) -> Self {
-        self.message = message;
-        self
-    }
 }

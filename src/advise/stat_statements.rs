@@ -42,13 +42,14 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
     let preloaded = snap.extensions.is_preloaded(EXT) || from_setting.iter().any(|l| l == EXT);
     let installed = snap.extensions.is_installed(EXT);
 
+    let current: Vec<String> = if snap.extensions.preloaded.is_empty() {
+        from_setting
+    } else {
+        snap.extensions.preloaded.clone()
+    };
     let mut out = Vec::new();
     if !preloaded {
-        let mut libs: Vec<String> = if snap.extensions.preloaded.is_empty() {
-            from_setting
-        } else {
-            snap.extensions.preloaded.clone()
-        };
+        let mut libs = current.clone();
         libs.push(EXT.to_string());
         out.push(
             Finding::new(
@@ -57,7 +58,7 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
                 "server",
                 "pg_stat_statements is not in shared_preload_libraries: per-statement timings are not recorded",
             )
-            .evidence("shared_preload_libraries", snap.extensions.preloaded.clone())
+            .evidence("shared_preload_libraries", current)
             .evidence("statements_section_reason", skipped.clone())
             .next_step(
                 "Add pg_stat_statements to shared_preload_libraries and restart the server, then CREATE EXTENSION pg_stat_statements in this database",

@@ -5,9 +5,11 @@
 //! (dropping it would trade this finding for fk_missing_index). The counters are per server:
 //! an index unused here may serve queries on a replica, so stats_reset goes in the evidence.
 
+use std::collections::HashMap;
+
 use super::{bytes, fk_indexes, time_value, Finding, Severity, Thresholds};
 use crate::db::QualifiedName;
-use crate::snapshot::{Index, Snapshot};
+use crate::snapshot::{ForeignKey, Index, Snapshot};
 
 pub const RULE: &str = "unused_index";
 const DOCS: &str =
@@ -18,19 +20,27 @@ pub(crate) fn is_protected(idx: &Index) -> bool {
     idx.is_unique || idx.is_primary || idx.is_exclusion || idx.is_replica_identity
 }
 
-/// Whether `idx` is the only index covering some foreign key.
-pub(crate) fn sole_fk_cover(snap: &Snapshot, idx: &Index) -> bool {
-    snap.foreign_keys.iter().any(|fk| {
+/// Whether `idx` is the only index covering some foreign key (`same_table`: the indexes of
+/// its table, `fks`: the foreign keys of its table).
+fn sole_fk_cover(idx: &Index, same_table: &[&Index], fks: &[&ForeignKey]) -> bool {
+    fks.iter().any(|fk| {
         fk_indexes::covers(idx, fk)
-            && !snap
-                .indexes
+            && !same_table
                 .iter()
-                .any(|other| !std::ptr::eq(other, idx) && fk_indexes::covers(other, fk))
+                .any(|other| !std::ptr::eq(*other, idx) && fk_indexes::covers(other, fk))
     })
 }
 
 pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     let stats_reset = snap.current_database().and_then(|d| d.stats_reset);
+    let by_table = super::indexes_by_table(snap);
+    let mut fks_by_table: HashMap<(&str, &str), Vec<&ForeignKey>> = HashMap::new();
+    for fk in &snap.foreign_keys {
+        fks_by_table
+            .entry((fk.schema.as_str(), fk.table.as_str()))
+            .or_default()
+            .push(fk);
+    }
     snap.indexes
         .iter()
         .filter(|idx| {
@@ -39,7 +49,12 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 && !is_protected(idx)
                 && idx.constraint_name.is_none()
                 && idx.size_bytes >= th.unused_index_min_bytes as i64
-                && !sole_fk_cover(snap, idx)
+                && !fks_by_table
+                    .get(&(idx.schema.as_str(), idx.table.as_str()))
+                    .is_some_and(|fks| {
+                        let same_table = &by_table[&(idx.schema.as_str(), idx.table.as_str())];
+                        sole_fk_cover(idx, same_table, fks)
+                    })
         })
         .map(|idx| {
             let since = match stats_reset {

@@ -154,6 +154,9 @@ fn finding(
 }
 
 /// Sessions and replication slots holding an xmin at least `min_age` old, oldest first.
+/// `min_age` is half the warning age: a holder younger than that cannot keep an object past
+/// the warning once it is vacuumed. For multixacts the same XID holders are named, since the
+/// oldest running transaction also bounds how far multixacts can be frozen.
 fn blockers(snap: &Snapshot, min_age: i64) -> Vec<String> {
     let mut found: Vec<(i64, String)> = Vec::new();
     if let Some(act) = &snap.activity {
