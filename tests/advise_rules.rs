@@ -723,6 +723,11 @@ fn database_xid_age_past_90_percent_of_freeze_max_age_warns() {
     assert_eq!(f.object, "database postgres");
     assert_eq!(ev_i64(&f, "age"), 185_000_000);
     assert_eq!(ev_f64(&f, "autovacuum_freeze_max_age"), 200_000_000.0);
+    assert!(
+        f.next_step.starts_with("Connect to database postgres"),
+        "{}",
+        f.next_step
+    );
     assert_eq!(
         f.docs.as_deref(),
         Some(
@@ -758,6 +763,12 @@ fn table_xid_age_past_1_4_billion_is_critical_and_names_blockers() {
     assert_eq!(
         f.sql.as_deref(),
         Some(r#"VACUUM (FREEZE, VERBOSE) "public"."orders";"#)
+    );
+    assert!(
+        f.next_step
+            .starts_with("End or fix what holds back the horizon first (session pid 102"),
+        "{}",
+        f.next_step
     );
     // Critical findings sort first.
     assert_eq!(all[0].severity, Severity::Critical);

@@ -70,10 +70,11 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 warn_age,
                 &blockers,
             ) {
-                out.push(f.next_step(format!(
-                    "Connect to database {} and vacuum its oldest tables (VACUUM (FREEZE) or `vacuumdb --freeze`), after ending the blockers listed in the evidence; see the per-table findings for the connected database",
+                out.push(f.next_step(capitalized(format!(
+                    "{}connect to database {} and vacuum its oldest tables (VACUUM (FREEZE) or `vacuumdb --freeze`); the per-table findings name them for the connected database",
+                    blockers_first(&blockers),
                     db.name
-                )));
+                ))));
             }
         }
         for t in &snap.tables {
@@ -91,9 +92,10 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 &blockers,
             ) {
                 out.push(
-                    f.next_step(
-                        "Vacuum the table with FREEZE (after ending the blockers listed in the evidence, if any) and check that autovacuum can keep up with it",
-                    )
+                    f.next_step(capitalized(format!(
+                        "{}vacuum the table with FREEZE and check that autovacuum can keep up with it",
+                        blockers_first(&blockers)
+                    )))
                     .sql(format!(
                         "VACUUM (FREEZE, VERBOSE) {};",
                         QualifiedName::new(&t.schema, &t.name)
@@ -103,6 +105,26 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// The start of a next step: end the blockers first, when there are any.
+fn blockers_first(blockers: &[String]) -> String {
+    if blockers.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "End or fix what holds back the horizon first ({}), then ",
+            blockers.join(", ")
+        )
+    }
+}
+
+fn capitalized(text: String) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => text,
+    }
 }
 
 fn finding(
