@@ -1282,3 +1282,20 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
     listed.sort_unstable();
     assert_eq!(fired, listed);
 }
+
+#[test]
+fn invalid_constraint_index_is_reindexed_not_dropped() {
+    let mut snap = clean_snapshot();
+    index_mut(&mut snap, "users_email_key").is_valid = false;
+    let f = single(&snap, "invalid_index");
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"REINDEX INDEX CONCURRENTLY "public"."users_email_key";"#)
+    );
+    snap.server.as_mut().unwrap().version_num = 110_022;
+    let f = single(&snap, "invalid_index");
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"REINDEX INDEX "public"."users_email_key";"#)
+    );
+}

@@ -1,5 +1,8 @@
 //! Invalid indexes: left behind by a failed CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY.
 //! They are maintained on every write but never used for reads.
+//!
+//! The rebuild statement reuses pg_get_indexdef() text: the server wrote it, with every name
+//! already quoted, so it is SQL rather than a raw name.
 
 use super::{bytes, Finding, Severity, Thresholds};
 use crate::db::QualifiedName;
@@ -25,10 +28,19 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
         .filter(|idx| !idx.is_valid)
         .map(|idx| {
             let name = QualifiedName::new(&idx.schema, &idx.name);
-            let (step, sql) = if idx.constraint_name.is_some() {
+            let concurrent_reindex = snap
+                .server
+                .as_ref()
+                .map_or(true, |s| s.version_num >= 120_000);
+            let (step, sql) = if idx.constraint_name.is_some() && concurrent_reindex {
                 (
-                    "It backs a constraint, so rebuild it in place (PostgreSQL 12 or later), unless a REINDEX CONCURRENTLY of it is still running",
+                    "It backs a constraint, so rebuild it in place, unless a REINDEX CONCURRENTLY of it is still running",
                     format!("REINDEX INDEX CONCURRENTLY {name};"),
+                )
+            } else if idx.constraint_name.is_some() {
+                (
+                    "It backs a constraint, so rebuild it in place; before PostgreSQL 12 REINDEX locks out writes to the table, so run it in a quiet window",
+                    format!("REINDEX INDEX {name};"),
                 )
             } else {
                 (
