@@ -1,0 +1,91 @@
+//! Invalid indexes: left behind by a failed CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY.
+//! They are maintained on every write but never used for reads.
+//!
+//! The rebuild statement reuses pg_get_indexdef() text: the server wrote it, with every name
+//! already quoted, so it is SQL rather than a raw name.
+
+use super::{bytes, Finding, Severity, Thresholds};
+use crate::db::QualifiedName;
+use crate::snapshot::Snapshot;
+
+pub const RULE: &str = "invalid_index";
+const DOCS: &str =
+    "https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY";
+
+/// pg_get_indexdef() text (already quoted by the server) rewritten to build concurrently.
+fn concurrent_definition(def: &str) -> String {
+    for prefix in ["CREATE UNIQUE INDEX ", "CREATE INDEX "] {
+        if let Some(rest) = def.strip_prefix(prefix) {
+            return format!("{prefix}CONCURRENTLY {rest}");
+        }
+    }
+    def.to_string()
+}
+
+pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
+    snap.indexes
+        .iter()
+        .filter(|idx| !idx.is_valid)
+        .map(|idx| {
+            let name = QualifiedName::new(&idx.schema, &idx.name);
+            let concurrent_reindex = snap
+                .server
+                .as_ref()
+                .map_or(true, |s| s.version_num >= 120_000);
+            let (step, sql) = if idx.constraint_name.is_some() && concurrent_reindex {
+                (
+                    "It backs a constraint, so rebuild it in place, unless a REINDEX CONCURRENTLY of it is still running",
+                    format!("REINDEX INDEX CONCURRENTLY {name};"),
+                )
+            } else if idx.constraint_name.is_some() {
+                (
+                    "It backs a constraint, so rebuild it in place; before PostgreSQL 12 REINDEX locks out writes to the table, so run it in a quiet window",
+                    format!("REINDEX INDEX {name};"),
+                )
+            } else {
+                (
+                    "Unless a CREATE INDEX CONCURRENTLY of it is still running, drop it and build it again",
+                    format!(
+                        "DROP INDEX CONCURRENTLY {name};\n{};",
+                        concurrent_definition(idx.definition.trim_end_matches(';'))
+                    ),
+                )
+            };
+            Finding::new(
+                RULE,
+                Severity::Warning,
+                idx.qualified_name(),
+                format!(
+                    "index {} on {} is invalid ({}): it slows writes and serves no reads",
+                    idx.qualified_name(),
+                    idx.table_qualified_name(),
+                    bytes(idx.size_bytes)
+                ),
+            )
+            .evidence("size_bytes", idx.size_bytes)
+            .evidence("is_valid", idx.is_valid)
+            .evidence("is_ready", idx.is_ready)
+            .evidence("definition", idx.definition.clone())
+            .next_step(step)
+            .sql(sql)
+            .docs(DOCS)
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::concurrent_definition;
+
+    #[test]
+    fn definitions_become_concurrent() {
+        assert_eq!(
+            concurrent_definition("CREATE INDEX i ON public.t USING btree (a)"),
+            "CREATE INDEX CONCURRENTLY i ON public.t USING btree (a)"
+        );
+        assert_eq!(
+            concurrent_definition("CREATE UNIQUE INDEX i ON public.t USING btree (a)"),
+            "CREATE UNIQUE INDEX CONCURRENTLY i ON public.t USING btree (a)"
+        );
+    }
+}

@@ -1,0 +1,387 @@
+//! The advisors: pure functions from a [`Snapshot`] and [`Thresholds`] to [`Finding`]s.
+//!
+//! Each rule lives in its own file as `fn check(snap, th) -> Vec<Finding>` and reads only the
+//! snapshot: no I/O, no clock (ages are measured against `snap.collected_at`), no server. A
+//! finding names its object, gives the numbers it used (with units in the evidence keys) and
+//! the next step; suggested SQL quotes every name through [`crate::db::ident`].
+//!
+//! Section status (skipped or failed collectors) is the report's business, not a finding,
+//! with one exception: pg_stat_statements missing is a finding because fixing it is advice.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::snapshot::Snapshot;
+
+mod blocking;
+mod cache_hit;
+mod connections;
+mod dead_tuples;
+mod duplicate_indexes;
+mod fk_indexes;
+mod idle_in_transaction;
+mod invalid_indexes;
+mod long_running;
+mod seq_scans;
+mod sequences;
+mod slow_statements;
+mod stale_stats;
+mod stat_statements;
+mod temp_files;
+pub mod thresholds;
+mod unused_indexes;
+mod wraparound;
+
+pub use thresholds::Thresholds;
+
+/// How urgent a finding is. Ordered: `Info < Warning < Critical`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Severity {
+    Info,
+    Warning,
+    Critical,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Info => "info",
+            Severity::Warning => "warning",
+            Severity::Critical => "critical",
+        }
+    }
+}
+
+impl fmt::Display for Severity {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Severity {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "info" => Ok(Severity::Info),
+            "warning" => Ok(Severity::Warning),
+            "critical" => Ok(Severity::Critical),
+            other => Err(format!(
+                "unknown severity {other:?}: expected one of info, warning, critical"
+            )),
+        }
+    }
+}
+
+/// One thing worth doing, with the evidence that led to it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Finding {
+    /// Stable rule id, e.g. `unused_index` (see [`RULES`]).
+    pub rule: String,
+    pub severity: Severity,
+    /// What it is about: `public.users`, `database postgres`, `pid 4242`, `queryid 17`.
+    pub object: String,
+    /// One concrete sentence: the object, the number and the threshold.
+    pub message: String,
+    /// The numbers the rule used; units are in the key names (`size_bytes`, `age_seconds`).
+    pub evidence: BTreeMap<String, serde_json::Value>,
+    pub next_step: String,
+    /// SQL to run, every name quoted.
+    pub sql: Option<String>,
+    /// The PostgreSQL documentation page behind the advice.
+    pub docs: Option<String>,
+}
+
+impl Finding {
+    pub(crate) fn new(
+        rule: &str,
+        severity: Severity,
+        object: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Finding {
+            rule: rule.to_string(),
+            severity,
+            object: object.into(),
+            message: message.into(),
+            evidence: BTreeMap::new(),
+            next_step: String::new(),
+            sql: None,
+            docs: None,
+        }
+    }
+
+    pub(crate) fn evidence(mut self, key: &str, value: impl Into<serde_json::Value>) -> Self {
+        self.evidence.insert(key.to_string(), value.into());
+        self
+    }
+
+    pub(crate) fn next_step(mut self, step: impl Into<String>) -> Self {
+        self.next_step = step.into();
+        self
+    }
+
+    pub(crate) fn sql(mut self, sql: impl Into<String>) -> Self {
+        self.sql = Some(sql.into());
+        self
+    }
+
+    pub(crate) fn docs(mut self, url: &str) -> Self {
+        self.docs = Some(url.to_string());
+        self
+    }
+}
+
+/// A rule id and what it checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct RuleInfo {
+    pub id: &'static str,
+    pub description: &'static str,
+}
+
+/// Every rule pgopt runs, by id.
+pub const RULES: &[RuleInfo] = &[
+    RuleInfo {
+        id: cache_hit::RULE,
+        description: "Buffer cache hit ratio of the current database is low",
+    },
+    RuleInfo {
+        id: connections::RULE,
+        description: "Client connections are close to max_connections",
+    },
+    RuleInfo {
+        id: idle_in_transaction::RULE,
+        description: "Sessions idle in transaction hold locks and hold back vacuum",
+    },
+    RuleInfo {
+        id: long_running::QUERY_RULE,
+        description: "Queries running for a long time",
+    },
+    RuleInfo {
+        id: long_running::XACT_RULE,
+        description: "Transactions open for a long time (holding back vacuum)",
+    },
+    RuleInfo {
+        id: blocking::BLOCKED_RULE,
+        description: "Sessions waiting for a lock held by another session",
+    },
+    RuleInfo {
+        id: blocking::BLOCKING_RULE,
+        description: "Sessions at the root of a lock-wait chain",
+    },
+    RuleInfo {
+        id: unused_indexes::RULE,
+        description: "Indexes never scanned since the statistics reset",
+    },
+    RuleInfo {
+        id: duplicate_indexes::DUPLICATE_RULE,
+        description: "Indexes identical to another index on the same table",
+    },
+    RuleInfo {
+        id: duplicate_indexes::REDUNDANT_RULE,
+        description: "Indexes whose keys are a left prefix of another index's keys",
+    },
+    RuleInfo {
+        id: invalid_indexes::RULE,
+        description: "Invalid indexes left by a failed CREATE INDEX CONCURRENTLY",
+    },
+    RuleInfo {
+        id: fk_indexes::RULE,
+        description: "Foreign keys without an index on the referencing columns",
+    },
+    RuleInfo {
+        id: seq_scans::RULE,
+        description: "Large tables read mostly by sequential scans",
+    },
+    RuleInfo {
+        id: dead_tuples::RULE,
+        description: "Dead tuples past the autovacuum threshold with vacuum overdue",
+    },
+    RuleInfo {
+        id: stale_stats::RULE,
+        description: "Planner statistics never gathered or far out of date",
+    },
+    RuleInfo {
+        id: wraparound::XID_RULE,
+        description: "Transaction ID age approaching wraparound",
+    },
+    RuleInfo {
+        id: wraparound::MULTIXACT_RULE,
+        description: "Multixact ID age approaching wraparound",
+    },
+    RuleInfo {
+        id: sequences::RULE,
+        description: "Sequences close to the limit of their sequence or column type",
+    },
+    RuleInfo {
+        id: temp_files::DATABASE_RULE,
+        description:
+            "Database writing many bytes of temporary files (sorts and hashes spilling to disk)",
+    },
+    RuleInfo {
+        id: temp_files::STATEMENT_RULE,
+        description: "Top statements spilling to temporary files",
+    },
+    RuleInfo {
+        id: stat_statements::NOT_PRELOADED_RULE,
+        description: "pg_stat_statements is not in shared_preload_libraries",
+    },
+    RuleInfo {
+        id: stat_statements::NOT_INSTALLED_RULE,
+        description: "The pg_stat_statements extension is not created in this database",
+    },
+    RuleInfo {
+        id: slow_statements::TOTAL_RULE,
+        description: "Statements taking a large share of total execution time",
+    },
+    RuleInfo {
+        id: slow_statements::MEAN_RULE,
+        description: "Statements with a high mean execution time",
+    },
+];
+
+type Check = fn(&Snapshot, &Thresholds) -> Vec<Finding>;
+
+const CHECKS: &[Check] = &[
+    cache_hit::check,
+    connections::check,
+    idle_in_transaction::check,
+    long_running::check,
+    blocking::check,
+    unused_indexes::check,
+    duplicate_indexes::check,
+    invalid_indexes::check,
+    fk_indexes::check,
+    seq_scans::check,
+    dead_tuples::check,
+    stale_stats::check,
+    wraparound::check,
+    sequences::check,
+    temp_files::check,
+    stat_statements::check,
+    slow_statements::check,
+];
+
+/// Runs every rule; findings sorted by severity (critical first), then rule, then object.
+pub fn advise(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
+    let mut findings: Vec<Finding> = CHECKS.iter().flat_map(|check| check(snap, th)).collect();
+    findings.sort_by(|a, b| {
+        b.severity
+            .cmp(&a.severity)
+            .then_with(|| a.rule.cmp(&b.rule))
+            .then_with(|| a.object.cmp(&b.object))
+    });
+    findings
+}
+
+// ---- helpers shared by the rules ----
+
+/// `12.3 %` from a ratio.
+pub(crate) fn pct(ratio: f64) -> String {
+    format!("{:.1} %", ratio * 100.0)
+}
+
+/// Human size for messages (evidence keeps bytes).
+pub(crate) fn bytes(n: i64) -> String {
+    const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v.abs() >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} bytes")
+    } else {
+        format!("{v:.1} {}", UNITS[unit])
+    }
+}
+
+/// Human duration for messages (evidence keeps seconds).
+pub(crate) fn duration(seconds: f64) -> String {
+    if seconds < 120.0 {
+        format!("{seconds:.0} s")
+    } else if seconds < 7200.0 {
+        format!("{:.1} min", seconds / 60.0)
+    } else if seconds < 172_800.0 {
+        format!("{:.1} h", seconds / 3600.0)
+    } else {
+        format!("{:.1} days", seconds / 86_400.0)
+    }
+}
+
+/// An RFC 3339 timestamp as JSON, or null.
+pub(crate) fn time_value(t: Option<chrono::DateTime<chrono::Utc>>) -> serde_json::Value {
+    t.map(|t| serde_json::Value::String(t.to_rfc3339()))
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// A float as JSON (NaN and infinities become null rather than failing).
+pub(crate) fn num(v: f64) -> serde_json::Value {
+    serde_json::Number::from_f64(v)
+        .map(serde_json::Value::Number)
+        .unwrap_or(serde_json::Value::Null)
+}
+
+/// Indexes grouped by (schema, table), so that per-table comparisons stay linear in the
+/// number of tables rather than quadratic in the number of indexes.
+pub(crate) fn indexes_by_table(
+    snap: &Snapshot,
+) -> std::collections::HashMap<(&str, &str), Vec<&crate::snapshot::Index>> {
+    let mut map: std::collections::HashMap<(&str, &str), Vec<&crate::snapshot::Index>> =
+        std::collections::HashMap::new();
+    for idx in &snap.indexes {
+        map.entry((idx.schema.as_str(), idx.table.as_str()))
+            .or_default()
+            .push(idx);
+    }
+    map
+}
+
+/// Whether a table has a usable statistics row of its own (tables and materialized views;
+/// partitioned parents keep no row counts).
+pub(crate) fn has_own_storage(kind: &str) -> bool {
+    matches!(kind, "r" | "m" | "t" | "")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn severity_orders_and_parses() {
+        assert!(Severity::Info < Severity::Warning && Severity::Warning < Severity::Critical);
+        assert_eq!("Critical".parse::<Severity>(), Ok(Severity::Critical));
+        let err = "urgent".parse::<Severity>().unwrap_err();
+        assert!(err.contains("info, warning, critical"), "{err}");
+        assert_eq!(
+            serde_json::to_string(&Severity::Warning).unwrap(),
+            "\"warning\""
+        );
+    }
+
+    #[test]
+    fn every_check_has_a_rule_and_ids_are_unique() {
+        let mut ids: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+        ids.sort_unstable();
+        let n = ids.len();
+        ids.dedup();
+        assert_eq!(ids.len(), n, "duplicate rule ids");
+        assert!(ids
+            .iter()
+            .all(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+    }
+
+    #[test]
+    fn human_units() {
+        assert_eq!(bytes(512), "512 bytes");
+        assert_eq!(bytes(3 * 1024 * 1024), "3.0 MB");
+        assert_eq!(pct(0.912), "91.2 %");
+        assert_eq!(duration(90.0), "90 s");
+        assert_eq!(duration(900.0), "15.0 min");
+    }
+}

@@ -1,0 +1,74 @@
+//! Temporary-file spills: sorts and hashes that did not fit in work_mem.
+//!
+//! For the connected database from pg_stat_database (temp_bytes since the stats reset), and
+//! for the top statements of pg_stat_statements that wrote temporary blocks.
+
+use super::{bytes, num, time_value, Finding, Severity, Thresholds};
+use crate::snapshot::Snapshot;
+
+pub const DATABASE_RULE: &str = "temp_file_spills";
+pub const STATEMENT_RULE: &str = "statement_temp_spill";
+const DOCS: &str =
+    "https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM";
+
+pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let work_mem_kb = snap.setting_f64("work_mem");
+    if let Some(db) = snap.current_database() {
+        if db.temp_bytes >= th.temp_bytes_warning as i64 && db.temp_bytes > 0 {
+            out.push(
+                Finding::new(
+                    DATABASE_RULE,
+                    Severity::Warning,
+                    format!("database {}", db.name),
+                    format!(
+                        "database {} wrote {} to {} temporary files since the statistics reset (threshold {})",
+                        db.name,
+                        bytes(db.temp_bytes),
+                        db.temp_files,
+                        bytes(th.temp_bytes_warning as i64)
+                    ),
+                )
+                .evidence("temp_bytes", db.temp_bytes)
+                .evidence("temp_files", db.temp_files)
+                .evidence("threshold_bytes", th.temp_bytes_warning)
+                .evidence("work_mem_kb", work_mem_kb.map(num))
+                .evidence("stats_reset", time_value(db.stats_reset))
+                .next_step(
+                    "Find the statements that spill (statement_temp_spill findings, or log_temp_files) and raise work_mem for them (SET work_mem in their session or ALTER ROLE ... SET work_mem) rather than globally: work_mem is per sort/hash node per backend",
+                )
+                .docs(DOCS),
+            );
+        }
+    }
+    let block_size = snap.setting_f64("block_size").unwrap_or(8192.0) as i64;
+    if let Some(st) = &snap.statements {
+        for s in st.top.iter().filter(|s| s.temp_blks_written > 0) {
+            let written = s.temp_blks_written.saturating_mul(block_size);
+            out.push(
+                Finding::new(
+                    STATEMENT_RULE,
+                    Severity::Info,
+                    format!("queryid {}", s.queryid),
+                    format!(
+                        "statement {} wrote {} of temporary files over {} calls",
+                        s.queryid,
+                        bytes(written),
+                        s.calls
+                    ),
+                )
+                .evidence("temp_blks_written", s.temp_blks_written)
+                .evidence("temp_bytes_written", written)
+                .evidence("calls", s.calls)
+                .evidence("mean_exec_time_ms", num(s.mean_exec_time_ms))
+                .evidence("work_mem_kb", work_mem_kb.map(num))
+                .evidence("query", s.query.clone())
+                .next_step(
+                    "EXPLAIN (ANALYZE, BUFFERS) it to find the sort or hash that spills, and raise work_mem for this query's session or role (or add an index that avoids the sort)",
+                )
+                .docs(DOCS),
+            );
+        }
+    }
+    out
+}

@@ -1,0 +1,238 @@
+//! The numbers the rules compare against, each named, documented and overridable.
+//!
+//! Every field cites the PostgreSQL documentation its meaning comes from. `pgopt` takes
+//! overrides as `--threshold name=value` through [`Thresholds::set`]; ratios are fractions
+//! (`0.99`, not `99`), durations seconds, sizes bytes.
+
+/// Declares the struct, its `Default`, `names()` and `set()` from one list, so a threshold
+/// cannot be added to one and forgotten in another.
+macro_rules! thresholds {
+    ($( $(#[$doc:meta])* $name:ident : $ty:ty = $default:expr, $desc:literal; )*) => {
+        /// Thresholds of every rule. See [`Thresholds::names`] for the list with defaults.
+        #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+        #[serde(default)]
+        pub struct Thresholds {
+            $( $(#[$doc])* pub $name: $ty, )*
+        }
+
+        impl Default for Thresholds {
+            fn default() -> Self {
+                Thresholds { $( $name: $default, )* }
+            }
+        }
+
+        impl Thresholds {
+            /// Every threshold: name, default value, description.
+            pub fn names() -> Vec<(&'static str, String, &'static str)> {
+                let d = Thresholds::default();
+                vec![ $( (stringify!($name), d.$name.to_string(), $desc), )* ]
+            }
+
+            /// Overrides one threshold by field name, e.g. `set("long_query_warning_seconds", "30")`.
+            pub fn set(&mut self, name: &str, value: &str) -> Result<(), String> {
+                match name.trim() {
+                    $( stringify!($name) => {
+                        self.$name = parse_value::<$ty>(name, value)?;
+                        Ok(())
+                    } )*
+                    other => Err(format!(
+                        "unknown threshold {other:?}; valid names: {}",
+                        [$( stringify!($name) ),*].join(", ")
+                    )),
+                }
+            }
+        }
+    };
+}
+
+/// A threshold value: a finite, non-negative number. Underscores are allowed (`1_048_576`).
+trait ThresholdValue: Sized {
+    fn parse_threshold(text: &str) -> Option<Self>;
+}
+
+impl ThresholdValue for f64 {
+    fn parse_threshold(text: &str) -> Option<Self> {
+        text.parse::<f64>()
+            .ok()
+            .filter(|v| v.is_finite() && *v >= 0.0)
+    }
+}
+
+impl ThresholdValue for u64 {
+    fn parse_threshold(text: &str) -> Option<Self> {
+        text.parse().ok()
+    }
+}
+
+impl ThresholdValue for usize {
+    fn parse_threshold(text: &str) -> Option<Self> {
+        text.parse().ok()
+    }
+}
+
+fn parse_value<T: ThresholdValue>(name: &str, value: &str) -> Result<T, String> {
+    let cleaned: String = value.trim().chars().filter(|c| *c != '_').collect();
+    T::parse_threshold(&cleaned).ok_or_else(|| {
+        format!(
+            "threshold {name}: {value:?} is not a valid value (expected a non-negative {})",
+            std::any::type_name::<T>()
+                .replace("f64", "number")
+                .replace("u64", "whole number")
+                .replace("usize", "whole number")
+        )
+    })
+}
+
+const MIB: u64 = 1024 * 1024;
+const GIB: u64 = 1024 * MIB;
+
+thresholds! {
+    /// Warn when the current database's cache hit ratio (blks_hit / (blks_hit + blks_read)) is
+    /// below this. <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-DATABASE-VIEW>
+    cache_hit_ratio_warning: f64 = 0.99, "warn when the cache hit ratio is below this (fraction)";
+    /// Critical below this cache hit ratio.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-DATABASE-VIEW>
+    cache_hit_ratio_critical: f64 = 0.95, "critical when the cache hit ratio is below this (fraction)";
+    /// The ratio is judged only once blks_hit + blks_read reaches this many blocks: right
+    /// after a restart or stats reset it says nothing.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-DATABASE-VIEW>
+    cache_hit_min_blocks: u64 = 100_000, "blocks read or hit before the cache hit ratio is judged";
+
+    /// Warn when client connections reach this share of max_connections minus the reserved
+    /// slots. <https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-MAX-CONNECTIONS>
+    connections_warning_ratio: f64 = 0.80, "warn when connections use this share of the available slots";
+    /// Critical at this share of the available connection slots.
+    /// <https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-SUPERUSER-RESERVED-CONNECTIONS>
+    connections_critical_ratio: f64 = 0.95, "critical when connections use this share of the available slots";
+
+    /// Warn when a session has been idle in transaction this long.
+    /// <https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-IDLE-IN-TRANSACTION-SESSION-TIMEOUT>
+    idle_in_transaction_warning_seconds: f64 = 60.0, "warn when a session is idle in transaction this long (s)";
+    /// Critical when idle in transaction this long.
+    /// <https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-IDLE-IN-TRANSACTION-SESSION-TIMEOUT>
+    idle_in_transaction_critical_seconds: f64 = 600.0, "critical when a session is idle in transaction this long (s)";
+
+    /// Warn when an active query has run this long.
+    /// <https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT>
+    long_query_warning_seconds: f64 = 60.0, "warn when an active query runs this long (s)";
+    /// Critical when an active query has run this long.
+    /// <https://www.postgresql.org/docs/current/runtime-config-client.html#GUC-STATEMENT-TIMEOUT>
+    long_query_critical_seconds: f64 = 600.0, "critical when an active query runs this long (s)";
+    /// Warn when a transaction has been open this long: it holds back vacuum's cleanup horizon.
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-SPACE-RECOVERY>
+    long_transaction_warning_seconds: f64 = 600.0, "warn when a transaction is open this long (s)";
+    /// Critical when a transaction has been open this long.
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-SPACE-RECOVERY>
+    long_transaction_critical_seconds: f64 = 3600.0, "critical when a transaction is open this long (s)";
+
+    /// A root blocker holding up this many sessions (directly or through a chain) is critical.
+    /// <https://www.postgresql.org/docs/current/functions-info.html#FUNCTIONS-INFO-SESSION-TABLE>
+    blocking_critical_sessions: u64 = 5, "a blocker holding up this many sessions is critical";
+
+    /// Indexes smaller than this are not reported as unused (tiny indexes are noise).
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-INDEXES-VIEW>
+    unused_index_min_bytes: u64 = MIB, "smallest index reported as unused (bytes)";
+
+    /// Tables whose heap is smaller than this are not reported for sequential scans.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW>
+    seq_scan_min_table_bytes: u64 = 10 * MIB, "smallest table (heap bytes) reported for sequential scans";
+    /// Report when sequential scans are more than this share of all scans of the table.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW>
+    seq_scan_min_share: f64 = 0.5, "report when seq_scan / (seq_scan + idx_scan) exceeds this";
+    /// ... and each sequential scan read at least this many rows on average.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW>
+    seq_scan_min_rows_per_scan: f64 = 10_000.0, "report when seq_tup_read / seq_scan is at least this";
+    /// ... and the table was sequentially scanned at least this many times (one pg_dump is not a pattern).
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW>
+    seq_scan_min_scans: u64 = 50, "report only tables sequentially scanned at least this often";
+
+    /// Dead tuples past the autovacuum threshold are reported only when the last vacuum is
+    /// older than this (or never happened): then autovacuum is behind.
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#AUTOVACUUM>
+    vacuum_overdue_seconds: f64 = 86_400.0, "dead tuples past the threshold matter when the last vacuum is older than this (s)";
+
+    /// Statistics are stale when n_mod_since_analyze exceeds this multiple of the autoanalyze
+    /// threshold (autovacuum_analyze_threshold + autovacuum_analyze_scale_factor × reltuples).
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-STATISTICS>
+    stale_stats_factor: f64 = 2.0, "stale when modifications since analyze exceed this multiple of the autoanalyze threshold";
+
+    /// Warn when a database's or table's XID age reaches this share of autovacuum_freeze_max_age.
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-WRAPAROUND>
+    xid_age_warning_ratio: f64 = 0.90, "warn at this share of autovacuum_freeze_max_age";
+    /// Critical at this XID age (wraparound stops the server about 2^31 XIDs out).
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-WRAPAROUND>
+    xid_age_critical: u64 = 1_400_000_000, "critical at this XID age";
+    /// Warn when the multixact age reaches this share of autovacuum_multixact_freeze_max_age.
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-MULTIXACT-WRAPAROUND>
+    multixact_age_warning_ratio: f64 = 0.90, "warn at this share of autovacuum_multixact_freeze_max_age";
+    /// Critical at this multixact age.
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-MULTIXACT-WRAPAROUND>
+    multixact_age_critical: u64 = 1_400_000_000, "critical at this multixact age";
+
+    /// Warn when a sequence has used this share of its limit (sequence or column type).
+    /// <https://www.postgresql.org/docs/current/datatype-numeric.html#DATATYPE-INT>
+    sequence_warning_ratio: f64 = 0.75, "warn when a sequence used this share of its limit";
+    /// Critical at this share of the limit.
+    /// <https://www.postgresql.org/docs/current/sql-altersequence.html>
+    sequence_critical_ratio: f64 = 0.90, "critical when a sequence used this share of its limit";
+
+    /// Warn when the current database wrote this many bytes of temporary files since the stats reset.
+    /// <https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM>
+    temp_bytes_warning: u64 = GIB, "warn when the database wrote this many temp file bytes";
+
+    /// A statement taking this share of all execution time is reported.
+    /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
+    slow_statement_min_total_share: f64 = 0.10, "report statements taking this share of total execution time";
+    /// A statement with at least this mean execution time (ms) is reported.
+    /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
+    slow_statement_min_mean_ms: f64 = 100.0, "report statements with this mean execution time (ms)";
+    /// At most this many statements per list (by total time, by mean time).
+    /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
+    slow_statement_limit: usize = 5, "at most this many statements reported per list";
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn set_overrides_by_name() {
+        let mut th = Thresholds::default();
+        th.set("long_query_warning_seconds", "30").unwrap();
+        assert_eq!(th.long_query_warning_seconds, 30.0);
+        th.set("unused_index_min_bytes", "2_097_152").unwrap();
+        assert_eq!(th.unused_index_min_bytes, 2 * MIB);
+        th.set("slow_statement_limit", "3").unwrap();
+        assert_eq!(th.slow_statement_limit, 3);
+    }
+
+    #[test]
+    fn set_rejects_unknown_names_listing_valid_ones() {
+        let err = Thresholds::default().set("cache_hit", "0.5").unwrap_err();
+        assert!(err.contains("unknown threshold"), "{err}");
+        assert!(err.contains("cache_hit_ratio_warning"), "{err}");
+    }
+
+    #[test]
+    fn set_rejects_bad_values() {
+        let mut th = Thresholds::default();
+        assert!(th.set("cache_hit_ratio_warning", "abc").is_err());
+        assert!(th.set("cache_hit_ratio_warning", "-1").is_err());
+        assert!(th.set("cache_hit_ratio_warning", "NaN").is_err());
+        assert!(th.set("unused_index_min_bytes", "1.5").is_err());
+        assert_eq!(th, Thresholds::default(), "failed sets change nothing");
+    }
+
+    #[test]
+    fn names_lists_every_field_with_its_default() {
+        let names = Thresholds::names();
+        let json = serde_json::to_value(Thresholds::default()).unwrap();
+        assert_eq!(names.len(), json.as_object().unwrap().len());
+        let (_, default, desc) = names
+            .iter()
+            .find(|(n, _, _)| *n == "cache_hit_ratio_warning")
+            .unwrap();
+        assert_eq!(default, "0.99");
+        assert!(!desc.is_empty());
+    }
+}

@@ -1,0 +1,207 @@
+//! Transaction-ID and multixact-ID wraparound.
+//!
+//! Per database (age(datfrozenxid), mxid_age(datminmxid)) and per table of the connected
+//! database (TOAST included). Warning at `*_warning_ratio` × autovacuum_freeze_max_age (or
+//! autovacuum_multixact_freeze_max_age); critical from `*_critical` (PostgreSQL stops assigning
+//! IDs a little before 2^31). Likely blockers named: sessions holding an old backend_xmin and
+//! replication slots holding an old xmin or catalog_xmin.
+
+use super::{num, pct, Finding, Severity, Thresholds};
+use crate::db::QualifiedName;
+use crate::snapshot::Snapshot;
+
+pub const XID_RULE: &str = "xid_wraparound";
+pub const MULTIXACT_RULE: &str = "multixact_wraparound";
+const XID_DOCS: &str =
+    "https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-WRAPAROUND";
+const MULTIXACT_DOCS: &str =
+    "https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-MULTIXACT-WRAPAROUND";
+
+/// 2^31: the distance at which IDs wrap around.
+const WRAP_LIMIT: i64 = 1 << 31;
+
+struct Kind {
+    rule: &'static str,
+    docs: &'static str,
+    what: &'static str,
+    setting: &'static str,
+    default_max_age: f64,
+    warning_ratio: f64,
+    critical_age: i64,
+}
+
+pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
+    let xid = Kind {
+        rule: XID_RULE,
+        docs: XID_DOCS,
+        what: "transaction ID",
+        setting: "autovacuum_freeze_max_age",
+        default_max_age: 200_000_000.0,
+        warning_ratio: th.xid_age_warning_ratio,
+        critical_age: th.xid_age_critical as i64,
+    };
+    let mxid = Kind {
+        rule: MULTIXACT_RULE,
+        docs: MULTIXACT_DOCS,
+        what: "multixact ID",
+        setting: "autovacuum_multixact_freeze_max_age",
+        default_max_age: 400_000_000.0,
+        warning_ratio: th.multixact_age_warning_ratio,
+        critical_age: th.multixact_age_critical as i64,
+    };
+    let mut out = Vec::new();
+    for (kind, is_xid) in [(xid, true), (mxid, false)] {
+        let max_age = snap
+            .setting_f64(kind.setting)
+            .unwrap_or(kind.default_max_age);
+        let warn_age = kind.warning_ratio * max_age;
+        let blockers = blockers(snap, (warn_age / 2.0) as i64);
+        for db in &snap.databases {
+            let age = if is_xid {
+                db.frozenxid_age
+            } else {
+                db.minmxid_age
+            };
+            if let Some(f) = finding(
+                &kind,
+                &format!("database {}", db.name),
+                age,
+                max_age,
+                warn_age,
+                &blockers,
+            ) {
+                out.push(f.next_step(capitalized(format!(
+                    "{}connect to database {} and vacuum its oldest tables (VACUUM (FREEZE) or `vacuumdb --freeze`); the per-table findings name them for the connected database",
+                    blockers_first(&blockers),
+                    db.name
+                ))));
+            }
+        }
+        for t in &snap.tables {
+            let age = if is_xid {
+                t.frozenxid_age
+            } else {
+                t.minmxid_age
+            };
+            if let Some(f) = finding(
+                &kind,
+                &t.qualified_name(),
+                age,
+                max_age,
+                warn_age,
+                &blockers,
+            ) {
+                out.push(
+                    f.next_step(capitalized(format!(
+                        "{}vacuum the table with FREEZE and check that autovacuum can keep up with it",
+                        blockers_first(&blockers)
+                    )))
+                    .sql(format!(
+                        "VACUUM (FREEZE, VERBOSE) {};",
+                        QualifiedName::new(&t.schema, &t.name)
+                    )),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// The start of a next step: end the blockers first, when there are any.
+fn blockers_first(blockers: &[String]) -> String {
+    if blockers.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "End or fix what holds back the horizon first ({}), then ",
+            blockers.join(", ")
+        )
+    }
+}
+
+fn capitalized(text: String) -> String {
+    let mut chars = text.chars();
+    match chars.next() {
+        Some(first) => first.to_uppercase().chain(chars).collect(),
+        None => text,
+    }
+}
+
+fn finding(
+    kind: &Kind,
+    object: &str,
+    age: i64,
+    max_age: f64,
+    warn_age: f64,
+    blockers: &[String],
+) -> Option<Finding> {
+    let (severity, limit_text) = if age >= kind.critical_age {
+        (
+            Severity::Critical,
+            format!("critical from {}", kind.critical_age),
+        )
+    } else if age as f64 >= warn_age {
+        (
+            Severity::Warning,
+            format!(
+                "warning from {:.0}, {} of {} {:.0}",
+                warn_age,
+                pct(kind.warning_ratio),
+                kind.setting,
+                max_age
+            ),
+        )
+    } else {
+        return None;
+    };
+    let mut message = format!(
+        "{object} has {} age {age} ({limit_text}); {} IDs are left before wraparound",
+        kind.what,
+        WRAP_LIMIT - age
+    );
+    if !blockers.is_empty() {
+        message.push_str(&format!("; likely held back by {}", blockers.join(", ")));
+    }
+    Some(
+        Finding::new(kind.rule, severity, object, message)
+            .evidence("age", age)
+            .evidence(kind.setting, num(max_age))
+            .evidence("ratio_of_freeze_max_age", num(age as f64 / max_age))
+            .evidence("warning_age", num(warn_age))
+            .evidence("critical_age", kind.critical_age)
+            .evidence("ids_left_to_wraparound", WRAP_LIMIT - age)
+            .evidence("likely_blockers", blockers.to_vec())
+            .docs(kind.docs),
+    )
+}
+
+/// Sessions and replication slots holding an xmin at least `min_age` old, oldest first.
+/// `min_age` is half the warning age: a holder younger than that cannot keep an object past
+/// the warning once it is vacuumed. For multixacts the same XID holders are named, since the
+/// oldest running transaction also bounds how far multixacts can be frozen.
+fn blockers(snap: &Snapshot, min_age: i64) -> Vec<String> {
+    let mut found: Vec<(i64, String)> = Vec::new();
+    if let Some(act) = &snap.activity {
+        for s in &act.sessions {
+            if let Some(age) = s.backend_xmin_age.filter(|a| *a >= min_age) {
+                found.push((
+                    age,
+                    format!("session pid {} (backend_xmin age {age})", s.pid),
+                ));
+            }
+        }
+    }
+    if let Some(rep) = &snap.replication {
+        for slot in &rep.slots {
+            let age = slot.xmin_age.max(slot.catalog_xmin_age);
+            if let Some(age) = age.filter(|a| *a >= min_age) {
+                found.push((
+                    age,
+                    format!("replication slot {} (xmin age {age})", slot.name),
+                ));
+            }
+        }
+    }
+    found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
+    found.into_iter().map(|(_, s)| s).collect()
+}

@@ -1,0 +1,1301 @@
+//! Every advisor rule on snapshots built in code: the clean snapshot gives no findings; each
+//! rule fires on its planted problem (right id, object, severity, evidence) and stays silent on
+//! the near miss that usually fools such checks.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+use pgopt::advise::{advise, Severity, Thresholds, RULES};
+use pgopt::snapshot::{SectionState, Snapshot};
+
+// ---------- the clean snapshot ----------
+
+#[test]
+fn clean_snapshot_has_no_findings() {
+    let findings = run(&clean_snapshot());
+    assert!(
+        findings.is_empty(),
+        "clean snapshot produced: {findings:#?}"
+    );
+}
+
+const FIXTURE: &str = "tests/fixtures/clean_snapshot.json";
+
+/// The saved fixture is the clean snapshot; `PGOPT_BLESS=1 cargo test` rewrites it.
+#[test]
+fn clean_fixture_loads_and_has_no_findings() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(FIXTURE);
+    if std::env::var_os("PGOPT_BLESS").is_some() {
+        clean_snapshot().save(&path).unwrap();
+    }
+    let loaded = Snapshot::load(&path).expect("fixture loads");
+    assert_eq!(
+        loaded,
+        clean_snapshot(),
+        "fixture drifted: rerun with PGOPT_BLESS=1"
+    );
+    let findings = advise(&loaded, &Thresholds::default());
+    assert!(findings.is_empty(), "fixture produced: {findings:#?}");
+}
+
+// ---------- cache hit ratio ----------
+
+#[test]
+fn cache_hit_ratio_below_99_percent_warns() {
+    let mut snap = clean_snapshot();
+    let db = db_mut(&mut snap, "app");
+    db.blks_hit = 970_000;
+    db.blks_read = 30_000;
+    let f = single(&snap, "cache_hit_ratio");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "database app");
+    assert!((ev_f64(&f, "ratio") - 0.97).abs() < 1e-9);
+    assert!(
+        f.message.contains("97.0 %") && f.message.contains("99.0 %"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn cache_hit_ratio_below_95_percent_is_critical() {
+    let mut snap = clean_snapshot();
+    let db = db_mut(&mut snap, "app");
+    db.blks_hit = 912_000;
+    db.blks_read = 88_000;
+    let f = single(&snap, "cache_hit_ratio");
+    assert_eq!(f.severity, Severity::Critical);
+    assert!(f.message.contains("91.2 %"), "{}", f.message);
+}
+
+#[test]
+fn cache_hit_ratio_ignored_with_too_few_blocks() {
+    let mut snap = clean_snapshot();
+    let db = db_mut(&mut snap, "app");
+    db.blks_hit = 500;
+    db.blks_read = 500;
+    assert_silent(&snap, "cache_hit_ratio");
+}
+
+#[test]
+fn cache_hit_ratio_of_other_databases_is_not_judged() {
+    let mut snap = clean_snapshot();
+    let db = db_mut(&mut snap, "postgres");
+    db.blks_hit = 100_000;
+    db.blks_read = 900_000;
+    assert_silent(&snap, "cache_hit_ratio");
+}
+
+// ---------- connections ----------
+
+#[test]
+fn connections_near_max_warns_at_80_percent_of_available_slots() {
+    let mut snap = clean_snapshot();
+    snap.activity.as_mut().unwrap().total_connections = 80; // 80 / 97 = 82 %
+    let f = single(&snap, "connections_near_max");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(ev_i64(&f, "available_connections"), 97);
+    assert_eq!(ev_i64(&f, "total_connections"), 80);
+}
+
+#[test]
+fn connections_near_max_critical_at_95_percent() {
+    let mut snap = clean_snapshot();
+    snap.activity.as_mut().unwrap().total_connections = 93; // 95.9 %
+    assert_eq!(
+        single(&snap, "connections_near_max").severity,
+        Severity::Critical
+    );
+}
+
+#[test]
+fn connections_just_below_80_percent_is_quiet() {
+    let mut snap = clean_snapshot();
+    snap.activity.as_mut().unwrap().total_connections = 77; // 79.4 %
+    assert_silent(&snap, "connections_near_max");
+}
+
+// ---------- idle in transaction ----------
+
+#[test]
+fn idle_in_transaction_for_two_minutes_warns_with_terminate_sql() {
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap)
+        .iter_mut()
+        .find(|s| s.pid == 102)
+        .unwrap();
+    s.state_age_seconds = Some(120.0);
+    s.xact_age_seconds = Some(130.0);
+    let f = single(&snap, "idle_in_transaction");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "pid 102");
+    assert_eq!(ev_f64(&f, "state_age_seconds"), 120.0);
+    assert_eq!(f.sql.as_deref(), Some("SELECT pg_terminate_backend(102);"));
+    assert!(f.next_step.contains("idle_in_transaction_session_timeout"));
+}
+
+#[test]
+fn idle_in_transaction_aborted_for_an_hour_is_critical() {
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap)
+        .iter_mut()
+        .find(|s| s.pid == 102)
+        .unwrap();
+    s.state = Some("idle in transaction (aborted)".to_string());
+    s.state_age_seconds = Some(3600.0);
+    s.xact_age_seconds = Some(3700.0);
+    let f = single(&snap, "idle_in_transaction");
+    assert_eq!(f.severity, Severity::Critical);
+    // Reported once, not again as a long transaction.
+    assert_silent(&snap, "long_transaction");
+}
+
+#[test]
+fn idle_session_outside_a_transaction_is_not_idle_in_transaction() {
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap)
+        .iter_mut()
+        .find(|s| s.pid == 102)
+        .unwrap();
+    s.state = Some("idle".to_string());
+    s.state_age_seconds = Some(7200.0);
+    assert_silent(&snap, "idle_in_transaction");
+}
+
+// ---------- long queries and transactions ----------
+
+#[test]
+fn long_running_query_warns_after_a_minute() {
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap)
+        .iter_mut()
+        .find(|s| s.pid == 101)
+        .unwrap();
+    s.query_age_seconds = Some(95.0);
+    s.xact_age_seconds = Some(95.0);
+    let f = single(&snap, "long_running_query");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "pid 101");
+    assert_eq!(ev_f64(&f, "query_age_seconds"), 95.0);
+    assert_eq!(f.sql.as_deref(), Some("SELECT pg_cancel_backend(101);"));
+}
+
+#[test]
+fn long_running_query_critical_after_ten_minutes_and_not_double_reported() {
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap)
+        .iter_mut()
+        .find(|s| s.pid == 101)
+        .unwrap();
+    s.query_age_seconds = Some(4000.0);
+    s.xact_age_seconds = Some(4000.0);
+    assert_eq!(
+        single(&snap, "long_running_query").severity,
+        Severity::Critical
+    );
+    assert_silent(&snap, "long_transaction");
+}
+
+#[test]
+fn autovacuum_worker_running_long_is_not_reported() {
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap)
+        .iter_mut()
+        .find(|s| s.pid == 101)
+        .unwrap();
+    s.backend_type = Some("autovacuum worker".to_string());
+    s.query_age_seconds = Some(4000.0);
+    s.xact_age_seconds = Some(4000.0);
+    assert_silent(&snap, "long_running_query");
+    assert_silent(&snap, "long_transaction");
+}
+
+#[test]
+fn long_transaction_of_many_short_queries_warns() {
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap)
+        .iter_mut()
+        .find(|s| s.pid == 101)
+        .unwrap();
+    s.query_age_seconds = Some(2.0);
+    s.xact_age_seconds = Some(1200.0);
+    let f = single(&snap, "long_transaction");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "pid 101");
+    assert_eq!(ev_f64(&f, "xact_age_seconds"), 1200.0);
+    assert_silent(&snap, "long_running_query");
+}
+
+#[test]
+fn transaction_open_five_minutes_is_not_long() {
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap)
+        .iter_mut()
+        .find(|s| s.pid == 101)
+        .unwrap();
+    s.xact_age_seconds = Some(300.0);
+    assert_silent(&snap, "long_transaction");
+}
+
+// ---------- blocking ----------
+
+fn lock_chain(extra_waiters: i32) -> Snapshot {
+    let mut snap = clean_snapshot();
+    let sessions = sessions_mut(&mut snap);
+    // 102 (idle in transaction) holds a lock; 200 waits on it; 300 waits on 200.
+    let mut a = session(200, "active");
+    a.blocked_by = vec![102];
+    a.wait_event_type = Some("Lock".to_string());
+    a.wait_event = Some("relation".to_string());
+    a.state_age_seconds = Some(40.0);
+    let mut b = session(300, "active");
+    b.blocked_by = vec![200];
+    sessions.push(a);
+    sessions.push(b);
+    for i in 0..extra_waiters {
+        let mut w = session(400 + i, "active");
+        w.blocked_by = vec![102];
+        sessions.push(w);
+    }
+    snap
+}
+
+#[test]
+fn blocked_sessions_name_their_blockers_and_the_root_counts_the_chain() {
+    let snap = lock_chain(0);
+    let all = run(&snap);
+    let blocked = of_rule(&all, "blocked_session");
+    assert_eq!(blocked.len(), 2, "{all:#?}");
+    let b200 = blocked.iter().find(|f| f.object == "pid 200").unwrap();
+    assert!(b200.message.contains("pid 102"), "{}", b200.message);
+    assert_eq!(b200.evidence["blocked_by"], serde_json::json!([102]));
+
+    let roots = of_rule(&all, "blocking_session");
+    assert_eq!(
+        roots.len(),
+        1,
+        "only 102 is a root (200 is itself blocked): {roots:#?}"
+    );
+    let root = roots[0];
+    assert_eq!(root.object, "pid 102");
+    assert_eq!(root.severity, Severity::Warning);
+    assert_eq!(ev_i64(root, "blocked_sessions"), 2);
+    assert_eq!(ev_i64(root, "directly_blocked_sessions"), 1);
+    // Idle in transaction: cancelling does nothing, terminating does.
+    assert_eq!(
+        root.sql.as_deref(),
+        Some("SELECT pg_terminate_backend(102);")
+    );
+}
+
+#[test]
+fn root_blocker_holding_up_five_sessions_is_critical() {
+    let snap = lock_chain(3);
+    let f = single(&snap, "blocking_session");
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(ev_i64(&f, "blocked_sessions"), 5);
+}
+
+#[test]
+fn no_lock_waits_no_blocking_findings() {
+    let mut snap = clean_snapshot();
+    sessions_mut(&mut snap)[0].wait_event_type = Some("IO".to_string());
+    assert_silent(&snap, "blocked_session");
+    assert_silent(&snap, "blocking_session");
+}
+
+// ---------- unused indexes ----------
+
+#[test]
+fn unused_index_reported_with_size_and_stats_reset() {
+    let mut snap = clean_snapshot();
+    let idx = index_mut(&mut snap, "orders_created_at_idx");
+    idx.idx_scan = 0;
+    idx.size_bytes = 50 * MIB;
+    let f = single(&snap, "unused_index");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.orders_created_at_idx");
+    assert_eq!(ev_i64(&f, "size_bytes"), 50 * MIB);
+    assert_eq!(
+        f.evidence["stats_reset"],
+        serde_json::json!((collected_at() - chrono::Duration::days(30)).to_rfc3339())
+    );
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"DROP INDEX CONCURRENTLY "public"."orders_created_at_idx";"#)
+    );
+}
+
+#[test]
+fn unique_index_with_zero_scans_is_not_unused() {
+    let snap = clean_snapshot();
+    let email = snap
+        .indexes
+        .iter()
+        .find(|i| i.name == "users_email_key")
+        .unwrap();
+    assert_eq!(
+        email.idx_scan, 0,
+        "the clean snapshot plants this near miss"
+    );
+    assert!(email.size_bytes >= 1024 * 1024);
+    assert_silent(&snap, "unused_index");
+}
+
+#[test]
+fn tiny_or_replica_identity_or_sole_fk_index_is_not_unused() {
+    let mut snap = clean_snapshot();
+    // products_sku_idx is 16 kB with zero scans in the clean snapshot.
+    let idx = index_mut(&mut snap, "orders_created_at_idx");
+    idx.idx_scan = 0;
+    idx.is_replica_identity = true;
+    // The only index covering orders_user_id_fkey.
+    index_mut(&mut snap, "orders_user_id_idx").idx_scan = 0;
+    assert_silent(&snap, "unused_index");
+}
+
+// ---------- duplicate and redundant indexes ----------
+
+#[test]
+fn identical_index_is_a_duplicate_and_the_later_name_goes() {
+    let mut snap = clean_snapshot();
+    let mut copy = index("public", "orders", "orders_user_id_idx2", &[("user_id", 2)]);
+    copy.size_bytes = 30 * MIB;
+    snap.indexes.push(copy);
+    let f = single(&snap, "duplicate_index");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.orders_user_id_idx2");
+    assert_eq!(f.evidence["duplicate_of"], "public.orders_user_id_idx");
+    assert_eq!(ev_i64(&f, "size_bytes"), 30 * MIB);
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"DROP INDEX CONCURRENTLY "public"."orders_user_id_idx2";"#)
+    );
+    // Not also reported as redundant (neither is a strict prefix of the other).
+    assert_silent(&snap, "redundant_index");
+}
+
+#[test]
+fn duplicate_of_a_unique_index_drops_the_plain_one() {
+    let mut snap = clean_snapshot();
+    // A plain index sorting before users_email_key, identical to it.
+    let mut plain = index("public", "users", "a_users_email_idx", &[("email", 3)]);
+    plain.opclasses = vec!["text_ops".to_string()];
+    plain.collations = vec![100];
+    snap.indexes.push(plain);
+    let f = single(&snap, "duplicate_index");
+    assert_eq!(f.object, "public.a_users_email_idx");
+    assert_eq!(f.evidence["duplicate_of"], "public.users_email_key");
+    assert!(f
+        .sql
+        .as_deref()
+        .unwrap()
+        .contains(r#""public"."a_users_email_idx""#));
+}
+
+#[test]
+fn include_column_or_other_opclass_or_collation_is_not_a_duplicate() {
+    let mut snap = clean_snapshot();
+    let mut with_include = index("public", "orders", "orders_user_id_incl", &[("user_id", 2)]);
+    with_include.include_columns = vec!["total".to_string()];
+    snap.indexes.push(with_include);
+
+    let mut pattern = index(
+        "public",
+        "users",
+        "users_email_pattern_idx",
+        &[("email", 3)],
+    );
+    pattern.opclasses = vec!["text_pattern_ops".to_string()];
+    pattern.collations = vec![100];
+    snap.indexes.push(pattern);
+
+    let mut c_collation = index("public", "users", "users_email_c_idx", &[("email", 3)]);
+    c_collation.opclasses = vec!["text_ops".to_string()];
+    c_collation.collations = vec![950];
+    snap.indexes.push(c_collation);
+
+    let mut partial = index("public", "orders", "orders_user_id_open", &[("user_id", 2)]);
+    partial.predicate = Some("(status = 'open'::text)".to_string());
+    snap.indexes.push(partial);
+
+    assert_silent(&snap, "duplicate_index");
+    assert_silent(&snap, "redundant_index");
+}
+
+#[test]
+fn left_prefix_index_is_redundant() {
+    let mut snap = clean_snapshot();
+    snap.indexes.push(index(
+        "public",
+        "orders",
+        "orders_user_id_created_at_idx",
+        &[("user_id", 2), ("created_at", 4)],
+    ));
+    let f = single(&snap, "redundant_index");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.orders_user_id_idx");
+    assert_eq!(
+        f.evidence["covered_by"],
+        "public.orders_user_id_created_at_idx"
+    );
+    assert_eq!(ev_i64(&f, "size_bytes"), 20 * MIB);
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"DROP INDEX CONCURRENTLY "public"."orders_user_id_idx";"#)
+    );
+}
+
+#[test]
+fn prefix_of_a_unique_or_pk_index_is_never_dropped_and_pk_prefix_is_kept() {
+    let mut snap = clean_snapshot();
+    // order_items_pkey (order_id, line_no) is longer than this non-unique (order_id) index:
+    // the plain one is redundant, the PK stays.
+    snap.indexes.push(index(
+        "public",
+        "order_items",
+        "order_items_order_id_idx",
+        &[("order_id", 1)],
+    ));
+    let f = single(&snap, "redundant_index");
+    assert_eq!(f.object, "public.order_items_order_id_idx");
+
+    // A unique index that is a prefix of a longer one is never proposed.
+    let mut snap = clean_snapshot();
+    snap.indexes.push(index(
+        "public",
+        "users",
+        "users_id_email_idx",
+        &[("id", 1), ("email", 3)],
+    ));
+    assert_silent(&snap, "redundant_index");
+}
+
+#[test]
+fn prefix_with_different_opclass_or_access_method_is_not_redundant() {
+    let mut snap = clean_snapshot();
+    let mut longer = index(
+        "public",
+        "orders",
+        "orders_user_id_created_at_idx",
+        &[("user_id", 2), ("created_at", 4)],
+    );
+    longer.opclasses[0] = "int8_minmax_ops".to_string();
+    snap.indexes.push(longer);
+    let mut hash = index(
+        "public",
+        "orders",
+        "orders_created_at_user_hash",
+        &[("created_at", 4), ("user_id", 2)],
+    );
+    hash.access_method = "gist".to_string();
+    snap.indexes.push(hash);
+    assert_silent(&snap, "redundant_index");
+}
+
+// ---------- invalid indexes ----------
+
+#[test]
+fn invalid_index_is_dropped_and_rebuilt_concurrently() {
+    let mut snap = clean_snapshot();
+    let idx = index_mut(&mut snap, "orders_created_at_idx");
+    idx.is_valid = false;
+    idx.idx_scan = 0;
+    let f = single(&snap, "invalid_index");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.orders_created_at_idx");
+    let sql = f.sql.unwrap();
+    assert!(
+        sql.starts_with(r#"DROP INDEX CONCURRENTLY "public"."orders_created_at_idx";"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains("CREATE INDEX CONCURRENTLY orders_created_at_idx ON public.orders"),
+        "{sql}"
+    );
+    // An invalid index is not also "unused".
+    assert_silent(&snap, "unused_index");
+}
+
+#[test]
+fn valid_indexes_are_not_invalid() {
+    assert_silent(&clean_snapshot(), "invalid_index");
+}
+
+// ---------- foreign keys without an index ----------
+
+#[test]
+fn fk_without_index_suggests_create_index_concurrently() {
+    let mut snap = clean_snapshot();
+    snap.indexes.retain(|i| i.name != "orders_user_id_idx");
+    let f = single(&snap, "fk_missing_index");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.orders");
+    assert_eq!(f.evidence["constraint"], "orders_user_id_fkey");
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"CREATE INDEX CONCURRENTLY ON "public"."orders" ("user_id");"#)
+    );
+}
+
+#[test]
+fn partial_index_does_not_cover_an_fk() {
+    let mut snap = clean_snapshot();
+    let idx = index_mut(&mut snap, "orders_user_id_idx");
+    idx.predicate = Some("(user_id IS NOT NULL AND status = 'open'::text)".to_string());
+    assert_eq!(single(&snap, "fk_missing_index").object, "public.orders");
+}
+
+#[test]
+fn fk_column_in_second_position_is_not_covered() {
+    let mut snap = clean_snapshot();
+    let idx = index_mut(&mut snap, "orders_user_id_idx");
+    idx.key_columns = vec!["created_at".to_string(), "user_id".to_string()];
+    idx.key_attnums = vec![4, 2];
+    idx.opclasses = vec!["int8_ops".to_string(); 2];
+    idx.collations = vec![0, 0];
+    assert_eq!(single(&snap, "fk_missing_index").object, "public.orders");
+}
+
+#[test]
+fn multi_column_fk_is_covered_by_leading_columns_in_any_order() {
+    let mut snap = clean_snapshot();
+    snap.foreign_keys.push(fk(
+        "public",
+        "order_items",
+        "order_items_order_line_fkey",
+        &[("line_no", 2), ("order_id", 1)],
+        "order_lines",
+    ));
+    // order_items_pkey is (order_id, line_no): same set, other order.
+    assert_silent(&snap, "fk_missing_index");
+
+    snap.indexes.retain(|i| i.name != "order_items_pkey");
+    let all = run(&snap);
+    let hits = of_rule(&all, "fk_missing_index");
+    let multi = hits
+        .iter()
+        .find(|f| f.evidence["constraint"] == "order_items_order_line_fkey")
+        .expect("multi-column fk reported once its index is gone");
+    assert_eq!(
+        multi.sql.as_deref(),
+        Some(r#"CREATE INDEX CONCURRENTLY ON "public"."order_items" ("line_no", "order_id");"#)
+    );
+}
+
+// ---------- sequential scans ----------
+
+#[test]
+fn large_table_read_by_seq_scans_is_reported() {
+    let mut snap = clean_snapshot();
+    let t = table_mut(&mut snap, "orders");
+    t.seq_scan = 20_000;
+    t.seq_tup_read = 20_000 * 5_000_000;
+    t.idx_scan = Some(1_000);
+    let f = single(&snap, "seq_scan_heavy_table");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.orders");
+    assert_eq!(ev_i64(&f, "seq_scan"), 20_000);
+    assert!(ev_f64(&f, "seq_scan_share_ratio") > 0.95);
+    assert!(f.next_step.contains("pgopt indexes"));
+}
+
+#[test]
+fn small_table_or_index_heavy_table_is_not_seq_scan_heavy() {
+    let mut snap = clean_snapshot();
+    // products (2 MB) is scanned 90 000 times in the clean snapshot already.
+    let t = table_mut(&mut snap, "orders");
+    t.seq_scan = 20_000;
+    t.seq_tup_read = 20_000 * 5_000_000;
+    t.idx_scan = Some(1_000_000);
+    assert_silent(&snap, "seq_scan_heavy_table");
+}
+
+// ---------- dead tuples / autovacuum behind ----------
+
+#[test]
+fn dead_tuples_past_threshold_with_overdue_vacuum_are_reported() {
+    let mut snap = clean_snapshot();
+    let t = table_mut(&mut snap, "users");
+    t.n_dead_tup = 300_000; // threshold 50 + 0.2 × 1 000 000 = 200 050
+    t.last_autovacuum = ago(3 * 86_400);
+    let f = single(&snap, "autovacuum_behind");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.users");
+    assert_eq!(ev_f64(&f, "threshold_tuples"), 200_050.0);
+    assert_eq!(ev_i64(&f, "n_dead_tup"), 300_000);
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"VACUUM (ANALYZE) "public"."users";"#)
+    );
+}
+
+#[test]
+fn never_vacuumed_table_with_dead_tuples_is_reported() {
+    let mut snap = clean_snapshot();
+    let t = table_mut(&mut snap, "users");
+    t.n_dead_tup = 300_000;
+    t.last_autovacuum = None;
+    let f = single(&snap, "autovacuum_behind");
+    assert!(f.message.contains("never vacuumed"), "{}", f.message);
+    assert_eq!(
+        f.evidence["last_vacuum_age_seconds"],
+        serde_json::Value::Null
+    );
+}
+
+#[test]
+fn recently_vacuumed_table_is_just_waiting_its_turn() {
+    let mut snap = clean_snapshot();
+    let t = table_mut(&mut snap, "users");
+    t.n_dead_tup = 300_000;
+    t.last_autovacuum = ago(3600);
+    assert_silent(&snap, "autovacuum_behind");
+}
+
+#[test]
+fn per_table_scale_factor_raises_the_threshold() {
+    let mut snap = clean_snapshot();
+    let t = table_mut(&mut snap, "users");
+    t.n_dead_tup = 300_000;
+    t.last_autovacuum = ago(3 * 86_400);
+    t.reloptions = vec!["autovacuum_vacuum_scale_factor=0.5".to_string()];
+    assert_silent(&snap, "autovacuum_behind");
+
+    // And the other way: a lower per-table factor fires where the global one would not.
+    let mut snap = clean_snapshot();
+    let t = table_mut(&mut snap, "users");
+    t.n_dead_tup = 60_000;
+    t.last_autovacuum = ago(3 * 86_400);
+    t.reloptions = vec!["autovacuum_vacuum_scale_factor=0.05".to_string()];
+    let f = single(&snap, "autovacuum_behind");
+    assert_eq!(f.evidence["autovacuum_vacuum_scale_factor_source"], "table");
+    assert_eq!(ev_f64(&f, "threshold_tuples"), 50_050.0);
+}
+
+// ---------- stale statistics ----------
+
+#[test]
+fn modifications_past_twice_the_autoanalyze_threshold_are_stale() {
+    let mut snap = clean_snapshot();
+    table_mut(&mut snap, "users").n_mod_since_analyze = 300_000; // 2 × 100 050 = 200 100
+    let f = single(&snap, "stale_statistics");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.users");
+    assert_eq!(ev_f64(&f, "stale_threshold_tuples"), 200_100.0);
+    assert_eq!(f.sql.as_deref(), Some(r#"ANALYZE "public"."users";"#));
+}
+
+#[test]
+fn modifications_below_twice_the_threshold_are_not_stale() {
+    let mut snap = clean_snapshot();
+    table_mut(&mut snap, "users").n_mod_since_analyze = 150_000;
+    assert_silent(&snap, "stale_statistics");
+}
+
+#[test]
+fn never_analyzed_table_with_rows_is_stale_but_empty_one_is_not() {
+    let mut snap = clean_snapshot();
+    let t = table_mut(&mut snap, "products");
+    t.last_autoanalyze = None;
+    let f = single(&snap, "stale_statistics");
+    assert_eq!(f.object, "public.products");
+    assert_eq!(f.evidence["never_analyzed"], true);
+
+    let mut snap = clean_snapshot();
+    let t = table_mut(&mut snap, "products");
+    t.last_autoanalyze = None;
+    t.n_live_tup = 0;
+    t.n_mod_since_analyze = 0;
+    assert_silent(&snap, "stale_statistics");
+}
+
+// ---------- wraparound ----------
+
+#[test]
+fn database_xid_age_past_90_percent_of_freeze_max_age_warns() {
+    let mut snap = clean_snapshot();
+    db_mut(&mut snap, "postgres").frozenxid_age = 185_000_000;
+    let f = single(&snap, "xid_wraparound");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "database postgres");
+    assert_eq!(ev_i64(&f, "age"), 185_000_000);
+    assert_eq!(ev_f64(&f, "autovacuum_freeze_max_age"), 200_000_000.0);
+    assert!(
+        f.next_step.starts_with("Connect to database postgres"),
+        "{}",
+        f.next_step
+    );
+    assert_eq!(
+        f.docs.as_deref(),
+        Some(
+            "https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-WRAPAROUND"
+        )
+    );
+}
+
+#[test]
+fn table_xid_age_past_1_4_billion_is_critical_and_names_blockers() {
+    let mut snap = clean_snapshot();
+    table_mut(&mut snap, "orders").frozenxid_age = 1_500_000_000;
+    sessions_mut(&mut snap)[1].backend_xmin_age = Some(1_450_000_000);
+    snap.replication.as_mut().unwrap().slots[0].xmin_age = Some(900_000_000);
+    let all = run(&snap);
+    let hits = of_rule(&all, "xid_wraparound");
+    let f = hits
+        .iter()
+        .find(|f| f.object == "public.orders")
+        .expect("table finding");
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(
+        ev_i64(f, "ids_left_to_wraparound"),
+        (1i64 << 31) - 1_500_000_000
+    );
+    let blockers = f.evidence["likely_blockers"].as_array().unwrap();
+    assert_eq!(blockers.len(), 2, "{blockers:?}");
+    assert!(blockers[0].as_str().unwrap().contains("pid 102"));
+    assert!(blockers[1]
+        .as_str()
+        .unwrap()
+        .contains("replication slot standby1"));
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"VACUUM (FREEZE, VERBOSE) "public"."orders";"#)
+    );
+    assert!(
+        f.next_step
+            .starts_with("End or fix what holds back the horizon first (session pid 102"),
+        "{}",
+        f.next_step
+    );
+    // Critical findings sort first.
+    assert_eq!(all[0].severity, Severity::Critical);
+}
+
+#[test]
+fn xid_age_judged_against_the_servers_freeze_max_age() {
+    let mut snap = clean_snapshot();
+    db_mut(&mut snap, "app").frozenxid_age = 185_000_000;
+    snap.settings
+        .iter_mut()
+        .find(|s| s.name == "autovacuum_freeze_max_age")
+        .unwrap()
+        .setting = "400000000".to_string();
+    assert_silent(&snap, "xid_wraparound");
+
+    let mut snap = clean_snapshot();
+    db_mut(&mut snap, "app").frozenxid_age = 170_000_000; // 85 %
+    assert_silent(&snap, "xid_wraparound");
+}
+
+#[test]
+fn multixact_age_past_90_percent_warns() {
+    let mut snap = clean_snapshot();
+    table_mut(&mut snap, "order_items").minmxid_age = 370_000_000; // 0.9 × 400 M = 360 M
+    let f = single(&snap, "multixact_wraparound");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.order_items");
+    assert_eq!(
+        ev_f64(&f, "autovacuum_multixact_freeze_max_age"),
+        400_000_000.0
+    );
+
+    let mut snap = clean_snapshot();
+    table_mut(&mut snap, "order_items").minmxid_age = 350_000_000;
+    assert_silent(&snap, "multixact_wraparound");
+}
+
+// ---------- sequences ----------
+
+#[test]
+fn bigint_sequence_feeding_an_integer_column_fires_at_the_int_limit() {
+    let mut snap = clean_snapshot();
+    let seq = snap
+        .sequences
+        .iter_mut()
+        .find(|s| s.name == "users_id_seq")
+        .unwrap();
+    seq.last_value = Some(2_000_000_000);
+    seq.column.as_mut().unwrap().data_type = "integer".to_string();
+    let f = single(&snap, "sequence_exhaustion");
+    assert_eq!(f.severity, Severity::Critical); // 93.1 %
+    assert_eq!(f.object, "public.users_id_seq");
+    assert_eq!(ev_i64(&f, "limit"), 2_147_483_647);
+    assert_eq!(ev_i64(&f, "last_value"), 2_000_000_000);
+    assert!((ev_f64(&f, "percent") - 93.13).abs() < 0.01);
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"ALTER TABLE "public"."users" ALTER COLUMN "id" TYPE bigint;"#)
+    );
+}
+
+#[test]
+fn same_value_in_a_bigint_column_is_fine() {
+    let mut snap = clean_snapshot();
+    let seq = snap
+        .sequences
+        .iter_mut()
+        .find(|s| s.name == "users_id_seq")
+        .unwrap();
+    seq.last_value = Some(2_000_000_000);
+    assert_silent(&snap, "sequence_exhaustion");
+}
+
+#[test]
+fn integer_sequence_at_80_percent_warns_and_moves_both_to_bigint() {
+    let mut snap = clean_snapshot();
+    let seq = snap
+        .sequences
+        .iter_mut()
+        .find(|s| s.name == "orders_id_seq")
+        .unwrap();
+    seq.last_value = Some(1_720_000_000);
+    let f = single(&snap, "sequence_exhaustion");
+    assert_eq!(f.severity, Severity::Warning);
+    let sql = f.sql.unwrap();
+    assert!(
+        sql.contains(r#"ALTER TABLE "public"."orders" ALTER COLUMN "id" TYPE bigint;"#),
+        "{sql}"
+    );
+    assert!(
+        sql.contains(r#"ALTER SEQUENCE "public"."orders_id_seq" AS bigint;"#),
+        "{sql}"
+    );
+}
+
+#[test]
+fn descending_sequence_counts_towards_its_minimum() {
+    let mut snap = clean_snapshot();
+    let seq = snap
+        .sequences
+        .iter_mut()
+        .find(|s| s.name == "orders_id_seq")
+        .unwrap();
+    seq.increment_by = -1;
+    seq.min_value = i32::MIN as i64;
+    seq.max_value = -1;
+    seq.last_value = Some(-2_000_000_000);
+    let f = single(&snap, "sequence_exhaustion");
+    assert_eq!(ev_i64(&f, "limit"), i32::MIN as i64);
+    assert_eq!(f.severity, Severity::Critical);
+
+    // The same magnitude counting up from the minimum is nowhere near its end.
+    let mut snap = clean_snapshot();
+    let seq = snap
+        .sequences
+        .iter_mut()
+        .find(|s| s.name == "orders_id_seq")
+        .unwrap();
+    seq.last_value = Some(-2_000_000_000);
+    seq.min_value = i32::MIN as i64;
+    assert_silent(&snap, "sequence_exhaustion");
+}
+
+#[test]
+fn cycling_or_unused_sequences_are_not_reported() {
+    let mut snap = clean_snapshot();
+    let seq = snap
+        .sequences
+        .iter_mut()
+        .find(|s| s.name == "orders_id_seq")
+        .unwrap();
+    seq.last_value = Some(2_100_000_000);
+    seq.cycle = true;
+    assert_silent(&snap, "sequence_exhaustion");
+    // last_value None (never used, or not readable) is the clean snapshot's unused_seq.
+    assert!(clean_snapshot()
+        .sequences
+        .iter()
+        .any(|s| s.last_value.is_none()));
+}
+
+#[test]
+fn smallint_sequence_near_32767_is_critical() {
+    let mut snap = clean_snapshot();
+    let seq = snap
+        .sequences
+        .iter_mut()
+        .find(|s| s.name == "orders_id_seq")
+        .unwrap();
+    seq.data_type = "smallint".to_string();
+    seq.max_value = 32_767;
+    seq.last_value = Some(32_000);
+    seq.column.as_mut().unwrap().data_type = "smallint".to_string();
+    let f = single(&snap, "sequence_exhaustion");
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(ev_i64(&f, "limit"), 32_767);
+}
+
+// ---------- temp files ----------
+
+#[test]
+fn database_writing_gigabytes_of_temp_files_warns() {
+    let mut snap = clean_snapshot();
+    let db = db_mut(&mut snap, "app");
+    db.temp_bytes = 5 * 1024 * MIB;
+    db.temp_files = 1_200;
+    let f = single(&snap, "temp_file_spills");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "database app");
+    assert_eq!(ev_i64(&f, "temp_bytes"), 5 * 1024 * MIB);
+    assert_eq!(ev_i64(&f, "temp_files"), 1_200);
+    assert_eq!(
+        f.docs.as_deref(),
+        Some("https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM")
+    );
+    assert!(f.next_step.contains("work_mem"));
+}
+
+#[test]
+fn spilling_statement_is_named() {
+    let mut snap = clean_snapshot();
+    snap.statements.as_mut().unwrap().top[2].temp_blks_written = 128_000;
+    let f = single(&snap, "statement_temp_spill");
+    assert_eq!(f.severity, Severity::Info);
+    assert_eq!(f.object, "queryid 1003");
+    assert_eq!(ev_i64(&f, "temp_bytes_written"), 128_000 * 8192);
+}
+
+#[test]
+fn some_hundred_megabytes_of_temp_files_are_fine() {
+    let mut snap = clean_snapshot();
+    db_mut(&mut snap, "app").temp_bytes = 900 * MIB;
+    assert_silent(&snap, "temp_file_spills");
+    assert_silent(&snap, "statement_temp_spill");
+}
+
+// ---------- pg_stat_statements ----------
+
+#[test]
+fn pg_stat_statements_neither_preloaded_nor_installed() {
+    let mut snap = clean_snapshot();
+    snap.statements = None;
+    snap.extensions.preloaded.clear();
+    snap.extensions
+        .installed
+        .retain(|e| e.name != "pg_stat_statements");
+    snap.settings
+        .iter_mut()
+        .find(|s| s.name == "shared_preload_libraries")
+        .unwrap()
+        .setting = "auto_explain".to_string();
+    let st = snap
+        .sections
+        .iter_mut()
+        .find(|s| s.section == "statements")
+        .unwrap();
+    st.state = SectionState::Skipped;
+    st.reason = Some("pg_stat_statements is not installed".to_string());
+
+    let f = single(&snap, "pg_stat_statements_not_preloaded");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(f.next_step.contains("shared_preload_libraries") && f.next_step.contains("restart"));
+    assert_eq!(
+        f.sql.as_deref(),
+        Some("ALTER SYSTEM SET shared_preload_libraries = 'auto_explain, pg_stat_statements';")
+    );
+    assert_eq!(
+        f.evidence["statements_section_reason"],
+        "pg_stat_statements is not installed"
+    );
+
+    let g = single(&snap, "pg_stat_statements_not_installed");
+    assert_eq!(g.object, "database app");
+    assert!(g.next_step.contains("CREATE EXTENSION pg_stat_statements"));
+}
+
+#[test]
+fn pg_stat_statements_preloaded_but_not_created() {
+    let mut snap = clean_snapshot();
+    snap.statements = None;
+    snap.extensions
+        .installed
+        .retain(|e| e.name != "pg_stat_statements");
+    assert_silent(&snap, "pg_stat_statements_not_preloaded");
+    let f = single(&snap, "pg_stat_statements_not_installed");
+    assert_eq!(
+        f.sql.as_deref(),
+        Some("CREATE EXTENSION IF NOT EXISTS pg_stat_statements;")
+    );
+}
+
+#[test]
+fn pg_stat_statements_unknown_when_extensions_section_failed() {
+    let mut snap = clean_snapshot();
+    snap.statements = None;
+    snap.extensions = Default::default();
+    snap.sections
+        .iter_mut()
+        .find(|s| s.section == "extensions")
+        .unwrap()
+        .state = SectionState::Failed;
+    assert_silent(&snap, "pg_stat_statements_not_preloaded");
+    assert_silent(&snap, "pg_stat_statements_not_installed");
+}
+
+// ---------- slow statements ----------
+
+#[test]
+fn statement_with_a_large_share_of_total_time_is_reported() {
+    let mut snap = clean_snapshot();
+    snap.statements
+        .as_mut()
+        .unwrap()
+        .top
+        .push(statement(2001, 700_000.0, 70_000)); // 35 %, 10 ms
+    let f = single(&snap, "slow_statement_total_time");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "queryid 2001");
+    assert_eq!(ev_i64(&f, "calls"), 70_000);
+    assert!((ev_f64(&f, "total_time_share_ratio") - 0.35).abs() < 1e-9);
+    assert_eq!(ev_f64(&f, "mean_exec_time_ms"), 10.0);
+    assert!(f.message.contains("35.0 %"), "{}", f.message);
+    assert_silent(&snap, "slow_statement_mean_time");
+}
+
+#[test]
+fn statement_with_high_mean_time_is_reported_once() {
+    let mut snap = clean_snapshot();
+    let st = snap.statements.as_mut().unwrap();
+    st.top.push(statement(2002, 50_000.0, 200)); // 250 ms mean, 2.5 %
+    st.top.push(statement(2003, 600_000.0, 1_000)); // 600 ms mean, 30 %: the total list has it
+    let all = run(&snap);
+    let mean = of_rule(&all, "slow_statement_mean_time");
+    assert_eq!(mean.len(), 1, "{mean:#?}");
+    assert_eq!(mean[0].object, "queryid 2002");
+    assert_eq!(mean[0].severity, Severity::Info);
+    assert_eq!(ev_f64(mean[0], "mean_exec_time_ms"), 250.0);
+    let total = of_rule(&all, "slow_statement_total_time");
+    assert_eq!(total.len(), 1);
+    assert_eq!(total[0].object, "queryid 2003");
+}
+
+#[test]
+fn slow_statements_are_capped_per_list() {
+    let mut snap = clean_snapshot();
+    let st = snap.statements.as_mut().unwrap();
+    for i in 0..8 {
+        st.top.push(statement(3000 + i, 20_000.0 + i as f64, 100)); // ~200 ms mean
+    }
+    let all = run(&snap);
+    let mean = of_rule(&all, "slow_statement_mean_time");
+    assert_eq!(mean.len(), 5);
+    assert!(
+        mean.iter().any(|f| f.object == "queryid 3007"),
+        "slowest kept"
+    );
+    assert!(
+        !mean.iter().any(|f| f.object == "queryid 3000"),
+        "fastest cut"
+    );
+
+    let mut th = Thresholds::default();
+    th.set("slow_statement_limit", "2").unwrap();
+    let capped = advise(&snap, &th);
+    assert_eq!(of_rule(&capped, "slow_statement_mean_time").len(), 2);
+}
+
+// ---------- quoting, ordering, rule list ----------
+
+#[test]
+fn hostile_table_name_is_quoted_in_suggested_sql() {
+    let hostile = r#"x"; DROP TABLE users; --"#;
+    let mut snap = clean_snapshot();
+    let mut t = table("public", hostile, 10 * MIB, 100_000.0);
+    t.n_mod_since_analyze = 100_000;
+    t.n_dead_tup = 50_000;
+    t.last_autovacuum = None;
+    snap.tables.push(t);
+    snap.foreign_keys.push(fk(
+        "public",
+        hostile,
+        "hostile_fkey",
+        &[(hostile, 2)],
+        "users",
+    ));
+
+    let quoted = r#""public"."x""; DROP TABLE users; --""#;
+    let all = run(&snap);
+    let analyze = of_rule(&all, "stale_statistics");
+    assert_eq!(analyze.len(), 1);
+    assert_eq!(
+        analyze[0].sql.as_deref(),
+        Some(format!("ANALYZE {quoted};").as_str())
+    );
+    let vacuum = of_rule(&all, "autovacuum_behind");
+    assert_eq!(
+        vacuum[0].sql.as_deref(),
+        Some(format!("VACUUM (ANALYZE) {quoted};").as_str())
+    );
+    let create = of_rule(&all, "fk_missing_index");
+    assert_eq!(
+        create[0].sql.as_deref(),
+        Some(
+            format!(r#"CREATE INDEX CONCURRENTLY ON {quoted} ("x""; DROP TABLE users; --");"#)
+                .as_str()
+        )
+    );
+    // The raw, unquoted name never reaches SQL.
+    for f in &all {
+        if let Some(sql) = &f.sql {
+            assert!(!sql.contains(r#""x"; DROP"#), "unquoted name in {sql}");
+        }
+    }
+}
+
+#[test]
+fn findings_sorted_by_severity_then_rule_then_object_and_rules_are_listed() {
+    let mut snap = clean_snapshot();
+    db_mut(&mut snap, "app").blks_hit = 900_000; // critical cache hit ratio (~86 %)
+    db_mut(&mut snap, "app").blks_read = 150_000;
+    index_mut(&mut snap, "orders_created_at_idx").idx_scan = 0; // warning
+    let mut t = table_mut(&mut snap, "users").clone();
+    t.name = "accounts".to_string();
+    t.n_mod_since_analyze = 300_000;
+    snap.tables.push(t);
+    table_mut(&mut snap, "users").n_mod_since_analyze = 300_000;
+    let all = run(&snap);
+    let order: Vec<(Severity, &str, &str)> = all
+        .iter()
+        .map(|f| (f.severity, f.rule.as_str(), f.object.as_str()))
+        .collect();
+    assert_eq!(
+        order,
+        vec![
+            (Severity::Critical, "cache_hit_ratio", "database app"),
+            (Severity::Warning, "stale_statistics", "public.accounts"),
+            (Severity::Warning, "stale_statistics", "public.users"),
+            (
+                Severity::Warning,
+                "unused_index",
+                "public.orders_created_at_idx"
+            ),
+        ]
+    );
+    for f in &all {
+        assert!(
+            RULES.iter().any(|r| r.id == f.rule),
+            "{} not in RULES",
+            f.rule
+        );
+        assert!(f
+            .docs
+            .as_deref()
+            .is_some_and(|d| d.starts_with("https://www.postgresql.org/docs/")));
+        assert!(!f.next_step.is_empty());
+    }
+}
+
+#[test]
+fn findings_round_trip_through_json() {
+    let mut snap = clean_snapshot();
+    index_mut(&mut snap, "orders_created_at_idx").idx_scan = 0;
+    let all = run(&snap);
+    let json = serde_json::to_string(&all).unwrap();
+    assert!(json.contains(r#""severity":"warning""#), "{json}");
+    let back: Vec<pgopt::advise::Finding> = serde_json::from_str(&json).unwrap();
+    assert_eq!(back, all);
+}
+
+/// Every rule in RULES fires on a snapshot with every problem planted at once, and nothing
+/// outside RULES does: the list and the checks cannot drift apart.
+#[test]
+fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
+    let mut snap = clean_snapshot();
+    {
+        let db = db_mut(&mut snap, "app");
+        db.blks_hit = 900_000;
+        db.blks_read = 100_000;
+        db.temp_bytes = 2 * 1024 * MIB;
+        db.frozenxid_age = 190_000_000;
+        db.minmxid_age = 380_000_000;
+    }
+    {
+        let act = snap.activity.as_mut().unwrap();
+        act.total_connections = 90;
+        let s = &mut act.sessions;
+        s[0].query_age_seconds = Some(700.0);
+        s[0].xact_age_seconds = Some(700.0);
+        s[1].state_age_seconds = Some(120.0);
+        let mut xact = session(150, "idle");
+        xact.xact_age_seconds = Some(2000.0);
+        s.push(xact);
+        let mut waiter = session(151, "active");
+        waiter.blocked_by = vec![102];
+        s.push(waiter);
+    }
+    index_mut(&mut snap, "orders_created_at_idx").idx_scan = 0;
+    index_mut(&mut snap, "orders_created_at_idx").is_valid = false;
+    let mut unused = index("public", "users", "users_created_idx", &[("created_at", 5)]);
+    unused.idx_scan = 0;
+    snap.indexes.push(unused);
+    snap.indexes.push(index(
+        "public",
+        "users",
+        "users_created_idx2",
+        &[("created_at", 5)],
+    ));
+    snap.indexes.push(index(
+        "public",
+        "users",
+        "users_created_name_idx",
+        &[("created_at", 5), ("name", 6)],
+    ));
+    snap.indexes
+        .retain(|i| i.name != "order_items_product_id_idx");
+    {
+        let t = table_mut(&mut snap, "orders");
+        t.seq_scan = 20_000;
+        t.seq_tup_read = 20_000 * 5_000_000;
+        t.idx_scan = Some(10);
+        t.n_dead_tup = 2_000_000;
+        t.last_autovacuum = None;
+        t.n_mod_since_analyze = 3_000_000;
+    }
+    snap.sequences[1].last_value = Some(2_000_000_000);
+    {
+        let st = snap.statements.as_mut().unwrap();
+        st.top.push(statement(9001, 800_000.0, 1_000_000));
+        st.top.push(statement(9002, 30_000.0, 100));
+        st.top[0].temp_blks_written = 10;
+    }
+    let all = run(&snap);
+    let mut fired: Vec<&str> = all.iter().map(|f| f.rule.as_str()).collect();
+    fired.sort_unstable();
+    fired.dedup();
+    // pg_stat_statements rules need it missing, which silences the slow-statement rules:
+    // check them on a second snapshot.
+    let mut no_pss = clean_snapshot();
+    no_pss.statements = None;
+    no_pss.extensions.preloaded.clear();
+    no_pss.extensions.installed.clear();
+    no_pss
+        .settings
+        .retain(|s| s.name != "shared_preload_libraries");
+    let more = run(&no_pss);
+    fired.extend(more.iter().map(|f| f.rule.as_str()));
+    fired.sort_unstable();
+    fired.dedup();
+    let mut listed: Vec<&str> = RULES.iter().map(|r| r.id).collect();
+    listed.sort_unstable();
+    assert_eq!(fired, listed);
+}
+
+#[test]
+fn invalid_constraint_index_is_reindexed_not_dropped() {
+    let mut snap = clean_snapshot();
+    index_mut(&mut snap, "users_email_key").is_valid = false;
+    let f = single(&snap, "invalid_index");
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"REINDEX INDEX CONCURRENTLY "public"."users_email_key";"#)
+    );
+    snap.server.as_mut().unwrap().version_num = 110_022;
+    let f = single(&snap, "invalid_index");
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"REINDEX INDEX "public"."users_email_key";"#)
+    );
+}
