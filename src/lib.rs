@@ -12,6 +12,7 @@
 //! I/O lives only at the edges (`db`, `collect`, `embedded`); advisors and rendering are
 //! pure functions over data, tested on saved snapshots without a server.
 
+pub mod collect;
 pub mod db;
 pub mod embedded;
 pub mod error;
