@@ -13,6 +13,7 @@
 //! pure functions over data, tested on saved snapshots without a server.
 
 pub mod advise;
+pub mod collect;
 pub mod db;
 pub mod embedded;
 pub mod error;

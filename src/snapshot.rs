@@ -6,7 +6,8 @@
 //! note the change below whenever a field changes meaning or is removed.
 //!
 //! Changelog:
-//! - 1: first version.
+//! - 1: first version. Later in 1, without a bump (old files read as `false`):
+//!   `Table::locked` and `Index::locked`.
 //!
 //! This module does no I/O beyond reading and writing the file it is asked to.
 
@@ -219,6 +220,10 @@ pub struct Table {
     pub minmxid_age: i64,
     /// pg_class.reloptions as `name=value` (per-table autovacuum settings win over globals).
     pub reloptions: Vec<String>,
+    /// Under a granted AccessExclusiveLock while collecting (an ALTER TABLE, VACUUM FULL, ...):
+    /// the sizes are relpages × block size, not measured.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 impl Table {
@@ -281,6 +286,12 @@ pub struct Index {
     pub is_replica_identity: bool,
     /// The constraint this index backs, if any.
     pub constraint_name: Option<String>,
+    /// The index or its table was under a granted AccessExclusiveLock while collecting, so it
+    /// could not be deparsed without waiting: `definition` and expression key columns are
+    /// empty, `expressions` and `predicate` are None whatever the index has, and the size is
+    /// relpages × block size. Rules comparing definitions must leave such indexes alone.
+    #[serde(default)]
+    pub locked: bool,
 }
 
 impl Index {

@@ -1,0 +1,123 @@
+//! CPU, memory, cgroup limit and the data directory's disk of this machine — read only when
+//! the server runs here (a unix socket or a loopback address), since otherwise they would
+//! describe the wrong machine.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, System};
+
+use super::Outcome;
+use crate::error::{Error, Result};
+use crate::snapshot::{DiskInfo, HostInfo};
+
+/// cgroup v2, then v1.
+const CGROUP_LIMIT_FILES: &[&str] = &[
+    "/sys/fs/cgroup/memory.max",
+    "/sys/fs/cgroup/memory/memory.limit_in_bytes",
+];
+/// At or above this a cgroup "limit" means none (v1 writes 2^63 rounded down to a page).
+const NO_LIMIT_FROM: u64 = 1 << 60;
+
+pub(crate) async fn collect(
+    host: &str,
+    data_directory: Option<String>,
+    include: bool,
+) -> Result<Outcome<HostInfo>> {
+    if !include {
+        return Ok(Outcome::skipped(
+            "host facts were not asked for",
+            "leave out --no-host to read CPU, memory and disk of this machine",
+        ));
+    }
+    if !is_local(host) {
+        return Ok(Outcome::skipped(
+            "server is not on this machine",
+            "run pgopt on the database server (over its unix socket) to include CPU, memory and disk",
+        ));
+    }
+    tokio::task::spawn_blocking(move || read_host(data_directory.as_deref()))
+        .await
+        .map_err(|e| Error::Internal(format!("host: reading this machine: {e}")))
+        .map(Outcome::Collected)
+}
+
+/// A unix socket directory, localhost or a loopback address.
+pub(crate) fn is_local(host: &str) -> bool {
+    if host.starts_with('/') || host.starts_with('@') || host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
+}
+
+fn read_host(data_directory: Option<&str>) -> HostInfo {
+    let mut sys = System::new();
+    sys.refresh_memory_specifics(MemoryRefreshKind::nothing().with_ram());
+    sys.refresh_cpu_list(CpuRefreshKind::nothing());
+    let mut cpus = sys.cpus().len();
+    if cpus == 0 {
+        cpus = std::thread::available_parallelism().map_or(0, |n| n.get());
+    }
+    let memory_bytes = sys.total_memory();
+    let cgroup_memory_limit_bytes = CGROUP_LIMIT_FILES
+        .iter()
+        .find_map(|f| std::fs::read_to_string(f).ok())
+        .and_then(|text| parse_cgroup_limit(&text, memory_bytes));
+    let data_disk = data_directory.and_then(disk_of);
+    HostInfo {
+        cpus,
+        memory_bytes,
+        cgroup_memory_limit_bytes,
+        data_disk,
+    }
+}
+
+/// The limit in a cgroup memory file, when it is a real limit below physical memory.
+pub(crate) fn parse_cgroup_limit(text: &str, physical: u64) -> Option<u64> {
+    let limit: u64 = text.trim().parse().ok()?; // "max" does not parse: no limit
+    (limit < NO_LIMIT_FROM && (physical == 0 || limit < physical)).then_some(limit)
+}
+
+/// The disk whose mount point is the longest prefix of `dir`.
+fn disk_of(dir: &str) -> Option<DiskInfo> {
+    let disks = Disks::new_with_refreshed_list();
+    let dir = Path::new(dir);
+    disks
+        .list()
+        .iter()
+        .filter(|d| dir.starts_with(d.mount_point()))
+        .max_by_key(|d| d.mount_point().as_os_str().len())
+        .map(|d| DiskInfo {
+            mount_point: d.mount_point().display().to_string(),
+            total_bytes: d.total_space(),
+            available_bytes: d.available_space(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_sockets_and_loopback_are_local() {
+        assert!(is_local("/var/run/postgresql"));
+        assert!(is_local("localhost"));
+        assert!(is_local("127.0.0.1"));
+        assert!(is_local("::1"));
+        assert!(is_local("[::1]"));
+        assert!(!is_local("db.example.com"));
+        assert!(!is_local("10.0.0.5"));
+    }
+
+    #[test]
+    fn cgroup_max_and_huge_values_mean_no_limit() {
+        let gib = 1 << 30;
+        assert_eq!(parse_cgroup_limit("max\n", 8 * gib), None);
+        assert_eq!(parse_cgroup_limit("9223372036854771712\n", 8 * gib), None);
+        assert_eq!(parse_cgroup_limit("2147483648\n", 8 * gib), Some(2 * gib));
+        assert_eq!(parse_cgroup_limit("17179869184", 8 * gib), None);
+    }
+}

@@ -1,0 +1,357 @@
+//! Collecting: the server's catalogs and statistics -> typed rows -> one [`Snapshot`].
+//!
+//! Everything is read in one `REPEATABLE READ READ ONLY` transaction, so the sections agree
+//! with each other, under a `lock_timeout` of its own. Each section runs inside a savepoint:
+//! one that fails (no privilege, a view missing, a lock or statement timeout) is rolled back
+//! and recorded in [`Snapshot::sections`] with the reason and the next step, and the others
+//! still come back. A lost connection ends the whole collect with that error.
+//!
+//! This module only reads. It writes nothing to the server and decides nothing: findings are
+//! the advisors' job, over the snapshot it returns.
+
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::types::FromSql;
+use tokio_postgres::Row;
+
+use crate::db::Conn;
+use crate::error::{Error, Result};
+use crate::snapshot::{SectionState, SectionStatus, Snapshot, TargetInfo};
+
+mod activity;
+mod databases;
+mod extensions;
+mod foreign_keys;
+mod host;
+mod indexes;
+mod privileges;
+mod replication;
+mod sequences;
+mod server;
+mod settings;
+mod statements;
+mod tables;
+
+const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
+const SAVEPOINT: &str = "SAVEPOINT pgopt_section";
+const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT pgopt_section";
+const RELEASE: &str = "RELEASE SAVEPOINT pgopt_section";
+const COLLECT_START_SQL: &str = include_str!("../sql/collect_start.sql");
+const SET_LOCAL_SQL: &str = include_str!("../sql/set_local.sql");
+
+/// What to collect and how much.
+#[derive(Debug, Clone)]
+pub struct CollectOptions {
+    /// Statements kept from pg_stat_statements: the top N by total time and the top N by mean
+    /// time (the two lists merged).
+    pub top_statements: usize,
+    /// Query texts (statements and sessions) are cut to this many characters.
+    pub max_query_chars: usize,
+    /// Leave pg_stat_statements alone (`--skip-statements`).
+    pub skip_statements: bool,
+    /// Read CPU, memory and disk of this machine when the server runs on it.
+    pub include_host: bool,
+    /// How long any catalog read may wait for a lock before its section gives up.
+    pub lock_timeout: Duration,
+}
+
+impl Default for CollectOptions {
+    fn default() -> Self {
+        CollectOptions {
+            top_statements: 50,
+            max_query_chars: 2000,
+            skip_statements: false,
+            include_host: true,
+            lock_timeout: Duration::from_secs(2),
+        }
+    }
+}
+
+/// What a section brings back: its data, or the reason it was not collected.
+pub(crate) enum Outcome<T> {
+    Collected(T),
+    Skipped { reason: String, next_step: String },
+}
+
+impl<T> Outcome<T> {
+    pub(crate) fn skipped(reason: impl Into<String>, next_step: impl Into<String>) -> Self {
+        Outcome::Skipped {
+            reason: reason.into(),
+            next_step: next_step.into(),
+        }
+    }
+}
+
+/// Collects one snapshot of the server behind `conn`.
+///
+/// Fails only when the transaction cannot be opened or the connection is lost; anything
+/// else a section meets is recorded in `sections`.
+pub async fn collect(conn: &Conn, target: TargetInfo, opts: &CollectOptions) -> Result<Snapshot> {
+    conn.batch("starting the collecting transaction", BEGIN)
+        .await?;
+    match collect_in_transaction(conn, target, opts).await {
+        Ok(snapshot) => {
+            conn.batch("ending the collecting transaction", "COMMIT")
+                .await?;
+            Ok(snapshot)
+        }
+        Err(e) => {
+            if !e.is_connection_lost() {
+                // Best effort: leave the connection usable for the caller.
+                let _ = conn
+                    .batch("ending the collecting transaction", "ROLLBACK")
+                    .await;
+            }
+            Err(e)
+        }
+    }
+}
+
+async fn collect_in_transaction(
+    conn: &Conn,
+    target: TargetInfo,
+    opts: &CollectOptions,
+) -> Result<Snapshot> {
+    let lock_timeout = format!("{}ms", opts.lock_timeout.as_millis().max(1));
+    conn.query_one(
+        "setting lock_timeout",
+        SET_LOCAL_SQL,
+        &[&"lock_timeout", &lock_timeout],
+    )
+    .await?;
+    // Catalog queries name pg_catalog themselves; this keeps any user object from shadowing
+    // an unqualified function or operator.
+    conn.query_one(
+        "setting search_path",
+        SET_LOCAL_SQL,
+        &[&"search_path", &"pg_catalog, pg_temp"],
+    )
+    .await?;
+    let row = conn
+        .query_one("reading the server clock", COLLECT_START_SQL, &[])
+        .await?;
+    let collected_at = get(&row, "collect", "collected_at")?;
+    let mut snap = Snapshot::new(target, collected_at);
+    let mut run = Runner {
+        conn,
+        sections: Vec::new(),
+    };
+
+    snap.privileges = run.section("privileges", privileges::collect(conn)).await?;
+    snap.server = run.section("server", server::collect(conn)).await?;
+    snap.settings = run
+        .section("settings", settings::collect(conn))
+        .await?
+        .unwrap_or_default();
+    let data_directory = snap.server.as_ref().and_then(|s| s.data_directory.clone());
+    snap.host = run
+        .local_section(
+            "host",
+            host::collect(&conn.host, data_directory, opts.include_host),
+        )
+        .await;
+    snap.databases = run
+        .section("databases", databases::collect(conn))
+        .await?
+        .unwrap_or_default();
+    snap.activity = run
+        .section("activity", activity::collect(conn, opts.max_query_chars))
+        .await?;
+    snap.tables = run
+        .section("tables", tables::collect(conn))
+        .await?
+        .unwrap_or_default();
+    snap.indexes = run
+        .section("indexes", indexes::collect(conn))
+        .await?
+        .unwrap_or_default();
+    snap.foreign_keys = run
+        .section("foreign_keys", foreign_keys::collect(conn))
+        .await?
+        .unwrap_or_default();
+    snap.sequences = run
+        .section("sequences", sequences::collect(conn))
+        .await?
+        .unwrap_or_default();
+    snap.extensions = run
+        .section("extensions", extensions::collect(conn))
+        .await?
+        .unwrap_or_default();
+    if let Some(libs) = run
+        .section("preloaded_libraries", extensions::collect_preloaded(conn))
+        .await?
+    {
+        snap.extensions.preloaded = libs;
+    }
+    snap.statements = run
+        .section("statements", statements::collect(conn, opts))
+        .await?;
+    snap.replication = run
+        .section("replication", replication::collect(conn))
+        .await?;
+
+    snap.sections = run.sections;
+    Ok(snap)
+}
+
+/// Runs sections in savepoints and records what each did.
+struct Runner<'a> {
+    conn: &'a Conn,
+    sections: Vec<SectionStatus>,
+}
+
+impl Runner<'_> {
+    /// Runs `work` inside a savepoint. Always rolls back to it afterwards (the transaction is
+    /// read-only, so nothing is lost, and a section's SET LOCAL does not leak into the next).
+    async fn section<T>(
+        &mut self,
+        name: &str,
+        work: impl Future<Output = Result<Outcome<T>>>,
+    ) -> Result<Option<T>> {
+        let started = Instant::now();
+        self.conn.batch(name, SAVEPOINT).await?;
+        let result = work.await;
+        if let Err(e) = &result {
+            if e.is_connection_lost() {
+                return Err(clone_lost(e, name));
+            }
+        }
+        self.conn.batch(name, ROLLBACK_TO).await?;
+        self.conn.batch(name, RELEASE).await?;
+        Ok(self.record(name, started, result))
+    }
+
+    /// A section that reads this machine, not the server: no savepoint.
+    async fn local_section<T>(
+        &mut self,
+        name: &str,
+        work: impl Future<Output = Result<Outcome<T>>>,
+    ) -> Option<T> {
+        let started = Instant::now();
+        let result = work.await;
+        self.record(name, started, result)
+    }
+
+    fn record<T>(&mut self, name: &str, started: Instant, result: Result<Outcome<T>>) -> Option<T> {
+        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
+        let (state, reason, next_step, value) = match result {
+            Ok(Outcome::Collected(v)) => (SectionState::Collected, None, None, Some(v)),
+            Ok(Outcome::Skipped { reason, next_step }) => {
+                (SectionState::Skipped, Some(reason), Some(next_step), None)
+            }
+            Err(e) => {
+                let (state, next) = classify(&e);
+                (state, Some(e.to_string()), Some(next), None)
+            }
+        };
+        tracing::debug!(
+            section = name,
+            state = ?state,
+            elapsed_ms,
+            reason = reason.as_deref().unwrap_or(""),
+            "collected section"
+        );
+        self.sections.push(SectionStatus {
+            section: name.to_string(),
+            state,
+            reason,
+            next_step,
+            elapsed_ms,
+        });
+        value
+    }
+}
+
+/// Skipped when the server lacks something we cannot supply (a privilege, a view, a loaded
+/// module); Failed when the read itself went wrong (a lock or statement timeout, a bug).
+fn classify(e: &Error) -> (SectionState, String) {
+    let own_next = match e {
+        Error::Query { next_step, .. } | Error::Timeout { next_step, .. } => next_step.clone(),
+        _ => None,
+    };
+    let code = e.sqlstate();
+    let skipped = code.is_some_and(|c| {
+        *c == SqlState::INSUFFICIENT_PRIVILEGE
+            || *c == SqlState::UNDEFINED_TABLE
+            || *c == SqlState::UNDEFINED_FUNCTION
+            || *c == SqlState::UNDEFINED_COLUMN
+            || *c == SqlState::OBJECT_NOT_IN_PREREQUISITE_STATE
+            || *c == SqlState::FEATURE_NOT_SUPPORTED
+    });
+    let state = if skipped {
+        SectionState::Skipped
+    } else {
+        SectionState::Failed
+    };
+    let next = own_next.unwrap_or_else(|| {
+        if skipped {
+            "connect as a role with pg_monitor on PostgreSQL 13 or newer".to_string()
+        } else {
+            "run again; if it keeps failing, report it with the message above".to_string()
+        }
+    });
+    (state, next)
+}
+
+/// A lost-connection error, re-made so the caller sees it (errors are not Clone).
+fn clone_lost(e: &Error, section: &str) -> Error {
+    match e {
+        Error::ConnectionLost { context, message } => Error::ConnectionLost {
+            context: context.clone(),
+            message: message.clone(),
+        },
+        other => Error::ConnectionLost {
+            context: format!("collecting {section}"),
+            message: other.to_string(),
+        },
+    }
+}
+
+/// One typed column of a row; a mismatch names the section and the column.
+pub(crate) fn get<'r, T: FromSql<'r>>(row: &'r Row, section: &str, column: &str) -> Result<T> {
+    row.try_get::<_, T>(column)
+        .map_err(|e| Error::Internal(format!("{section}: reading column {column}: {e}")))
+}
+
+/// Cuts `text` to at most `max` characters, on a character boundary.
+pub(crate) fn cut(text: &str, max: usize) -> String {
+    match text.char_indices().nth(max) {
+        Some((i, _)) => text[..i].to_string(),
+        None => text.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cut_keeps_whole_characters() {
+        assert_eq!(cut("héllo", 2), "hé");
+        assert_eq!(cut("abc", 10), "abc");
+        assert_eq!(cut("", 0), "");
+    }
+
+    #[test]
+    fn privilege_errors_skip_and_lock_timeouts_fail() {
+        let denied = Error::Query {
+            context: "x".into(),
+            code: Some(SqlState::INSUFFICIENT_PRIVILEGE),
+            message: "permission denied".into(),
+            next_step: Some("grant pg_monitor".into()),
+        };
+        assert_eq!(
+            classify(&denied),
+            (SectionState::Skipped, "grant pg_monitor".to_string())
+        );
+        let lock = Error::Query {
+            context: "x".into(),
+            code: Some(SqlState::LOCK_NOT_AVAILABLE),
+            message: "canceling statement due to lock timeout".into(),
+            next_step: None,
+        };
+        assert_eq!(classify(&lock).0, SectionState::Failed);
+    }
+}
