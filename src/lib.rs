@@ -13,10 +13,13 @@
 //! pure functions over data, tested on saved snapshots without a server.
 
 pub mod advise;
+pub mod cli;
 pub mod collect;
 pub mod db;
+pub mod demo;
 pub mod embedded;
 pub mod error;
+pub mod report;
 pub mod snapshot;
 
 pub use error::{Error, Result};

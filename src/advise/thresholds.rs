@@ -183,6 +183,11 @@ thresholds! {
     /// A statement taking this share of all execution time is reported.
     /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
     slow_statement_min_total_share: f64 = 0.10, "report statements taking this share of total execution time";
+    /// ... and only when each call is not trivially fast: some statement always leads the
+    /// total, and a 0.1 ms lookup run a million times is a caching question, not a slow one
+    /// (PgHero calls a query slow from 20 ms mean).
+    /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
+    slow_statement_total_min_mean_ms: f64 = 10.0, "a statement reported by total time must also average this many ms per call";
     /// A statement with at least this mean execution time (ms) is reported.
     /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
     slow_statement_min_mean_ms: f64 = 100.0, "report statements with this mean execution time (ms)";

@@ -1,0 +1,124 @@
+//! `pgopt analyze`: snapshot (live or from a file) -> findings -> report.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::{TargetArgs, EXIT_FINDINGS, EXIT_OK};
+use crate::advise::{self, Severity, Thresholds};
+use crate::collect::{self, CollectOptions};
+use crate::error::Error;
+use crate::report::{self, Format};
+use crate::snapshot::{Snapshot, TargetInfo};
+
+#[derive(Debug, Args)]
+pub struct AnalyzeArgs {
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+    /// Write the snapshot to this file (JSON) for later `--from`.
+    #[arg(long, value_name = "FILE")]
+    pub save: Option<PathBuf>,
+    /// Analyze a saved snapshot instead of a live server.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dsn", "discover"])]
+    pub from: Option<PathBuf>,
+    /// Exit with 1 when a finding of this severity or worse is found.
+    #[arg(long, value_name = "SEVERITY")]
+    pub fail_on: Option<Severity>,
+    /// Override a threshold, e.g. `--threshold cache_hit_ratio_warning=0.98` (repeatable;
+    /// `--threshold list` prints them all).
+    #[arg(long = "threshold", value_name = "NAME=VALUE")]
+    pub thresholds: Vec<String>,
+    /// Statements to keep from pg_stat_statements (top by total time, and by mean time).
+    #[arg(long, default_value_t = 50)]
+    pub top_statements: usize,
+    /// Do not read pg_stat_statements.
+    #[arg(long)]
+    pub skip_statements: bool,
+}
+
+pub async fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
+    if args.thresholds.iter().any(|t| t == "list") {
+        print!("{}", thresholds_help());
+        return Ok(EXIT_OK);
+    }
+    let thresholds = parse_thresholds(&args.thresholds)?;
+    let snap = match &args.from {
+        Some(path) => Snapshot::load(path)?,
+        None => {
+            let (_, conn) = args.target.connect().await?;
+            let opts = CollectOptions {
+                top_statements: args.top_statements,
+                skip_statements: args.skip_statements,
+                ..CollectOptions::default()
+            };
+            collect_with_progress(&conn, &opts).await?
+        }
+    };
+    if let Some(path) = &args.save {
+        snap.save(path)
+            .with_context(|| format!("saving the snapshot to {}", path.display()))?;
+        eprintln!("snapshot saved to {}", path.display());
+    }
+    let findings = advise::advise(&snap, &thresholds);
+    println!("{}", report::render(&snap, &findings, args.format));
+    Ok(exit_code(&findings, args.fail_on))
+}
+
+/// Collects a snapshot with a spinner on stderr when it is a terminal.
+pub async fn collect_with_progress(
+    conn: &crate::db::Conn,
+    opts: &CollectOptions,
+) -> crate::error::Result<Snapshot> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    spinner.set_message(format!("collecting a snapshot of {}:{}", conn.host, conn.port));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let target = TargetInfo {
+        host: conn.host.clone(),
+        port: conn.port,
+        database: conn.database.clone(),
+        user: conn.user.clone(),
+    };
+    let result = collect::collect(conn, target, opts).await;
+    spinner.finish_and_clear();
+    result
+}
+
+pub fn parse_thresholds(items: &[String]) -> Result<Thresholds, Error> {
+    let mut th = Thresholds::default();
+    for item in items {
+        let (name, value) = item.split_once('=').ok_or_else(|| {
+            Error::BadInput(format!(
+                "--threshold {item:?}: expected NAME=VALUE (see --threshold list)"
+            ))
+        })?;
+        th.set(name.trim(), value.trim())
+            .map_err(|e| Error::BadInput(format!("--threshold {item:?}: {e}")))?;
+    }
+    Ok(th)
+}
+
+fn thresholds_help() -> String {
+    let mut t = comfy_table::Table::new();
+    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
+        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
+        .set_header(vec!["threshold", "default", "meaning"]);
+    for (name, default, about) in Thresholds::names() {
+        t.add_row(vec![name.to_string(), default, about.to_string()]);
+    }
+    format!("{t}\n")
+}
+
+/// 1 when a finding at or above `fail_on` exists, else 0.
+pub fn exit_code(findings: &[advise::Finding], fail_on: Option<Severity>) -> u8 {
+    match fail_on {
+        Some(level) if findings.iter().any(|f| f.severity >= level) => EXIT_FINDINGS,
+        _ => EXIT_OK,
+    }
+}

@@ -1,0 +1,77 @@
+//! `pgopt demo`: the whole job on a throw-away cluster, in seconds.
+
+use std::time::Instant;
+
+use clap::Args;
+
+use super::analyze::{collect_with_progress, exit_code};
+use crate::advise::{self, Thresholds};
+use crate::collect::CollectOptions;
+use crate::db::{self, Target};
+use crate::embedded::{Cluster, ClusterOptions, Detached};
+use crate::report::{self, Format};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Leave the cluster running afterwards (in a data directory of its own) and print its
+    /// connection string; stop it with `pgopt embedded stop --data-dir DIR`.
+    #[arg(long)]
+    pub keep: bool,
+    /// Output format of the analysis.
+    #[arg(long, value_enum, default_value = "table")]
+    pub format: Format,
+}
+
+pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
+    let started = Instant::now();
+    let progress = |msg: &str| eprintln!("[{:>5.1}s] {msg}", started.elapsed().as_secs_f64());
+
+    progress("starting a throw-away PostgreSQL cluster");
+    // A kept cluster must outlive this process, so it runs detached (pg_ctl) instead.
+    let (cluster, detached, port) = if args.keep {
+        let dir = tempfile::Builder::new().prefix("pgopt-demo-").tempdir()?.keep();
+        std::fs::remove_dir(&dir)?;
+        let d = Detached::new(Some(dir))?;
+        let st = d.start()?;
+        let port = st.port.ok_or_else(|| anyhow::anyhow!("the kept cluster has no port"))?;
+        (None, Some(d), port)
+    } else {
+        let c = Cluster::start(ClusterOptions::default())?;
+        let port = c.port();
+        (Some(c), None, port)
+    };
+    let dsn = |db: &str| format!("postgresql://postgres@127.0.0.1:{port}/{db}?sslmode=disable");
+
+    let admin = db::connect(&Target::parse(&dsn("postgres"))?).await?;
+    admin
+        .batch(
+            "creating the demo database",
+            &format!("CREATE DATABASE {}", db::Ident::new(crate::demo::DATABASE)),
+        )
+        .await?;
+    drop(admin);
+
+    progress("loading a sample governance database and planting problems");
+    let conn = db::connect(&Target::parse(&dsn(crate::demo::DATABASE))?).await?;
+    crate::demo::prepare(&conn).await?;
+
+    progress("collecting a snapshot and analyzing it");
+    let snap = collect_with_progress(&conn, &CollectOptions::default()).await?;
+    let findings = advise::advise(&snap, &Thresholds::default());
+    println!("{}", report::render(&snap, &findings, args.format));
+
+    match (&cluster, &detached) {
+        (_, Some(d)) => {
+            progress("done; the cluster keeps running");
+            println!("connection: {}", dsn(crate::demo::DATABASE));
+            println!(
+                "stop it with: pgopt embedded remove --data-dir {}",
+                d.data_dir.display()
+            );
+        }
+        _ => progress("done; stopping the cluster"),
+    }
+    drop(conn);
+    drop(cluster);
+    Ok(exit_code(&findings, None))
+}

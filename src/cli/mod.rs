@@ -1,0 +1,113 @@
+//! The command line: clap arguments, turned into resolved settings once, one file per command.
+//!
+//! Exit codes (shared by every command):
+//! 0 done, no finding at or above `--fail-on`; 1 findings at or above `--fail-on`;
+//! 2 bad input (a DSN that does not parse, a bad flag, an unreadable snapshot file);
+//! 3 failed (the server could not be reached, collection failed, an internal error).
+
+mod analyze;
+mod demo;
+mod embedded;
+mod target;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::error::Error;
+
+pub use target::TargetArgs;
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FINDINGS: u8 = 1;
+pub const EXIT_BAD_INPUT: u8 = 2;
+pub const EXIT_FAILED: u8 = 3;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "pgopt",
+    version,
+    about = "PostgreSQL performance optimizer: analyze, indexes, maintenance, settings, performance",
+    after_help = "Exit codes: 0 ok, 1 findings at or above --fail-on, 2 bad input, 3 failed.\n\
+                  With no target, try `pgopt demo` or `pgopt embedded start`."
+)]
+pub struct Cli {
+    /// More log output (-v info, -vv debug); logs go to stderr.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Collect one consistent snapshot and report what is wrong, with evidence and next steps.
+    Analyze(analyze::AnalyzeArgs),
+    /// Start a throw-away cluster, plant problems in a sample database, analyze it, stop.
+    Demo(demo::DemoArgs),
+    /// Keep an embedded PostgreSQL cluster running for interactive use.
+    Embedded(embedded::EmbeddedArgs),
+}
+
+/// Parses the arguments, runs the command, and turns the outcome into an exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            return ExitCode::from(match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    EXIT_OK
+                }
+                _ => EXIT_BAD_INPUT,
+            });
+        }
+    };
+    init_tracing(cli.verbose);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(EXIT_FAILED);
+        }
+    };
+    let outcome = runtime.block_on(async {
+        match cli.command {
+            Command::Analyze(args) => analyze::run(args).await,
+            Command::Demo(args) => demo::run(args).await,
+            Command::Embedded(args) => embedded::run(args),
+        }
+    });
+    match outcome {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(exit_code_for(&e))
+        }
+    }
+}
+
+fn exit_code_for(e: &anyhow::Error) -> u8 {
+    match e.downcast_ref::<Error>() {
+        Some(err) if err.is_bad_input() => EXIT_BAD_INPUT,
+        _ => EXIT_FAILED,
+    }
+}
+
+fn init_tracing(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "pgopt=info",
+        _ => "pgopt=debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("PGOPT_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .try_init();
+}
