@@ -26,7 +26,9 @@ pub(crate) enum HostFailure {
     Auth(Error),
     /// Nothing listens there (connection refused).
     Refused(String),
-    /// Anything else (DNS, TLS, server errors, lost connection).
+    /// The server answered with an error (database does not exist, too many connections).
+    Server(String),
+    /// Anything else (DNS, TLS, lost connection).
     Other(String),
 }
 
@@ -39,6 +41,7 @@ pub async fn connect(target: &Target) -> Result<Conn> {
     let mut failures: Vec<(String, String)> = Vec::new();
     let mut timeouts = 0usize;
     let mut wrong_role = 0usize;
+    let mut server_errors = 0usize;
     let mut fallback: Option<Conn> = None;
     for host in &target.hosts {
         let label = host.label();
@@ -60,6 +63,11 @@ pub async fn connect(target: &Target) -> Result<Conn> {
                 continue;
             }
             Ok(Err(HostFailure::Auth(e))) => return Err(e),
+            Ok(Err(HostFailure::Server(m))) => {
+                server_errors += 1;
+                failures.push((label, m));
+                continue;
+            }
             Ok(Err(HostFailure::Refused(m) | HostFailure::Other(m))) => {
                 failures.push((label, m));
                 continue;
@@ -137,7 +145,13 @@ pub async fn connect(target: &Target) -> Result<Conn> {
              server certificate).",
         );
     }
-    if wrong_role < failures.len() {
+    if server_errors > 0 {
+        msg.push_str(
+            "\nThe server answered with an error: fix what it names (the database, the user, \
+             max_connections) or choose another dbname/user.",
+        );
+    }
+    if wrong_role + server_errors < failures.len() {
         msg.push_str(
             "\nIs the server running? Check host and port; for a local embedded cluster run \
              `pgopt embedded start`.",
@@ -171,6 +185,21 @@ fn is_refused(err: &tokio_postgres::Error) -> bool {
     false
 }
 
+/// The error and all its causes (tokio-postgres's Display shows only the outermost).
+fn full_message(err: &tokio_postgres::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
 /// Sorts a failed connect: authentication, refused, or something else.
 fn classify(target: &Target, host: &HostSpec, err: tokio_postgres::Error) -> HostFailure {
     if let Some(db) = err.as_db_error() {
@@ -184,19 +213,27 @@ fn classify(target: &Target, host: &HostSpec, err: tokio_postgres::Error) -> Hos
                 message: db.message().to_string(),
             });
         }
-        return HostFailure::Other(format!(
+        return HostFailure::Server(format!(
             "server error {}: {}",
             db.code().code(),
             db.message()
         ));
     }
-    let text = err.to_string();
+    let text = full_message(&err);
     if text.contains("password missing") {
         return HostFailure::Auth(Error::Auth {
             host: host.host.clone(),
             port: host.port,
             user: target.user.clone(),
             message: "the server asked for a password and none was given".into(),
+        });
+    }
+    if err.to_string() == "authentication error" {
+        return HostFailure::Auth(Error::Auth {
+            host: host.host.clone(),
+            port: host.port,
+            user: target.user.clone(),
+            message: text,
         });
     }
     if is_refused(&err) {

@@ -133,7 +133,9 @@ pub async fn discover(host: &str, ports: RangeInclusive<u16>, base: &Target) -> 
                     },
                     Ok(Err(HostFailure::Auth(_))) => ProbeOutcome::AuthFailed,
                     Ok(Err(HostFailure::Refused(_))) => ProbeOutcome::NoServer,
-                    Ok(Err(HostFailure::Other(m))) => ProbeOutcome::Error(m),
+                    Ok(Err(HostFailure::Server(m) | HostFailure::Other(m))) => {
+                        ProbeOutcome::Error(m)
+                    }
                 };
             Probe { port, outcome }
         }
