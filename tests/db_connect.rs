@@ -135,6 +135,20 @@ async fn target_roles_against_primary_and_standby() {
         assert!(matches!(e, Error::Connect(_)), "{e:?}");
         assert!(e.to_string().contains("No host has the role"), "{e}");
     }
+    // A primary that is read-only (default_transaction_read_only) is not taken for writes.
+    let read_only = start(ClusterOptions {
+        settings: vec![("default_transaction_read_only".into(), "on".into())],
+        ..Default::default()
+    });
+    let r = read_only.port();
+    let conn = connect(&target(&dsn(&[r, p], "primary"))).await.unwrap();
+    assert_eq!(conn.port, p);
+    let conn = connect(&target(&dsn(&[r, p], "any"))).await.unwrap();
+    assert_eq!(conn.port, r);
+    assert!(conn.transaction_read_only && !conn.in_recovery);
+    let e = connect(&target(&dsn(&[r], "primary"))).await.unwrap_err();
+    assert!(e.to_string().contains("read-only"), "{e}");
+
     // The role set in code wins over nothing in the DSN.
     let mut t = target(&dsn(&[p, s], "any"));
     t.role = TargetRole::Standby;

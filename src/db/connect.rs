@@ -267,13 +267,20 @@ pub(crate) async fn connect_host(
     tls: Option<&MakeRustlsConnect>,
 ) -> std::result::Result<Conn, HostFailure> {
     let mut cfg = tokio_postgres::Config::new();
-    if host.is_unix() {
-        cfg.host_path(&host.host);
-    } else {
-        cfg.host(&host.host);
-    }
-    if let Some(addr) = host.hostaddr {
-        cfg.hostaddr(addr);
+    match host.hostaddr {
+        // libpq connects to hostaddr and uses host only as a name; a socket path is no name.
+        Some(addr) if host.host.starts_with('/') => {
+            cfg.host(addr.to_string());
+        }
+        Some(addr) => {
+            cfg.host(&host.host).hostaddr(addr);
+        }
+        None if host.is_unix() => {
+            cfg.host_path(&host.host);
+        }
+        None => {
+            cfg.host(&host.host);
+        }
     }
     cfg.port(host.port)
         .user(&target.user)
@@ -307,7 +314,7 @@ pub(crate) async fn connect_host(
     .map_err(|e| classify(target, host, e))?;
 
     let query_failed = |what: &str, e: tokio_postgres::Error| {
-        HostFailure::Other(format!("{what}: {}", Error::query(what, e)))
+        HostFailure::Other(Error::query(what, e).to_string())
     };
     let row = client
         .query_one(
