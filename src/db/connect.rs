@@ -1,60 +1,347 @@
-//! Connecting. (Placeholder: one host, no TLS; the full version lands next.)
+//! Connecting, host by host, the way libpq does it, with every wait bounded.
+//!
+//! Hosts are tried in order. The whole connect to one host (TCP, TLS, authentication, the
+//! role check) is bounded by `connect_timeout`. An authentication failure stops at once
+//! without trying the next host (as libpq); any other failure moves on. The role
+//! (`target_session_attrs`) is decided after connecting, from `pg_is_in_recovery()` and
+//! `transaction_read_only`. Each connection gets `application_name` and the target's
+//! `statement_timeout` (as a bind parameter).
 
-use tokio_postgres::NoTls;
+use std::error::Error as _;
+
+use tokio_postgres::error::SqlState;
+use tokio_postgres::tls::MakeTlsConnect;
+use tokio_postgres::{Client, NoTls, Socket};
+use tokio_postgres_rustls::MakeRustlsConnect;
 
 use super::conn::{Conn, ConnParts};
-use super::target::Target;
+use super::target::{HostSpec, SslMode, Target, TargetRole};
+use super::tls;
 use crate::error::{Error, Result};
 
+/// Why one host could not be used.
+#[derive(Debug)]
+pub(crate) enum HostFailure {
+    /// The server refused our credentials: stop, do not try other hosts.
+    Auth(Error),
+    /// Nothing listens there (connection refused).
+    Refused(String),
+    /// The server answered with an error (database does not exist, too many connections).
+    Server(String),
+    /// Anything else (DNS, TLS, lost connection).
+    Other(String),
+}
+
+/// Connects to the first host of `target` that answers with the wanted role.
 pub async fn connect(target: &Target) -> Result<Conn> {
-    let (host, port) = target
+    if target.hosts.is_empty() {
+        return Err(Error::BadInput("the target names no host".into()));
+    }
+    let tls = tls::make_connector(target)?;
+    let mut failures: Vec<(String, String)> = Vec::new();
+    let mut timeouts = 0usize;
+    let mut wrong_role = 0usize;
+    let mut server_errors = 0usize;
+    let mut fallback: Option<Conn> = None;
+    for host in &target.hosts {
+        let label = host.label();
+        let attempt = tokio::time::timeout(
+            target.connect_timeout,
+            connect_host(target, host, tls.as_ref()),
+        )
+        .await;
+        let conn = match attempt {
+            Err(_) => {
+                timeouts += 1;
+                failures.push((
+                    label,
+                    format!(
+                        "no answer within {:.1}s (connect_timeout)",
+                        target.connect_timeout.as_secs_f64()
+                    ),
+                ));
+                continue;
+            }
+            Ok(Err(HostFailure::Auth(e))) => return Err(e),
+            Ok(Err(HostFailure::Server(m))) => {
+                server_errors += 1;
+                failures.push((label, m));
+                continue;
+            }
+            Ok(Err(HostFailure::Refused(m) | HostFailure::Other(m))) => {
+                failures.push((label, m));
+                continue;
+            }
+            Ok(Ok(conn)) => conn,
+        };
+        let is_primary = !conn.in_recovery && !conn.transaction_read_only;
+        match target.role {
+            TargetRole::Any => return Ok(conn),
+            TargetRole::Primary if is_primary => return Ok(conn),
+            TargetRole::Standby | TargetRole::PreferStandby if conn.in_recovery => return Ok(conn),
+            TargetRole::PreferStandby => {
+                tracing::debug!("{label} is not a standby; keeping it in case none is");
+                if fallback.is_none() {
+                    fallback = Some(conn);
+                }
+            }
+            TargetRole::Primary | TargetRole::Standby => {
+                wrong_role += 1;
+                failures.push((
+                    label,
+                    format!(
+                        "{}, wanted a {}",
+                        describe_role(&conn),
+                        if target.role == TargetRole::Primary {
+                            "primary"
+                        } else {
+                            "standby"
+                        }
+                    ),
+                ));
+            }
+        }
+    }
+    if let Some(conn) = fallback {
+        return Ok(conn);
+    }
+    let hosts = target
         .hosts
-        .first()
-        .cloned()
-        .unwrap_or(("localhost".into(), 5432));
+        .iter()
+        .map(HostSpec::label)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if timeouts == failures.len() {
+        return Err(Error::Timeout {
+            what: format!("connecting to {hosts}"),
+            after: target.connect_timeout,
+            next_step: Some(
+                "the server accepted the connection but did not answer (or the network dropped \
+                 it); check host and port, that it is PostgreSQL, or raise connect_timeout"
+                    .into(),
+            ),
+        });
+    }
+    let mut msg = format!(
+        "cannot connect to {} (target_session_attrs={}):",
+        target.display_safe(),
+        target.role.as_str()
+    );
+    for (label, why) in &failures {
+        msg.push_str(&format!("\n  - {label}: {why}"));
+    }
+    let tls_trouble = failures
+        .iter()
+        .any(|(_, why)| why.contains("certificate") || why.contains("TLS"));
+    if wrong_role > 0 {
+        msg.push_str(&format!(
+            "\nNo host has the role {}: check the host list or target_session_attrs (--target-role).",
+            target.role.as_str()
+        ));
+    }
+    if tls_trouble {
+        msg.push_str(
+            "\nTLS failed: check sslmode and sslrootcert (verify-full needs the host name in the \
+             server certificate).",
+        );
+    }
+    if server_errors > 0 {
+        msg.push_str(
+            "\nThe server answered with an error: fix what it names (the database, the user, \
+             max_connections) or choose another dbname/user.",
+        );
+    }
+    if wrong_role + server_errors < failures.len() {
+        msg.push_str(
+            "\nIs the server running? Check host and port; for a local embedded cluster run \
+             `pgopt embedded start`.",
+        );
+    }
+    Err(Error::Connect(msg))
+}
+
+fn describe_role(conn: &Conn) -> &'static str {
+    match (conn.in_recovery, conn.transaction_read_only) {
+        (true, _) => "is a standby (in recovery)",
+        (false, true) => "is a primary but read-only (transaction_read_only = on)",
+        (false, false) => "is a primary",
+    }
+}
+
+/// True when the error chain holds a refused TCP connection.
+fn is_refused(err: &tokio_postgres::Error) -> bool {
+    let mut source = err.source();
+    while let Some(s) = source {
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if matches!(
+                io.kind(),
+                std::io::ErrorKind::ConnectionRefused | std::io::ErrorKind::NotFound
+            ) {
+                return true;
+            }
+        }
+        source = s.source();
+    }
+    false
+}
+
+/// The error and all its causes (tokio-postgres's Display shows only the outermost).
+fn full_message(err: &tokio_postgres::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        let part = s.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = s.source();
+    }
+    text
+}
+
+/// Sorts a failed connect: authentication, refused, or something else.
+fn classify(target: &Target, host: &HostSpec, err: tokio_postgres::Error) -> HostFailure {
+    if let Some(db) = err.as_db_error() {
+        if *db.code() == SqlState::INVALID_PASSWORD
+            || *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
+        {
+            return HostFailure::Auth(Error::Auth {
+                host: host.host.clone(),
+                port: host.port,
+                user: target.user.clone(),
+                message: db.message().to_string(),
+            });
+        }
+        return HostFailure::Server(format!(
+            "server error {}: {}",
+            db.code().code(),
+            db.message()
+        ));
+    }
+    let text = full_message(&err);
+    if text.contains("password missing") {
+        return HostFailure::Auth(Error::Auth {
+            host: host.host.clone(),
+            port: host.port,
+            user: target.user.clone(),
+            message: "the server asked for a password and none was given".into(),
+        });
+    }
+    if err.to_string() == "authentication error" {
+        return HostFailure::Auth(Error::Auth {
+            host: host.host.clone(),
+            port: host.port,
+            user: target.user.clone(),
+            message: text,
+        });
+    }
+    if is_refused(&err) {
+        return HostFailure::Refused(format!("nothing listens there ({text})"));
+    }
+    HostFailure::Other(text)
+}
+
+async fn open<T>(
+    cfg: &tokio_postgres::Config,
+    tls: T,
+) -> std::result::Result<Client, tokio_postgres::Error>
+where
+    T: MakeTlsConnect<Socket> + 'static,
+    T::Stream: Send + 'static,
+{
+    let (client, connection) = cfg.connect(tls).await?;
+    tokio::spawn(async move {
+        if let Err(e) = connection.await {
+            tracing::debug!("connection ended: {e}");
+        }
+    });
+    Ok(client)
+}
+
+/// Connects to one host (unbounded: the caller bounds it), checks its role, sets
+/// statement_timeout. Does not judge the role.
+pub(crate) async fn connect_host(
+    target: &Target,
+    host: &HostSpec,
+    tls: Option<&MakeRustlsConnect>,
+) -> std::result::Result<Conn, HostFailure> {
     let mut cfg = tokio_postgres::Config::new();
-    cfg.host(&host)
-        .port(port)
+    match host.hostaddr {
+        // libpq connects to hostaddr and uses host only as a name; a socket path is no name.
+        Some(addr) if host.host.starts_with('/') => {
+            cfg.host(addr.to_string());
+        }
+        Some(addr) => {
+            cfg.host(&host.host).hostaddr(addr);
+        }
+        None if host.is_unix() => {
+            cfg.host_path(&host.host);
+        }
+        None => {
+            cfg.host(&host.host);
+        }
+    }
+    cfg.port(host.port)
+        .user(&target.user)
         .dbname(&target.dbname)
-        .user(&target.user);
-    cfg.application_name("pgopt");
-    if let Some(p) = &target.password {
+        .application_name(&target.application_name)
+        .connect_timeout(target.connect_timeout);
+    if let Some(o) = &target.options {
+        cfg.options(o);
+    }
+    if let Some(p) = target.password_for(host) {
         cfg.password(p.expose());
     }
-    let fut = cfg.connect(NoTls);
-    let (client, connection) = tokio::time::timeout(target.connect_timeout, fut)
+    // Unix sockets never use TLS (PostgreSQL does not offer it there).
+    let tls = match tls {
+        Some(t) if !host.is_unix() => Some(t.clone()),
+        _ => None,
+    };
+    let client = match &tls {
+        Some(t) => {
+            cfg.ssl_mode(match tls::effective_mode(target) {
+                SslMode::Allow | SslMode::Prefer => tokio_postgres::config::SslMode::Prefer,
+                _ => tokio_postgres::config::SslMode::Require,
+            });
+            open(&cfg, t.clone()).await
+        }
+        None => {
+            cfg.ssl_mode(tokio_postgres::config::SslMode::Disable);
+            open(&cfg, NoTls).await
+        }
+    }
+    .map_err(|e| classify(target, host, e))?;
+
+    let query_failed = |what: &str, e: tokio_postgres::Error| {
+        HostFailure::Other(Error::query(what, e).to_string())
+    };
+    let row = client
+        .query_one(
+            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), \
+             current_setting('server_version_num')::int",
+            &[],
+        )
         .await
-        .map_err(|_| Error::Timeout {
-            what: format!("connecting to {host}:{port}"),
-            after: target.connect_timeout,
-            next_step: None,
-        })?
-        .map_err(|e| Error::Connect(format!("cannot connect to {host}:{port}: {e}")))?;
-    tokio::spawn(async move {
-        let _ = connection.await;
-    });
+        .map_err(|e| query_failed("checking the server role", e))?;
+    let in_recovery: bool = row.get(0);
+    let read_only: String = row.get(1);
+    let server_version_num: i32 = row.get(2);
     let ms = target.statement_timeout.as_millis().to_string();
     client
         .execute("SELECT set_config('statement_timeout', $1, false)", &[&ms])
         .await
-        .map_err(|e| Error::query("setting statement_timeout", e))?;
-    let row = client
-        .query_one(
-            "SELECT current_setting('server_version_num')::int, pg_is_in_recovery(), current_setting('transaction_read_only') = 'on'",
-            &[],
-        )
-        .await
-        .map_err(|e| Error::query("checking the server role", e))?;
+        .map_err(|e| query_failed("setting statement_timeout", e))?;
     Ok(Conn::new(ConnParts {
         client,
-        host,
-        port,
+        host: host.host.clone(),
+        port: host.port,
         database: target.dbname.clone(),
         user: target.user.clone(),
-        server_version_num: row.get(0),
-        in_recovery: row.get(1),
-        transaction_read_only: row.get(2),
+        server_version_num,
+        in_recovery,
+        transaction_read_only: read_only == "on",
         statement_timeout: target.statement_timeout,
-        tls: None,
+        tls,
     }))
 }

@@ -2,17 +2,24 @@
 //!
 //! - [`target`]: what to connect to (conninfo or URI, PG* variables, ~/.pgpass, multi-host,
 //!   target role, TLS mode). The password is a [`target::Secret`] that never prints.
-//! - [`connect`]: the whole connect bounded by one timeout per host, role checked after
+//! - [`connect`](mod@connect): the whole connect bounded by one timeout per host, role checked after
 //!   connecting, `application_name = pgopt`, `statement_timeout` set.
+//! - [`discover`](mod@discover): probe a port range on one host and pick the primary.
+//! - [`tls`]: rustls verifiers for libpq's sslmodes.
+//! - [`pgpass`]: the password file.
 //! - [`conn`]: a connection whose every statement is bounded and cancelled on timeout.
 //! - [`ident`]: the only way a name reaches SQL text.
 
 pub mod conn;
 pub mod connect;
+pub mod discover;
 pub mod ident;
+pub mod pgpass;
 pub mod target;
+pub mod tls;
 
-pub use conn::Conn;
+pub use conn::{Conn, ConnParts};
 pub use connect::connect;
+pub use discover::{discover, parse_discover_spec, pick_primary, Probe, ProbeOutcome};
 pub use ident::{Ident, QualifiedName};
-pub use target::{Target, TargetRole};
+pub use target::{HostSpec, Secret, SslMode, SystemDefaults, Target, TargetRole};
