@@ -20,8 +20,9 @@ fn fields(line: &str) -> Option<[String; 5]> {
     }
     let mut out: Vec<String> = Vec::with_capacity(5);
     let mut cur = String::new();
-    // Whether the current field was exactly an unescaped `*`.
     let mut chars = line.chars();
+    // The current field as written (escapes kept), to tell a wildcard `*` from `\*`; a
+    // wildcard is stored as NUL + `*`, which no real value contains.
     let mut raw = String::new();
     while let Some(c) = chars.next() {
         if out.len() == 4 {
