@@ -36,7 +36,10 @@ fn main() {
         let c = Cluster::start(ClusterOptions::default()).expect("cluster");
         let t = Instant::now();
         populate(&c, tables);
-        println!("populated {tables} tables and {STATEMENTS} statements in {:.1} s", t.elapsed().as_secs_f64());
+        println!(
+            "populated {tables} tables and {STATEMENTS} statements in {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
         // One warm-up run, then the measured one.
         run_analyze(bin, &c);
         let (wall, rss_kb) = run_analyze(bin, &c);
@@ -81,7 +84,8 @@ fn populate(c: &Cluster, tables: usize) {
         ),
     )
     .expect("create tables");
-    c.psql("postgres", "SELECT pg_stat_statements_reset()").expect("reset");
+    c.psql("postgres", "SELECT pg_stat_statements_reset()")
+        .expect("reset");
     let mut sql = String::new();
     for i in 1..=STATEMENTS {
         let t = 1 + (i - 1) % tables;
@@ -97,6 +101,7 @@ fn populate(c: &Cluster, tables: usize) {
 /// Runs `pgopt analyze` and returns its wall time and peak RSS (kB) from wait4's rusage.
 fn run_analyze(bin: &str, c: &Cluster) -> (Duration, i64) {
     let t = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped below by wait4, which also gives the rusage
     let child = Command::new(bin)
         .arg("analyze")
         .arg(c.dsn("postgres"))

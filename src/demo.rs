@@ -34,11 +34,22 @@ pub async fn prepare(conn: &Conn) -> Result<()> {
     conn.batch("creating the demo schema", SCHEMA).await?;
     conn.batch("planting the demo's problems", PROBLEMS).await?;
     plant_invalid_index(conn).await?;
+    // Start the statistics from the workload, not from the set-up.
+    conn.query(
+        "resetting pg_stat_statements",
+        "SELECT pg_stat_statements_reset()",
+        &[],
+    )
+    .await?;
     workload(conn).await?;
     if conn.server_version_num >= 150000 {
         // Statistics reach the shared views asynchronously; flush ours now (PG 15+).
-        conn.query("flushing statistics", "SELECT pg_stat_force_next_flush()", &[])
-            .await?;
+        conn.query(
+            "flushing statistics",
+            "SELECT pg_stat_force_next_flush()",
+            &[],
+        )
+        .await?;
     }
     Ok(())
 }
@@ -109,7 +120,7 @@ async fn workload(conn: &Conn) -> Result<()> {
     for _ in 0..2 {
         conn.query(
             "demo workload",
-            "SELECT resource_id, payload FROM audit_logs ORDER BY payload->>'note' LIMIT 10",
+            "SELECT count(DISTINCT payload->>'note') FROM audit_logs",
             &[],
         )
         .await?;

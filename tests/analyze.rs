@@ -61,14 +61,22 @@ async fn a_clean_database_has_no_findings() {
     .unwrap();
     let cl = client(&c).await;
     for i in 0..50 {
-        cl.query("SELECT id FROM rules WHERE name = $1", &[&format!("rule-{i}")])
-            .await
-            .unwrap();
-        cl.query("SELECT count(*) FROM rules WHERE principle_id = $1", &[&(i % 50 + 1)])
-            .await
-            .unwrap();
+        cl.query(
+            "SELECT id FROM rules WHERE name = $1",
+            &[&format!("rule-{i}")],
+        )
+        .await
+        .unwrap();
+        cl.query(
+            "SELECT count(*) FROM rules WHERE principle_id = $1",
+            &[&(i % 50 + 1)],
+        )
+        .await
+        .unwrap();
     }
-    cl.batch_execute("SELECT pg_stat_force_next_flush()").await.unwrap();
+    cl.batch_execute("SELECT pg_stat_force_next_flush()")
+        .await
+        .unwrap();
     let snap = snapshot(&c).await;
     let findings = advise(&snap, &Thresholds::default());
     assert!(findings.is_empty(), "{findings:#?}");
@@ -102,12 +110,24 @@ async fn sessions_locks_connections_and_cache_problems_are_found() {
     a.batch_execute("BEGIN; LOCK TABLE locked IN ACCESS EXCLUSIVE MODE")
         .await
         .unwrap();
-    let a_pid: i32 = a.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let a_pid: i32 = a
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     let b = client(&c).await;
-    let b_pid: i32 = b.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let b_pid: i32 = b
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     let blocked = tokio::spawn(async move { b.query("SELECT * FROM locked", &[]).await });
     let l = client(&c).await;
-    let l_pid: i32 = l.query_one("SELECT pg_backend_pid()", &[]).await.unwrap().get(0);
+    let l_pid: i32 = l
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
     let long = tokio::spawn(async move { l.query("SELECT pg_sleep(60)", &[]).await });
     // More clients, to come near max_connections (20 - 3 reserved = 17).
     let mut extra = Vec::new();
@@ -126,14 +146,27 @@ async fn sessions_locks_connections_and_cache_problems_are_found() {
     let findings = advise(&snap, &th);
 
     let idle = find(&findings, "idle_in_transaction");
-    assert!(idle.iter().any(|f| f.object.contains(&a_pid.to_string())), "{findings:#?}");
+    assert!(
+        idle.iter().any(|f| f.object.contains(&a_pid.to_string())),
+        "{findings:#?}"
+    );
     let long_q = find(&findings, "long_running_query");
     assert_eq!(long_q.len(), 1, "{findings:#?}");
     assert!(long_q[0].object.contains(&l_pid.to_string()), "{long_q:#?}");
     let blocked_f = find(&findings, "blocked_session");
-    assert!(blocked_f.iter().any(|f| f.object.contains(&b_pid.to_string())), "{findings:#?}");
+    assert!(
+        blocked_f
+            .iter()
+            .any(|f| f.object.contains(&b_pid.to_string())),
+        "{findings:#?}"
+    );
     let blocking = find(&findings, "blocking_session");
-    assert!(blocking.iter().any(|f| f.object.contains(&a_pid.to_string())), "{findings:#?}");
+    assert!(
+        blocking
+            .iter()
+            .any(|f| f.object.contains(&a_pid.to_string())),
+        "{findings:#?}"
+    );
     let conns = find(&findings, "connections_near_max");
     assert_eq!(conns.len(), 1, "{findings:#?}");
     assert!(conns[0].severity >= Severity::Warning);
@@ -172,8 +205,12 @@ async fn transaction_id_and_multixact_ages_are_found() {
     let x = client(&c).await;
     let y = client(&c).await;
     for _ in 0..20 {
-        x.batch_execute("BEGIN; SELECT * FROM old_rows FOR SHARE").await.unwrap();
-        y.batch_execute("BEGIN; SELECT * FROM old_rows FOR SHARE").await.unwrap();
+        x.batch_execute("BEGIN; SELECT * FROM old_rows FOR SHARE")
+            .await
+            .unwrap();
+        y.batch_execute("BEGIN; SELECT * FROM old_rows FOR SHARE")
+            .await
+            .unwrap();
         x.batch_execute("COMMIT").await.unwrap();
         y.batch_execute("COMMIT").await.unwrap();
     }
@@ -182,11 +219,20 @@ async fn transaction_id_and_multixact_ages_are_found() {
         .into_iter()
         .cloned()
         .collect::<Vec<_>>();
-    assert!(xid.iter().any(|f| f.object.contains("old_rows")), "{xid:#?}");
-    assert!(xid.iter().any(|f| f.object.contains("postgres")), "{xid:#?}");
+    assert!(
+        xid.iter().any(|f| f.object.contains("old_rows")),
+        "{xid:#?}"
+    );
+    assert!(
+        xid.iter().any(|f| f.object.contains("postgres")),
+        "{xid:#?}"
+    );
     // 20 multixacts: over a threshold of 0.1 % of autovacuum_multixact_freeze_max_age.
     let th = with(&[("multixact_age_warning_ratio", "0.001")]);
     let multi = advise(&snap, &th);
     let multi = find(&multi, "multixact_wraparound");
-    assert!(multi.iter().any(|f| f.object.contains("old_rows")), "{multi:#?}");
+    assert!(
+        multi.iter().any(|f| f.object.contains("old_rows")),
+        "{multi:#?}"
+    );
 }

@@ -67,7 +67,13 @@ fn an_unreachable_host_fails_within_the_timeout_with_a_next_step() {
 
 #[test]
 fn bad_threshold_and_bad_severity_are_bad_input() {
-    let o = pgopt(&["analyze", "--from", "x.json", "--threshold", "no_such_threshold=1"]);
+    let o = pgopt(&[
+        "analyze",
+        "--from",
+        "x.json",
+        "--threshold",
+        "no_such_threshold=1",
+    ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let o = pgopt(&["analyze", "--from", "x.json", "--fail-on", "catastrophic"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -91,7 +97,13 @@ fn truncated_and_future_snapshot_files_are_refused_clearly() {
 
     // The saved file analyses offline, with no server, to the same findings.
     drop(c);
-    let offline = pgopt(&["analyze", "--from", full.to_str().unwrap(), "--format", "json"]);
+    let offline = pgopt(&[
+        "analyze",
+        "--from",
+        full.to_str().unwrap(),
+        "--format",
+        "json",
+    ]);
     assert_eq!(offline.status.code(), Some(0), "{}", stderr(&offline));
     let live: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let again: serde_json::Value = serde_json::from_str(&stdout(&offline)).unwrap();
@@ -134,7 +146,11 @@ fn fail_on_sets_the_exit_code_and_formats_render() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let o = pgopt(&["analyze", &dsn, "--format", "markdown"]);
     assert_eq!(o.status.code(), Some(0));
-    assert!(stdout(&o).contains("| `fk_missing_index` |"), "{}", stdout(&o));
+    assert!(
+        stdout(&o).contains("| `fk_missing_index` |"),
+        "{}",
+        stdout(&o)
+    );
     let o = pgopt(&["analyze", &dsn, "--format", "json"]);
     let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(v["findings"]
@@ -142,7 +158,10 @@ fn fail_on_sets_the_exit_code_and_formats_render() {
         .unwrap()
         .iter()
         .any(|f| f["rule"] == "fk_missing_index" && f["object"] == "public.child"));
-    assert_eq!(v["snapshot"]["schema_version"], pgopt::snapshot::SCHEMA_VERSION);
+    assert_eq!(
+        v["snapshot"]["schema_version"],
+        pgopt::snapshot::SCHEMA_VERSION
+    );
 }
 
 #[test]

@@ -47,7 +47,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     .evidence("blks_read", db.blks_read)
     .evidence("stats_reset", time_value(db.stats_reset))
     .next_step(
-        "Check whether shared_buffers fits the working set (`pgopt settings`) and which statements read the most blocks (`pgopt performance`); large sequential scans also lower the ratio",
+        "Check whether shared_buffers fits the working set (`pgopt tune`) and which statements read the most blocks (shared_blks_read in pg_stat_statements); large sequential scans also lower the ratio",
     )
     .docs(DOCS)]
 }

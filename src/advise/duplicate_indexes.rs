@@ -68,7 +68,10 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
     let mut tables: Vec<_> = super::indexes_by_table(snap).into_iter().collect();
     tables.sort_unstable_by(|a, b| a.0.cmp(&b.0));
     for (_, indexes) in tables {
-        let valid: Vec<&Index> = indexes.into_iter().filter(|i| i.is_valid && !i.locked).collect();
+        let valid: Vec<&Index> = indexes
+            .into_iter()
+            .filter(|i| i.is_valid && !i.locked)
+            .collect();
         out.extend(duplicates(&valid));
         out.extend(redundant(&valid));
     }

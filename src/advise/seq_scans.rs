@@ -47,7 +47,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 .evidence("rows_per_seq_scan", num(rows_per_scan))
                 .evidence("threshold_share_ratio", num(th.seq_scan_min_share))
                 .next_step(format!(
-                    "Run `pgopt indexes` for index suggestions and look at the statements in `pgopt performance` that read {}; EXPLAIN them to see which filter lacks an index",
+                    "Run `pgopt indexes` for index suggestions and look at the slow statements `pgopt analyze` lists that read {}; EXPLAIN them to see which filter lacks an index",
                     t.qualified_name()
                 ))
                 .docs(DOCS),

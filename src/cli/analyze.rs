@@ -77,7 +77,10 @@ pub async fn collect_with_progress(
     if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
     }
-    spinner.set_message(format!("collecting a snapshot of {}:{}", conn.host, conn.port));
+    spinner.set_message(format!(
+        "collecting a snapshot of {}:{}",
+        conn.host, conn.port
+    ));
     spinner.enable_steady_tick(std::time::Duration::from_millis(100));
     let target = TargetInfo {
         host: conn.host.clone(),

@@ -29,11 +29,16 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     progress("starting a throw-away PostgreSQL cluster");
     // A kept cluster must outlive this process, so it runs detached (pg_ctl) instead.
     let (cluster, detached, port) = if args.keep {
-        let dir = tempfile::Builder::new().prefix("pgopt-demo-").tempdir()?.keep();
+        let dir = tempfile::Builder::new()
+            .prefix("pgopt-demo-")
+            .tempdir()?
+            .keep();
         std::fs::remove_dir(&dir)?;
         let d = Detached::new(Some(dir))?;
         let st = d.start()?;
-        let port = st.port.ok_or_else(|| anyhow::anyhow!("the kept cluster has no port"))?;
+        let port = st
+            .port
+            .ok_or_else(|| anyhow::anyhow!("the kept cluster has no port"))?;
         (None, Some(d), port)
     } else {
         let c = Cluster::start(ClusterOptions::default())?;

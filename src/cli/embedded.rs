@@ -56,7 +56,11 @@ pub fn run(args: EmbeddedArgs) -> anyhow::Result<u8> {
 fn print_status(cluster: &Detached, st: &crate::embedded::DetachedStatus) {
     match (st.running, st.port) {
         (true, Some(port)) => {
-            println!("running: pid {} data {}", st.pid.unwrap_or(0), cluster.data_dir.display());
+            println!(
+                "running: pid {} data {}",
+                st.pid.unwrap_or(0),
+                cluster.data_dir.display()
+            );
             println!(
                 "postgresql://{}@127.0.0.1:{port}/postgres",
                 crate::embedded::SUPERUSER

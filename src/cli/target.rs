@@ -50,7 +50,7 @@ impl From<RoleArg> for TargetRole {
 }
 
 /// The PG* variables that name a target on their own.
-const TARGET_ENV: &[&str] = &["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE", "PGSERVICE"];
+const TARGET_ENV: &[&str] = &["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE"];
 
 impl TargetArgs {
     /// Resolves the arguments, the environment and ~/.pgpass into a target.
@@ -106,7 +106,7 @@ impl TargetArgs {
                     "no primary answered on {spec}; check the range or give the target directly"
                 ))
             })?;
-            target.hosts = vec![db::target::HostSpec::new(host, port)];
+            target.set_single_host(&host, port);
         }
         let conn = db::connect(&target).await?;
         Ok((target, conn))

@@ -16,7 +16,9 @@ pub fn render(snap: &Snapshot, findings: &[Finding]) -> String {
     }
     let gaps = gaps(snap);
     if !gaps.is_empty() {
-        out.push_str("\n## Not collected\n\n| section | state | why | next step |\n|---|---|---|---|\n");
+        out.push_str(
+            "\n## Not collected\n\n| section | state | why | next step |\n|---|---|---|---|\n",
+        );
         for (section, state, why, next) in gaps {
             out.push_str(&format!(
                 "| {} | {state} | {} | {} |\n",
@@ -39,7 +41,12 @@ pub fn render(snap: &Snapshot, findings: &[Finding]) -> String {
         for f in group {
             let mut next = cell(&f.next_step);
             if let Some(sql) = &f.sql {
-                next.push_str(&format!("<br>`{}`", sql.replace('`', "'").replace('|', "\\|")));
+                for line in sql.lines() {
+                    next.push_str(&format!(
+                        "<br>`{}`",
+                        line.replace('`', "'").replace('|', "\\|")
+                    ));
+                }
             }
             out.push_str(&format!(
                 "| `{}` | {} | {} | {} | {next} |\n",

@@ -43,7 +43,12 @@ pub(crate) fn headline(snap: &Snapshot, findings: &[Finding]) -> Vec<(&'static s
         rows.push(("server", short));
         rows.push((
             "role",
-            if server.in_recovery { "standby" } else { "primary" }.to_string(),
+            if server.in_recovery {
+                "standby"
+            } else {
+                "primary"
+            }
+            .to_string(),
         ));
         rows.push(("uptime", duration(server.uptime_seconds)));
         if let Some(size) = server
@@ -133,8 +138,20 @@ fn evidence_value(key: &str, v: &serde_json::Value) -> String {
                     .to_string()
             }
         }
-        serde_json::Value::String(s) => s.clone(),
+        serde_json::Value::String(s) => short_text(s, 80),
         other => other.to_string(),
+    }
+}
+
+/// Whitespace collapsed and cut to `max` characters: query texts and definitions stay
+/// readable in a table cell (the JSON output keeps them whole).
+fn short_text(s: &str, max: usize) -> String {
+    let one_line = s.split_whitespace().collect::<Vec<_>>().join(" ");
+    if one_line.chars().count() <= max {
+        one_line
+    } else {
+        let cut: String = one_line.chars().take(max - 1).collect();
+        format!("{cut}…")
     }
 }
 
@@ -150,7 +167,15 @@ pub(crate) fn severity_label(s: Severity) -> &'static str {
 pub(crate) fn by_severity(findings: &[Finding]) -> Vec<(Severity, Vec<&Finding>)> {
     [Severity::Critical, Severity::Warning, Severity::Info]
         .into_iter()
-        .map(|s| (s, findings.iter().filter(|f| f.severity == s).collect::<Vec<_>>()))
+        .map(|s| {
+            (
+                s,
+                findings
+                    .iter()
+                    .filter(|f| f.severity == s)
+                    .collect::<Vec<_>>(),
+            )
+        })
         .filter(|(_, v)| !v.is_empty())
         .collect()
 }
@@ -203,5 +228,7 @@ mod tests {
         assert_eq!(duration(30.0), "30 s");
         assert_eq!(duration(7200.0), "2.0 h");
         assert_eq!(millis(12.34), "12.3 ms");
+        assert_eq!(short_text("SELECT  *\n  FROM t", 80), "SELECT * FROM t");
+        assert_eq!(short_text("abcdef", 4), "abc…");
     }
 }

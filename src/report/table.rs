@@ -44,7 +44,11 @@ pub fn render(snap: &Snapshot, findings: &[Finding]) -> String {
         return out;
     }
     for (severity, group) in by_severity(findings) {
-        out.push_str(&format!("\n{} ({})\n", severity_label(severity), group.len()));
+        out.push_str(&format!(
+            "\n{} ({})\n",
+            severity_label(severity),
+            group.len()
+        ));
         let mut t = new_table();
         t.set_header(vec!["rule", "object", "finding", "next step"]);
         for f in group {

@@ -37,6 +37,7 @@ pub fn table(schema: &str, name: &str, heap_bytes: i64, rows: f64) -> Table {
         schema: schema.to_string(),
         name: name.to_string(),
         kind: "r".to_string(),
+        locked: false,
         heap_bytes,
         indexes_bytes: heap_bytes / 4,
         toast_bytes: 0,
@@ -66,6 +67,7 @@ pub fn index(schema: &str, table: &str, name: &str, columns: &[(&str, i16)]) -> 
     let cols: Vec<String> = columns.iter().map(|c| c.0.to_string()).collect();
     Index {
         oid: 0,
+        locked: false,
         schema: schema.to_string(),
         table: table.to_string(),
         name: name.to_string(),

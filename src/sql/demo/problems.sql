@@ -1,4 +1,8 @@
 /* the problems the demo plants for analyze to find (each statement alone: see demo.rs) */
+-- fresh statistics everywhere but on security_events (analyzed after the data committed)
+ANALYZE users;
+ANALYZE audit_logs;
+ANALYZE policy_rules;
 -- duplicate: two identical indexes on users.email
 CREATE INDEX users_email_idx ON users (email);
 CREATE INDEX users_email_lookup ON users (email);

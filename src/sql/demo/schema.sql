@@ -48,7 +48,7 @@ SELECT 1 + (g * 7919) % 5000,
 FROM generate_series(1, 60000) g;
 
 INSERT INTO audit_logs (actor_id, resource_type, resource_id, action, occurred_at, payload)
-SELECT 1 + (g * 104729) % 5000,
+SELECT (1 + (g::bigint * 104729) % 5000)::int,
        (ARRAY['policy', 'workflow', 'user', 'principle'])[1 + g % 4],
        g % 20000,
        (ARRAY['create', 'read', 'update', 'delete', 'approve'])[1 + g % 5],
@@ -59,7 +59,3 @@ FROM generate_series(1, 300000) g;
 INSERT INTO policy_rules (name, version, is_active, body)
 SELECT 'rule-' || g, 1 + g % 3, g % 7 <> 0, repeat('clause ', 20)
 FROM generate_series(1, 500) g;
-
-ANALYZE users;
-ANALYZE audit_logs;
-ANALYZE policy_rules;
