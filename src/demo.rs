@@ -107,7 +107,7 @@ async fn workload(conn: &Conn) -> Result<()> {
             .await
             .map_err(|e| Error::query("demo workload", e))?;
     }
-    for i in 0..60i32 {
+    for i in 0..100i32 {
         c.query(&by_actor, &[&(1 + i * 191)])
             .await
             .map_err(|e| Error::query("demo workload", e))?;

@@ -569,7 +569,10 @@ impl Snapshot {
     }
 
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::SnapshotFile {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
         Self::from_json(&text, &path.display().to_string())
     }
 }

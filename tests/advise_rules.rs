@@ -1076,6 +1076,12 @@ fn a_fast_statement_leading_the_total_is_not_slow() {
         .top
         .push(statement(2004, 700_000.0, 7_000_000)); // 35 %, but 0.1 ms per call
     assert_silent(&snap, "slow_statement_total_time");
+    // Nor is one that leads a quiet server with a few milliseconds in all.
+    let mut quiet = clean_snapshot();
+    let st = quiet.statements.as_mut().unwrap();
+    st.total_exec_time_ms = 40.0;
+    st.top = vec![statement(2005, 12.0, 1)];
+    assert_silent(&quiet, "slow_statement_total_time");
 }
 
 #[test]
@@ -1280,7 +1286,7 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
     snap.sequences[1].last_value = Some(2_000_000_000);
     {
         let st = snap.statements.as_mut().unwrap();
-        st.top.push(statement(9001, 800_000.0, 1_000_000));
+        st.top.push(statement(9001, 800_000.0, 50_000)); // 16 ms mean
         st.top.push(statement(9002, 30_000.0, 100));
         st.top[0].temp_blks_written = 10;
     }

@@ -29,6 +29,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             total > 0.0
                 && share(s) >= th.slow_statement_min_total_share
                 && s.mean_exec_time_ms >= th.slow_statement_total_min_mean_ms
+                && s.total_exec_time_ms >= th.slow_statement_total_min_ms
         })
         .collect();
     by_total.sort_by(|a, b| b.total_exec_time_ms.total_cmp(&a.total_exec_time_ms));

@@ -188,6 +188,10 @@ thresholds! {
     /// (PgHero calls a query slow from 20 ms mean).
     /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
     slow_statement_total_min_mean_ms: f64 = 10.0, "a statement reported by total time must also average this many ms per call";
+    /// ... and have run for at least this long in all (ms): on a quiet or freshly reset
+    /// server some statement leads the total with a few milliseconds.
+    /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
+    slow_statement_total_min_ms: f64 = 1000.0, "a statement reported by total time must have run this many ms in all";
     /// A statement with at least this mean execution time (ms) is reported.
     /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
     slow_statement_min_mean_ms: f64 = 100.0, "report statements with this mean execution time (ms)";
