@@ -356,7 +356,7 @@ impl Installation {
 
     /// The template data directory, built on first use.
     pub fn template(&self) -> Result<PathBuf> {
-        let root = std::env::temp_dir();
+        let root = scratch_root();
         let name = format!(
             "pgopt-template-v{TEMPLATE_VERSION}-pg{}-u{}",
             self.bin.version, self.run_as.uid
@@ -802,12 +802,36 @@ fn new_cluster_dir(inst: &Installation) -> Result<tempfile::TempDir> {
     // Short, because a unix socket path is limited to 107 bytes.
     let dir = tempfile::Builder::new()
         .prefix("pgopt-")
-        .tempdir()
+        .tempdir_in(scratch_root())
         .map_err(|e| Error::Embedded(format!("cannot make a temp directory: {e}")))?;
     fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o700))
         .map_err(|e| Error::io(dir.path(), e))?;
     inst.run_as.own(dir.path())?;
     Ok(dir)
+}
+
+/// Where throw-away clusters and the template live: `PGOPT_TMPDIR`, else /dev/shm when it is
+/// a writable directory (copying the template there takes ~40 ms against ~300 ms on disk),
+/// else the system temp directory.
+pub fn scratch_root() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PGOPT_TMPDIR") {
+        return dir.into();
+    }
+    let shm = Path::new("/dev/shm");
+    let writable = shm.is_dir()
+        && fs::metadata(shm)
+            .map(|m| m.permissions().mode() & 0o002 != 0 || m.uid() == current_uid())
+            .unwrap_or(false);
+    if writable {
+        shm.to_path_buf()
+    } else {
+        std::env::temp_dir()
+    }
+}
+
+fn current_uid() -> u32 {
+    // SAFETY: getuid has no preconditions.
+    unsafe { libc::getuid() }
 }
 
 /// Starts on a free port, retrying when another process took the port first.
@@ -913,7 +937,15 @@ impl Detached {
             .arg("-o")
             .arg(format!("-p {port} -k {}", self.data_dir.display()))
             .stdin(Stdio::null());
-        run_checked(cmd, "pg_ctl start")?;
+        run_checked(cmd, "pg_ctl start").map_err(|e| match e {
+            Error::Embedded(msg) if msg.contains("Permission denied") && self.inst.run_as.switch => {
+                Error::Embedded(format!(
+                    "{msg}. The server runs as the `{SUPERUSER}` OS user: every parent directory of {} must be searchable by it (chmod o+x), or pick another --data-dir",
+                    self.data_dir.display()
+                ))
+            }
+            other => other,
+        })?;
         Ok(self.status())
     }
 

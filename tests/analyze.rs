@@ -243,3 +243,92 @@ async fn transaction_id_and_multixact_ages_are_found() {
         "{multi:#?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_database_shows_every_planted_problem() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let conn = db::connect(&Target::parse(&c.dsn("postgres")).unwrap())
+        .await
+        .unwrap();
+    pgopt::demo::prepare(&conn).await.unwrap();
+    let snap = snapshot(&c).await;
+    let findings = advise(&snap, &Thresholds::default());
+    for (rule, object) in pgopt::demo::PLANTED {
+        assert!(
+            findings
+                .iter()
+                .any(|f| f.rule == *rule && f.object.contains(object)),
+            "planted {rule} on {object} not found in {findings:#?}"
+        );
+    }
+    // The demo spills a few MB: over a lowered database-wide temp-file threshold.
+    let th = with(&[("temp_bytes_warning", "1048576")]);
+    let spills = advise(&snap, &th);
+    let spills = find(&spills, "temp_file_spills");
+    assert_eq!(spills.len(), 1);
+    assert_eq!(spills[0].object, "database postgres");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_stat_statements_not_loaded_or_not_installed_is_found() {
+    let not_loaded = Cluster::start(ClusterOptions {
+        settings: vec![("shared_preload_libraries".into(), "''".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    let snap = snapshot(&not_loaded).await;
+    let findings = advise(&snap, &Thresholds::default());
+    let f = find(&findings, "pg_stat_statements_not_preloaded");
+    assert_eq!(f.len(), 1, "{findings:#?}");
+    assert!(f[0].next_step.contains("shared_preload_libraries"));
+    assert!(find(&findings, "pg_stat_statements_not_installed").is_empty());
+
+    let not_installed = Cluster::start(ClusterOptions::default()).unwrap();
+    not_installed
+        .psql("postgres", "DROP EXTENSION pg_stat_statements")
+        .unwrap();
+    let snap = snapshot(&not_installed).await;
+    let findings = advise(&snap, &Thresholds::default());
+    let f = find(&findings, "pg_stat_statements_not_installed");
+    assert_eq!(f.len(), 1, "{findings:#?}");
+    assert!(f[0]
+        .sql
+        .as_deref()
+        .unwrap_or_default()
+        .contains("CREATE EXTENSION"));
+    assert!(find(&findings, "pg_stat_statements_not_preloaded").is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_long_open_transaction_is_found() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    c.psql("postgres", "CREATE TABLE t (id int)").unwrap();
+    let holder = client(&c).await;
+    holder
+        .batch_execute("BEGIN; INSERT INTO t VALUES (1)")
+        .await
+        .unwrap();
+    let pid: i32 = holder
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // Busy, not idle, so that it is reported as a long transaction rather than idle in one.
+    let busy = tokio::spawn(async move {
+        holder.query("SELECT pg_sleep(1.5)", &[]).await.unwrap();
+        holder
+    });
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let snap = snapshot(&c).await;
+    let th = with(&[
+        ("long_transaction_warning_seconds", "1"),
+        ("long_query_warning_seconds", "100"),
+    ]);
+    let findings = advise(&snap, &th);
+    let f = find(&findings, "long_transaction");
+    assert!(
+        f.iter().any(|f| f.object == format!("pid {pid}")),
+        "{findings:#?}"
+    );
+    busy.await.unwrap();
+}

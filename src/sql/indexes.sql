@@ -50,9 +50,11 @@ SELECT i.indexrelid::oid AS oid,
        CASE WHEN NOT i.locked THEN pg_get_expr(i.indpred, i.indrelid) END AS predicate,
        CASE WHEN i.locked THEN i.relpages::bigint * current_setting('block_size')::bigint
             ELSE pg_relation_size(i.indexrelid) END::bigint AS size_bytes,
-       coalesce(s.idx_scan, 0)::bigint AS idx_scan,
-       coalesce(s.idx_tup_read, 0)::bigint AS idx_tup_read,
-       coalesce(s.idx_tup_fetch, 0)::bigint AS idx_tup_fetch,
+       -- The functions behind pg_stat_user_indexes, called directly: joining the view made
+       -- the planner rebuild it per index (quadratic in the number of indexes).
+       pg_catalog.pg_stat_get_numscans(i.indexrelid)::bigint AS idx_scan,
+       pg_catalog.pg_stat_get_tuples_returned(i.indexrelid)::bigint AS idx_tup_read,
+       pg_catalog.pg_stat_get_tuples_fetched(i.indexrelid)::bigint AS idx_tup_fetch,
        i.indisvalid AS is_valid,
        i.indisready AS is_ready,
        i.indisunique AS is_unique,
@@ -65,5 +67,4 @@ SELECT i.indexrelid::oid AS oid,
         ORDER BY con.oid LIMIT 1) AS constraint_name,
        i.locked
 FROM ix i
-LEFT JOIN pg_catalog.pg_stat_user_indexes s ON s.indexrelid = i.indexrelid
 ORDER BY i.nspname, i.table_name, i.index_name
