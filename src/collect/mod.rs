@@ -171,6 +171,7 @@ async fn collect_in_transaction(
         .section("indexes", indexes::collect(conn))
         .await?
         .unwrap_or_default();
+    tables::add_index_sizes(&mut snap.tables, &snap.indexes);
     snap.foreign_keys = run
         .section("foreign_keys", foreign_keys::collect(conn))
         .await?

@@ -23,9 +23,10 @@ pub(crate) async fn collect(conn: &Conn) -> Result<Outcome<Vec<Table>>> {
                 name: get(r, S, "name")?,
                 kind: get(r, S, "kind")?,
                 heap_bytes: get(r, S, "heap_bytes")?,
-                indexes_bytes: get(r, S, "indexes_bytes")?,
+                // Filled in by add_index_sizes once the indexes are collected.
+                indexes_bytes: 0,
                 toast_bytes: get(r, S, "toast_bytes")?,
-                total_bytes: get(r, S, "total_bytes")?,
+                total_bytes: get::<i64>(r, S, "heap_bytes")? + get::<i64>(r, S, "toast_bytes")?,
                 reltuples: get(r, S, "reltuples")?,
                 relpages: get(r, S, "relpages")?,
                 seq_scan: get(r, S, "seq_scan")?,
@@ -48,4 +49,23 @@ pub(crate) async fn collect(conn: &Conn) -> Result<Outcome<Vec<Table>>> {
         })
         .collect::<Result<_>>()
         .map(Outcome::Collected)
+}
+
+/// Adds each table's index sizes (measured once, by the indexes section) to its total.
+pub(crate) fn add_index_sizes(tables: &mut [Table], indexes: &[crate::snapshot::Index]) {
+    let mut by_table: std::collections::HashMap<(&str, &str), i64> =
+        std::collections::HashMap::new();
+    for idx in indexes {
+        *by_table
+            .entry((idx.schema.as_str(), idx.table.as_str()))
+            .or_default() += idx.size_bytes;
+    }
+    for t in tables {
+        let bytes = by_table
+            .get(&(t.schema.as_str(), t.name.as_str()))
+            .copied()
+            .unwrap_or(0);
+        t.indexes_bytes = bytes;
+        t.total_bytes = t.heap_bytes + t.toast_bytes + bytes;
+    }
 }

@@ -1,4 +1,4 @@
-/* tables, partitioned tables and materialized views outside the system schemas, with sizes, statistics counters and wraparound ages; relations under a granted AccessExclusiveLock get sizes from relpages so that no size function waits on them */
+/* tables, partitioned tables and materialized views outside the system schemas, with heap and TOAST sizes (index sizes come from the indexes section), statistics counters and wraparound ages; relations under a granted AccessExclusiveLock get sizes from relpages so that no size function waits on them */
 WITH locked AS (
   SELECT DISTINCT l.relation
   FROM pg_catalog.pg_locks l
@@ -20,16 +20,15 @@ rel AS (
     AND n.nspname NOT LIKE 'pg\_temp\_%'
 ),
 sized AS (
+  -- pg_table_size is heap + free space map + visibility map + TOAST in one call; the TOAST
+  -- part is measured once more alone so that the heap is what remains. Index sizes are not
+  -- measured here: the indexes section measures each index, and the collector adds them up.
   SELECT r.*,
-         CASE WHEN r.locked THEN r.relpages::bigint * bs.b
-              ELSE pg_relation_size(r.oid, 'main') + pg_relation_size(r.oid, 'fsm')
-                   + pg_relation_size(r.oid, 'vm') END AS heap_bytes,
-         coalesce((SELECT sum(CASE WHEN r.locked OR i.indexrelid IN (SELECT relation FROM locked)
-                                   THEN ic.relpages::bigint * bs.b
-                                   ELSE pg_relation_size(i.indexrelid) END)
-                   FROM pg_catalog.pg_index i
-                   JOIN pg_catalog.pg_class ic ON ic.oid = i.indexrelid
-                   WHERE i.indrelid = r.oid), 0)::bigint AS indexes_bytes,
+         CASE WHEN r.locked OR r.reltoastrelid IN (SELECT relation FROM locked)
+                THEN r.relpages::bigint * bs.b
+                     + coalesce((SELECT tc.relpages::bigint * bs.b FROM pg_catalog.pg_class tc
+                                 WHERE tc.oid = r.reltoastrelid AND r.reltoastrelid <> 0), 0)
+              ELSE pg_table_size(r.oid) END AS table_bytes,
          CASE WHEN r.reltoastrelid = 0 THEN 0
               WHEN r.locked OR r.reltoastrelid IN (SELECT relation FROM locked)
                 THEN (SELECT tc.relpages::bigint * bs.b FROM pg_catalog.pg_class tc WHERE tc.oid = r.reltoastrelid)
@@ -43,10 +42,8 @@ SELECT z.oid::oid AS oid,
        z.schema,
        z.name,
        z.kind,
-       z.heap_bytes::bigint AS heap_bytes,
-       z.indexes_bytes::bigint AS indexes_bytes,
+       greatest(z.table_bytes - z.toast_bytes, 0)::bigint AS heap_bytes,
        z.toast_bytes::bigint AS toast_bytes,
-       (z.heap_bytes + z.indexes_bytes + z.toast_bytes)::bigint AS total_bytes,
        z.reltuples::float8 AS reltuples,
        z.relpages::bigint AS relpages,
        coalesce(s.seq_scan, 0)::bigint AS seq_scan,
