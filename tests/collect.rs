@@ -15,6 +15,7 @@ const ALL_SECTIONS: &[&str] = &[
     "host",
     "databases",
     "activity",
+    "locks",
     "tables",
     "indexes",
     "foreign_keys",

@@ -117,3 +117,75 @@ fn detached_cluster_starts_reports_and_stops() {
     assert!(!d.status().running);
     d.remove().unwrap();
 }
+
+#[test]
+fn a_panicking_test_leaves_no_server_behind() {
+    let (tx, rx) = std::sync::mpsc::channel();
+    let worker = std::thread::spawn(move || {
+        let c = Cluster::start(ClusterOptions::default()).unwrap();
+        tx.send((postmaster_pid(&c), c.socket_dir().to_path_buf()))
+            .unwrap();
+        panic!("a test failing with a cluster in hand");
+    });
+    assert!(worker.join().is_err());
+    let (pid, dir) = rx.recv().unwrap();
+    assert!(!pid_alive(pid), "server {pid} outlived the panic");
+    assert!(!dir.exists(), "cluster directory left behind");
+}
+
+/// Run by `a_killed_test_process_takes_its_server_with_it` in a child process of its own.
+#[test]
+fn child_holding_a_cluster_until_killed() {
+    if std::env::var_os("PGOPT_TEST_CHILD").is_none() {
+        return;
+    }
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    println!(
+        "PID {} DIR {}",
+        postmaster_pid(&c),
+        c.socket_dir().display()
+    );
+    std::thread::sleep(Duration::from_secs(60));
+}
+
+#[test]
+fn a_killed_test_process_takes_its_server_with_it() {
+    use std::io::BufRead;
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_holding_a_cluster_until_killed",
+            "--nocapture",
+        ])
+        .env("PGOPT_TEST_CHILD", "1")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (pid, dir): (i32, String) = std::io::BufReader::new(stdout)
+        .lines()
+        .map_while(|l| l.ok())
+        .find_map(|l| {
+            let rest = l.strip_prefix("PID ")?;
+            let (pid, dir) = rest.split_once(" DIR ")?;
+            Some((pid.trim().parse().unwrap(), dir.trim().to_string()))
+        })
+        .expect("the child printed its server's pid");
+    assert!(pid_alive(pid));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    // PR_SET_PDEATHSIG sends SIGQUIT; give the postmaster a moment to go.
+    let mut alive = true;
+    for _ in 0..200 {
+        // A zombie still answers kill(0); read its state to tell.
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+        alive = !stat.is_empty() && !stat.contains(") Z ");
+        if !alive {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    assert!(!alive, "server {pid} outlived its killed parent");
+    // A killed process runs no Drop: its files are ours to remove.
+    std::fs::remove_dir_all(dir).unwrap();
+}

@@ -11,8 +11,8 @@ use crate::snapshot::Index;
 const SQL: &str = include_str!("../sql/indexes.sql");
 const S: &str = "indexes";
 
-pub(crate) async fn collect(conn: &Conn) -> Result<Outcome<Vec<Index>>> {
-    let rows = conn.query("reading indexes", SQL, &[]).await?;
+pub(crate) async fn collect(conn: &Conn, locked: &[u32]) -> Result<Outcome<Vec<Index>>> {
+    let rows = conn.query("reading indexes", SQL, &[&locked]).await?;
     rows.iter()
         .map(|r| {
             Ok(Index {

@@ -163,12 +163,18 @@ async fn collect_in_transaction(
     snap.activity = run
         .section("activity", activity::collect(conn, opts.max_query_chars))
         .await?;
+    // Relations under an ACCESS EXCLUSIVE lock, read once: the next three sections measure
+    // and deparse everything else and leave these be.
+    let locked = run
+        .section("locks", tables::locked_relations(conn))
+        .await?
+        .unwrap_or_default();
     snap.tables = run
-        .section("tables", tables::collect(conn))
+        .section("tables", tables::collect(conn, &locked))
         .await?
         .unwrap_or_default();
     snap.indexes = run
-        .section("indexes", indexes::collect(conn))
+        .section("indexes", indexes::collect(conn, &locked))
         .await?
         .unwrap_or_default();
     tables::add_index_sizes(&mut snap.tables, &snap.indexes);
@@ -177,7 +183,7 @@ async fn collect_in_transaction(
         .await?
         .unwrap_or_default();
     snap.sequences = run
-        .section("sequences", sequences::collect(conn))
+        .section("sequences", sequences::collect(conn, &locked))
         .await?
         .unwrap_or_default();
     snap.extensions = run

@@ -12,8 +12,8 @@ use crate::snapshot::{Sequence, SequenceColumn};
 const SQL: &str = include_str!("../sql/sequences.sql");
 const S: &str = "sequences";
 
-pub(crate) async fn collect(conn: &Conn) -> Result<Outcome<Vec<Sequence>>> {
-    let rows = conn.query("reading sequences", SQL, &[]).await?;
+pub(crate) async fn collect(conn: &Conn, locked: &[u32]) -> Result<Outcome<Vec<Sequence>>> {
+    let rows = conn.query("reading sequences", SQL, &[&locked]).await?;
     rows.iter()
         .map(|r| {
             let table: Option<String> = get(r, S, "column_table")?;

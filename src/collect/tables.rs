@@ -11,10 +11,11 @@ use crate::error::Result;
 use crate::snapshot::Table;
 
 const SQL: &str = include_str!("../sql/tables.sql");
+const LOCKED_SQL: &str = include_str!("../sql/locked_relations.sql");
 const S: &str = "tables";
 
-pub(crate) async fn collect(conn: &Conn) -> Result<Outcome<Vec<Table>>> {
-    let rows = conn.query("reading tables", SQL, &[]).await?;
+pub(crate) async fn collect(conn: &Conn, locked: &[u32]) -> Result<Outcome<Vec<Table>>> {
+    let rows = conn.query("reading tables", SQL, &[&locked]).await?;
     rows.iter()
         .map(|r| {
             Ok(Table {
@@ -68,4 +69,12 @@ pub(crate) fn add_index_sizes(tables: &mut [Table], indexes: &[crate::snapshot::
         t.indexes_bytes = bytes;
         t.total_bytes = t.heap_bytes + t.toast_bytes + bytes;
     }
+}
+
+/// OIDs of the relations under a granted AccessExclusiveLock in this database.
+pub(crate) async fn locked_relations(conn: &Conn) -> Result<Outcome<Vec<u32>>> {
+    let row = conn
+        .query_one("reading locked relations", LOCKED_SQL, &[])
+        .await?;
+    Ok(Outcome::Collected(get(&row, "locks", "relations")?))
 }

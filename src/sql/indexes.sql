@@ -1,12 +1,5 @@
 /* indexes of the tables outside the system schemas: definition, key and INCLUDE columns from the catalog, opclasses, collations, expressions, predicate, size, scans, flags and the constraint it backs. Where the index or its table is under a granted AccessExclusiveLock (locked = true) nothing is deparsed (pg_get_indexdef and pg_get_expr would wait for the lock): definition and expression key columns are empty, expressions and predicate NULL, and the size comes from relpages */
-WITH locked AS (
-  SELECT DISTINCT l.relation
-  FROM pg_catalog.pg_locks l
-  WHERE l.locktype = 'relation'
-    AND l.mode = 'AccessExclusiveLock'
-    AND l.granted
-    AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
-),
+WITH locked AS (SELECT unnest($1::oid[]) AS relation),
 ix AS (
   SELECT i.*, n.nspname, t.relname AS table_name, ic.relname AS index_name, ic.relpages,
          am.amname,

@@ -1,12 +1,5 @@
 /* tables, partitioned tables and materialized views outside the system schemas, with heap and TOAST sizes (index sizes come from the indexes section), statistics counters and wraparound ages; relations under a granted AccessExclusiveLock get sizes from relpages so that no size function waits on them */
-WITH locked AS (
-  SELECT DISTINCT l.relation
-  FROM pg_catalog.pg_locks l
-  WHERE l.locktype = 'relation'
-    AND l.mode = 'AccessExclusiveLock'
-    AND l.granted
-    AND l.database = (SELECT oid FROM pg_catalog.pg_database WHERE datname = current_database())
-),
+WITH locked AS (SELECT unnest($1::oid[]) AS relation),
 bs AS (SELECT current_setting('block_size')::bigint AS b),
 rel AS (
   SELECT c.oid, n.nspname::text AS schema, c.relname::text AS name, c.relkind::text AS kind,
