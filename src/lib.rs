@@ -13,6 +13,7 @@
 //! pure functions over data, tested on saved snapshots without a server.
 
 pub mod advise;
+pub mod bench;
 pub mod cli;
 pub mod collect;
 pub mod db;

@@ -1,0 +1,5 @@
+//! Load generation: `pgopt bench`.
+
+pub mod workload;
+
+pub use workload::{OpKind, Operation, Param, ParamGen, Workload};
