@@ -38,6 +38,9 @@ pub struct AnalyzeArgs {
     /// Do not read pg_stat_statements.
     #[arg(long)]
     pub skip_statements: bool,
+    /// Do not read CPU, memory and disk of this machine (read only when the server is local).
+    #[arg(long)]
+    pub no_host: bool,
 }
 
 pub async fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
@@ -53,6 +56,7 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
             let opts = CollectOptions {
                 top_statements: args.top_statements,
                 skip_statements: args.skip_statements,
+                include_host: !args.no_host,
                 ..CollectOptions::default()
             };
             collect_with_progress(&conn, &opts).await?
