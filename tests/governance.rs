@@ -245,6 +245,21 @@ async fn seed_loads_the_scaled_counts_with_realistic_distributions() {
     )
     .await;
     assert_eq!(analyzed, 7);
+    // The foreign keys dropped for the load are back, validated, under their names.
+    let fks = conn
+        .query(
+            "test",
+            "SELECT conname::text, convalidated FROM pg_constraint \
+             WHERE contype = 'f' AND connamespace = 'governance'::regnamespace ORDER BY 1",
+            &[],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fks.len(), 8);
+    assert!(fks.iter().all(|r| r.get::<_, bool>(1)));
+    assert!(fks
+        .iter()
+        .any(|r| r.get::<_, String>(0) == "security_events_user_id_fkey"));
     // Identities moved past the seeded ids.
     let next_id = scalar_i64(
         &conn,

@@ -28,6 +28,8 @@ use super::{in_transaction, qualified, TABLES};
 use crate::db::{Conn, Ident};
 use crate::error::{Error, Result};
 
+const FOREIGN_KEYS_SQL: &str = include_str!("sql/foreign_keys.sql");
+
 /// Rows per table at scale 1.
 const BASE_USERS: f64 = 10_000.0;
 const BASE_EVENTS: f64 = 1_000_000.0;
@@ -157,6 +159,7 @@ pub async fn seed(
     let tables = in_transaction(conn, "seeding the governance tables", async {
         set_local(conn, "statement_timeout", &millis(load_timeout)).await?;
         set_local(conn, "lock_timeout", "5s").await?;
+        let foreign_keys = drop_foreign_keys(conn, schema).await?;
         let mut loaded = Vec::new();
         for (table, n) in counts.by_table() {
             bar.set_message(table);
@@ -176,6 +179,8 @@ pub async fn seed(
             .await?;
             loaded.push((table.to_string(), copied));
         }
+        bar.set_message("checking foreign keys");
+        restore_foreign_keys(conn, schema, &foreign_keys, load_timeout).await?;
         Ok(loaded)
     })
     .await;
@@ -202,6 +207,66 @@ pub async fn seed(
         load_elapsed,
         elapsed: started.elapsed(),
     })
+}
+
+/// A foreign key dropped for the load: (table, constraint, definition).
+type ForeignKey = (String, String, String);
+
+/// Checking each COPY'd row against its parent costs twice the load itself (measured at scale
+/// 1: 26 s with the keys in place, 9 s without). Like pg_dump, the seed drops the foreign keys
+/// inside its transaction and adds them back after the load, where each is validated with one
+/// join: <https://www.postgresql.org/docs/current/populate.html#POPULATE-RM-FKEYS>.
+async fn drop_foreign_keys(conn: &Conn, schema: &str) -> Result<Vec<ForeignKey>> {
+    let rows = conn
+        .query("reading the foreign keys", FOREIGN_KEYS_SQL, &[&schema])
+        .await?;
+    let mut keys = Vec::new();
+    for r in rows {
+        let key: ForeignKey = (r.get(0), r.get(1), r.get(2));
+        conn.batch(
+            "dropping a foreign key for the load",
+            &format!(
+                "ALTER TABLE {} DROP CONSTRAINT {}",
+                qualified(schema, &key.0),
+                Ident::new(&key.1)
+            ),
+        )
+        .await?;
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Adds the keys back, validating every loaded row. The definition is the server's own
+/// (`pg_get_constraintdef`, with every name it contains quoted by the server).
+async fn restore_foreign_keys(
+    conn: &Conn,
+    schema: &str,
+    keys: &[ForeignKey],
+    limit: Duration,
+) -> Result<()> {
+    for (table, name, definition) in keys {
+        let sql = format!(
+            "ALTER TABLE {} ADD CONSTRAINT {} {definition}",
+            qualified(schema, table),
+            Ident::new(name)
+        );
+        // Validation scans the table: bounded by the load's own statement_timeout (set
+        // locally on the server) rather than the connection's shorter client-side one.
+        let validate = conn.client().batch_execute(&sql);
+        match tokio::time::timeout(limit, validate).await {
+            Ok(r) => r.map_err(|e| Error::query("adding a foreign key back after the load", e))?,
+            Err(_) => {
+                conn.cancel_running().await;
+                return Err(Error::Timeout {
+                    what: format!("validating foreign key {name} of {table}"),
+                    after: limit,
+                    next_step: None,
+                });
+            }
+        }
+    }
+    Ok(())
 }
 
 fn millis(d: Duration) -> String {
