@@ -8,6 +8,7 @@
 mod analyze;
 mod demo;
 mod embedded;
+mod governance;
 mod target;
 
 use std::process::ExitCode;
@@ -47,6 +48,8 @@ enum Command {
     Demo(demo::DemoArgs),
     /// Keep an embedded PostgreSQL cluster running for interactive use.
     Embedded(embedded::EmbeddedArgs),
+    /// Deploy, seed, index or drop the ACGS governance database (the benchmark workload).
+    Governance(governance::GovernanceArgs),
 }
 
 /// Parses the arguments, runs the command, and turns the outcome into an exit code.
@@ -79,6 +82,7 @@ pub fn run() -> ExitCode {
             Command::Analyze(args) => analyze::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Embedded(args) => embedded::run(args),
+            Command::Governance(args) => governance::run(args).await,
         }
     });
     match outcome {
