@@ -1,0 +1,155 @@
+//! `cargo bench --bench governance`: the figures of issue 3 on an embedded cluster, in one run.
+//!
+//! - seeding rate at scale 1 (rows/s; goal >= 200k/s) and the seeder's peak memory;
+//! - pool of 5 set-up time / one connect (goal <= 2: connections open in parallel);
+//! - p50 of each basic governance operation / the select1 p50, before and after the five ACGS
+//!   indexes (goal after: <= 1.5);
+//! - 1000 clients over 20 connections for 30 s on the governance workload: errors (goal 0)
+//!   and p99.
+//!
+//! Everything runs through the release `pgopt` binary, as a user would run it.
+
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use pgopt::embedded::{Cluster, ClusterOptions};
+use serde_json::Value;
+
+const BASIC: &[&str] = &[
+    "authenticate_by_email",
+    "login_by_username",
+    "policy_rule_by_name",
+];
+
+fn main() {
+    let bin = env!("CARGO_BIN_EXE_pgopt");
+    let scale = std::env::var("PGOPT_BENCH_SCALE").unwrap_or_else(|_| "1".into());
+    let c = Cluster::start(ClusterOptions {
+        settings: vec![("max_connections".into(), "100".into())],
+        ..Default::default()
+    })
+    .expect("cluster");
+    let dsn = c.dsn("postgres");
+
+    run(bin, &["governance", "deploy", &dsn]);
+    let (wall, rss_kb, _) = run_measured(
+        bin,
+        &["governance", "seed", &dsn, "--scale", &scale, "--no-progress"],
+    );
+    let rows: f64 = c
+        .psql(
+            "postgres",
+            "SELECT sum(n_live_tup) FROM pg_stat_user_tables WHERE schemaname = 'governance'",
+        )
+        .expect("count")
+        .parse()
+        .unwrap_or(0.0);
+    let rate = rows / wall.as_secs_f64();
+    println!(
+        "seed scale {scale}: {rows:.0} rows in {:.1} s = {:.0} rows/s (goal 200000: ratio {:.2}), peak memory {:.1} MB",
+        wall.as_secs_f64(),
+        rate,
+        rate / 200_000.0,
+        rss_kb as f64 / 1024.0
+    );
+
+    let pool = bench(bin, &dsn, &["--workload", "select1", "--clients", "5", "--connections", "5", "--transactions", "5000"]);
+    let setup = pool["pool_setup_ms"].as_f64().unwrap();
+    let one = pool["one_connect_ms"].as_f64().unwrap();
+    println!(
+        "pool of 5: set-up {setup:.2} ms, one connect {one:.2} ms, ratio {:.2} (goal <= 2)",
+        setup / one
+    );
+
+    let before = basic_ratios(bin, &dsn, "before the ACGS indexes");
+    run(bin, &["governance", "indexes", &dsn]);
+    let after = basic_ratios(bin, &dsn, "after the ACGS indexes");
+    for ((op, b), (_, a)) in before.iter().zip(after.iter()) {
+        println!("{op}: p50/select1 p50 before {b:.2}, after {a:.2} (goal after <= 1.5)");
+    }
+
+    let many = bench(
+        bin,
+        &dsn,
+        &[
+            "--workload", "governance", "--schema", "governance", "--clients", "1000",
+            "--connections", "20", "--duration", "30s",
+        ],
+    );
+    println!(
+        "1000 clients over 20 connections, 30 s, governance read-heavy: {} transactions, {:.0} tx/s, errors {} (goal 0), p99 {:.1} ms, p50 {:.1} ms",
+        many["transactions"],
+        many["throughput_tps"].as_f64().unwrap(),
+        many["errors"],
+        many["latency"]["p99_ms"].as_f64().unwrap(),
+        many["latency"]["p50_ms"].as_f64().unwrap()
+    );
+}
+
+/// p50 of each basic operation over the select1 p50 measured just before, one client each.
+fn basic_ratios(bin: &str, dsn: &str, when: &str) -> Vec<(String, f64)> {
+    let floor = bench(bin, dsn, &["--workload", "select1", "--duration", "5s"]);
+    let floor_p50 = floor["latency"]["p50_ms"].as_f64().unwrap();
+    let gov = bench(
+        bin,
+        dsn,
+        &["--workload", "governance", "--schema", "governance", "--duration", "15s"],
+    );
+    println!("{when}: select1 p50 {floor_p50:.3} ms");
+    BASIC
+        .iter()
+        .map(|name| {
+            let op = gov["operations"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .find(|o| o["name"] == *name)
+                .unwrap_or_else(|| panic!("operation {name} missing"));
+            let p50 = op["latency"]["p50_ms"].as_f64().unwrap();
+            println!("  {name}: p50 {p50:.3} ms over {} calls", op["count"]);
+            (name.to_string(), p50 / floor_p50)
+        })
+        .collect()
+}
+
+fn bench(bin: &str, dsn: &str, args: &[&str]) -> Value {
+    let mut all = vec!["bench", dsn, "--format", "json"];
+    all.extend_from_slice(args);
+    let (_, _, out) = run_measured(bin, &all);
+    serde_json::from_str(&out).expect("bench JSON")
+}
+
+fn run(bin: &str, args: &[&str]) {
+    run_measured(bin, args);
+}
+
+/// Runs pgopt, returns wall time, peak RSS (kB, from wait4) and stdout.
+fn run_measured(bin: &str, args: &[&str]) -> (Duration, i64, String) {
+    use std::io::Read;
+    let t = Instant::now();
+    #[allow(clippy::zombie_processes)] // reaped below by wait4, which also gives the rusage
+    let mut child = Command::new(bin)
+        .args(args)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("run pgopt");
+    let mut out = String::new();
+    child
+        .stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut out)
+        .unwrap();
+    let mut status = 0;
+    // SAFETY: an all-zero rusage is a valid value; wait4 on our own child fills it in.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: waiting on a child we spawned and have not waited on.
+    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
+    let wall = t.elapsed();
+    assert!(pid > 0, "wait4 failed");
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "pgopt {args:?} failed with status {status}"
+    );
+    (wall, usage.ru_maxrss, out)
+}
