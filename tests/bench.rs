@@ -547,7 +547,7 @@ fn ctrl_c_stops_the_run_and_prints_the_partial_result() {
         "--workload",
         "select1",
         "--clients",
-        "4",
+        "2",
         "--connections",
         "2",
         "--duration",
@@ -570,8 +570,8 @@ fn ctrl_c_stops_the_run_and_prints_the_partial_result() {
     assert!(r.duration_s < 30.0, "{}", r.duration_s);
 }
 
-#[test]
-fn a_server_that_dies_mid_run_ends_it_with_exit_3_a_clear_error_and_the_partial_result() {
+/// Starts a 60 s run of `clients` over `connections`, kills the server after 2 s.
+fn server_dies_mid_run(clients: &str, connections: &str) {
     let mut c = Cluster::start(ClusterOptions::default()).unwrap();
     let dsn = c.dsn("postgres");
     let run = spawn(&[
@@ -580,9 +580,9 @@ fn a_server_that_dies_mid_run_ends_it_with_exit_3_a_clear_error_and_the_partial_
         "--workload",
         "select1",
         "--clients",
-        "8",
+        clients,
         "--connections",
-        "4",
+        connections,
         "--duration",
         "60s",
         "--connect-timeout",
@@ -608,5 +608,16 @@ fn a_server_that_dies_mid_run_ends_it_with_exit_3_a_clear_error_and_the_partial_
         r.transactions > 0,
         "the part before the server died is kept"
     );
-    assert_eq!(r.connections_lost, 4);
+    assert_eq!(r.connections_lost, connections.parse::<u64>().unwrap());
+}
+
+#[test]
+fn a_server_that_dies_under_shared_connections_ends_the_run_with_exit_3_and_the_partial_result() {
+    server_dies_mid_run("8", "4");
+}
+
+#[test]
+fn a_server_that_dies_under_one_connection_per_client_ends_the_run_with_exit_3_and_the_partial_result(
+) {
+    server_dies_mid_run("3", "3");
 }

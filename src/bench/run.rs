@@ -17,7 +17,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
@@ -164,7 +164,8 @@ struct Shared {
     shards: Vec<Mutex<Shard>>,
     stop: AtomicBool,
     stop_tx: watch::Sender<bool>,
-    measure_start: Instant,
+    /// Set once every connection is ready, before any client starts.
+    measure_start: OnceLock<Instant>,
     issued: AtomicU64,
     limit: Option<u64>,
     rate_per_client: Option<f64>,
@@ -181,6 +182,10 @@ impl Shared {
     fn stop_all(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.stop_tx.send_replace(true);
+    }
+
+    fn measure_start(&self) -> Instant {
+        *self.measure_start.get().expect("set before clients start")
     }
 
     fn stopped(&self) -> bool {
@@ -286,6 +291,7 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Slot>) {
     let mut stop_rx = shared.stop_tx.subscribe();
     let mut next_start = Instant::now();
     let pooled = own.is_none();
+    let measure_start = shared.measure_start();
     loop {
         if shared.stopped() {
             break;
@@ -304,7 +310,7 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Slot>) {
             }
             None => Instant::now(),
         };
-        let measured = start >= shared.measure_start;
+        let measured = start >= measure_start;
         if measured {
             if let Some(limit) = shared.limit {
                 if shared.issued.fetch_add(1, Ordering::Relaxed) >= limit {
@@ -379,6 +385,10 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Slot>) {
 /// Opens the connections, runs the workload and returns the result, partial when the run was
 /// interrupted (`interrupt` turned true) or failed (every connection lost:
 /// `outcome == Failed` and `error` says why). Set-up failures are errors.
+///
+/// With one connection per client, each client runs on its own thread with a current-thread
+/// runtime that also drives its connection (as pgbench runs `-j N` threads): no task hops
+/// between threads per execution. Shared connections are served from the caller's runtime.
 pub async fn run(
     target: &Target,
     workload: Workload,
@@ -388,48 +398,18 @@ pub async fn run(
 ) -> Result<BenchResult> {
     opts.validate()?;
     let workload = Arc::new(workload);
-
-    // Pool set-up: every connection at once.
-    let setup_start = std::time::Instant::now();
-    let opened =
-        futures_util::future::join_all((0..opts.connections).map(|_| db::connect(target))).await;
-    let pool_setup = setup_start.elapsed();
-    let mut conns = Vec::with_capacity(opened.len());
-    for (i, c) in opened.into_iter().enumerate() {
-        conns.push(c.map_err(|e| match e {
-            Error::BadInput(_) => e,
-            other => Error::Connect(format!(
-                "opening connection {} of {} for the pool: {other}",
-                i + 1,
-                opts.connections
-            )),
-        })?);
-    }
-    let prepared =
-        futures_util::future::join_all(conns.into_iter().map(|c| prepare_all(c, &workload))).await;
-    let mut slots = Vec::with_capacity(prepared.len());
-    for s in prepared {
-        slots.push(s?);
-    }
-
     let exec_limit = target.statement_timeout + CLIENT_SLACK;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let dedicated = opts.clients == opts.connections;
-    let pool = (!dedicated).then(|| Pool {
-        permits: Semaphore::new(slots.len()),
-        free: Mutex::new(Vec::new()),
-    });
-    let shards = opts.clients.min(MAX_SHARDS);
-    let measure_start = Instant::now() + opts.warmup;
     let shared = Arc::new(Shared {
         target: target.clone(),
-        shards: (0..shards)
+        shards: (0..opts.clients.min(MAX_SHARDS))
             .map(|_| Mutex::new(Shard::new(workload.ops.len())))
             .collect(),
         workload: workload.clone(),
         stop: AtomicBool::new(false),
         stop_tx,
-        measure_start,
+        measure_start: OnceLock::new(),
         issued: AtomicU64::new(0),
         limit: match opts.stop {
             StopAt::Transactions(t) => Some(t),
@@ -439,30 +419,27 @@ pub async fn run(
         seed: opts.seed,
         exec_limit,
         checkout_limit: exec_limit + Duration::from_secs(1),
-        pool,
+        pool: (!dedicated).then(|| Pool {
+            permits: Semaphore::new(opts.connections),
+            free: Mutex::new(Vec::new()),
+        }),
         live: AtomicUsize::new(opts.connections),
         lost: AtomicU64::new(0),
         failure: Mutex::new(None),
     });
 
-    let mut clients = JoinSet::new();
-    if dedicated {
-        for (id, slot) in slots.into_iter().enumerate() {
-            clients.spawn(client(shared.clone(), id, Some(slot)));
-        }
+    // Pool set-up: every connection at once; the time until the last one is connected.
+    let setup_start = Instant::now();
+    let mut clients = if dedicated {
+        Clients::threads(&shared, opts.connections, setup_start).await?
     } else {
-        shared
-            .pool
-            .as_ref()
-            .expect("pool")
-            .free
-            .lock()
-            .expect("not poisoned")
-            .extend(slots);
-        for id in 0..opts.clients {
-            clients.spawn(client(shared.clone(), id, None));
-        }
-    }
+        Clients::tasks(&shared, opts, setup_start).await?
+    };
+    let pool_setup = clients.pool_setup;
+
+    let measure_start = Instant::now() + opts.warmup;
+    shared.measure_start.set(measure_start).expect("set once");
+    clients.go();
     let progress = opts.progress.then(|| spawn_progress(shared.clone()));
 
     let deadline = match opts.stop {
@@ -489,13 +466,8 @@ pub async fn run(
 
     // In-flight executions finish (bounded by their own limit); stragglers are abandoned.
     let bound = exec_limit + target.connect_timeout + Duration::from_secs(5);
-    let drained = tokio::time::timeout(bound, async {
-        while clients.join_next().await.is_some() {}
-    })
-    .await;
-    if drained.is_err() {
+    if !clients.join(bound).await {
         tracing::warn!("some clients did not stop within {bound:?}; abandoning them");
-        clients.abort_all();
     }
     let end = Instant::now();
     if let Some(p) = progress {
@@ -515,6 +487,213 @@ pub async fn run(
     Ok(summarise(
         &shared, opts, facts, pool_setup, duration, outcome, failure,
     ))
+}
+
+/// Names a set-up failure of connection `i` (bad input stays bad input).
+fn setup_error(e: Error, i: usize, of: usize) -> Error {
+    match e {
+        Error::BadInput(_) => e,
+        other => Error::Connect(format!(
+            "opening connection {} of {of} for the pool: {other}",
+            i + 1
+        )),
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Go {
+    Wait,
+    Run,
+    Abort,
+}
+
+/// The running clients: OS threads (one connection each) or tasks over the pool.
+enum Running {
+    Threads {
+        go: watch::Sender<Go>,
+        /// Closed when every thread has ended.
+        done: tokio::sync::mpsc::UnboundedReceiver<()>,
+    },
+    Tasks {
+        set: JoinSet<()>,
+        pending: Vec<usize>,
+        shared: Arc<Shared>,
+    },
+}
+
+struct Clients {
+    running: Running,
+    pool_setup: Duration,
+}
+
+impl Clients {
+    /// One thread per client, each connecting, preparing and then waiting for [`Clients::go`].
+    async fn threads(shared: &Arc<Shared>, n: usize, setup_start: Instant) -> Result<Self> {
+        let (ready_tx, mut ready_rx) =
+            tokio::sync::mpsc::unbounded_channel::<(usize, Result<Instant>)>();
+        let (go_tx, go_rx) = watch::channel(Go::Wait);
+        let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+        for id in 0..n {
+            let shared = shared.clone();
+            let ready_tx = ready_tx.clone();
+            let mut go_rx = go_rx.clone();
+            let done_tx = done_tx.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("pgopt-bench-{id}"))
+                .spawn(move || {
+                    let _done = done_tx;
+                    let rt = match tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                    {
+                        Ok(rt) => rt,
+                        Err(e) => {
+                            let _ = ready_tx.send((
+                                id,
+                                Err(Error::Internal(format!("cannot start a runtime: {e}"))),
+                            ));
+                            return;
+                        }
+                    };
+                    rt.block_on(async move {
+                        let conn = match db::connect(&shared.target).await {
+                            Ok(c) => c,
+                            Err(e) => {
+                                let _ = ready_tx.send((id, Err(e)));
+                                return;
+                            }
+                        };
+                        let connected = Instant::now();
+                        let slot = match prepare_all(conn, &shared.workload).await {
+                            Ok(s) => s,
+                            Err(e) => {
+                                let _ = ready_tx.send((id, Err(e)));
+                                return;
+                            }
+                        };
+                        let _ = ready_tx.send((id, Ok(connected)));
+                        drop(ready_tx);
+                        match go_rx.wait_for(|g| *g != Go::Wait).await {
+                            Ok(g) if *g == Go::Run => {}
+                            _ => return,
+                        }
+                        // As a task, not the block_on future itself: task-to-task wake-ups
+                        // stay in the local run queue, with no extra poll of the I/O driver.
+                        let _ = tokio::spawn(client(shared, id, Some(slot))).await;
+                    });
+                });
+            if let Err(e) = spawned {
+                let _ = go_tx.send(Go::Abort);
+                return Err(Error::Internal(format!(
+                    "cannot start a client thread: {e}"
+                )));
+            }
+        }
+        drop(ready_tx);
+        drop(done_tx);
+        let mut last_connected = setup_start;
+        let mut first_error: Option<Error> = None;
+        while let Some((id, r)) = ready_rx.recv().await {
+            match r {
+                Ok(at) => last_connected = last_connected.max(at),
+                Err(e) => {
+                    if first_error.is_none() {
+                        first_error = Some(setup_error(e, id, n));
+                    }
+                }
+            }
+        }
+        if let Some(e) = first_error {
+            let _ = go_tx.send(Go::Abort);
+            return Err(e);
+        }
+        Ok(Clients {
+            running: Running::Threads {
+                go: go_tx,
+                done: done_rx,
+            },
+            pool_setup: last_connected - setup_start,
+        })
+    }
+
+    /// The pool's connections opened at once on this runtime, prepared, then `clients` tasks.
+    async fn tasks(
+        shared: &Arc<Shared>,
+        opts: &BenchOptions,
+        setup_start: Instant,
+    ) -> Result<Self> {
+        let opened = futures_util::future::join_all(
+            (0..opts.connections).map(|_| db::connect(&shared.target)),
+        )
+        .await;
+        let pool_setup = setup_start.elapsed();
+        let mut conns = Vec::with_capacity(opened.len());
+        for (i, c) in opened.into_iter().enumerate() {
+            conns.push(c.map_err(|e| setup_error(e, i, opts.connections))?);
+        }
+        let prepared = futures_util::future::join_all(
+            conns.into_iter().map(|c| prepare_all(c, &shared.workload)),
+        )
+        .await;
+        let mut slots = Vec::with_capacity(prepared.len());
+        for s in prepared {
+            slots.push(s?);
+        }
+        shared
+            .pool
+            .as_ref()
+            .expect("shared connections have a pool")
+            .free
+            .lock()
+            .expect("not poisoned")
+            .extend(slots);
+        Ok(Clients {
+            running: Running::Tasks {
+                set: JoinSet::new(),
+                pending: (0..opts.clients).collect(),
+                shared: shared.clone(),
+            },
+            pool_setup,
+        })
+    }
+
+    fn go(&mut self) {
+        match &mut self.running {
+            Running::Threads { go, .. } => {
+                let _ = go.send(Go::Run);
+            }
+            Running::Tasks {
+                set,
+                pending,
+                shared,
+            } => {
+                for id in pending.drain(..) {
+                    set.spawn(client(shared.clone(), id, None));
+                }
+            }
+        }
+    }
+
+    /// Waits for every client to end, at most `bound`; false when some were abandoned.
+    async fn join(&mut self, bound: Duration) -> bool {
+        match &mut self.running {
+            Running::Threads { done, .. } => {
+                tokio::time::timeout(bound, async { while done.recv().await.is_some() {} })
+                    .await
+                    .is_ok()
+            }
+            Running::Tasks { set, .. } => {
+                let drained =
+                    tokio::time::timeout(bound, async { while set.join_next().await.is_some() {} })
+                        .await
+                        .is_ok();
+                if !drained {
+                    set.abort_all();
+                }
+                drained
+            }
+        }
+    }
 }
 
 fn summarise(
@@ -600,8 +779,11 @@ fn spawn_progress(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
         loop {
             tick.tick().await;
             let now = Instant::now();
-            if now < shared.measure_start {
-                let left = shared.measure_start - now;
+            let Some(&measure_start) = shared.measure_start.get() else {
+                continue;
+            };
+            if now < measure_start {
+                let left = measure_start - now;
                 bar.0
                     .set_message(format!("warming up, {:.0}s left", left.as_secs_f64()));
                 continue;
@@ -621,7 +803,7 @@ fn spawn_progress(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
             last = (now, count);
             bar.0.set_message(format!(
                 "{:>4.0}s  {:>9.0} tps  p99 {:.2} ms  {} done  {} errors",
-                now.duration_since(shared.measure_start).as_secs_f64(),
+                now.duration_since(measure_start).as_secs_f64(),
                 tps,
                 total.value_at_quantile(0.99) as f64 / 1000.0,
                 count,
