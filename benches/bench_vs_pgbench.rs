@@ -12,7 +12,9 @@
 //! percentiles come from its per-transaction log (`-l`); pgopt's from its histograms.
 //!
 //! Goal (issue 3): pgopt throughput / pgbench throughput >= 0.95 in every row.
-//! `PGOPT_VS_PGBENCH_SECONDS` shortens or lengthens each run (default 10).
+//! Each side runs twice for half the time, in the order pgbench, pgopt, pgopt, pgbench, and
+//! reports the mean, so that drift of a shared machine hits both alike.
+//! `PGOPT_VS_PGBENCH_SECONDS` sets the time per side and pair (default 10).
 
 use std::path::Path;
 use std::process::Command;
@@ -86,17 +88,24 @@ fn main() {
             ("select-only", None, select_only.display().to_string()),
             ("select1", Some(&select1), "select1".to_string()),
         ] {
-            let log_dir = dir.path().join(format!("log-{label}-{n}"));
-            std::fs::create_dir_all(&log_dir).unwrap();
-            let pb = run_pgbench(
-                &pgbench,
-                &conn_args,
-                pgbench_script.map(|p| p.as_path()),
-                n,
-                seconds,
-                &log_dir,
-            );
-            let po = run_pgopt(&c.dsn("postgres"), &pgopt_workload, n, seconds);
+            // pgbench, pgopt, pgopt, pgbench: drift of the machine during the pair cancels
+            // out; each figure is the mean of its two runs.
+            let half = seconds.div_ceil(2);
+            let mut pb_runs = Vec::new();
+            let mut po_runs = Vec::new();
+            for round in 0..2 {
+                let log_dir = dir.path().join(format!("log-{label}-{n}-{round}"));
+                std::fs::create_dir_all(&log_dir).unwrap();
+                let script = pgbench_script.map(|p| p.as_path());
+                if round == 0 {
+                    pb_runs.push(run_pgbench(&pgbench, &conn_args, script, n, half, &log_dir));
+                    po_runs.push(run_pgopt(&c.dsn("postgres"), &pgopt_workload, n, half));
+                } else {
+                    po_runs.push(run_pgopt(&c.dsn("postgres"), &pgopt_workload, n, half));
+                    pb_runs.push(run_pgbench(&pgbench, &conn_args, script, n, half, &log_dir));
+                }
+            }
+            let (pb, po) = (mean(&pb_runs), mean(&po_runs));
             println!(
                 "{label:<11} {n}/{n}: pgbench {:>8.0} tps, pgopt {:>8.0} tps, ratio {:.3}",
                 pb.tps,
@@ -145,6 +154,15 @@ fn main() {
         "lowest throughput ratio pgopt/pgbench: {worst:.3} (goal >= 0.95: {})",
         if worst >= 0.95 { "met" } else { "NOT met" }
     );
+}
+
+fn mean(runs: &[Figures]) -> Figures {
+    let n = runs.len() as f64;
+    Figures {
+        tps: runs.iter().map(|r| r.tps).sum::<f64>() / n,
+        p50_ms: runs.iter().map(|r| r.p50_ms).sum::<f64>() / n,
+        p99_ms: runs.iter().map(|r| r.p99_ms).sum::<f64>() / n,
+    }
 }
 
 fn run_pgbench(

@@ -302,6 +302,38 @@ fn a_failing_statement_is_counted_under_its_sqlstate_and_the_run_goes_on() {
 }
 
 #[test]
+fn a_statement_over_the_statement_timeout_is_counted_as_cancelled_and_the_run_goes_on() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    // Half of the executions sleep 3 s, over the 1 s limit.
+    let file = write_file(
+        dir.path(),
+        "sleepy.sql",
+        "\\set s random(0, 1)\nSELECT pg_sleep(:s * 3);\n",
+    );
+    let o = pgopt(&[
+        "bench",
+        &c.dsn("postgres"),
+        "--workload",
+        &file,
+        "--clients",
+        "4",
+        "--transactions",
+        "12",
+        "--statement-timeout",
+        "1",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = parse_result(&o);
+    let cancelled = r.errors_by_code().get("57014").copied().unwrap_or(0);
+    assert!(cancelled > 0, "{:?}", r.errors_by_code());
+    assert!(r.transactions > 0);
+    assert_eq!(r.transactions + cancelled, 12);
+}
+
+#[test]
 fn compare_reports_b_over_a_per_operation_and_marks_missing_ones() {
     let dir = tempfile::tempdir().unwrap();
     let op = |name: &str, p50: f64, p99: f64, tps: f64| OperationResult {

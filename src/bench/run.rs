@@ -95,9 +95,14 @@ pub async fn probe(target: &Target, connections: usize) -> Result<(Conn, ServerF
 struct Slot {
     conn: Conn,
     stmts: Vec<Statement>,
+    /// When the running execution started, in µs since [`Shared::epoch`] plus 1; 0 = idle.
+    /// Read by the watchdog, which cancels executions over the limit.
+    busy_since: AtomicU64,
+    /// The watchdog sent a cancel request for the running execution.
+    cancelled: AtomicBool,
 }
 
-async fn prepare_all(conn: Conn, workload: &Workload) -> Result<Slot> {
+async fn prepare_all(conn: Conn, workload: &Workload) -> Result<Arc<Slot>> {
     let limit = conn.statement_timeout() + CLIENT_SLACK;
     let mut stmts = Vec::with_capacity(workload.ops.len());
     for op in &workload.ops {
@@ -124,10 +129,15 @@ async fn prepare_all(conn: Conn, workload: &Workload) -> Result<Slot> {
             }
         }
     }
-    Ok(Slot { conn, stmts })
+    Ok(Arc::new(Slot {
+        conn,
+        stmts,
+        busy_since: AtomicU64::new(0),
+        cancelled: AtomicBool::new(false),
+    }))
 }
 
-async fn open_slot(target: &Target, workload: &Workload) -> Result<Slot> {
+async fn open_slot(target: &Target, workload: &Workload) -> Result<Arc<Slot>> {
     let conn = db::connect(target).await?;
     prepare_all(conn, workload).await
 }
@@ -154,7 +164,7 @@ fn new_histogram() -> Histogram<u64> {
 
 /// Connections shared by more clients than there are connections.
 struct Pool {
-    free: Mutex<Vec<Slot>>,
+    free: Mutex<Vec<Arc<Slot>>>,
     permits: Semaphore,
 }
 
@@ -176,12 +186,26 @@ struct Shared {
     live: AtomicUsize,
     lost: AtomicU64,
     failure: Mutex<Option<String>>,
+    /// Every open connection, for the watchdog.
+    watched: Mutex<Vec<std::sync::Weak<Slot>>>,
+    epoch: std::time::Instant,
 }
 
 impl Shared {
     fn stop_all(&self) {
         self.stop.store(true, Ordering::Relaxed);
         self.stop_tx.send_replace(true);
+    }
+
+    fn watch(&self, slot: &Arc<Slot>) {
+        self.watched
+            .lock()
+            .expect("not poisoned")
+            .push(Arc::downgrade(slot));
+    }
+
+    fn now_us(&self) -> u64 {
+        self.epoch.elapsed().as_micros() as u64 + 1
     }
 
     fn measure_start(&self) -> Instant {
@@ -240,41 +264,75 @@ fn classify(e: &tokio_postgres::Error, closed: bool) -> Failure {
     }
 }
 
-/// Runs one operation on `slot` with the client-side time limit.
+/// Runs one operation on `slot`. No timer per execution: the watchdog cancels executions
+/// that run over the client-side limit.
 async fn execute(
+    shared: &Shared,
     slot: &Slot,
     idx: usize,
     params: &[super::workload::Param],
-    limit: Duration,
 ) -> std::result::Result<(), Failure> {
     let args = params.iter().map(|p| &**p as &(dyn ToSql + Sync));
-    match tokio::time::timeout(
-        limit,
-        slot.conn.client().execute_raw(&slot.stmts[idx], args),
-    )
-    .await
-    {
-        Ok(Ok(_)) => Ok(()),
-        Ok(Err(e)) => Err(classify(&e, slot.conn.is_closed())),
-        Err(_) => {
-            slot.conn.cancel_running().await;
-            Err(Failure {
-                code: SqlState::QUERY_CANCELED.code().to_string(),
-                broken: false,
-                message: format!("no answer within {:.0}s; cancelled", limit.as_secs_f64()),
-            })
+    slot.busy_since.store(shared.now_us(), Ordering::Relaxed);
+    let r = slot.conn.client().execute_raw(&slot.stmts[idx], args).await;
+    slot.busy_since.store(0, Ordering::Relaxed);
+    let cancelled = slot.cancelled.swap(false, Ordering::Relaxed);
+    match r {
+        Ok(_) => Ok(()),
+        Err(e) => {
+            let mut f = classify(&e, slot.conn.is_closed());
+            if cancelled {
+                f.message = format!(
+                    "no answer within {:.0}s, cancelled by pgopt: {}",
+                    shared.exec_limit.as_secs_f64(),
+                    f.message
+                );
+            }
+            Err(f)
         }
     }
 }
 
+/// Every 250 ms: sends a cancel request for each execution running longer than the limit
+/// (the server's statement_timeout plus slack), once per execution.
+fn spawn_watchdog(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let limit_us = shared.exec_limit.as_micros() as u64;
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        loop {
+            tick.tick().await;
+            let now = shared.now_us();
+            let slots: Vec<Arc<Slot>> = {
+                let mut watched = shared.watched.lock().expect("not poisoned");
+                watched.retain(|w| w.strong_count() > 0);
+                watched.iter().filter_map(|w| w.upgrade()).collect()
+            };
+            for slot in slots {
+                let since = slot.busy_since.load(Ordering::Relaxed);
+                if since != 0
+                    && now.saturating_sub(since) > limit_us
+                    && !slot.cancelled.swap(true, Ordering::Relaxed)
+                {
+                    tracing::warn!(
+                        "an execution ran over {:?}; cancelling it",
+                        shared.exec_limit
+                    );
+                    tokio::spawn(async move { slot.conn.cancel_running().await });
+                }
+            }
+        }
+    })
+}
+
 /// Replaces a broken connection, or gives it up. Returns the new one.
-async fn replace(shared: &Shared, why: String) -> Option<Slot> {
+async fn replace(shared: &Shared, why: String) -> Option<Arc<Slot>> {
     if shared.stopped() {
         shared.lost.fetch_add(1, Ordering::Relaxed);
         return None;
     }
     match open_slot(&shared.target, &shared.workload).await {
         Ok(slot) => {
+            shared.watch(&slot);
             tracing::info!("replaced a broken connection ({why})");
             Some(slot)
         }
@@ -285,7 +343,7 @@ async fn replace(shared: &Shared, why: String) -> Option<Slot> {
     }
 }
 
-async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Slot>) {
+async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
     let mut rng = SmallRng::seed_from_u64(shared.seed.wrapping_add(id as u64));
     let shard = &shared.shards[id % shared.shards.len()];
     let mut stop_rx = shared.stop_tx.subscribe();
@@ -343,7 +401,7 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Slot>) {
                 drop(permit);
                 continue;
             };
-            let outcome = execute(&slot, idx, &params, shared.exec_limit).await;
+            let outcome = execute(&shared, &slot, idx, &params).await;
             let slot = match &outcome {
                 Err(f) if f.broken => replace(&shared, f.message.clone()).await,
                 _ => Some(slot),
@@ -358,7 +416,7 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Slot>) {
             outcome
         } else {
             let Some(slot) = own.as_ref() else { break };
-            let outcome = execute(slot, idx, &params, shared.exec_limit).await;
+            let outcome = execute(&shared, slot, idx, &params).await;
             if let Err(f) = &outcome {
                 if f.broken {
                     own = replace(&shared, f.message.clone()).await;
@@ -426,6 +484,8 @@ pub async fn run(
         live: AtomicUsize::new(opts.connections),
         lost: AtomicU64::new(0),
         failure: Mutex::new(None),
+        watched: Mutex::new(Vec::new()),
+        epoch: std::time::Instant::now(),
     });
 
     // Pool set-up: every connection at once; the time until the last one is connected.
@@ -441,6 +501,7 @@ pub async fn run(
     shared.measure_start.set(measure_start).expect("set once");
     clients.go();
     let progress = opts.progress.then(|| spawn_progress(shared.clone()));
+    let watchdog = spawn_watchdog(shared.clone());
 
     let deadline = match opts.stop {
         StopAt::Duration(d) => Some(measure_start + d),
@@ -470,6 +531,7 @@ pub async fn run(
         tracing::warn!("some clients did not stop within {bound:?}; abandoning them");
     }
     let end = Instant::now();
+    watchdog.abort();
     if let Some(p) = progress {
         p.abort();
         let _ = p.await;
@@ -571,6 +633,7 @@ impl Clients {
                                 return;
                             }
                         };
+                        shared.watch(&slot);
                         let _ = ready_tx.send((id, Ok(connected)));
                         drop(ready_tx);
                         match go_rx.wait_for(|g| *g != Go::Wait).await {
@@ -637,7 +700,9 @@ impl Clients {
         .await;
         let mut slots = Vec::with_capacity(prepared.len());
         for s in prepared {
-            slots.push(s?);
+            let slot = s?;
+            shared.watch(&slot);
+            slots.push(slot);
         }
         shared
             .pool
