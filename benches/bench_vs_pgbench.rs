@@ -150,10 +150,10 @@ fn main() {
             format!("{:.4}", po.mean_ms),
             format!("{:.3}", pb.p50_ms),
             format!("{:.3}", po.p50_ms),
-            format!("{:.2}", po.p50_ms / pb.p50_ms),
+            ratio_text(po.p50_ms, pb.p50_ms),
             format!("{:.3}", pb.p99_ms),
             format!("{:.3}", po.p99_ms),
-            format!("{:.2}", po.p99_ms / pb.p99_ms),
+            ratio_text(po.p99_ms, pb.p99_ms),
         ]);
     }
     println!("{t}");
@@ -167,6 +167,15 @@ fn main() {
         "lowest throughput ratio pgopt/pgbench: {worst:.3} (goal >= 0.95: {})",
         if worst >= 0.95 { "met" } else { "NOT met" }
     );
+}
+
+/// `a / b`, or "-" when b is zero (pgbench logs many fast transactions as 0 µs).
+fn ratio_text(a: f64, b: f64) -> String {
+    if b > 0.0 {
+        format!("{:.2}", a / b)
+    } else {
+        "-".to_string()
+    }
 }
 
 fn mean(runs: &[Figures]) -> Figures {

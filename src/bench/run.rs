@@ -863,7 +863,14 @@ fn spawn_progress(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
                 errors += s.errors.iter().flat_map(|e| e.values()).sum::<u64>();
             }
             let count = total.len();
-            let dt = now.duration_since(last.0).as_secs_f64().max(1e-3);
+            if last.0 < measure_start {
+                last = (measure_start, 0);
+            }
+            let dt = now.duration_since(last.0).as_secs_f64();
+            if dt < 0.2 {
+                // A tick right after the warm-up ended: too short to be a rate.
+                continue;
+            }
             let tps = count.saturating_sub(last.1) as f64 / dt;
             last = (now, count);
             bar.0.set_message(format!(
