@@ -124,3 +124,64 @@ impl BenchResult {
         all
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn latency_is_read_from_a_histogram_of_microseconds_in_milliseconds() {
+        let mut h = Histogram::<u64>::new(3).unwrap();
+        for us in 1..=1000u64 {
+            h.record(us * 10).unwrap(); // 10 µs .. 10 ms
+        }
+        let l = Latency::from_histogram(&h);
+        let near = |got: f64, want: f64| (got - want).abs() <= want * 0.002;
+        assert!(near(l.p50_ms, 5.0), "{l:?}");
+        assert!(near(l.p90_ms, 9.0), "{l:?}");
+        assert!(near(l.p99_ms, 9.9), "{l:?}");
+        assert!(near(l.max_ms, 10.0), "{l:?}");
+        assert!(near(l.mean_ms, 5.005), "{l:?}");
+        assert_eq!(
+            Latency::from_histogram(&Histogram::new(3).unwrap()),
+            Latency::default()
+        );
+    }
+
+    #[test]
+    fn errors_by_code_add_up_over_operations() {
+        let op = |errors: &[(&str, u64)]| OperationResult {
+            name: "x".into(),
+            count: 1,
+            errors: errors.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            throughput_tps: 1.0,
+            latency: Latency::default(),
+        };
+        let r = BenchResult {
+            schema_version: RESULT_SCHEMA_VERSION,
+            pgopt_version: "0".into(),
+            workload: "w".into(),
+            server_version: "15".into(),
+            clients: 1,
+            connections: 1,
+            rate: None,
+            warmup_s: 0.0,
+            duration_s: 1.0,
+            transactions: 2,
+            errors: 6,
+            throughput_tps: 2.0,
+            pool_setup_ms: 1.0,
+            one_connect_ms: 1.0,
+            connections_lost: 0,
+            outcome: Outcome::Completed,
+            error: None,
+            latency: Latency::default(),
+            operations: vec![op(&[("22012", 2), ("57014", 1)]), op(&[("22012", 3)])],
+        };
+        let all = r.errors_by_code();
+        assert_eq!(all.get("22012"), Some(&5));
+        assert_eq!(all.get("57014"), Some(&1));
+        let back: BenchResult = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
+        assert_eq!(back, r);
+    }
+}

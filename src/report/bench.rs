@@ -214,3 +214,71 @@ pub fn render_comparison_table(c: &Comparison) -> String {
 pub fn render_comparison_json(c: &Comparison) -> String {
     serde_json::to_string_pretty(c).expect("a comparison serialises")
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::result::{Latency, OperationResult, RESULT_SCHEMA_VERSION};
+
+    fn result(outcome: Outcome, ops: &[&str]) -> BenchResult {
+        BenchResult {
+            schema_version: RESULT_SCHEMA_VERSION,
+            pgopt_version: "0".into(),
+            workload: "wl".into(),
+            server_version: "15.8".into(),
+            clients: 200,
+            connections: 4,
+            rate: None,
+            warmup_s: 0.0,
+            duration_s: 2.0,
+            transactions: 10,
+            errors: 1,
+            throughput_tps: 5.0,
+            pool_setup_ms: 4.0,
+            one_connect_ms: 2.0,
+            connections_lost: 0,
+            outcome,
+            error: (outcome == Outcome::Failed).then(|| "lost every connection".to_string()),
+            latency: Latency::default(),
+            operations: ops
+                .iter()
+                .map(|n| OperationResult {
+                    name: n.to_string(),
+                    count: 5,
+                    errors: [("22012".to_string(), 1)].into_iter().collect(),
+                    throughput_tps: 2.5,
+                    latency: Latency::default(),
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn the_result_table_shows_outcome_operations_and_errors_by_sqlstate() {
+        let t = render_result_table(&result(Outcome::Failed, &["login", "audit"]));
+        for needle in [
+            "wl",
+            "200 / 4",
+            "failed: partial result",
+            "lost every connection",
+            "login",
+            "audit",
+            "22012: 1",
+            "2.00x one connect",
+        ] {
+            assert!(t.contains(needle), "{needle} missing in\n{t}");
+        }
+        let t = render_result_table(&result(Outcome::Interrupted, &["x"]));
+        assert!(t.contains("interrupted"), "{t}");
+    }
+
+    #[test]
+    fn the_comparison_table_marks_operations_missing_on_one_side() {
+        let a = result(Outcome::Completed, &["login", "gone"]);
+        let b = result(Outcome::Completed, &["login", "new"]);
+        let t = render_comparison_table(&crate::bench::compare(&a, &b));
+        for needle in ["login", "gone", "new", "missing", "total", "1.00"] {
+            assert!(t.contains(needle), "{needle} missing in\n{t}");
+        }
+    }
+}
