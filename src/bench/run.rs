@@ -4,9 +4,13 @@
 //! - Set-up: one connect timed alone ([`probe`], which also checks that M more connections
 //!   fit), then all M opened at once (pool set-up time), then every operation prepared once on
 //!   each.
-//! - N == M: each client owns its connection, no pool in the way. N > M: a FIFO semaphore
-//!   hands out free connections; the wait is bounded and counted as `pool_timeout` when it
-//!   runs out.
+//! - N == M: each client owns its connection, no pool in the way, and runs on a thread of its
+//!   own whose current-thread runtime also drives the connection (like pgbench's `-j N`). N >
+//!   M: client tasks on the caller's runtime, where a FIFO semaphore hands out free
+//!   connections; the wait is bounded and counted as `pool_timeout` when it runs out.
+//! - No timer per execution: a watchdog sends a cancel request for any execution running
+//!   longer than statement_timeout plus slack (the server's own statement_timeout fires
+//!   first; this covers a server that stopped answering).
 //! - Latency counts from the moment a client wants to run an operation (its scheduled start
 //!   under `--rate`) until the server answered, pool wait included.
 //! - A failed statement is counted and the client goes on. A broken connection is replaced
