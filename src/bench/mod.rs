@@ -1,7 +1,7 @@
 //! Load generation: `pgopt bench`.
 //!
 //! - [`workload`]: the model (weighted operations with parameter generators);
-//! - [`file`]: pgbench-style SQL files as workloads; [`select1`]: the round-trip floor;
+//! - [`file`](mod@file): pgbench-style SQL files as workloads; [`select1`]: the round-trip floor;
 //! - [`run`](mod@run): N clients over M connections, latency histograms, errors by SQLSTATE;
 //! - [`result`]: the serde result, saved as JSON; [`compare`](mod@compare): two results side
 //!   by side.
