@@ -1,5 +1,66 @@
 //! Load generation: `pgopt bench`.
+//!
+//! - [`workload`]: the model (weighted operations with parameter generators);
+//! - [`file`](mod@file): pgbench-style SQL files as workloads; [`select1`]: the round-trip floor;
+//! - [`run`](mod@run): N clients over M connections, latency histograms, errors by SQLSTATE;
+//! - [`result`]: the serde result, saved as JSON; [`compare`](mod@compare): two results side
+//!   by side.
+//!
+//! This is an I/O edge: rendering lives in `report::bench`.
 
+pub mod compare;
+pub mod file;
+pub mod options;
+pub mod result;
+pub mod run;
 pub mod workload;
 
+use std::sync::Arc;
+
+pub use compare::{compare, Comparison};
+pub use options::{parse_duration, BenchOptions, StopAt};
+pub use result::{BenchResult, Latency, OperationResult, Outcome};
+pub use run::{probe, run, ServerFacts};
 pub use workload::{OpKind, Operation, Param, ParamGen, Workload};
+
+/// `SELECT 1`: one operation, no parameters, the round-trip floor of a connection.
+pub fn select1() -> Workload {
+    Workload::new(
+        "select1",
+        vec![Operation {
+            name: "select1".into(),
+            kind: OpKind::Read,
+            sql: "SELECT 1".into(),
+            param_types: Vec::new(),
+            weight: 1,
+            params: Arc::new(|_| Vec::new()),
+        }],
+    )
+    .expect("one weighted operation")
+}
+
+/// The operation mix of the governance workload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum Mix {
+    /// About 90% reads, 10% writes.
+    #[default]
+    ReadHeavy,
+    WriteHeavy,
+}
+
+/// The governance workload, built from the seeded data in `schema`.
+///
+/// The seam to `crate::governance::governance_workload(&conn, schema, mix)`, which is built
+/// separately; until it is wired in, this says so.
+pub async fn governance_workload(
+    conn: &crate::db::Conn,
+    schema: &str,
+    mix: Mix,
+) -> crate::Result<Workload> {
+    let _ = (conn, schema, mix);
+    Err(crate::Error::BadInput(
+        "the governance workload is not available in this build yet; \
+         use --workload select1 or a SQL file (see `pgopt bench --help`)"
+            .into(),
+    ))
+}

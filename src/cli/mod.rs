@@ -3,9 +3,11 @@
 //! Exit codes (shared by every command):
 //! 0 done, no finding at or above `--fail-on`; 1 findings at or above `--fail-on`;
 //! 2 bad input (a DSN that does not parse, a bad flag, an unreadable snapshot file);
-//! 3 failed (the server could not be reached, collection failed, an internal error).
+//! 3 failed (the server could not be reached, collection failed, an internal error);
+//! 130 interrupted by Ctrl-C (`pgopt bench`: the partial result was printed).
 
 mod analyze;
+mod bench;
 mod demo;
 mod embedded;
 mod governance;
@@ -23,13 +25,15 @@ pub const EXIT_OK: u8 = 0;
 pub const EXIT_FINDINGS: u8 = 1;
 pub const EXIT_BAD_INPUT: u8 = 2;
 pub const EXIT_FAILED: u8 = 3;
+pub const EXIT_INTERRUPTED: u8 = 130;
 
 #[derive(Debug, Parser)]
 #[command(
     name = "pgopt",
     version,
     about = "PostgreSQL performance optimizer: analyze, indexes, maintenance, settings, performance",
-    after_help = "Exit codes: 0 ok, 1 findings at or above --fail-on, 2 bad input, 3 failed.\n\
+    after_help = "Exit codes: 0 ok, 1 findings at or above --fail-on, 2 bad input, 3 failed, \
+                  130 interrupted.\n\
                   With no target, try `pgopt demo` or `pgopt embedded start`."
 )]
 pub struct Cli {
@@ -44,6 +48,9 @@ pub struct Cli {
 enum Command {
     /// Collect one consistent snapshot and report what is wrong, with evidence and next steps.
     Analyze(analyze::AnalyzeArgs),
+    /// Load-test a server: latency percentiles, throughput, errors by SQLSTATE; `bench compare`
+    /// puts two saved results side by side.
+    Bench(bench::BenchArgs),
     /// Start a throw-away cluster, plant problems in a sample database, analyze it, stop.
     Demo(demo::DemoArgs),
     /// Keep an embedded PostgreSQL cluster running for interactive use.
@@ -80,6 +87,7 @@ pub fn run() -> ExitCode {
     let outcome = runtime.block_on(async {
         match cli.command {
             Command::Analyze(args) => analyze::run(args).await,
+            Command::Bench(args) => bench::run(args).await,
             Command::Demo(args) => demo::run(args).await,
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,

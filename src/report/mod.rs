@@ -1,5 +1,6 @@
 //! Rendering an analysis for people (table, markdown) and programs (json). Pure: no I/O.
 
+pub mod bench;
 mod json;
 mod markdown;
 mod table;
