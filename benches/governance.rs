@@ -34,7 +34,14 @@ fn main() {
     run(bin, &["governance", "deploy", &dsn]);
     let (wall, rss_kb, _) = run_measured(
         bin,
-        &["governance", "seed", &dsn, "--scale", &scale, "--no-progress"],
+        &[
+            "governance",
+            "seed",
+            &dsn,
+            "--scale",
+            &scale,
+            "--no-progress",
+        ],
     );
     let rows: f64 = c
         .psql(
@@ -53,7 +60,20 @@ fn main() {
         rss_kb as f64 / 1024.0
     );
 
-    let pool = bench(bin, &dsn, &["--workload", "select1", "--clients", "5", "--connections", "5", "--transactions", "5000"]);
+    let pool = bench(
+        bin,
+        &dsn,
+        &[
+            "--workload",
+            "select1",
+            "--clients",
+            "5",
+            "--connections",
+            "5",
+            "--transactions",
+            "5000",
+        ],
+    );
     let setup = pool["pool_setup_ms"].as_f64().unwrap();
     let one = pool["one_connect_ms"].as_f64().unwrap();
     println!(
@@ -72,8 +92,16 @@ fn main() {
         bin,
         &dsn,
         &[
-            "--workload", "governance", "--schema", "governance", "--clients", "1000",
-            "--connections", "20", "--duration", "30s",
+            "--workload",
+            "governance",
+            "--schema",
+            "governance",
+            "--clients",
+            "1000",
+            "--connections",
+            "20",
+            "--duration",
+            "30s",
         ],
     );
     println!(
@@ -93,7 +121,14 @@ fn basic_ratios(bin: &str, dsn: &str, when: &str) -> Vec<(String, f64)> {
     let gov = bench(
         bin,
         dsn,
-        &["--workload", "governance", "--schema", "governance", "--duration", "15s"],
+        &[
+            "--workload",
+            "governance",
+            "--schema",
+            "governance",
+            "--duration",
+            "15s",
+        ],
     );
     println!("{when}: select1 p50 {floor_p50:.3} ms");
     BASIC

@@ -556,7 +556,7 @@ fn more_connections_than_the_server_allows_are_refused_with_the_numbers() {
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(parse_result(&o).transactions, 500);
 
-    // The governance workload is behind a seam until it is wired in: a clear message.
+    // The governance workload on a database where it was never deployed: what to do next.
     let o = pgopt(&[
         "bench",
         &c.dsn("postgres"),
@@ -566,7 +566,11 @@ fn more_connections_than_the_server_allows_are_refused_with_the_numbers() {
         "10",
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("governance workload"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("pgopt governance deploy"),
+        "{}",
+        stderr(&o)
+    );
 }
 
 #[test]

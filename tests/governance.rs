@@ -574,3 +574,85 @@ async fn a_hostile_schema_name_deploys_seeds_indexes_runs_and_drops_safely() {
     let canary = scalar_i64(&conn, "SELECT count(*) FROM public.users", &[]).await;
     assert_eq!(canary, 0, "public.users must survive");
 }
+
+/// The commands as a user runs them: deploy, seed, bench the workload, indexes, drop.
+#[test]
+fn governance_commands_and_the_governance_bench_work_end_to_end() {
+    use std::process::Command;
+    let c = pgopt::embedded::Cluster::start(pgopt::embedded::ClusterOptions::default()).unwrap();
+    let dsn = c.dsn("postgres");
+    let pgopt = |args: &[&str]| {
+        let o = Command::new(env!("CARGO_BIN_EXE_pgopt"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(
+            o.status.code(),
+            Some(0),
+            "pgopt {args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    pgopt(&["governance", "deploy", &dsn]);
+    let seeded = pgopt(&[
+        "governance",
+        "seed",
+        &dsn,
+        "--scale",
+        "0.002",
+        "--no-progress",
+    ]);
+    assert!(seeded.contains("security_events"), "{seeded}");
+    for mix in ["read-heavy", "write-heavy"] {
+        let out = pgopt(&[
+            "bench",
+            &dsn,
+            "--workload",
+            "governance",
+            "--mix",
+            mix,
+            "--clients",
+            "20",
+            "--connections",
+            "4",
+            "--transactions",
+            "400",
+            "--format",
+            "json",
+        ]);
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        assert_eq!(v["transactions"], 400, "{out}");
+        assert_eq!(v["errors"], 0, "{out}");
+        let ops: Vec<&str> = v["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|o| o["name"].as_str().unwrap())
+            .collect();
+        assert!(ops.contains(&"authenticate_by_email"), "{ops:?}");
+        assert!(ops.contains(&"record_security_event"), "{ops:?}");
+    }
+    let built = pgopt(&["governance", "indexes", &dsn]);
+    assert!(built.contains("idx_users_email_active"), "{built}");
+    let preview = pgopt(&["governance", "drop", &dsn]);
+    assert!(preview.contains("would drop"), "{preview}");
+    assert_eq!(
+        c.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'governance'"
+        )
+        .unwrap(),
+        "1",
+        "drop without --yes must change nothing"
+    );
+    pgopt(&["governance", "drop", &dsn, "--yes"]);
+    assert_eq!(
+        c.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_namespace WHERE nspname = 'governance'"
+        )
+        .unwrap(),
+        "0"
+    );
+}

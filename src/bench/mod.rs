@@ -39,28 +39,13 @@ pub fn select1() -> Workload {
     .expect("one weighted operation")
 }
 
-/// The operation mix of the governance workload.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
-pub enum Mix {
-    /// About 90% reads, 10% writes.
-    #[default]
-    ReadHeavy,
-    WriteHeavy,
-}
+pub use crate::governance::Mix;
 
 /// The governance workload, built from the seeded data in `schema`.
-///
-/// The seam to `crate::governance::governance_workload(&conn, schema, mix)`, which is built
-/// separately; until it is wired in, this says so.
 pub async fn governance_workload(
     conn: &crate::db::Conn,
     schema: &str,
     mix: Mix,
 ) -> crate::Result<Workload> {
-    let _ = (conn, schema, mix);
-    Err(crate::Error::BadInput(
-        "the governance workload is not available in this build yet; \
-         use --workload select1 or a SQL file (see `pgopt bench --help`)"
-            .into(),
-    ))
+    crate::governance::governance_workload(conn, schema, mix).await
 }

@@ -44,7 +44,7 @@ pub struct BenchArgs {
     #[arg(long, value_enum, default_value = "read-heavy")]
     pub mix: Mix,
     /// Schema of the governance tables.
-    #[arg(long, value_name = "NAME", default_value = "public")]
+    #[arg(long, value_name = "NAME", default_value = crate::governance::DEFAULT_SCHEMA)]
     pub schema: String,
     /// Client tasks, each running one operation at a time.
     #[arg(long, value_name = "N", default_value = "1", value_parser = parse_positive, allow_hyphen_values = true)]

@@ -24,7 +24,7 @@ use crate::db::Conn;
 use crate::error::{Error, Result};
 
 /// The balance of reads and writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum Mix {
     /// About 90 % reads: the platform in daily use.
     #[default]
@@ -111,7 +111,20 @@ pub async fn data_shape(conn: &Conn, schema: &str) -> Result<DataShape> {
                 &format!("SELECT max(id)::bigint FROM {q}"),
                 &[],
             )
-            .await?
+            .await
+            .map_err(|e| match e.sqlstate() {
+                Some(c)
+                    if *c == tokio_postgres::error::SqlState::UNDEFINED_TABLE
+                        || *c == tokio_postgres::error::SqlState::INVALID_SCHEMA_NAME =>
+                {
+                    Error::BadInput(format!(
+                        "there is no governance table {q}: deploy and seed it first \
+                         (`pgopt governance deploy --schema {schema}`, then \
+                         `pgopt governance seed --schema {schema} --scale 0.1`)"
+                    ))
+                }
+                _ => e,
+            })?
             .get(0);
         match id {
             Some(id) if id > 0 => max.push(id as u64),
