@@ -112,12 +112,21 @@ fn main() {
         many["latency"]["p99_ms"].as_f64().unwrap(),
         many["latency"]["p50_ms"].as_f64().unwrap()
     );
+    for op in many["operations"].as_array().unwrap() {
+        println!(
+            "  {:<24} {:>7} calls  p50 {:>8.1} ms  p99 {:>8.1} ms",
+            op["name"].as_str().unwrap(),
+            op["count"],
+            op["latency"]["p50_ms"].as_f64().unwrap(),
+            op["latency"]["p99_ms"].as_f64().unwrap()
+        );
+    }
 }
 
-/// p50 of each basic operation over the select1 p50 measured just before, one client each.
+/// p50 of each basic operation over the p50 of `select1` mixed into the same run (`--floor`):
+/// one client, the same conditions for both (separate runs differ several-fold here, with the
+/// scheduler placing client and server on the same core or not).
 fn basic_ratios(bin: &str, dsn: &str, when: &str) -> Vec<(String, f64)> {
-    let floor = bench(bin, dsn, &["--workload", "select1", "--duration", "5s"]);
-    let floor_p50 = floor["latency"]["p50_ms"].as_f64().unwrap();
     let gov = bench(
         bin,
         dsn,
@@ -126,23 +135,31 @@ fn basic_ratios(bin: &str, dsn: &str, when: &str) -> Vec<(String, f64)> {
             "governance",
             "--schema",
             "governance",
+            "--floor",
             "--duration",
             "15s",
         ],
     );
-    println!("{when}: select1 p50 {floor_p50:.3} ms");
+    let p50 = |name: &str| -> (f64, Value) {
+        let op = gov["operations"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["name"] == name)
+            .unwrap_or_else(|| panic!("operation {name} missing"));
+        (
+            op["latency"]["p50_ms"].as_f64().unwrap(),
+            op["count"].clone(),
+        )
+    };
+    let (floor_p50, floor_n) = p50("select1");
+    println!("{when}: select1 p50 {floor_p50:.3} ms over {floor_n} calls");
     BASIC
         .iter()
         .map(|name| {
-            let op = gov["operations"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .find(|o| o["name"] == *name)
-                .unwrap_or_else(|| panic!("operation {name} missing"));
-            let p50 = op["latency"]["p50_ms"].as_f64().unwrap();
-            println!("  {name}: p50 {p50:.3} ms over {} calls", op["count"]);
-            (name.to_string(), p50 / floor_p50)
+            let (p, n) = p50(name);
+            println!("  {name}: p50 {p:.3} ms over {n} calls");
+            (name.to_string(), p / floor_p50)
         })
         .collect()
 }

@@ -657,3 +657,45 @@ fn a_server_that_dies_under_one_connection_per_client_ends_the_run_with_exit_3_a
 ) {
     server_dies_mid_run("3", "3");
 }
+
+#[test]
+fn floor_mixes_select1_into_the_same_run() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = write_file(
+        dir.path(),
+        "two.sql",
+        "\\set x random(1, 10)\n-- name: plus\nSELECT :x + 1;\n-- name: times\nSELECT :x * 2;\n",
+    );
+    let o = pgopt(&[
+        "bench",
+        &c.dsn("postgres"),
+        "--workload",
+        &file,
+        "--floor",
+        "--transactions",
+        "900",
+        "--format",
+        "json",
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let r = parse_result(&o);
+    let names: Vec<&str> = r.operations.iter().map(|o| o.name.as_str()).collect();
+    assert!(names.contains(&"select1"), "{names:?}");
+    // At the weight of an average operation: about a third of the executions.
+    let floor = r.operations.iter().find(|o| o.name == "select1").unwrap();
+    assert!(floor.count > 150 && floor.count < 450, "{}", floor.count);
+    assert_eq!(r.transactions, 900);
+    // select1 plus --floor would measure the floor against itself.
+    let o = pgopt(&[
+        "bench",
+        &c.dsn("postgres"),
+        "--workload",
+        "select1",
+        "--floor",
+        "--transactions",
+        "10",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("--floor"), "{}", stderr(&o));
+}

@@ -39,6 +39,23 @@ pub fn select1() -> Workload {
     .expect("one weighted operation")
 }
 
+/// `workload` with `select1` mixed in at the weight of an average operation: the round-trip
+/// floor measured in the same run, under the same load, as the operations it is compared to.
+pub fn with_floor(workload: Workload) -> crate::Result<Workload> {
+    let mut ops = workload.ops;
+    if ops.iter().any(|o| o.name == "select1") {
+        return Err(crate::Error::BadInput(
+            "--floor: the workload already has an operation named select1".into(),
+        ));
+    }
+    let total: u64 = ops.iter().map(|o| o.weight as u64).sum();
+    let weight = (total / ops.len().max(1) as u64).max(1) as u32;
+    let mut floor = select1().ops.remove(0);
+    floor.weight = weight;
+    ops.push(floor);
+    Workload::new(workload.name, ops)
+}
+
 pub use crate::governance::Mix;
 
 /// The governance workload, built from the seeded data in `schema`.

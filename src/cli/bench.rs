@@ -64,6 +64,10 @@ pub struct BenchArgs {
     /// Run this long first and discard the figures.
     #[arg(long, value_name = "D", value_parser = bench::parse_duration, allow_hyphen_values = true)]
     pub warmup: Option<Duration>,
+    /// Mix `SELECT 1` into the workload as operation `select1`, so that each operation's
+    /// latency can be set against the round-trip floor measured under the same conditions.
+    #[arg(long)]
+    pub floor: bool,
     /// Seed of the parameter generators.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -151,6 +155,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         Source::Select1 => bench::select1(),
         Source::File(w) => w,
         Source::Governance => bench::governance_workload(&conn, &args.schema, args.mix).await?,
+    };
+    let workload = if args.floor {
+        bench::with_floor(workload)?
+    } else {
+        workload
     };
     // The probe connection would take a slot from the pool.
     drop(conn);

@@ -316,22 +316,22 @@ pub(crate) async fn connect_host(
     let query_failed = |what: &str, e: tokio_postgres::Error| {
         HostFailure::Other(Error::query(what, e).to_string())
     };
+    // One round trip: the role check and statement_timeout (a bind parameter) together,
+    // typed up front so that no separate prepare is needed. Connects are what a pool's
+    // set-up time is made of.
+    let ms = target.statement_timeout.as_millis().to_string();
     let row = client
-        .query_one(
+        .query_typed_one(
             "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), \
-             current_setting('server_version_num')::int",
-            &[],
+             current_setting('server_version_num')::int, \
+             set_config('statement_timeout', $1, false)",
+            &[(&ms, tokio_postgres::types::Type::TEXT)],
         )
         .await
-        .map_err(|e| query_failed("checking the server role", e))?;
+        .map_err(|e| query_failed("checking the server role and setting statement_timeout", e))?;
     let in_recovery: bool = row.get(0);
     let read_only: String = row.get(1);
     let server_version_num: i32 = row.get(2);
-    let ms = target.statement_timeout.as_millis().to_string();
-    client
-        .execute("SELECT set_config('statement_timeout', $1, false)", &[&ms])
-        .await
-        .map_err(|e| query_failed("setting statement_timeout", e))?;
     Ok(Conn::new(ConnParts {
         client,
         host: host.host.clone(),
