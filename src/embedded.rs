@@ -798,7 +798,42 @@ impl Drop for Cluster {
     }
 }
 
+/// Removes cluster directories left by processes that were killed (no Drop ran): older than
+/// ten minutes, with no live postmaster. They sit in /dev/shm, which is memory.
+fn remove_stale_cluster_dirs(root: &Path) {
+    let Ok(entries) = fs::read_dir(root) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        // tempfile names: "pgopt-" and six random characters; nothing else of ours matches.
+        if !(name.starts_with("pgopt-") && name.len() == 12 && !name.contains('.')) {
+            continue;
+        }
+        let path = e.path();
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .ok()
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > Duration::from_secs(600));
+        if !old {
+            continue;
+        }
+        let pid = fs::read_to_string(path.join("data").join("postmaster.pid"))
+            .ok()
+            .and_then(|t| t.lines().next().and_then(|l| l.trim().parse::<i32>().ok()));
+        // SAFETY: signal 0 only checks that the process exists.
+        let alive = pid.is_some_and(|p| unsafe { libc::kill(p, 0) } == 0);
+        if !alive {
+            tracing::debug!("removing stale cluster directory {}", path.display());
+            let _ = fs::remove_dir_all(&path);
+        }
+    }
+}
+
 fn new_cluster_dir(inst: &Installation) -> Result<tempfile::TempDir> {
+    remove_stale_cluster_dirs(&scratch_root());
     // Short, because a unix socket path is limited to 107 bytes.
     let dir = tempfile::Builder::new()
         .prefix("pgopt-")
