@@ -23,6 +23,7 @@ pub mod error;
 pub mod governance;
 pub mod report;
 pub mod snapshot;
+pub mod tune;
 
 pub use error::{Error, Result};
 pub use snapshot::Snapshot;

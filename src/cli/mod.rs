@@ -12,6 +12,7 @@ mod demo;
 mod embedded;
 mod governance;
 mod target;
+mod tune;
 
 use std::process::ExitCode;
 
@@ -57,6 +58,9 @@ enum Command {
     Embedded(embedded::EmbeddedArgs),
     /// Deploy, seed, index or drop the ACGS governance database (the benchmark workload).
     Governance(governance::GovernanceArgs),
+    /// Recommend settings: `--method pgtune` gives exactly PGTune's numbers for the given
+    /// hardware (`--memory 16GB --cpus 8`), as a report, a conf file or ALTER SYSTEM.
+    Tune(tune::TuneArgs),
 }
 
 /// Parses the arguments, runs the command, and turns the outcome into an exit code.
@@ -91,6 +95,7 @@ pub fn run() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
+            Command::Tune(args) => tune::run(args),
         }
     });
     match outcome {

@@ -1,0 +1,143 @@
+//! Rendering a tune result: table, json, markdown for reading; a postgresql.conf include file
+//! or ALTER SYSTEM statements for applying. Pure: no I/O.
+
+use comfy_table::presets::UTF8_FULL_CONDENSED;
+use comfy_table::{ContentArrangement, Table};
+use serde::Serialize;
+
+use super::pgtune::PgTuneOutput;
+use super::TuneInput;
+
+/// PGTune's header comments: `# DB Version: 18`, ..., in its order, nulls skipped.
+pub fn header(input: &TuneInput, out: &PgTuneOutput) -> Vec<String> {
+    let mut h = vec![
+        format!("DB Version: {}", input.pg_version),
+        format!("OS Type: {}", input.os.name()),
+        format!("DB Type: {}", out.db_type.name()),
+        format!("Total Memory (RAM): {}", input.memory),
+    ];
+    if let Some(c) = input.cpus {
+        h.push(format!("CPUs num: {c}"));
+    }
+    if let Some(c) = input.connections {
+        h.push(format!("Connections num: {c}"));
+    }
+    h.push(format!("Data Storage: {}", input.storage.name()));
+    h
+}
+
+/// The comment block above the settings: warnings, notes, then PGTune's header.
+fn comment_block(input: &TuneInput, out: &PgTuneOutput, prefix: &str) -> String {
+    let mut s = String::new();
+    for w in &out.warnings {
+        s.push_str(&format!("{prefix} WARNING: {w}\n"));
+    }
+    for n in &out.notes {
+        s.push_str(&format!("{prefix} NOTE: {n}\n"));
+    }
+    if !s.is_empty() {
+        s.push('\n');
+    }
+    for line in header(input, out) {
+        s.push_str(&format!("{prefix} {line}\n"));
+    }
+    s.push('\n');
+    s
+}
+
+/// A postgresql.conf include file: one `name = value` line per setting, its reason as a
+/// trailing comment.
+pub fn conf(input: &TuneInput, out: &PgTuneOutput) -> String {
+    let mut s = comment_block(input, out, "#");
+    for x in &out.settings {
+        s.push_str(&format!("{} = {}  # {}\n", x.name, x.value, x.reason));
+    }
+    s
+}
+
+/// `ALTER SYSTEM SET name = 'value';` statements, one per setting.
+pub fn sql(input: &TuneInput, out: &PgTuneOutput) -> String {
+    let mut s = comment_block(input, out, "--");
+    for x in &out.settings {
+        // Values are ours (numbers, units, enum words); doubling quotes keeps that a fact.
+        s.push_str(&format!(
+            "ALTER SYSTEM SET {} = '{}';\n",
+            x.name,
+            x.value.replace('\'', "''")
+        ));
+    }
+    s
+}
+
+pub fn table(input: &TuneInput, out: &PgTuneOutput) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec!["setting", "recommended", "reason"]);
+    for x in &out.settings {
+        t.add_row(vec![x.name, x.value.as_str(), x.reason.as_str()]);
+    }
+    let mut s = format!(
+        "pgopt tune --method pgtune: {}\n{t}\n",
+        header(input, out).join(", ")
+    );
+    for w in &out.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    for n in &out.notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    s
+}
+
+fn cell(s: &str) -> String {
+    s.replace('|', "\\|").replace('\n', "<br>")
+}
+
+pub fn markdown(input: &TuneInput, out: &PgTuneOutput) -> String {
+    let mut s = String::from("# pgopt tune --method pgtune\n\n");
+    for line in header(input, out) {
+        s.push_str(&format!("- {}\n", cell(&line)));
+    }
+    s.push_str("\n| setting | recommended | reason |\n|---|---|---|\n");
+    for x in &out.settings {
+        s.push_str(&format!(
+            "| {} | {} | {} |\n",
+            x.name,
+            cell(&x.value),
+            cell(&x.reason)
+        ));
+    }
+    if !out.warnings.is_empty() {
+        s.push_str("\n## Warnings\n\n");
+        for w in &out.warnings {
+            s.push_str(&format!("- {}\n", cell(w)));
+        }
+    }
+    if !out.notes.is_empty() {
+        s.push_str("\n## Notes\n\n");
+        for n in &out.notes {
+            s.push_str(&format!("- {}\n", cell(n)));
+        }
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct Json<'a> {
+    method: &'static str,
+    input: &'a TuneInput,
+    #[serde(flatten)]
+    output: &'a PgTuneOutput,
+}
+
+pub fn json(input: &TuneInput, out: &PgTuneOutput) -> String {
+    let mut s = serde_json::to_string_pretty(&Json {
+        method: "pgtune",
+        input,
+        output: out,
+    })
+    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
