@@ -205,6 +205,12 @@ fn each_bad_input_exits_2_naming_its_flag() {
         (&["--memory", "256MB"], "--memory"),
         (&["--memory", "16GB", "--cpus", "0"], "--cpus"),
         (&["--memory", "16GB", "--cpus", "many"], "--cpus"),
+        (&["--memory", "16GB", "--cpus", "-1"], "--cpus"),
+        (
+            &["--memory", "16GB", "--max-connections", "-5"],
+            "--max-connections",
+        ),
+        (&["--memory", "16GB", "--pg-version", "-16"], "--pg-version"),
         (&["--memory", "16GB", "--profile", "olap"], "--profile"),
         (&["--memory", "16GB", "--os", "bsd"], "--os"),
         (&["--memory", "16GB", "--storage", "tape"], "--storage"),

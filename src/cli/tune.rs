@@ -39,7 +39,7 @@ pub struct TuneArgs {
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     memory: Option<String>,
     /// Number of CPUs (cores) of the server.
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     cpus: Option<u32>,
     /// Storage the data lives on [default: ssd].
     #[arg(long, value_enum)]
@@ -48,13 +48,13 @@ pub struct TuneArgs {
     #[arg(long, value_enum)]
     os: Option<Os>,
     /// max_connections to plan for (at least 20) [default: the profile's].
-    #[arg(long, value_name = "N")]
+    #[arg(long, value_name = "N", allow_hyphen_values = true)]
     max_connections: Option<u32>,
     /// Total data size against memory [default: up-to-3x-ram].
     #[arg(long, value_enum)]
     data_size: Option<DataSize>,
     /// PostgreSQL major version, 10 to 18 [default: 18].
-    #[arg(long, value_name = "VERSION")]
+    #[arg(long, value_name = "VERSION", allow_hyphen_values = true)]
     pg_version: Option<u32>,
     /// Workload profile [default: web].
     #[arg(long, value_enum)]
