@@ -7,7 +7,9 @@
 //!
 //! Changelog:
 //! - 1: first version. Later in 1, without a bump (old files read as `false`):
-//!   `Table::locked` and `Index::locked`.
+//!   `Table::locked` and `Index::locked`. Later still, also without a bump (old files read as
+//!   `None`, "not collected"): `Snapshot::hba_rules` and `Snapshot::roles`, for the security
+//!   review. No password hash is ever stored, only its kind.
 //!
 //! This module does no I/O beyond reading and writing the file it is asked to.
 
@@ -42,6 +44,13 @@ pub struct Snapshot {
     pub replication: Option<Replication>,
     pub extensions: Extensions,
     pub privileges: Option<Privileges>,
+    /// pg_hba_file_rules, in file order; None when not collected (it needs a superuser or a
+    /// GRANT SELECT on the view).
+    #[serde(default)]
+    pub hba_rules: Option<Vec<HbaRule>>,
+    /// Every role of pg_roles with how its password is stored; None when not collected.
+    #[serde(default)]
+    pub roles: Option<Vec<Role>>,
     /// What each section did: collected, skipped (with the reason and the next step) or failed.
     pub sections: Vec<SectionStatus>,
 }
@@ -453,6 +462,110 @@ impl Privileges {
     }
 }
 
+/// One line of pg_hba.conf as the server parsed it (pg_hba_file_rules).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct HbaRule {
+    pub line_number: i32,
+    /// local, host, hostssl, hostnossl, hostgssenc, hostnogssenc.
+    pub conn_type: String,
+    pub databases: Vec<String>,
+    pub users: Vec<String>,
+    /// An IP address, a host name or a keyword (all, samehost, samenet); None for local.
+    pub address: Option<String>,
+    pub netmask: Option<String>,
+    /// trust, reject, scram-sha-256, md5, password, peer, ident, cert, ...
+    pub auth_method: Option<String>,
+    /// Why the server could not use this line, when it could not.
+    pub error: Option<String>,
+}
+
+impl HbaRule {
+    /// A TCP line (host, hostssl, hostnossl, hostgssenc, hostnogssenc), not a unix socket one.
+    pub fn is_host(&self) -> bool {
+        self.conn_type.starts_with("host")
+    }
+
+    /// A TCP line that only admits this machine (127.0.0.0/8, ::1, localhost, samehost).
+    pub fn is_loopback_only(&self) -> bool {
+        let Some(addr) = self.address.as_deref() else {
+            return false;
+        };
+        match addr {
+            "localhost" | "samehost" => return true,
+            _ => {}
+        }
+        let (ip, prefix) = match parse_cidr(addr, self.netmask.as_deref()) {
+            Some(v) => v,
+            None => return false,
+        };
+        match ip {
+            std::net::IpAddr::V4(v4) => v4.is_loopback() && prefix >= 8,
+            std::net::IpAddr::V6(v6) => v6.is_loopback() && prefix == 128,
+        }
+    }
+
+    /// A TCP line that admits every address (all, 0.0.0.0/0, ::/0).
+    pub fn is_open_to_all(&self) -> bool {
+        match self.address.as_deref() {
+            Some("all") => true,
+            Some(addr) => matches!(parse_cidr(addr, self.netmask.as_deref()), Some((_, 0))),
+            None => false,
+        }
+    }
+}
+
+/// An address and its netmask (or a CIDR address) as (address, prefix length).
+fn parse_cidr(addr: &str, netmask: Option<&str>) -> Option<(std::net::IpAddr, u32)> {
+    let (ip_text, cidr) = match addr.split_once('/') {
+        Some((ip, len)) => (ip, Some(len.parse::<u32>().ok()?)),
+        None => (addr, None),
+    };
+    let ip: std::net::IpAddr = ip_text.parse().ok()?;
+    let prefix = match (cidr, netmask) {
+        (Some(len), _) => len,
+        (None, Some(mask)) => match mask.parse::<std::net::IpAddr>().ok()? {
+            std::net::IpAddr::V4(m) => u32::from(m).leading_ones(),
+            std::net::IpAddr::V6(m) => u128::from(m).leading_ones(),
+        },
+        (None, None) => {
+            if ip.is_ipv4() {
+                32
+            } else {
+                128
+            }
+        }
+    };
+    Some((ip, prefix))
+}
+
+/// How a role's password is stored. The hash itself is never collected.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum PasswordKind {
+    /// No password: the role cannot log in by password.
+    Missing,
+    /// An MD5 hash (`md5...`), deprecated and crackable.
+    Md5,
+    /// A SCRAM-SHA-256 verifier.
+    ScramSha256,
+    /// Anything else (a plain-text password stored by an ancient server).
+    Other,
+}
+
+/// One role of pg_roles.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Role {
+    pub name: String,
+    pub superuser: bool,
+    pub can_login: bool,
+    /// rolvaliduntil; None when unset or infinity.
+    pub valid_until: Option<DateTime<Utc>>,
+    /// The bootstrap superuser made by initdb (oid 10).
+    pub bootstrap: bool,
+    /// How the password is stored; None when unknown (pg_authid is readable by superusers only).
+    pub password: Option<PasswordKind>,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SectionState {
@@ -493,6 +606,8 @@ impl Snapshot {
             replication: None,
             extensions: Extensions::default(),
             privileges: None,
+            hba_rules: None,
+            roles: None,
             sections: Vec::new(),
         }
     }

@@ -24,6 +24,8 @@ const ALL_SECTIONS: &[&str] = &[
     "preloaded_libraries",
     "statements",
     "replication",
+    "hba_rules",
+    "roles",
 ];
 
 const SCHEMA: &str = "
@@ -104,6 +106,23 @@ async fn full_collect_fills_every_section() {
 
     assert_all_recorded(&snap);
     assert_collected(&snap, ALL_SECTIONS);
+
+    // security: the superuser reads pg_hba.conf and how passwords are stored
+    let hba = snap.hba_rules.as_ref().expect("hba rules collected");
+    assert!(
+        hba.iter()
+            .any(|r| r.conn_type == "local" && r.auth_method.as_deref() == Some("trust")),
+        "{hba:?}"
+    );
+    assert!(hba
+        .iter()
+        .filter(|r| r.is_host())
+        .all(|r| r.is_loopback_only()));
+    let roles = snap.roles.as_ref().expect("roles collected");
+    let boot = roles.iter().find(|r| r.name == "postgres").unwrap();
+    assert!(boot.bootstrap && boot.superuser && boot.can_login);
+    assert_eq!(boot.password, Some(pgopt::snapshot::PasswordKind::Missing));
+    assert!(roles.iter().all(|r| !r.name.starts_with("pg_")));
 
     // tables
     let users = snap
@@ -338,6 +357,20 @@ async fn role_without_pg_monitor_still_collects() {
         &["tables", "indexes", "sequences", "databases", "statements"],
     );
     assert!(snap.tables.iter().any(|t| t.name == "secret"));
+    // pg_hba_file_rules is superuser-only: skipped with the grant to make; the roles are
+    // listed without how their passwords are stored.
+    assert_eq!(state(&snap, "hba_rules"), SectionState::Skipped);
+    assert!(snap.hba_rules.is_none());
+    let hba = snap.section("hba_rules").unwrap();
+    assert!(hba
+        .next_step
+        .as_deref()
+        .unwrap()
+        .contains("GRANT SELECT ON pg_hba_file_rules"));
+    assert_collected(&snap, &["roles"]);
+    let roles = snap.roles.as_ref().unwrap();
+    assert!(roles.iter().any(|r| r.name == "plain" && !r.superuser));
+    assert!(roles.iter().all(|r| r.password.is_none()), "{roles:?}");
     let seq = snap
         .sequences
         .iter()

@@ -28,6 +28,7 @@ mod host;
 mod indexes;
 mod privileges;
 mod replication;
+mod security;
 mod sequences;
 mod server;
 mod settings;
@@ -202,6 +203,10 @@ async fn collect_in_transaction(
     snap.replication = run
         .section("replication", replication::collect(conn))
         .await?;
+    snap.hba_rules = run
+        .section("hba_rules", security::collect_hba(conn))
+        .await?;
+    snap.roles = run.section("roles", security::collect_roles(conn)).await?;
 
     snap.sections = run.sections;
     Ok(snap)
