@@ -1290,6 +1290,7 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
         st.top.push(statement(9002, 30_000.0, 100));
         st.top[0].temp_blks_written = 10;
     }
+    plant_insecure(&mut snap);
     let all = run(&snap);
     let mut fired: Vec<&str> = all.iter().map(|f| f.rule.as_str()).collect();
     fired.sort_unstable();

@@ -25,6 +25,7 @@ mod fk_indexes;
 mod idle_in_transaction;
 mod invalid_indexes;
 mod long_running;
+mod security;
 mod seq_scans;
 mod sequences;
 mod slow_statements;
@@ -242,6 +243,42 @@ pub const RULES: &[RuleInfo] = &[
         id: slow_statements::MEAN_RULE,
         description: "Statements with a high mean execution time",
     },
+    RuleInfo {
+        id: security::SSL_OFF_RULE,
+        description: "ssl is off while the server listens beyond loopback",
+    },
+    RuleInfo {
+        id: security::PASSWORD_ENCRYPTION_RULE,
+        description: "password_encryption is not scram-sha-256",
+    },
+    RuleInfo {
+        id: security::LISTEN_ALL_RULE,
+        description: "listen_addresses accepts connections on every interface",
+    },
+    RuleInfo {
+        id: security::HBA_TRUST_RULE,
+        description: "pg_hba.conf lines with trust for addresses beyond loopback",
+    },
+    RuleInfo {
+        id: security::HBA_WEAK_METHOD_RULE,
+        description: "pg_hba.conf lines using the md5 or password method",
+    },
+    RuleInfo {
+        id: security::HBA_OPEN_RULE,
+        description: "pg_hba.conf lines open to every address (0.0.0.0/0, ::/0, all)",
+    },
+    RuleInfo {
+        id: security::SUPERUSER_RULE,
+        description: "Superuser roles besides the bootstrap superuser",
+    },
+    RuleInfo {
+        id: security::NO_PASSWORD_RULE,
+        description: "Login roles without a password while remote clients authenticate by password",
+    },
+    RuleInfo {
+        id: security::MD5_PASSWORDS_RULE,
+        description: "Roles whose password is stored as an MD5 hash",
+    },
 ];
 
 type Check = fn(&Snapshot, &Thresholds) -> Vec<Finding>;
@@ -264,18 +301,44 @@ const CHECKS: &[Check] = &[
     temp_files::check,
     stat_statements::check,
     slow_statements::check,
+    security::check,
 ];
 
 /// Runs every rule; findings sorted by severity (critical first), then rule, then object.
 pub fn advise(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     let mut findings: Vec<Finding> = CHECKS.iter().flat_map(|check| check(snap, th)).collect();
+    sort(&mut findings);
+    findings
+}
+
+/// The security rules only (ssl, password_encryption, listen_addresses, pg_hba.conf, roles),
+/// sorted as [`advise`] sorts; for reports that show the security review on its own.
+pub fn security_review(snap: &Snapshot) -> Vec<Finding> {
+    let mut findings = security::check(snap, &Thresholds::default());
+    sort(&mut findings);
+    findings
+}
+
+/// The ids of the rules [`security_review`] runs.
+pub const SECURITY_RULES: &[&str] = &[
+    security::SSL_OFF_RULE,
+    security::PASSWORD_ENCRYPTION_RULE,
+    security::LISTEN_ALL_RULE,
+    security::HBA_TRUST_RULE,
+    security::HBA_WEAK_METHOD_RULE,
+    security::HBA_OPEN_RULE,
+    security::SUPERUSER_RULE,
+    security::NO_PASSWORD_RULE,
+    security::MD5_PASSWORDS_RULE,
+];
+
+fn sort(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
         b.severity
             .cmp(&a.severity)
             .then_with(|| a.rule.cmp(&b.rule))
             .then_with(|| a.object.cmp(&b.object))
     });
-    findings
 }
 
 // ---- helpers shared by the rules ----
@@ -371,9 +434,15 @@ mod tests {
         let n = ids.len();
         ids.dedup();
         assert_eq!(ids.len(), n, "duplicate rule ids");
-        assert!(ids
-            .iter()
-            .all(|id| id.chars().all(|c| c.is_ascii_lowercase() || c == '_')));
+        assert!(ids.iter().all(|id| {
+            id.starts_with(|c: char| c.is_ascii_lowercase())
+                && id
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+        }));
+        for id in SECURITY_RULES {
+            assert!(ids.contains(id), "{id} not in RULES");
+        }
     }
 
     #[test]

@@ -17,7 +17,7 @@ pub fn ago(seconds: i64) -> Option<DateTime<Utc>> {
     Some(collected_at() - Duration::seconds(seconds))
 }
 
-fn setting(name: &str, value: &str, unit: Option<&str>, vartype: &str) -> Setting {
+pub fn setting(name: &str, value: &str, unit: Option<&str>, vartype: &str) -> Setting {
     Setting {
         name: name.to_string(),
         setting: value.to_string(),
@@ -463,6 +463,92 @@ pub fn clean_snapshot() -> Snapshot {
     .map(|s| section(s))
     .collect();
     snap
+}
+
+/// One parsed pg_hba.conf line; `address` may be CIDR (`10.0.0.0/8`), split as the server does.
+pub fn hba_rule(line: i32, conn_type: &str, address: Option<&str>, method: &str) -> HbaRule {
+    let (address, netmask) = match address {
+        Some(a) => match a.split_once('/') {
+            Some((ip, len)) => {
+                let len: u32 = len.parse().unwrap();
+                let mask = if ip.contains(':') {
+                    std::net::IpAddr::from(std::net::Ipv6Addr::from(
+                        u128::MAX.checked_shl(128 - len).unwrap_or(0),
+                    ))
+                } else {
+                    std::net::IpAddr::from(std::net::Ipv4Addr::from(
+                        u32::MAX.checked_shl(32 - len).unwrap_or(0),
+                    ))
+                };
+                (Some(ip.to_string()), Some(mask.to_string()))
+            }
+            None => (Some(a.to_string()), None),
+        },
+        None => (None, None),
+    };
+    HbaRule {
+        line_number: line,
+        conn_type: conn_type.to_string(),
+        databases: vec!["all".to_string()],
+        users: vec!["all".to_string()],
+        address,
+        netmask,
+        auth_method: Some(method.to_string()),
+        error: None,
+    }
+}
+
+/// What initdb writes: trust on the socket and on loopback.
+pub fn default_hba() -> Vec<HbaRule> {
+    vec![
+        hba_rule(1, "local", None, "trust"),
+        hba_rule(2, "host", Some("127.0.0.1/32"), "trust"),
+        hba_rule(3, "host", Some("::1/128"), "trust"),
+        hba_rule(4, "local", None, "trust"),
+    ]
+}
+
+pub fn role(name: &str, superuser: bool, password: Option<PasswordKind>) -> Role {
+    Role {
+        name: name.to_string(),
+        superuser,
+        can_login: true,
+        valid_until: None,
+        bootstrap: false,
+        password,
+    }
+}
+
+/// The bootstrap superuser, as initdb makes it: no password.
+pub fn bootstrap_role() -> Role {
+    Role {
+        bootstrap: true,
+        ..role("postgres", true, Some(PasswordKind::Missing))
+    }
+}
+
+pub fn set_setting(snap: &mut Snapshot, name: &str, value: &str) {
+    snap.settings.retain(|s| s.name != name);
+    snap.settings.push(setting(name, value, None, "string"));
+}
+
+/// Plants every security problem: ssl off while listening on '*', md5 password_encryption,
+/// trust open to 0.0.0.0/0, md5 for 10.0.0.0/8, a second superuser, a login role without a
+/// password and one with an MD5 password.
+pub fn plant_insecure(snap: &mut Snapshot) {
+    set_setting(snap, "ssl", "off");
+    set_setting(snap, "listen_addresses", "*");
+    set_setting(snap, "password_encryption", "md5");
+    let mut hba = default_hba();
+    hba.push(hba_rule(5, "host", Some("0.0.0.0/0"), "trust"));
+    hba.push(hba_rule(6, "host", Some("10.0.0.0/8"), "md5"));
+    snap.hba_rules = Some(hba);
+    snap.roles = Some(vec![
+        bootstrap_role(),
+        role("admin2", true, Some(PasswordKind::ScramSha256)),
+        role("nopass", false, Some(PasswordKind::Missing)),
+        role("legacy", false, Some(PasswordKind::Md5)),
+    ]);
 }
 
 pub fn run(snap: &Snapshot) -> Vec<Finding> {
