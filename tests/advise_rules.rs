@@ -1329,3 +1329,339 @@ fn invalid_constraint_index_is_reindexed_not_dropped() {
         Some(r#"REINDEX INDEX "public"."users_email_key";"#)
     );
 }
+
+// ---------- security review ----------
+
+use pgopt::advise::{security_review, SECURITY_RULES};
+use pgopt::snapshot::PasswordKind;
+
+/// The clean snapshot as a default local-only server: initdb's trust lines, the bootstrap
+/// superuser without a password, listening on loopback, ssl off, SCRAM.
+fn local_only() -> Snapshot {
+    let mut snap = clean_snapshot();
+    set_setting(&mut snap, "ssl", "off");
+    set_setting(&mut snap, "listen_addresses", "localhost");
+    set_setting(&mut snap, "password_encryption", "scram-sha-256");
+    snap.hba_rules = Some(default_hba());
+    snap.roles = Some(vec![bootstrap_role()]);
+    snap
+}
+
+#[test]
+fn default_local_only_server_passes_the_security_review() {
+    let snap = local_only();
+    assert!(
+        security_review(&snap).is_empty(),
+        "{:#?}",
+        security_review(&snap)
+    );
+    assert!(run(&snap).is_empty());
+}
+
+#[test]
+fn security_review_returns_only_security_rules_sorted() {
+    let mut snap = clean_snapshot();
+    plant_insecure(&mut snap);
+    db_mut(&mut snap, "app").blks_hit = 900_000; // a cache finding: not in the review
+    let review = security_review(&snap);
+    assert!(review
+        .iter()
+        .all(|f| SECURITY_RULES.contains(&f.rule.as_str())));
+    let mut fired: Vec<&str> = review.iter().map(|f| f.rule.as_str()).collect();
+    fired.sort_unstable();
+    fired.dedup();
+    let mut all: Vec<&str> = SECURITY_RULES.to_vec();
+    all.sort_unstable();
+    assert_eq!(fired, all);
+    assert_eq!(review[0].severity, Severity::Critical);
+    assert!(review.windows(2).all(|w| w[0].severity >= w[1].severity));
+    assert!(run(&snap).iter().any(|f| f.rule == "cache_hit_ratio"));
+}
+
+#[test]
+fn ssl_off_warns_when_listening_beyond_loopback() {
+    let mut snap = local_only();
+    set_setting(&mut snap, "listen_addresses", "localhost,10.0.0.5");
+    let f = single(&snap, "ssl_off");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.evidence["listen_addresses"], "localhost,10.0.0.5");
+    assert!(f.sql.as_deref().unwrap().contains("ssl = 'on'"));
+    assert!(f
+        .docs
+        .as_deref()
+        .unwrap()
+        .contains("runtime-config-connection"));
+}
+
+#[test]
+fn ssl_off_on_loopback_or_ssl_on_is_quiet() {
+    let mut snap = local_only();
+    set_setting(&mut snap, "listen_addresses", "127.0.0.1,::1");
+    assert_silent(&snap, "ssl_off");
+    set_setting(&mut snap, "listen_addresses", "*");
+    set_setting(&mut snap, "ssl", "on");
+    assert_silent(&snap, "ssl_off");
+}
+
+#[test]
+fn md5_password_encryption_warns_with_alter_system() {
+    let mut snap = local_only();
+    set_setting(&mut snap, "password_encryption", "md5");
+    let f = single(&snap, "password_encryption_weak");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.evidence["password_encryption"], "md5");
+    assert!(f
+        .sql
+        .as_deref()
+        .unwrap()
+        .starts_with("ALTER SYSTEM SET password_encryption = 'scram-sha-256';"));
+    assert!(f.docs.as_deref().unwrap().ends_with("auth-password.html"));
+}
+
+#[test]
+fn scram_password_encryption_or_unknown_is_quiet() {
+    assert_silent(&local_only(), "password_encryption_weak");
+    assert_silent(&clean_snapshot(), "password_encryption_weak");
+}
+
+#[test]
+fn listen_on_all_interfaces_is_info_and_warning_with_an_open_hba_line() {
+    let mut snap = local_only();
+    set_setting(&mut snap, "ssl", "on");
+    set_setting(&mut snap, "listen_addresses", "*");
+    let f = single(&snap, "listen_all_addresses");
+    assert_eq!(f.severity, Severity::Info);
+    snap.hba_rules.as_mut().unwrap().push(hba_rule(
+        9,
+        "hostssl",
+        Some("0.0.0.0/0"),
+        "scram-sha-256",
+    ));
+    let f = single(&snap, "listen_all_addresses");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.evidence["hba_lines_open_to_all"], serde_json::json!([9]));
+}
+
+#[test]
+fn listen_on_named_interfaces_is_not_listen_all() {
+    let mut snap = local_only();
+    set_setting(&mut snap, "listen_addresses", "localhost, 10.0.0.5");
+    assert_silent(&snap, "listen_all_addresses");
+}
+
+#[test]
+fn trust_beyond_loopback_is_critical() {
+    let mut snap = local_only();
+    snap.hba_rules
+        .as_mut()
+        .unwrap()
+        .push(hba_rule(7, "host", Some("192.168.1.0/24"), "trust"));
+    let f = single(&snap, "hba_trust");
+    assert_eq!(f.severity, Severity::Critical);
+    assert_eq!(f.object, "pg_hba.conf line 7");
+    assert_eq!(f.evidence["address"], "192.168.1.0");
+    assert_eq!(f.evidence["netmask"], "255.255.255.0");
+    assert!(f.next_step.contains("scram-sha-256"));
+    assert!(f
+        .docs
+        .as_deref()
+        .unwrap()
+        .ends_with("auth-pg-hba-conf.html"));
+    assert_silent(&snap, "hba_open_to_all");
+}
+
+#[test]
+fn trust_on_socket_loopback_or_errored_lines_is_not_hba_trust() {
+    let mut snap = local_only();
+    let hba = snap.hba_rules.as_mut().unwrap();
+    hba.push(hba_rule(8, "host", Some("127.0.0.0/8"), "trust"));
+    hba.push(hba_rule(9, "hostssl", Some("localhost"), "trust"));
+    let mut broken = hba_rule(10, "host", Some("0.0.0.0/0"), "trust");
+    broken.error = Some("invalid IP mask".to_string());
+    hba.push(broken);
+    // 127.0.0.0/7 reaches beyond loopback: not this near miss, checked below.
+    assert_silent(&snap, "hba_trust");
+    assert_silent(&snap, "hba_open_to_all");
+    snap.hba_rules
+        .as_mut()
+        .unwrap()
+        .push(hba_rule(11, "host", Some("127.0.0.0/7"), "trust"));
+    assert_eq!(single(&snap, "hba_trust").object, "pg_hba.conf line 11");
+}
+
+#[test]
+fn md5_and_password_methods_warn_per_line() {
+    let mut snap = local_only();
+    let hba = snap.hba_rules.as_mut().unwrap();
+    hba.push(hba_rule(5, "hostssl", Some("10.0.0.0/8"), "md5"));
+    hba.push(hba_rule(6, "local", None, "password"));
+    let all = run(&snap);
+    let hits = of_rule(&all, "hba_weak_password_method");
+    assert_eq!(hits.len(), 2, "{all:#?}");
+    assert!(hits.iter().all(|f| f.severity == Severity::Warning));
+    let local = hits
+        .iter()
+        .find(|f| f.object == "pg_hba.conf line 6")
+        .unwrap();
+    assert!(local.message.contains("clear text"), "{}", local.message);
+}
+
+#[test]
+fn scram_lines_are_not_weak() {
+    let mut snap = local_only();
+    snap.hba_rules.as_mut().unwrap().push(hba_rule(
+        5,
+        "hostssl",
+        Some("10.0.0.0/8"),
+        "scram-sha-256",
+    ));
+    assert_silent(&snap, "hba_weak_password_method");
+    assert_silent(&snap, "hba_open_to_all");
+}
+
+#[test]
+fn lines_open_to_every_address_are_reported_critical_with_trust() {
+    let mut snap = local_only();
+    let hba = snap.hba_rules.as_mut().unwrap();
+    hba.push(hba_rule(5, "host", Some("0.0.0.0/0"), "trust"));
+    hba.push(hba_rule(6, "hostssl", Some("::/0"), "scram-sha-256"));
+    hba.push(hba_rule(7, "host", Some("all"), "md5"));
+    let all = run(&snap);
+    let hits = of_rule(&all, "hba_open_to_all");
+    let sev: Vec<(&str, Severity)> = hits
+        .iter()
+        .map(|f| (f.object.as_str(), f.severity))
+        .collect();
+    assert_eq!(
+        sev,
+        vec![
+            ("pg_hba.conf line 5", Severity::Critical),
+            ("pg_hba.conf line 6", Severity::Warning),
+            ("pg_hba.conf line 7", Severity::Warning),
+        ]
+    );
+    assert_eq!(of_rule(&all, "hba_trust").len(), 1);
+}
+
+#[test]
+fn reject_for_every_address_or_a_narrow_network_is_not_open() {
+    let mut snap = local_only();
+    let hba = snap.hba_rules.as_mut().unwrap();
+    hba.push(hba_rule(5, "host", Some("0.0.0.0/0"), "reject"));
+    hba.push(hba_rule(6, "host", Some("0.0.0.0/1"), "scram-sha-256"));
+    assert_silent(&snap, "hba_open_to_all");
+}
+
+#[test]
+fn extra_superusers_are_listed_with_nosuperuser_sql() {
+    let mut snap = local_only();
+    snap.roles.as_mut().unwrap().extend([
+        role("admin2", true, Some(PasswordKind::ScramSha256)),
+        role("we\"ird", true, None),
+        role("app", false, Some(PasswordKind::ScramSha256)),
+    ]);
+    let f = single(&snap, "superuser_roles");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(
+        f.evidence["superusers"],
+        serde_json::json!(["admin2", "we\"ird"])
+    );
+    assert_eq!(
+        f.sql.as_deref(),
+        Some("ALTER ROLE \"admin2\" NOSUPERUSER;\nALTER ROLE \"we\"\"ird\" NOSUPERUSER;")
+    );
+}
+
+#[test]
+fn the_bootstrap_superuser_alone_is_not_reported() {
+    let mut snap = local_only();
+    snap.roles
+        .as_mut()
+        .unwrap()
+        .push(role("app", false, Some(PasswordKind::ScramSha256)));
+    assert_silent(&snap, "superuser_roles");
+}
+
+#[test]
+fn login_roles_without_password_warn_when_remote_clients_use_passwords() {
+    let mut snap = local_only();
+    snap.hba_rules.as_mut().unwrap().push(hba_rule(
+        5,
+        "hostssl",
+        Some("10.0.0.0/8"),
+        "scram-sha-256",
+    ));
+    let mut nologin = role("group_role", false, Some(PasswordKind::Missing));
+    nologin.can_login = false;
+    snap.roles.as_mut().unwrap().extend([
+        role("nopass", false, Some(PasswordKind::Missing)),
+        role("unknown", false, None),
+        nologin,
+    ]);
+    let f = single(&snap, "login_without_password");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(
+        f.evidence["roles"],
+        serde_json::json!(["postgres", "nopass"])
+    );
+    assert!(f
+        .sql
+        .as_deref()
+        .unwrap()
+        .contains("ALTER ROLE \"nopass\" PASSWORD"));
+}
+
+#[test]
+fn roles_without_password_are_fine_when_nobody_authenticates_by_password() {
+    let mut snap = local_only();
+    snap.roles
+        .as_mut()
+        .unwrap()
+        .push(role("nopass", false, Some(PasswordKind::Missing)));
+    assert_silent(&snap, "login_without_password");
+    // A password line on loopback only does not expose them either.
+    snap.hba_rules.as_mut().unwrap().push(hba_rule(
+        5,
+        "host",
+        Some("127.0.0.1/32"),
+        "scram-sha-256",
+    ));
+    assert_silent(&snap, "login_without_password");
+}
+
+#[test]
+fn md5_stored_password_is_reported_per_role_without_the_hash() {
+    let mut snap = local_only();
+    snap.roles.as_mut().unwrap().extend([
+        role("legacy", false, Some(PasswordKind::Md5)),
+        role("modern", false, Some(PasswordKind::ScramSha256)),
+        role("unknown", false, None),
+    ]);
+    let f = single(&snap, "md5_passwords");
+    assert_eq!(f.object, "role legacy");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.evidence["password_kind"], "md5");
+    assert!(f
+        .sql
+        .as_deref()
+        .unwrap()
+        .contains("ALTER ROLE \"legacy\" PASSWORD"));
+}
+
+#[test]
+fn snapshots_saved_before_the_security_sections_still_load() {
+    let mut value: serde_json::Value =
+        serde_json::from_str(&clean_snapshot().to_json().unwrap()).unwrap();
+    let obj = value.as_object_mut().unwrap();
+    obj.remove("hba_rules");
+    obj.remove("roles");
+    let back = Snapshot::from_json(&value.to_string(), "old.json").unwrap();
+    assert_eq!(back.hba_rules, None);
+    assert_eq!(back.roles, None);
+    // And the new fields round-trip, with no hash anywhere.
+    let mut snap = clean_snapshot();
+    plant_insecure(&mut snap);
+    let json = snap.to_json().unwrap();
+    assert!(json.contains("\"password\": \"md5\""), "{json}");
+    assert_eq!(Snapshot::from_json(&json, "new.json").unwrap(), snap);
+}
