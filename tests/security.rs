@@ -1,0 +1,174 @@
+//! The security review on real clusters: one made insecure on purpose (trust and md5 lines in
+//! pg_hba.conf, MD5-stored passwords, a second superuser, a login role without a password) is
+//! found out rule by rule; a default local-only cluster passes it.
+//!
+//! listen_addresses stays on loopback here (the test must not open this machine to the
+//! network); ssl_off and listen_all_addresses are covered on built snapshots in advise_rules.
+
+use std::io::Write;
+
+use pgopt::advise::{security_review, Finding, Severity};
+use pgopt::collect::{collect, CollectOptions};
+use pgopt::db::{self, Target};
+use pgopt::embedded::{Cluster, ClusterOptions};
+use pgopt::snapshot::{PasswordKind, SectionState, Snapshot, TargetInfo};
+
+async fn snapshot(dsn: &str) -> Snapshot {
+    let conn = db::connect(&Target::parse(dsn).unwrap()).await.unwrap();
+    let target = TargetInfo {
+        host: conn.host.clone(),
+        port: conn.port,
+        database: conn.database.clone(),
+        user: conn.user.clone(),
+    };
+    collect(&conn, target, &CollectOptions::default())
+        .await
+        .unwrap()
+}
+
+fn of<'a>(findings: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
+    findings.iter().filter(|f| f.rule == rule).collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_insecure_cluster_is_found_out_rule_by_rule() {
+    let c = Cluster::start(ClusterOptions {
+        settings: vec![("password_encryption".into(), "'md5'".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    {
+        let hba = c.data_dir().join("pg_hba.conf");
+        let mut f = std::fs::OpenOptions::new().append(true).open(&hba).unwrap();
+        f.write_all(b"\nhost all all 0.0.0.0/0 trust\nhost all all 10.0.0.0/8 md5\n")
+            .unwrap();
+    }
+    c.psql(
+        "postgres",
+        "SELECT pg_reload_conf();
+         SET password_encryption = 'md5';
+         CREATE ROLE legacy LOGIN PASSWORD 'legacy-secret';
+         CREATE ROLE nopass LOGIN;
+         CREATE ROLE admin2 SUPERUSER LOGIN PASSWORD 'admin2-secret';
+         CREATE ROLE readers NOLOGIN;",
+    )
+    .unwrap();
+    let hash = c
+        .psql(
+            "postgres",
+            "SELECT rolpassword FROM pg_authid WHERE rolname = 'legacy'",
+        )
+        .unwrap();
+    assert!(hash.starts_with("md5"), "{hash}");
+
+    let snap = snapshot(&c.dsn("postgres")).await;
+    for name in ["hba_rules", "roles"] {
+        assert_eq!(
+            snap.section(name).unwrap().state,
+            SectionState::Collected,
+            "{name}"
+        );
+    }
+    // The snapshot keeps how passwords are stored, never the hashes.
+    let json = snap.to_json().unwrap();
+    assert!(
+        !json.contains(&hash),
+        "the md5 hash leaked into the snapshot"
+    );
+    assert!(!json.contains("SCRAM-SHA-256$"), "a SCRAM verifier leaked");
+    let roles = snap.roles.as_ref().unwrap();
+    let kind = |n: &str| roles.iter().find(|r| r.name == n).unwrap().password;
+    assert_eq!(kind("legacy"), Some(PasswordKind::Md5));
+    assert_eq!(kind("nopass"), Some(PasswordKind::Missing));
+
+    let review = security_review(&snap);
+    let rules: Vec<&str> = review.iter().map(|f| f.rule.as_str()).collect();
+
+    let pe = of(&review, "password_encryption_weak");
+    assert_eq!(pe.len(), 1, "{review:#?}");
+    assert_eq!(pe[0].evidence["password_encryption"], "md5");
+
+    let hba = snap.hba_rules.as_ref().unwrap();
+    let open_line = hba
+        .iter()
+        .find(|r| r.address.as_deref() == Some("0.0.0.0"))
+        .expect("the 0.0.0.0/0 line is parsed")
+        .line_number;
+    let md5_line = hba
+        .iter()
+        .find(|r| r.address.as_deref() == Some("10.0.0.0"))
+        .expect("the 10.0.0.0/8 line is parsed")
+        .line_number;
+
+    let trust = of(&review, "hba_trust");
+    assert_eq!(trust.len(), 1, "only the remote trust line: {review:#?}");
+    assert_eq!(trust[0].object, format!("pg_hba.conf line {open_line}"));
+    assert_eq!(trust[0].severity, Severity::Critical);
+
+    let open = of(&review, "hba_open_to_all");
+    assert_eq!(open.len(), 1, "{review:#?}");
+    assert_eq!(open[0].object, format!("pg_hba.conf line {open_line}"));
+    assert_eq!(open[0].severity, Severity::Critical);
+
+    let weak = of(&review, "hba_weak_password_method");
+    assert_eq!(weak.len(), 1, "{review:#?}");
+    assert_eq!(weak[0].object, format!("pg_hba.conf line {md5_line}"));
+    assert_eq!(weak[0].severity, Severity::Warning);
+
+    let su = of(&review, "superuser_roles");
+    assert_eq!(su.len(), 1, "{review:#?}");
+    assert_eq!(su[0].evidence["superusers"], serde_json::json!(["admin2"]));
+    assert_eq!(
+        su[0].sql.as_deref(),
+        Some("ALTER ROLE \"admin2\" NOSUPERUSER;")
+    );
+
+    let np = of(&review, "login_without_password");
+    assert_eq!(np.len(), 1, "{review:#?}");
+    let names: Vec<&str> = np[0].evidence["roles"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"nopass"), "{names:?}");
+    assert!(!names.contains(&"readers") && !names.contains(&"legacy"));
+
+    // admin2 got its password under the cluster's password_encryption = 'md5' too.
+    let md5: Vec<&str> = of(&review, "md5_passwords")
+        .iter()
+        .map(|f| f.object.as_str())
+        .collect();
+    assert_eq!(md5, ["role admin2", "role legacy"], "{review:#?}");
+
+    // Listening on loopback only: neither ssl_off nor listen_all_addresses.
+    assert!(!rules.contains(&"ssl_off") && !rules.contains(&"listen_all_addresses"));
+    // Critical first.
+    assert_eq!(review[0].severity, Severity::Critical);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_default_cluster_passes_the_security_review() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let snap = snapshot(&c.dsn("postgres")).await;
+    assert!(snap.hba_rules.as_ref().is_some_and(|h| !h.is_empty()));
+    assert!(snap.roles.as_ref().is_some_and(|r| !r.is_empty()));
+    let review = security_review(&snap);
+    assert!(review.is_empty(), "{review:#?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cluster_with_scram_passwords_over_tcp_passes_the_review() {
+    // pgopt's own password option: scram-sha-256 on loopback, a SCRAM-stored password.
+    let c = Cluster::start(ClusterOptions {
+        password: Some("s3cret-pw".into()),
+        ..Default::default()
+    })
+    .unwrap();
+    let snap = snapshot(&c.dsn("postgres")).await;
+    let roles = snap.roles.as_ref().unwrap();
+    let pg = roles.iter().find(|r| r.name == "postgres").unwrap();
+    assert_eq!(pg.password, Some(PasswordKind::ScramSha256));
+    let review = security_review(&snap);
+    assert!(review.is_empty(), "{review:#?}");
+}
