@@ -691,3 +691,42 @@ impl Snapshot {
         Self::from_json(&text, &path.display().to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn host(address: &str, netmask: Option<&str>) -> HbaRule {
+        HbaRule {
+            conn_type: "host".to_string(),
+            address: Some(address.to_string()),
+            netmask: netmask.map(str::to_string),
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn hba_addresses_are_classified_as_the_server_parses_them() {
+        let v6_all_ones = "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff";
+        assert!(host("127.0.0.1", Some("255.255.255.255")).is_loopback_only());
+        assert!(host("127.0.0.0", Some("255.0.0.0")).is_loopback_only());
+        assert!(!host("127.0.0.0", Some("254.0.0.0")).is_loopback_only());
+        assert!(host("::1", Some(v6_all_ones)).is_loopback_only());
+        assert!(!host("::1", Some("ffff::")).is_loopback_only());
+        assert!(host("localhost", None).is_loopback_only());
+        assert!(!host("db.example.com", None).is_loopback_only());
+
+        assert!(host("0.0.0.0", Some("0.0.0.0")).is_open_to_all());
+        assert!(host("::", Some("::")).is_open_to_all());
+        assert!(host("all", None).is_open_to_all());
+        assert!(host("10.0.0.0/0", None).is_open_to_all());
+        assert!(!host("10.0.0.0", Some("255.0.0.0")).is_open_to_all());
+        assert!(!host("samenet", None).is_open_to_all());
+
+        let local = HbaRule {
+            conn_type: "local".to_string(),
+            ..Default::default()
+        };
+        assert!(!local.is_host() && !local.is_loopback_only() && !local.is_open_to_all());
+    }
+}
