@@ -95,7 +95,7 @@ pub fn run() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
-            Command::Tune(args) => tune::run(args),
+            Command::Tune(args) => tune::run(args).await,
         }
     });
     match outcome {

@@ -6,6 +6,8 @@
 //! inputs from a live server and the evidence-driven method live elsewhere (later); they fill
 //! the same [`TuneInput`].
 
+pub mod apply;
+pub mod compare;
 pub mod pgtune;
 pub mod render;
 
