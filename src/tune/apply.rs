@@ -462,9 +462,62 @@ pub async fn rollback(conn: &Conn, journal: &Journal) -> Result<ApplyReport> {
         .iter()
         .map(|e| (e.name.as_str(), e.old_auto_conf.as_deref()))
         .collect();
-    let settings = verify(conn, &expected).await?;
-    Ok(ApplyReport {
-        settings,
-        notes: Vec::new(),
-    })
+    let mut settings = verify(conn, &expected).await?;
+    let stuck: Vec<&str> = settings
+        .iter()
+        .filter(|s| s.outcome == Outcome::PendingRestart)
+        .filter(|s| {
+            journal
+                .entries
+                .iter()
+                .any(|e| e.name == s.name && e.old_auto_conf.is_none())
+        })
+        .map(|s| s.name.as_str())
+        .collect();
+    let mut notes = Vec::new();
+    if !stuck.is_empty() {
+        let stuck: Vec<String> = stuck.into_iter().map(str::to_string).collect();
+        clear_pending_restart(conn, &stuck).await?;
+        settings = verify(conn, &expected).await?;
+        notes.push(format!(
+            "{} came from no configuration file: set to the running value and reset again \
+             so that no restart is pending",
+            stuck.join(", ")
+        ));
+    }
+    Ok(ApplyReport { settings, notes })
+}
+
+/// A postmaster setting that came from no file keeps pending_restart after ALTER SYSTEM RESET
+/// (the server never re-reads a value no file holds). Writing the running value makes the
+/// server see "no change" and clear the flag; resetting it afterwards changes nothing more.
+async fn clear_pending_restart(conn: &Conn, names: &[String]) -> Result<()> {
+    let settings = read_settings(conn).await?;
+    let running: Vec<(&str, &str)> = names
+        .iter()
+        .filter_map(|n| {
+            settings
+                .iter()
+                .find(|s| &s.name == n)
+                .map(|s| (s.name.as_str(), s.setting.as_str()))
+        })
+        .collect();
+    for (name, value) in &running {
+        alter_set(conn, name, value).await?;
+    }
+    reload(conn).await?;
+    let expected: Vec<(&str, Option<&str>)> = running.iter().map(|(n, _)| (*n, None)).collect();
+    let start = Instant::now();
+    while verify(conn, &expected)
+        .await?
+        .iter()
+        .any(|o| o.outcome == Outcome::PendingRestart)
+        && start.elapsed() < VERIFY_WITHIN
+    {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    for (name, _) in &running {
+        alter_reset(conn, name).await?;
+    }
+    reload(conn).await
 }
