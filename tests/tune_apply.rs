@@ -262,3 +262,95 @@ fn corrupt_journal_is_bad_input() {
     let o = pgopt(&["--rollback", missing.to_str().unwrap()]);
     assert_ne!(o.status.code(), Some(0));
 }
+
+#[test]
+fn granted_role_applies_and_rolls_back_and_needs_read_all_settings() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let dsn = c.dsn("postgres");
+    let o = pgopt(&args(&dsn, &["--format", "json"]));
+    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let changed: Vec<String> = j["comparison"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["change"] == true)
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(changed.len() >= 5, "{changed:?}");
+    let mut grants = String::from(
+        "CREATE ROLE tuner LOGIN; GRANT EXECUTE ON FUNCTION pg_reload_conf() TO tuner;",
+    );
+    for n in &changed {
+        grants.push_str(&format!("GRANT ALTER SYSTEM ON PARAMETER {n} TO tuner;"));
+    }
+    c.psql("postgres", &grants).unwrap();
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let auto_before = c.psql("postgres", AUTO_CONF).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.json");
+    let journal_s = journal.to_str().unwrap();
+    let tuner = format!(
+        "host={} port={} user=tuner dbname=postgres",
+        c.socket_dir().display(),
+        c.port()
+    );
+
+    // Without pg_read_all_settings it cannot tell postgresql.conf from postgresql.auto.conf.
+    let o = pgopt(&args(&tuner, &["--apply", "--journal", journal_s]));
+    assert_eq!(o.status.code(), Some(2), "{}\n{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("GRANT pg_read_all_settings TO"),
+        "{}",
+        err(&o)
+    );
+    assert!(!journal.exists());
+    assert_eq!(c.psql("postgres", SETTINGS).unwrap(), before);
+
+    c.psql("postgres", "GRANT pg_read_all_settings TO tuner")
+        .unwrap();
+    let o = pgopt(&args(&tuner, &["--apply", "--journal", journal_s]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    assert!(out(&o).contains("shared_buffers = 1GB: waits for a restart"));
+    assert!(
+        err(&o).contains("pg_file_settings is not readable"),
+        "{}",
+        err(&o)
+    );
+    let o = pgopt(&["--rollback", journal_s, &tuner]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    wait_for(&c, SETTINGS, &before);
+    assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
+}
+
+#[test]
+fn shared_buffers_larger_than_the_host_is_refused() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kb: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // PGTune gives a quarter of --memory to shared_buffers: make that exceed this machine.
+    let memory = format!("{}GB", total_kb * 4 / (1024 * 1024) + 8);
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let o = pgopt(&[
+        &c.dsn("postgres"),
+        "--method",
+        "pgtune",
+        "--memory",
+        &memory,
+        "--cpus",
+        "4",
+        "--apply",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}\n{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("does not fit in the server's memory"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(c.psql("postgres", SETTINGS).unwrap(), before);
+}

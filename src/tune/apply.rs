@@ -80,6 +80,21 @@ pub async fn check_alter_system_privilege(conn: &Conn, names: &[&str]) -> Result
         )));
     }
     let mut missing = Vec::new();
+    let mut grants = Vec::new();
+    let reload = conn
+        .query_one(
+            "checking EXECUTE on pg_reload_conf()",
+            "SELECT has_function_privilege('pg_reload_conf()', 'EXECUTE')",
+            &[],
+        )
+        .await?;
+    if !reload.get::<_, bool>(0) {
+        missing.push("pg_reload_conf()");
+        grants.push(format!(
+            "GRANT EXECUTE ON FUNCTION pg_reload_conf() TO {}",
+            Ident::new(&role)
+        ));
+    }
     for name in names {
         let row = conn
             .query_one(
@@ -90,22 +105,17 @@ pub async fn check_alter_system_privilege(conn: &Conn, names: &[&str]) -> Result
             .await?;
         if !row.get::<_, bool>(0) {
             missing.push(*name);
+            grants.push(format!(
+                "GRANT ALTER SYSTEM ON PARAMETER {name} TO {}",
+                Ident::new(&role)
+            ));
         }
     }
     if missing.is_empty() {
         return Ok(());
     }
-    let grants: Vec<String> = missing
-        .iter()
-        .map(|n| {
-            format!(
-                "GRANT ALTER SYSTEM ON PARAMETER {n} TO {}",
-                Ident::new(&role)
-            )
-        })
-        .collect();
     Err(Error::BadInput(format!(
-        "role {role} may not ALTER SYSTEM {}; nothing was changed. As a superuser, run: {}",
+        "role {role} may not change {}; nothing was changed. As a superuser, run: {}",
         missing.join(", "),
         grants.join("; ")
     )))
@@ -201,12 +211,26 @@ async fn auto_conf_value(conn: &Conn, name: &str) -> Result<Option<String>> {
     let row = conn
         .query_opt(
             "reading pg_settings",
-            "SELECT setting FROM pg_settings WHERE name = $1 \
-             AND sourcefile LIKE '%postgresql.auto.conf'",
+            "SELECT setting, source, sourcefile FROM pg_settings WHERE name = $1",
             &[&name],
         )
         .await?;
-    Ok(row.map(|r| r.get(0)))
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let (setting, source, sourcefile): (String, String, Option<String>) =
+        (row.get(0), row.get(1), row.get(2));
+    match sourcefile {
+        Some(f) if f.ends_with("postgresql.auto.conf") => Ok(Some(setting)),
+        Some(_) => Ok(None),
+        None if source == "configuration file" => Err(Error::BadInput(format!(
+            "{name} is set in a configuration file this role may not see, so a rollback could \
+             not tell whether to restore or reset it; nothing was changed. As a superuser, run: \
+             GRANT pg_read_all_settings TO {}",
+            Ident::new(&conn.user)
+        ))),
+        None => Ok(None),
+    }
 }
 
 /// Runs `ALTER SYSTEM SET name = 'value'` alone.
@@ -359,6 +383,51 @@ pub async fn apply_settings(
 ) -> Result<ApplyReport> {
     let names: Vec<&str> = changes.iter().map(|(n, _)| *n).collect();
     check_alter_system_privilege(conn, &names).await?;
+    lock(conn).await?;
+    let result = apply_locked(conn, changes, &names, journal_path).await;
+    unlock(conn).await;
+    result
+}
+
+/// Held while applying or rolling back, so two runs do not interleave.
+async fn lock(conn: &Conn) -> Result<()> {
+    let row = conn
+        .query_one(
+            "taking the pgopt tune advisory lock",
+            "SELECT pg_try_advisory_lock(hashtext('pgopt tune apply'))",
+            &[],
+        )
+        .await?;
+    if row.get::<_, bool>(0) {
+        Ok(())
+    } else {
+        Err(Error::BadInput(
+            "another pgopt tune --apply or --rollback is running on this server; nothing was \
+             changed. Wait for it to finish and run again"
+                .into(),
+        ))
+    }
+}
+
+async fn unlock(conn: &Conn) {
+    let r = conn
+        .query_one(
+            "releasing the pgopt tune advisory lock",
+            "SELECT pg_advisory_unlock(hashtext('pgopt tune apply'))",
+            &[],
+        )
+        .await;
+    if let Err(e) = r {
+        tracing::warn!("{e}");
+    }
+}
+
+async fn apply_locked(
+    conn: &Conn,
+    changes: &[(&str, &str)],
+    names: &[&str],
+    journal_path: &Path,
+) -> Result<ApplyReport> {
     let mut entries = Vec::with_capacity(changes.len());
     for (name, value) in changes {
         entries.push(JournalEntry {
@@ -386,7 +455,7 @@ pub async fn apply_settings(
         }
     }
     let mut notes = Vec::new();
-    match file_setting_errors(conn, &names).await? {
+    match file_setting_errors(conn, names).await? {
         Some(errors) if !errors.is_empty() => {
             let undo = undo(conn, &journal.entries).await;
             let e = Error::BadInput(format!(
@@ -450,6 +519,13 @@ fn failed_with_rollback(e: Error, done: usize, undo: Result<()>, journal: &Path)
 pub async fn rollback(conn: &Conn, journal: &Journal) -> Result<ApplyReport> {
     let names: Vec<&str> = journal.entries.iter().map(|e| e.name.as_str()).collect();
     check_alter_system_privilege(conn, &names).await?;
+    lock(conn).await?;
+    let result = rollback_locked(conn, journal).await;
+    unlock(conn).await;
+    result
+}
+
+async fn rollback_locked(conn: &Conn, journal: &Journal) -> Result<ApplyReport> {
     for e in journal.entries.iter().rev() {
         match &e.old_auto_conf {
             Some(old) => alter_set(conn, &e.name, old).await?,
