@@ -1,6 +1,11 @@
-//! `pgopt tune`: settings advice. Today the calculator mode (no target) with `--method
-//! pgtune`; the live-server mode (detected inputs, evidence-driven `--method pgopt`) plugs
-//! into [`raw_input`] and [`run`] later.
+//! `pgopt tune`: settings advice.
+//!
+//! Without a target it is a calculator (`--method pgtune --memory 16GB ...`). With a TARGET
+//! it reads the server's version, and this machine's memory (the cgroup limit when lower) and
+//! CPUs when the server is local (flags override), puts the server's current values next to
+//! the recommendation, and with `--apply` changes them (journal, ALTER SYSTEM one at a time,
+//! reload, verify); `--rollback JOURNAL` undoes that. The evidence-driven `--method pgopt`
+//! lands later.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -365,6 +370,12 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
         ));
         t.connect().await?.1
     };
+    if (conn.host.as_str(), conn.port) != (journal.host.as_str(), journal.port) {
+        eprintln!(
+            "note: the journal was written for {}:{}; restoring on {}:{} as asked",
+            journal.host, journal.port, conn.host, conn.port
+        );
+    }
     let report = apply::rollback(&conn, &journal).await?;
     Ok(print_report("restored", &report))
 }
@@ -401,4 +412,67 @@ fn write_atomically(path: &Path, text: &str) -> crate::Result<()> {
         .map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GB: u64 = 1024 * 1024 * 1024;
+
+    #[test]
+    fn detected_inputs_fill_gaps_and_flags_win() {
+        let d = Detected {
+            version_num: Some(150008),
+            memory_bytes: Some(8 * GB),
+            cpus: Some(6),
+            local: true,
+        };
+        let raw = merge_detected(RawInput::default(), &d).unwrap();
+        assert_eq!(raw.pg_version, Some(15));
+        assert_eq!(raw.memory.as_deref(), Some("8192MB"));
+        assert_eq!(raw.cpus, Some(6));
+        assert_eq!(raw.os, Some(Os::Linux));
+        assert_eq!(raw.connections, None, "PGTune's default unless given");
+        let given = RawInput {
+            memory: Some("2GB".into()),
+            cpus: Some(2),
+            pg_version: Some(13),
+            os: Some(Os::Windows),
+            ..RawInput::default()
+        };
+        let raw = merge_detected(given, &d).unwrap();
+        assert_eq!(
+            (raw.memory.as_deref(), raw.cpus, raw.pg_version, raw.os),
+            (Some("2GB"), Some(2), Some(13), Some(Os::Windows))
+        );
+    }
+
+    #[test]
+    fn remote_server_needs_memory_and_cpus_flags() {
+        let remote = Detected {
+            version_num: Some(160002),
+            ..Detected::default()
+        };
+        let e = merge_detected(RawInput::default(), &remote).unwrap_err();
+        assert!(
+            e.is_bad_input() && e.to_string().contains("--memory"),
+            "{e}"
+        );
+        let with_memory = RawInput {
+            memory: Some("16GB".into()),
+            ..RawInput::default()
+        };
+        let e = merge_detected(with_memory.clone(), &remote).unwrap_err();
+        assert!(e.to_string().contains("--cpus"), "{e}");
+        let raw = merge_detected(
+            RawInput {
+                cpus: Some(4),
+                ..with_memory
+            },
+            &remote,
+        )
+        .unwrap();
+        assert_eq!((raw.pg_version, raw.os), (Some(16), None));
+    }
 }
