@@ -355,7 +355,7 @@ async fn verify(conn: &Conn, expected: &[(&str, Option<&str>)]) -> Result<Vec<Se
                     name: name.to_string(),
                     value: value
                         .map(str::to_string)
-                        .or_else(|| s.map(|s| s.setting.clone()))
+                        .or_else(|| s.map(|s| s.display_value()))
                         .unwrap_or_default(),
                     outcome,
                 }
