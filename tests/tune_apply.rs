@@ -246,6 +246,10 @@ async fn rejected_value_leaves_nothing_applied() {
     assert!(msg.contains("work_mem"), "{msg}");
     assert!(msg.contains("rolled back"), "{msg}");
     assert!(journal.exists(), "the journal was written first");
+    let e = apply_settings(&conn, &[("work_mem", "8MB")], &journal)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("never overwritten"), "{e}");
     assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
     wait_for(&c, SETTINGS, &before);
 }

@@ -381,6 +381,13 @@ pub async fn apply_settings(
     changes: &[(&str, &str)],
     journal_path: &Path,
 ) -> Result<ApplyReport> {
+    if journal_path.exists() {
+        return Err(Error::BadInput(format!(
+            "{} already exists: a journal is never overwritten (it may be the only record of \
+             earlier values); give another --journal; nothing was changed",
+            journal_path.display()
+        )));
+    }
     let names: Vec<&str> = changes.iter().map(|(n, _)| *n).collect();
     check_alter_system_privilege(conn, &names).await?;
     lock(conn).await?;
