@@ -59,7 +59,8 @@ enum Command {
     /// Deploy, seed, index or drop the ACGS governance database (the benchmark workload).
     Governance(governance::GovernanceArgs),
     /// Recommend settings: `--method pgtune` gives exactly PGTune's numbers for the given
-    /// hardware (`--memory 16GB --cpus 8`), as a report, a conf file or ALTER SYSTEM.
+    /// hardware (`--memory 16GB --cpus 8`), as a report, a conf file or ALTER SYSTEM; with a
+    /// TARGET, current against recommended, `--apply` (journaled) and `--rollback JOURNAL`.
     Tune(tune::TuneArgs),
 }
 
@@ -95,7 +96,7 @@ pub fn run() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
-            Command::Tune(args) => tune::run(args),
+            Command::Tune(args) => tune::run(args).await,
         }
     });
     match outcome {

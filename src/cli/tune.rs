@@ -1,16 +1,24 @@
-//! `pgopt tune`: settings advice. Today the calculator mode (no target) with `--method
-//! pgtune`; the live-server mode (detected inputs, evidence-driven `--method pgopt`) plugs
-//! into [`raw_input`] and [`run`] later.
+//! `pgopt tune`: settings advice.
+//!
+//! Without a target it is a calculator (`--method pgtune --memory 16GB ...`). With a TARGET
+//! it reads the server's version, and this machine's memory (the cgroup limit when lower) and
+//! CPUs when the server is local (flags override), puts the server's current values next to
+//! the recommendation, and with `--apply` changes them (journal, ALTER SYSTEM one at a time,
+//! reload, verify); `--rollback JOURNAL` undoes that. The evidence-driven `--method pgopt`
+//! lands later.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
 
-use super::{TargetArgs, EXIT_OK};
+use super::{TargetArgs, EXIT_FAILED, EXIT_OK};
+use crate::collect;
+use crate::db::Conn;
 use crate::error::Error;
 use crate::report::Format;
-use crate::tune::{self, pgtune, DataSize, Os, Profile, RawInput, Storage, TuneInput};
+use crate::tune::compare::{self, ServerSetting};
+use crate::tune::{self, apply, pgtune, DataSize, Os, Profile, RawInput, Storage, TuneInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Method {
@@ -68,9 +76,23 @@ pub struct TuneArgs {
     /// Write the output to this file (atomically) instead of standard output.
     #[arg(long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Change the server (needs TARGET): ALTER SYSTEM each setting that differs, one at a
+    /// time, after writing a journal; reload; verify. Without it nothing is changed.
+    #[arg(long, conflicts_with_all = ["emit", "rollback"])]
+    apply: bool,
+    /// Where --apply writes its journal [default: pgopt-tune-journal-<timestamp>.json].
+    #[arg(long, value_name = "FILE", requires = "apply")]
+    journal: Option<PathBuf>,
+    /// Restore the settings a journal of --apply recorded (TARGET defaults to the journal's
+    /// server).
+    #[arg(long, value_name = "JOURNAL")]
+    rollback: Option<PathBuf>,
+    /// Restarting the server is not done by pgopt tune yet.
+    #[arg(long, hide = true)]
+    restart: bool,
 }
 
-/// The inputs as given; detection from a live server will fill the gaps here.
+/// The inputs as given on the command line.
 fn raw_input(args: &TuneArgs) -> RawInput {
     RawInput {
         memory: args.memory.clone(),
@@ -84,12 +106,84 @@ fn raw_input(args: &TuneArgs) -> RawInput {
     }
 }
 
-pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
-    if args.target.dsn.is_some() || args.target.discover.is_some() {
+/// What was read from the server to fill the inputs.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Detected {
+    pub version_num: Option<i32>,
+    /// Effective memory (the cgroup limit when lower), when the server is on this machine.
+    pub memory_bytes: Option<u64>,
+    pub cpus: Option<u32>,
+    pub local: bool,
+}
+
+/// Fills what the flags leave out from what was detected; flags win. Memory and CPUs that
+/// cannot be detected must be given.
+pub fn merge_detected(mut raw: RawInput, d: &Detected) -> crate::Result<RawInput> {
+    if raw.pg_version.is_none() {
+        raw.pg_version = d.version_num.map(|v| (v / 10000) as u32);
+    }
+    if raw.memory.is_none() {
+        match d.memory_bytes {
+            Some(b) => raw.memory = Some(format!("{}MB", b / (1024 * 1024))),
+            None => {
+                return Err(Error::BadInput(
+                    "cannot detect the server's memory (it is not on this machine, or host \
+                     facts could not be read): pass --memory, e.g. --memory 16GB"
+                        .into(),
+                ))
+            }
+        }
+    }
+    if raw.cpus.is_none() {
+        match d.cpus {
+            Some(c) => raw.cpus = Some(c),
+            None => {
+                return Err(Error::BadInput(
+                    "cannot detect the server's CPUs (it is not on this machine, or host \
+                     facts could not be read): pass --cpus, e.g. --cpus 8"
+                        .into(),
+                ))
+            }
+        }
+    }
+    if raw.os.is_none() && d.local && cfg!(target_os = "linux") {
+        raw.os = Some(Os::Linux);
+    }
+    Ok(raw)
+}
+
+async fn detect(conn: &Conn) -> crate::Result<Detected> {
+    let version_num = apply::server_version_num(conn).await?;
+    let local = collect::host::is_local(&conn.host);
+    let host = match collect::host::collect(&conn.host, None, local).await? {
+        collect::Outcome::Collected(h) => Some(h),
+        collect::Outcome::Skipped { .. } => None,
+    };
+    Ok(Detected {
+        version_num: Some(version_num),
+        memory_bytes: host.as_ref().map(|h| h.effective_memory_bytes()),
+        cpus: host.as_ref().map(|h| h.cpus as u32),
+        local,
+    })
+}
+
+pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
+    if args.restart {
         return Err(Error::BadInput(
-            "pgopt tune does not read a server yet (the live-server mode, with detected \
-             inputs, lands later). Run it as a calculator without a target: \
-             pgopt tune --method pgtune --memory 16GB --cpus 8 ..."
+            "--restart is not supported by pgopt tune yet: restart the server yourself \
+             (pg_ctl restart, systemctl restart postgresql, ...) to bring pending settings \
+             into effect"
+                .into(),
+        )
+        .into());
+    }
+    if let Some(path) = &args.rollback {
+        return run_rollback(&args, path).await;
+    }
+    let target = args.target.dsn.is_some() || args.target.discover.is_some();
+    if args.apply && !target {
+        return Err(Error::BadInput(
+            "--apply needs a TARGET: pgopt tune 'host=... dbname=...' --method pgtune --apply"
                 .into(),
         )
         .into());
@@ -97,29 +191,209 @@ pub fn run(args: TuneArgs) -> anyhow::Result<u8> {
     if args.method == Method::Pgopt {
         return Err(Error::BadInput(
             "--method pgopt (the default) changes PGTune's baseline with evidence from a \
-             server's statistics; that mode needs a target and lands later. Without a \
-             server, use --method pgtune for PGTune's recommendation"
+             server's statistics; that mode lands later. Use --method pgtune for PGTune's \
+             recommendation (with a TARGET: current against recommended, and --apply)"
                 .into(),
         )
         .into());
     }
-    let input = TuneInput::validate(&raw_input(&args))?;
+    if !target {
+        let input = TuneInput::validate(&raw_input(&args))?;
+        let out = pgtune::pgtune(&input);
+        let text = match (args.emit, args.format) {
+            (Some(Emit::Conf), _) => tune::render::conf(&input, &out),
+            (Some(Emit::Sql), _) => tune::render::sql(&input, &out),
+            (None, Format::Table) => tune::render::table(&input, &out),
+            (None, Format::Json) => tune::render::json(&input, &out),
+            (None, Format::Markdown) => tune::render::markdown(&input, &out),
+        };
+        emit_text(&args, &text)?;
+        return Ok(EXIT_OK);
+    }
+    let (_, conn) = args.target.connect().await?;
+    let detected = detect(&conn).await?;
+    let input = TuneInput::validate(&merge_detected(raw_input(&args), &detected)?)?;
     let out = pgtune::pgtune(&input);
+    let server = apply::read_settings(&conn).await?;
+    let rows = compare::compare(&server, &out.settings);
     let text = match (args.emit, args.format) {
         (Some(Emit::Conf), _) => tune::render::conf(&input, &out),
         (Some(Emit::Sql), _) => tune::render::sql(&input, &out),
-        (None, Format::Table) => tune::render::table(&input, &out),
-        (None, Format::Json) => tune::render::json(&input, &out),
-        (None, Format::Markdown) => tune::render::markdown(&input, &out),
+        (None, Format::Table) => tune::render::compare_table(&input, &out, &rows),
+        (None, Format::Json) => tune::render::compare_json(&input, &out, &rows),
+        (None, Format::Markdown) => tune::render::compare_markdown(&input, &out, &rows),
     };
+    emit_text(&args, &text)?;
+    if args.emit.is_some() {
+        return Ok(EXIT_OK);
+    }
+    let changes: Vec<(&str, &str)> = rows
+        .iter()
+        .filter(|r| r.change)
+        .map(|r| (r.name.as_str(), r.recommended.as_str()))
+        .collect();
+    let unknown: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.current.is_none())
+        .map(|r| r.name.as_str())
+        .collect();
+    if !unknown.is_empty() {
+        eprintln!(
+            "note: this server does not know {}; they are left out of --apply",
+            unknown.join(", ")
+        );
+    }
+    validate_changes(&server, &changes, detected.memory_bytes)?;
+    if changes.is_empty() {
+        eprintln!("nothing to change: the server already has every recommended value");
+        return Ok(EXIT_OK);
+    }
+    let restart: Vec<&str> = rows
+        .iter()
+        .filter(|r| r.change && r.needs_restart)
+        .map(|r| r.name.as_str())
+        .collect();
+    if !args.apply {
+        eprintln!(
+            "dry run: nothing was changed. --apply would write a journal, then run {} \
+             ALTER SYSTEM statement(s) one at a time ({}), pg_reload_conf(), and verify; {}",
+            changes.len(),
+            changes
+                .iter()
+                .map(|(n, v)| format!("{n} = {v}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if restart.is_empty() {
+                "none waits for a restart".to_string()
+            } else {
+                format!("{} would wait for a restart", restart.join(", "))
+            }
+        );
+        return Ok(EXIT_OK);
+    }
+    let journal = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(apply::default_journal_name()));
+    let report = apply::apply_settings(&conn, &changes, &journal).await?;
+    eprintln!(
+        "journal written to {} (undo with: pgopt tune --rollback {})",
+        journal.display(),
+        journal.display()
+    );
+    Ok(print_report("applied", &report))
+}
+
+/// Refuses values the server would not take (type, range, enum values) or that do not fit
+/// the host (shared_buffers above the effective memory), before anything changes.
+fn validate_changes(
+    server: &[ServerSetting],
+    changes: &[(&str, &str)],
+    memory_bytes: Option<u64>,
+) -> crate::Result<()> {
+    let mut problems = Vec::new();
+    for (name, value) in changes {
+        let Some(s) = server.iter().find(|s| s.name == *name) else {
+            problems.push(format!("{name}: unknown to this server"));
+            continue;
+        };
+        if let Err(e) = compare::validate_value(s, value) {
+            problems.push(e);
+        }
+        if *name == "shared_buffers" {
+            let kb = s.unit_kb().and_then(|k| compare::value_kb(value, k));
+            if let (Some(kb), Some(mem)) = (kb, memory_bytes) {
+                if kb * 1024.0 > mem as f64 {
+                    problems.push(format!(
+                        "shared_buffers = {value} does not fit in the server's memory \
+                         ({} MB); give the real --memory",
+                        mem / (1024 * 1024)
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::BadInput(format!(
+            "refusing to apply, nothing was changed: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
+fn print_report(what: &str, report: &apply::ApplyReport) -> u8 {
+    for s in &report.settings {
+        let state = match s.outcome {
+            apply::Outcome::Applied => "in effect",
+            apply::Outcome::PendingRestart => "waits for a restart",
+            apply::Outcome::Unverified => "NOT VERIFIED",
+        };
+        println!("{what} {} = {}: {state}", s.name, s.value);
+    }
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
+    let restart = report.waiting_for_restart();
+    if !restart.is_empty() {
+        eprintln!(
+            "restart the server to bring {} into effect (pgopt does not restart it)",
+            restart.join(", ")
+        );
+    }
+    let unverified = report.unverified();
+    if unverified.is_empty() {
+        EXIT_OK
+    } else {
+        eprintln!(
+            "error: {} did not show the expected value after pg_reload_conf(); check the \
+             server log and pg_file_settings",
+            unverified.join(", ")
+        );
+        EXIT_FAILED
+    }
+}
+
+async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
+    let journal = apply::Journal::load(path)?;
+    let conn = if args.target.dsn.is_some() || args.target.discover.is_some() {
+        args.target.connect().await?.1
+    } else {
+        let mut t = args.target.clone();
+        t.dsn = Some(format!(
+            "host={} port={} dbname={} user={}",
+            conninfo_value(&journal.host),
+            journal.port,
+            conninfo_value(&journal.database),
+            conninfo_value(&journal.user)
+        ));
+        t.connect().await?.1
+    };
+    if (conn.host.as_str(), conn.port) != (journal.host.as_str(), journal.port) {
+        eprintln!(
+            "note: the journal was written for {}:{}; restoring on {}:{} as asked",
+            journal.host, journal.port, conn.host, conn.port
+        );
+    }
+    let report = apply::rollback(&conn, &journal).await?;
+    Ok(print_report("restored", &report))
+}
+
+/// A conninfo value, quoted.
+fn conninfo_value(v: &str) -> String {
+    format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+}
+
+fn emit_text(args: &TuneArgs, text: &str) -> crate::Result<()> {
     match &args.output {
         Some(path) => {
-            write_atomically(path, &text)?;
+            write_atomically(path, text)?;
             eprintln!("wrote {}", path.display());
         }
         None => print!("{text}"),
     }
-    Ok(EXIT_OK)
+    Ok(())
 }
 
 /// Writes a temporary file next to `path` and renames it over `path`: readers see the old
@@ -138,4 +412,67 @@ fn write_atomically(path: &Path, text: &str) -> crate::Result<()> {
         .map_err(|e| Error::io(path, e))?;
     tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GB: u64 = 1024 * 1024 * 1024;
+
+    #[test]
+    fn detected_inputs_fill_gaps_and_flags_win() {
+        let d = Detected {
+            version_num: Some(150008),
+            memory_bytes: Some(8 * GB),
+            cpus: Some(6),
+            local: true,
+        };
+        let raw = merge_detected(RawInput::default(), &d).unwrap();
+        assert_eq!(raw.pg_version, Some(15));
+        assert_eq!(raw.memory.as_deref(), Some("8192MB"));
+        assert_eq!(raw.cpus, Some(6));
+        assert_eq!(raw.os, Some(Os::Linux));
+        assert_eq!(raw.connections, None, "PGTune's default unless given");
+        let given = RawInput {
+            memory: Some("2GB".into()),
+            cpus: Some(2),
+            pg_version: Some(13),
+            os: Some(Os::Windows),
+            ..RawInput::default()
+        };
+        let raw = merge_detected(given, &d).unwrap();
+        assert_eq!(
+            (raw.memory.as_deref(), raw.cpus, raw.pg_version, raw.os),
+            (Some("2GB"), Some(2), Some(13), Some(Os::Windows))
+        );
+    }
+
+    #[test]
+    fn remote_server_needs_memory_and_cpus_flags() {
+        let remote = Detected {
+            version_num: Some(160002),
+            ..Detected::default()
+        };
+        let e = merge_detected(RawInput::default(), &remote).unwrap_err();
+        assert!(
+            e.is_bad_input() && e.to_string().contains("--memory"),
+            "{e}"
+        );
+        let with_memory = RawInput {
+            memory: Some("16GB".into()),
+            ..RawInput::default()
+        };
+        let e = merge_detected(with_memory.clone(), &remote).unwrap_err();
+        assert!(e.to_string().contains("--cpus"), "{e}");
+        let raw = merge_detected(
+            RawInput {
+                cpus: Some(4),
+                ..with_memory
+            },
+            &remote,
+        )
+        .unwrap();
+        assert_eq!((raw.pg_version, raw.os), (Some(16), None));
+    }
 }

@@ -24,7 +24,7 @@ mod activity;
 mod databases;
 mod extensions;
 mod foreign_keys;
-mod host;
+pub(crate) mod host;
 mod indexes;
 mod privileges;
 mod replication;

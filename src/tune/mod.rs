@@ -2,10 +2,13 @@
 //!
 //! This module holds the inputs every method shares (memory, CPUs, storage, OS, profile, data
 //! size, version) with their parsing and validation, the PGTune-exact calculator
-//! ([`pgtune`]) and the rendering of its result ([`render`]). Pure: no I/O. Detection of the
-//! inputs from a live server and the evidence-driven method live elsewhere (later); they fill
-//! the same [`TuneInput`].
+//! ([`pgtune`]), current-against-recommended comparison and value validation ([`compare`])
+//! and the rendering ([`render`]): all pure. [`apply`] is the one I/O part: ALTER SYSTEM with
+//! a journal, and rollback. Detection of the inputs from a live server is in the command
+//! (`cli/tune.rs`); it fills the same [`TuneInput`].
 
+pub mod apply;
+pub mod compare;
 pub mod pgtune;
 pub mod render;
 

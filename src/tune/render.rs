@@ -5,6 +5,7 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use serde::Serialize;
 
+use super::compare::Comparison;
 use super::pgtune::PgTuneOutput;
 use super::TuneInput;
 
@@ -135,6 +136,102 @@ pub fn json(input: &TuneInput, out: &PgTuneOutput) -> String {
     let mut s = serde_json::to_string_pretty(&Json {
         method: "pgtune",
         input,
+        output: out,
+    })
+    .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+    s.push('\n');
+    s
+}
+
+fn yes_no(b: bool) -> &'static str {
+    if b {
+        "yes"
+    } else {
+        "no"
+    }
+}
+
+/// The current-against-recommended table for a live server.
+pub fn compare_table(input: &TuneInput, out: &PgTuneOutput, rows: &[Comparison]) -> String {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(vec![
+            "setting",
+            "current",
+            "recommended",
+            "change",
+            "needs restart",
+            "reason",
+        ]);
+    for r in rows {
+        t.add_row(vec![
+            r.name.as_str(),
+            r.current.as_deref().unwrap_or("(unknown to server)"),
+            r.recommended.as_str(),
+            yes_no(r.change),
+            yes_no(r.needs_restart),
+            r.reason.as_str(),
+        ]);
+    }
+    let mut s = format!(
+        "pgopt tune --method pgtune: {}\n{t}\n",
+        header(input, out).join(", ")
+    );
+    for w in &out.warnings {
+        s.push_str(&format!("warning: {w}\n"));
+    }
+    for n in &out.notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    s
+}
+
+pub fn compare_markdown(input: &TuneInput, out: &PgTuneOutput, rows: &[Comparison]) -> String {
+    let mut s = String::from("# pgopt tune --method pgtune\n\n");
+    for line in header(input, out) {
+        s.push_str(&format!("- {}\n", cell(&line)));
+    }
+    s.push_str(
+        "\n| setting | current | recommended | change | needs restart | reason |\n\
+         |---|---|---|---|---|---|\n",
+    );
+    for r in rows {
+        s.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {} |\n",
+            r.name,
+            cell(r.current.as_deref().unwrap_or("(unknown to server)")),
+            cell(&r.recommended),
+            yes_no(r.change),
+            yes_no(r.needs_restart),
+            cell(&r.reason)
+        ));
+    }
+    for (title, list) in [("Warnings", &out.warnings), ("Notes", &out.notes)] {
+        if !list.is_empty() {
+            s.push_str(&format!("\n## {title}\n\n"));
+            for w in list {
+                s.push_str(&format!("- {}\n", cell(w)));
+            }
+        }
+    }
+    s
+}
+
+#[derive(Serialize)]
+struct CompareJson<'a> {
+    method: &'static str,
+    input: &'a TuneInput,
+    comparison: &'a [Comparison],
+    #[serde(flatten)]
+    output: &'a PgTuneOutput,
+}
+
+pub fn compare_json(input: &TuneInput, out: &PgTuneOutput, rows: &[Comparison]) -> String {
+    let mut s = serde_json::to_string_pretty(&CompareJson {
+        method: "pgtune",
+        input,
+        comparison: rows,
         output: out,
     })
     .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));

@@ -1,0 +1,263 @@
+//! Current against recommended: a server's pg_settings rows next to a recommendation, values
+//! normalized so that `4GB` and `524288` (8kB pages) compare, and each recommended value
+//! checked against what the server accepts (type, unit, min, max, enum values). Pure: no I/O.
+
+use serde::{Deserialize, Serialize};
+
+use super::pgtune::{format_kb, Setting};
+
+/// One pg_settings row, as much of it as comparing and validating needs.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ServerSetting {
+    pub name: String,
+    pub setting: String,
+    pub unit: Option<String>,
+    pub vartype: String,
+    pub context: String,
+    pub source: String,
+    /// Visible to superusers and pg_read_all_settings only.
+    pub sourcefile: Option<String>,
+    pub min_val: Option<String>,
+    pub max_val: Option<String>,
+    pub enumvals: Option<Vec<String>>,
+    pub pending_restart: bool,
+}
+
+impl ServerSetting {
+    /// Changing it takes a server restart.
+    pub fn needs_restart(&self) -> bool {
+        self.context == "postmaster"
+    }
+
+    /// kB per unit of this setting, when it is a memory setting (`8kB` pages -> 8).
+    pub fn unit_kb(&self) -> Option<f64> {
+        self.unit.as_deref().and_then(unit_kb)
+    }
+
+    /// The current value in the style of the recommendation: memory as `4GB`/`128MB`/`kB`.
+    pub fn display_value(&self) -> String {
+        normalize_server_value(&self.setting, self.unit_kb())
+    }
+}
+
+/// kB per memory unit of pg_settings (`B`, `kB`, `8kB`, `MB`, `16MB`, ...); None for other units.
+pub fn unit_kb(unit: &str) -> Option<f64> {
+    let split = unit
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(unit.len());
+    let (digits, base) = unit.split_at(split);
+    let factor: f64 = if digits.is_empty() {
+        1.0
+    } else {
+        digits.parse().ok()?
+    };
+    let base_kb = match base {
+        "B" => 1.0 / 1024.0,
+        "kB" => 1.0,
+        "MB" => 1024.0,
+        "GB" => 1024.0 * 1024.0,
+        "TB" => 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(factor * base_kb)
+}
+
+/// A server value (in the setting's unit) as the calculator prints it.
+fn normalize_server_value(setting: &str, unit_kb: Option<f64>) -> String {
+    match (unit_kb, setting.parse::<i64>()) {
+        (Some(k), Ok(n)) if n >= 0 => {
+            let kb = n as f64 * k;
+            if kb.fract() == 0.0 {
+                format_kb(kb as u64)
+            } else {
+                format!("{}B", (kb * 1024.0).round() as u64)
+            }
+        }
+        _ => setting.to_string(),
+    }
+}
+
+/// A value as written in a conf file (`4GB`, `512kB`, `1000`, `on`) in kB, for memory settings
+/// (a bare number is in the setting's unit).
+pub fn value_kb(value: &str, unit_kb_of_setting: f64) -> Option<f64> {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '-' || c == '.'))
+        .unwrap_or(v.len());
+    let (num, unit) = v.split_at(split);
+    let n: f64 = num.parse().ok()?;
+    let unit = unit.trim();
+    if unit.is_empty() {
+        return Some(n * unit_kb_of_setting);
+    }
+    Some(n * unit_kb(unit)?)
+}
+
+fn bool_value(v: &str) -> Option<bool> {
+    match v.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "yes" | "1" | "t" | "y" => Some(true),
+        "off" | "false" | "no" | "0" | "f" | "n" => Some(false),
+        _ => None,
+    }
+}
+
+/// Whether `value` (as written in a conf file) means the same as the server's current setting.
+pub fn same_value(s: &ServerSetting, value: &str) -> bool {
+    match s.vartype.as_str() {
+        "bool" => bool_value(&s.setting).is_some() && bool_value(&s.setting) == bool_value(value),
+        "integer" | "real" => {
+            let k = s.unit_kb();
+            let current = s.setting.parse::<f64>().ok().map(|n| n * k.unwrap_or(1.0));
+            let wanted = match k {
+                Some(k) => value_kb(value, k),
+                None => value.trim().parse::<f64>().ok(),
+            };
+            match (current, wanted) {
+                (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+                _ => false,
+            }
+        }
+        "enum" => s.setting.eq_ignore_ascii_case(value.trim()),
+        _ => s.setting == value,
+    }
+}
+
+/// Checks `value` against the server's type, range and enum values; the error says why.
+pub fn validate_value(s: &ServerSetting, value: &str) -> Result<(), String> {
+    let name = &s.name;
+    match s.vartype.as_str() {
+        "bool" => bool_value(value)
+            .map(|_| ())
+            .ok_or_else(|| format!("{name} = {value:?}: not a boolean (on/off)")),
+        "integer" | "real" => {
+            let k = s.unit_kb();
+            let in_units = match k {
+                Some(k) => value_kb(value, k).map(|kb| kb / k),
+                None => value.trim().parse::<f64>().ok(),
+            }
+            .ok_or_else(|| {
+                format!(
+                    "{name} = {value:?}: not a {} value{}",
+                    s.vartype,
+                    s.unit
+                        .as_deref()
+                        .map(|u| format!(" (unit {u})"))
+                        .unwrap_or_default()
+                )
+            })?;
+            if s.vartype == "integer" && in_units.fract() != 0.0 && k.is_none() {
+                return Err(format!("{name} = {value:?}: not a whole number"));
+            }
+            let bound = |b: &Option<String>| b.as_deref().and_then(|b| b.parse::<f64>().ok());
+            if let (Some(min), Some(max)) = (bound(&s.min_val), bound(&s.max_val)) {
+                if in_units < min || in_units > max {
+                    let unit = s
+                        .unit
+                        .as_deref()
+                        .map(|u| format!(" {u}"))
+                        .unwrap_or_default();
+                    return Err(format!(
+                        "{name} = {value:?}: outside the server's range {min}..{max}{unit}"
+                    ));
+                }
+            }
+            Ok(())
+        }
+        "enum" => match &s.enumvals {
+            Some(vals) if !vals.iter().any(|v| v.eq_ignore_ascii_case(value.trim())) => Err(
+                format!("{name} = {value:?}: not one of {}", vals.join(", ")),
+            ),
+            _ => Ok(()),
+        },
+        _ => Ok(()),
+    }
+}
+
+/// One line of the current-against-recommended table.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Comparison {
+    pub name: String,
+    /// None when the server does not know the setting.
+    pub current: Option<String>,
+    pub recommended: String,
+    pub change: bool,
+    pub needs_restart: bool,
+    pub reason: String,
+}
+
+/// Puts each recommended setting next to the server's current value.
+pub fn compare(server: &[ServerSetting], recommended: &[Setting]) -> Vec<Comparison> {
+    recommended
+        .iter()
+        .map(|r| {
+            let s = server.iter().find(|s| s.name == r.name);
+            Comparison {
+                name: r.name.to_string(),
+                current: s.map(|s| s.display_value()),
+                recommended: r.value.clone(),
+                change: s.is_some_and(|s| !same_value(s, &r.value)),
+                needs_restart: s.is_some_and(|s| s.needs_restart()),
+                reason: r.reason.clone(),
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn mem(name: &str, setting: &str, unit: &str, ctx: &str) -> ServerSetting {
+        ServerSetting {
+            name: name.into(),
+            setting: setting.into(),
+            unit: Some(unit.into()),
+            vartype: "integer".into(),
+            context: ctx.into(),
+            source: "default".into(),
+            sourcefile: None,
+            min_val: Some("16".into()),
+            max_val: Some("1073741823".into()),
+            enumvals: None,
+            pending_restart: false,
+        }
+    }
+
+    #[test]
+    fn memory_values_normalize_across_units() {
+        let sb = mem("shared_buffers", "16384", "8kB", "postmaster");
+        assert_eq!(sb.display_value(), "128MB");
+        assert!(same_value(&sb, "128MB"));
+        assert!(same_value(&sb, "131072kB"));
+        assert!(!same_value(&sb, "4GB"));
+        let wm = mem("work_mem", "4096", "kB", "user");
+        assert_eq!(wm.display_value(), "4MB");
+        assert!(same_value(&wm, "4096"));
+        let mw = mem("min_wal_size", "80", "MB", "sighup");
+        assert_eq!(mw.display_value(), "80MB");
+        assert!(same_value(&mw, "80MB"));
+    }
+
+    #[test]
+    fn validation_uses_range_enum_and_bool() {
+        let sb = mem("shared_buffers", "16384", "8kB", "postmaster");
+        assert!(validate_value(&sb, "4GB").is_ok());
+        assert!(validate_value(&sb, "64kB").unwrap_err().contains("range"));
+        assert!(validate_value(&sb, "lots").is_err());
+        let e = ServerSetting {
+            vartype: "enum".into(),
+            unit: None,
+            enumvals: Some(vec!["off".into(), "on".into(), "try".into()]),
+            ..mem("huge_pages", "try", "", "postmaster")
+        };
+        assert!(validate_value(&e, "off").is_ok());
+        assert!(validate_value(&e, "maybe").unwrap_err().contains("try"));
+        let b = ServerSetting {
+            vartype: "bool".into(),
+            unit: None,
+            ..mem("jit", "on", "", "user")
+        };
+        assert!(validate_value(&b, "off").is_ok() && !same_value(&b, "off"));
+        assert!(validate_value(&b, "sometimes").is_err());
+    }
+}

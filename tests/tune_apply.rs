@@ -1,0 +1,360 @@
+//! `pgopt tune TARGET` on real embedded clusters: current against recommended with detected
+//! inputs, dry run by default, --apply with its journal and --rollback restoring pg_settings
+//! and postgresql.auto.conf exactly, refusal of a role without ALTER SYSTEM, rollback of a
+//! half-done apply when the server rejects a value, and a corrupt journal.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+use pgopt::db::{connect, Target};
+use pgopt::embedded::{Cluster, ClusterOptions};
+use pgopt::tune::apply::{apply_settings, Journal};
+
+const SETTINGS: &str =
+    "SELECT name, setting, source, pending_restart FROM pg_settings ORDER BY name";
+const AUTO_CONF: &str = "SELECT pg_read_file('postgresql.auto.conf')";
+
+fn pgopt(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_pgopt"))
+        .arg("tune")
+        .args(args)
+        .env_remove("PGHOST")
+        .env_remove("PGHOSTADDR")
+        .env_remove("PGPORT")
+        .env_remove("PGDATABASE")
+        .output()
+        .expect("run pgopt")
+}
+
+fn out(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn err(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Polls until `sql`'s output (from new sessions) equals `want`: a reload reaches each backend
+/// in its own time.
+fn wait_for(c: &Cluster, sql: &str, want: &str) {
+    let start = Instant::now();
+    loop {
+        let now = c.psql("postgres", sql).unwrap();
+        if now == want {
+            return;
+        }
+        if start.elapsed() > Duration::from_secs(10) {
+            let diff: Vec<String> = want
+                .lines()
+                .zip(now.lines())
+                .filter(|(a, b)| a != b)
+                .map(|(a, b)| format!("before {a} / after {b}"))
+                .collect();
+            panic!("not restored: {diff:?}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+const DETERMINISTIC: &[&str] = &["--method", "pgtune", "--memory", "4GB", "--cpus", "4"];
+
+fn args<'a>(dsn: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec![dsn];
+    v.extend_from_slice(DETERMINISTIC);
+    v.extend_from_slice(extra);
+    v
+}
+
+#[test]
+fn target_mode_shows_current_against_recommended_with_detected_version() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let dsn = c.dsn("postgres");
+    let major: u32 = c
+        .psql("postgres", "SHOW server_version_num")
+        .unwrap()
+        .trim()
+        .parse::<u32>()
+        .unwrap()
+        / 10000;
+
+    let o = pgopt(&args(&dsn, &["--format", "json"]));
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(j["input"]["pg_version"], major);
+    assert_eq!(major, 15, "the test clusters are PostgreSQL 15");
+    let rows = j["comparison"].as_array().unwrap();
+    let row = |name: &str| rows.iter().find(|r| r["name"] == name).unwrap().clone();
+    let sb = row("shared_buffers");
+    assert_eq!(sb["current"], "128MB");
+    assert_eq!(sb["recommended"], "1GB");
+    assert_eq!(sb["change"], true);
+    assert_eq!(sb["needs_restart"], true);
+    let wm = row("work_mem");
+    assert_eq!(wm["current"], "4MB");
+    assert_eq!(wm["needs_restart"], false);
+    let cct = row("checkpoint_completion_target");
+    assert_eq!(cct["current"], "0.9");
+    assert_eq!(cct["change"], false, "0.9 is already PGTune's value");
+
+    let o = pgopt(&args(&dsn, &[]));
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let t = out(&o);
+    for h in [
+        "current",
+        "recommended",
+        "change",
+        "needs restart",
+        "128MB",
+        "1GB",
+    ] {
+        assert!(t.contains(h), "{h} in {t}");
+    }
+    let o = pgopt(&args(&dsn, &["--format", "markdown"]));
+    assert!(out(&o).contains("| shared_buffers | 128MB | 1GB | yes | yes |"));
+
+    // Memory and CPUs detected from this machine (the server is local).
+    let o = pgopt(&[&dsn, "--method", "pgtune", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert!(j["input"]["cpus"].as_u64().unwrap() >= 1);
+    assert_eq!(j["input"]["os"], "linux");
+}
+
+#[test]
+fn dry_run_changes_nothing() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let q = "SELECT name, setting, source FROM pg_settings ORDER BY name";
+    let before = c.psql("postgres", q).unwrap();
+    let auto_before = c.psql("postgres", AUTO_CONF).unwrap();
+    let o = pgopt(&args(&c.dsn("postgres"), &[]));
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert!(
+        err(&o).contains("dry run: nothing was changed"),
+        "{}",
+        err(&o)
+    );
+    assert!(err(&o).contains("--apply would"), "{}", err(&o));
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.psql("postgres", q).unwrap(), before);
+    assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
+}
+
+#[test]
+fn apply_verifies_and_rollback_restores_exactly() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    // One setting already in postgresql.auto.conf: rollback must SET it back, not RESET it.
+    c.psql("postgres", "ALTER SYSTEM SET random_page_cost = '3'")
+        .unwrap();
+    c.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+    wait_for(&c, "SHOW random_page_cost", "3");
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let auto_before = c.psql("postgres", AUTO_CONF).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.json");
+    let journal_s = journal.to_str().unwrap();
+    let dsn = c.dsn("postgres");
+
+    let o = pgopt(&args(&dsn, &["--apply", "--journal", journal_s]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    let text = out(&o);
+    assert!(
+        text.contains("shared_buffers = 1GB: waits for a restart"),
+        "{text}"
+    );
+    assert!(text.contains("random_page_cost = 1.1: in effect"), "{text}");
+    assert!(err(&o).contains("restart the server"), "{}", err(&o));
+
+    let j = Journal::load(&journal).unwrap();
+    let rpc = j
+        .entries
+        .iter()
+        .find(|e| e.name == "random_page_cost")
+        .unwrap();
+    assert_eq!(rpc.old_auto_conf.as_deref(), Some("3"));
+    let wm = j.entries.iter().find(|e| e.name == "work_mem").unwrap();
+    assert_eq!(wm.old_auto_conf, None);
+    wait_for(&c, "SHOW work_mem", &wm.new);
+    wait_for(
+        &c,
+        "SELECT pending_restart FROM pg_settings WHERE name = 'shared_buffers'",
+        "t",
+    );
+    assert!(c
+        .psql("postgres", AUTO_CONF)
+        .unwrap()
+        .contains("shared_buffers = '1GB'"));
+
+    let o = pgopt(&["--rollback", journal_s, &dsn]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    assert!(out(&o).contains("restored"), "{}", out(&o));
+    wait_for(&c, SETTINGS, &before);
+    assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
+
+    // The journal's own target is used when none is given.
+    let o = pgopt(&["--rollback", journal_s]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    wait_for(&c, SETTINGS, &before);
+}
+
+#[test]
+fn role_without_alter_system_is_refused_before_any_change() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    c.psql("postgres", "CREATE ROLE tuner LOGIN").unwrap();
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.json");
+    let dsn = format!(
+        "host={} port={} user=tuner dbname=postgres",
+        c.socket_dir().display(),
+        c.port()
+    );
+    let o = pgopt(&args(
+        &dsn,
+        &["--apply", "--journal", journal.to_str().unwrap()],
+    ));
+    assert_eq!(o.status.code(), Some(2), "{}\n{}", out(&o), err(&o));
+    let e = err(&o);
+    assert!(
+        e.contains("GRANT ALTER SYSTEM ON PARAMETER shared_buffers TO"),
+        "{e}"
+    );
+    assert!(e.contains("nothing was changed"), "{e}");
+    assert!(!journal.exists(), "refused before the journal");
+    assert_eq!(c.psql("postgres", SETTINGS).unwrap(), before);
+}
+
+#[tokio::test]
+async fn rejected_value_leaves_nothing_applied() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let auto_before = c.psql("postgres", AUTO_CONF).unwrap();
+    let conn = connect(&Target::parse(&c.dsn("postgres")).unwrap())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.json");
+    let e = apply_settings(
+        &conn,
+        &[("maintenance_work_mem", "300MB"), ("work_mem", "-5")],
+        &journal,
+    )
+    .await
+    .unwrap_err();
+    let msg = e.to_string();
+    assert!(e.is_bad_input(), "{msg}");
+    assert!(msg.contains("work_mem"), "{msg}");
+    assert!(msg.contains("rolled back"), "{msg}");
+    assert!(journal.exists(), "the journal was written first");
+    let e = apply_settings(&conn, &[("work_mem", "8MB")], &journal)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("never overwritten"), "{e}");
+    assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
+    wait_for(&c, SETTINGS, &before);
+}
+
+#[test]
+fn corrupt_journal_is_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("broken.json");
+    std::fs::write(&path, "{ not a journal").unwrap();
+    let o = pgopt(&["--rollback", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert!(err(&o).contains("not a pgopt tune journal"), "{}", err(&o));
+    let missing = Path::new("no-such-journal.json");
+    let o = pgopt(&["--rollback", missing.to_str().unwrap()]);
+    assert_ne!(o.status.code(), Some(0));
+}
+
+#[test]
+fn granted_role_applies_and_rolls_back_and_needs_read_all_settings() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let dsn = c.dsn("postgres");
+    let o = pgopt(&args(&dsn, &["--format", "json"]));
+    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let changed: Vec<String> = j["comparison"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["change"] == true)
+        .map(|r| r["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(changed.len() >= 5, "{changed:?}");
+    let mut grants = String::from(
+        "CREATE ROLE tuner LOGIN; GRANT EXECUTE ON FUNCTION pg_reload_conf() TO tuner;",
+    );
+    for n in &changed {
+        grants.push_str(&format!("GRANT ALTER SYSTEM ON PARAMETER {n} TO tuner;"));
+    }
+    c.psql("postgres", &grants).unwrap();
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let auto_before = c.psql("postgres", AUTO_CONF).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.json");
+    let journal_s = journal.to_str().unwrap();
+    let tuner = format!(
+        "host={} port={} user=tuner dbname=postgres",
+        c.socket_dir().display(),
+        c.port()
+    );
+
+    // Without pg_read_all_settings it cannot tell postgresql.conf from postgresql.auto.conf.
+    let o = pgopt(&args(&tuner, &["--apply", "--journal", journal_s]));
+    assert_eq!(o.status.code(), Some(2), "{}\n{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("GRANT pg_read_all_settings TO"),
+        "{}",
+        err(&o)
+    );
+    assert!(!journal.exists());
+    assert_eq!(c.psql("postgres", SETTINGS).unwrap(), before);
+
+    c.psql("postgres", "GRANT pg_read_all_settings TO tuner")
+        .unwrap();
+    let o = pgopt(&args(&tuner, &["--apply", "--journal", journal_s]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    assert!(out(&o).contains("shared_buffers = 1GB: waits for a restart"));
+    assert!(
+        err(&o).contains("pg_file_settings is not readable"),
+        "{}",
+        err(&o)
+    );
+    let o = pgopt(&["--rollback", journal_s, &tuner]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    wait_for(&c, SETTINGS, &before);
+    assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
+}
+
+#[test]
+fn shared_buffers_larger_than_the_host_is_refused() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap();
+    let total_kb: u64 = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // PGTune gives a quarter of --memory to shared_buffers: make that exceed this machine.
+    let memory = format!("{}GB", total_kb * 4 / (1024 * 1024) + 8);
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let o = pgopt(&[
+        &c.dsn("postgres"),
+        "--method",
+        "pgtune",
+        "--memory",
+        &memory,
+        "--cpus",
+        "4",
+        "--apply",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}\n{}", out(&o), err(&o));
+    assert!(
+        err(&o).contains("does not fit in the server's memory"),
+        "{}",
+        err(&o)
+    );
+    assert_eq!(c.psql("postgres", SETTINGS).unwrap(), before);
+}
