@@ -145,6 +145,56 @@ async fn an_insecure_cluster_is_found_out_rule_by_rule() {
     assert!(!rules.contains(&"ssl_off") && !rules.contains(&"listen_all_addresses"));
     // Critical first.
     assert_eq!(review[0].severity, Severity::Critical);
+
+    // `pgopt tune` prints the same review beside its settings (issue 4, part 4).
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_pgopt"))
+        .args([
+            "tune",
+            &c.dsn("postgres"),
+            "--method",
+            "pgtune",
+            "--memory",
+            "4GB",
+            "--cpus",
+            "2",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&o.stderr)
+    );
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("Security review"), "{out}");
+    for rule in ["hba_trust", "md5_passwords", "superuser_roles"] {
+        assert!(
+            out.contains(rule),
+            "{rule} missing from tune's report:\n{out}"
+        );
+    }
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_pgopt"))
+        .args([
+            "tune",
+            &c.dsn("postgres"),
+            "--method",
+            "pgtune",
+            "--memory",
+            "4GB",
+            "--cpus",
+            "2",
+            "--format",
+            "json",
+        ])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(v["security"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .any(|f| f["rule"] == "hba_open_to_all"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -216,12 +216,35 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let out = pgtune::pgtune(&input);
     let server = apply::read_settings(&conn).await?;
     let rows = compare::compare(&server, &out.settings);
+    let security = security_review(&conn).await?;
     let text = match (args.emit, args.format) {
         (Some(Emit::Conf), _) => tune::render::conf(&input, &out),
         (Some(Emit::Sql), _) => tune::render::sql(&input, &out),
-        (None, Format::Table) => tune::render::compare_table(&input, &out, &rows),
-        (None, Format::Json) => tune::render::compare_json(&input, &out, &rows),
-        (None, Format::Markdown) => tune::render::compare_markdown(&input, &out, &rows),
+        (None, Format::Json) => {
+            let mut v: serde_json::Value =
+                serde_json::from_str(&tune::render::compare_json(&input, &out, &rows))
+                    .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
+            v["security"] = serde_json::to_value(&security)
+                .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
+            serde_json::to_string_pretty(&v).expect("json value serialises")
+        }
+        (None, format) => {
+            let mut text = match format {
+                Format::Markdown => tune::render::compare_markdown(&input, &out, &rows),
+                _ => tune::render::compare_table(&input, &out, &rows),
+            };
+            text.push_str(if format == Format::Markdown {
+                "\n## Security review\n"
+            } else {
+                "\nSecurity review\n"
+            });
+            if security.is_empty() {
+                text.push_str("\nNothing to report: ssl, password_encryption, pg_hba.conf rules, listen_addresses and roles look sound.\n");
+            } else {
+                text.push_str(&crate::report::render_findings(&security, format));
+            }
+            text
+        }
     };
     emit_text(&args, &text)?;
     if args.emit.is_some() {
@@ -282,6 +305,24 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         journal.display()
     );
     Ok(print_report("applied", &report))
+}
+
+/// The security review (issue 4, part 4) of the same server, from a snapshot: ssl,
+/// password_encryption, pg_hba.conf rules, listen_addresses, superusers, passwords.
+async fn security_review(conn: &Conn) -> crate::Result<Vec<crate::advise::Finding>> {
+    let target = crate::snapshot::TargetInfo {
+        host: conn.host.clone(),
+        port: conn.port,
+        database: conn.database.clone(),
+        user: conn.user.clone(),
+    };
+    let opts = collect::CollectOptions {
+        skip_statements: true,
+        include_host: false,
+        ..collect::CollectOptions::default()
+    };
+    let snap = collect::collect(conn, target, &opts).await?;
+    Ok(crate::advise::security_review(&snap))
 }
 
 /// Refuses values the server would not take (type, range, enum values) or that do not fit

@@ -24,6 +24,15 @@ pub fn render(snap: &Snapshot, findings: &[Finding], format: Format) -> String {
     }
 }
 
+/// Findings alone, grouped by severity, as a table or markdown (json: the findings array).
+pub fn render_findings(findings: &[Finding], format: Format) -> String {
+    match format {
+        Format::Table => table::render_findings(findings),
+        Format::Markdown => markdown::render_findings(findings),
+        Format::Json => serde_json::to_string_pretty(findings).expect("findings serialise"),
+    }
+}
+
 /// The figures shown first, as (label, value) pairs.
 pub(crate) fn headline(snap: &Snapshot, findings: &[Finding]) -> Vec<(&'static str, String)> {
     let mut rows = Vec::new();

@@ -43,6 +43,13 @@ pub fn render(snap: &Snapshot, findings: &[Finding]) -> String {
         out.push_str("\nNo findings: nothing crossed a threshold.\n");
         return out;
     }
+    out.push_str(&render_findings(findings));
+    out
+}
+
+/// The findings alone, grouped by severity (also used by `pgopt tune`'s security review).
+pub fn render_findings(findings: &[Finding]) -> String {
+    let mut out = String::new();
     for (severity, group) in by_severity(findings) {
         out.push_str(&format!(
             "\n{} ({})\n",
