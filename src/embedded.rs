@@ -693,6 +693,16 @@ impl Cluster {
         run_checked(cmd, "pg_ctl promote")
     }
 
+    /// Restarts the server (fast shutdown, then start on the same port), so that settings
+    /// waiting for a restart take effect.
+    pub fn restart(&mut self) -> Result<()> {
+        let port = self.server.port;
+        self.server.stop_fast();
+        let data = self.data_dir();
+        self.server = Server::start(&self.inst, &data, &self.path, port)?;
+        Ok(())
+    }
+
     /// Stops the server now (immediate shutdown), keeping the files until drop: for tests of
     /// a server that dies mid-run.
     pub fn kill(&mut self) {

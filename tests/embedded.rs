@@ -189,3 +189,16 @@ fn a_killed_test_process_takes_its_server_with_it() {
     // A killed process runs no Drop: its files are ours to remove.
     std::fs::remove_dir_all(dir).unwrap();
 }
+
+#[test]
+fn restart_brings_pending_settings_into_effect() {
+    let mut c = Cluster::start(ClusterOptions::default()).unwrap();
+    let port = c.port();
+    c.psql("postgres", "ALTER SYSTEM SET shared_buffers = '64MB'")
+        .unwrap();
+    c.psql("postgres", "SELECT pg_reload_conf()").unwrap();
+    assert_eq!(c.psql("postgres", "SHOW shared_buffers").unwrap(), "128MB");
+    c.restart().unwrap();
+    assert_eq!(c.port(), port);
+    assert_eq!(c.psql("postgres", "SHOW shared_buffers").unwrap(), "64MB");
+}
