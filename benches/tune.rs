@@ -37,7 +37,7 @@ fn main() {
     let shown = c
         .psql(
             "postgres",
-            "SELECT string_agg(name || '=' || setting || coalesce(unit, ''), ', ' ORDER BY name) \
+            "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) \
              FROM pg_settings WHERE source = 'configuration file' AND sourcefile LIKE '%auto.conf'",
         )
         .unwrap_or_default();
