@@ -9,6 +9,7 @@
 
 pub mod apply;
 pub mod compare;
+pub mod evidence;
 pub mod pgtune;
 pub mod render;
 
