@@ -358,3 +358,64 @@ fn shared_buffers_larger_than_the_host_is_refused() {
     );
     assert_eq!(c.psql("postgres", SETTINGS).unwrap(), before);
 }
+
+#[test]
+fn method_pgopt_raises_work_mem_when_sorts_spill_to_temp_files() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let dsn = c.dsn("postgres");
+    for _ in 0..3 {
+        c.psql(
+            "postgres",
+            "SET work_mem = '64kB'; \
+             SELECT count(*) FROM (SELECT g FROM generate_series(1, 300000) g \
+             ORDER BY g DESC) s; \
+             SELECT pg_stat_force_next_flush();",
+        )
+        .unwrap();
+    }
+    let base = pgopt(&[
+        &dsn, "--method", "pgtune", "--memory", "4GB", "--cpus", "2", "--format", "json",
+    ]);
+    assert_eq!(base.status.code(), Some(0), "{}", err(&base));
+    let base: serde_json::Value = serde_json::from_str(&out(&base)).unwrap();
+    let o = pgopt(&[&dsn, "--memory", "4GB", "--cpus", "2", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(j["method"], "pgopt");
+    let value = |j: &serde_json::Value, name: &str| -> String {
+        j["comparison"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == name)
+            .unwrap_or_else(|| panic!("{name} in {j}"))["recommended"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    let kb = |v: &str| pgopt::tune::compare::value_kb(v, 1.0).unwrap();
+    let (was, now) = (value(&base, "work_mem"), value(&j, "work_mem"));
+    assert!(
+        kb(&now) > kb(&was),
+        "work_mem {now} not above PGTune's {was}"
+    );
+    let change = j["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "work_mem")
+        .expect("a work_mem change")
+        .clone();
+    assert!(
+        change["reason"].as_str().unwrap().contains("temp files"),
+        "{change}"
+    );
+    assert!(
+        change["evidence"]["temp_files"].as_i64().unwrap() >= 3,
+        "{change}"
+    );
+    assert_eq!(value(&j, "hash_mem_multiplier"), "2");
+    assert_eq!(value(&j, "log_temp_files"), "0");
+    // Dry run: nothing changed.
+    assert_eq!(c.psql("postgres", "SHOW work_mem").unwrap().trim(), "4MB");
+}

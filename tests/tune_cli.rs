@@ -262,11 +262,8 @@ fn method_pgopt_without_a_server_says_it_needs_the_evidence_mode_and_suggests_pg
 }
 
 #[test]
-fn target_mode_refuses_method_pgopt_and_apply_without_target() {
-    // --method pgopt (the default) is not built yet: refused before connecting.
-    let o = pgopt(&["postgresql://u@localhost/db", "--memory", "16GB"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
-    assert!(stderr(&o).contains("--method pgtune"), "{}", stderr(&o));
+fn apply_without_target_and_restart_are_refused() {
+    // (--method pgopt with a TARGET is the evidence mode: see tests/tune_apply.rs.)
     let o = pgopt(&["--method", "pgtune", "--memory", "16GB", "--apply"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(

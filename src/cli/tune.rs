@@ -4,8 +4,9 @@
 //! it reads the server's version, and this machine's memory (the cgroup limit when lower) and
 //! CPUs when the server is local (flags override), puts the server's current values next to
 //! the recommendation, and with `--apply` changes them (journal, ALTER SYSTEM one at a time,
-//! reload, verify); `--rollback JOURNAL` undoes that. The evidence-driven `--method pgopt`
-//! lands later.
+//! reload, verify); `--rollback JOURNAL` undoes that. `--method pgopt` (the default, TARGET
+//! only) starts from PGTune's settings and changes them with evidence from a snapshot of the
+//! server (`tune::evidence`).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -18,7 +19,9 @@ use crate::db::Conn;
 use crate::error::Error;
 use crate::report::Format;
 use crate::tune::compare::{self, ServerSetting};
-use crate::tune::{self, apply, pgtune, DataSize, Os, Profile, RawInput, Storage, TuneInput};
+use crate::tune::{
+    self, apply, evidence, pgtune, DataSize, Os, Profile, RawInput, Storage, TuneInput,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Method {
@@ -188,16 +191,16 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         )
         .into());
     }
-    if args.method == Method::Pgopt {
-        return Err(Error::BadInput(
-            "--method pgopt (the default) changes PGTune's baseline with evidence from a \
-             server's statistics; that mode lands later. Use --method pgtune for PGTune's \
-             recommendation (with a TARGET: current against recommended, and --apply)"
-                .into(),
-        )
-        .into());
-    }
     if !target {
+        if args.method == Method::Pgopt {
+            return Err(Error::BadInput(
+                "--method pgopt (the default) changes PGTune's baseline with evidence from a \
+                 server's statistics, so it needs a TARGET: pgopt tune 'host=... dbname=...'. \
+                 Without a server use --method pgtune for PGTune's recommendation"
+                    .into(),
+            )
+            .into());
+        }
         let input = TuneInput::validate(&raw_input(&args))?;
         let out = pgtune::pgtune(&input);
         let text = match (args.emit, args.format) {
@@ -213,25 +216,37 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let (_, conn) = args.target.connect().await?;
     let detected = detect(&conn).await?;
     let input = TuneInput::validate(&merge_detected(raw_input(&args), &detected)?)?;
-    let out = pgtune::pgtune(&input);
+    let snap = collect_snapshot(&conn, args.method).await?;
+    let security = crate::advise::security_review(&snap);
+    let baseline = pgtune::pgtune(&input);
+    let (out, changes, method) = match args.method {
+        Method::Pgtune => (baseline, Vec::new(), "pgtune"),
+        Method::Pgopt => {
+            let p = evidence::pgopt_method(&baseline, &input, &snap);
+            (p.output, p.changes, "pgopt")
+        }
+    };
     let server = apply::read_settings(&conn).await?;
     let rows = compare::compare(&server, &out.settings);
-    let security = security_review(&conn).await?;
     let text = match (args.emit, args.format) {
         (Some(Emit::Conf), _) => tune::render::conf(&input, &out),
         (Some(Emit::Sql), _) => tune::render::sql(&input, &out),
         (None, Format::Json) => {
             let mut v: serde_json::Value =
-                serde_json::from_str(&tune::render::compare_json(&input, &out, &rows))
+                serde_json::from_str(&tune::render::compare_json(method, &input, &out, &rows))
                     .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
             v["security"] = serde_json::to_value(&security)
                 .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
+            if args.method == Method::Pgopt {
+                v["changes"] = serde_json::to_value(&changes)
+                    .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
+            }
             serde_json::to_string_pretty(&v).expect("json value serialises")
         }
         (None, format) => {
             let mut text = match format {
-                Format::Markdown => tune::render::compare_markdown(&input, &out, &rows),
-                _ => tune::render::compare_table(&input, &out, &rows),
+                Format::Markdown => tune::render::compare_markdown(method, &input, &out, &rows),
+                _ => tune::render::compare_table(method, &input, &out, &rows),
             };
             text.push_str(if format == Format::Markdown {
                 "\n## Security review\n"
@@ -307,9 +322,10 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     Ok(print_report("applied", &report))
 }
 
-/// The security review (issue 4, part 4) of the same server, from a snapshot: ssl,
-/// password_encryption, pg_hba.conf rules, listen_addresses, superusers, passwords.
-async fn security_review(conn: &Conn) -> crate::Result<Vec<crate::advise::Finding>> {
+/// A snapshot of the same server: the security review (issue 4, part 4: ssl,
+/// password_encryption, pg_hba.conf rules, listen_addresses, superusers, passwords) reads it,
+/// and `--method pgopt` takes its evidence from it (with pg_stat_statements).
+async fn collect_snapshot(conn: &Conn, method: Method) -> crate::Result<crate::snapshot::Snapshot> {
     let target = crate::snapshot::TargetInfo {
         host: conn.host.clone(),
         port: conn.port,
@@ -317,12 +333,11 @@ async fn security_review(conn: &Conn) -> crate::Result<Vec<crate::advise::Findin
         user: conn.user.clone(),
     };
     let opts = collect::CollectOptions {
-        skip_statements: true,
+        skip_statements: method == Method::Pgtune,
         include_host: false,
         ..collect::CollectOptions::default()
     };
-    let snap = collect::collect(conn, target, &opts).await?;
-    Ok(crate::advise::security_review(&snap))
+    collect::collect(conn, target, &opts).await
 }
 
 /// Refuses values the server would not take (type, range, enum values) or that do not fit

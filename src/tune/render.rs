@@ -152,7 +152,13 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// The current-against-recommended table for a live server.
-pub fn compare_table(input: &TuneInput, out: &PgTuneOutput, rows: &[Comparison]) -> String {
+/// `method` is the name shown (`pgtune`, `pgopt`).
+pub fn compare_table(
+    method: &str,
+    input: &TuneInput,
+    out: &PgTuneOutput,
+    rows: &[Comparison],
+) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
@@ -175,7 +181,7 @@ pub fn compare_table(input: &TuneInput, out: &PgTuneOutput, rows: &[Comparison])
         ]);
     }
     let mut s = format!(
-        "pgopt tune --method pgtune: {}\n{t}\n",
+        "pgopt tune --method {method}: {}\n{t}\n",
         header(input, out).join(", ")
     );
     for w in &out.warnings {
@@ -187,8 +193,13 @@ pub fn compare_table(input: &TuneInput, out: &PgTuneOutput, rows: &[Comparison])
     s
 }
 
-pub fn compare_markdown(input: &TuneInput, out: &PgTuneOutput, rows: &[Comparison]) -> String {
-    let mut s = String::from("# pgopt tune --method pgtune\n\n");
+pub fn compare_markdown(
+    method: &str,
+    input: &TuneInput,
+    out: &PgTuneOutput,
+    rows: &[Comparison],
+) -> String {
+    let mut s = format!("# pgopt tune --method {method}\n\n");
     for line in header(input, out) {
         s.push_str(&format!("- {}\n", cell(&line)));
     }
@@ -220,16 +231,21 @@ pub fn compare_markdown(input: &TuneInput, out: &PgTuneOutput, rows: &[Compariso
 
 #[derive(Serialize)]
 struct CompareJson<'a> {
-    method: &'static str,
+    method: &'a str,
     input: &'a TuneInput,
     comparison: &'a [Comparison],
     #[serde(flatten)]
     output: &'a PgTuneOutput,
 }
 
-pub fn compare_json(input: &TuneInput, out: &PgTuneOutput, rows: &[Comparison]) -> String {
+pub fn compare_json(
+    method: &str,
+    input: &TuneInput,
+    out: &PgTuneOutput,
+    rows: &[Comparison],
+) -> String {
     let mut s = serde_json::to_string_pretty(&CompareJson {
-        method: "pgtune",
+        method,
         input,
         comparison: rows,
         output: out,
