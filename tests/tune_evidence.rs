@@ -234,3 +234,21 @@ fn governance_profile_adds_its_settings() {
     }
     assert!(run(&clean_snapshot()).change("wal_level").is_none());
 }
+
+#[test]
+fn library_lists_are_quoted_per_element_for_alter_system() {
+    use pgopt::tune::apply::set_value_sql;
+    assert_eq!(
+        set_value_sql(
+            "shared_preload_libraries",
+            "auto_explain,pg_stat_statements"
+        ),
+        "'auto_explain', 'pg_stat_statements'"
+    );
+    assert_eq!(
+        set_value_sql("shared_preload_libraries", "pg_stat_statements"),
+        "'pg_stat_statements'"
+    );
+    assert_eq!(set_value_sql("shared_preload_libraries", ""), "''");
+    assert_eq!(set_value_sql("work_mem", "16MB"), "'16MB'");
+}

@@ -233,12 +233,39 @@ async fn auto_conf_value(conn: &Conn, name: &str) -> Result<Option<String>> {
     }
 }
 
+/// Settings whose value is a list with each element quoted (GUC_LIST_QUOTE): one quoted
+/// literal `'a,b'` would be a single element named `a,b`.
+const QUOTED_LISTS: &[&str] = &[
+    "shared_preload_libraries",
+    "session_preload_libraries",
+    "local_preload_libraries",
+];
+
+/// The right-hand side of `ALTER SYSTEM SET name = ...`: one literal, or for a quoted list
+/// one literal per element (`'auto_explain', 'pg_stat_statements'`).
+pub fn set_value_sql(name: &str, value: &str) -> String {
+    let items: Vec<&str> = value
+        .split(',')
+        .map(|v| v.trim().trim_matches('"'))
+        .filter(|v| !v.is_empty())
+        .collect();
+    if QUOTED_LISTS.contains(&name) && !items.is_empty() {
+        items
+            .iter()
+            .map(|v| quote_literal(v))
+            .collect::<Vec<_>>()
+            .join(", ")
+    } else {
+        quote_literal(value)
+    }
+}
+
 /// Runs `ALTER SYSTEM SET name = 'value'` alone.
 async fn alter_set(conn: &Conn, name: &str, value: &str) -> Result<()> {
     let sql = format!(
         "ALTER SYSTEM SET {} = {}",
         Ident::new(name),
-        quote_literal(value)
+        set_value_sql(name, value)
     );
     conn.batch(&format!("ALTER SYSTEM SET {name} = {value:?}"), &sql)
         .await

@@ -51,7 +51,13 @@ fn comment_block(input: &TuneInput, out: &PgTuneOutput, prefix: &str) -> String 
 pub fn conf(input: &TuneInput, out: &PgTuneOutput) -> String {
     let mut s = comment_block(input, out, "#");
     for x in &out.settings {
-        s.push_str(&format!("{} = {}  # {}\n", x.name, x.value, x.reason));
+        // A list (`a,b`) is not a bare word in postgresql.conf: quote it.
+        let value = if x.value.contains(',') {
+            format!("'{}'", x.value.replace('\'', "''"))
+        } else {
+            x.value.clone()
+        };
+        s.push_str(&format!("{} = {value}  # {}\n", x.name, x.reason));
     }
     s
 }
@@ -60,11 +66,11 @@ pub fn conf(input: &TuneInput, out: &PgTuneOutput) -> String {
 pub fn sql(input: &TuneInput, out: &PgTuneOutput) -> String {
     let mut s = comment_block(input, out, "--");
     for x in &out.settings {
-        // Values are ours (numbers, units, enum words); doubling quotes keeps that a fact.
+        // Values are ours (numbers, units, enum words, library lists), quoted as literals.
         s.push_str(&format!(
-            "ALTER SYSTEM SET {} = '{}';\n",
+            "ALTER SYSTEM SET {} = {};\n",
             x.name,
-            x.value.replace('\'', "''")
+            super::apply::set_value_sql(x.name, &x.value)
         ));
     }
     s
