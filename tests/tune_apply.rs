@@ -419,3 +419,53 @@ fn method_pgopt_raises_work_mem_when_sorts_spill_to_temp_files() {
     // Dry run: nothing changed.
     assert_eq!(c.psql("postgres", "SHOW work_mem").unwrap().trim(), "4MB");
 }
+
+/// The default method's settings (observability, a shared_preload_libraries list, the
+/// governance profile's timeouts) go through --apply and --rollback on a real server too.
+#[test]
+fn method_pgopt_applies_and_rolls_back_exactly() {
+    // pg_stat_statements missing from the preload list: pgopt appends it.
+    let c = Cluster::start(ClusterOptions {
+        settings: vec![("shared_preload_libraries".into(), "'auto_explain'".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let auto_before = c.psql("postgres", AUTO_CONF).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.json");
+    let journal_s = journal.to_str().unwrap();
+    let dsn = c.dsn("postgres");
+    let o = pgopt(&[
+        &dsn,
+        "--method",
+        "pgopt",
+        "--profile",
+        "governance",
+        "--memory",
+        "4GB",
+        "--cpus",
+        "4",
+        "--apply",
+        "--journal",
+        journal_s,
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    wait_for(&c, "SHOW track_io_timing", "on");
+    wait_for(&c, "SHOW idle_in_transaction_session_timeout", "1min");
+    // The library list stays a list of libraries, not one library named "a,b".
+    let auto = c.psql("postgres", AUTO_CONF).unwrap();
+    assert!(
+        auto.contains("shared_preload_libraries = 'auto_explain, pg_stat_statements'"),
+        "{auto}"
+    );
+    wait_for(
+        &c,
+        "SELECT pending_restart FROM pg_settings WHERE name = 'shared_preload_libraries'",
+        "t",
+    );
+    let o = pgopt(&["--rollback", journal_s, &dsn]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    wait_for(&c, SETTINGS, &before);
+    assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
+}
