@@ -20,6 +20,7 @@ pub mod db;
 pub mod demo;
 pub mod embedded;
 pub mod error;
+pub mod files;
 pub mod governance;
 pub mod report;
 pub mod snapshot;

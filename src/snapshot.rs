@@ -676,11 +676,7 @@ impl Snapshot {
     }
 
     pub fn save(&self, path: &Path) -> Result<()> {
-        let text = self.to_json()?;
-        // Write beside the target and rename, so a crash never leaves half a file.
-        let tmp = path.with_extension("json.partial");
-        std::fs::write(&tmp, text).map_err(|e| Error::io(&tmp, e))?;
-        std::fs::rename(&tmp, path).map_err(|e| Error::io(path, e))
+        crate::files::write_atomically(path, &self.to_json()?)
     }
 
     pub fn load(path: &Path) -> Result<Self> {

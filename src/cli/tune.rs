@@ -8,7 +8,6 @@
 //! only) starts from PGTune's settings and changes them with evidence from a snapshot of the
 //! server (`tune::evidence`).
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use clap::{Args, ValueEnum};
@@ -444,29 +443,11 @@ fn conninfo_value(v: &str) -> String {
 fn emit_text(args: &TuneArgs, text: &str) -> crate::Result<()> {
     match &args.output {
         Some(path) => {
-            write_atomically(path, text)?;
+            crate::files::write_atomically(path, text)?;
             eprintln!("wrote {}", path.display());
         }
         None => print!("{text}"),
     }
-    Ok(())
-}
-
-/// Writes a temporary file next to `path` and renames it over `path`: readers see the old
-/// file or the new one, never half of it.
-fn write_atomically(path: &Path, text: &str) -> crate::Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d,
-        _ => Path::new("."),
-    };
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".pgopt-tune-")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io(path, e))?;
-    tmp.write_all(text.as_bytes())
-        .and_then(|_| tmp.as_file().sync_all())
-        .map_err(|e| Error::io(path, e))?;
-    tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
     Ok(())
 }
 

@@ -6,7 +6,6 @@
 //! pg_file_settings checked, pg_reload_conf(), each value verified. When the server rejects a
 //! value, what was already done is rolled back from the journal: nothing is left half-applied.
 
-use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -167,19 +166,7 @@ impl Journal {
     pub fn save(&self, path: &Path) -> Result<()> {
         let text = serde_json::to_string_pretty(self)
             .map_err(|e| Error::Internal(format!("journal: {e}")))?;
-        let dir = match path.parent() {
-            Some(d) if !d.as_os_str().is_empty() => d,
-            _ => Path::new("."),
-        };
-        let mut tmp = tempfile::Builder::new()
-            .prefix(".pgopt-journal-")
-            .tempfile_in(dir)
-            .map_err(|e| Error::io(path, e))?;
-        tmp.write_all(text.as_bytes())
-            .and_then(|_| tmp.as_file().sync_all())
-            .map_err(|e| Error::io(path, e))?;
-        tmp.persist(path).map_err(|e| Error::io(path, e.error))?;
-        Ok(())
+        crate::files::write_atomically(path, &text)
     }
 }
 
