@@ -1,7 +1,7 @@
 //! `cargo bench --bench tune`: pgbench TPS, read-write and select-only, scale 50, 8 clients,
 //! on an embedded cluster: with the defaults, then with PGTune's settings for this machine
-//! (`pgopt tune --method pgtune --apply`, detected memory and CPUs, then a restart), as ratios.
-//! pgopt's own method (issue 4, part 3) is not built yet and is reported as such.
+//! (`pgopt tune --method pgtune --apply`, detected memory and CPUs, then a restart), then with
+//! pgopt's (the same from its own evidence, after rolling PGTune's back), as ratios.
 
 use std::process::Command;
 
@@ -21,37 +21,71 @@ fn main() {
     assert!(status.success(), "pgbench -i failed");
 
     let defaults = (run(&pgbench, &dsn, false), run(&pgbench, &dsn, true));
-    let journal = tempfile::tempdir().unwrap();
-    let journal = journal.path().join("journal.json");
+    let dir = tempfile::tempdir().unwrap();
+    let pgtune_journal = dir.path().join("pgtune.json");
+    apply(bin, &dsn, "pgtune", &pgtune_journal);
+    c.restart().expect("restart");
+    println!("PGTune's settings in effect: {}", in_effect(&c));
+    let pgtune = (run(&pgbench, &dsn, false), run(&pgbench, &dsn, true));
+
+    rollback(bin, &dsn, &pgtune_journal);
+    c.restart().expect("restart");
+    let pgopt_journal = dir.path().join("pgopt.json");
+    apply(bin, &dsn, "pgopt", &pgopt_journal);
+    c.restart().expect("restart");
+    println!("pgopt's settings in effect: {}", in_effect(&c));
+    let pgopt = (run(&pgbench, &dsn, false), run(&pgbench, &dsn, true));
+
+    println!("pgbench scale 50, 8 clients, {SECONDS} s each (tps; ratios to the defaults):");
+    for (label, i) in [("read-write ", 0usize), ("select-only", 1)] {
+        let pick = |t: (f64, f64)| if i == 0 { t.0 } else { t.1 };
+        println!(
+            "  {label}: defaults {:.0}, PGTune {:.0} ({:.3}), pgopt {:.0} ({:.3}); pgopt/PGTune {:.3}",
+            pick(defaults),
+            pick(pgtune),
+            pick(pgtune) / pick(defaults),
+            pick(pgopt),
+            pick(pgopt) / pick(defaults),
+            pick(pgopt) / pick(pgtune)
+        );
+    }
+}
+
+fn apply(bin: &str, dsn: &str, method: &str, journal: &std::path::Path) {
     let out = Command::new(bin)
-        .args(["tune", &dsn, "--method", "pgtune", "--apply", "--journal"])
-        .arg(&journal)
+        .args(["tune", dsn, "--method", method, "--apply", "--journal"])
+        .arg(journal)
         .output()
         .expect("pgopt tune");
     assert!(
         out.status.success(),
-        "pgopt tune --apply failed: {}",
+        "pgopt tune --method {method} --apply failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    c.restart().expect("restart");
-    let shown = c
-        .psql(
-            "postgres",
-            "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) \
-             FROM pg_settings WHERE source = 'configuration file' AND sourcefile LIKE '%auto.conf'",
-        )
-        .unwrap_or_default();
-    println!("PGTune's settings in effect: {shown}");
-    let tuned = (run(&pgbench, &dsn, false), run(&pgbench, &dsn, true));
-    println!(
-        "pgbench scale 50, 8 clients, {SECONDS} s each:\n  read-write:  defaults {:.0} tps, PGTune {:.0} tps, ratio PGTune/defaults {:.3}\n  select-only: defaults {:.0} tps, PGTune {:.0} tps, ratio PGTune/defaults {:.3}\n  pgopt's method: not built yet (issue 4, part 3)",
-        defaults.0,
-        tuned.0,
-        tuned.0 / defaults.0,
-        defaults.1,
-        tuned.1,
-        tuned.1 / defaults.1
+}
+
+fn rollback(bin: &str, dsn: &str, journal: &std::path::Path) {
+    let out = Command::new(bin)
+        .args(["tune", "--rollback"])
+        .arg(journal)
+        .arg(dsn)
+        .output()
+        .expect("pgopt tune --rollback");
+    assert!(
+        out.status.success(),
+        "rollback failed: {}",
+        String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// The settings postgresql.auto.conf sets, as the server shows them.
+fn in_effect(c: &Cluster) -> String {
+    c.psql(
+        "postgres",
+        "SELECT string_agg(name || '=' || current_setting(name), ', ' ORDER BY name) \
+         FROM pg_settings WHERE source = 'configuration file' AND sourcefile LIKE '%auto.conf'",
+    )
+    .unwrap_or_default()
 }
 
 /// pgbench's tps (without initial connection time).
