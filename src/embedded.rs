@@ -33,6 +33,9 @@ const START_TIMEOUT: Duration = Duration::from_secs(60);
 const STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// Bump when the template's contents change, so old templates are not reused.
 const TEMPLATE_VERSION: u32 = 1;
+/// Bounds of the set-up SQL run through psql (tests load data with it: minutes, not hours).
+const PSQL_CONNECT_TIMEOUT_S: u64 = 10;
+const PSQL_STATEMENT_TIMEOUT_S: u64 = 600;
 /// The superuser of every embedded cluster.
 pub const SUPERUSER: &str = "postgres";
 
@@ -354,6 +357,18 @@ impl Installation {
         })
     }
 
+    /// psql with every wait bounded: the connect (PGCONNECT_TIMEOUT) and each statement,
+    /// lock waits included (statement_timeout through PGOPTIONS).
+    fn psql_command(&self) -> Command {
+        let mut cmd = self.run_as.command(&self.bin.program("psql"));
+        cmd.env("PGCONNECT_TIMEOUT", PSQL_CONNECT_TIMEOUT_S.to_string())
+            .env(
+                "PGOPTIONS",
+                format!("-c statement_timeout={}s", PSQL_STATEMENT_TIMEOUT_S),
+            );
+        cmd
+    }
+
     /// The template data directory, built on first use.
     pub fn template(&self) -> Result<PathBuf> {
         let root = scratch_root();
@@ -404,7 +419,7 @@ impl Installation {
         // Create the extensions once, in template1 (inherited by new databases) and postgres.
         let mut server = Server::start(self, &data, &building, free_port()?)?;
         for db in ["template1", "postgres"] {
-            let mut psql = self.run_as.command(&self.bin.program("psql"));
+            let mut psql = self.psql_command();
             psql.args(["-X", "-q", "-v", "ON_ERROR_STOP=1", "-h"])
                 .arg(&building)
                 .args([
@@ -670,7 +685,8 @@ impl Cluster {
             .arg(self.socket_dir())
             .args(["-p", &self.port().to_string(), "-U", SUPERUSER, "-D"])
             .arg(&data)
-            .args(["-R", "-X", "stream", "-c", "fast"]);
+            .args(["-R", "-X", "stream", "-c", "fast"])
+            .env("PGCONNECT_TIMEOUT", PSQL_CONNECT_TIMEOUT_S.to_string());
         run_checked(bb, "pg_basebackup")?;
         // The primary's socket directory is written into primary_conninfo; that's what we want.
         let server = start_on_free_port(&self.inst, &data, dir.path())?;
@@ -760,7 +776,7 @@ impl Cluster {
 
     /// Runs SQL with psql over the unix socket (set-up only; pgopt itself uses tokio-postgres).
     pub fn psql(&self, dbname: &str, sql: &str) -> Result<String> {
-        let mut cmd = self.inst.run_as.command(&self.inst.bin.program("psql"));
+        let mut cmd = self.inst.psql_command();
         cmd.args(["-X", "-q", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-h"])
             .arg(self.socket_dir())
             .args([
