@@ -51,6 +51,10 @@ pub struct Snapshot {
     /// Every role of pg_roles with how its password is stored; None when not collected.
     #[serde(default)]
     pub roles: Option<Vec<Role>>,
+    /// Checkpoint and WAL counters (pg_stat_bgwriter or pg_stat_checkpointer, pg_stat_wal);
+    /// None when not collected.
+    #[serde(default)]
+    pub checkpoints: Option<Checkpoints>,
     /// What each section did: collected, skipped (with the reason and the next step) or failed.
     pub sections: Vec<SectionStatus>,
 }
@@ -107,6 +111,36 @@ pub struct HostInfo {
     pub cgroup_memory_limit_bytes: Option<u64>,
     /// Disk holding the data directory, when known.
     pub data_disk: Option<DiskInfo>,
+    /// Huge pages of this machine (/proc/meminfo); None off Linux or when unreadable.
+    #[serde(default)]
+    pub huge_pages: Option<HugePages>,
+}
+
+/// HugePages_Total, HugePages_Free and Hugepagesize of /proc/meminfo.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct HugePages {
+    pub total: u64,
+    pub free: u64,
+    pub page_size_kb: u64,
+}
+
+/// Checkpoints since the counters' reset, and WAL written since pg_stat_wal's reset.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Checkpoints {
+    /// Scheduled by checkpoint_timeout (checkpoints_timed, num_timed on 17+).
+    pub timed: i64,
+    /// Requested: max_wal_size reached, CHECKPOINT, a base backup, ... (checkpoints_req).
+    pub requested: i64,
+    pub write_time_ms: f64,
+    pub sync_time_ms: f64,
+    /// Buffers written by checkpoints.
+    pub buffers_written: i64,
+    /// Buffers backends had to write themselves (before 17).
+    pub buffers_backend: Option<i64>,
+    pub stats_reset: Option<DateTime<Utc>>,
+    /// WAL bytes since pg_stat_wal's reset (14+).
+    pub wal_bytes: Option<i64>,
+    pub wal_stats_reset: Option<DateTime<Utc>>,
 }
 
 impl HostInfo {
@@ -564,6 +598,12 @@ pub struct Role {
     pub bootstrap: bool,
     /// How the password is stored; None when unknown (pg_authid is readable by superusers only).
     pub password: Option<PasswordKind>,
+    /// The role's own settings (rolconfig, `name=value`), for every database.
+    #[serde(default)]
+    pub config: Vec<String>,
+    /// May start replication (rolreplication).
+    #[serde(default)]
+    pub replication: bool,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -608,6 +648,7 @@ impl Snapshot {
             privileges: None,
             hba_rules: None,
             roles: None,
+            checkpoints: None,
             sections: Vec::new(),
         }
     }

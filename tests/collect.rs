@@ -26,6 +26,7 @@ const ALL_SECTIONS: &[&str] = &[
     "replication",
     "hba_rules",
     "roles",
+    "checkpoints",
 ];
 
 const SCHEMA: &str = "
@@ -108,6 +109,17 @@ async fn full_collect_fills_every_section() {
     assert_collected(&snap, ALL_SECTIONS);
 
     // security: the superuser reads pg_hba.conf and how passwords are stored
+    // checkpoints and WAL: counters and pg_stat_wal (15 here)
+    let cp = snap.checkpoints.as_ref().expect("checkpoints collected");
+    assert!(cp.timed >= 0 && cp.requested >= 0, "{cp:?}");
+    assert!(cp.wal_bytes.is_some_and(|b| b > 0), "{cp:?}");
+    // roles: their own settings
+    let roles = snap.roles.as_ref().expect("roles collected");
+    assert!(
+        roles.iter().any(|r| r.bootstrap && r.superuser),
+        "{roles:?}"
+    );
+
     let hba = snap.hba_rules.as_ref().expect("hba rules collected");
     assert!(
         hba.iter()

@@ -430,11 +430,26 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
         ..Default::default()
     })
     .unwrap();
-    let before = c.psql("postgres", SETTINGS).unwrap();
-    let auto_before = c.psql("postgres", AUTO_CONF).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let journal = dir.path().join("journal.json");
     let journal_s = journal.to_str().unwrap();
+    // An application role (gets a statement_timeout of its own) and a large table autovacuum
+    // has not reached (gets scale factors of its own; autovacuum is off so it stays behind).
+    c.psql(
+        "postgres",
+        "ALTER SYSTEM SET autovacuum = off; SELECT pg_reload_conf(); \
+         CREATE ROLE acgs_app LOGIN; \
+         CREATE TABLE \"Audit Log\" (id int, note text); \
+         INSERT INTO \"Audit Log\" SELECT g, 'x' FROM generate_series(1, 1400000) g; \
+         DELETE FROM \"Audit Log\" WHERE id % 4 = 0; \
+         SELECT pg_stat_force_next_flush();",
+    )
+    .unwrap();
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let auto_before = c.psql("postgres", AUTO_CONF).unwrap();
+    const OBJECTS: &str = "SELECT (SELECT rolconfig FROM pg_roles WHERE rolname = 'acgs_app'), \
+         (SELECT reloptions FROM pg_class WHERE relname = 'Audit Log')";
+    let objects_before = c.psql("postgres", OBJECTS).unwrap();
     let dsn = c.dsn("postgres");
     let o = pgopt(&[
         &dsn,
@@ -453,6 +468,18 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
     assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
     wait_for(&c, "SHOW track_io_timing", "on");
     wait_for(&c, "SHOW idle_in_transaction_session_timeout", "1min");
+    wait_for(&c, "SHOW auto_explain.log_min_duration", "3s");
+    let objects = c.psql("postgres", OBJECTS).unwrap();
+    assert!(objects.contains("statement_timeout=30s"), "{objects}");
+    // 100,000 / 1,050,000 live rows = 0.095, capped at 0.05; analyze at half.
+    assert!(
+        objects.contains("autovacuum_vacuum_scale_factor=0.05")
+            && objects.contains("autovacuum_analyze_scale_factor=0.025"),
+        "{objects}"
+    );
+    let j: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
+    assert_eq!(j["objects"].as_array().unwrap().len(), 3, "{j}");
     // The library list stays a list of libraries, not one library named "a,b".
     let auto = c.psql("postgres", AUTO_CONF).unwrap();
     assert!(
@@ -468,4 +495,111 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
     assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
     wait_for(&c, SETTINGS, &before);
     assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
+    assert_eq!(c.psql("postgres", OBJECTS).unwrap(), objects_before);
+}
+
+/// A workload that fills a small max_wal_size over and over forces requested checkpoints;
+/// `--method pgopt` raises max_wal_size with that evidence. CHECKPOINT commands with little
+/// WAL are requested checkpoints too, and only get a note.
+#[tokio::test]
+async fn requested_checkpoints_raise_max_wal_size() {
+    use pgopt::collect::{collect, CollectOptions};
+    use pgopt::tune::evidence::pgopt_method;
+    use pgopt::tune::pgtune::pgtune;
+    use pgopt::tune::{RawInput, TuneInput};
+
+    let c = Cluster::start(ClusterOptions {
+        settings: vec![
+            ("max_wal_size".into(), "'32MB'".into()),
+            ("min_wal_size".into(), "'32MB'".into()),
+            ("checkpoint_timeout".into(), "'1h'".into()),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    let input = TuneInput::validate(&RawInput {
+        memory: Some("4GB".into()),
+        cpus: Some(2),
+        ..RawInput::default()
+    })
+    .unwrap();
+    let snapshot = |c: &Cluster| {
+        let dsn = c.dsn("postgres");
+        async move {
+            let target = Target::parse(&dsn).unwrap();
+            let conn = connect(&target).await.unwrap();
+            let info = pgopt::snapshot::TargetInfo {
+                host: conn.host.clone(),
+                port: conn.port,
+                database: conn.database.clone(),
+                user: conn.user.clone(),
+            };
+            let opts = CollectOptions {
+                include_host: false,
+                ..CollectOptions::default()
+            };
+            collect(&conn, info, &opts).await.unwrap()
+        }
+    };
+    let requested = |c: &Cluster| -> i64 {
+        c.psql("postgres", "SELECT checkpoints_req FROM pg_stat_bgwriter")
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    c.psql(
+        "postgres",
+        "SELECT pg_stat_reset_shared('bgwriter'); SELECT pg_stat_reset_shared('wal'); \
+         CREATE TABLE w (id int, pad text); \
+         INSERT INTO w SELECT g, repeat('x', 200) FROM generate_series(1, 600000) g;",
+    )
+    .unwrap();
+    let start = Instant::now();
+    while requested(&c) < 3 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no requested checkpoints"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let snap = snapshot(&c).await;
+    let cp = snap.checkpoints.clone().expect("checkpoints collected");
+    assert!(cp.requested >= 3, "{cp:?}");
+    assert!(cp.wal_bytes.unwrap() > 100 * 1024 * 1024, "{cp:?}");
+    let out = pgopt_method(&pgtune(&input), &input, &snap);
+    let change = out.change("max_wal_size").expect("max_wal_size raised");
+    assert_eq!(change.rule, "checkpoints");
+    assert_eq!(change.baseline.as_deref(), Some("4GB"));
+    let kb = |v: &str| pgopt::tune::compare::value_kb(v, 1.0).unwrap();
+    assert!(kb(&change.value) > kb("4GB"), "{change:?}");
+    assert_eq!(change.evidence["checkpoints_requested"], cp.requested);
+    assert!(
+        change.reason.contains("checkpoint_timeout 3600 s"),
+        "{}",
+        change.reason
+    );
+
+    // CHECKPOINT commands: requested, but no WAL volume behind them.
+    c.psql(
+        "postgres",
+        "SELECT pg_stat_reset_shared('bgwriter'); SELECT pg_stat_reset_shared('wal');",
+    )
+    .unwrap();
+    for _ in 0..4 {
+        c.psql("postgres", "CHECKPOINT").unwrap();
+    }
+    let start = Instant::now();
+    while requested(&c) < 4 {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "CHECKPOINT not counted"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let snap = snapshot(&c).await;
+    let out = pgopt_method(&pgtune(&input), &input, &snap);
+    assert!(out.change("max_wal_size").is_none());
+    let notes = out.output.notes.join("\n");
+    assert!(notes.contains("log_checkpoints"), "{notes}");
 }

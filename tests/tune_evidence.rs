@@ -9,13 +9,14 @@ use pgopt::tune::evidence::{pgopt_method, PgoptOutput};
 use pgopt::tune::pgtune::pgtune;
 use pgopt::tune::{Profile, RawInput, Storage, TuneInput};
 
-const OBSERVABILITY: [&str; 6] = [
+const OBSERVABILITY: [&str; 7] = [
     "track_io_timing",
     "log_min_duration_statement",
     "log_lock_waits",
     "log_autovacuum_min_duration",
     "log_temp_files",
     "shared_preload_libraries",
+    "auto_explain.log_min_duration",
 ];
 
 fn input(memory: &str, profile: Profile, storage: Storage) -> TuneInput {
@@ -54,13 +55,17 @@ fn clean_snapshot_gives_the_baseline_plus_observability() {
     for s in &base.settings {
         assert_eq!(out.value(s.name), Some(s.value.as_str()), "{}", s.name);
     }
-    assert_eq!(out.output.settings.len(), base.settings.len() + 6);
+    assert_eq!(out.output.settings.len(), base.settings.len() + 7);
     assert_eq!(
         out.value("shared_preload_libraries"),
-        Some("pg_stat_statements")
+        Some("pg_stat_statements,auto_explain")
     );
     assert_eq!(out.value("log_min_duration_statement"), Some("1000"));
-    assert!(out.output.notes.is_empty(), "{:?}", out.output.notes);
+    assert_eq!(out.value("auto_explain.log_min_duration"), Some("3000"));
+    // The one note: how many huge pages PGTune's huge_pages = try needs on a remote server.
+    assert_eq!(out.output.notes.len(), 1, "{:?}", out.output.notes);
+    assert!(out.output.notes[0].contains("vm.nr_hugepages=2183"));
+    assert!(out.objects.is_empty(), "{:?}", out.objects);
 }
 
 #[test]
@@ -75,8 +80,17 @@ fn shared_preload_libraries_keeps_existing_entries() {
     set_setting(&mut snap, "shared_preload_libraries", "");
     assert_eq!(
         run(&snap).value("shared_preload_libraries"),
+        Some("pg_stat_statements,auto_explain")
+    );
+    // Without contrib (pg_stat_statements not even available) auto_explain is not added:
+    // a library missing from shared_preload_libraries would stop the server from starting.
+    snap.extensions.available.clear();
+    let out = run(&snap);
+    assert_eq!(
+        out.value("shared_preload_libraries"),
         Some("pg_stat_statements")
     );
+    assert_eq!(out.value("auto_explain.log_min_duration"), None);
 }
 
 #[test]
@@ -193,11 +207,62 @@ fn low_hit_ratio_raises_shared_buffers_bounded() {
 }
 
 #[test]
-fn autovacuum_falling_behind_is_tuned() {
+fn autovacuum_behind_on_a_large_table_gets_its_own_scale_factors() {
+    use pgopt::tune::evidence::ObjectKind;
     let mut snap = clean_snapshot();
     {
         let t = table_mut(&mut snap, "orders");
         t.n_dead_tup = 2_000_000;
+        t.last_autovacuum = ago(3 * 86_400);
+    }
+    let out = run(&snap);
+    // One large table: per table, the server-wide settings stay.
+    assert!(out.change("autovacuum_naptime").is_none());
+    let objs: Vec<(&str, &str)> = out
+        .objects
+        .iter()
+        .map(|o| (o.name, o.value.as_str()))
+        .collect();
+    // 100,000 / 5,000,000 rows = 0.02; analyze at half.
+    assert_eq!(
+        objs,
+        vec![
+            ("autovacuum_vacuum_scale_factor", "0.02"),
+            ("autovacuum_analyze_scale_factor", "0.01")
+        ]
+    );
+    let o = &out.objects[0];
+    assert_eq!(o.kind, ObjectKind::Table);
+    assert_eq!(
+        (o.schema.as_deref(), o.object.as_str()),
+        (Some("public"), "orders")
+    );
+    assert!(
+        o.reason.contains("2000000 dead tuples") && o.reason.contains("1000000"),
+        "{}",
+        o.reason
+    );
+    assert_eq!(
+        o.set_sql(),
+        r#"ALTER TABLE "public"."orders" SET ("autovacuum_vacuum_scale_factor" = '0.02')"#
+    );
+    // Its own scale factor already low enough: nothing more.
+    table_mut(&mut snap, "orders").reloptions = vec!["autovacuum_vacuum_scale_factor=0.01".into()];
+    assert!(run(&snap).objects.is_empty());
+    // Recently autovacuumed: silent.
+    table_mut(&mut snap, "orders").reloptions.clear();
+    table_mut(&mut snap, "orders").last_autovacuum = ago(3600);
+    let out = run(&snap);
+    assert!(out.objects.is_empty() && out.change("autovacuum_naptime").is_none());
+}
+
+#[test]
+fn autovacuum_behind_on_small_tables_is_tuned_globally() {
+    let mut snap = clean_snapshot();
+    {
+        let t = table_mut(&mut snap, "products");
+        t.n_live_tup = 50_000;
+        t.n_dead_tup = 40_000;
         t.last_autovacuum = ago(3 * 86_400);
     }
     let out = run(&snap);
@@ -209,14 +274,195 @@ fn autovacuum_falling_behind_is_tuned() {
         let c = out.change(n).unwrap();
         assert_eq!(c.value, v);
         assert!(
-            c.reason.contains("public.orders (2000000 dead)"),
+            c.reason.contains("public.products (40000 dead)"),
             "{}",
             c.reason
         );
     }
-    // Recently autovacuumed: silent.
-    table_mut(&mut snap, "orders").last_autovacuum = ago(3600);
-    assert!(run(&snap).change("autovacuum_naptime").is_none());
+    assert!(out.objects.is_empty());
+}
+
+#[test]
+fn busy_autovacuum_workers_get_company() {
+    let mut snap = clean_snapshot();
+    for name in ["users", "orders", "order_items", "products"] {
+        let t = table_mut(&mut snap, name);
+        t.n_dead_tup = t.n_live_tup.max(100_000);
+        t.last_autovacuum = None;
+    }
+    set_setting(&mut snap, "autovacuum_max_workers", "3");
+    let a = snap.activity.as_mut().unwrap();
+    for pid in 0..3 {
+        a.sessions.push(pgopt::snapshot::Session {
+            pid: 900 + pid,
+            backend_type: Some("autovacuum worker".into()),
+            ..Default::default()
+        });
+    }
+    let out = run(&snap);
+    let c = out.change("autovacuum_max_workers").expect("fires");
+    // 4 CPUs: min(2 x 3, max(4, 3 + 1)) = 4.
+    assert_eq!(c.value, "4");
+    assert_eq!(c.evidence["autovacuum_workers_running"], 3);
+    assert_eq!(out.value("autovacuum_vacuum_cost_limit"), Some("2666"));
+    // Two of the three busy: no change.
+    snap.activity.as_mut().unwrap().sessions.pop();
+    assert!(run(&snap).change("autovacuum_max_workers").is_none());
+}
+
+#[test]
+fn requested_checkpoints_raise_max_wal_size() {
+    let mut snap = clean_snapshot();
+    set_setting(&mut snap, "max_wal_size", "1024");
+    snap.settings.last_mut().unwrap().unit = Some("MB".into());
+    set_setting(&mut snap, "checkpoint_timeout", "300");
+    set_setting(&mut snap, "checkpoint_completion_target", "0.9");
+    // A day: 48 timed, 240 requested, 2000 GB of WAL.
+    snap.checkpoints = Some(pgopt::snapshot::Checkpoints {
+        timed: 48,
+        requested: 240,
+        stats_reset: ago(86_400),
+        wal_bytes: Some(2000 * 1024 * 1024 * 1024),
+        wal_stats_reset: ago(86_400),
+        ..Default::default()
+    });
+    // 23.7 MB/s x 300 s x 1.9 x 1.25 = 16.5 GB needed -> 17GB (PGTune's web: 4GB).
+    let out = run(&snap);
+    let c = out.change("max_wal_size").expect("fires");
+    assert_eq!(c.rule, "checkpoints");
+    assert_eq!(c.baseline.as_deref(), Some("4GB"));
+    assert_eq!(c.value, "17GB");
+    assert!(c.reason.contains("240 of 288 checkpoints"), "{}", c.reason);
+    assert_eq!(c.evidence["checkpoints_requested"], 240);
+    // A disk with 20 GB free caps it at a quarter: 5GB.
+    snap.host = Some(pgopt::snapshot::HostInfo {
+        cpus: 4,
+        memory_bytes: 16 << 30,
+        cgroup_memory_limit_bytes: None,
+        data_disk: Some(pgopt::snapshot::DiskInfo {
+            mount_point: "/".into(),
+            total_bytes: 100 << 30,
+            available_bytes: 20 << 30,
+        }),
+        huge_pages: None,
+    });
+    let c = run(&snap).change("max_wal_size").cloned().expect("fires");
+    assert_eq!(c.value, "5GB");
+    assert!(c.reason.contains("capped"), "{}", c.reason);
+    // Mostly timed checkpoints: silent.
+    snap.checkpoints = Some(pgopt::snapshot::Checkpoints {
+        timed: 280,
+        requested: 8,
+        stats_reset: ago(86_400),
+        ..Default::default()
+    });
+    assert!(run(&snap).change("max_wal_size").is_none());
+}
+
+#[test]
+fn requested_checkpoints_within_the_baseline_are_a_note() {
+    let mut snap = clean_snapshot();
+    set_setting(&mut snap, "max_wal_size", "1024");
+    snap.settings.last_mut().unwrap().unit = Some("MB".into());
+    set_setting(&mut snap, "checkpoint_timeout", "300");
+    snap.checkpoints = Some(pgopt::snapshot::Checkpoints {
+        timed: 48,
+        requested: 240,
+        stats_reset: ago(86_400),
+        wal_bytes: Some(200 * 1024 * 1024 * 1024),
+        wal_stats_reset: ago(86_400),
+        ..Default::default()
+    });
+    let out = run(&snap);
+    assert!(out.change("max_wal_size").is_none());
+    let notes = out.output.notes.join("\n");
+    assert!(notes.contains("240 of 288 checkpoints"), "{notes}");
+    // Little WAL: the requested ones are not from volume.
+    snap.checkpoints.as_mut().unwrap().requested = 10;
+    snap.checkpoints.as_mut().unwrap().timed = 10;
+    snap.checkpoints.as_mut().unwrap().wal_bytes = Some(1024 * 1024);
+    let notes = run(&snap).output.notes.join("\n");
+    assert!(notes.contains("log_checkpoints"), "{notes}");
+}
+
+#[test]
+fn huge_pages_are_sized_from_shared_buffers() {
+    let mut snap = clean_snapshot();
+    let host = |total| pgopt::snapshot::HostInfo {
+        cpus: 4,
+        memory_bytes: 16 << 30,
+        cgroup_memory_limit_bytes: None,
+        data_disk: None,
+        huge_pages: Some(pgopt::snapshot::HugePages {
+            total,
+            free: total,
+            page_size_kb: 2048,
+        }),
+    };
+    // PGTune at 4GB: shared_buffers 1GB, huge_pages off. 1GB + 5% + 64MB = 1139.2 MB
+    // -> 570 pages of 2 MB.
+    let small = input("4GB", Profile::Web, Storage::Ssd);
+    snap.host = Some(host(600));
+    let out = run_on(&snap, &small);
+    let c = out.change("huge_pages").expect("fires");
+    assert_eq!(c.baseline.as_deref(), Some("off"));
+    assert_eq!(c.value, "try");
+    assert_eq!(c.evidence["huge_pages_needed"], 570);
+    // Too few: a note with the sysctl, no change.
+    snap.host = Some(host(100));
+    let out = run_on(&snap, &small);
+    assert!(out.change("huge_pages").is_none());
+    let notes = out.output.notes.join("\n");
+    assert!(notes.contains("vm.nr_hugepages=570"), "{notes}");
+    // The server's own shared_memory_size gives the overhead when known: 1GB + 200MB.
+    set_setting(&mut snap, "shared_memory_size", "328");
+    snap.settings.last_mut().unwrap().unit = Some("MB".into());
+    set_setting(&mut snap, "shared_buffers", "16384");
+    snap.settings.last_mut().unwrap().unit = Some("8kB".into());
+    let notes = run_on(&snap, &small).output.notes.join("\n");
+    assert!(notes.contains("vm.nr_hugepages=612"), "{notes}");
+    // 64GB: PGTune says try; a remote server gets the count to set.
+    snap.host = None;
+    let out = run_on(&snap, &input("64GB", Profile::Web, Storage::Ssd));
+    assert_eq!(out.value("huge_pages"), Some("try"));
+    assert!(out.output.notes.join("\n").contains("vm.nr_hugepages="));
+}
+
+#[test]
+fn governance_gives_application_roles_a_statement_timeout() {
+    use pgopt::tune::evidence::ObjectKind;
+    let mut snap = clean_snapshot();
+    let mut app = role("acgs_app", false, None);
+    let mut timed = role("reporting", false, None);
+    timed.config = vec!["statement_timeout=5min".into()];
+    let mut repl = role("replicator", false, None);
+    repl.replication = true;
+    let mut nologin = role("owner", false, None);
+    nologin.can_login = false;
+    app.config = vec!["search_path=acgs".into()];
+    snap.roles = Some(vec![
+        bootstrap_role(),
+        role("admin", true, None),
+        app,
+        timed,
+        repl,
+        nologin,
+    ]);
+    let i = input("16GB", Profile::Governance, Storage::Ssd);
+    let out = run_on(&snap, &i);
+    let roles: Vec<(&str, &str)> = out
+        .objects
+        .iter()
+        .filter(|o| o.kind == ObjectKind::Role)
+        .map(|o| (o.object.as_str(), o.value.as_str()))
+        .collect();
+    assert_eq!(roles, vec![("acgs_app", "30s")]);
+    assert_eq!(
+        out.objects[0].set_sql(),
+        r#"ALTER ROLE "acgs_app" SET "statement_timeout" = '30s'"#
+    );
+    // Not in the web profile.
+    assert!(run(&snap).objects.is_empty());
 }
 
 #[test]

@@ -218,18 +218,20 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let snap = collect_snapshot(&conn, args.method).await?;
     let security = crate::advise::security_review(&snap);
     let baseline = pgtune::pgtune(&input);
-    let (out, changes, method) = match args.method {
-        Method::Pgtune => (baseline, Vec::new(), "pgtune"),
+    let (out, changes, objects, method) = match args.method {
+        Method::Pgtune => (baseline, Vec::new(), Vec::new(), "pgtune"),
         Method::Pgopt => {
             let p = evidence::pgopt_method(&baseline, &input, &snap);
-            (p.output, p.changes, "pgopt")
+            (p.output, p.changes, p.objects, "pgopt")
         }
     };
     let server = apply::read_settings(&conn).await?;
     let rows = compare::compare(&server, &out.settings);
     let text = match (args.emit, args.format) {
-        (Some(Emit::Conf), _) => tune::render::conf(&input, &out),
-        (Some(Emit::Sql), _) => tune::render::sql(&input, &out),
+        (Some(Emit::Conf), _) => {
+            tune::render::conf(&input, &out) + &tune::objects::conf_comments(&objects)
+        }
+        (Some(Emit::Sql), _) => tune::render::sql(&input, &out) + &tune::objects::sql(&objects),
         (None, Format::Json) => {
             let mut v: serde_json::Value =
                 serde_json::from_str(&tune::render::compare_json(method, &input, &out, &rows))
@@ -239,6 +241,8 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
             if args.method == Method::Pgopt {
                 v["changes"] = serde_json::to_value(&changes)
                     .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
+                v["objects"] = serde_json::to_value(&objects)
+                    .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
             }
             serde_json::to_string_pretty(&v).expect("json value serialises")
         }
@@ -247,6 +251,7 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
                 Format::Markdown => tune::render::compare_markdown(method, &input, &out, &rows),
                 _ => tune::render::compare_table(method, &input, &out, &rows),
             };
+            text.push_str(&tune::objects::render(&objects, format == Format::Markdown));
             text.push_str(if format == Format::Markdown {
                 "\n## Security review\n"
             } else {
@@ -281,7 +286,7 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         );
     }
     validate_changes(&server, &changes, detected.memory_bytes)?;
-    if changes.is_empty() {
+    if changes.is_empty() && objects.is_empty() {
         eprintln!("nothing to change: the server already has every recommended value");
         return Ok(EXIT_OK);
     }
@@ -293,13 +298,21 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     if !args.apply {
         eprintln!(
             "dry run: nothing was changed. --apply would write a journal, then run {} \
-             ALTER SYSTEM statement(s) one at a time ({}), pg_reload_conf(), and verify; {}",
+             ALTER SYSTEM statement(s) one at a time ({}), pg_reload_conf(), and verify{}; {}",
             changes.len(),
             changes
                 .iter()
                 .map(|(n, v)| format!("{n} = {v}"))
                 .collect::<Vec<_>>()
                 .join(", "),
+            if objects.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", then {} ALTER TABLE / ALTER ROLE statement(s)",
+                    objects.len()
+                )
+            },
             if restart.is_empty() {
                 "none waits for a restart".to_string()
             } else {
@@ -312,13 +325,19 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         .journal
         .clone()
         .unwrap_or_else(|| PathBuf::from(apply::default_journal_name()));
+    tune::objects::check_privileges(&conn, &objects).await?;
+    let object_entries = tune::objects::journal_entries(&conn, &objects).await?;
     let report = apply::apply_settings(&conn, &changes, &journal).await?;
     eprintln!(
         "journal written to {} (undo with: pgopt tune --rollback {})",
         journal.display(),
         journal.display()
     );
-    Ok(print_report("applied", &report))
+    let mut code = print_report("applied", &report);
+    if !object_entries.is_empty() {
+        code = code.max(apply_objects(&conn, &journal, object_entries).await?);
+    }
+    Ok(code)
 }
 
 /// A snapshot of the same server: the security review (issue 4, part 4: ssl,
@@ -333,7 +352,8 @@ async fn collect_snapshot(conn: &Conn, method: Method) -> crate::Result<crate::s
     };
     let opts = collect::CollectOptions {
         skip_statements: method == Method::Pgtune,
-        include_host: false,
+        // Huge pages and the data disk's free space (read only when the server is here).
+        include_host: method == Method::Pgopt,
         ..collect::CollectOptions::default()
     };
     collect::collect(conn, target, &opts).await
@@ -376,6 +396,51 @@ fn validate_changes(
             problems.join("; ")
         )))
     }
+}
+
+/// Records the per-object settings in the journal, then applies them. When one fails, the
+/// ones set are put back and so are the server settings just applied.
+async fn apply_objects(
+    conn: &Conn,
+    path: &Path,
+    entries: Vec<tune::objects::ObjectEntry>,
+) -> crate::Result<u8> {
+    let mut journal = apply::Journal::load(path)?;
+    journal.objects = entries;
+    journal.save(path)?;
+    match tune::objects::apply(conn, &journal.objects).await {
+        Ok(outcomes) => Ok(print_object_outcomes("applied", &outcomes)),
+        Err(e) => {
+            let undo = apply::rollback(conn, &journal).await;
+            Err(Error::BadInput(format!(
+                "{e}; {}",
+                match undo {
+                    Ok(_) => "the server settings applied before were rolled back too: nothing \
+                              was left changed"
+                        .to_string(),
+                    Err(u) => format!(
+                        "rolling back the server settings failed ({u}); run pgopt tune \
+                         --rollback {} to finish",
+                        path.display()
+                    ),
+                }
+            )))
+        }
+    }
+}
+
+fn print_object_outcomes(what: &str, outcomes: &[tune::objects::ObjectOutcome]) -> u8 {
+    let mut code = EXIT_OK;
+    for o in outcomes {
+        let value = o.value.as_deref().unwrap_or("(reset)");
+        if o.verified {
+            println!("{what} {} {} = {value}: in effect", o.object, o.name);
+        } else {
+            println!("{what} {} {} = {value}: NOT VERIFIED", o.object, o.name);
+            code = EXIT_FAILED;
+        }
+    }
+    code
 }
 
 fn print_report(what: &str, report: &apply::ApplyReport) -> u8 {
@@ -432,7 +497,9 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
         );
     }
     let report = apply::rollback(&conn, &journal).await?;
-    Ok(print_report("restored", &report))
+    let code = print_report("restored", &report);
+    let objects = tune::objects::rollback(&conn, &journal.objects).await?;
+    Ok(code.max(print_object_outcomes("restored", &objects)))
 }
 
 /// A conninfo value, quoted.

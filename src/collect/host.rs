@@ -9,7 +9,7 @@ use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, System};
 
 use super::Outcome;
 use crate::error::{Error, Result};
-use crate::snapshot::{DiskInfo, HostInfo};
+use crate::snapshot::{DiskInfo, HostInfo, HugePages};
 
 /// cgroup v2, then v1.
 const CGROUP_LIMIT_FILES: &[&str] = &[
@@ -67,12 +67,31 @@ fn read_host(data_directory: Option<&str>) -> HostInfo {
         .find_map(|f| std::fs::read_to_string(f).ok())
         .and_then(|text| parse_cgroup_limit(&text, memory_bytes));
     let data_disk = data_directory.and_then(disk_of);
+    let huge_pages = std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|text| parse_huge_pages(&text));
     HostInfo {
         cpus,
         memory_bytes,
         cgroup_memory_limit_bytes,
         data_disk,
+        huge_pages,
     }
+}
+
+/// HugePages_Total, HugePages_Free and Hugepagesize (kB) from /proc/meminfo's text.
+pub(crate) fn parse_huge_pages(meminfo: &str) -> Option<HugePages> {
+    let field = |name: &str| {
+        meminfo.lines().find_map(|line| {
+            let rest = line.strip_prefix(name)?.strip_prefix(':')?;
+            rest.split_whitespace().next()?.parse::<u64>().ok()
+        })
+    };
+    Some(HugePages {
+        total: field("HugePages_Total")?,
+        free: field("HugePages_Free")?,
+        page_size_kb: field("Hugepagesize")?,
+    })
 }
 
 /// The limit in a cgroup memory file, when it is a real limit below physical memory.
@@ -110,6 +129,22 @@ mod tests {
         assert!(is_local("[::1]"));
         assert!(!is_local("db.example.com"));
         assert!(!is_local("10.0.0.5"));
+    }
+
+    #[test]
+    fn huge_pages_come_from_meminfo() {
+        let text =
+            "MemTotal:       24576000 kB\nHugePages_Total:     512\nHugePages_Free:      500\n\
+                    HugePages_Rsvd:        0\nHugepagesize:       2048 kB\n";
+        assert_eq!(
+            parse_huge_pages(text),
+            Some(HugePages {
+                total: 512,
+                free: 500,
+                page_size_kb: 2048
+            })
+        );
+        assert_eq!(parse_huge_pages("MemTotal: 1 kB\n"), None);
     }
 
     #[test]

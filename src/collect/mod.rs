@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::snapshot::{SectionState, SectionStatus, Snapshot, TargetInfo};
 
 mod activity;
+mod checkpoints;
 mod databases;
 mod extensions;
 mod foreign_keys;
@@ -207,6 +208,9 @@ async fn collect_in_transaction(
         .section("hba_rules", security::collect_hba(conn))
         .await?;
     snap.roles = run.section("roles", security::collect_roles(conn)).await?;
+    snap.checkpoints = run
+        .section("checkpoints", checkpoints::collect(conn))
+        .await?;
 
     snap.sections = run.sections;
     Ok(snap)

@@ -66,6 +66,8 @@ pub(crate) async fn collect_roles(conn: &Conn) -> Result<Outcome<Vec<Role>>> {
             valid_until: get(r, S, "valid_until")?,
             bootstrap: get(r, S, "bootstrap")?,
             password: None,
+            config: get(r, S, "config")?,
+            replication: get(r, S, "replication")?,
         });
     }
     if readable {

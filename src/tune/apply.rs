@@ -140,6 +140,9 @@ pub struct Journal {
     pub database: String,
     pub user: String,
     pub entries: Vec<JournalEntry>,
+    /// Settings of single tables and roles, applied after `entries`.
+    #[serde(default)]
+    pub objects: Vec<super::objects::ObjectEntry>,
 }
 
 impl Journal {
@@ -466,6 +469,7 @@ async fn apply_locked(
         database: conn.database.clone(),
         user: conn.user.clone(),
         entries,
+        objects: Vec::new(),
     };
     journal.save(journal_path)?;
 

@@ -8,12 +8,13 @@
 use std::collections::BTreeMap;
 
 use chrono::Duration;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use super::pgtune::{format_kb, PgTuneOutput, Setting};
 use super::{compare, Profile, TuneInput};
-use crate::snapshot::Snapshot;
+use crate::db::ident::{quote_literal, Ident, QualifiedName};
+use crate::snapshot::{Snapshot, Table};
 
 /// Smallest number of connections the work_mem budget is planned for.
 pub const CONNECTION_FLOOR: i64 = 20;
@@ -27,6 +28,24 @@ pub const TEMP_FILES_PER_DAY: f64 = 10.0;
 pub const HIT_RATIO: f64 = 0.99;
 /// Dead tuples above which a table not autovacuumed for a day counts as falling behind.
 pub const DEAD_TUPLES: i64 = 10_000;
+/// Live rows from which a table falling behind gets scale factors of its own.
+pub const LARGE_TABLE_ROWS: i64 = 1_000_000;
+/// Dead tuples a large table's own scale factor aims to start autovacuum at.
+pub const TARGET_DEAD_ROWS: f64 = 100_000.0;
+/// Tables falling behind above which the global autovacuum settings change too.
+pub const PER_TABLE_MAX: usize = 3;
+/// Requested checkpoints below this count say nothing.
+pub const MIN_REQUESTED_CHECKPOINTS: i64 = 3;
+/// Share of checkpoints requested (not timed) from which max_wal_size is looked at.
+pub const REQUESTED_SHARE: f64 = 0.2;
+/// Headroom on the WAL a checkpoint_timeout interval needs.
+pub const WAL_HEADROOM: f64 = 1.25;
+/// Share of the data disk's free space max_wal_size may take.
+pub const WAL_DISK_SHARE: f64 = 0.25;
+/// statement_timeout given to application roles by the governance profile.
+pub const APP_STATEMENT_TIMEOUT: &str = "30s";
+/// auto_explain.log_min_duration (ms): plans of statements slower than this are logged.
+pub const AUTO_EXPLAIN_MS: &str = "3000";
 
 /// One change pgopt made to the baseline.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -40,12 +59,114 @@ pub struct Change {
     pub evidence: BTreeMap<String, Value>,
 }
 
+/// What a per-object setting is set on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ObjectKind {
+    /// A storage parameter: `ALTER TABLE s.t SET (name = value)`.
+    Table,
+    /// A role's own setting: `ALTER ROLE r SET name = value`.
+    Role,
+}
+
+/// A setting for one table or role rather than the whole server.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectSetting {
+    pub rule: &'static str,
+    pub kind: ObjectKind,
+    /// The table's schema; None for a role.
+    pub schema: Option<String>,
+    pub object: String,
+    pub name: &'static str,
+    pub value: String,
+    /// The object's own value now, when it has one.
+    pub current: Option<String>,
+    pub reason: String,
+    pub evidence: BTreeMap<String, Value>,
+}
+
+impl ObjectSetting {
+    /// `table s.t` or `role r`, for people.
+    pub fn label(&self) -> String {
+        match (&self.kind, &self.schema) {
+            (ObjectKind::Table, Some(schema)) => format!("table {schema}.{}", self.object),
+            (ObjectKind::Table, None) => format!("table {}", self.object),
+            (ObjectKind::Role, _) => format!("role {}", self.object),
+        }
+    }
+
+    /// The statement that sets it, every name quoted and the value a literal.
+    pub fn set_sql(&self) -> String {
+        set_object_sql(
+            self.kind,
+            self.schema.as_deref(),
+            &self.object,
+            self.name,
+            &self.value,
+        )
+    }
+}
+
+/// `ALTER TABLE "s"."t" SET ("name" = 'v')` or `ALTER ROLE "r" SET "name" = 'v'`.
+pub fn set_object_sql(
+    kind: ObjectKind,
+    schema: Option<&str>,
+    object: &str,
+    name: &str,
+    value: &str,
+) -> String {
+    match kind {
+        ObjectKind::Table => format!(
+            "ALTER TABLE {} SET ({} = {})",
+            table_name(schema, object),
+            Ident::new(name),
+            quote_literal(value)
+        ),
+        ObjectKind::Role => format!(
+            "ALTER ROLE {} SET {} = {}",
+            Ident::new(object),
+            Ident::new(name),
+            quote_literal(value)
+        ),
+    }
+}
+
+/// `ALTER TABLE "s"."t" RESET ("name")` or `ALTER ROLE "r" RESET "name"`.
+pub fn reset_object_sql(
+    kind: ObjectKind,
+    schema: Option<&str>,
+    object: &str,
+    name: &str,
+) -> String {
+    match kind {
+        ObjectKind::Table => format!(
+            "ALTER TABLE {} RESET ({})",
+            table_name(schema, object),
+            Ident::new(name)
+        ),
+        ObjectKind::Role => format!(
+            "ALTER ROLE {} RESET {}",
+            Ident::new(object),
+            Ident::new(name)
+        ),
+    }
+}
+
+fn table_name(schema: Option<&str>, object: &str) -> String {
+    match schema {
+        Some(schema) => QualifiedName::new(schema, object).to_string(),
+        None => Ident::new(object).to_string(),
+    }
+}
+
 /// The pgopt recommendation: the settings (baseline with changes, in PGTune's order, added
-/// settings after) and the changes with their evidence.
+/// settings after), the changes with their evidence, and settings for single tables and
+/// roles.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PgoptOutput {
     pub output: PgTuneOutput,
     pub changes: Vec<Change>,
+    pub objects: Vec<ObjectSetting>,
 }
 
 impl PgoptOutput {
@@ -64,6 +185,7 @@ impl PgoptOutput {
 struct Builder {
     out: PgTuneOutput,
     changes: Vec<Change>,
+    objects: Vec<ObjectSetting>,
 }
 
 impl Builder {
@@ -135,24 +257,49 @@ fn snap_setting<'a>(snap: &'a Snapshot, name: &str) -> Option<&'a str> {
         .map(|s| s.setting.as_str())
 }
 
+/// A memory setting of the server in kB (its value times its unit).
+fn snap_kb(snap: &Snapshot, name: &str) -> Option<f64> {
+    let s = snap.setting(name)?;
+    let value: f64 = s.setting.parse().ok()?;
+    Some(value * compare::unit_kb(s.unit.as_deref().unwrap_or("kB"))?)
+}
+
+/// Seconds the cumulative statistics cover: since `reset`, else since the server started;
+/// at least a minute.
+fn stats_window(snap: &Snapshot, reset: Option<chrono::DateTime<chrono::Utc>>) -> f64 {
+    match reset {
+        Some(r) => (snap.collected_at - r).num_milliseconds() as f64 / 1000.0,
+        None => snap
+            .server
+            .as_ref()
+            .map(|s| s.uptime_seconds)
+            .unwrap_or(86_400.0),
+    }
+    .max(60.0)
+}
+
 /// Applies the evidence rules to PGTune's baseline.
 pub fn pgopt_method(base: &PgTuneOutput, input: &TuneInput, snap: &Snapshot) -> PgoptOutput {
     let mut b = Builder {
         out: base.clone(),
         changes: Vec::new(),
+        objects: Vec::new(),
     };
     let mem_kb = input.memory.kb();
     temp_spills(&mut b, mem_kb, snap);
     connections(&mut b, snap);
     cache(&mut b, mem_kb, snap);
-    autovacuum(&mut b, snap);
+    checkpoints(&mut b, snap);
+    autovacuum(&mut b, input, snap);
+    huge_pages(&mut b, snap);
     observability(&mut b, snap);
     if input.profile == Profile::Governance {
-        governance(&mut b);
+        governance(&mut b, snap);
     }
     PgoptOutput {
         output: b.out,
         changes: b.changes,
+        objects: b.objects,
     }
 }
 
@@ -354,46 +501,351 @@ fn cache(b: &mut Builder, mem_kb: u64, snap: &Snapshot) {
     );
 }
 
-/// (d) autovacuum falling behind.
-fn autovacuum(b: &mut Builder, snap: &Snapshot) {
+/// (c2) requested checkpoints → max_wal_size.
+///
+/// A checkpoint is requested early once the WAL since the last one passes about
+/// max_wal_size / (1 + checkpoint_completion_target). For checkpoints to come from
+/// checkpoint_timeout instead, max_wal_size must hold the WAL of one timeout interval times
+/// (1 + checkpoint_completion_target), with headroom. The WAL rate is pg_stat_wal's bytes over
+/// its window; before 14, what the requested checkpoints imply (each after about
+/// max_wal_size / (1 + checkpoint_completion_target) of WAL).
+fn checkpoints(b: &mut Builder, snap: &Snapshot) {
+    let Some(c) = &snap.checkpoints else {
+        return;
+    };
+    let total = c.timed + c.requested;
+    if c.requested < MIN_REQUESTED_CHECKPOINTS
+        || (c.requested as f64) < REQUESTED_SHARE * total as f64
+    {
+        return;
+    }
+    let (Some(current_kb), Some(timeout_s)) = (
+        snap_kb(snap, "max_wal_size"),
+        snap.setting_f64("checkpoint_timeout"),
+    ) else {
+        return;
+    };
+    let target_ratio = snap
+        .setting_f64("checkpoint_completion_target")
+        .unwrap_or(0.9);
+    let window = stats_window(snap, c.stats_reset);
+    let interval = window / total as f64;
+    let implied = c.requested as f64 * current_kb * 1024.0 / (1.0 + target_ratio) / window;
+    let measured = c
+        .wal_bytes
+        .map(|w| w as f64 / stats_window(snap, c.wal_stats_reset));
+    // pg_stat_wal's measurement when there is one (14+): the implied rate would count a
+    // CHECKPOINT command as a max_wal_size of WAL.
+    let rate = measured.unwrap_or(implied);
+    let needed_kb = rate * timeout_s * (1.0 + target_ratio) * WAL_HEADROOM / 1024.0;
+    let gb = 1024.0 * 1024.0;
+    let mut target = if needed_kb >= gb {
+        ((needed_kb / gb).ceil() * gb) as u64
+    } else {
+        ((needed_kb / (256.0 * 1024.0)).ceil() * 256.0 * 1024.0) as u64
+    };
+    let cap = snap
+        .host
+        .as_ref()
+        .and_then(|h| h.data_disk.as_ref())
+        .map(|d| (d.available_bytes as f64 * WAL_DISK_SHARE / 1024.0) as u64);
+    let capped = cap.is_some_and(|cap| target > cap);
+    if let Some(cap) = cap.filter(|&cap| target > cap) {
+        target = round_kb(cap);
+    }
+    let baseline_kb = b.get("max_wal_size").and_then(kb);
+    let share = c.requested as f64 / total as f64;
+    let evidence = ev(&[
+        ("checkpoints_timed", json!(c.timed)),
+        ("checkpoints_requested", json!(c.requested)),
+        ("requested_share", json!((share * 1000.0).round() / 1000.0)),
+        ("window_seconds", json!(window.round())),
+        (
+            "seconds_between_checkpoints",
+            json!((interval * 10.0).round() / 10.0),
+        ),
+        ("wal_bytes", json!(c.wal_bytes)),
+        ("wal_bytes_per_second", json!(rate.round())),
+        ("checkpoint_timeout_s", json!(timeout_s)),
+        ("checkpoint_completion_target", json!(target_ratio)),
+        ("max_wal_size_kb_now", json!(current_kb)),
+        ("needed_kb", json!(needed_kb.round())),
+        ("disk_cap_kb", json!(cap)),
+    ]);
+    let mb = |k: f64| (k / 1024.0).round() as u64;
+    if needed_kb <= current_kb {
+        b.out.notes.push(format!(
+            "{} of {total} checkpoints were requested, but the average WAL rate ({:.1} MB/s) \
+             fits in max_wal_size {} MB: bursts, CHECKPOINT commands or base backups; turn on \
+             log_checkpoints to see which",
+            c.requested,
+            rate / 1_048_576.0,
+            mb(current_kb)
+        ));
+        return;
+    }
+    if baseline_kb.is_some_and(|base| base >= target) {
+        b.out.notes.push(format!(
+            "{} of {total} checkpoints were requested with max_wal_size {} MB; the \
+             recommended max_wal_size {} holds the {} MB one checkpoint_timeout needs",
+            c.requested,
+            mb(current_kb),
+            format_kb(baseline_kb.unwrap_or(0)),
+            mb(needed_kb)
+        ));
+        return;
+    }
+    let reason = format!(
+        "{} of {total} checkpoints ({:.0}%) were requested, one every {:.0} s against \
+         checkpoint_timeout {timeout_s} s: WAL at {:.1} MB/s fills max_wal_size {} MB early; \
+         one interval needs {} MB x (1 + {target_ratio}) x {WAL_HEADROOM} headroom{}",
+        c.requested,
+        share * 100.0,
+        interval,
+        rate / 1_048_576.0,
+        mb(current_kb),
+        mb(rate * timeout_s / 1024.0),
+        if capped {
+            format!(
+                ", capped at {:.0}% of the data disk's free space",
+                WAL_DISK_SHARE * 100.0
+            )
+        } else {
+            String::new()
+        }
+    );
+    b.set(
+        "checkpoints",
+        "max_wal_size",
+        format_kb(target),
+        reason,
+        evidence,
+    );
+}
+
+/// The tables autovacuum falls behind on: many dead tuples (over [`DEAD_TUPLES`] and 10% of
+/// the live ones) and no autovacuum for a day.
+fn behind_tables(snap: &Snapshot) -> Vec<&Table> {
     let day_ago = snap.collected_at - Duration::days(1);
-    let behind: Vec<String> = snap
-        .tables
+    snap.tables
         .iter()
         .filter(|t| {
             t.n_dead_tup > DEAD_TUPLES
                 && t.n_dead_tup as f64 > 0.1 * t.n_live_tup.max(0) as f64
                 && t.last_autovacuum.map_or(true, |v| v < day_ago)
         })
-        .map(|t| format!("{}.{} ({} dead)", t.schema, t.name, t.n_dead_tup))
-        .collect();
+        .collect()
+}
+
+/// (d) autovacuum falling behind: scale factors of their own for a few large tables; the
+/// global settings when more tables, or small ones, fall behind; more workers when every
+/// worker is busy.
+fn autovacuum(b: &mut Builder, input: &TuneInput, snap: &Snapshot) {
+    let behind = behind_tables(snap);
     if behind.is_empty() {
         return;
     }
-    let evidence = ev(&[("tables", json!(behind))]);
-    let why = format!(
-        "autovacuum falls behind: {} table(s) with over {DEAD_TUPLES} dead tuples (>10% of \
-         live) not autovacuumed for over a day: {}",
-        behind.len(),
-        behind
-            .iter()
-            .take(5)
-            .cloned()
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    for (name, value) in [
-        ("autovacuum_vacuum_cost_limit", "2000"),
-        ("autovacuum_naptime", "15"),
-        ("autovacuum_vacuum_scale_factor", "0.05"),
-    ] {
-        b.set(
-            "autovacuum",
-            name,
-            value.into(),
-            why.clone(),
-            evidence.clone(),
+    let global_sf = snap
+        .setting_f64("autovacuum_vacuum_scale_factor")
+        .unwrap_or(0.2);
+    let large: Vec<&Table> = behind
+        .iter()
+        .copied()
+        .filter(|t| t.n_live_tup >= LARGE_TABLE_ROWS)
+        .collect();
+    let per_table = large.len() <= PER_TABLE_MAX;
+    if per_table {
+        for t in &large {
+            let sf = ((TARGET_DEAD_ROWS / t.n_live_tup as f64).clamp(0.001, 0.05) * 1000.0).round()
+                / 1000.0;
+            let own = t
+                .reloption("autovacuum_vacuum_scale_factor")
+                .and_then(|v| v.parse::<f64>().ok());
+            if own.is_some_and(|v| v <= sf) {
+                continue;
+            }
+            let now_sf = own.unwrap_or(global_sf);
+            let evidence = ev(&[
+                ("n_live_tup", json!(t.n_live_tup)),
+                ("n_dead_tup", json!(t.n_dead_tup)),
+                ("last_autovacuum", json!(t.last_autovacuum)),
+                ("scale_factor_now", json!(now_sf)),
+            ]);
+            let reason = format!(
+                "{} dead tuples ({:.0}% of {} live), no autovacuum for over a day: with scale \
+                 factor {now_sf} autovacuum waits for about {} dead tuples; {sf} starts it at \
+                 about {}",
+                t.n_dead_tup,
+                100.0 * t.n_dead_tup as f64 / t.n_live_tup.max(1) as f64,
+                t.n_live_tup,
+                (now_sf * t.n_live_tup as f64).round() as i64,
+                (sf * t.n_live_tup as f64).round() as i64
+            );
+            for (name, value) in [
+                ("autovacuum_vacuum_scale_factor", sf),
+                ("autovacuum_analyze_scale_factor", (sf / 2.0).max(0.001)),
+            ] {
+                b.objects.push(ObjectSetting {
+                    rule: "autovacuum",
+                    kind: ObjectKind::Table,
+                    schema: Some(t.schema.clone()),
+                    object: t.name.clone(),
+                    name,
+                    value: format!("{value}"),
+                    current: t.reloption(name).map(str::to_string),
+                    reason: reason.clone(),
+                    evidence: evidence.clone(),
+                });
+            }
+        }
+    }
+    let small = behind.len() - large.len();
+    let names: Vec<String> = behind
+        .iter()
+        .map(|t| format!("{}.{} ({} dead)", t.schema, t.name, t.n_dead_tup))
+        .collect();
+    let evidence = ev(&[("tables", json!(names))]);
+    let list = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
+    if small > 0 || !per_table {
+        let why = format!(
+            "autovacuum falls behind: {} table(s) with over {DEAD_TUPLES} dead tuples (>10% of \
+             live) not autovacuumed for over a day: {list}",
+            behind.len()
         );
+        for (name, value) in [
+            ("autovacuum_vacuum_cost_limit", "2000"),
+            ("autovacuum_naptime", "15"),
+            ("autovacuum_vacuum_scale_factor", "0.05"),
+        ] {
+            b.set(
+                "autovacuum",
+                name,
+                value.into(),
+                why.clone(),
+                evidence.clone(),
+            );
+        }
+    }
+    // Every worker busy and more tables waiting than workers: more workers, and a cost limit
+    // to match (it is shared among the running workers).
+    let max_workers = snap
+        .setting_f64("autovacuum_max_workers")
+        .map(|v| v as i64)
+        .unwrap_or(3);
+    let running = snap
+        .activity
+        .as_ref()
+        .map(|a| {
+            a.sessions
+                .iter()
+                .filter(|s| s.backend_type.as_deref() == Some("autovacuum worker"))
+                .count() as i64
+        })
+        .unwrap_or(0);
+    if running >= max_workers && behind.len() as i64 > max_workers {
+        let cpus = input.cpus.map_or(max_workers * 2, i64::from);
+        let workers = (max_workers * 2).min(cpus.max(max_workers + 1));
+        if workers > max_workers {
+            let why = format!(
+                "all {max_workers} autovacuum workers were busy with {} tables falling behind \
+                 ({list}); the cost limit is shared among workers, so it rises with them",
+                behind.len()
+            );
+            let ev_workers = ev(&[
+                ("autovacuum_workers_running", json!(running)),
+                ("autovacuum_max_workers", json!(max_workers)),
+                ("tables", json!(names)),
+            ]);
+            b.set(
+                "autovacuum",
+                "autovacuum_max_workers",
+                workers.to_string(),
+                why.clone(),
+                ev_workers.clone(),
+            );
+            b.set(
+                "autovacuum",
+                "autovacuum_vacuum_cost_limit",
+                (2000 * workers / max_workers).to_string(),
+                why,
+                ev_workers,
+            );
+        }
+    }
+}
+
+/// (d2) huge pages sized from the recommended shared_buffers: how many the host needs, and
+/// huge_pages = try when the host has them.
+fn huge_pages(b: &mut Builder, snap: &Snapshot) {
+    let Some(sb_kb) = b.get("shared_buffers").and_then(kb) else {
+        return;
+    };
+    // Shared memory beyond shared_buffers (lock tables, WAL buffers, ...): what the server
+    // reports now (shared_memory_size, 15+) less its shared_buffers, else about 5% + 64MB.
+    let overhead_kb = match (
+        snap_kb(snap, "shared_memory_size"),
+        snap_kb(snap, "shared_buffers"),
+    ) {
+        (Some(total), Some(sb)) if total > sb => (total - sb) as u64,
+        _ => sb_kb / 20 + 64 * 1024,
+    };
+    let host_pages = snap.host.as_ref().and_then(|h| h.huge_pages.clone());
+    let page_kb = host_pages
+        .as_ref()
+        .map(|h| h.page_size_kb)
+        .filter(|&k| k > 0)
+        .unwrap_or(2048);
+    let needed = (sb_kb + overhead_kb).div_ceil(page_kb);
+    let current = b.get("huge_pages").unwrap_or("try").to_string();
+    let sysctl = format!(
+        "sysctl -w vm.nr_hugepages={needed} (and the same line in /etc/sysctl.d/ to keep it)"
+    );
+    match host_pages {
+        Some(h) if h.total >= needed && current == "off" => {
+            b.set(
+                "huge_pages",
+                "huge_pages",
+                "try".into(),
+                format!(
+                    "the host has {} huge pages of {page_kb} kB; shared memory of {} MB \
+                     (shared_buffers {} + {} MB) needs {needed}: fewer TLB misses, no page \
+                     tables per backend",
+                    h.total,
+                    (sb_kb + overhead_kb) / 1024,
+                    format_kb(sb_kb),
+                    overhead_kb / 1024
+                ),
+                ev(&[
+                    ("huge_pages_total", json!(h.total)),
+                    ("huge_page_kb", json!(page_kb)),
+                    ("shared_memory_kb", json!(sb_kb + overhead_kb)),
+                    ("huge_pages_needed", json!(needed)),
+                ]),
+            );
+        }
+        Some(h) if h.total >= needed => {}
+        Some(h) if current != "off" || sb_kb >= 1024 * 1024 => b.out.notes.push(format!(
+            "huge pages: shared memory of {} MB (shared_buffers {} + {} MB) needs {needed} huge \
+             pages of {page_kb} kB and the host has {}{}: {sysctl}",
+            (sb_kb + overhead_kb) / 1024,
+            format_kb(sb_kb),
+            overhead_kb / 1024,
+            h.total,
+            if current == "try" {
+                ", so huge_pages = try falls back to normal pages"
+            } else {
+                ""
+            }
+        )),
+        Some(_) => {}
+        None if current != "off" => b.out.notes.push(format!(
+            "huge pages: shared memory of {} MB (shared_buffers {} + {} MB) needs {needed} huge \
+             pages of {page_kb} kB; on the server: {sysctl}",
+            (sb_kb + overhead_kb) / 1024,
+            format_kb(sb_kb),
+            overhead_kb / 1024
+        )),
+        None => {}
     }
 }
 
@@ -437,25 +889,76 @@ fn observability(b: &mut Builder, snap: &Snapshot) {
         .map(str::trim)
         .filter(|s| !s.is_empty())
         .collect();
-    let had = libs.contains(&"pg_stat_statements");
-    if !had {
+    let mut added = Vec::new();
+    if !libs.contains(&"pg_stat_statements") {
         libs.push("pg_stat_statements");
+        added.push("pg_stat_statements");
+    }
+    // auto_explain ships in contrib beside pg_stat_statements: when that one is available,
+    // so is this.
+    let contrib = snap
+        .extensions
+        .available
+        .iter()
+        .any(|e| e == "pg_stat_statements")
+        || snap.extensions.is_preloaded("auto_explain");
+    if contrib && !libs.contains(&"auto_explain") {
+        libs.push("auto_explain");
+        added.push("auto_explain");
     }
     b.set(
         "observability",
         "shared_preload_libraries",
         libs.join(","),
-        if had {
-            format!("{why}: pg_stat_statements already loaded (kept)")
+        if added.is_empty() {
+            format!("{why}: pg_stat_statements and auto_explain already loaded (kept)")
         } else {
-            format!("{why}: load pg_stat_statements, keeping {current:?}")
+            format!("{why}: load {}, keeping {current:?}", added.join(" and "))
         },
         ev(&[("current", json!(current))]),
     );
+    if libs.contains(&"auto_explain") {
+        b.set(
+            "observability",
+            "auto_explain.log_min_duration",
+            AUTO_EXPLAIN_MS.into(),
+            format!(
+                "{why}: log the plan of statements slower than {} s (value in ms; takes \
+                 effect once auto_explain is loaded)",
+                AUTO_EXPLAIN_MS.parse::<u64>().unwrap_or(0) / 1000
+            ),
+            BTreeMap::new(),
+        );
+    }
 }
 
-/// (f) the governance profile's own settings.
-fn governance(b: &mut Builder) {
+/// (f) the governance profile's own settings, and a statement_timeout for the application
+/// roles (roles that log in and are neither superusers nor replication roles).
+fn governance(b: &mut Builder, snap: &Snapshot) {
+    for r in snap.roles.iter().flatten() {
+        if !r.can_login || r.superuser || r.replication || r.bootstrap {
+            continue;
+        }
+        if r.config.iter().any(|c| c.starts_with("statement_timeout=")) {
+            continue;
+        }
+        b.objects.push(ObjectSetting {
+            rule: "governance",
+            kind: ObjectKind::Role,
+            schema: None,
+            object: r.name.clone(),
+            name: "statement_timeout",
+            value: APP_STATEMENT_TIMEOUT.into(),
+            current: None,
+            reason: format!(
+                "governance profile: application role {} (logs in, not a superuser) has no \
+                 statement_timeout: a runaway query is cancelled after {APP_STATEMENT_TIMEOUT} \
+                 instead of holding locks and a connection",
+                r.name
+            ),
+            evidence: ev(&[("role", json!(r.name)), ("config", json!(r.config))]),
+        });
+    }
     for (name, value, reason) in [
         (
             "synchronous_commit",

@@ -10,6 +10,7 @@
 pub mod apply;
 pub mod compare;
 pub mod evidence;
+pub mod objects;
 pub mod pgtune;
 pub mod render;
 

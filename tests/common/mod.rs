@@ -516,6 +516,8 @@ pub fn role(name: &str, superuser: bool, password: Option<PasswordKind>) -> Role
         valid_until: None,
         bootstrap: false,
         password,
+        config: Vec::new(),
+        replication: false,
     }
 }
 

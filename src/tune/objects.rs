@@ -1,0 +1,297 @@
+//! Settings of single tables and roles (`ALTER TABLE ... SET (...)`, `ALTER ROLE ... SET`):
+//! rendering, and applying and rolling them back on a live server with the journal of
+//! `--apply` (I/O).
+//!
+//! The old value of each is read before anything changes and kept in the journal; every
+//! statement names its object through [`Ident`]/[`QualifiedName`] and its value as a literal
+//! (ALTER takes no bind parameters); each new value is read back. When one fails, the ones
+//! already done are put back.
+
+use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use serde::{Deserialize, Serialize};
+
+use super::evidence::{reset_object_sql, set_object_sql, ObjectKind, ObjectSetting};
+use crate::db::Conn;
+use crate::error::{Error, Result};
+
+/// One object setting in the journal: its own value before (None: it had none, so rollback
+/// RESETs it) and the value applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ObjectEntry {
+    pub kind: ObjectKind,
+    pub schema: Option<String>,
+    pub object: String,
+    pub name: String,
+    pub old: Option<String>,
+    pub new: String,
+}
+
+impl ObjectEntry {
+    fn label(&self) -> String {
+        match (&self.kind, &self.schema) {
+            (ObjectKind::Table, Some(s)) => format!("table {s}.{}", self.object),
+            (ObjectKind::Table, None) => format!("table {}", self.object),
+            (ObjectKind::Role, _) => format!("role {}", self.object),
+        }
+    }
+
+    fn set_sql(&self, value: &str) -> String {
+        set_object_sql(
+            self.kind,
+            self.schema.as_deref(),
+            &self.object,
+            &self.name,
+            value,
+        )
+    }
+
+    fn reset_sql(&self) -> String {
+        reset_object_sql(self.kind, self.schema.as_deref(), &self.object, &self.name)
+    }
+}
+
+/// How one object setting ended.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ObjectOutcome {
+    pub object: String,
+    pub name: String,
+    pub value: Option<String>,
+    pub verified: bool,
+}
+
+/// The per-object settings as a table (or a markdown table), with their reasons.
+pub fn render(objects: &[ObjectSetting], markdown: bool) -> String {
+    if objects.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    if markdown {
+        out.push_str("\n## Per-table and per-role settings\n\n");
+        out.push_str("| object | setting | current | recommended | reason |\n");
+        out.push_str("|---|---|---|---|---|\n");
+        for o in objects {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                o.label().replace('|', "\\|"),
+                o.name,
+                o.current.as_deref().unwrap_or("(server's)"),
+                o.value,
+                o.reason.replace('|', "\\|")
+            ));
+        }
+        return out;
+    }
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "object",
+        "setting",
+        "current",
+        "recommended",
+        "reason",
+    ]);
+    for o in objects {
+        t.add_row(vec![
+            o.label(),
+            o.name.to_string(),
+            o.current.clone().unwrap_or_else(|| "(server's)".into()),
+            o.value.clone(),
+            o.reason.clone(),
+        ]);
+    }
+    out.push_str("\nPer-table and per-role settings\n");
+    out.push_str(&t.to_string());
+    out.push('\n');
+    out
+}
+
+/// The statements that set them, one per line, for `--emit sql`.
+pub fn sql(objects: &[ObjectSetting]) -> String {
+    objects
+        .iter()
+        .map(|o| format!("-- {}\n{};\n", o.reason.replace('\n', " "), o.set_sql()))
+        .collect()
+}
+
+/// For `--emit conf`: they are not postgresql.conf settings, so they come as comments.
+pub fn conf_comments(objects: &[ObjectSetting]) -> String {
+    if objects.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n# Per-table and per-role settings (not postgresql.conf settings; run these in SQL):\n",
+    );
+    for o in objects {
+        out.push_str(&format!("# {};\n", o.set_sql()));
+    }
+    out
+}
+
+/// The object's own value of `name` now (a storage parameter of the table, or the role's
+/// database-independent setting). Errors when the object is gone.
+async fn current_value(
+    conn: &Conn,
+    kind: ObjectKind,
+    schema: Option<&str>,
+    object: &str,
+    name: &str,
+) -> Result<Option<String>> {
+    let row = match kind {
+        ObjectKind::Table => {
+            conn.query_opt(
+                "reading a table's storage parameters",
+                "SELECT coalesce(c.reloptions, '{}')::text[] FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2",
+                &[&schema.unwrap_or("public"), &object],
+            )
+            .await?
+        }
+        ObjectKind::Role => {
+            conn.query_opt(
+                "reading a role's settings",
+                "SELECT coalesce(rolconfig, '{}')::text[] FROM pg_catalog.pg_roles \
+                 WHERE rolname = $1",
+                &[&object],
+            )
+            .await?
+        }
+    };
+    let Some(row) = row else {
+        return Err(Error::BadInput(format!(
+            "{} {}{object} no longer exists; run pgopt tune again",
+            match kind {
+                ObjectKind::Table => "table",
+                ObjectKind::Role => "role",
+            },
+            schema.map(|s| format!("{s}.")).unwrap_or_default()
+        )));
+    };
+    let options: Vec<String> = row.get(0);
+    Ok(options.iter().find_map(|o| {
+        let (k, v) = o.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    }))
+}
+
+/// Refuses, naming what is missing, unless the role may alter every table (owner) and role
+/// (superuser or CREATEROLE) in `objects`. Nothing is changed either way.
+pub async fn check_privileges(conn: &Conn, objects: &[ObjectSetting]) -> Result<()> {
+    let mut missing = Vec::new();
+    for o in objects {
+        let allowed: bool = match o.kind {
+            ObjectKind::Table => conn
+                .query_one(
+                    "checking table ownership",
+                    "SELECT coalesce((SELECT pg_catalog.pg_has_role(current_user, c.relowner, \
+                     'USAGE') FROM pg_catalog.pg_class c JOIN pg_catalog.pg_namespace n \
+                     ON n.oid = c.relnamespace WHERE n.nspname = $1 AND c.relname = $2), false)",
+                    &[&o.schema.as_deref().unwrap_or("public"), &o.object],
+                )
+                .await?
+                .get(0),
+            ObjectKind::Role => conn
+                .query_one(
+                    "checking CREATEROLE",
+                    "SELECT rolsuper OR rolcreaterole FROM pg_catalog.pg_roles \
+                     WHERE rolname = current_user",
+                    &[],
+                )
+                .await?
+                .get(0),
+        };
+        if !allowed {
+            missing.push(match o.kind {
+                ObjectKind::Table => format!("{} (only its owner may ALTER it)", o.label()),
+                ObjectKind::Role => format!("{} (needs CREATEROLE or a superuser)", o.label()),
+            });
+        }
+    }
+    if missing.is_empty() {
+        return Ok(());
+    }
+    Err(Error::BadInput(format!(
+        "role {} may not change {}; nothing was changed. Connect as the owner or a superuser, \
+         or run the statements of --emit sql by hand",
+        conn.user,
+        missing.join(", ")
+    )))
+}
+
+/// The journal entries for `objects`: each with its value now.
+pub async fn journal_entries(conn: &Conn, objects: &[ObjectSetting]) -> Result<Vec<ObjectEntry>> {
+    let mut entries = Vec::with_capacity(objects.len());
+    for o in objects {
+        entries.push(ObjectEntry {
+            kind: o.kind,
+            schema: o.schema.clone(),
+            object: o.object.clone(),
+            name: o.name.to_string(),
+            old: current_value(conn, o.kind, o.schema.as_deref(), &o.object, o.name).await?,
+            new: o.value.clone(),
+        });
+    }
+    Ok(entries)
+}
+
+/// Sets each entry's new value, one statement at a time, and reads it back. When one fails,
+/// the ones already set are put back and the error says so.
+pub async fn apply(conn: &Conn, entries: &[ObjectEntry]) -> Result<Vec<ObjectOutcome>> {
+    for (done, e) in entries.iter().enumerate() {
+        if let Err(err) = conn
+            .batch(&format!("{} SET {}", e.label(), e.name), &e.set_sql(&e.new))
+            .await
+        {
+            let undo = restore(conn, &entries[..done]).await;
+            return Err(Error::BadInput(format!(
+                "{err}. {}",
+                match undo {
+                    Ok(()) => format!("the {done} per-object setting(s) already set were put back"),
+                    Err(u) => format!("putting back the {done} already set failed too ({u})"),
+                }
+            )));
+        }
+    }
+    verify(conn, entries, false).await
+}
+
+/// Puts back the old values (SET or RESET), newest first, and reads them back.
+pub async fn rollback(conn: &Conn, entries: &[ObjectEntry]) -> Result<Vec<ObjectOutcome>> {
+    restore(conn, entries).await?;
+    verify(conn, entries, true).await
+}
+
+async fn restore(conn: &Conn, entries: &[ObjectEntry]) -> Result<()> {
+    let mut first = None;
+    for e in entries.iter().rev() {
+        let sql = match &e.old {
+            Some(old) => e.set_sql(old),
+            None => e.reset_sql(),
+        };
+        if let Err(err) = conn
+            .batch(&format!("restoring {} {}", e.label(), e.name), &sql)
+            .await
+        {
+            first.get_or_insert(err);
+        }
+    }
+    first.map_or(Ok(()), Err)
+}
+
+async fn verify(conn: &Conn, entries: &[ObjectEntry], old: bool) -> Result<Vec<ObjectOutcome>> {
+    let mut out = Vec::with_capacity(entries.len());
+    for e in entries {
+        let want = if old {
+            e.old.clone()
+        } else {
+            Some(e.new.clone())
+        };
+        let now = current_value(conn, e.kind, e.schema.as_deref(), &e.object, &e.name).await?;
+        out.push(ObjectOutcome {
+            object: e.label(),
+            name: e.name.clone(),
+            verified: now == want,
+            value: now,
+        });
+    }
+    Ok(out)
+}
