@@ -603,3 +603,86 @@ async fn requested_checkpoints_raise_max_wal_size() {
     let notes = out.output.notes.join("\n");
     assert!(notes.contains("log_checkpoints"), "{notes}");
 }
+
+/// Per-object settings: a role that does not own the table and lacks CREATEROLE is refused
+/// before anything changes; a value the server rejects puts back the ones already set.
+#[tokio::test]
+async fn object_settings_are_checked_first_and_put_back_on_failure() {
+    use pgopt::tune::evidence::{ObjectKind, ObjectSetting};
+    use pgopt::tune::objects;
+
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    c.psql(
+        "postgres",
+        "CREATE TABLE \"Policy Rules\" (id int); CREATE ROLE app LOGIN; \
+         CREATE ROLE tuner LOGIN; GRANT pg_read_all_settings TO tuner;",
+    )
+    .unwrap();
+    let setting = |kind, schema: Option<&str>, object: &str, name, value: &str| ObjectSetting {
+        rule: "test",
+        kind,
+        schema: schema.map(str::to_string),
+        object: object.to_string(),
+        name,
+        value: value.to_string(),
+        current: None,
+        reason: String::new(),
+        evidence: Default::default(),
+    };
+    let table = setting(
+        ObjectKind::Table,
+        Some("public"),
+        "Policy Rules",
+        "autovacuum_vacuum_scale_factor",
+        "0.01",
+    );
+    let role = setting(ObjectKind::Role, None, "app", "statement_timeout", "30s");
+    const OBJECTS: &str = "SELECT (SELECT rolconfig FROM pg_roles WHERE rolname = 'app'), \
+         (SELECT reloptions FROM pg_class WHERE relname = 'Policy Rules')";
+    let before = c.psql("postgres", OBJECTS).unwrap();
+
+    let dsn = c.dsn("postgres").replacen("postgres@", "tuner@", 1);
+    let tuner = connect(&Target::parse(&dsn).unwrap()).await.unwrap();
+    let e = objects::check_privileges(&tuner, &[table.clone(), role.clone()])
+        .await
+        .unwrap_err();
+    let msg = e.to_string();
+    assert!(e.is_bad_input(), "{msg}");
+    assert!(
+        msg.contains("table public.Policy Rules (only its owner")
+            && msg.contains("role app (needs CREATEROLE"),
+        "{msg}"
+    );
+
+    let conn = connect(&Target::parse(&c.dsn("postgres")).unwrap())
+        .await
+        .unwrap();
+    objects::check_privileges(&conn, &[table.clone(), role.clone()])
+        .await
+        .unwrap();
+    let bad = setting(
+        ObjectKind::Table,
+        Some("public"),
+        "Policy Rules",
+        "fillfactor",
+        "5",
+    );
+    let entries = objects::journal_entries(&conn, &[role.clone(), table.clone(), bad])
+        .await
+        .unwrap();
+    assert!(entries.iter().all(|e| e.old.is_none()), "{entries:?}");
+    let e = objects::apply(&conn, &entries).await.unwrap_err();
+    assert!(e.to_string().contains("put back"), "{e}");
+    assert_eq!(c.psql("postgres", OBJECTS).unwrap(), before);
+
+    // Applied, then rolled back exactly.
+    let entries = objects::journal_entries(&conn, &[role, table])
+        .await
+        .unwrap();
+    let done = objects::apply(&conn, &entries).await.unwrap();
+    assert!(done.iter().all(|o| o.verified), "{done:?}");
+    assert_ne!(c.psql("postgres", OBJECTS).unwrap(), before);
+    let undone = objects::rollback(&conn, &entries).await.unwrap();
+    assert!(undone.iter().all(|o| o.verified), "{undone:?}");
+    assert_eq!(c.psql("postgres", OBJECTS).unwrap(), before);
+}
