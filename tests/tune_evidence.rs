@@ -170,6 +170,25 @@ fn many_idle_max_connections_are_noted_not_changed() {
 }
 
 #[test]
+fn connections_near_the_limit_urge_a_pooler() {
+    let mut snap = clean_snapshot();
+    let a = snap.activity.as_mut().unwrap();
+    a.max_connections = 100;
+    a.superuser_reserved_connections = 3;
+    a.total_connections = 90;
+    let out = run(&snap);
+    let note = out.output.notes.join("\n");
+    assert!(
+        note.contains("90 connections of max_connections 100") && note.contains("PgBouncer"),
+        "{note}"
+    );
+    // 70 of 97: not near.
+    snap.activity.as_mut().unwrap().total_connections = 70;
+    let note = run(&snap).output.notes.join("\n");
+    assert!(!note.contains("connections of max_connections"), "{note}");
+}
+
+#[test]
 fn database_in_memory_lowers_random_page_cost_on_hdd() {
     let i = input("16GB", Profile::Web, Storage::Hdd);
     let out = run_on(&clean_snapshot(), &i);

@@ -18,6 +18,8 @@ use crate::snapshot::{Snapshot, Table};
 
 /// Smallest number of connections the work_mem budget is planned for.
 pub const CONNECTION_FLOOR: i64 = 20;
+/// Share of max_connections (less the superuser reserve) in use from which a pooler is urged.
+pub const NEAR_MAX_CONNECTIONS: f64 = 0.8;
 /// Share of memory that work_mem × connections × 2 may take.
 pub const WORK_MEM_SHARE: f64 = 0.25;
 /// Largest share of memory shared_buffers is raised to.
@@ -411,7 +413,8 @@ fn temp_spills(b: &mut Builder, mem_kb: u64, snap: &Snapshot) {
     );
 }
 
-/// (b) max_connections far above what is used → a note (pooler), no change.
+/// (b) connections near the server's max_connections, or max_connections far above what is
+/// used → a note (pooler), no change.
 fn connections(b: &mut Builder, snap: &Snapshot) {
     let Some(observed) = snap.activity.as_ref().map(|a| a.total_connections) else {
         return;
@@ -419,6 +422,22 @@ fn connections(b: &mut Builder, snap: &Snapshot) {
     let Some(max) = b.get("max_connections").and_then(|v| v.parse::<i64>().ok()) else {
         return;
     };
+    // Near the server's own limit now: more connections will be refused.
+    let server_max = snap.activity.as_ref().map_or(0, |a| a.max_connections);
+    let reserved = snap
+        .activity
+        .as_ref()
+        .map_or(0, |a| a.superuser_reserved_connections);
+    if server_max > 0 && observed as f64 >= NEAR_MAX_CONNECTIONS * (server_max - reserved) as f64 {
+        b.out.notes.push(format!(
+            "{observed} connections of max_connections {server_max} ({reserved} reserved for \
+             superusers) are in use: put a pooler (PgBouncer in transaction mode) in front \
+             rather than raising max_connections; every connection is a process with its own \
+             work_mem, and the work_mem budget here is planned for {} of them",
+            observed.max(CONNECTION_FLOOR)
+        ));
+        return;
+    }
     if max >= 10 * observed.max(1) {
         b.out.notes.push(format!(
             "max_connections {max} is {}x the {observed} connections seen; work_mem is sized \
