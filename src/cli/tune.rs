@@ -18,6 +18,7 @@ use crate::db::Conn;
 use crate::error::Error;
 use crate::report::Format;
 use crate::tune::compare::{self, ServerSetting};
+use crate::tune::storage::StorageSource;
 use crate::tune::{
     self, apply, evidence, pgtune, DataSize, Os, Profile, RawInput, Storage, TuneInput,
 };
@@ -51,7 +52,8 @@ pub struct TuneArgs {
     /// Number of CPUs (cores) of the server.
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     cpus: Option<u32>,
-    /// Storage the data lives on [default: ssd].
+    /// Storage the data lives on [default: detected from the data directory's disk when the
+    /// server is on this machine, else ssd].
     #[arg(long, value_enum)]
     storage: Option<Storage>,
     /// Operating system of the server [default: linux].
@@ -116,6 +118,10 @@ pub struct Detected {
     pub memory_bytes: Option<u64>,
     pub cpus: Option<u32>,
     pub local: bool,
+    /// The server's data directory, when this role may read it.
+    pub data_directory: Option<String>,
+    /// The storage under the data directory; None when `--storage` was given.
+    pub storage: Option<StorageSource>,
 }
 
 /// Fills what the flags leave out from what was detected; flags win. Memory and CPUs that
@@ -148,24 +154,53 @@ pub fn merge_detected(mut raw: RawInput, d: &Detected) -> crate::Result<RawInput
             }
         }
     }
+    if raw.storage.is_none() {
+        raw.storage = d.storage.as_ref().and_then(StorageSource::storage);
+    }
     if raw.os.is_none() && d.local && cfg!(target_os = "linux") {
         raw.os = Some(Os::Linux);
     }
     Ok(raw)
 }
 
-async fn detect(conn: &Conn) -> crate::Result<Detected> {
+/// Reads what the server and, when it is on this machine, the machine say about the inputs.
+/// Storage is looked for only when `--storage` is not given.
+async fn detect(conn: &Conn, storage_given: bool) -> crate::Result<Detected> {
     let version_num = apply::server_version_num(conn).await?;
     let local = collect::host::is_local(&conn.host);
     let host = match collect::host::collect(&conn.host, None, local).await? {
         collect::Outcome::Collected(h) => Some(h),
         collect::Outcome::Skipped { .. } => None,
     };
+    let data_directory = apply::data_directory(conn).await?;
+    let storage = match (&data_directory, local, storage_given) {
+        (_, _, true) => None,
+        (_, false, _) => Some(StorageSource::NotDetected {
+            reason: "the server is not on this machine".into(),
+        }),
+        (None, true, _) => Some(StorageSource::NotDetected {
+            reason: format!(
+                "data_directory is not readable by role {} (superuser or pg_read_all_settings \
+                 needed)",
+                conn.user
+            ),
+        }),
+        (Some(dir), true, _) => {
+            let dir = PathBuf::from(dir);
+            Some(
+                tokio::task::spawn_blocking(move || tune::storage::detect_data_dir(&dir))
+                    .await
+                    .map_err(|e| Error::Internal(format!("detecting storage: {e}")))?,
+            )
+        }
+    };
     Ok(Detected {
         version_num: Some(version_num),
         memory_bytes: host.as_ref().map(|h| h.effective_memory_bytes()),
         cpus: host.as_ref().map(|h| h.cpus as u32),
         local,
+        data_directory,
+        storage,
     })
 }
 
@@ -213,8 +248,10 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let (_, conn) = args.target.connect().await?;
-    let detected = detect(&conn).await?;
+    let detected = detect(&conn, args.storage.is_some()).await?;
     let input = TuneInput::validate(&merge_detected(raw_input(&args), &detected)?)?;
+    let storage_source = detected.storage.clone().unwrap_or(StorageSource::Flag);
+    let sources = [storage_source.describe(input.storage)];
     let snap = collect_snapshot(&conn, args.method).await?;
     let security = crate::advise::security_review(&snap);
     let baseline = pgtune::pgtune(&input);
@@ -236,6 +273,8 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
                     .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
             v["security"] = serde_json::to_value(&security)
                 .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
+            v["storage_source"] = serde_json::to_value(&storage_source)
+                .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
             if args.method == Method::Pgopt {
                 v["changes"] = serde_json::to_value(&changes)
                     .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
@@ -244,8 +283,10 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         }
         (None, format) => {
             let mut text = match format {
-                Format::Markdown => tune::render::compare_markdown(method, &input, &out, &rows),
-                _ => tune::render::compare_table(method, &input, &out, &rows),
+                Format::Markdown => {
+                    tune::render::compare_markdown(method, &input, &out, &rows, &sources)
+                }
+                _ => tune::render::compare_table(method, &input, &out, &rows, &sources),
             };
             text.push_str(if format == Format::Markdown {
                 "\n## Security review\n"
@@ -464,6 +505,8 @@ mod tests {
             memory_bytes: Some(8 * GB),
             cpus: Some(6),
             local: true,
+            data_directory: None,
+            storage: None,
         };
         let raw = merge_detected(RawInput::default(), &d).unwrap();
         assert_eq!(raw.pg_version, Some(15));

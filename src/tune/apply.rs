@@ -58,6 +58,19 @@ pub async fn server_version_num(conn: &Conn) -> Result<i32> {
     Ok(row.get(0))
 }
 
+/// The server's data directory; None when this role may not see it (pg_settings hides it
+/// without superuser or pg_read_all_settings).
+pub async fn data_directory(conn: &Conn) -> Result<Option<String>> {
+    let row = conn
+        .query_opt(
+            "reading data_directory",
+            "SELECT setting FROM pg_settings WHERE name = 'data_directory'",
+            &[],
+        )
+        .await?;
+    Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+}
+
 /// Refuses, naming the missing grant, unless the role may ALTER SYSTEM every one of `names`.
 pub async fn check_alter_system_privilege(conn: &Conn, names: &[&str]) -> Result<()> {
     let row = conn

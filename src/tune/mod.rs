@@ -3,15 +3,17 @@
 //! This module holds the inputs every method shares (memory, CPUs, storage, OS, profile, data
 //! size, version) with their parsing and validation, the PGTune-exact calculator
 //! ([`pgtune`]), current-against-recommended comparison and value validation ([`compare`])
-//! and the rendering ([`render`]): all pure. [`apply`] is the one I/O part: ALTER SYSTEM with
-//! a journal, and rollback. Detection of the inputs from a live server is in the command
-//! (`cli/tune.rs`); it fills the same [`TuneInput`].
+//! and the rendering ([`render`]): all pure. [`apply`] changes the server: ALTER SYSTEM with
+//! a journal, and rollback. [`storage`] reads which disks hold the data directory (sysfs,
+//! the mapping pure and tested on fake trees). Detection of the inputs from a
+//! live server is in the command (`cli/tune.rs`); it fills the same [`TuneInput`].
 
 pub mod apply;
 pub mod compare;
 pub mod evidence;
 pub mod pgtune;
 pub mod render;
+pub mod storage;
 
 use std::fmt;
 
