@@ -4,7 +4,8 @@
 //! size, version) with their parsing and validation, the PGTune-exact calculator
 //! ([`pgtune`]), current-against-recommended comparison and value validation ([`compare`])
 //! and the rendering ([`render`]): all pure. [`apply`] changes the server: ALTER SYSTEM with
-//! a journal, and rollback. [`storage`] reads which disks hold the data directory (sysfs,
+//! a journal, and rollback; [`restart`] restarts a server on this machine for settings that
+//! wait for it. [`storage`] reads which disks hold the data directory (sysfs,
 //! the mapping pure and tested on fake trees). Detection of the inputs from a
 //! live server is in the command (`cli/tune.rs`); it fills the same [`TuneInput`].
 
@@ -13,6 +14,7 @@ pub mod compare;
 pub mod evidence;
 pub mod pgtune;
 pub mod render;
+pub mod restart;
 pub mod storage;
 
 use std::fmt;
