@@ -10,7 +10,8 @@
 //! every server program runs as the `postgres` OS user in directories it owns.
 //!
 //! [`Detached`] clusters (for `pgopt embedded start`) are started with pg_ctl instead and
-//! outlive pgopt on purpose.
+//! outlive pgopt on purpose. Their data directory holds a marker file ([`DETACHED_MARKER`]):
+//! `pgopt tune --restart` restarts such a cluster without asking.
 //!
 //! This module starts processes and writes files; it never connects to a server except to
 //! set a password when asked to.
@@ -38,6 +39,8 @@ const PSQL_CONNECT_TIMEOUT_S: u64 = 10;
 const PSQL_STATEMENT_TIMEOUT_S: u64 = 600;
 /// The superuser of every embedded cluster.
 pub const SUPERUSER: &str = "postgres";
+/// The file in the data directory of a [`Detached`] cluster that marks it as pgopt's own.
+pub const DETACHED_MARKER: &str = "pgopt-embedded";
 
 /// Settings every embedded cluster starts with (written to postgresql.conf of the template).
 const BASE_SETTINGS: &[(&str, &str)] = &[
@@ -980,6 +983,14 @@ impl Detached {
             }
             self.inst
                 .make_data_dir(&self.data_dir, &ClusterOptions::default())?;
+            let marker = self.data_dir.join(DETACHED_MARKER);
+            fs::write(
+                &marker,
+                "made by `pgopt embedded start`: a throw-away cluster that \
+                 `pgopt tune --restart` may restart without asking\n",
+            )
+            .map_err(|e| Error::io(&marker, e))?;
+            self.inst.run_as.own(&marker)?;
         }
         let meta = fs::metadata(&self.data_dir).map_err(|e| Error::io(&self.data_dir, e))?;
         if meta.uid() != self.inst.run_as.uid {
@@ -994,7 +1005,7 @@ impl Detached {
             .args(["-w", "-t", "60", "-D"])
             .arg(&self.data_dir)
             .arg("-l")
-            .arg(self.data_dir.join("server.log"))
+            .arg(self.log_file())
             .arg("-o")
             .arg(format!("-p {port} -k {}", self.data_dir.display()))
             .stdin(Stdio::null());
@@ -1020,6 +1031,36 @@ impl Detached {
             .arg(&self.data_dir);
         run_checked(cmd, "pg_ctl stop")?;
         Ok(true)
+    }
+
+    /// Restarts the running cluster (fast shutdown, same options: pg_ctl reuses
+    /// postmaster.opts), waiting up to 60 s for each half; output goes to server.log.
+    pub fn restart(&self) -> Result<DetachedStatus> {
+        if !self.status().running {
+            return Err(Error::Embedded(format!(
+                "the cluster in {} is not running; start it with `pgopt embedded start`",
+                self.data_dir.display()
+            )));
+        }
+        let mut cmd = self.inst.run_as.command(&self.inst.bin.program("pg_ctl"));
+        cmd.arg("restart")
+            .args(["-w", "-t", "60", "-m", "fast", "-D"])
+            .arg(&self.data_dir)
+            .arg("-l")
+            .arg(self.log_file())
+            .stdin(Stdio::null());
+        run_checked(cmd, "pg_ctl restart")?;
+        Ok(self.status())
+    }
+
+    /// Where the server writes its output.
+    pub fn log_file(&self) -> PathBuf {
+        self.data_dir.join("server.log")
+    }
+
+    /// True when `data_dir` is a [`Detached`] cluster's (it holds the marker file).
+    pub fn is_detached(data_dir: &Path) -> bool {
+        data_dir.join(DETACHED_MARKER).is_file()
     }
 
     pub fn status(&self) -> DetachedStatus {

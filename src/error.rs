@@ -66,6 +66,10 @@ pub enum Error {
     #[error("embedded PostgreSQL: {0}")]
     Embedded(String),
 
+    /// Restarting a server (pg_ctl restart) failed or it did not come back.
+    #[error("restarting the server: {0}")]
+    Restart(String),
+
     #[error("internal error: {0}")]
     Internal(String),
 }

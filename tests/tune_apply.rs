@@ -119,6 +119,29 @@ fn target_mode_shows_current_against_recommended_with_detected_version() {
     let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
     assert!(j["input"]["cpus"].as_u64().unwrap() >= 1);
     assert_eq!(j["input"]["os"], "linux");
+
+    // Storage: detected from the data directory's disk, or the default with the reason
+    // (test clusters live in /dev/shm, which has no disk); a flag wins.
+    let src = &j["storage_source"];
+    match src["source"].as_str().unwrap() {
+        "detected" => assert_eq!(src["storage"], j["input"]["storage"]),
+        "not_detected" => {
+            assert_eq!(j["input"]["storage"], "ssd");
+            assert!(!src["reason"].as_str().unwrap().is_empty(), "{src}");
+        }
+        other => panic!("storage source {other}"),
+    }
+    let o = pgopt(&[&dsn, "--method", "pgtune"]);
+    let second = out(&o).lines().nth(1).unwrap_or_default().to_string();
+    assert!(second.starts_with("storage: "), "{}", out(&o));
+    let o = pgopt(&args(&dsn, &["--storage", "hdd"]));
+    assert_eq!(out(&o).lines().nth(1), Some("storage: hdd (--storage)"));
+    let o = pgopt(&args(&dsn, &["--storage", "hdd", "--format", "json"]));
+    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(
+        (&j["storage_source"]["source"], &j["input"]["storage"]),
+        (&serde_json::json!("flag"), &serde_json::json!("hdd"))
+    );
 }
 
 #[test]

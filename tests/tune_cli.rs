@@ -262,7 +262,7 @@ fn method_pgopt_without_a_server_says_it_needs_the_evidence_mode_and_suggests_pg
 }
 
 #[test]
-fn apply_without_target_and_restart_are_refused() {
+fn apply_without_target_and_restart_without_apply_are_refused() {
     // (--method pgopt with a TARGET is the evidence mode: see tests/tune_apply.rs.)
     let o = pgopt(&["--method", "pgtune", "--memory", "16GB", "--apply"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
@@ -279,7 +279,7 @@ fn apply_without_target_and_restart_are_refused() {
     ]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        stderr(&o).contains("--restart is not supported"),
+        stderr(&o).contains("--restart restarts the server after --apply or --rollback"),
         "{}",
         stderr(&o)
     );

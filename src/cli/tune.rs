@@ -4,11 +4,16 @@
 //! it reads the server's version, and this machine's memory (the cgroup limit when lower) and
 //! CPUs when the server is local (flags override), puts the server's current values next to
 //! the recommendation, and with `--apply` changes them (journal, ALTER SYSTEM one at a time,
-//! reload, verify); `--rollback JOURNAL` undoes that. `--method pgopt` (the default, TARGET
-//! only) starts from PGTune's settings and changes them with evidence from a snapshot of the
-//! server (`tune::evidence`).
+//! reload, verify); `--rollback JOURNAL` undoes that. With `--restart`, either then restarts
+//! the server when a changed setting waits for it and verifies again: a pgopt embedded
+//! cluster directly, another server on this machine only once confirmed (a typed `restart` on
+//! a terminal, or `--yes-restart HOST:PORT`), a remote one never. `--method pgopt` (the
+//! default, TARGET only) starts from PGTune's settings and changes them with evidence from a
+//! snapshot of the server (`tune::evidence`).
 
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
 use clap::{Args, ValueEnum};
 
@@ -18,6 +23,8 @@ use crate::db::Conn;
 use crate::error::Error;
 use crate::report::Format;
 use crate::tune::compare::{self, ServerSetting};
+use crate::tune::restart::{self, Plan};
+use crate::tune::storage::StorageSource;
 use crate::tune::{
     self, apply, evidence, pgtune, DataSize, Os, Profile, RawInput, Storage, TuneInput,
 };
@@ -51,7 +58,8 @@ pub struct TuneArgs {
     /// Number of CPUs (cores) of the server.
     #[arg(long, value_name = "N", allow_hyphen_values = true)]
     cpus: Option<u32>,
-    /// Storage the data lives on [default: ssd].
+    /// Storage the data lives on [default: detected from the data directory's disk when the
+    /// server is on this machine, else ssd].
     #[arg(long, value_enum)]
     storage: Option<Storage>,
     /// Operating system of the server [default: linux].
@@ -89,10 +97,20 @@ pub struct TuneArgs {
     /// server).
     #[arg(long, value_name = "JOURNAL")]
     rollback: Option<PathBuf>,
-    /// Restarting the server is not done by pgopt tune yet.
-    #[arg(long, hide = true)]
+    /// With --apply or --rollback: when a changed setting waits for a restart, restart the
+    /// server (pg_ctl restart -m fast) and verify. A pgopt embedded cluster is restarted
+    /// directly; another server on this machine only after confirmation (type `restart` when
+    /// asked, or --yes-restart); a server on another machine never.
+    #[arg(long)]
     restart: bool,
+    /// Confirms --restart without asking: the target's HOST:PORT, as pgopt names it in the
+    /// question (e.g. 127.0.0.1:5432 or /var/run/postgresql:5432).
+    #[arg(long, value_name = "HOST:PORT", requires = "restart")]
+    yes_restart: Option<String>,
 }
+
+/// How long the server may take to accept connections again after pg_ctl said it started.
+const RECONNECT_WITHIN: Duration = Duration::from_secs(60);
 
 /// The inputs as given on the command line.
 fn raw_input(args: &TuneArgs) -> RawInput {
@@ -116,6 +134,10 @@ pub struct Detected {
     pub memory_bytes: Option<u64>,
     pub cpus: Option<u32>,
     pub local: bool,
+    /// The server's data directory, when this role may read it.
+    pub data_directory: Option<String>,
+    /// The storage under the data directory; None when `--storage` was given.
+    pub storage: Option<StorageSource>,
 }
 
 /// Fills what the flags leave out from what was detected; flags win. Memory and CPUs that
@@ -148,33 +170,62 @@ pub fn merge_detected(mut raw: RawInput, d: &Detected) -> crate::Result<RawInput
             }
         }
     }
+    if raw.storage.is_none() {
+        raw.storage = d.storage.as_ref().and_then(StorageSource::storage);
+    }
     if raw.os.is_none() && d.local && cfg!(target_os = "linux") {
         raw.os = Some(Os::Linux);
     }
     Ok(raw)
 }
 
-async fn detect(conn: &Conn) -> crate::Result<Detected> {
+/// Reads what the server and, when it is on this machine, the machine say about the inputs.
+/// Storage is looked for only when `--storage` is not given.
+async fn detect(conn: &Conn, storage_given: bool) -> crate::Result<Detected> {
     let version_num = apply::server_version_num(conn).await?;
     let local = collect::host::is_local(&conn.host);
     let host = match collect::host::collect(&conn.host, None, local).await? {
         collect::Outcome::Collected(h) => Some(h),
         collect::Outcome::Skipped { .. } => None,
     };
+    let data_directory = apply::data_directory(conn).await?;
+    let storage = match (&data_directory, local, storage_given) {
+        (_, _, true) => None,
+        (_, false, _) => Some(StorageSource::NotDetected {
+            reason: "the server is not on this machine".into(),
+        }),
+        (None, true, _) => Some(StorageSource::NotDetected {
+            reason: format!(
+                "data_directory is not readable by role {} (superuser or pg_read_all_settings \
+                 needed)",
+                conn.user
+            ),
+        }),
+        (Some(dir), true, _) => {
+            let dir = PathBuf::from(dir);
+            Some(
+                tokio::task::spawn_blocking(move || tune::storage::detect_data_dir(&dir))
+                    .await
+                    .map_err(|e| Error::Internal(format!("detecting storage: {e}")))?,
+            )
+        }
+    };
     Ok(Detected {
         version_num: Some(version_num),
         memory_bytes: host.as_ref().map(|h| h.effective_memory_bytes()),
         cpus: host.as_ref().map(|h| h.cpus as u32),
         local,
+        data_directory,
+        storage,
     })
 }
 
 pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
-    if args.restart {
+    if args.restart && !args.apply && args.rollback.is_none() {
         return Err(Error::BadInput(
-            "--restart is not supported by pgopt tune yet: restart the server yourself \
-             (pg_ctl restart, systemctl restart postgresql, ...) to bring pending settings \
-             into effect"
+            "--restart restarts the server after --apply or --rollback JOURNAL changed a \
+             setting that waits for a restart; add one of them (a dry run never restarts). \
+             Nothing was changed"
                 .into(),
         )
         .into());
@@ -213,8 +264,11 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let (_, conn) = args.target.connect().await?;
-    let detected = detect(&conn).await?;
+    check_yes_restart(&args, &conn)?;
+    let detected = detect(&conn, args.storage.is_some()).await?;
     let input = TuneInput::validate(&merge_detected(raw_input(&args), &detected)?)?;
+    let storage_source = detected.storage.clone().unwrap_or(StorageSource::Flag);
+    let sources = [storage_source.describe(input.storage)];
     let snap = collect_snapshot(&conn, args.method).await?;
     let security = crate::advise::security_review(&snap);
     let baseline = pgtune::pgtune(&input);
@@ -238,6 +292,8 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
                     .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
             v["security"] = serde_json::to_value(&security)
                 .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
+            v["storage_source"] = serde_json::to_value(&storage_source)
+                .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
             if args.method == Method::Pgopt {
                 v["changes"] = serde_json::to_value(&changes)
                     .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
@@ -248,8 +304,10 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         }
         (None, format) => {
             let mut text = match format {
-                Format::Markdown => tune::render::compare_markdown(method, &input, &out, &rows),
-                _ => tune::render::compare_table(method, &input, &out, &rows),
+                Format::Markdown => {
+                    tune::render::compare_markdown(method, &input, &out, &rows, &sources)
+                }
+                _ => tune::render::compare_table(method, &input, &out, &rows, &sources),
             };
             text.push_str(&tune::objects::render(&objects, format == Format::Markdown));
             text.push_str(if format == Format::Markdown {
@@ -321,6 +379,20 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         );
         return Ok(EXIT_OK);
     }
+    let plan = match (args.restart, restart.is_empty()) {
+        (false, _) => None,
+        (true, true) => {
+            eprintln!("note: no setting to change waits for a restart: not restarting");
+            None
+        }
+        (true, false) => Some(prepare_restart(
+            &args,
+            &conn,
+            detected.data_directory.as_deref(),
+            detected.local,
+            &restart,
+        )?),
+    };
     let journal = args
         .journal
         .clone()
@@ -333,11 +405,163 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         journal.display(),
         journal.display()
     );
-    let mut code = print_report("applied", &report);
+    let mut code = print_report("applied", &report, plan.is_some());
     if !object_entries.is_empty() {
         code = code.max(apply_objects(&conn, &journal, object_entries).await?);
     }
-    Ok(code)
+    let pending = report.waiting_for_restart();
+    match plan {
+        Some(plan) if code == EXIT_OK && !pending.is_empty() => {
+            let expected: Vec<(&str, Option<&str>)> = changes
+                .iter()
+                .filter(|(n, _)| pending.contains(n))
+                .map(|(n, v)| (*n, Some(*v)))
+                .collect();
+            let undo = format!(
+                "The new values are in postgresql.auto.conf; the journal {j} undoes them: \
+                 pgopt tune --rollback {j} (with --restart once the server runs)",
+                j = journal.display()
+            );
+            restart_and_verify(&args.target, &plan, &expected, "applied", &undo).await
+        }
+        Some(_) if code != EXIT_OK => {
+            eprintln!("not restarting: not every setting was verified");
+            Ok(code)
+        }
+        _ => Ok(code),
+    }
+}
+
+/// `--yes-restart` must name the target exactly.
+fn check_yes_restart(args: &TuneArgs, conn: &Conn) -> crate::Result<()> {
+    match &args.yes_restart {
+        Some(given) if !restart::names_target(given, &conn.host, conn.port) => {
+            Err(Error::BadInput(format!(
+                "--yes-restart {given} does not name the target, which is {}; nothing was \
+                 changed",
+                restart::host_port(&conn.host, conn.port)
+            )))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Before anything changes: checks that the server can be restarted from here and, unless it
+/// is a pgopt embedded cluster, that the restart is confirmed.
+fn prepare_restart(
+    args: &TuneArgs,
+    conn: &Conn,
+    data_directory: Option<&str>,
+    local: bool,
+    settings: &[&str],
+) -> crate::Result<Plan> {
+    let plan = restart::plan(&conn.host, conn.port, data_directory, local)?;
+    let what = format!(
+        "the PostgreSQL server at {} (data directory {})",
+        plan.target(),
+        plan.data_dir.display()
+    );
+    if plan.embedded {
+        eprintln!("note: {what} is a pgopt embedded cluster: it is restarted without asking");
+        return Ok(plan);
+    }
+    if args.yes_restart.is_some() {
+        return Ok(plan);
+    }
+    let not_confirmed = |how: &str| {
+        Error::BadInput(format!(
+            "restarting {what} for {} needs confirmation: {how}, or pass --yes-restart {}; \
+             nothing was changed",
+            settings.join(", "),
+            plan.target()
+        ))
+    };
+    if !std::io::stdin().is_terminal() {
+        return Err(not_confirmed(
+            "run on a terminal and type 'restart' when asked",
+        ));
+    }
+    eprint!(
+        "{} will wait for a restart.\nrestart {what}? type 'restart' to confirm: ",
+        settings.join(", ")
+    );
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|e| Error::BadInput(format!("reading the confirmation: {e}")))?;
+    if answer.trim() == "restart" {
+        Ok(plan)
+    } else {
+        Err(not_confirmed("the answer was not 'restart'"))
+    }
+}
+
+/// Restarts the server of `plan`, reconnects within [`RECONNECT_WITHIN`] and checks that each
+/// of `expected` (name, value; None: only that no restart is pending) is now in effect.
+/// `undo` says how to go back when the restart fails.
+async fn restart_and_verify(
+    target: &TargetArgs,
+    plan: &Plan,
+    expected: &[(&str, Option<&str>)],
+    what: &str,
+    undo: &str,
+) -> anyhow::Result<u8> {
+    eprintln!(
+        "restarting the server at {} (data directory {}): pg_ctl restart -m fast",
+        plan.target(),
+        plan.data_dir.display()
+    );
+    let p = plan.clone();
+    tokio::task::spawn_blocking(move || restart::restart(&p))
+        .await
+        .map_err(|e| Error::Internal(format!("restart: {e}")))?
+        .map_err(|e| {
+            Error::Restart(format!(
+                "{e}. Look at {} and the server's log. {undo}",
+                plan.log.display()
+            ))
+        })?;
+    let start = Instant::now();
+    let conn = loop {
+        match target.connect().await {
+            Ok((_, c)) => break c,
+            Err(e) if start.elapsed() > RECONNECT_WITHIN => {
+                return Err(Error::Restart(format!(
+                    "the server at {} did not accept connections within {} s of the restart \
+                     ({e}). Look at {} and the server's log. {undo}",
+                    plan.target(),
+                    RECONNECT_WITHIN.as_secs(),
+                    plan.log.display()
+                ))
+                .into())
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    let outcomes = apply::verify(&conn, expected).await?;
+    for o in &outcomes {
+        let state = match o.outcome {
+            apply::Outcome::Applied => "in effect after the restart",
+            apply::Outcome::PendingRestart => "STILL WAITS FOR A RESTART",
+            apply::Outcome::Unverified => "NOT VERIFIED",
+        };
+        println!("{what} {} = {}: {state}", o.name, o.value);
+    }
+    let failed: Vec<&str> = outcomes
+        .iter()
+        .filter(|o| o.outcome != apply::Outcome::Applied)
+        .map(|o| o.name.as_str())
+        .collect();
+    if failed.is_empty() {
+        Ok(EXIT_OK)
+    } else {
+        eprintln!(
+            "error: after the restart {} did not show the expected value; check the server \
+             log and pg_file_settings. {undo}",
+            failed.join(", ")
+        );
+        Ok(EXIT_FAILED)
+    }
 }
 
 /// A snapshot of the same server: the security review (issue 4, part 4: ssl,
@@ -443,7 +667,8 @@ fn print_object_outcomes(what: &str, outcomes: &[tune::objects::ObjectOutcome]) 
     code
 }
 
-fn print_report(what: &str, report: &apply::ApplyReport) -> u8 {
+/// Prints each setting's outcome; `restarting`: pgopt restarts the server next.
+fn print_report(what: &str, report: &apply::ApplyReport, restarting: bool) -> u8 {
     for s in &report.settings {
         let state = match s.outcome {
             apply::Outcome::Applied => "in effect",
@@ -456,9 +681,9 @@ fn print_report(what: &str, report: &apply::ApplyReport) -> u8 {
         eprintln!("note: {n}");
     }
     let restart = report.waiting_for_restart();
-    if !restart.is_empty() {
+    if !restart.is_empty() && !restarting {
         eprintln!(
-            "restart the server to bring {} into effect (pgopt does not restart it)",
+            "restart the server to bring {} into effect (or run again with --restart)",
             restart.join(", ")
         );
     }
@@ -477,29 +702,79 @@ fn print_report(what: &str, report: &apply::ApplyReport) -> u8 {
 
 async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
     let journal = apply::Journal::load(path)?;
-    let conn = if args.target.dsn.is_some() || args.target.discover.is_some() {
-        args.target.connect().await?.1
-    } else {
-        let mut t = args.target.clone();
-        t.dsn = Some(format!(
+    let mut target = args.target.clone();
+    if target.dsn.is_none() && target.discover.is_none() {
+        target.dsn = Some(format!(
             "host={} port={} dbname={} user={}",
             conninfo_value(&journal.host),
             journal.port,
             conninfo_value(&journal.database),
             conninfo_value(&journal.user)
         ));
-        t.connect().await?.1
-    };
+    }
+    let conn = target.connect().await?.1;
+    check_yes_restart(args, &conn)?;
     if (conn.host.as_str(), conn.port) != (journal.host.as_str(), journal.port) {
         eprintln!(
             "note: the journal was written for {}:{}; restoring on {}:{} as asked",
             journal.host, journal.port, conn.host, conn.port
         );
     }
+    let plan = if args.restart {
+        let settings = apply::read_settings(&conn).await?;
+        let postmaster: Vec<&str> = journal
+            .entries
+            .iter()
+            .map(|e| e.name.as_str())
+            .filter(|n| {
+                settings
+                    .iter()
+                    .any(|s| s.name == *n && s.context == "postmaster")
+            })
+            .collect();
+        if postmaster.is_empty() {
+            eprintln!("note: no setting of the journal needs a restart: not restarting");
+            None
+        } else {
+            let data_directory = apply::data_directory(&conn).await?;
+            let local = collect::host::is_local(&conn.host);
+            Some(prepare_restart(
+                args,
+                &conn,
+                data_directory.as_deref(),
+                local,
+                &postmaster,
+            )?)
+        }
+    } else {
+        None
+    };
     let report = apply::rollback(&conn, &journal).await?;
-    let code = print_report("restored", &report);
+    let mut code = print_report("restored", &report, plan.is_some());
     let objects = tune::objects::rollback(&conn, &journal.objects).await?;
-    Ok(code.max(print_object_outcomes("restored", &objects)))
+    code = code.max(print_object_outcomes("restored", &objects));
+    let pending = report.waiting_for_restart();
+    match plan {
+        Some(plan) if code == EXIT_OK && !pending.is_empty() => {
+            let expected: Vec<(&str, Option<&str>)> = journal
+                .entries
+                .iter()
+                .filter(|e| pending.contains(&e.name.as_str()))
+                .map(|e| (e.name.as_str(), e.old_auto_conf.as_deref()))
+                .collect();
+            let undo = format!(
+                "postgresql.auto.conf holds the old values again; once the server runs, \
+                 pgopt tune --rollback {} --restart finishes the job",
+                path.display()
+            );
+            restart_and_verify(&target, &plan, &expected, "restored", &undo).await
+        }
+        Some(_) if code != EXIT_OK => {
+            eprintln!("not restarting: not every setting was verified");
+            Ok(code)
+        }
+        _ => Ok(code),
+    }
 }
 
 /// A conninfo value, quoted.
@@ -531,6 +806,8 @@ mod tests {
             memory_bytes: Some(8 * GB),
             cpus: Some(6),
             local: true,
+            data_directory: None,
+            storage: None,
         };
         let raw = merge_detected(RawInput::default(), &d).unwrap();
         assert_eq!(raw.pg_version, Some(15));

@@ -58,6 +58,19 @@ pub async fn server_version_num(conn: &Conn) -> Result<i32> {
     Ok(row.get(0))
 }
 
+/// The server's data directory; None when this role may not see it (pg_settings hides it
+/// without superuser or pg_read_all_settings).
+pub async fn data_directory(conn: &Conn) -> Result<Option<String>> {
+    let row = conn
+        .query_opt(
+            "reading data_directory",
+            "SELECT setting FROM pg_settings WHERE name = 'data_directory'",
+            &[],
+        )
+        .await?;
+    Ok(row.and_then(|r| r.get::<_, Option<String>>(0)))
+}
+
 /// Refuses, naming the missing grant, unless the role may ALTER SYSTEM every one of `names`.
 pub async fn check_alter_system_privilege(conn: &Conn, names: &[&str]) -> Result<()> {
     let row = conn
@@ -268,9 +281,28 @@ async fn alter_reset(conn: &Conn, name: &str) -> Result<()> {
         .await
 }
 
+/// pg_reload_conf(), then waits (up to [`VERIFY_WITHIN`]) until this session has re-read the
+/// files: the postmaster passes the signal on in its own time, and a setting read before then
+/// still shows the old state (a RESET would look done, with no restart pending).
 async fn reload(conn: &Conn) -> Result<()> {
+    const LOAD_TIME: &str = "SELECT pg_conf_load_time()::text";
+    let before: String = conn
+        .query_one("reading pg_conf_load_time()", LOAD_TIME, &[])
+        .await?
+        .get(0);
     conn.query_one("pg_reload_conf()", "SELECT pg_reload_conf()", &[])
         .await?;
+    let start = Instant::now();
+    while start.elapsed() < VERIFY_WITHIN {
+        let now: String = conn
+            .query_one("reading pg_conf_load_time()", LOAD_TIME, &[])
+            .await?
+            .get(0);
+        if now != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     Ok(())
 }
 
@@ -353,8 +385,9 @@ impl ApplyReport {
 
 /// Waits for the reload to reach this session and checks each (name, expected value): equal
 /// now, or (postmaster context) pending a restart. `expected` None: only pending_restart is
-/// looked at (a RESET, whose value comes from elsewhere).
-async fn verify(conn: &Conn, expected: &[(&str, Option<&str>)]) -> Result<Vec<SettingOutcome>> {
+/// looked at (a RESET, whose value comes from elsewhere). After a restart, what is still
+/// pending did not take.
+pub async fn verify(conn: &Conn, expected: &[(&str, Option<&str>)]) -> Result<Vec<SettingOutcome>> {
     let start = Instant::now();
     loop {
         let settings = read_settings(conn).await?;
@@ -564,6 +597,15 @@ async fn rollback_locked(conn: &Conn, journal: &Journal) -> Result<ApplyReport> 
         .map(|e| (e.name.as_str(), e.old_auto_conf.as_deref()))
         .collect();
     let mut settings = verify(conn, &expected).await?;
+    // Only a value that never came from a file is stuck; one the server read from
+    // postgresql.auto.conf at its last start (the apply was followed by a restart) really
+    // waits for the next restart to go back to its default.
+    let running = read_settings(conn).await?;
+    let from_file = |name: &str| {
+        running
+            .iter()
+            .any(|s| s.name == name && s.source == "configuration file")
+    };
     let stuck: Vec<&str> = settings
         .iter()
         .filter(|s| s.outcome == Outcome::PendingRestart)
@@ -573,6 +615,7 @@ async fn rollback_locked(conn: &Conn, journal: &Journal) -> Result<ApplyReport> 
                 .iter()
                 .any(|e| e.name == s.name && e.old_auto_conf.is_none())
         })
+        .filter(|s| !from_file(&s.name))
         .map(|s| s.name.as_str())
         .collect();
     let mut notes = Vec::new();

@@ -3,9 +3,11 @@
 //! This module holds the inputs every method shares (memory, CPUs, storage, OS, profile, data
 //! size, version) with their parsing and validation, the PGTune-exact calculator
 //! ([`pgtune`]), current-against-recommended comparison and value validation ([`compare`])
-//! and the rendering ([`render`]): all pure. [`apply`] is the one I/O part: ALTER SYSTEM with
-//! a journal, and rollback. Detection of the inputs from a live server is in the command
-//! (`cli/tune.rs`); it fills the same [`TuneInput`].
+//! and the rendering ([`render`]): all pure. [`apply`] changes the server: ALTER SYSTEM with
+//! a journal, and rollback; [`restart`] restarts a server on this machine for settings that
+//! wait for it. [`storage`] reads which disks hold the data directory (sysfs,
+//! the mapping pure and tested on fake trees). Detection of the inputs from a
+//! live server is in the command (`cli/tune.rs`); it fills the same [`TuneInput`].
 
 pub mod apply;
 pub mod compare;
@@ -13,6 +15,8 @@ pub mod evidence;
 pub mod objects;
 pub mod pgtune;
 pub mod render;
+pub mod restart;
+pub mod storage;
 
 use std::fmt;
 

@@ -158,12 +158,14 @@ fn yes_no(b: bool) -> &'static str {
 }
 
 /// The current-against-recommended table for a live server.
-/// `method` is the name shown (`pgtune`, `pgopt`).
+/// `method` is the name shown (`pgtune`, `pgopt`); `sources` say where detected inputs came
+/// from (`storage: ssd (detected: vda, rotational=0)`), one line each under the header.
 pub fn compare_table(
     method: &str,
     input: &TuneInput,
     out: &PgTuneOutput,
     rows: &[Comparison],
+    sources: &[String],
 ) -> String {
     let mut t = Table::new();
     t.load_preset(UTF8_FULL_CONDENSED)
@@ -187,9 +189,13 @@ pub fn compare_table(
         ]);
     }
     let mut s = format!(
-        "pgopt tune --method {method}: {}\n{t}\n",
+        "pgopt tune --method {method}: {}\n",
         header(input, out).join(", ")
     );
+    for line in sources {
+        s.push_str(&format!("{line}\n"));
+    }
+    s.push_str(&format!("{t}\n"));
     for w in &out.warnings {
         s.push_str(&format!("warning: {w}\n"));
     }
@@ -204,10 +210,11 @@ pub fn compare_markdown(
     input: &TuneInput,
     out: &PgTuneOutput,
     rows: &[Comparison],
+    sources: &[String],
 ) -> String {
     let mut s = format!("# pgopt tune --method {method}\n\n");
-    for line in header(input, out) {
-        s.push_str(&format!("- {}\n", cell(&line)));
+    for line in header(input, out).iter().chain(sources) {
+        s.push_str(&format!("- {}\n", cell(line)));
     }
     s.push_str(
         "\n| setting | current | recommended | change | needs restart | reason |\n\
