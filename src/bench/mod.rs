@@ -20,7 +20,7 @@ use std::sync::Arc;
 pub use compare::{compare, Comparison};
 pub use options::{parse_duration, BenchOptions, StopAt};
 pub use result::{BenchResult, Latency, OperationResult, Outcome};
-pub use run::{probe, run, ServerFacts};
+pub use run::{close_probe, probe, run, ServerFacts};
 pub use workload::{OpKind, Operation, Param, ParamGen, Workload};
 
 /// `SELECT 1`: one operation, no parameters, the round-trip floor of a connection.

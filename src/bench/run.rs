@@ -1,9 +1,9 @@
 //! The runner: N client tasks over M connections, each execution timed into a per-operation
 //! HdrHistogram, failures counted by SQLSTATE.
 //!
-//! - Set-up: one connect timed alone ([`probe`], which also checks that M more connections
-//!   fit), then all M opened at once (pool set-up time), then every operation prepared once on
-//!   each.
+//! - Set-up: single connects timed alone, the median taken ([`probe`], which also checks that
+//!   M more connections fit), then all M connects started at one instant (pool set-up time,
+//!   connects only), then every operation prepared once on each.
 //! - N == M: each client owns its connection, no pool in the way, and runs on a thread of its
 //!   own whose current-thread runtime also drives the connection (like pgbench's `-j N`). N >
 //!   M: client tasks on the caller's runtime, where a FIFO semaphore hands out free
@@ -48,21 +48,43 @@ const CLIENT_SLACK: Duration = Duration::from_secs(2);
 /// The most statistics shards (client i writes to shard i % shards).
 const MAX_SHARDS: usize = 64;
 
-/// What the first connection learned.
+/// How many single connects [`probe`] times; the figure is their median.
+const SINGLE_CONNECTS: usize = 3;
+
+/// The pause after closing a connection before the next connect is timed: the closed
+/// connection's backend exits meanwhile, and its exit should not be measured as part of the
+/// next connect. A heuristic: the client cannot see when the backend has gone.
+const SETTLE: Duration = Duration::from_millis(20);
+
+/// What the probe learned.
 #[derive(Debug, Clone)]
 pub struct ServerFacts {
     pub server_version: String,
-    /// Time of that one connect.
+    /// The median time of [`SINGLE_CONNECTS`] single connects, one after the other, each
+    /// alone on the server: the yardstick of the pool set-up time.
     pub one_connect: Duration,
 }
 
-/// Connects once (timed), reads the server version and checks that `connections` more
-/// connections fit under max_connections. Returns the connection for workload set-up; close
-/// it before [`run`] so that it does not take a slot.
+/// Times [`SINGLE_CONNECTS`] single connects, reads the server version and checks that
+/// `connections` more connections fit under max_connections. Returns the last connection
+/// for workload set-up; close it before [`run`] so that it does not take a slot.
+///
+/// Each connect is what a pool connect is ([`db::connect`]: TCP, start-up, authentication,
+/// one round trip for the role check and statement_timeout), without preparing statements.
 pub async fn probe(target: &Target, connections: usize) -> Result<(Conn, ServerFacts)> {
-    let start = std::time::Instant::now();
-    let conn = db::connect(target).await?;
-    let one_connect = start.elapsed();
+    let mut times = Vec::with_capacity(SINGLE_CONNECTS);
+    let mut conn = None;
+    for _ in 0..SINGLE_CONNECTS {
+        if let Some(previous) = conn.take() {
+            drop(previous);
+            tokio::time::sleep(SETTLE).await;
+        }
+        let start = std::time::Instant::now();
+        conn = Some(db::connect(target).await?);
+        times.push(start.elapsed());
+    }
+    let conn = conn.expect("at least one connect");
+    let one_connect = median(&mut times);
     let row = conn
         .query_one("reading max_connections", CAPACITY_SQL, &[])
         .await?;
@@ -93,6 +115,19 @@ pub async fn probe(target: &Target, connections: usize) -> Result<(Conn, ServerF
             one_connect,
         },
     ))
+}
+
+/// Closes the probe's connection and waits [`SETTLE`], so that the pool set-up that follows
+/// does not share the server with that backend's exit.
+pub async fn close_probe(conn: Conn) {
+    drop(conn);
+    tokio::time::sleep(SETTLE).await;
+}
+
+/// The median of `times` (the upper one of the middle two for an even count).
+fn median(times: &mut [Duration]) -> Duration {
+    times.sort_unstable();
+    times[times.len() / 2]
 }
 
 /// One connection with every operation prepared on it.
@@ -493,11 +528,10 @@ pub async fn run(
     });
 
     // Pool set-up: every connection at once; the time until the last one is connected.
-    let setup_start = Instant::now();
     let mut clients = if dedicated {
-        Clients::threads(&shared, opts.connections, setup_start).await?
+        Clients::threads(&shared, opts.connections).await?
     } else {
-        Clients::tasks(&shared, opts, setup_start).await?
+        Clients::tasks(&shared, opts).await?
     };
     let pool_setup = clients.pool_setup;
 
@@ -566,6 +600,15 @@ fn setup_error(e: Error, i: usize, of: usize) -> Error {
     }
 }
 
+/// What a client thread reports while it sets up.
+enum Setup {
+    /// Its runtime is up; it waits for the start of the connects.
+    Waiting,
+    Connected(Instant),
+    Prepared,
+    Failed(Error),
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Go {
     Wait,
@@ -594,52 +637,58 @@ struct Clients {
 
 impl Clients {
     /// One thread per client, each connecting, preparing and then waiting for [`Clients::go`].
-    async fn threads(shared: &Arc<Shared>, n: usize, setup_start: Instant) -> Result<Self> {
-        let (ready_tx, mut ready_rx) =
-            tokio::sync::mpsc::unbounded_channel::<(usize, Result<Instant>)>();
+    ///
+    /// The pool set-up time is that of the connects alone, all started at one instant: the
+    /// threads and their runtimes are made first, and preparing comes after (it is timed
+    /// with the run's set-up, not as a connect).
+    async fn threads(shared: &Arc<Shared>, n: usize) -> Result<Self> {
+        let (event_tx, mut event_rx) = tokio::sync::mpsc::unbounded_channel::<(usize, Setup)>();
+        let (start_tx, start_rx) = watch::channel(Go::Wait);
         let (go_tx, go_rx) = watch::channel(Go::Wait);
         let (done_tx, done_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
         for id in 0..n {
             let shared = shared.clone();
-            let ready_tx = ready_tx.clone();
+            let event_tx = event_tx.clone();
+            let mut start_rx = start_rx.clone();
             let mut go_rx = go_rx.clone();
             let done_tx = done_tx.clone();
             let spawned = std::thread::Builder::new()
                 .name(format!("pgopt-bench-{id}"))
                 .spawn(move || {
                     let _done = done_tx;
+                    let send = move |e: Setup| {
+                        let _ = event_tx.send((id, e));
+                    };
                     let rt = match tokio::runtime::Builder::new_current_thread()
                         .enable_all()
                         .build()
                     {
                         Ok(rt) => rt,
                         Err(e) => {
-                            let _ = ready_tx.send((
-                                id,
-                                Err(Error::Internal(format!("cannot start a runtime: {e}"))),
-                            ));
+                            send(Setup::Failed(Error::Internal(format!(
+                                "cannot start a runtime: {e}"
+                            ))));
                             return;
                         }
                     };
                     rt.block_on(async move {
+                        send(Setup::Waiting);
+                        match start_rx.wait_for(|g| *g != Go::Wait).await {
+                            Ok(g) if *g == Go::Run => {}
+                            _ => return,
+                        }
                         let conn = match db::connect(&shared.target).await {
                             Ok(c) => c,
-                            Err(e) => {
-                                let _ = ready_tx.send((id, Err(e)));
-                                return;
-                            }
+                            Err(e) => return send(Setup::Failed(e)),
                         };
-                        let connected = Instant::now();
+                        send(Setup::Connected(Instant::now()));
                         let slot = match prepare_all(conn, &shared.workload).await {
                             Ok(s) => s,
-                            Err(e) => {
-                                let _ = ready_tx.send((id, Err(e)));
-                                return;
-                            }
+                            Err(e) => return send(Setup::Failed(e)),
                         };
                         shared.watch(&slot);
-                        let _ = ready_tx.send((id, Ok(connected)));
-                        drop(ready_tx);
+                        send(Setup::Prepared);
+                        drop(send);
                         match go_rx.wait_for(|g| *g != Go::Wait).await {
                             Ok(g) if *g == Go::Run => {}
                             _ => return,
@@ -650,24 +699,47 @@ impl Clients {
                     });
                 });
             if let Err(e) = spawned {
+                let _ = start_tx.send(Go::Abort);
                 let _ = go_tx.send(Go::Abort);
                 return Err(Error::Internal(format!(
                     "cannot start a client thread: {e}"
                 )));
             }
         }
-        drop(ready_tx);
+        drop(event_tx);
         drop(done_tx);
-        let mut last_connected = setup_start;
+
+        // Every thread waits at the start line (or failed); then all connect at once.
         let mut first_error: Option<Error> = None;
-        while let Some((id, r)) = ready_rx.recv().await {
-            match r {
-                Ok(at) => last_connected = last_connected.max(at),
-                Err(e) => {
-                    if first_error.is_none() {
-                        first_error = Some(setup_error(e, id, n));
-                    }
+        let mut waiting = 0;
+        while waiting < n {
+            match event_rx.recv().await {
+                Some((_, Setup::Waiting)) => waiting += 1,
+                Some((id, Setup::Failed(e))) => {
+                    first_error.get_or_insert(setup_error(e, id, n));
+                    break;
                 }
+                // Cannot happen before the start; every thread gone without a word.
+                Some(_) | None => break,
+            }
+        }
+        if waiting < n {
+            let _ = start_tx.send(Go::Abort);
+            let _ = go_tx.send(Go::Abort);
+            return Err(first_error.unwrap_or_else(|| {
+                Error::Internal("a client thread ended before connecting".into())
+            }));
+        }
+        let setup_start = Instant::now();
+        let _ = start_tx.send(Go::Run);
+        let mut last_connected = setup_start;
+        while let Some((id, event)) = event_rx.recv().await {
+            match event {
+                Setup::Connected(at) => last_connected = last_connected.max(at),
+                Setup::Failed(e) => {
+                    first_error.get_or_insert(setup_error(e, id, n));
+                }
+                Setup::Waiting | Setup::Prepared => {}
             }
         }
         if let Some(e) = first_error {
@@ -684,11 +756,8 @@ impl Clients {
     }
 
     /// The pool's connections opened at once on this runtime, prepared, then `clients` tasks.
-    async fn tasks(
-        shared: &Arc<Shared>,
-        opts: &BenchOptions,
-        setup_start: Instant,
-    ) -> Result<Self> {
+    async fn tasks(shared: &Arc<Shared>, opts: &BenchOptions) -> Result<Self> {
+        let setup_start = Instant::now();
         let opened = futures_util::future::join_all(
             (0..opts.connections).map(|_| db::connect(&shared.target)),
         )
@@ -888,4 +957,17 @@ fn spawn_progress(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
             bar.0.tick();
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_connect_is_the_median_so_one_cold_or_disturbed_connect_does_not_set_it() {
+        let ms = Duration::from_millis;
+        assert_eq!(median(&mut [ms(9), ms(2), ms(3)]), ms(3));
+        assert_eq!(median(&mut [ms(1), ms(2), ms(30)]), ms(2));
+        assert_eq!(median(&mut [ms(4)]), ms(4));
+    }
 }

@@ -162,7 +162,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         workload
     };
     // The probe connection would take a slot from the pool.
-    drop(conn);
+    bench::close_probe(conn).await;
 
     let result = bench::run(&target, workload, &opts, &facts, Some(interrupt_rx)).await?;
     print_result(&result, args.format);
