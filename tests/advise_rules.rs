@@ -40,6 +40,39 @@ fn clean_fixture_loads_and_has_no_findings() {
     assert!(findings.is_empty(), "fixture produced: {findings:#?}");
 }
 
+// ---------- checkpoints ----------
+
+#[test]
+fn requested_checkpoints_warn_with_the_wal_behind_them() {
+    let mut snap = clean_snapshot();
+    set_setting(&mut snap, "max_wal_size", "1024");
+    set_setting(&mut snap, "checkpoint_timeout", "300");
+    snap.checkpoints = Some(pgopt::snapshot::Checkpoints {
+        timed: 60,
+        requested: 40,
+        stats_reset: ago(2 * 3600),
+        wal_bytes: Some(80 * 1024 * MIB),
+        ..Default::default()
+    });
+    let f = single(&snap, "checkpoints_requested");
+    assert_eq!(f.severity, Severity::Warning);
+    assert!(
+        f.message.contains("40 of 100 checkpoints (40 %)")
+            && f.message.contains("80.0 GB of WAL in 2.0 h")
+            && f.message.contains("(1024 MB)"),
+        "{}",
+        f.message
+    );
+    assert_eq!(ev_f64(&f, "requested_share"), 0.4);
+    // Near misses: 15 % requested, or only 2 requested.
+    snap.checkpoints.as_mut().unwrap().requested = 15;
+    snap.checkpoints.as_mut().unwrap().timed = 85;
+    assert!(run(&snap).iter().all(|f| f.rule != "checkpoints_requested"));
+    snap.checkpoints.as_mut().unwrap().requested = 2;
+    snap.checkpoints.as_mut().unwrap().timed = 0;
+    assert!(run(&snap).iter().all(|f| f.rule != "checkpoints_requested"));
+}
+
 // ---------- cache hit ratio ----------
 
 #[test]
@@ -1290,6 +1323,11 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
         st.top.push(statement(9002, 30_000.0, 100));
         st.top[0].temp_blks_written = 10;
     }
+    snap.checkpoints = Some(pgopt::snapshot::Checkpoints {
+        timed: 10,
+        requested: 30,
+        ..Default::default()
+    });
     plant_insecure(&mut snap);
     let all = run(&snap);
     let mut fired: Vec<&str> = all.iter().map(|f| f.rule.as_str()).collect();

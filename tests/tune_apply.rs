@@ -602,6 +602,12 @@ async fn requested_checkpoints_raise_max_wal_size() {
         "{}",
         change.reason
     );
+    // pgopt analyze reports them too.
+    let findings = pgopt::advise::advise(&snap, &pgopt::advise::Thresholds::default());
+    assert!(
+        findings.iter().any(|f| f.rule == "checkpoints_requested"),
+        "{findings:#?}"
+    );
 
     // CHECKPOINT commands: requested, but no WAL volume behind them.
     c.psql(

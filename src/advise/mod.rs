@@ -18,6 +18,7 @@ use crate::snapshot::Snapshot;
 
 mod blocking;
 mod cache_hit;
+mod checkpoints;
 mod connections;
 mod dead_tuples;
 mod duplicate_indexes;
@@ -149,6 +150,10 @@ pub const RULES: &[RuleInfo] = &[
     RuleInfo {
         id: cache_hit::RULE,
         description: "Buffer cache hit ratio of the current database is low",
+    },
+    RuleInfo {
+        id: checkpoints::RULE,
+        description: "Checkpoints requested early (WAL fills max_wal_size) rather than timed",
     },
     RuleInfo {
         id: connections::RULE,
@@ -285,6 +290,7 @@ type Check = fn(&Snapshot, &Thresholds) -> Vec<Finding>;
 
 const CHECKS: &[Check] = &[
     cache_hit::check,
+    checkpoints::check,
     connections::check,
     idle_in_transaction::check,
     long_running::check,

@@ -180,6 +180,14 @@ thresholds! {
     /// <https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM>
     temp_bytes_warning: u64 = GIB, "warn when the database wrote this many temp file bytes";
 
+    /// Warn when this share of checkpoints was requested rather than timed: WAL fills
+    /// max_wal_size before checkpoint_timeout comes round.
+    /// <https://www.postgresql.org/docs/current/wal-configuration.html>
+    checkpoints_requested_ratio: f64 = 0.2, "warn when this share of checkpoints was requested (max_wal_size reached) rather than timed";
+    /// ... and at least this many checkpoints were requested.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-BGWRITER-VIEW>
+    checkpoints_requested_min: u64 = 3, "report requested checkpoints from this many";
+
     /// A statement taking this share of all execution time is reported.
     /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
     slow_statement_min_total_share: f64 = 0.10, "report statements taking this share of total execution time";
