@@ -649,7 +649,9 @@ fn behind_tables(snap: &Snapshot) -> Vec<&Table> {
     snap.tables
         .iter()
         .filter(|t| {
-            t.n_dead_tup > DEAD_TUPLES
+            // A partitioned table has no rows of its own (its partitions are listed).
+            t.kind != "p"
+                && t.n_dead_tup > DEAD_TUPLES
                 && t.n_dead_tup as f64 > 0.1 * t.n_live_tup.max(0) as f64
                 && t.last_autovacuum.map_or(true, |v| v < day_ago)
         })
