@@ -186,3 +186,27 @@ fn demo_runs_and_finds_what_it_planted() {
         );
     }
 }
+
+/// The table form of the demo goes on to the settings phase: pgopt tune's dry run on the same
+/// snapshot, with the planted spill as evidence and a note for the table autovacuum may not touch.
+#[test]
+fn demo_advises_settings_from_the_same_snapshot() {
+    let o = pgopt(&["demo", "--format", "markdown"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let out = stdout(&o);
+    assert!(out.contains("pgopt tune --method pgopt"), "{out}");
+    let row = |name: &str| {
+        out.lines()
+            .find(|l| l.starts_with(&format!("| {name} |")))
+            .unwrap_or_else(|| panic!("{name} missing: {out}"))
+            .to_string()
+    };
+    assert!(row("work_mem").contains("temp files spill"), "{out}");
+    // The planted table has autovacuum turned off: a note, not a global change.
+    assert!(
+        out.contains("autovacuum is turned off on public.security_events"),
+        "{out}"
+    );
+    assert!(!out.contains("| autovacuum_naptime |"), "{out}");
+    assert!(out.contains("nothing was changed"), "{out}");
+}

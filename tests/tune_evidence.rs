@@ -299,6 +299,15 @@ fn autovacuum_behind_on_small_tables_is_tuned_globally() {
         );
     }
     assert!(out.objects.is_empty());
+    // Autovacuum turned off on the table: a note, no setting.
+    table_mut(&mut snap, "products").reloptions = vec!["autovacuum_enabled=false".into()];
+    let out = run(&snap);
+    assert!(out.change("autovacuum_naptime").is_none());
+    let notes = out.output.notes.join("\n");
+    assert!(
+        notes.contains(r#"ALTER TABLE "public"."products" RESET (autovacuum_enabled)"#),
+        "{notes}"
+    );
 }
 
 #[test]

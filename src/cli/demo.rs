@@ -64,6 +64,15 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     let snap = collect_with_progress(&conn, &CollectOptions::default()).await?;
     let findings = advise::advise(&snap, &Thresholds::default());
     println!("{}", report::render(&snap, &findings, args.format));
+    if args.format != Format::Json {
+        progress("advising settings from the same snapshot (pgopt tune, dry run)");
+        let settings = super::tune::dry_run_report(&conn, &snap, args.format).await?;
+        println!("{settings}");
+        println!(
+            "nothing was changed; apply with: pgopt tune TARGET --apply (a journal undoes it: \
+             pgopt tune --rollback JOURNAL)"
+        );
+    }
 
     match (&cluster, &detached) {
         (_, Some(d)) => {

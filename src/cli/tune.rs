@@ -220,6 +220,33 @@ async fn detect(conn: &Conn, storage_given: bool) -> crate::Result<Detected> {
     })
 }
 
+/// The settings phase of `pgopt demo`: `--method pgopt` for the server behind `conn` on a
+/// snapshot already collected from it, detected inputs, as a dry run (a table or markdown).
+pub async fn dry_run_report(
+    conn: &Conn,
+    snap: &crate::snapshot::Snapshot,
+    format: Format,
+) -> crate::Result<String> {
+    let detected = detect(conn, false).await?;
+    let input = TuneInput::validate(&merge_detected(RawInput::default(), &detected)?)?;
+    let sources = [detected
+        .storage
+        .clone()
+        .unwrap_or(StorageSource::Flag)
+        .describe(input.storage)];
+    let p = evidence::pgopt_method(&pgtune::pgtune(&input), &input, snap);
+    let server = apply::read_settings(conn).await?;
+    let rows = compare::compare(&server, &p.output.settings);
+    let markdown = format == Format::Markdown;
+    let mut text = if markdown {
+        tune::render::compare_markdown("pgopt", &input, &p.output, &rows, &sources)
+    } else {
+        tune::render::compare_table("pgopt", &input, &p.output, &rows, &sources)
+    };
+    text.push_str(&tune::objects::render(&p.objects, markdown));
+    Ok(text)
+}
+
 pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     if args.restart && !args.apply && args.rollback.is_none() {
         return Err(Error::BadInput(

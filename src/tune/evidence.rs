@@ -662,7 +662,27 @@ fn behind_tables(snap: &Snapshot) -> Vec<&Table> {
 /// global settings when more tables, or small ones, fall behind; more workers when every
 /// worker is busy.
 fn autovacuum(b: &mut Builder, input: &TuneInput, snap: &Snapshot) {
-    let behind = behind_tables(snap);
+    // Tables with autovacuum turned off on them: no autovacuum setting reaches them.
+    let (off, behind): (Vec<&Table>, Vec<&Table>) =
+        behind_tables(snap).into_iter().partition(|t| {
+            t.reloption("autovacuum_enabled").is_some_and(|v| {
+                matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "false" | "off" | "no" | "0"
+                )
+            })
+        });
+    for t in off {
+        b.out.notes.push(format!(
+            "autovacuum is turned off on {}.{} (autovacuum_enabled = false) and it has {} dead \
+             tuples: no autovacuum setting reaches it; ALTER TABLE {} RESET \
+             (autovacuum_enabled), or VACUUM it on a schedule",
+            t.schema,
+            t.name,
+            t.n_dead_tup,
+            QualifiedName::new(&t.schema, &t.name)
+        ));
+    }
     if behind.is_empty() {
         return;
     }
