@@ -188,7 +188,8 @@ fn two_hundred_clients_over_four_connections_complete_every_transaction_without_
 }
 
 #[test]
-fn a_file_workload_on_a_pgbench_like_table_runs_with_rate_and_warmup_and_prints_a_table() {
+fn a_file_workload_on_a_pgbench_like_table_runs_with_rate_and_warmup_and_prints_a_table_and_a_page()
+{
     let c = Cluster::start(ClusterOptions::default()).unwrap();
     c.psql(
         "postgres",
@@ -222,8 +223,17 @@ fn a_file_workload_on_a_pgbench_like_table_runs_with_rate_and_warmup_and_prints_
         "500ms",
         "--rate",
         "200",
+        "--html",
+        dir.path().join("run.html").to_str().unwrap(),
     ]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    // --html: the same figures as a page with the latency chart.
+    let page = std::fs::read_to_string(dir.path().join("run.html")).unwrap();
+    assert!(
+        page.contains("<td>balance</td>") && page.contains("<td>deposit</td>"),
+        "{page}"
+    );
+    assert!(page.contains("latency percentiles by operation") && page.contains("<svg"));
     let out = stdout(&o);
     for needle in [
         "balance",
@@ -420,6 +430,42 @@ fn compare_reports_b_over_a_per_operation_and_marks_missing_ones() {
         "{t}"
     );
     assert!(t.contains("missing") && t.contains("total"), "{t}");
+
+    // The HTML report: the comparison table with its ratios, A beside B as charts, and
+    // each side's latency distribution; names escaped.
+    let html = dir.path().join("cmp.html");
+    let o = pgopt(&[
+        "bench",
+        "compare",
+        &pa,
+        &pb,
+        "--html",
+        html.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.starts_with("<!DOCTYPE html>"), "{page}");
+    assert_eq!(
+        page.matches("<svg").count(),
+        4,
+        "p50, p99 and two distributions"
+    );
+    assert!(page.contains("<td>login</td>"), "{page}");
+    assert!(page.contains("p50 by operation") && page.contains("p99 by operation"));
+    // login: p50 0.400 -> 0.200 (0.50, better), tx/s 800.0 -> 1200.0 (1.50, better).
+    assert!(
+        page.contains("<td>0.400</td><td>0.200</td><td class=\"better\">0.50</td>"),
+        "{page}"
+    );
+    assert!(
+        page.contains("<td>800.0</td><td>1200.0</td><td class=\"better\">1.50</td>"),
+        "{page}"
+    );
+    // labelled by the file names
+    assert!(
+        page.contains("<h2>A: a</h2>") && page.contains("<h2>B: b</h2>"),
+        "{page}"
+    );
 
     // Not a result file: bad input.
     let junk = write_file(dir.path(), "junk.json", "{\"x\": 1}");

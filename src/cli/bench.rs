@@ -74,6 +74,9 @@ pub struct BenchArgs {
     /// Output format (json can be saved for `pgopt bench compare`).
     #[arg(long, value_enum, default_value = "table")]
     pub format: BenchFormat,
+    /// Also write an HTML report (tables and a latency chart) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -93,6 +96,10 @@ pub struct CompareArgs {
     pub b: PathBuf,
     #[arg(long, value_enum, default_value = "table")]
     pub format: BenchFormat,
+    /// Also write an HTML report (the comparison, p50 and p99 of A beside B, and each side's
+    /// latency distribution as charts) to this file.
+    #[arg(long, value_name = "FILE")]
+    pub html: Option<PathBuf>,
 }
 
 /// Where the operations come from, decided before connecting.
@@ -166,6 +173,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
 
     let result = bench::run(&target, workload, &opts, &facts, Some(interrupt_rx)).await?;
     print_result(&result, args.format);
+    if let Some(path) = &args.html {
+        write_html(path, &crate::report::bench_html::result_html(&result)?)?;
+    }
     Ok(match result.outcome {
         Outcome::Completed => EXIT_OK,
         Outcome::Interrupted => {
@@ -186,6 +196,13 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
     })
 }
 
+/// Writes an HTML report atomically and says where.
+fn write_html(path: &std::path::Path, html: &str) -> crate::Result<()> {
+    crate::files::write_atomically(path, html)?;
+    eprintln!("wrote {}", path.display());
+    Ok(())
+}
+
 fn print_result(r: &BenchResult, format: BenchFormat) {
     match format {
         BenchFormat::Table => print!("{}", render::render_result_table(r)),
@@ -200,6 +217,21 @@ fn compare(c: &CompareArgs) -> anyhow::Result<u8> {
     match c.format {
         BenchFormat::Table => print!("{}", render::render_comparison_table(&cmp)),
         BenchFormat::Json => println!("{}", render::render_comparison_json(&cmp)),
+    }
+    if let Some(path) = &c.html {
+        let label = |p: &std::path::Path| {
+            p.file_stem()
+                .map(|s| s.to_string_lossy().into_owned())
+                .unwrap_or_else(|| p.display().to_string())
+        };
+        let (la, lb) = (label(&c.a), label(&c.b));
+        let (la, lb) = if la == lb {
+            ("A".to_string(), "B".to_string())
+        } else {
+            (la, lb)
+        };
+        let html = crate::report::bench_html::compare_html(&a, &b, &cmp, (&la, &lb))?;
+        write_html(path, &html)?;
     }
     Ok(EXIT_OK)
 }

@@ -1,6 +1,7 @@
 //! Rendering an analysis for people (table, markdown) and programs (json). Pure: no I/O.
 
 pub mod bench;
+pub mod bench_html;
 mod json;
 mod markdown;
 mod table;

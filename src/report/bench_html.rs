@@ -1,0 +1,479 @@
+//! HTML reports of runs: the figures people compare as tables, and the pictures that say more
+//! (the latency distribution of each operation; before against after) as SVG charts drawn
+//! with plotters. Pure: results in, one self-contained HTML page out.
+
+use plotters::coord::Shift;
+use plotters::prelude::*;
+
+use crate::bench::compare::{Comparison, Pair};
+use crate::bench::{BenchResult, Latency, OperationResult};
+use crate::error::{Error, Result};
+
+const WIDTH: u32 = 960;
+const HEIGHT: u32 = 480;
+const PERCENTILES: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
+
+/// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
+fn esc(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+fn page(title: &str, body: &str) -> String {
+    format!(
+        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
+         <title>{t}</title>\n<style>\n\
+         body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}\n\
+         table {{ border-collapse: collapse; margin: 1em 0; }}\n\
+         th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}\n\
+         th:first-child, td:first-child {{ text-align: left; }}\n\
+         th {{ background: #f3f3f3; }}\n\
+         .better {{ color: #1a7f37; }} .worse {{ color: #cf222e; }}\n\
+         </style>\n</head>\n<body>\n<h1>{t}</h1>\n{body}</body>\n</html>\n",
+        t = esc(title)
+    )
+}
+
+fn chart_error(e: impl std::fmt::Display) -> Error {
+    Error::Internal(format!("drawing the chart: {e}"))
+}
+
+fn ms(v: f64) -> String {
+    if v >= 100.0 {
+        format!("{v:.0}")
+    } else if v >= 1.0 {
+        format!("{v:.2}")
+    } else {
+        format!("{v:.3}")
+    }
+}
+
+fn latency_values(l: &Latency) -> [f64; 5] {
+    [l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms]
+}
+
+/// A log-scale range of milliseconds covering `values` (positive ones), with some room.
+fn ms_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
+    let (lo, hi) = values
+        .filter(|v| *v > 0.0)
+        .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    if hi <= 0.0 {
+        return 0.001..1.0;
+    }
+    (lo / 1.5)..(hi * 1.5)
+}
+
+/// The latency percentiles of each operation as lines over p50 .. max (log scale).
+fn percentile_chart(title: &str, series: &[(String, [f64; 5])]) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, HEIGHT)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        draw_percentiles(&root, title, series)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+fn draw_percentiles(
+    root: &DrawingArea<SVGBackend<'_>, Shift>,
+    title: &str,
+    series: &[(String, [f64; 5])],
+) -> Result<()> {
+    let range = ms_range(series.iter().flat_map(|(_, v)| v.iter().copied()));
+    let mut chart = ChartBuilder::on(root)
+        .caption(title, ("sans-serif", 18))
+        .margin(12)
+        .x_label_area_size(32)
+        .y_label_area_size(64)
+        .build_cartesian_2d(-0.2f64..4.2f64, range.log_scale())
+        .map_err(chart_error)?;
+    chart
+        .configure_mesh()
+        .x_labels(5)
+        .x_label_formatter(&|x| {
+            let i = x.round();
+            if (x - i).abs() < 0.01 && (0.0..=4.0).contains(&i) {
+                PERCENTILES[i as usize].to_string()
+            } else {
+                String::new()
+            }
+        })
+        .y_desc("latency (ms, log scale)")
+        .y_label_formatter(&|y| ms(*y))
+        .draw()
+        .map_err(chart_error)?;
+    for (i, (name, values)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = values
+            .iter()
+            .enumerate()
+            .filter(|(_, v)| **v > 0.0)
+            .map(|(x, v)| (x as f64, *v))
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))
+            .map_err(chart_error)?
+            .label(name.clone())
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
+            });
+        chart
+            .draw_series(points.iter().map(|p| Circle::new(*p, 3, color.filled())))
+            .map_err(chart_error)?;
+    }
+    chart
+        .configure_series_labels()
+        .position(SeriesLabelPosition::LowerRight)
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .draw()
+        .map_err(chart_error)?;
+    Ok(())
+}
+
+/// One figure of every operation, A beside B, as horizontal bars (log scale), the first
+/// operation on top.
+fn before_after_chart(
+    title: &str,
+    labels: (&str, &str),
+    rows: &[(String, Option<f64>, Option<f64>)],
+) -> Result<String> {
+    let mut svg = String::new();
+    {
+        let n = rows.len().max(1);
+        let height = (HEIGHT / 2).max(90 + 34 * n as u32);
+        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+        root.fill(&WHITE).map_err(chart_error)?;
+        let range = ms_range(
+            rows.iter()
+                .flat_map(|(_, a, b)| [a.unwrap_or(0.0), b.unwrap_or(0.0)]),
+        );
+        let left = range.start;
+        let mut chart = ChartBuilder::on(&root)
+            .caption(title, ("sans-serif", 18))
+            .margin(12)
+            .x_label_area_size(36)
+            .y_label_area_size(190)
+            .build_cartesian_2d(range.log_scale(), 0f64..n as f64)
+            .map_err(chart_error)?;
+        // Row i is drawn at n - 1 - i, so the first operation is on top.
+        let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
+        chart
+            .configure_mesh()
+            .disable_y_mesh()
+            .y_labels(n * 2 + 1)
+            .y_label_formatter(&|y| {
+                let i = (y - 0.5).round();
+                if (y - 0.5 - i).abs() < 0.01 && i >= 0.0 && (i as usize) < names.len() {
+                    names[names.len() - 1 - i as usize].clone()
+                } else {
+                    String::new()
+                }
+            })
+            .x_desc("ms (log scale)")
+            .x_label_formatter(&|x| ms(*x))
+            .draw()
+            .map_err(chart_error)?;
+        let colors = [Palette99::pick(0).to_rgba(), Palette99::pick(1).to_rgba()];
+        for (side, label) in [labels.0, labels.1].into_iter().enumerate() {
+            let color = colors[side];
+            let bars: Vec<Rectangle<(f64, f64)>> = rows
+                .iter()
+                .enumerate()
+                .filter_map(|(i, r)| {
+                    let v = if side == 0 { r.1 } else { r.2 }?;
+                    (v > 0.0).then(|| {
+                        // A above B within the operation's row.
+                        let y1 = (n - 1 - i) as f64 + 0.9 - side as f64 * 0.4;
+                        Rectangle::new([(left, y1), (v, y1 - 0.38)], color.filled())
+                    })
+                })
+                .collect();
+            chart
+                .draw_series(bars)
+                .map_err(chart_error)?
+                .label(label.to_string())
+                .legend(move |(x, y)| {
+                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
+                });
+        }
+        chart
+            .configure_series_labels()
+            .position(SeriesLabelPosition::LowerRight)
+            .background_style(WHITE.mix(0.85))
+            .border_style(BLACK)
+            .draw()
+            .map_err(chart_error)?;
+        root.present().map_err(chart_error)?;
+    }
+    Ok(svg)
+}
+
+fn run_summary(r: &BenchResult) -> String {
+    let mut rows = vec![
+        ("workload", r.workload.clone()),
+        ("server", r.server_version.clone()),
+        (
+            "clients / connections",
+            format!("{} / {}", r.clients, r.connections),
+        ),
+        ("measured", format!("{:.1} s", r.duration_s)),
+        ("transactions", r.transactions.to_string()),
+        ("throughput", format!("{:.1} tx/s", r.throughput_tps)),
+        ("errors", r.errors.to_string()),
+        ("pool set-up", format!("{:.2} ms", r.pool_setup_ms)),
+        ("one connect", format!("{:.2} ms", r.one_connect_ms)),
+        ("outcome", format!("{:?}", r.outcome).to_lowercase()),
+    ];
+    if let Some(rate) = r.rate {
+        rows.insert(4, ("target rate", format!("{rate:.1} tx/s")));
+    }
+    if let Some(e) = &r.error {
+        rows.push(("error", e.clone()));
+    }
+    let mut out = String::from("<table>\n");
+    for (k, v) in rows {
+        out.push_str(&format!(
+            "<tr><th>{}</th><td>{}</td></tr>\n",
+            esc(k),
+            esc(&v)
+        ));
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+fn operations_table(ops: &[&OperationResult], total: Option<&BenchResult>) -> String {
+    let mut out = String::from(
+        "<table>\n<tr><th>operation</th><th>count</th><th>tx/s</th><th>p50 ms</th>\
+         <th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>mean ms</th>\
+         <th>errors</th></tr>\n",
+    );
+    let row = |name: &str, count: u64, tps: f64, l: &Latency, errors: String| {
+        format!(
+            "<tr><td>{}</td><td>{count}</td><td>{tps:.1}</td><td>{}</td><td>{}</td><td>{}</td>\
+             <td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>\n",
+            esc(name),
+            ms(l.p50_ms),
+            ms(l.p90_ms),
+            ms(l.p99_ms),
+            ms(l.p999_ms),
+            ms(l.max_ms),
+            ms(l.mean_ms),
+            esc(&errors)
+        )
+    };
+    for op in ops {
+        let errors = if op.errors.is_empty() {
+            "0".to_string()
+        } else {
+            op.errors
+                .iter()
+                .map(|(c, n)| format!("{c}: {n}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        out.push_str(&row(
+            &op.name,
+            op.count,
+            op.throughput_tps,
+            &op.latency,
+            errors,
+        ));
+    }
+    if let Some(r) = total {
+        out.push_str(&row(
+            "all operations",
+            r.transactions,
+            r.throughput_tps,
+            &r.latency,
+            r.errors.to_string(),
+        ));
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+/// One run: its summary, the operations' figures, and their latency distributions.
+pub fn result_html(r: &BenchResult) -> Result<String> {
+    let ops: Vec<&OperationResult> = r.operations.iter().collect();
+    let series: Vec<(String, [f64; 5])> = r
+        .operations
+        .iter()
+        .filter(|o| o.count > 0)
+        .map(|o| (o.name.clone(), latency_values(&o.latency)))
+        .collect();
+    let mut body = run_summary(r);
+    body.push_str("<h2>Operations</h2>\n");
+    body.push_str(&operations_table(&ops, Some(r)));
+    body.push_str("<h2>Latency distribution</h2>\n");
+    body.push_str(&percentile_chart(
+        "latency percentiles by operation",
+        &series,
+    )?);
+    Ok(page(&format!("pgopt bench: {}", r.workload), &body))
+}
+
+fn pair_cells(p: &Pair, lower_is_better: bool, fmt: fn(f64) -> String) -> String {
+    let v = |x: Option<f64>| x.map(fmt).unwrap_or_else(|| "-".into());
+    let ratio = match p.ratio {
+        Some(r) => {
+            let class = match (r < 1.0, lower_is_better) {
+                _ if (r - 1.0).abs() < 0.05 => "",
+                (true, true) | (false, false) => " class=\"better\"",
+                _ => " class=\"worse\"",
+            };
+            format!("<td{class}>{r:.2}</td>")
+        }
+        None => "<td>-</td>".into(),
+    };
+    format!("<td>{}</td><td>{}</td>{ratio}", v(p.a), v(p.b))
+}
+
+/// Two runs: their summaries, per-operation A, B and B/A, and A beside B as charts (p50,
+/// p99), then each side's latency distribution.
+pub fn compare_html(
+    a: &BenchResult,
+    b: &BenchResult,
+    cmp: &Comparison,
+    labels: (&str, &str),
+) -> Result<String> {
+    let mut body = String::new();
+    body.push_str(&format!(
+        "<h2>A: {}</h2>\n{}<h2>B: {}</h2>\n{}",
+        esc(labels.0),
+        run_summary(a),
+        esc(labels.1),
+        run_summary(b)
+    ));
+    body.push_str(
+        "<h2>B against A</h2>\n<table>\n<tr><th>operation</th><th>p50 A</th><th>p50 B</th>\
+         <th>B/A</th><th>p99 A</th><th>p99 B</th><th>B/A</th><th>tx/s A</th><th>tx/s B</th>\
+         <th>B/A</th><th>errors A</th><th>errors B</th></tr>\n",
+    );
+    let tps = |x: f64| format!("{x:.1}");
+    let count = |x: f64| format!("{x:.0}");
+    for op in cmp.operations.iter().chain(std::iter::once(&cmp.total)) {
+        let errors = format!(
+            "<td>{}</td><td>{}</td>",
+            op.errors.a.map(count).unwrap_or_else(|| "-".into()),
+            op.errors.b.map(count).unwrap_or_else(|| "-".into())
+        );
+        body.push_str(&format!(
+            "<tr><td>{}</td>{}{}{}{errors}</tr>\n",
+            esc(if op.name == "total" {
+                "all operations"
+            } else {
+                &op.name
+            }),
+            pair_cells(&op.p50_ms, true, ms),
+            pair_cells(&op.p99_ms, true, ms),
+            pair_cells(&op.throughput_tps, false, tps),
+        ));
+    }
+    body.push_str("</table>\n");
+    for (title, pick) in [("p50 by operation", 0usize), ("p99 by operation", 1usize)] {
+        let rows: Vec<(String, Option<f64>, Option<f64>)> = cmp
+            .operations
+            .iter()
+            .map(|o| {
+                let p = if pick == 0 { &o.p50_ms } else { &o.p99_ms };
+                (o.name.clone(), p.a, p.b)
+            })
+            .collect();
+        body.push_str(&before_after_chart(title, labels, &rows)?);
+        body.push('\n');
+    }
+    body.push_str("<h2>Latency distributions</h2>\n");
+    for (label, r) in [(labels.0, a), (labels.1, b)] {
+        let series: Vec<(String, [f64; 5])> = r
+            .operations
+            .iter()
+            .filter(|o| o.count > 0)
+            .map(|o| (o.name.clone(), latency_values(&o.latency)))
+            .collect();
+        body.push_str(&percentile_chart(
+            &format!("{label}: latency percentiles"),
+            &series,
+        )?);
+        body.push('\n');
+    }
+    Ok(page(
+        &format!("pgopt bench compare: {} against {}", labels.1, labels.0),
+        &body,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::bench::{Latency, OperationResult, Outcome};
+
+    fn result(name: &str) -> BenchResult {
+        BenchResult {
+            schema_version: crate::bench::result::RESULT_SCHEMA_VERSION,
+            pgopt_version: "0".into(),
+            workload: "file <x>.sql".into(),
+            server_version: "15".into(),
+            clients: 2,
+            connections: 2,
+            rate: None,
+            warmup_s: 0.0,
+            duration_s: 1.0,
+            transactions: 10,
+            errors: 1,
+            throughput_tps: 10.0,
+            pool_setup_ms: 1.0,
+            one_connect_ms: 1.0,
+            connections_lost: 0,
+            outcome: Outcome::Completed,
+            error: None,
+            latency: Latency::default(),
+            operations: vec![OperationResult {
+                name: name.into(),
+                count: 10,
+                errors: [("22012".to_string(), 1)].into_iter().collect(),
+                throughput_tps: 10.0,
+                latency: Latency {
+                    p50_ms: 0.5,
+                    p90_ms: 1.0,
+                    p99_ms: 2.0,
+                    p999_ms: 4.0,
+                    max_ms: 8.0,
+                    mean_ms: 0.7,
+                },
+            }],
+        }
+    }
+
+    #[test]
+    fn a_run_page_has_its_table_and_chart_with_names_escaped() {
+        let page = result_html(&result("<script>alert(1)</script>")).unwrap();
+        assert!(!page.contains("<script>"), "{page}");
+        assert!(page.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+        assert!(page.contains("<title>pgopt bench: file &lt;x&gt;.sql</title>"));
+        assert!(page.contains("<td>0.500</td><td>1.00</td><td>2.00</td><td>4.00</td><td>8.00</td>"));
+        assert!(page.contains("22012: 1"));
+        assert_eq!(page.matches("<svg").count(), 1);
+    }
+
+    #[test]
+    fn an_empty_run_still_draws() {
+        let mut r = result("x");
+        r.operations[0].count = 0;
+        r.operations[0].latency = Latency::default();
+        let page = result_html(&r).unwrap();
+        assert_eq!(page.matches("<svg").count(), 1);
+    }
+}
