@@ -65,6 +65,18 @@ impl OperationResult {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
+
+    /// `0`, or the errors by code: `22012: 2, 57014: 1`.
+    pub fn errors_text(&self) -> String {
+        if self.errors.is_empty() {
+            return "0".to_string();
+        }
+        self.errors
+            .iter()
+            .map(|(c, n)| format!("{c}: {n}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
 }
 
 /// A whole run.

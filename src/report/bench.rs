@@ -123,15 +123,7 @@ pub fn render_result_table(r: &BenchResult) -> String {
         "errors",
     ]);
     for op in &r.operations {
-        let errors = if op.errors.is_empty() {
-            "0".to_string()
-        } else {
-            op.errors
-                .iter()
-                .map(|(c, n)| format!("{c}: {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let errors = op.errors_text();
         t.add_row(vec![
             op.name.clone(),
             op.count.to_string(),

@@ -275,15 +275,7 @@ fn operations_table(ops: &[&OperationResult], total: Option<&BenchResult>) -> St
         )
     };
     for op in ops {
-        let errors = if op.errors.is_empty() {
-            "0".to_string()
-        } else {
-            op.errors
-                .iter()
-                .map(|(c, n)| format!("{c}: {n}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        };
+        let errors = op.errors_text();
         out.push_str(&row(
             &op.name,
             op.count,
