@@ -474,6 +474,34 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
          (SELECT reloptions FROM pg_class WHERE relname = 'Audit Log')";
     let objects_before = c.psql("postgres", OBJECTS).unwrap();
     let dsn = c.dsn("postgres");
+    // --emit sql prints the per-object statements; --emit conf only as comments.
+    let emit = |what: &str| {
+        let o = pgopt(&[
+            &dsn,
+            "--profile",
+            "governance",
+            "--memory",
+            "4GB",
+            "--cpus",
+            "4",
+            "--emit",
+            what,
+        ]);
+        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+        out(&o)
+    };
+    let sql = emit("sql");
+    assert!(
+        sql.contains(r#"ALTER ROLE "acgs_app" SET "statement_timeout" = '30s';"#)
+            && sql.contains(r#"ALTER TABLE "public"."Audit Log" SET ("autovacuum_vacuum_scale_factor" = '0.05');"#),
+        "{sql}"
+    );
+    let conf = emit("conf");
+    assert!(
+        conf.contains(r#"# ALTER ROLE "acgs_app" SET "statement_timeout" = '30s';"#)
+            && !conf.lines().any(|l| l.starts_with("ALTER")),
+        "{conf}"
+    );
     let o = pgopt(&[
         &dsn,
         "--method",
