@@ -90,11 +90,7 @@ pub struct ObjectSetting {
 impl ObjectSetting {
     /// `table s.t` or `role r`, for people.
     pub fn label(&self) -> String {
-        match (&self.kind, &self.schema) {
-            (ObjectKind::Table, Some(schema)) => format!("table {schema}.{}", self.object),
-            (ObjectKind::Table, None) => format!("table {}", self.object),
-            (ObjectKind::Role, _) => format!("role {}", self.object),
-        }
+        object_label(self.kind, self.schema.as_deref(), &self.object)
     }
 
     /// The statement that sets it, every name quoted and the value a literal.
@@ -106,6 +102,15 @@ impl ObjectSetting {
             self.name,
             &self.value,
         )
+    }
+}
+
+/// `table s.t` or `role r`, for people.
+pub fn object_label(kind: ObjectKind, schema: Option<&str>, object: &str) -> String {
+    match (kind, schema) {
+        (ObjectKind::Table, Some(schema)) => format!("table {schema}.{object}"),
+        (ObjectKind::Table, None) => format!("table {object}"),
+        (ObjectKind::Role, _) => format!("role {object}"),
     }
 }
 

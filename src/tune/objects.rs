@@ -10,7 +10,7 @@
 use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
 use serde::{Deserialize, Serialize};
 
-use super::evidence::{reset_object_sql, set_object_sql, ObjectKind, ObjectSetting};
+use super::evidence::{object_label, reset_object_sql, set_object_sql, ObjectKind, ObjectSetting};
 use crate::db::Conn;
 use crate::error::{Error, Result};
 
@@ -28,11 +28,7 @@ pub struct ObjectEntry {
 
 impl ObjectEntry {
     fn label(&self) -> String {
-        match (&self.kind, &self.schema) {
-            (ObjectKind::Table, Some(s)) => format!("table {s}.{}", self.object),
-            (ObjectKind::Table, None) => format!("table {}", self.object),
-            (ObjectKind::Role, _) => format!("role {}", self.object),
-        }
+        object_label(self.kind, self.schema.as_deref(), &self.object)
     }
 
     fn set_sql(&self, value: &str) -> String {
