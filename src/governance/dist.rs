@@ -171,6 +171,44 @@ impl Popularity {
     }
 }
 
+/// What an audit-log row points at: a type drawn by [`RESOURCE_TYPES`], then an id of that
+/// kind with [`RESOURCE_SKEW`] popularity (a few policies and workflows are hot). The seed
+/// and the workload draw alike, so the workload asks for what the data holds.
+#[derive(Debug, Clone, Copy)]
+pub struct Resources {
+    users: Popularity,
+    rules: Popularity,
+    workflows: Popularity,
+    principles: Popularity,
+    checks: Popularity,
+}
+
+impl Resources {
+    pub fn new(users: u64, rules: u64, workflows: u64, principles: u64, checks: u64) -> Self {
+        let p = |n| Popularity::new(n, RESOURCE_SKEW);
+        Resources {
+            users: p(users),
+            rules: p(rules),
+            workflows: p(workflows),
+            principles: p(principles),
+            checks: p(checks),
+        }
+    }
+
+    /// A resource type and an id of that type.
+    pub fn sample(&self, rng: &mut impl Rng) -> (&'static str, i64) {
+        let kind = weighted(rng, RESOURCE_TYPES);
+        let id = match kind {
+            "policy_rule" => self.rules.sample(rng),
+            "workflow" => self.workflows.sample(rng),
+            "user" => self.users.sample(rng),
+            "principle" => self.principles.sample(rng),
+            _ => self.checks.sample(rng),
+        };
+        (kind, id as i64)
+    }
+}
+
 /// A stride near n * 0.618 that shares no factor with n, so rank -> id is a permutation.
 fn coprime_stride(n: u64) -> u64 {
     if n <= 2 {

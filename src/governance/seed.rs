@@ -645,11 +645,13 @@ async fn load_table(
         "governance_workflows" | "security_events" | "audit_logs" | "compliance_checks"
     ) {
         let mut timeline = Timeline::new(n);
-        let workflows = Popularity::new(counts.governance_workflows, dist::RESOURCE_SKEW);
-        let principles = Popularity::new(PRINCIPLES, dist::RESOURCE_SKEW);
-        let resources_users = Popularity::new(counts.users, dist::RESOURCE_SKEW);
-        let resources_rules = Popularity::new(counts.policy_rules, dist::RESOURCE_SKEW);
-        let checks = Popularity::new(counts.compliance_checks, dist::RESOURCE_SKEW);
+        let resources = dist::Resources::new(
+            counts.users,
+            counts.policy_rules,
+            counts.governance_workflows,
+            PRINCIPLES,
+            counts.compliance_checks,
+        );
         let mut i: u64 = 0;
         while let Some(at) = timeline.next(rng) {
             i += 1;
@@ -714,14 +716,7 @@ async fn load_table(
                         .map_err(&err)?;
                 }
                 "audit_logs" => {
-                    let resource_type = dist::weighted(rng, dist::RESOURCE_TYPES);
-                    let resource_id = match resource_type {
-                        "policy_rule" => resources_rules.sample(rng),
-                        "workflow" => workflows.sample(rng),
-                        "user" => resources_users.sample(rng),
-                        "principle" => principles.sample(rng),
-                        _ => checks.sample(rng),
-                    } as i64;
+                    let (resource_type, resource_id) = resources.sample(rng);
                     let _ = write!(
                         json,
                         r#"{{"request_id": "{:016x}", "client": "{}", "changed_fields": {}}}"#,

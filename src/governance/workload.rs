@@ -195,11 +195,13 @@ pub fn workload_for(shape: &DataShape, schema: &str, mix: Mix) -> Result<Workloa
     let all_users = shape.users;
     let users = Popularity::new(shape.users, dist::USER_SKEW);
     let rules = Popularity::new(shape.policy_rules, dist::RULE_SKEW);
-    let res_users = Popularity::new(shape.users, dist::RESOURCE_SKEW);
-    let res_rules = Popularity::new(shape.policy_rules, dist::RESOURCE_SKEW);
-    let res_workflows = Popularity::new(shape.workflows, dist::RESOURCE_SKEW);
-    let res_principles = Popularity::new(PRINCIPLES, dist::RESOURCE_SKEW);
-    let res_checks = Popularity::new(shape.compliance_checks, dist::RESOURCE_SKEW);
+    let resources = dist::Resources::new(
+        shape.users,
+        shape.policy_rules,
+        shape.workflows,
+        PRINCIPLES,
+        shape.compliance_checks,
+    );
     let workflows = shape.workflows;
     let as_of = shape.as_of;
     let window = move |rng: &mut SmallRng, days: &[i64]| -> DateTime<Utc> {
@@ -275,14 +277,7 @@ pub fn workload_for(shape: &DataShape, schema: &str, mix: Mix) -> Result<Workloa
             ),
             vec![Type::TEXT, Type::INT8, Type::TEXT],
             move |rng| {
-                let rtype = dist::weighted(rng, dist::RESOURCE_TYPES);
-                let id = match rtype {
-                    "policy_rule" => res_rules.sample(rng),
-                    "workflow" => res_workflows.sample(rng),
-                    "user" => res_users.sample(rng),
-                    "principle" => res_principles.sample(rng),
-                    _ => res_checks.sample(rng),
-                } as i64;
+                let (rtype, id) = resources.sample(rng);
                 vec![
                     Box::new(rtype.to_string()),
                     Box::new(id),
@@ -368,14 +363,7 @@ pub fn workload_for(shape: &DataShape, schema: &str, mix: Mix) -> Result<Workloa
             ),
             vec![Type::INT4, Type::TEXT, Type::INT8, Type::TEXT, Type::JSONB],
             move |rng| {
-                let rtype = dist::weighted(rng, dist::RESOURCE_TYPES);
-                let id = match rtype {
-                    "policy_rule" => res_rules.sample(rng),
-                    "workflow" => res_workflows.sample(rng),
-                    "user" => res_users.sample(rng),
-                    "principle" => res_principles.sample(rng),
-                    _ => res_checks.sample(rng),
-                } as i64;
+                let (rtype, id) = resources.sample(rng);
                 vec![
                     Box::new(users.sample(rng) as i32),
                     Box::new(rtype.to_string()),
