@@ -40,7 +40,7 @@ pub const TABLES: &[&str] = &[
     "compliance_checks",
 ];
 
-/// Bound on locks taken by the DDL of deploy and drop.
+/// Bound on every lock wait of deploy, seed and drop (set by [`in_transaction`]).
 const DDL_LOCK_TIMEOUT: &str = "5s";
 
 /// `schema.table`, quoted.
@@ -52,12 +52,6 @@ pub fn qualified(schema: &str, table: &str) -> QualifiedName {
 /// changes nothing.
 pub async fn deploy(conn: &Conn, schema: &str) -> Result<()> {
     in_transaction(conn, "deploying the governance schema", async {
-        conn.query(
-            "setting lock_timeout",
-            "SELECT set_config('lock_timeout', $1, true)",
-            &[&DDL_LOCK_TIMEOUT],
-        )
-        .await?;
         conn.batch(
             "creating the governance schema",
             &format!("CREATE SCHEMA IF NOT EXISTS {}", Ident::new(schema)),
@@ -138,12 +132,6 @@ pub async fn drop_schema(conn: &Conn, schema: &str) -> Result<Vec<TableInfo>> {
         )));
     }
     in_transaction(conn, "dropping the governance schema", async {
-        conn.query(
-            "setting lock_timeout",
-            "SELECT set_config('lock_timeout', $1, true)",
-            &[&DDL_LOCK_TIMEOUT],
-        )
-        .await?;
         conn.batch(
             "dropping the governance schema",
             &format!("DROP SCHEMA {} CASCADE", Ident::new(schema)),
@@ -154,13 +142,29 @@ pub async fn drop_schema(conn: &Conn, schema: &str) -> Result<Vec<TableInfo>> {
     Ok(tables)
 }
 
-/// Runs `body` between BEGIN and COMMIT; rolls back when it fails.
+/// `SET LOCAL name = value`, the value a bind parameter.
+pub(crate) async fn set_local(conn: &Conn, name: &str, value: &str) -> Result<()> {
+    conn.query(
+        "setting a transaction parameter",
+        "SELECT set_config($1, $2, true)",
+        &[&name, &value],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Runs `body` between BEGIN and COMMIT, every lock wait bounded by [`DDL_LOCK_TIMEOUT`];
+/// rolls back when it fails.
 pub(crate) async fn in_transaction<T>(
     conn: &Conn,
     context: &str,
     body: impl std::future::Future<Output = Result<T>>,
 ) -> Result<T> {
     conn.batch(context, "BEGIN").await?;
+    let body = async {
+        set_local(conn, "lock_timeout", DDL_LOCK_TIMEOUT).await?;
+        body.await
+    };
     match body.await {
         Ok(v) => {
             conn.batch(context, "COMMIT").await?;

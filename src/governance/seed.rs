@@ -24,7 +24,7 @@ use tokio_postgres::binary_copy::BinaryCopyInWriter;
 use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use super::dist::{self, Popularity, Timeline};
-use super::{in_transaction, qualified, TABLES};
+use super::{in_transaction, qualified, set_local, TABLES};
 use crate::db::{Conn, Ident};
 use crate::error::{Error, Result};
 
@@ -158,7 +158,6 @@ pub async fn seed(
     let load_started = Instant::now();
     let tables = in_transaction(conn, "seeding the governance tables", async {
         set_local(conn, "statement_timeout", &millis(load_timeout)).await?;
-        set_local(conn, "lock_timeout", "5s").await?;
         let foreign_keys = drop_foreign_keys(conn, schema).await?;
         let mut loaded = Vec::new();
         for (table, n) in counts.by_table() {
@@ -271,16 +270,6 @@ async fn restore_foreign_keys(
 
 fn millis(d: Duration) -> String {
     format!("{}ms", d.as_millis())
-}
-
-async fn set_local(conn: &Conn, name: &str, value: &str) -> Result<()> {
-    conn.query(
-        "setting a transaction parameter",
-        "SELECT set_config($1, $2, true)",
-        &[&name, &value],
-    )
-    .await?;
-    Ok(())
 }
 
 /// Each table has its own random stream, so changing one table's generator leaves the others'
