@@ -5,7 +5,8 @@ use crate::advise::Finding;
 use crate::snapshot::Snapshot;
 
 /// Escapes what would break a pipe-table cell.
-fn cell(s: &str) -> String {
+/// Text for one markdown table cell: `|` escaped, line breaks as `<br>`.
+pub(crate) fn cell(s: &str) -> String {
     s.replace('|', "\\|").replace('\n', "<br>")
 }
 

@@ -4,6 +4,7 @@ pub mod bench;
 pub mod bench_html;
 mod json;
 mod markdown;
+pub(crate) use markdown::cell as markdown_cell;
 mod table;
 
 use crate::advise::{Finding, Severity};

@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 use super::evidence::{object_label, reset_object_sql, set_object_sql, ObjectKind, ObjectSetting};
 use crate::db::Conn;
 use crate::error::{Error, Result};
+use crate::report::markdown_cell;
 
 /// One object setting in the journal: its own value before (None: it had none, so rollback
 /// RESETs it) and the value applied.
@@ -68,11 +69,11 @@ pub fn render(objects: &[ObjectSetting], markdown: bool) -> String {
         for o in objects {
             out.push_str(&format!(
                 "| {} | {} | {} | {} | {} |\n",
-                o.label().replace('|', "\\|"),
+                markdown_cell(&o.label()),
                 o.name,
-                o.current.as_deref().unwrap_or("(server's)"),
-                o.value,
-                o.reason.replace('|', "\\|")
+                markdown_cell(o.current.as_deref().unwrap_or("(server's)")),
+                markdown_cell(&o.value),
+                markdown_cell(&o.reason)
             ));
         }
         return out;

@@ -8,6 +8,7 @@ use serde::Serialize;
 use super::compare::Comparison;
 use super::pgtune::PgTuneOutput;
 use super::TuneInput;
+use crate::report::markdown_cell as cell;
 
 /// PGTune's header comments: `# DB Version: 18`, ..., in its order, nulls skipped.
 pub fn header(input: &TuneInput, out: &PgTuneOutput) -> Vec<String> {
@@ -95,10 +96,6 @@ pub fn table(input: &TuneInput, out: &PgTuneOutput) -> String {
         s.push_str(&format!("note: {n}\n"));
     }
     s
-}
-
-fn cell(s: &str) -> String {
-    s.replace('|', "\\|").replace('\n', "<br>")
 }
 
 pub fn markdown(input: &TuneInput, out: &PgTuneOutput) -> String {
