@@ -4,9 +4,11 @@
 //!
 //! Goal (issue 2): under 2 s and 150 MB at 10,000 tables, growing linearly.
 
-use std::process::Command;
+mod common;
+
 use std::time::{Duration, Instant};
 
+use common::run_measured;
 use pgopt::embedded::{Cluster, ClusterOptions};
 
 const STATEMENTS: usize = 5_000;
@@ -100,25 +102,7 @@ fn populate(c: &Cluster, tables: usize) {
 
 /// Runs `pgopt analyze` and returns its wall time and peak RSS (kB) from wait4's rusage.
 fn run_analyze(bin: &str, c: &Cluster) -> (Duration, i64) {
-    let t = Instant::now();
-    #[allow(clippy::zombie_processes)] // reaped below by wait4, which also gives the rusage
-    let child = Command::new(bin)
-        .arg("analyze")
-        .arg(c.dsn("postgres"))
-        .args(["--format", "json"])
-        .stdout(std::process::Stdio::null())
-        .spawn()
-        .expect("run pgopt");
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value; wait4 on our own child fills it in.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: waiting on a child we spawned and have not waited on.
-    let pid = unsafe { libc::wait4(child.id() as i32, &mut status, 0, &mut usage) };
-    let wall = t.elapsed();
-    assert!(pid > 0, "wait4 failed");
-    assert!(
-        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
-        "pgopt analyze failed with status {status}"
-    );
-    (wall, usage.ru_maxrss)
+    let dsn = c.dsn("postgres");
+    let (wall, rss_kb, _) = run_measured(bin, &["analyze", &dsn, "--format", "json"]);
+    (wall, rss_kb)
 }
