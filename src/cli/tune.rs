@@ -181,14 +181,21 @@ pub fn merge_detected(mut raw: RawInput, d: &Detected) -> crate::Result<RawInput
 
 /// Reads what the server and, when it is on this machine, the machine say about the inputs.
 /// Storage is looked for only when `--storage` is not given.
-async fn detect(conn: &Conn, storage_given: bool) -> crate::Result<Detected> {
-    let version_num = apply::server_version_num(conn).await?;
-    let local = collect::host::is_local(&conn.host);
-    let host = match collect::host::collect(&conn.host, None, local).await? {
-        collect::Outcome::Collected(h) => Some(h),
-        collect::Outcome::Skipped { .. } => None,
+/// The inputs a snapshot of the server shows: its version, and when it runs on this machine,
+/// memory, CPUs (both read by the snapshot's host section) and the storage under its data
+/// directory.
+async fn detect(
+    conn: &Conn,
+    snap: &crate::snapshot::Snapshot,
+    storage_given: bool,
+) -> crate::Result<Detected> {
+    let version_num = match &snap.server {
+        Some(s) => s.version_num,
+        None => apply::server_version_num(conn).await?,
     };
-    let data_directory = apply::data_directory(conn).await?;
+    let local = collect::host::is_local(&conn.host);
+    let host = snap.host.as_ref();
+    let data_directory = snap.server.as_ref().and_then(|s| s.data_directory.clone());
     let storage = match (&data_directory, local, storage_given) {
         (_, _, true) => None,
         (_, false, _) => Some(StorageSource::NotDetected {
@@ -212,8 +219,8 @@ async fn detect(conn: &Conn, storage_given: bool) -> crate::Result<Detected> {
     };
     Ok(Detected {
         version_num: Some(version_num),
-        memory_bytes: host.as_ref().map(|h| h.effective_memory_bytes()),
-        cpus: host.as_ref().map(|h| h.cpus as u32),
+        memory_bytes: host.map(|h| h.effective_memory_bytes()),
+        cpus: host.map(|h| h.cpus as u32),
         local,
         data_directory,
         storage,
@@ -227,7 +234,7 @@ pub async fn dry_run_report(
     snap: &crate::snapshot::Snapshot,
     format: Format,
 ) -> crate::Result<String> {
-    let detected = detect(conn, false).await?;
+    let detected = detect(conn, snap, false).await?;
     let input = TuneInput::validate(&merge_detected(RawInput::default(), &detected)?)?;
     let sources = [detected
         .storage
@@ -292,11 +299,11 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     }
     let (_, conn) = args.target.connect().await?;
     check_yes_restart(&args, &conn)?;
-    let detected = detect(&conn, args.storage.is_some()).await?;
+    let snap = collect_snapshot(&conn, args.method).await?;
+    let detected = detect(&conn, &snap, args.storage.is_some()).await?;
     let input = TuneInput::validate(&merge_detected(raw_input(&args), &detected)?)?;
     let storage_source = detected.storage.clone().unwrap_or(StorageSource::Flag);
     let sources = [storage_source.describe(input.storage)];
-    let snap = collect_snapshot(&conn, args.method).await?;
     let security = crate::advise::security_review(&snap);
     let baseline = pgtune::pgtune(&input);
     let (out, changes, objects, method) = match args.method {
@@ -603,8 +610,9 @@ async fn collect_snapshot(conn: &Conn, method: Method) -> crate::Result<crate::s
     };
     let opts = collect::CollectOptions {
         skip_statements: method == Method::Pgtune,
-        // Huge pages and the data disk's free space (read only when the server is here).
-        include_host: method == Method::Pgopt,
+        // Memory and CPUs for the inputs, huge pages and the data disk's free space for
+        // --method pgopt (read only when the server is on this machine).
+        include_host: true,
         ..collect::CollectOptions::default()
     };
     collect::collect(conn, target, &opts).await
