@@ -257,13 +257,6 @@ fn round_kb(k: u64) -> u64 {
     }
 }
 
-fn snap_setting<'a>(snap: &'a Snapshot, name: &str) -> Option<&'a str> {
-    snap.settings
-        .iter()
-        .find(|s| s.name == name)
-        .map(|s| s.setting.as_str())
-}
-
 /// A memory setting of the server in kB (its value times its unit).
 fn snap_kb(snap: &Snapshot, name: &str) -> Option<f64> {
     let s = snap.setting(name)?;
@@ -272,8 +265,8 @@ fn snap_kb(snap: &Snapshot, name: &str) -> Option<f64> {
 }
 
 /// Seconds the cumulative statistics cover: since `reset`, else since the server started;
-/// at least a minute.
-fn stats_window(snap: &Snapshot, reset: Option<chrono::DateTime<chrono::Utc>>) -> f64 {
+/// at least `floor` (a rate over a few seconds says nothing).
+fn stats_window(snap: &Snapshot, reset: Option<chrono::DateTime<chrono::Utc>>, floor: f64) -> f64 {
     match reset {
         Some(r) => (snap.collected_at - r).num_milliseconds() as f64 / 1000.0,
         None => snap
@@ -282,7 +275,7 @@ fn stats_window(snap: &Snapshot, reset: Option<chrono::DateTime<chrono::Utc>>) -
             .map(|s| s.uptime_seconds)
             .unwrap_or(86_400.0),
     }
-    .max(60.0)
+    .max(floor)
 }
 
 /// Applies the evidence rules to PGTune's baseline.
@@ -325,15 +318,7 @@ fn temp_spills(b: &mut Builder, mem_kb: u64, snap: &Snapshot) {
     else {
         return;
     };
-    let window_secs = match db.stats_reset {
-        Some(r) => (snap.collected_at - r).num_seconds() as f64,
-        None => snap
-            .server
-            .as_ref()
-            .map(|s| s.uptime_seconds)
-            .unwrap_or(86_400.0),
-    }
-    .max(3600.0);
+    let window_secs = stats_window(snap, db.stats_reset, 3600.0);
     let days = window_secs / 86_400.0;
     let per_day = db.temp_files as f64 / days;
     if db.temp_files <= 0 || per_day < TEMP_FILES_PER_DAY {
@@ -552,12 +537,12 @@ fn checkpoints(b: &mut Builder, snap: &Snapshot) {
     let target_ratio = snap
         .setting_f64("checkpoint_completion_target")
         .unwrap_or(0.9);
-    let window = stats_window(snap, c.stats_reset);
+    let window = stats_window(snap, c.stats_reset, 60.0);
     let interval = window / total as f64;
     let implied = c.requested as f64 * current_kb * 1024.0 / (1.0 + target_ratio) / window;
     let measured = c
         .wal_bytes
-        .map(|w| w as f64 / stats_window(snap, c.wal_stats_reset));
+        .map(|w| w as f64 / stats_window(snap, c.wal_stats_reset, 60.0));
     // pg_stat_wal's measurement when there is one (14+): the implied rate would count a
     // CHECKPOINT command as a max_wal_size of WAL.
     let rate = measured.unwrap_or(implied);
@@ -929,7 +914,9 @@ fn observability(b: &mut Builder, snap: &Snapshot) {
             BTreeMap::new(),
         );
     }
-    let current = snap_setting(snap, "shared_preload_libraries").unwrap_or("");
+    let current = snap
+        .setting("shared_preload_libraries")
+        .map_or("", |s| s.setting.as_str());
     let mut libs: Vec<&str> = current
         .split(',')
         .map(str::trim)
