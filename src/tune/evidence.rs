@@ -181,11 +181,7 @@ impl PgoptOutput {
         self.changes.iter().find(|c| c.name == name)
     }
     pub fn value(&self, name: &str) -> Option<&str> {
-        self.output
-            .settings
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.value.as_str())
+        self.output.value(name)
     }
 }
 
@@ -197,11 +193,7 @@ struct Builder {
 
 impl Builder {
     fn get(&self, name: &str) -> Option<&str> {
-        self.out
-            .settings
-            .iter()
-            .find(|s| s.name == name)
-            .map(|s| s.value.as_str())
+        self.out.value(name)
     }
 
     fn set(

@@ -60,6 +60,14 @@ pub struct PgTuneOutput {
 }
 
 impl PgTuneOutput {
+    /// The value of one setting, when it is recommended.
+    pub fn value(&self, name: &str) -> Option<&str> {
+        self.settings
+            .iter()
+            .find(|s| s.name == name)
+            .map(|s| s.value.as_str())
+    }
+
     /// (name, value) pairs, in order.
     pub fn pairs(&self) -> Vec<(&str, &str)> {
         self.settings
