@@ -3,42 +3,16 @@
 //!
 //! Behaviour only: the one time bound in each test is a generous "does not hang".
 
+mod cli_support;
+
+use cli_support::*;
 use std::io::Read;
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use pgopt::bench::result::*;
 use pgopt::embedded::{Cluster, ClusterOptions};
-
-fn pgopt_cmd(args: &[&str]) -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_pgopt"));
-    cmd.args(args);
-    for v in [
-        "PGHOST",
-        "PGHOSTADDR",
-        "PGPORT",
-        "PGDATABASE",
-        "PGSERVICE",
-        "PGUSER",
-        "PGPASSWORD",
-    ] {
-        cmd.env_remove(v);
-    }
-    cmd
-}
-
-fn pgopt(args: &[&str]) -> Output {
-    pgopt_cmd(args).output().expect("run pgopt")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 fn parse_result(o: &Output) -> BenchResult {
     serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {

@@ -1,31 +1,11 @@
 //! The command line as a user meets it: exit codes, messages for bad input, saved snapshots.
 
-use std::process::{Command, Output};
+mod cli_support;
+
+use cli_support::*;
 use std::time::{Duration, Instant};
 
 use pgopt::embedded::{Cluster, ClusterOptions};
-
-fn pgopt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgopt"))
-        .args(args)
-        .env_remove("PGHOST")
-        .env_remove("PGHOSTADDR")
-        .env_remove("PGPORT")
-        .env_remove("PGDATABASE")
-        .env_remove("PGSERVICE")
-        .env_remove("PGUSER")
-        .env_remove("PGPASSWORD")
-        .output()
-        .expect("run pgopt")
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
 
 #[test]
 fn no_target_explains_how_to_give_one_and_mentions_the_embedded_cluster() {

@@ -3,8 +3,10 @@
 //! and postgresql.auto.conf exactly, refusal of a role without ALTER SYSTEM, rollback of a
 //! half-done apply when the server rejects a value, and a corrupt journal.
 
+mod cli_support;
+
+use cli_support::{pgopt_tune, stderr, stdout};
 use std::path::Path;
-use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
 use pgopt::db::{connect, Target};
@@ -14,26 +16,6 @@ use pgopt::tune::apply::{apply_settings, Journal};
 const SETTINGS: &str =
     "SELECT name, setting, source, pending_restart FROM pg_settings ORDER BY name";
 const AUTO_CONF: &str = "SELECT pg_read_file('postgresql.auto.conf')";
-
-fn pgopt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgopt"))
-        .arg("tune")
-        .args(args)
-        .env_remove("PGHOST")
-        .env_remove("PGHOSTADDR")
-        .env_remove("PGPORT")
-        .env_remove("PGDATABASE")
-        .output()
-        .expect("run pgopt")
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// Polls until `sql`'s output (from new sessions) equals `want`: a reload reaches each backend
 /// in its own time.
@@ -78,9 +60,9 @@ fn target_mode_shows_current_against_recommended_with_detected_version() {
         .unwrap()
         / 10000;
 
-    let o = pgopt(&args(&dsn, &["--format", "json"]));
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let o = pgopt_tune(&args(&dsn, &["--format", "json"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(j["input"]["pg_version"], major);
     assert_eq!(major, 15, "the test clusters are PostgreSQL 15");
     let rows = j["comparison"].as_array().unwrap();
@@ -97,9 +79,9 @@ fn target_mode_shows_current_against_recommended_with_detected_version() {
     assert_eq!(cct["current"], "0.9");
     assert_eq!(cct["change"], false, "0.9 is already PGTune's value");
 
-    let o = pgopt(&args(&dsn, &[]));
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    let t = out(&o);
+    let o = pgopt_tune(&args(&dsn, &[]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let t = stdout(&o);
     for h in [
         "current",
         "recommended",
@@ -110,13 +92,13 @@ fn target_mode_shows_current_against_recommended_with_detected_version() {
     ] {
         assert!(t.contains(h), "{h} in {t}");
     }
-    let o = pgopt(&args(&dsn, &["--format", "markdown"]));
-    assert!(out(&o).contains("| shared_buffers | 128MB | 1GB | yes | yes |"));
+    let o = pgopt_tune(&args(&dsn, &["--format", "markdown"]));
+    assert!(stdout(&o).contains("| shared_buffers | 128MB | 1GB | yes | yes |"));
 
     // Memory and CPUs detected from this machine (the server is local).
-    let o = pgopt(&[&dsn, "--method", "pgtune", "--format", "json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let o = pgopt_tune(&[&dsn, "--method", "pgtune", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert!(j["input"]["cpus"].as_u64().unwrap() >= 1);
     assert_eq!(j["input"]["os"], "linux");
 
@@ -131,13 +113,13 @@ fn target_mode_shows_current_against_recommended_with_detected_version() {
         }
         other => panic!("storage source {other}"),
     }
-    let o = pgopt(&[&dsn, "--method", "pgtune"]);
-    let second = out(&o).lines().nth(1).unwrap_or_default().to_string();
-    assert!(second.starts_with("storage: "), "{}", out(&o));
-    let o = pgopt(&args(&dsn, &["--storage", "hdd"]));
-    assert_eq!(out(&o).lines().nth(1), Some("storage: hdd (--storage)"));
-    let o = pgopt(&args(&dsn, &["--storage", "hdd", "--format", "json"]));
-    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let o = pgopt_tune(&[&dsn, "--method", "pgtune"]);
+    let second = stdout(&o).lines().nth(1).unwrap_or_default().to_string();
+    assert!(second.starts_with("storage: "), "{}", stdout(&o));
+    let o = pgopt_tune(&args(&dsn, &["--storage", "hdd"]));
+    assert_eq!(stdout(&o).lines().nth(1), Some("storage: hdd (--storage)"));
+    let o = pgopt_tune(&args(&dsn, &["--storage", "hdd", "--format", "json"]));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(
         (&j["storage_source"]["source"], &j["input"]["storage"]),
         (&serde_json::json!("flag"), &serde_json::json!("hdd"))
@@ -150,14 +132,14 @@ fn dry_run_changes_nothing() {
     let q = "SELECT name, setting, source FROM pg_settings ORDER BY name";
     let before = c.psql("postgres", q).unwrap();
     let auto_before = c.psql("postgres", AUTO_CONF).unwrap();
-    let o = pgopt(&args(&c.dsn("postgres"), &[]));
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = pgopt_tune(&args(&c.dsn("postgres"), &[]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        err(&o).contains("dry run: nothing was changed"),
+        stderr(&o).contains("dry run: nothing was changed"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
-    assert!(err(&o).contains("--apply would"), "{}", err(&o));
+    assert!(stderr(&o).contains("--apply would"), "{}", stderr(&o));
     std::thread::sleep(Duration::from_millis(300));
     assert_eq!(c.psql("postgres", q).unwrap(), before);
     assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
@@ -178,15 +160,15 @@ fn apply_verifies_and_rollback_restores_exactly() {
     let journal_s = journal.to_str().unwrap();
     let dsn = c.dsn("postgres");
 
-    let o = pgopt(&args(&dsn, &["--apply", "--journal", journal_s]));
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
-    let text = out(&o);
+    let o = pgopt_tune(&args(&dsn, &["--apply", "--journal", journal_s]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
     assert!(
         text.contains("shared_buffers = 1GB: waits for a restart"),
         "{text}"
     );
     assert!(text.contains("random_page_cost = 1.1: in effect"), "{text}");
-    assert!(err(&o).contains("restart the server"), "{}", err(&o));
+    assert!(stderr(&o).contains("restart the server"), "{}", stderr(&o));
 
     let j = Journal::load(&journal).unwrap();
     let rpc = j
@@ -208,15 +190,15 @@ fn apply_verifies_and_rollback_restores_exactly() {
         .unwrap()
         .contains("shared_buffers = '1GB'"));
 
-    let o = pgopt(&["--rollback", journal_s, &dsn]);
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
-    assert!(out(&o).contains("restored"), "{}", out(&o));
+    let o = pgopt_tune(&["--rollback", journal_s, &dsn]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("restored"), "{}", stdout(&o));
     wait_for(&c, SETTINGS, &before);
     assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
 
     // The journal's own target is used when none is given.
-    let o = pgopt(&["--rollback", journal_s]);
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    let o = pgopt_tune(&["--rollback", journal_s]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     wait_for(&c, SETTINGS, &before);
 }
 
@@ -232,12 +214,12 @@ fn role_without_alter_system_is_refused_before_any_change() {
         c.socket_dir().display(),
         c.port()
     );
-    let o = pgopt(&args(
+    let o = pgopt_tune(&args(
         &dsn,
         &["--apply", "--journal", journal.to_str().unwrap()],
     ));
-    assert_eq!(o.status.code(), Some(2), "{}\n{}", out(&o), err(&o));
-    let e = err(&o);
+    assert_eq!(o.status.code(), Some(2), "{}\n{}", stdout(&o), stderr(&o));
+    let e = stderr(&o);
     assert!(
         e.contains("GRANT ALTER SYSTEM ON PARAMETER shared_buffers TO"),
         "{e}"
@@ -282,11 +264,15 @@ fn corrupt_journal_is_bad_input() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("broken.json");
     std::fs::write(&path, "{ not a journal").unwrap();
-    let o = pgopt(&["--rollback", path.to_str().unwrap()]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
-    assert!(err(&o).contains("not a pgopt tune journal"), "{}", err(&o));
+    let o = pgopt_tune(&["--rollback", path.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("not a pgopt tune journal"),
+        "{}",
+        stderr(&o)
+    );
     let missing = Path::new("no-such-journal.json");
-    let o = pgopt(&["--rollback", missing.to_str().unwrap()]);
+    let o = pgopt_tune(&["--rollback", missing.to_str().unwrap()]);
     assert_ne!(o.status.code(), Some(0));
 }
 
@@ -294,8 +280,8 @@ fn corrupt_journal_is_bad_input() {
 fn granted_role_applies_and_rolls_back_and_needs_read_all_settings() {
     let c = Cluster::start(ClusterOptions::default()).unwrap();
     let dsn = c.dsn("postgres");
-    let o = pgopt(&args(&dsn, &["--format", "json"]));
-    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    let o = pgopt_tune(&args(&dsn, &["--format", "json"]));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     let changed: Vec<String> = j["comparison"]
         .as_array()
         .unwrap()
@@ -323,28 +309,28 @@ fn granted_role_applies_and_rolls_back_and_needs_read_all_settings() {
     );
 
     // Without pg_read_all_settings it cannot tell postgresql.conf from postgresql.auto.conf.
-    let o = pgopt(&args(&tuner, &["--apply", "--journal", journal_s]));
-    assert_eq!(o.status.code(), Some(2), "{}\n{}", out(&o), err(&o));
+    let o = pgopt_tune(&args(&tuner, &["--apply", "--journal", journal_s]));
+    assert_eq!(o.status.code(), Some(2), "{}\n{}", stdout(&o), stderr(&o));
     assert!(
-        err(&o).contains("GRANT pg_read_all_settings TO"),
+        stderr(&o).contains("GRANT pg_read_all_settings TO"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     assert!(!journal.exists());
     assert_eq!(c.psql("postgres", SETTINGS).unwrap(), before);
 
     c.psql("postgres", "GRANT pg_read_all_settings TO tuner")
         .unwrap();
-    let o = pgopt(&args(&tuner, &["--apply", "--journal", journal_s]));
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
-    assert!(out(&o).contains("shared_buffers = 1GB: waits for a restart"));
+    let o = pgopt_tune(&args(&tuner, &["--apply", "--journal", journal_s]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(stdout(&o).contains("shared_buffers = 1GB: waits for a restart"));
     assert!(
-        err(&o).contains("pg_file_settings is not readable"),
+        stderr(&o).contains("pg_file_settings is not readable"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
-    let o = pgopt(&["--rollback", journal_s, &tuner]);
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    let o = pgopt_tune(&["--rollback", journal_s, &tuner]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     wait_for(&c, SETTINGS, &before);
     assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
 }
@@ -363,7 +349,7 @@ fn shared_buffers_larger_than_the_host_is_refused() {
     // PGTune gives a quarter of --memory to shared_buffers: make that exceed this machine.
     let memory = format!("{}GB", total_kb * 4 / (1024 * 1024) + 8);
     let before = c.psql("postgres", SETTINGS).unwrap();
-    let o = pgopt(&[
+    let o = pgopt_tune(&[
         &c.dsn("postgres"),
         "--method",
         "pgtune",
@@ -373,11 +359,11 @@ fn shared_buffers_larger_than_the_host_is_refused() {
         "4",
         "--apply",
     ]);
-    assert_eq!(o.status.code(), Some(2), "{}\n{}", out(&o), err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}\n{}", stdout(&o), stderr(&o));
     assert!(
-        err(&o).contains("does not fit in the server's memory"),
+        stderr(&o).contains("does not fit in the server's memory"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     assert_eq!(c.psql("postgres", SETTINGS).unwrap(), before);
 }
@@ -396,14 +382,14 @@ fn method_pgopt_raises_work_mem_when_sorts_spill_to_temp_files() {
         )
         .unwrap();
     }
-    let base = pgopt(&[
+    let base = pgopt_tune(&[
         &dsn, "--method", "pgtune", "--memory", "4GB", "--cpus", "2", "--format", "json",
     ]);
-    assert_eq!(base.status.code(), Some(0), "{}", err(&base));
-    let base: serde_json::Value = serde_json::from_str(&out(&base)).unwrap();
-    let o = pgopt(&[&dsn, "--memory", "4GB", "--cpus", "2", "--format", "json"]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-    let j: serde_json::Value = serde_json::from_str(&out(&o)).unwrap();
+    assert_eq!(base.status.code(), Some(0), "{}", stderr(&base));
+    let base: serde_json::Value = serde_json::from_str(&stdout(&base)).unwrap();
+    let o = pgopt_tune(&[&dsn, "--memory", "4GB", "--cpus", "2", "--format", "json"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let j: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
     assert_eq!(j["method"], "pgopt");
     let value = |j: &serde_json::Value, name: &str| -> String {
         j["comparison"]
@@ -476,7 +462,7 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
     let dsn = c.dsn("postgres");
     // --emit sql prints the per-object statements; --emit conf only as comments.
     let emit = |what: &str| {
-        let o = pgopt(&[
+        let o = pgopt_tune(&[
             &dsn,
             "--profile",
             "governance",
@@ -487,8 +473,8 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
             "--emit",
             what,
         ]);
-        assert_eq!(o.status.code(), Some(0), "{}", err(&o));
-        out(&o)
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        stdout(&o)
     };
     let sql = emit("sql");
     assert!(
@@ -502,7 +488,7 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
             && !conf.lines().any(|l| l.starts_with("ALTER")),
         "{conf}"
     );
-    let o = pgopt(&[
+    let o = pgopt_tune(&[
         &dsn,
         "--method",
         "pgopt",
@@ -516,7 +502,7 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
         "--journal",
         journal_s,
     ]);
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     wait_for(&c, "SHOW track_io_timing", "on");
     wait_for(&c, "SHOW idle_in_transaction_session_timeout", "1min");
     wait_for(&c, "SHOW auto_explain.log_min_duration", "3s");
@@ -542,8 +528,8 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
         "SELECT pending_restart FROM pg_settings WHERE name = 'shared_preload_libraries'",
         "t",
     );
-    let o = pgopt(&["--rollback", journal_s, &dsn]);
-    assert_eq!(o.status.code(), Some(0), "{}\n{}", out(&o), err(&o));
+    let o = pgopt_tune(&["--rollback", journal_s, &dsn]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
     wait_for(&c, SETTINGS, &before);
     assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
     assert_eq!(c.psql("postgres", OBJECTS).unwrap(), objects_before);

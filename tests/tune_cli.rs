@@ -1,27 +1,9 @@
 //! `pgopt tune` as a user meets it in calculator mode: exact conf and SQL output, files
 //! written atomically, JSON that parses, and exit code 2 naming the flag for each bad input.
 
-use std::process::{Command, Output};
+mod cli_support;
 
-fn pgopt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgopt"))
-        .arg("tune")
-        .args(args)
-        .env_remove("PGHOST")
-        .env_remove("PGHOSTADDR")
-        .env_remove("PGPORT")
-        .env_remove("PGDATABASE")
-        .output()
-        .expect("run pgopt")
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
+use cli_support::{pgopt_tune, stderr, stdout};
 
 const CASE: &[&str] = &[
     "--method",
@@ -72,14 +54,14 @@ max_parallel_maintenance_workers = 2  # ceil(CPUs/2), at most 4
 
 #[test]
 fn emit_conf_prints_pgtune_header_and_one_line_per_setting() {
-    let o = pgopt(&[CASE, &["--emit", "conf"]].concat());
+    let o = pgopt_tune(&[CASE, &["--emit", "conf"]].concat());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(stdout(&o), CONF);
 }
 
 #[test]
 fn emit_sql_prints_alter_system_statements_in_pgtune_order() {
-    let o = pgopt(&[CASE, &["--emit", "sql"]].concat());
+    let o = pgopt_tune(&[CASE, &["--emit", "sql"]].concat());
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     let statements: Vec<&str> = out.lines().filter(|l| !l.starts_with("--")).collect();
@@ -113,7 +95,7 @@ fn output_writes_the_file_atomically_and_prints_nothing_on_stdout() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("pgtune.conf");
     std::fs::write(&path, "old content\n").unwrap();
-    let o = pgopt(
+    let o = pgopt_tune(
         &[
             CASE,
             &["--emit", "conf", "--output", path.to_str().unwrap()],
@@ -132,7 +114,7 @@ fn output_writes_the_file_atomically_and_prints_nothing_on_stdout() {
 
 #[test]
 fn output_into_a_missing_directory_is_an_error_not_a_panic() {
-    let o = pgopt(
+    let o = pgopt_tune(
         &[
             CASE,
             &["--emit", "conf", "--output", "/nonexistent-dir-x/a.conf"],
@@ -145,7 +127,7 @@ fn output_into_a_missing_directory_is_an_error_not_a_panic() {
 
 #[test]
 fn json_echoes_input_and_lists_settings_and_warnings() {
-    let o = pgopt(&[
+    let o = pgopt_tune(&[
         "--method",
         "pgtune",
         "--memory",
@@ -180,14 +162,14 @@ fn json_echoes_input_and_lists_settings_and_warnings() {
 
 #[test]
 fn table_and_markdown_show_setting_recommended_and_reason() {
-    let o = pgopt(CASE);
+    let o = pgopt_tune(CASE);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     let out = stdout(&o);
     assert!(
         out.contains("recommended") && out.contains("RAM/4 (web)"),
         "{out}"
     );
-    let o = pgopt(&[CASE, &["--format", "markdown"]].concat());
+    let o = pgopt_tune(&[CASE, &["--format", "markdown"]].concat());
     let out = stdout(&o);
     assert!(
         out.contains("| shared_buffers | 1GB | RAM/4 (web) |"),
@@ -228,7 +210,7 @@ fn each_bad_input_exits_2_naming_its_flag() {
         (&["--cpus", "8"], "--memory"),
     ];
     for (args, flag) in cases {
-        let o = pgopt(&[&["--method", "pgtune"][..], args].concat());
+        let o = pgopt_tune(&[&["--method", "pgtune"][..], args].concat());
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", stderr(&o));
         assert!(stderr(&o).contains(flag), "{args:?}: {}", stderr(&o));
     }
@@ -236,7 +218,7 @@ fn each_bad_input_exits_2_naming_its_flag() {
 
 #[test]
 fn unknown_enum_values_list_the_allowed_ones() {
-    let o = pgopt(&[
+    let o = pgopt_tune(&[
         "--method",
         "pgtune",
         "--memory",
@@ -255,7 +237,7 @@ fn unknown_enum_values_list_the_allowed_ones() {
 
 #[test]
 fn method_pgopt_without_a_server_says_it_needs_the_evidence_mode_and_suggests_pgtune() {
-    let o = pgopt(&["--memory", "16GB", "--cpus", "8"]);
+    let o = pgopt_tune(&["--memory", "16GB", "--cpus", "8"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(stderr(&o).contains("--method pgtune"), "{}", stderr(&o));
     assert_eq!(stdout(&o), "", "no fake output");
@@ -264,14 +246,14 @@ fn method_pgopt_without_a_server_says_it_needs_the_evidence_mode_and_suggests_pg
 #[test]
 fn apply_without_target_and_restart_without_apply_are_refused() {
     // (--method pgopt with a TARGET is the evidence mode: see tests/tune_apply.rs.)
-    let o = pgopt(&["--method", "pgtune", "--memory", "16GB", "--apply"]);
+    let o = pgopt_tune(&["--method", "pgtune", "--memory", "16GB", "--apply"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
         stderr(&o).contains("--apply needs a TARGET"),
         "{}",
         stderr(&o)
     );
-    let o = pgopt(&[
+    let o = pgopt_tune(&[
         "postgresql://u@localhost/db",
         "--method",
         "pgtune",

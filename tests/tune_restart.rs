@@ -5,8 +5,10 @@
 //! nothing changed and the postmaster still the same process. (A server on another machine
 //! is refused by the plan itself: unit tests in src/tune/restart.rs.)
 
+mod cli_support;
+
+use cli_support::{pgopt_tune, stderr, stdout};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
 use pgopt::db::{connect, Target};
 use pgopt::embedded::{Cluster, ClusterOptions, Detached, DETACHED_MARKER};
@@ -16,26 +18,6 @@ const SETTINGS: &str =
      FROM pg_settings ORDER BY name";
 const AUTO_CONF: &str = "SELECT pg_read_file('postgresql.auto.conf')";
 const HARDWARE: &[&str] = &["--method", "pgtune", "--memory", "1GB", "--cpus", "2"];
-
-fn pgopt(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_pgopt"))
-        .arg("tune")
-        .args(args)
-        .env_remove("PGHOST")
-        .env_remove("PGHOSTADDR")
-        .env_remove("PGPORT")
-        .env_remove("PGDATABASE")
-        .output()
-        .expect("run pgopt")
-}
-
-fn out(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn err(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
-}
 
 /// One SQL query's rows, one text column each, joined by newlines (a fresh connection).
 fn query(dsn: &str, sql: &str) -> String {
@@ -138,20 +120,20 @@ fn embedded_cluster_is_restarted_for_pending_settings_and_rollback_restores_exac
     let journal = c._dir.path().join("journal.json");
     let j = journal.to_str().unwrap();
 
-    let o = pgopt(&with_hardware(
+    let o = pgopt_tune(&with_hardware(
         &[&dsn],
         &["--apply", "--restart", "--journal", j],
     ));
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        err(&o).contains("is a pgopt embedded cluster: it is restarted without asking"),
+        stderr(&o).contains("is a pgopt embedded cluster: it is restarted without asking"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     assert!(
-        out(&o).contains("applied shared_buffers = 256MB: in effect after the restart"),
+        stdout(&o).contains("applied shared_buffers = 256MB: in effect after the restart"),
         "{}",
-        out(&o)
+        stdout(&o)
     );
     assert_ne!(postmaster_pid(&c.data_dir), pid_before, "restarted");
     assert_eq!(
@@ -171,12 +153,12 @@ fn embedded_cluster_is_restarted_for_pending_settings_and_rollback_restores_exac
         "nothing waits for a restart any more"
     );
 
-    let o = pgopt(&["--rollback", j, "--restart"]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = pgopt_tune(&["--rollback", j, "--restart"]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        out(&o).contains("restored shared_buffers = 128MB: in effect after the restart"),
+        stdout(&o).contains("restored shared_buffers = 128MB: in effect after the restart"),
         "{}",
-        out(&o)
+        stdout(&o)
     );
     assert_same_settings(&before, &query(&dsn, SETTINGS));
     assert_eq!(query(&dsn, AUTO_CONF), auto_before);
@@ -194,21 +176,21 @@ fn another_local_server_is_restarted_only_with_yes_restart_naming_it() {
     let journal = c._dir.path().join("journal.json");
     let j = journal.to_str().unwrap();
 
-    let o = pgopt(&with_hardware(
+    let o = pgopt_tune(&with_hardware(
         &[&dsn],
         &["--apply", "--restart", "--journal", j],
     ));
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        err(&o).contains("needs confirmation")
-            && err(&o).contains(&format!("--yes-restart {target}")),
+        stderr(&o).contains("needs confirmation")
+            && stderr(&o).contains(&format!("--yes-restart {target}")),
         "{}",
-        err(&o)
+        stderr(&o)
     );
     assert!(!journal.exists(), "nothing applied");
     assert_eq!(postmaster_pid(&c.data_dir), pid_before);
 
-    let o = pgopt(&with_hardware(
+    let o = pgopt_tune(&with_hardware(
         &[&dsn],
         &[
             "--apply",
@@ -219,16 +201,16 @@ fn another_local_server_is_restarted_only_with_yes_restart_naming_it() {
             j,
         ],
     ));
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        out(&o).contains("applied wal_buffers = 7864kB: in effect after the restart"),
+        stdout(&o).contains("applied wal_buffers = 7864kB: in effect after the restart"),
         "{}",
-        out(&o)
+        stdout(&o)
     );
     assert_ne!(postmaster_pid(&c.data_dir), pid_before, "restarted");
 
-    let o = pgopt(&["--rollback", j, "--restart", "--yes-restart", &target]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = pgopt_tune(&["--rollback", j, "--restart", "--yes-restart", &target]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_same_settings(&before, &query(&dsn, SETTINGS));
 }
 
@@ -245,17 +227,17 @@ fn refusals_exit_2_and_leave_the_server_untouched() {
     let j = journal.to_str().unwrap();
 
     // --restart alone: a dry run never restarts.
-    let o = pgopt(&with_hardware(&[&dsn], &["--restart"]));
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    let o = pgopt_tune(&with_hardware(&[&dsn], &["--restart"]));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        err(&o).contains("--restart restarts the server after --apply or --rollback"),
+        stderr(&o).contains("--restart restarts the server after --apply or --rollback"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
 
     // A --yes-restart that names another server.
     let wrong = format!("127.0.0.1:{}", c.port().wrapping_add(1));
-    let o = pgopt(&with_hardware(
+    let o = pgopt_tune(&with_hardware(
         &[&dsn],
         &[
             "--apply",
@@ -266,51 +248,51 @@ fn refusals_exit_2_and_leave_the_server_untouched() {
             j,
         ],
     ));
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        err(&o).contains(&format!(
+        stderr(&o).contains(&format!(
             "--yes-restart {wrong} does not name the target, which is {target}"
         )),
         "{}",
-        err(&o)
+        stderr(&o)
     );
 
     // Not embedded, no terminal, no --yes-restart.
-    let o = pgopt(&with_hardware(
+    let o = pgopt_tune(&with_hardware(
         &[&dsn],
         &["--apply", "--restart", "--journal", j],
     ));
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     assert!(
-        err(&o).contains("needs confirmation") && err(&o).contains("nothing was changed"),
+        stderr(&o).contains("needs confirmation") && stderr(&o).contains("nothing was changed"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
 
     // --yes-restart without --restart is a usage error.
-    let o = pgopt(&with_hardware(
+    let o = pgopt_tune(&with_hardware(
         &[&dsn],
         &["--apply", "--yes-restart", &target],
     ));
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
 
     assert!(!journal.exists(), "nothing was applied");
     assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
     assert_eq!(postmaster_pid(&c.data_dir()), pid, "not restarted");
 
     // A rollback asks the same: apply without restarting, then refuse the rollback's restart.
-    let o = pgopt(&with_hardware(&[&dsn], &["--apply", "--journal", j]));
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = pgopt_tune(&with_hardware(&[&dsn], &["--apply", "--journal", j]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert!(
-        err(&o).contains("or run again with --restart"),
+        stderr(&o).contains("or run again with --restart"),
         "{}",
-        err(&o)
+        stderr(&o)
     );
-    let o = pgopt(&["--rollback", j, "--restart"]);
-    assert_eq!(o.status.code(), Some(2), "{}", err(&o));
-    assert!(err(&o).contains("needs confirmation"), "{}", err(&o));
+    let o = pgopt_tune(&["--rollback", j, "--restart"]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(stderr(&o).contains("needs confirmation"), "{}", stderr(&o));
     assert_eq!(postmaster_pid(&c.data_dir()), pid, "not restarted");
-    let o = pgopt(&["--rollback", j]);
-    assert_eq!(o.status.code(), Some(0), "{}", err(&o));
+    let o = pgopt_tune(&["--rollback", j]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
 }
