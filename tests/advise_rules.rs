@@ -1305,6 +1305,18 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
         "users_created_name_idx",
         &[("created_at", 5), ("name", 6)],
     ));
+    // Both copies of users_created_idx are prefixes of users_created_name_idx (redundant);
+    // a duplicate with no wider index:
+    snap.indexes.push(index(
+        "public",
+        "orders",
+        "orders_user_id_idx2",
+        &[("user_id", 2)],
+    ));
+    // users_created_idx is one side of a pair: the unused rule leaves it to that rule.
+    let mut unused = index("public", "users", "users_name_idx", &[("name", 6)]);
+    unused.idx_scan = 0;
+    snap.indexes.push(unused);
     snap.indexes
         .retain(|i| i.name != "order_items_product_id_idx");
     {
@@ -1330,6 +1342,7 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
     });
     plant_insecure(&mut snap);
     let all = run(&snap);
+    assert_consistent(&all);
     let mut fired: Vec<&str> = all.iter().map(|f| f.rule.as_str()).collect();
     fired.sort_unstable();
     fired.dedup();
@@ -1342,6 +1355,9 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
     no_pss
         .settings
         .retain(|s| s.name != "shared_preload_libraries");
+    // A statistics window too short to call an index unused.
+    db_mut(&mut no_pss, "app").stats_reset = ago(3600);
+    index_mut(&mut no_pss, "orders_created_at_idx").idx_scan = 0;
     let more = run(&no_pss);
     fired.extend(more.iter().map(|f| f.rule.as_str()));
     fired.sort_unstable();
@@ -1702,4 +1718,259 @@ fn snapshots_saved_before_the_security_sections_still_load() {
     let json = snap.to_json().unwrap();
     assert!(json.contains("\"password\": \"md5\""), "{json}");
     assert_eq!(Snapshot::from_json(&json, "new.json").unwrap(), snap);
+}
+
+// ---------- index advice is consistent ----------
+
+fn drop_targets(findings: &[pgopt::advise::Finding]) -> Vec<(String, String)> {
+    let mut v: Vec<(String, String)> = findings
+        .iter()
+        .filter(|f| {
+            f.sql
+                .as_deref()
+                .is_some_and(|s| s.starts_with("DROP INDEX"))
+        })
+        .map(|f| (f.rule.clone(), f.object.clone()))
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn redundant_pair_nobody_scans_is_advised_once_dropping_the_prefix_only() {
+    let snap = demo_like_snapshot(30 * 86_400);
+    let all = run(&snap);
+    assert_consistent(&all);
+    let f = single(&snap, "redundant_index");
+    assert_eq!(f.object, "public.audit_logs_resource_type_idx");
+    assert_eq!(
+        f.evidence["covered_by"],
+        "public.audit_logs_resource_type_action_idx"
+    );
+    let drops = drop_targets(&all);
+    // The covering index is not also "unused", and the prefix is not listed twice.
+    assert!(
+        !drops
+            .iter()
+            .any(|(_, o)| o == "public.audit_logs_resource_type_action_idx"),
+        "{drops:?}"
+    );
+    assert_eq!(
+        drops
+            .iter()
+            .filter(|(_, o)| o == "public.audit_logs_resource_type_idx")
+            .count(),
+        1,
+        "{drops:?}"
+    );
+    // The index outside any pair is still unused after a long enough window.
+    let unused: Vec<&str> = of_rule(&all, "unused_index")
+        .iter()
+        .map(|f| f.object.as_str())
+        .collect();
+    assert_eq!(unused, vec!["public.audit_logs_occurred_at_idx"]);
+}
+
+#[test]
+fn duplicate_copy_is_not_also_unused() {
+    let snap = demo_like_snapshot(30 * 86_400);
+    let all = run(&snap);
+    let dups: Vec<&str> = of_rule(&all, "duplicate_index")
+        .iter()
+        .map(|f| f.object.as_str())
+        .collect();
+    assert!(dups.contains(&"public.users_email_lookup2"), "{all:#?}");
+    assert!(
+        !of_rule(&all, "unused_index")
+            .iter()
+            .any(|f| f.object == "public.users_email_lookup2"),
+        "{all:#?}"
+    );
+}
+
+#[test]
+fn unscanned_wide_index_with_a_used_prefix_drops_the_wide_one_and_keeps_the_prefix() {
+    let mut snap = demo_like_snapshot(30 * 86_400);
+    index_mut(&mut snap, "audit_logs_resource_type_idx").idx_scan = 9_000;
+    let all = run(&snap);
+    assert_consistent(&all);
+    assert!(
+        !of_rule(&all, "redundant_index")
+            .iter()
+            .any(|f| f.object == "public.audit_logs_resource_type_idx"),
+        "the used prefix must not be dropped: {all:#?}"
+    );
+    let f = of_rule(&all, "unused_index")
+        .into_iter()
+        .find(|f| f.object == "public.audit_logs_resource_type_action_idx")
+        .unwrap_or_else(|| panic!("wide index not reported: {all:#?}"))
+        .clone();
+    assert_eq!(
+        f.evidence["kept_prefix"],
+        "public.audit_logs_resource_type_idx"
+    );
+    assert!(
+        f.next_step
+            .starts_with("Keep public.audit_logs_resource_type_idx"),
+        "{}",
+        f.next_step
+    );
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"DROP INDEX CONCURRENTLY "public"."audit_logs_resource_type_action_idx";"#)
+    );
+}
+
+#[test]
+fn prefix_unused_while_wide_index_is_used_drops_the_prefix() {
+    let mut snap = demo_like_snapshot(30 * 86_400);
+    index_mut(&mut snap, "audit_logs_resource_type_action_idx").idx_scan = 9_000;
+    let all = run(&snap);
+    assert_consistent(&all);
+    assert_eq!(
+        single(&snap, "redundant_index").object,
+        "public.audit_logs_resource_type_idx"
+    );
+    assert!(!of_rule(&all, "unused_index")
+        .iter()
+        .any(|f| f.object == "public.audit_logs_resource_type_idx"));
+}
+
+#[test]
+fn identical_pair_keeps_the_scanned_copy() {
+    let mut snap = clean_snapshot();
+    index_mut(&mut snap, "orders_user_id_idx").idx_scan = 0;
+    let mut copy = index("public", "orders", "orders_user_id_idx2", &[("user_id", 2)]);
+    copy.idx_scan = 500;
+    snap.indexes.push(copy);
+    let all = run(&snap);
+    assert_consistent(&all);
+    let f = single(&snap, "duplicate_index");
+    assert_eq!(f.object, "public.orders_user_id_idx");
+    assert_eq!(f.evidence["duplicate_of"], "public.orders_user_id_idx2");
+    assert_silent(&snap, "unused_index");
+}
+
+#[test]
+fn unused_index_waits_for_a_statistics_window_of_seven_days() {
+    let snap = demo_like_snapshot(2 * 3600);
+    let all = run(&snap);
+    assert_consistent(&all);
+    assert_silent(&snap, "unused_index");
+    let f = single(&snap, "unused_index_window_short");
+    assert_eq!(f.severity, Severity::Info);
+    assert_eq!(f.object, "database app");
+    assert!(f.sql.is_none(), "no advice to drop: {f:#?}");
+    assert!(
+        f.message
+            .contains("the statistics have run for only 2.0 h (since the statistics reset at"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("waits until they cover 7.0 days"),
+        "{}",
+        f.message
+    );
+    assert_eq!(ev_f64(&f, "stats_window_seconds"), 7200.0);
+    assert_eq!(ev_f64(&f, "threshold_stats_seconds"), 7.0 * 86_400.0);
+    assert_eq!(
+        f.evidence["unscanned_indexes"],
+        serde_json::json!(["public.audit_logs_occurred_at_idx"])
+    );
+    // Structural advice does not depend on the window.
+    assert_eq!(
+        single(&snap, "redundant_index").object,
+        "public.audit_logs_resource_type_idx"
+    );
+}
+
+#[test]
+fn statistics_window_counts_from_server_start_when_never_reset() {
+    let mut snap = demo_like_snapshot(30 * 86_400);
+    db_mut(&mut snap, "app").stats_reset = None;
+    snap.server.as_mut().unwrap().started_at = collected_at() - chrono::Duration::hours(5);
+    let f = single(&snap, "unused_index_window_short");
+    assert!(
+        f.message.contains("since the server start at"),
+        "{}",
+        f.message
+    );
+    assert!(
+        f.message.contains("1 index has not been scanned yet"),
+        "{}",
+        f.message
+    );
+    // Six days later the same index is unused.
+    snap.server.as_mut().unwrap().started_at = collected_at() - chrono::Duration::days(8);
+    let f = single(&snap, "unused_index");
+    assert_eq!(f.object, "public.audit_logs_occurred_at_idx");
+    assert!(
+        f.message.contains("since the server start"),
+        "{}",
+        f.message
+    );
+    assert_silent(&snap, "unused_index_window_short");
+}
+
+#[test]
+fn unused_index_window_is_a_threshold() {
+    let mut th = Thresholds::default();
+    th.set("unused_index_min_stats_seconds", "3600").unwrap();
+    let snap = demo_like_snapshot(2 * 3600);
+    let all = advise(&snap, &th);
+    assert_eq!(of_rule(&all, "unused_index").len(), 1, "{all:#?}");
+}
+
+#[test]
+fn wait_cycle_does_not_cite_a_missing_blocking_session_finding() {
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap);
+    let mut a = session(201, "active");
+    a.blocked_by = vec![202];
+    let mut b = session(202, "active");
+    b.blocked_by = vec![201];
+    s.push(a);
+    s.push(b);
+    let all = run(&snap);
+    assert_eq!(of_rule(&all, "blocked_session").len(), 2, "{all:#?}");
+    assert_consistent(&all);
+}
+
+#[test]
+fn temp_spills_cite_statement_findings_only_when_there_are_some() {
+    let mut snap = clean_snapshot();
+    db_mut(&mut snap, "app").temp_bytes = 4 * 1024 * MIB;
+    for s in &mut snap.statements.as_mut().unwrap().top {
+        s.temp_blks_written = 0;
+    }
+    let all = run(&snap);
+    assert_eq!(of_rule(&all, "temp_file_spills").len(), 1, "{all:#?}");
+    assert_consistent(&all);
+}
+
+/// The consistency check over every planted snapshot of this file's kind: all problems at
+/// once, the demo's, and the window edge.
+#[test]
+fn no_object_gets_opposite_advice_on_planted_snapshots() {
+    for age in [3600, 8 * 86_400, 30 * 86_400] {
+        let mut snap = demo_like_snapshot(age);
+        assert_consistent(&run(&snap));
+        index_mut(&mut snap, "audit_logs_resource_type_idx").idx_scan = 1;
+        assert_consistent(&run(&snap));
+        let mut third = index(
+            "public",
+            "audit_logs",
+            "audit_logs_resource_type_action_actor_idx",
+            &[("resource_type", 3), ("action", 5), ("actor_id", 2)],
+        );
+        third.idx_scan = 0;
+        snap.indexes.push(third);
+        assert_consistent(&run(&snap));
+        index_mut(&mut snap, "audit_logs_resource_type_action_idx").idx_scan = 7;
+        assert_consistent(&run(&snap));
+    }
+    let mut snap = clean_snapshot();
+    plant_insecure(&mut snap);
+    assert_consistent(&run(&snap));
 }

@@ -1,6 +1,8 @@
 //! Live conditions planted on real clusters are found by collect + advise; a clean database
 //! gives no finding at all.
 
+mod common;
+
 use std::time::Duration;
 
 use pgopt::advise::{advise, Finding, Severity, Thresholds};
@@ -261,6 +263,25 @@ async fn the_demo_database_shows_every_planted_problem() {
             "planted {rule} on {object} not found in {findings:#?}"
         );
     }
+    // The planted index pair is advised once: the prefix goes, its cover stays and is not
+    // "unused"; the unscanned index waits for a week of statistics.
+    common::assert_consistent(&findings);
+    let window = find(&findings, "unused_index_window_short");
+    assert!(
+        window[0].evidence["unscanned_indexes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|v| v == "public.audit_logs_occurred_at_idx"),
+        "{window:#?}"
+    );
+    assert!(find(&findings, "unused_index").is_empty(), "{findings:#?}");
+    let redundant = find(&findings, "redundant_index");
+    assert_eq!(redundant.len(), 1, "{redundant:#?}");
+    assert_eq!(
+        redundant[0].evidence["covered_by"],
+        "public.audit_logs_resource_type_action_idx"
+    );
     // The demo spills a few MB: over a lowered database-wide temp-file threshold.
     let th = with(&[("temp_bytes_warning", "1048576")]);
     let spills = advise(&snap, &th);

@@ -22,6 +22,19 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         .collect();
     let mut out = Vec::new();
 
+    // Roots: pids that block someone and are not blocked themselves (or that we know nothing of).
+    let roots: BTreeSet<i32> = blocked
+        .iter()
+        .flat_map(|s| s.blocked_by.iter().copied())
+        .filter(|pid| by_pid.get(pid).map_or(true, |b| b.blocked_by.is_empty()))
+        .collect();
+
+    // A wait cycle has no root: then there is no blocking_session finding to point to.
+    let see_root = if roots.is_empty() {
+        "The sessions wait on each other in a cycle (the deadlock detector ends one after deadlock_timeout); if it persists, end one of them with pg_cancel_backend"
+    } else {
+        "See the blocking_session finding for the session at the root of the chain"
+    };
     for s in &blocked {
         let blockers: Vec<String> = s.blocked_by.iter().map(|p| p.to_string()).collect();
         let waited = s.state_age_seconds.or(s.query_age_seconds);
@@ -42,19 +55,12 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 .evidence("wait_event_type", s.wait_event_type.clone())
                 .evidence("wait_event", s.wait_event.clone())
                 .evidence("query", s.query.clone())
-                .next_step(
-                    "See the blocking_session finding for the session at the root of the chain; set lock_timeout on migrations so they give up instead of queueing everyone behind them",
-                )
+                .next_step(format!(
+                    "{see_root}; set lock_timeout on migrations so they give up instead of queueing everyone behind them"
+                ))
                 .docs(DOCS),
         );
     }
-
-    // Roots: pids that block someone and are not blocked themselves (or that we know nothing of).
-    let roots: BTreeSet<i32> = blocked
-        .iter()
-        .flat_map(|s| s.blocked_by.iter().copied())
-        .filter(|pid| by_pid.get(pid).map_or(true, |b| b.blocked_by.is_empty()))
-        .collect();
 
     for root in roots {
         let direct = blocked

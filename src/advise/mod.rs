@@ -184,6 +184,11 @@ pub const RULES: &[RuleInfo] = &[
         description: "Indexes never scanned since the statistics reset",
     },
     RuleInfo {
+        id: unused_indexes::WINDOW_RULE,
+        description:
+            "Indexes not scanned yet, while the statistics window is too short to call them unused",
+    },
+    RuleInfo {
         id: duplicate_indexes::DUPLICATE_RULE,
         description: "Indexes identical to another index on the same table",
     },
@@ -349,6 +354,15 @@ fn sort(findings: &mut [Finding]) {
 
 // ---- helpers shared by the rules ----
 
+/// `1 connection`, `2 connections`: a count with the noun agreeing with it.
+pub fn count<N>(n: N, one: &str, many: &str) -> String
+where
+    N: fmt::Display + PartialEq + From<u8>,
+{
+    let noun = if n == N::from(1) { one } else { many };
+    format!("{n} {noun}")
+}
+
 /// `12.3 %` from a ratio.
 pub(crate) fn pct(ratio: f64) -> String {
     format!("{:.1} %", ratio * 100.0)
@@ -456,6 +470,9 @@ mod tests {
         assert_eq!(bytes(512), "512 bytes");
         assert_eq!(bytes(3 * 1024 * 1024), "3.0 MB");
         assert_eq!(pct(0.912), "91.2 %");
+        assert_eq!(count(1usize, "connection", "connections"), "1 connection");
+        assert_eq!(count(2i64, "connection", "connections"), "2 connections");
+        assert_eq!(count(0u64, "index", "indexes"), "0 indexes");
         assert_eq!(duration(90.0), "90 s");
         assert_eq!(duration(900.0), "15.0 min");
     }

@@ -14,6 +14,16 @@ const DOCS: &str =
 pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
     let work_mem_kb = snap.setting_f64("work_mem");
+    let spilling_statements = snap
+        .statements
+        .as_ref()
+        .is_some_and(|st| st.top.iter().any(|s| s.temp_blks_written > 0));
+    // Cite the statement findings only when there are some to read.
+    let find_them = if spilling_statements {
+        "the statement_temp_spill findings below, or log_temp_files"
+    } else {
+        "set log_temp_files = 0 to log them, or install pg_stat_statements"
+    };
     if let Some(db) = snap.current_database() {
         if db.temp_bytes >= th.temp_bytes_warning as i64 && db.temp_bytes > 0 {
             out.push(
@@ -34,9 +44,9 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 .evidence("threshold_bytes", th.temp_bytes_warning)
                 .evidence("work_mem_kb", work_mem_kb.map(num))
                 .evidence("stats_reset", time_value(db.stats_reset))
-                .next_step(
-                    "Find the statements that spill (statement_temp_spill findings, or log_temp_files) and raise work_mem for them (SET work_mem in their session or ALTER ROLE ... SET work_mem) rather than globally: work_mem is per sort/hash node per backend",
-                )
+                .next_step(format!(
+                    "Find the statements that spill ({find_them}) and raise work_mem for them (SET work_mem in their session or ALTER ROLE ... SET work_mem) rather than globally: work_mem is per sort/hash node per backend"
+                ))
                 .docs(DOCS),
             );
         }

@@ -132,6 +132,12 @@ thresholds! {
     /// Indexes smaller than this are not reported as unused (tiny indexes are noise).
     /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-INDEXES-VIEW>
     unused_index_min_bytes: u64 = MIB, "smallest index reported as unused (bytes)";
+    /// An index is called unused only when the statistics have been counting at least this
+    /// long (since the database's stats_reset, or the server start when never reset): a scan
+    /// count of zero over a few hours says nothing about the weekly report or the month-end
+    /// job. Below it, pgopt says how long the statistics have run and waits.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-DATABASE-VIEW>
+    unused_index_min_stats_seconds: f64 = 7.0 * 86_400.0, "statistics window (s) needed before an index is called unused";
 
     /// Tables whose heap is smaller than this are not reported for sequential scans.
     /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ALL-TABLES-VIEW>

@@ -610,3 +610,100 @@ pub fn ev_f64(f: &Finding, key: &str) -> f64 {
         .and_then(|v| v.as_f64())
         .unwrap_or_else(|| panic!("evidence {key} missing or not a number in {f:#?}"))
 }
+
+/// Evidence keys naming an index a finding keeps (the one that serves the same lookups).
+const KEEP_KEYS: &[&str] = &["duplicate_of", "covered_by", "kept_prefix"];
+
+/// Whether `text` names `id` as a whole word (so `unused_index` is not found in
+/// `unused_index_window_short`).
+fn names_word(text: &str, id: &str) -> bool {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .any(|w| w == id)
+}
+
+/// Asserts that a set of findings does not contradict itself, for any rule set (new rules
+/// are covered as long as they follow the conventions):
+/// - no object is advised to be dropped twice (a pair is advised once);
+/// - no object is both dropped and kept (kept: named under `duplicate_of`, `covered_by` or
+///   `kept_prefix` by another finding, the one "covering" it);
+/// - no finding cites another rule's findings (by rule id, in its message or next step) when
+///   no finding of that rule is there.
+pub fn assert_consistent(findings: &[Finding]) {
+    use std::collections::BTreeMap;
+    let mut dropped: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    let mut kept: BTreeMap<&str, Vec<String>> = BTreeMap::new();
+    for f in findings {
+        let who = format!("{} {}", f.rule, f.object);
+        if f.sql
+            .as_deref()
+            .is_some_and(|s| s.trim_start().to_ascii_uppercase().starts_with("DROP "))
+        {
+            dropped
+                .entry(f.object.as_str())
+                .or_default()
+                .push(who.clone());
+        }
+        for key in KEEP_KEYS {
+            if let Some(v) = f.evidence.get(*key).and_then(|v| v.as_str()) {
+                kept.entry(v).or_default().push(who.clone());
+            }
+        }
+        for rule in pgopt::advise::RULES {
+            if rule.id != f.rule
+                && (names_word(&f.message, rule.id) || names_word(&f.next_step, rule.id))
+            {
+                assert!(
+                    findings.iter().any(|g| g.rule == rule.id),
+                    "{who} cites {} findings but there are none: {f:#?}",
+                    rule.id
+                );
+            }
+        }
+    }
+    for (object, by) in &dropped {
+        assert_eq!(
+            by.len(),
+            1,
+            "{object} is advised to be dropped more than once: {by:?}"
+        );
+        if let Some(keepers) = kept.get(object) {
+            panic!("{object} is dropped by {by:?} and kept by {keepers:?}");
+        }
+    }
+}
+
+/// The index problems `pgopt demo` plants, on the clean snapshot: an audit_logs table with a
+/// redundant pair that nobody scans (resource_type is a left prefix of resource_type,
+/// action), an index nobody scans, a duplicate pair on users, and statistics that started
+/// `stats_age_seconds` before the snapshot.
+pub fn demo_like_snapshot(stats_age_seconds: i64) -> Snapshot {
+    let mut snap = clean_snapshot();
+    db_mut(&mut snap, "app").stats_reset = ago(stats_age_seconds);
+    snap.tables
+        .push(table("public", "audit_logs", 200 * MIB, 2_000_000.0));
+    snap.indexes.push(primary(
+        "public",
+        "audit_logs",
+        "audit_logs_pkey",
+        &[("id", 1)],
+    ));
+    for (name, cols) in [
+        ("audit_logs_resource_type_idx", &[("resource_type", 3)][..]),
+        (
+            "audit_logs_resource_type_action_idx",
+            &[("resource_type", 3), ("action", 5)][..],
+        ),
+        ("audit_logs_occurred_at_idx", &[("occurred_at", 6)][..]),
+    ] {
+        let mut i = index("public", "audit_logs", name, cols);
+        i.idx_scan = 0;
+        snap.indexes.push(i);
+    }
+    let mut lookup = index("public", "users", "users_email_lookup", &[("email", 3)]);
+    lookup.idx_scan = 4_000;
+    snap.indexes.push(lookup);
+    let mut copy = index("public", "users", "users_email_lookup2", &[("email", 3)]);
+    copy.idx_scan = 0;
+    snap.indexes.push(copy);
+    snap
+}
