@@ -26,6 +26,7 @@ const ALL_SECTIONS: &[&str] = &[
     "replication",
     "hba_rules",
     "roles",
+    "role_passwords",
     "checkpoints",
 ];
 
@@ -378,8 +379,9 @@ async fn role_without_pg_monitor_still_collects() {
         .next_step
         .as_deref()
         .unwrap()
-        .contains("GRANT SELECT ON pg_hba_file_rules"));
+        .contains("GRANT SELECT ON pg_catalog.pg_hba_file_rules TO \"plain\""));
     assert_collected(&snap, &["roles"]);
+    assert_eq!(state(&snap, "role_passwords"), SectionState::Skipped);
     let roles = snap.roles.as_ref().unwrap();
     assert!(roles.iter().any(|r| r.name == "plain" && !r.superuser));
     assert!(roles.iter().all(|r| r.password.is_none()), "{roles:?}");

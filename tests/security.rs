@@ -222,3 +222,133 @@ async fn a_cluster_with_scram_passwords_over_tcp_passes_the_review() {
     let review = security_review(&snap);
     assert!(review.is_empty(), "{review:#?}");
 }
+
+/// A pg_monitor role (no superuser) cannot read pg_hba_file_rules nor pg_authid: `pgopt tune`
+/// and `pgopt analyze` both say those parts were not checked, with the grant, and nothing is
+/// called sound. The grants named are the ones that work on this server.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pg_monitor_role_gets_not_checked_not_sound() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    c.psql(
+        "postgres",
+        "CREATE ROLE monitor LOGIN; GRANT pg_monitor TO monitor;",
+    )
+    .unwrap();
+    let dsn = c
+        .socket_dsn("postgres")
+        .replace("user=postgres", "user=monitor");
+    let run = |args: &[&str]| {
+        let o = std::process::Command::new(env!("CARGO_BIN_EXE_pgopt"))
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            o.status.code().is_some_and(|c| c <= 1),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let tune = [
+        "tune", &dsn, "--method", "pgtune", "--memory", "4GB", "--cpus", "2",
+    ];
+    let out = run(&tune);
+    assert!(!out.contains("look sound"), "{out}");
+    assert!(
+        out.contains(
+            "NOT CHECKED: pg_hba.conf rules: pg_hba_file_rules is readable by superusers only"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains(r#"GRANT SELECT ON pg_catalog.pg_hba_file_rules TO "monitor"; GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO "monitor";"#),
+        "{out}"
+    );
+    assert!(
+        out.contains("NOT CHECKED: how role passwords are stored (MD5 or SCRAM): how passwords are stored is in pg_authid, readable by superusers only"),
+        "{out}"
+    );
+    // What was read is named as such, and only that.
+    let sound = out
+        .lines()
+        .find(|l| l.starts_with("Nothing to report in what was read:"))
+        .unwrap_or_else(|| panic!("{out}"));
+    assert!(
+        sound.contains("listen_addresses") && sound.contains("roles ("),
+        "{sound}"
+    );
+    assert!(
+        !sound.contains("pg_hba") && !sound.contains("passwords"),
+        "{sound}"
+    );
+
+    let mut json_args = tune.to_vec();
+    json_args.extend(["--format", "json"]);
+    let v: serde_json::Value = serde_json::from_str(&run(&json_args)).unwrap();
+    let coverage = v["security_coverage"].as_array().unwrap();
+    let part = |name: &str| {
+        coverage
+            .iter()
+            .find(|p| p["part"] == name)
+            .unwrap_or_else(|| panic!("{coverage:#?}"))
+            .clone()
+    };
+    assert_eq!(part("pg_hba.conf rules")["checked"], false);
+    assert_eq!(
+        part("ssl, password_encryption and listen_addresses")["checked"],
+        true
+    );
+
+    // analyze on the same role: the same two sections skipped, with the same grants.
+    let a: serde_json::Value =
+        serde_json::from_str(&run(&["analyze", &dsn, "--format", "json"])).unwrap();
+    let sections = a["snapshot"]["sections"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{a:#}"));
+    let section = |name: &str| {
+        sections
+            .iter()
+            .find(|s| s["section"] == name)
+            .unwrap_or_else(|| panic!("{name}: {sections:#?}"))
+            .clone()
+    };
+    assert_eq!(section("hba_rules")["state"], "skipped");
+    assert_eq!(
+        section("hba_rules")["next_step"],
+        part("pg_hba.conf rules")["next_step"]
+    );
+    assert_eq!(section("role_passwords")["state"], "skipped");
+
+    // The grants named are enough: with them the role reads pg_hba_file_rules.
+    c.psql(
+        "postgres",
+        "GRANT SELECT ON pg_catalog.pg_hba_file_rules TO monitor; \
+         GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO monitor;",
+    )
+    .unwrap();
+    let snap = snapshot(&dsn).await;
+    assert_eq!(
+        snap.section("hba_rules").unwrap().state,
+        SectionState::Collected
+    );
+    assert!(snap.hba_rules.as_ref().is_some_and(|h| !h.is_empty()));
+    let out = run(&tune);
+    assert!(!out.contains("NOT CHECKED: pg_hba.conf"), "{out}");
+    assert!(out.contains("NOT CHECKED: how role passwords"), "{out}");
+}
+
+/// A superuser reads every part: the review says what it found sound, and nothing is
+/// reported as not checked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_superuser_review_checks_every_part() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let snap = snapshot(&c.dsn("postgres")).await;
+    let parts = pgopt::advise::review_coverage(&snap);
+    assert!(parts.iter().all(|p| p.checked), "{parts:#?}");
+    let text = pgopt::advise::review_coverage_text(&parts, true);
+    assert!(
+        text.starts_with("Nothing to report in what was read: "),
+        "{text}"
+    );
+    assert!(!text.contains("NOT CHECKED"), "{text}");
+}

@@ -37,6 +37,7 @@ pub mod thresholds;
 mod unused_indexes;
 mod wraparound;
 
+pub use security::{review_coverage, review_coverage_text, ReviewPart};
 pub use thresholds::Thresholds;
 
 /// How urgent a finding is. Ordered: `Info < Warning < Critical`.

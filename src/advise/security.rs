@@ -438,3 +438,113 @@ mod tests {
         assert!(is_wildcard_entry("*") && is_wildcard_entry("0.0.0.0") && is_wildcard_entry("::"));
     }
 }
+
+// ---- what the review read ----
+
+/// One part of the security review and whether its data was read. Nothing is called sound
+/// unless it was read: a part not read is reported as not checked, with what would allow it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct ReviewPart {
+    /// What the part covers, for people: `pg_hba.conf rules`.
+    pub part: &'static str,
+    pub checked: bool,
+    /// When not checked: why.
+    pub reason: Option<String>,
+    /// When not checked: the grant or connection that would allow it.
+    pub next_step: Option<String>,
+}
+
+/// The parts of the security review and whether each was read, in a fixed order.
+pub fn review_coverage(snap: &Snapshot) -> Vec<ReviewPart> {
+    use crate::collect::security as c;
+    let section = |name: &str, reason: &str, step: String| {
+        let s = snap.section(name);
+        (
+            s.and_then(|s| s.reason.clone())
+                .unwrap_or_else(|| reason.to_string()),
+            s.and_then(|s| s.next_step.clone()).unwrap_or(step),
+        )
+    };
+    let part = |part, checked: bool, why: (String, String)| ReviewPart {
+        part,
+        checked,
+        reason: (!checked).then(|| why.0.clone()),
+        next_step: (!checked).then_some(why.1),
+    };
+    let settings_read = ["ssl", "password_encryption", "listen_addresses"]
+        .iter()
+        .all(|n| snap.setting(n).is_some());
+    // Snapshots from before the role_passwords section: read when some kind is known.
+    let passwords_read = match snap.section("role_passwords") {
+        Some(s) => s.state == crate::snapshot::SectionState::Collected,
+        None => snap
+            .roles
+            .as_ref()
+            .is_some_and(|r| r.iter().any(|r| r.password.is_some())),
+    };
+    vec![
+        part(
+            "ssl, password_encryption and listen_addresses",
+            settings_read,
+            (
+                "the settings were not collected".to_string(),
+                "check the settings section of the snapshot".to_string(),
+            ),
+        ),
+        part(
+            "pg_hba.conf rules",
+            snap.hba_rules.is_some(),
+            section(
+                "hba_rules",
+                c::HBA_SKIPPED_REASON,
+                c::hba_grant(&snap.target.user),
+            ),
+        ),
+        part(
+            "roles (superusers, logins without a password)",
+            snap.roles.is_some(),
+            section(
+                "roles",
+                "pg_roles was not read",
+                "check the roles section of the snapshot".to_string(),
+            ),
+        ),
+        part(
+            "how role passwords are stored (MD5 or SCRAM)",
+            passwords_read,
+            section(
+                "role_passwords",
+                c::PASSWORDS_SKIPPED_REASON,
+                c::PASSWORDS_GRANT.to_string(),
+            ),
+        ),
+    ]
+}
+
+/// The security review's closing lines: what was read and found sound (only when nothing was
+/// found in it), and one `NOT CHECKED` line per part not read, with what would allow it.
+pub fn review_coverage_text(parts: &[ReviewPart], no_findings: bool) -> String {
+    let mut out = String::new();
+    let checked: Vec<&str> = parts.iter().filter(|p| p.checked).map(|p| p.part).collect();
+    if no_findings {
+        if checked.is_empty() {
+            out.push_str(
+                "Nothing was checked: none of the security review's data could be read.\n",
+            );
+        } else {
+            out.push_str(&format!(
+                "Nothing to report in what was read: {}.\n",
+                checked.join("; ")
+            ));
+        }
+    }
+    for p in parts.iter().filter(|p| !p.checked) {
+        out.push_str(&format!(
+            "NOT CHECKED: {}: {}. To check it: {}\n",
+            p.part,
+            p.reason.as_deref().unwrap_or("not collected"),
+            p.next_step.as_deref().unwrap_or("")
+        ));
+    }
+    out
+}

@@ -326,6 +326,8 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
                     .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
             v["security"] = serde_json::to_value(&security)
                 .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
+            v["security_coverage"] = serde_json::to_value(crate::advise::review_coverage(&snap))
+                .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
             v["storage_source"] = serde_json::to_value(&storage_source)
                 .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
             if args.method == Method::Pgopt {
@@ -349,11 +351,15 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
             } else {
                 "\nSecurity review\n"
             });
-            if security.is_empty() {
-                text.push_str("\nNothing to report: ssl, password_encryption, pg_hba.conf rules, listen_addresses and roles look sound.\n");
-            } else {
+            if !security.is_empty() {
                 text.push_str(&crate::report::render_findings(&security, format));
             }
+            // Nothing is called sound unless it was read.
+            text.push('\n');
+            text.push_str(&crate::advise::review_coverage_text(
+                &crate::advise::review_coverage(&snap),
+                security.is_empty(),
+            ));
             text
         }
     };

@@ -29,7 +29,7 @@ pub(crate) mod host;
 mod indexes;
 mod privileges;
 mod replication;
-mod security;
+pub(crate) mod security;
 mod sequences;
 mod server;
 mod settings;
@@ -208,6 +208,16 @@ async fn collect_in_transaction(
         .section("hba_rules", security::collect_hba(conn))
         .await?;
     snap.roles = run.section("roles", security::collect_roles(conn)).await?;
+    if let Some(roles) = snap.roles.as_mut() {
+        if let Some(kinds) = run
+            .section("role_passwords", security::collect_passwords(conn))
+            .await?
+        {
+            for role in roles {
+                role.password = kinds.get(&role.name).copied();
+            }
+        }
+    }
     snap.checkpoints = run
         .section("checkpoints", checkpoints::collect(conn))
         .await?;

@@ -1,14 +1,16 @@
 //! What the security review needs beyond the settings: pg_hba_file_rules and the roles.
 //!
-//! pg_hba_file_rules is readable by superusers only unless granted: for other roles its
-//! section is recorded as skipped with the grant to make. The roles come from pg_roles, which
-//! everyone reads; how each password is stored comes from pg_authid (superusers only) and is
-//! left unknown otherwise. Only the kind of the stored password is kept, never the hash.
+//! pg_hba_file_rules is readable by superusers only unless granted (on PostgreSQL 15 and later
+//! pg_read_all_settings and pg_monitor do not include it): for other roles its section is
+//! recorded as skipped with the grants to make. The roles come from pg_roles, which everyone
+//! reads; how each password is stored comes from pg_authid (superusers only), a section of its
+//! own (`role_passwords`) so that a report can say it was not checked. Only the kind of the
+//! stored password is kept, never the hash.
 
 use std::collections::HashMap;
 
 use super::{get, Outcome};
-use crate::db::Conn;
+use crate::db::{Conn, Ident};
 use crate::error::Result;
 use crate::snapshot::{HbaRule, PasswordKind, Role};
 
@@ -16,6 +18,23 @@ const HBA_PRIVILEGE_SQL: &str = include_str!("../sql/hba_privilege.sql");
 const HBA_SQL: &str = include_str!("../sql/hba_rules.sql");
 const ROLES_SQL: &str = include_str!("../sql/roles.sql");
 const PASSWORDS_SQL: &str = include_str!("../sql/role_passwords.sql");
+const AUTHID_PRIVILEGE_SQL: &str = include_str!("../sql/authid_privilege.sql");
+
+/// Why the hba section is skipped and what grants it, for people (also used by reports of
+/// snapshots where the section is missing).
+pub(crate) const HBA_SKIPPED_REASON: &str = "pg_hba_file_rules is readable by superusers only (pg_monitor and pg_read_all_settings do not include it)";
+/// The grants that let `role` read pg_hba_file_rules (both: the view calls the function with
+/// the reader's privileges).
+pub(crate) fn hba_grant(role: &str) -> String {
+    let role = Ident::new(role);
+    format!(
+        "connect as a superuser, or have a superuser run GRANT SELECT ON pg_catalog.pg_hba_file_rules TO {role}; GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO {role};"
+    )
+}
+/// Why the password kinds are skipped and what allows them.
+pub(crate) const PASSWORDS_SKIPPED_REASON: &str =
+    "how passwords are stored is in pg_authid, readable by superusers only";
+pub(crate) const PASSWORDS_GRANT: &str = "run pgopt as a superuser for this part (granting SELECT on pg_authid would expose the password hashes to the role: do not)";
 
 pub(crate) async fn collect_hba(conn: &Conn) -> Result<Outcome<Vec<HbaRule>>> {
     const S: &str = "hba_rules";
@@ -28,10 +47,7 @@ pub(crate) async fn collect_hba(conn: &Conn) -> Result<Outcome<Vec<HbaRule>>> {
         .await?;
     let allowed: bool = get(&row, S, "allowed")?;
     if !allowed {
-        return Ok(Outcome::skipped(
-            "pg_hba_file_rules is readable by superusers only",
-            "connect as a superuser, or GRANT SELECT ON pg_hba_file_rules and GRANT EXECUTE ON FUNCTION pg_hba_file_rules() to the role pgopt connects as",
-        ));
+        return Ok(Outcome::skipped(HBA_SKIPPED_REASON, hba_grant(&conn.user)));
     }
     conn.query("reading pg_hba_file_rules", HBA_SQL, &[])
         .await?
@@ -55,37 +71,45 @@ pub(crate) async fn collect_hba(conn: &Conn) -> Result<Outcome<Vec<HbaRule>>> {
 pub(crate) async fn collect_roles(conn: &Conn) -> Result<Outcome<Vec<Role>>> {
     const S: &str = "roles";
     let rows = conn.query("reading roles", ROLES_SQL, &[]).await?;
-    let mut readable = false;
-    let mut roles = Vec::with_capacity(rows.len());
-    for r in &rows {
-        readable = get(r, S, "can_read_passwords")?;
-        roles.push(Role {
-            name: get(r, S, "name")?,
-            superuser: get(r, S, "superuser")?,
-            can_login: get(r, S, "can_login")?,
-            valid_until: get(r, S, "valid_until")?,
-            bootstrap: get(r, S, "bootstrap")?,
-            password: None,
-            config: get(r, S, "config")?,
-            replication: get(r, S, "replication")?,
-        });
-    }
-    if readable {
-        let kinds: HashMap<String, PasswordKind> = conn
-            .query("reading how role passwords are stored", PASSWORDS_SQL, &[])
-            .await?
-            .iter()
-            .map(|r| {
-                let name: String = get(r, S, "name")?;
-                let kind: String = get(r, S, "password_kind")?;
-                Ok((name, password_kind(&kind)))
+    rows.iter()
+        .map(|r| {
+            Ok(Role {
+                name: get(r, S, "name")?,
+                superuser: get(r, S, "superuser")?,
+                can_login: get(r, S, "can_login")?,
+                valid_until: get(r, S, "valid_until")?,
+                bootstrap: get(r, S, "bootstrap")?,
+                password: None,
+                config: get(r, S, "config")?,
+                replication: get(r, S, "replication")?,
             })
-            .collect::<Result<_>>()?;
-        for role in &mut roles {
-            role.password = kinds.get(&role.name).copied();
-        }
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(Outcome::Collected)
+}
+
+/// How each role's password is stored, by role name; skipped when pg_authid is not readable.
+pub(crate) async fn collect_passwords(
+    conn: &Conn,
+) -> Result<Outcome<HashMap<String, PasswordKind>>> {
+    const S: &str = "role_passwords";
+    let row = conn
+        .query_one("checking access to pg_authid", AUTHID_PRIVILEGE_SQL, &[])
+        .await?;
+    let allowed: bool = get(&row, S, "allowed")?;
+    if !allowed {
+        return Ok(Outcome::skipped(PASSWORDS_SKIPPED_REASON, PASSWORDS_GRANT));
     }
-    Ok(Outcome::Collected(roles))
+    conn.query("reading how role passwords are stored", PASSWORDS_SQL, &[])
+        .await?
+        .iter()
+        .map(|r| {
+            let name: String = get(r, S, "name")?;
+            let kind: String = get(r, S, "password_kind")?;
+            Ok((name, password_kind(&kind)))
+        })
+        .collect::<Result<_>>()
+        .map(Outcome::Collected)
 }
 
 fn password_kind(kind: &str) -> PasswordKind {
