@@ -526,3 +526,77 @@ fn library_lists_are_quoted_per_element_for_alter_system() {
     assert_eq!(set_value_sql("shared_preload_libraries", ""), "''");
     assert_eq!(set_value_sql("work_mem", "16MB"), "'16MB'");
 }
+
+#[test]
+fn one_open_connection_is_named_as_a_momentary_count_not_a_peak() {
+    let mut snap = clean_snapshot();
+    snap.activity.as_mut().unwrap().total_connections = 1;
+    let note = run(&snap).output.notes.join("\n");
+    assert!(
+        note.contains(
+            "the 1 connection open when the snapshot was taken (a single count, not a peak)"
+        ),
+        "{note}"
+    );
+    assert!(
+        !note.contains("peak x2") && !note.contains("connections seen"),
+        "{note}"
+    );
+    assert!(note.contains("planned for 20 connections x 2"), "{note}");
+}
+
+#[test]
+fn no_temp_file_rate_from_a_window_below_its_floor() {
+    let mut snap = clean_snapshot();
+    {
+        let db = db_mut(&mut snap, "app");
+        db.temp_files = 9;
+        db.temp_bytes = 9 * 64 * MIB;
+        db.stats_reset = ago(60); // one minute: 9 files would be "12960/day"
+    }
+    for s in &mut snap.statements.as_mut().unwrap().top {
+        s.temp_blks_written = 0;
+    }
+    let out = run(&snap);
+    assert!(out.change("work_mem").is_none(), "{:?}", out.changes);
+    // Statements seen spilling are evidence without a rate; the reason says why no rate.
+    snap.statements.as_mut().unwrap().top[0].temp_blks_written = 50_000;
+    let out = run(&snap);
+    let c = out
+        .change("work_mem")
+        .expect("spilling statements raise work_mem");
+    assert!(
+        c.reason.contains("9 temp files")
+            && c.reason
+                .contains("the statistics cover only 60 s, too short for a daily rate")
+            && c.reason.contains("1 statement wrote"),
+        "{}",
+        c.reason
+    );
+    assert!(!c.reason.contains("/day"), "{}", c.reason);
+    assert_eq!(c.evidence["temp_files_per_day"], serde_json::Value::Null);
+}
+
+#[test]
+fn no_wal_rate_from_a_checkpoint_window_below_its_floor() {
+    let mut snap = clean_snapshot();
+    set_setting(&mut snap, "max_wal_size", "1024");
+    snap.settings.last_mut().unwrap().unit = Some("MB".into());
+    set_setting(&mut snap, "checkpoint_timeout", "300");
+    snap.checkpoints = Some(pgopt::snapshot::Checkpoints {
+        timed: 1,
+        requested: 5,
+        stats_reset: ago(20),
+        wal_bytes: Some(1024 * MIB),
+        wal_stats_reset: ago(20),
+        ..Default::default()
+    });
+    let out = run(&snap);
+    assert!(out.change("max_wal_size").is_none(), "{:?}", out.changes);
+    let note = out.output.notes.join("\n");
+    assert!(
+        note.contains("5 of 6 checkpoints were requested, but the checkpoint statistics cover 20 s: too short to state a WAL rate"),
+        "{note}"
+    );
+    assert!(!note.contains("MB/s"), "{note}");
+}

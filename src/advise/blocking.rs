@@ -105,7 +105,10 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 BLOCKING_RULE,
                 severity,
                 format!("pid {root}"),
-                format!("{described} blocks {total} session(s) ({direct} directly)"),
+                format!(
+                    "{described} blocks {} ({direct} directly)",
+                    super::count(total, "session", "sessions")
+                ),
             )
             .evidence("pid", root)
             .evidence("blocked_sessions", total as u64)

@@ -386,7 +386,7 @@ pub(crate) fn bytes(n: i64) -> String {
 }
 
 /// Human duration for messages (evidence keeps seconds).
-pub(crate) fn duration(seconds: f64) -> String {
+pub fn duration(seconds: f64) -> String {
     if seconds < 120.0 {
         format!("{seconds:.0} s")
     } else if seconds < 7200.0 {

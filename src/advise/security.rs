@@ -330,8 +330,10 @@ fn superusers(snap: &Snapshot, out: &mut Vec<Finding>) {
             Severity::Warning,
             "server",
             format!(
-                "{} role(s) besides the bootstrap superuser are superusers and bypass every permission check: {}",
-                extra.len(),
+                "{} besides the bootstrap superuser {} and {} every permission check: {}",
+                super::count(extra.len(), "role", "roles"),
+                if extra.len() == 1 { "is a superuser" } else { "are superusers" },
+                if extra.len() == 1 { "bypasses" } else { "bypass" },
                 extra.join(", ")
             ),
         )
@@ -378,8 +380,8 @@ fn login_without_password(snap: &Snapshot, out: &mut Vec<Finding>) {
             Severity::Warning,
             "server",
             format!(
-                "{} login role(s) have no password while pg_hba.conf asks remote clients for one: {}",
-                names.len(),
+                "{} no password while pg_hba.conf asks remote clients for one: {}",
+                super::count(names.len(), "login role has", "login roles have"),
                 names.join(", ")
             ),
         )

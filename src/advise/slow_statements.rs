@@ -50,23 +50,31 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     for s in by_total {
         out.push(
             base(TOTAL_RULE, Severity::Warning, s, share(s), total, format!(
-                "statement {} takes {} of all execution time ({:.0} ms over {} calls, {:.1} ms mean; threshold {})",
+                "statement {} takes {} of all execution time ({:.0} ms over {}, {:.1} ms mean; threshold {})",
                 s.queryid,
                 pct(share(s)),
                 s.total_exec_time_ms,
-                s.calls,
+                super::count(s.calls, "call", "calls"),
                 s.mean_exec_time_ms,
                 pct(th.slow_statement_min_total_share)
             )),
         );
     }
     for s in by_mean {
-        out.push(
-            base(MEAN_RULE, Severity::Info, s, share(s), total, format!(
-                "statement {} takes {:.1} ms per call on average (threshold {:.0} ms) over {} calls",
-                s.queryid, s.mean_exec_time_ms, th.slow_statement_min_mean_ms, s.calls
-            )),
-        );
+        out.push(base(
+            MEAN_RULE,
+            Severity::Info,
+            s,
+            share(s),
+            total,
+            format!(
+                "statement {} takes {:.1} ms per call on average (threshold {:.0} ms) over {}",
+                s.queryid,
+                s.mean_exec_time_ms,
+                th.slow_statement_min_mean_ms,
+                super::count(s.calls, "call", "calls")
+            ),
+        ));
     }
     out
 }

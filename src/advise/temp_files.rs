@@ -32,10 +32,10 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     Severity::Warning,
                     format!("database {}", db.name),
                     format!(
-                        "database {} wrote {} to {} temporary files since the statistics reset (threshold {})",
+                        "database {} wrote {} to {} since the statistics reset (threshold {})",
                         db.name,
                         bytes(db.temp_bytes),
-                        db.temp_files,
+                        super::count(db.temp_files, "temporary file", "temporary files"),
                         bytes(th.temp_bytes_warning as i64)
                     ),
                 )
@@ -61,10 +61,10 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     Severity::Info,
                     format!("queryid {}", s.queryid),
                     format!(
-                        "statement {} wrote {} of temporary files over {} calls",
+                        "statement {} wrote {} of temporary files over {}",
                         s.queryid,
                         bytes(written),
-                        s.calls
+                        super::count(s.calls, "call", "calls")
                     ),
                 )
                 .evidence("temp_blks_written", s.temp_blks_written)

@@ -396,8 +396,12 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     if !args.apply {
         eprintln!(
             "dry run: nothing was changed. --apply would write a journal, then run {} \
-             ALTER SYSTEM statement(s) one at a time ({}), pg_reload_conf(), and verify{}; {}",
-            changes.len(),
+             one at a time ({}), pg_reload_conf(), and verify{}; {}",
+            crate::advise::count(
+                changes.len(),
+                "ALTER SYSTEM statement",
+                "ALTER SYSTEM statements"
+            ),
             changes
                 .iter()
                 .map(|(n, v)| format!("{n} = {v}"))
@@ -407,8 +411,12 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
                 String::new()
             } else {
                 format!(
-                    ", then {} ALTER TABLE / ALTER ROLE statement(s)",
-                    objects.len()
+                    ", then {}",
+                    crate::advise::count(
+                        objects.len(),
+                        "ALTER TABLE / ALTER ROLE statement",
+                        "ALTER TABLE / ALTER ROLE statements"
+                    )
                 )
             },
             if restart.is_empty() {

@@ -557,11 +557,15 @@ async fn undo(conn: &Conn, entries: &[JournalEntry]) -> Result<()> {
 fn failed_with_rollback(e: Error, done: usize, undo: Result<()>, journal: &Path) -> Error {
     let what = match undo {
         Ok(()) => {
-            format!("{done} setting(s) already written were rolled back; nothing was left changed")
+            format!(
+                "{} already written rolled back; nothing was left changed",
+                crate::advise::count(done, "setting was", "settings were")
+            )
         }
         Err(u) => format!(
-            "rolling back the {done} setting(s) already written failed too ({u}); run \
+            "rolling back the {} already written failed too ({u}); run \
              pgopt tune --rollback {} to finish",
+            crate::advise::count(done, "setting", "settings"),
             journal.display()
         ),
     };

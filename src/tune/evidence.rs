@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::pgtune::{format_kb, PgTuneOutput, Setting};
 use super::{compare, Profile, TuneInput};
+use crate::advise::{count, duration};
 use crate::db::ident::{quote_literal, Ident, QualifiedName};
 use crate::snapshot::{Snapshot, Table};
 
@@ -26,6 +27,9 @@ pub const WORK_MEM_SHARE: f64 = 0.25;
 pub const SHARED_BUFFERS_SHARE: f64 = 0.40;
 /// Temp files per day (since stats_reset) from which spills count as a pattern.
 pub const TEMP_FILES_PER_DAY: f64 = 10.0;
+/// Statistics window (s) below which no temp-file rate is stated: a rate over minutes says
+/// nothing about a day.
+pub const TEMP_RATE_MIN_WINDOW_S: f64 = 3600.0;
 /// Cache hit ratio under which shared_buffers is raised.
 pub const HIT_RATIO: f64 = 0.99;
 /// Dead tuples above which a table not autovacuumed for a day counts as falling behind.
@@ -40,6 +44,8 @@ pub const PER_TABLE_MAX: usize = 3;
 pub const MIN_REQUESTED_CHECKPOINTS: i64 = 3;
 /// Share of checkpoints requested (not timed) from which max_wal_size is looked at.
 pub const REQUESTED_SHARE: f64 = 0.2;
+/// Statistics window (s) below which no WAL rate or checkpoint interval is stated.
+pub const CHECKPOINT_MIN_WINDOW_S: f64 = 60.0;
 /// Headroom on the WAL a checkpoint_timeout interval needs.
 pub const WAL_HEADROOM: f64 = 1.25;
 /// Share of the data disk's free space max_wal_size may take.
@@ -256,18 +262,15 @@ fn snap_kb(snap: &Snapshot, name: &str) -> Option<f64> {
     Some(value * compare::unit_kb(s.unit.as_deref().unwrap_or("kB"))?)
 }
 
-/// Seconds the cumulative statistics cover: since `reset`, else since the server started;
-/// at least `floor` (a rate over a few seconds says nothing).
-fn stats_window(snap: &Snapshot, reset: Option<chrono::DateTime<chrono::Utc>>, floor: f64) -> f64 {
+/// Seconds the cumulative statistics cover: since `reset`, else since the server started
+/// (None when neither is known). Callers compare it with their own floor: below it no rate is
+/// stated.
+fn stats_window(snap: &Snapshot, reset: Option<chrono::DateTime<chrono::Utc>>) -> Option<f64> {
     match reset {
-        Some(r) => (snap.collected_at - r).num_milliseconds() as f64 / 1000.0,
-        None => snap
-            .server
-            .as_ref()
-            .map(|s| s.uptime_seconds)
-            .unwrap_or(86_400.0),
+        Some(r) => Some((snap.collected_at - r).num_milliseconds() as f64 / 1000.0),
+        None => snap.server.as_ref().map(|s| s.uptime_seconds),
     }
-    .max(floor)
+    .map(|w| w.max(0.0))
 }
 
 /// Applies the evidence rules to PGTune's baseline.
@@ -310,10 +313,22 @@ fn temp_spills(b: &mut Builder, mem_kb: u64, snap: &Snapshot) {
     else {
         return;
     };
-    let window_secs = stats_window(snap, db.stats_reset, 3600.0);
-    let days = window_secs / 86_400.0;
-    let per_day = db.temp_files as f64 / days;
-    if db.temp_files <= 0 || per_day < TEMP_FILES_PER_DAY {
+    let window_secs = stats_window(snap, db.stats_reset);
+    // A daily rate only over a window long enough to mean one.
+    let per_day = window_secs
+        .filter(|w| *w >= TEMP_RATE_MIN_WINDOW_S)
+        .map(|w| db.temp_files as f64 / (w / 86_400.0));
+    let spilling: Vec<&crate::snapshot::Statement> = snap
+        .statements
+        .as_ref()
+        .map(|s| s.top.iter().filter(|s| s.temp_blks_written > 0).collect())
+        .unwrap_or_default();
+    let pattern = match per_day {
+        Some(rate) => rate >= TEMP_FILES_PER_DAY,
+        // Too short for a rate: statements seen spilling are evidence enough.
+        None => !spilling.is_empty(),
+    };
+    if db.temp_files <= 0 || !pattern {
         return;
     }
     let Some(base_kb) = b.get("work_mem").and_then(kb) else {
@@ -324,18 +339,28 @@ fn temp_spills(b: &mut Builder, mem_kb: u64, snap: &Snapshot) {
     let avg_file_kb = (db.temp_bytes.max(0) as u64 / db.temp_files as u64) / 1024;
     let wanted = (base_kb * 2).max(avg_file_kb.next_power_of_two());
     let target = round_kb(wanted.min(budget_kb));
-    let spilling: Vec<&crate::snapshot::Statement> = snap
-        .statements
-        .as_ref()
-        .map(|s| s.top.iter().filter(|s| s.temp_blks_written > 0).collect())
-        .unwrap_or_default();
     let stmt_blocks: i64 = spilling.iter().map(|s| s.temp_blks_written).sum();
+    let files = count(db.temp_files, "temp file", "temp files");
+    let over = match (per_day, window_secs) {
+        (Some(rate), Some(w)) => format!("{rate:.1}/day over {}", duration(w)),
+        (None, Some(w)) => format!(
+            "the statistics cover only {}, too short for a daily rate",
+            duration(w)
+        ),
+        _ => "since an unknown time, so no daily rate".to_string(),
+    };
     let evidence = ev(&[
         ("database", json!(db.name)),
         ("temp_files", json!(db.temp_files)),
         ("temp_bytes", json!(db.temp_bytes)),
-        ("window_days", json!((days * 100.0).round() / 100.0)),
-        ("temp_files_per_day", json!((per_day * 10.0).round() / 10.0)),
+        (
+            "window_days",
+            json!(window_secs.map(|w| (w / 86_400.0 * 100.0).round() / 100.0)),
+        ),
+        (
+            "temp_files_per_day",
+            json!(per_day.map(|r| (r * 10.0).round() / 10.0)),
+        ),
         ("avg_temp_file_kb", json!(avg_file_kb)),
         ("statements_spilling", json!(spilling.len())),
         ("statement_temp_blks_written", json!(stmt_blocks)),
@@ -344,33 +369,28 @@ fn temp_spills(b: &mut Builder, mem_kb: u64, snap: &Snapshot) {
         ("work_mem_budget_kb", json!(budget_kb)),
         ("baseline_kb", json!(base_kb)),
     ]);
+    let planned = count(active, "connection", "connections");
     if target <= base_kb {
         b.out.notes.push(format!(
-            "temp files spill ({} files, {} MB in {:.1} days) but work_mem cannot be raised \
-             above {} within 25% of memory for {active} connections",
-            db.temp_files,
+            "temp files spill ({files}, {} MB; {over}) but work_mem cannot be raised above {} \
+             within 25% of memory for {planned}",
             db.temp_bytes / (1024 * 1024),
-            days,
             format_kb(base_kb)
         ));
         return;
     }
     let reason = format!(
-        "temp files spill: {} temp files ({} MB, {:.1}/day over {:.1} days, avg {} kB each) \
-         in {}{}; raised from {} within the budget 25% of memory / ({active} connections x 2) \
-         = {} kB",
-        db.temp_files,
+        "temp files spill: {files} ({} MB, {over}, avg {} kB each) in {}{}; raised from {} \
+         within the budget 25% of memory / ({planned} x 2) = {} kB",
         db.temp_bytes / (1024 * 1024),
-        per_day,
-        days,
         avg_file_kb,
         db.name,
         if spilling.is_empty() {
             String::new()
         } else {
             format!(
-                ", {} statements wrote {stmt_blocks} temp blocks",
-                spilling.len()
+                ", {} wrote {stmt_blocks} temp blocks",
+                count(spilling.len(), "statement", "statements")
             )
         },
         format_kb(base_kb),
@@ -387,10 +407,7 @@ fn temp_spills(b: &mut Builder, mem_kb: u64, snap: &Snapshot) {
         "temp_spills",
         "hash_mem_multiplier",
         "2".into(),
-        format!(
-            "work_mem raised for temp-file spills ({} temp files): hash tables get 2x work_mem",
-            db.temp_files
-        ),
+        format!("work_mem raised for temp-file spills ({files}): hash tables get 2x work_mem"),
         evidence,
     );
 }
@@ -412,19 +429,24 @@ fn connections(b: &mut Builder, snap: &Snapshot) {
         .map_or(0, |a| a.superuser_reserved_connections);
     if server_max > 0 && observed as f64 >= NEAR_MAX_CONNECTIONS * (server_max - reserved) as f64 {
         b.out.notes.push(format!(
-            "{observed} connections of max_connections {server_max} ({reserved} reserved for \
-             superusers) are in use: put a pooler (PgBouncer in transaction mode) in front \
+            "{} of max_connections {server_max} ({reserved} reserved for superusers) were open \
+             when the snapshot was taken: put a pooler (PgBouncer in transaction mode) in front \
              rather than raising max_connections; every connection is a process with its own \
-             work_mem, and the work_mem budget here is planned for {} of them",
-            observed.max(CONNECTION_FLOOR)
+             work_mem, and the work_mem budget here is planned for {}",
+            count(observed, "connection", "connections"),
+            count(observed.max(CONNECTION_FLOOR), "connection", "connections")
         ));
         return;
     }
     if max >= 10 * observed.max(1) {
+        // One momentary count, not a peak: say so.
         b.out.notes.push(format!(
-            "max_connections {max} is {}x the {observed} connections seen; work_mem is sized \
-             on the observed peak x2; consider a lower max_connections or a pooler (PgBouncer)",
-            max / observed.max(1)
+            "max_connections {max} is {}x the {} open when the snapshot was taken (a single \
+             count, not a peak); the work_mem budget is planned for {} x 2; if that count is \
+             typical, consider a lower max_connections or a pooler (PgBouncer)",
+            max / observed.max(1),
+            count(observed, "connection", "connections"),
+            count(observed.max(CONNECTION_FLOOR), "connection", "connections")
         ));
     }
 }
@@ -529,12 +551,26 @@ fn checkpoints(b: &mut Builder, snap: &Snapshot) {
     let target_ratio = snap
         .setting_f64("checkpoint_completion_target")
         .unwrap_or(0.9);
-    let window = stats_window(snap, c.stats_reset, 60.0);
+    let window = match stats_window(snap, c.stats_reset) {
+        Some(w) if w >= CHECKPOINT_MIN_WINDOW_S => w,
+        w => {
+            b.out.notes.push(format!(
+                "{} of {} were requested, but the checkpoint statistics cover {}: too short \
+                 to state a WAL rate; run pgopt tune again later",
+                c.requested,
+                count(total, "checkpoint", "checkpoints"),
+                w.map_or("an unknown time".to_string(), duration)
+            ));
+            return;
+        }
+    };
     let interval = window / total as f64;
     let implied = c.requested as f64 * current_kb * 1024.0 / (1.0 + target_ratio) / window;
-    let measured = c
-        .wal_bytes
-        .map(|w| w as f64 / stats_window(snap, c.wal_stats_reset, 60.0));
+    let measured = c.wal_bytes.and_then(|w| {
+        stats_window(snap, c.wal_stats_reset)
+            .filter(|s| *s >= CHECKPOINT_MIN_WINDOW_S)
+            .map(|s| w as f64 / s)
+    });
     // pg_stat_wal's measurement when there is one (14+): the implied rate would count a
     // CHECKPOINT command as a max_wal_size of WAL.
     let rate = measured.unwrap_or(implied);
@@ -731,9 +767,9 @@ fn autovacuum(b: &mut Builder, input: &TuneInput, snap: &Snapshot) {
     let list = names.iter().take(5).cloned().collect::<Vec<_>>().join(", ");
     if small > 0 || !per_table {
         let why = format!(
-            "autovacuum falls behind: {} table(s) with over {DEAD_TUPLES} dead tuples (>10% of \
+            "autovacuum falls behind: {} with over {DEAD_TUPLES} dead tuples (>10% of \
              live) not autovacuumed for over a day: {list}",
-            behind.len()
+            count(behind.len(), "table", "tables")
         );
         for (name, value) in [
             ("autovacuum_vacuum_cost_limit", "2000"),
@@ -770,9 +806,9 @@ fn autovacuum(b: &mut Builder, input: &TuneInput, snap: &Snapshot) {
         let workers = (max_workers * 2).min(cpus.max(max_workers + 1));
         if workers > max_workers {
             let why = format!(
-                "all {max_workers} autovacuum workers were busy with {} tables falling behind \
+                "all {max_workers} autovacuum workers were busy with {} falling behind \
                  ({list}); the cost limit is shared among workers, so it rises with them",
-                behind.len()
+                count(behind.len(), "table", "tables")
             );
             let ev_workers = ev(&[
                 ("autovacuum_workers_running", json!(running)),

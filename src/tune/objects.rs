@@ -242,7 +242,11 @@ pub async fn apply(conn: &Conn, entries: &[ObjectEntry]) -> Result<Vec<ObjectOut
             return Err(Error::BadInput(format!(
                 "{err}. {}",
                 match undo {
-                    Ok(()) => format!("the {done} per-object setting(s) already set were put back"),
+                    Ok(()) => format!(
+                        "the {} already set {} put back",
+                        crate::advise::count(done, "per-object setting", "per-object settings"),
+                        if done == 1 { "was" } else { "were" }
+                    ),
                     Err(u) => format!("putting back the {done} already set failed too ({u})"),
                 }
             )));
