@@ -729,3 +729,32 @@ async fn object_settings_are_checked_first_and_put_back_on_failure() {
     assert!(undone.iter().all(|o| o.verified), "{undone:?}");
     assert_eq!(c.psql("postgres", OBJECTS).unwrap(), before);
 }
+
+/// After an apply and a restart, rolling back a postmaster setting RESETs it and waits for
+/// the next restart: the report names the value it restores (postgresql.conf's), not the
+/// undone one still running.
+#[test]
+fn rollback_reports_the_value_it_restores() {
+    let mut c = Cluster::start(ClusterOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.json");
+    let journal_s = journal.to_str().unwrap();
+    let dsn = c.dsn("postgres");
+    let o = pgopt_tune(&args(&dsn, &["--apply", "--journal", journal_s]));
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert!(
+        stdout(&o).contains("shared_buffers = 1GB"),
+        "{}",
+        stdout(&o)
+    );
+    c.restart().unwrap();
+    wait_for(&c, "SHOW shared_buffers", "1GB");
+    let o = pgopt_tune(&["--rollback", journal_s, &dsn]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    let text = stdout(&o);
+    assert!(
+        text.contains("restored shared_buffers = 128MB: waits for a restart"),
+        "{text}"
+    );
+    assert!(!text.contains("shared_buffers = 1GB"), "{text}");
+}

@@ -633,7 +633,68 @@ async fn rollback_locked(conn: &Conn, journal: &Journal) -> Result<ApplyReport> 
             stuck.join(", ")
         ));
     }
+    // A RESET restores what the configuration files or the built-in default say, which a
+    // setting waiting for a restart does not show yet: report that value, not the undone one.
+    for s in &mut settings {
+        if journal
+            .entries
+            .iter()
+            .any(|e| e.name == s.name && e.old_auto_conf.is_none())
+        {
+            if let Some(v) = restored_value(conn, &running, &s.name).await? {
+                s.value = v;
+            }
+        }
+    }
     Ok(ApplyReport { settings, notes })
+}
+
+/// The value `name` takes once postgresql.auto.conf no longer sets it: the last line of the
+/// other configuration files (pg_file_settings, when readable), else the built-in default
+/// (boot_val), in the setting's display units. None when neither can be read.
+async fn restored_value(
+    conn: &Conn,
+    running: &[ServerSetting],
+    name: &str,
+) -> Result<Option<String>> {
+    let from_file = conn
+        .query(
+            "reading pg_file_settings",
+            "SELECT setting FROM pg_file_settings WHERE name = $1 AND error IS NULL \
+             AND sourcefile NOT LIKE '%postgresql.auto.conf' ORDER BY seqno DESC LIMIT 1",
+            &[&name],
+        )
+        .await;
+    let file_value = match from_file {
+        Ok(rows) => rows.first().map(|r| r.get::<_, String>(0)),
+        Err(e) if e.is_connection_lost() => return Err(e),
+        Err(_) => return Ok(None),
+    };
+    let Some(s) = running.iter().find(|s| s.name == name) else {
+        return Ok(file_value);
+    };
+    let in_units = match file_value {
+        Some(v) => match s.unit_kb() {
+            // A file value may carry its own unit (`128MB`): back to the setting's unit.
+            Some(k) => super::compare::value_kb(&v, k).map(|kb| (kb / k).round().to_string()),
+            None => Some(v),
+        },
+        None => conn
+            .query_opt(
+                "reading pg_settings",
+                "SELECT boot_val FROM pg_settings WHERE name = $1",
+                &[&name],
+            )
+            .await?
+            .and_then(|r| r.get::<_, Option<String>>(0)),
+    };
+    Ok(in_units.map(|v| {
+        ServerSetting {
+            setting: v,
+            ..s.clone()
+        }
+        .display_value()
+    }))
 }
 
 /// A postmaster setting that came from no file keeps pending_restart after ALTER SYSTEM RESET

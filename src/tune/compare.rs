@@ -173,13 +173,38 @@ pub fn validate_value(s: &ServerSetting, value: &str) -> Result<(), String> {
     }
 }
 
+/// A memory amount for people: whole units when exact (`128MB`, `4GB`), else one decimal in
+/// the largest unit it reaches (`5.9GB`); the same units for current and recommended values.
+pub fn human_kb(kb: f64) -> String {
+    const MB: f64 = 1024.0;
+    const GB: f64 = 1024.0 * 1024.0;
+    const TB: f64 = 1024.0 * GB;
+    let (n, unit) = if kb >= TB {
+        (kb / TB, "TB")
+    } else if kb >= GB {
+        (kb / GB, "GB")
+    } else if kb >= MB {
+        (kb / MB, "MB")
+    } else {
+        return format!("{}kB", kb.round() as u64);
+    };
+    if n.fract() == 0.0 {
+        format!("{}{unit}", n as u64)
+    } else {
+        format!("{n:.1}{unit}")
+    }
+}
+
 /// One line of the current-against-recommended table.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Comparison {
     pub name: String,
     /// None when the server does not know the setting.
     pub current: Option<String>,
+    /// Exactly as it will be written (ALTER SYSTEM, conf).
     pub recommended: String,
+    /// For people, in the same human units as `current` (`5.9GB`, not `6170880kB`).
+    pub recommended_display: String,
     pub change: bool,
     pub needs_restart: bool,
     pub reason: String,
@@ -191,10 +216,18 @@ pub fn compare(server: &[ServerSetting], recommended: &[Setting]) -> Vec<Compari
         .iter()
         .map(|r| {
             let s = server.iter().find(|s| s.name == r.name);
+            // Memory settings in human units on both sides; the rest as they are.
+            let human = |s: &ServerSetting, value: &str| {
+                s.unit_kb()
+                    .and_then(|k| value_kb(value, k))
+                    .map(human_kb)
+                    .unwrap_or_else(|| value.to_string())
+            };
             Comparison {
                 name: r.name.to_string(),
-                current: s.map(|s| s.display_value()),
+                current: s.map(|s| human(s, &s.display_value())),
                 recommended: r.value.clone(),
+                recommended_display: s.map_or_else(|| r.value.clone(), |s| human(s, &r.value)),
                 change: s.is_some_and(|s| !same_value(s, &r.value)),
                 needs_restart: s.is_some_and(|s| s.needs_restart()),
                 reason: r.reason.clone(),
@@ -236,6 +269,23 @@ mod tests {
         let mw = mem("min_wal_size", "80", "MB", "sighup");
         assert_eq!(mw.display_value(), "80MB");
         assert!(same_value(&mw, "80MB"));
+    }
+
+    #[test]
+    fn comparison_shows_current_and_recommended_in_the_same_human_units() {
+        let sb = mem("shared_buffers", "16384", "8kB", "postmaster");
+        let rec = Setting {
+            name: "shared_buffers",
+            value: "6170880kB".into(),
+            reason: String::new(),
+        };
+        let rows = compare(&[sb], &[rec]);
+        assert_eq!(rows[0].current.as_deref(), Some("128MB"));
+        assert_eq!(rows[0].recommended_display, "5.9GB");
+        // What is written keeps the exact value.
+        assert_eq!(rows[0].recommended, "6170880kB");
+        assert_eq!(human_kb(512.0), "512kB");
+        assert_eq!(human_kb(4.0 * 1024.0 * 1024.0), "4GB");
     }
 
     #[test]

@@ -179,7 +179,7 @@ pub fn compare_table(
         t.add_row(vec![
             r.name.as_str(),
             r.current.as_deref().unwrap_or("(unknown to server)"),
-            r.recommended.as_str(),
+            r.recommended_display.as_str(),
             yes_no(r.change),
             yes_no(r.needs_restart),
             r.reason.as_str(),
@@ -222,7 +222,7 @@ pub fn compare_markdown(
             "| {} | {} | {} | {} | {} | {} |\n",
             r.name,
             cell(r.current.as_deref().unwrap_or("(unknown to server)")),
-            cell(&r.recommended),
+            cell(&r.recommended_display),
             yes_no(r.change),
             yes_no(r.needs_restart),
             cell(&r.reason)
