@@ -7,6 +7,11 @@
 //! disks make it nvme, anything else is ssd. A filesystem with no block device (tmpfs,
 //! overlay, NFS) is "not detected", with the reason. SAN cannot be told from sysfs.
 //!
+//! A virtual disk (virtio `vd*`, Xen `xvd*`, a QEMU/VMware/Xen/Virtio/Hyper-V vendor, a cloud
+//! block device such as Amazon EBS behind an NVMe name) says little about the hardware under
+//! it: its rotational flag is often 1 on SSD-backed hosts. Such disks count as ssd, and the
+//! report says how they were recognised and that `--storage` overrides it.
+//!
 //! The mapping takes the sysfs root and the mount table as arguments so that it is tested on
 //! fake trees; only [`detect_data_dir`] reads this machine. Nothing here is written to a
 //! snapshot: it describes this machine, at the time of the run.
@@ -28,6 +33,55 @@ pub struct Disk {
     pub name: String,
     /// `queue/rotational`; None when it could not be read.
     pub rotational: Option<bool>,
+    /// Why this looks like a virtual disk (whose rotational flag is unreliable), when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_disk: Option<String>,
+}
+
+/// Vendors (`device/vendor`) of emulated or paravirtual disks.
+const VIRTUAL_VENDORS: &[&str] = &["QEMU", "VMware", "Xen", "Virtio", "Msft"];
+/// Models (`device/model`) of emulated disks and cloud block storage.
+const VIRTUAL_MODELS: &[&str] = &[
+    "Amazon Elastic Block Store",
+    "QEMU",
+    "VMware Virtual",
+    "Virtual disk",
+    "PersistentDisk",
+    "Google EphemeralDisk",
+    "Virtual HD",
+];
+
+/// Why the disk at sysfs directory `dir` (named `name`) looks virtual, if it does.
+fn virtual_disk(dir: &Path, name: &str) -> Option<String> {
+    let read = |f: &str| {
+        fs::read_to_string(dir.join("device").join(f))
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    };
+    if let Some(model) = read("model") {
+        if let Some(m) = VIRTUAL_MODELS.iter().find(|m| model.contains(**m)) {
+            return Some(format!(
+                "model {model:?} ({m}) is a virtual or cloud block device"
+            ));
+        }
+    }
+    if let Some(vendor) = read("vendor") {
+        if VIRTUAL_VENDORS.iter().any(|v| vendor.contains(v)) {
+            return Some(format!("vendor {vendor:?} is a hypervisor's"));
+        }
+    }
+    if name.starts_with("xvd") {
+        return Some("xvd* is a Xen virtual disk".to_string());
+    }
+    if name.starts_with("vd") {
+        return Some("vd* is a virtio disk".to_string());
+    }
+    let path = dir.to_string_lossy();
+    ["virtio", "/xen", "vmbus"]
+        .iter()
+        .find(|bus| path.contains(**bus))
+        .map(|bus| format!("it sits on the {} bus", bus.trim_start_matches('/')))
 }
 
 /// The block device holding the data directory and the disks under it.
@@ -39,11 +93,21 @@ pub struct BlockDevice {
 }
 
 impl BlockDevice {
-    /// hdd when any disk spins, nvme when all are NVMe, else ssd; None when no disk's
-    /// rotational flag could be read and none is NVMe.
+    /// hdd when any physical disk spins, nvme when all are physical NVMe, else ssd (virtual
+    /// disks count as ssd whatever their rotational flag says); None when no disk's
+    /// rotational flag could be read and none is NVMe or virtual.
     pub fn storage(&self) -> Option<Storage> {
-        if self.disks.iter().any(|d| d.rotational == Some(true)) {
+        let physical = |d: &&Disk| d.virtual_disk.is_none();
+        if self
+            .disks
+            .iter()
+            .filter(physical)
+            .any(|d| d.rotational == Some(true))
+        {
             return Some(Storage::Hdd);
+        }
+        if self.disks.iter().any(|d| d.virtual_disk.is_some()) {
+            return Some(Storage::Ssd);
         }
         if !self.disks.is_empty() && self.disks.iter().all(|d| d.name.starts_with("nvme")) {
             return Some(Storage::Nvme);
@@ -71,6 +135,18 @@ impl BlockDevice {
             })
             .collect();
         s.push_str(&format!(", rotational={}", flags.join("/")));
+        // The doubt matters where the flag says "spinning" (or nothing): say it there.
+        for d in self
+            .disks
+            .iter()
+            .filter(|d| d.virtual_disk.is_some() && d.rotational != Some(false))
+        {
+            s.push_str(&format!(
+                "; {} looks virtual ({}): a virtual disk's rotational flag is unreliable, taken as ssd (give --storage if the storage under it is known)",
+                d.name,
+                d.virtual_disk.as_deref().unwrap_or_default()
+            ));
+        }
         s
     }
 }
@@ -238,7 +314,12 @@ fn collect_disks(dir: &Path, depth: usize, out: &mut Vec<Disk>) {
             "0" => Some(false),
             _ => None,
         });
-    out.push(Disk { name, rotational });
+    let virtual_disk = virtual_disk(&dir, &name);
+    out.push(Disk {
+        name,
+        rotational,
+        virtual_disk,
+    });
 }
 
 /// The storage under `data_dir` with device number `dev`, from a sysfs tree and a mount
@@ -420,6 +501,74 @@ mod tests {
         let (storage, how) = detected(fs.detect((259, 2)));
         assert_eq!(storage, Storage::Nvme);
         assert_eq!(how, "nvme0n1p2 on nvme0n1, rotational=0");
+    }
+
+    /// Writes `device/<file>` of a disk directory (vendor, model).
+    fn device_file(disk: &Path, file: &str, text: &str) {
+        fs::create_dir_all(disk.join("device")).unwrap();
+        fs::write(disk.join("device").join(file), format!("{text}\n")).unwrap();
+    }
+
+    #[test]
+    fn a_rotational_virtio_disk_stays_ssd_and_says_why() {
+        let fs = Sysfs::new();
+        let disk = fs.disk("pci0000:00/virtio1", "vda", "254:0", "1");
+        fs.partition(&disk, "vda1", "254:1");
+        let s = fs.detect((254, 1));
+        assert_eq!(s.storage(), Some(Storage::Ssd));
+        let line = s.describe(Storage::Ssd);
+        assert!(
+            line.starts_with("storage: ssd (detected: vda1 on vda, rotational=1; vda looks virtual (vd* is a virtio disk): a virtual disk's rotational flag is unreliable, taken as ssd"),
+            "{line}"
+        );
+        assert!(line.contains("--storage"), "{line}");
+    }
+
+    #[test]
+    fn xen_and_hypervisor_vendor_disks_are_virtual() {
+        let fs = Sysfs::new();
+        fs.disk("xen/vbd-51712", "xvda", "202:0", "1");
+        assert_eq!(fs.detect((202, 0)).storage(), Some(Storage::Ssd));
+        // An sd* disk whose vendor is the hypervisor's (VMware, QEMU SCSI emulation).
+        let sda = fs.disk("pci0000:00/0000:00:10.0/host2", "sda", "8:0", "1");
+        device_file(&sda, "vendor", "VMware  ");
+        let s = fs.detect((8, 0));
+        assert_eq!(s.storage(), Some(Storage::Ssd));
+        assert!(s
+            .describe(Storage::Ssd)
+            .contains(r#"vendor "VMware" is a hypervisor's"#));
+        let sdb = fs.disk("pci0000:00/0000:00:05.0/host3", "sdb", "8:16", "1");
+        device_file(&sdb, "vendor", "QEMU");
+        assert_eq!(fs.detect((8, 16)).storage(), Some(Storage::Ssd));
+    }
+
+    #[test]
+    fn amazon_ebs_behind_an_nvme_name_is_ssd_not_nvme() {
+        let fs = Sysfs::new();
+        let disk = fs.disk(
+            "pci0000:00/0000:00:1f.0/nvme/nvme1",
+            "nvme1n1",
+            "259:1",
+            "1",
+        );
+        device_file(&disk, "model", "Amazon Elastic Block Store");
+        let s = fs.detect((259, 1));
+        assert_eq!(s.storage(), Some(Storage::Ssd));
+        assert!(
+            s.describe(Storage::Ssd)
+                .contains("Amazon Elastic Block Store"),
+            "{}",
+            s.describe(Storage::Ssd)
+        );
+    }
+
+    #[test]
+    fn a_physical_spinning_disk_beside_a_virtual_one_is_still_hdd() {
+        let fs = Sysfs::new();
+        let a = fs.disk("pci0000:00/virtio1", "vda", "254:0", "1");
+        let b = fs.disk("pci0000:00/ata1", "sdb", "8:16", "1");
+        fs.virtual_device("md0", "9:0", &[&a, &b]);
+        assert_eq!(fs.detect((9, 0)).storage(), Some(Storage::Hdd));
     }
 
     #[test]
