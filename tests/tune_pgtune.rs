@@ -890,3 +890,30 @@ fn oltp_1tb_linux_nvme_64cpus_pg18_mid() {
         ],
     );
 }
+
+/// Memory so large that PGTune's formulas exceed what PostgreSQL accepts: the values are
+/// capped at each setting's maximum, with a note, so that an apply is not refused.
+#[test]
+fn memory_settings_above_the_server_maximum_are_capped_with_a_note() {
+    let i = input("4096TB", Mixed, Linux, San, Some(1), None, 15, Mid);
+    let out = pgtune(&i);
+    // shared_buffers: 1073741823 pages of 8kB; work_mem: 2147483647 kB; both to whole MB.
+    assert_eq!(out.value("shared_buffers"), Some("8388607MB"));
+    assert_eq!(out.value("work_mem"), Some("2097151MB"));
+    assert_eq!(out.value("effective_cache_size"), Some("16777215MB"));
+    let notes = out.notes.join("\n");
+    for name in ["shared_buffers", "work_mem", "effective_cache_size"] {
+        assert!(
+            notes.contains(&format!("{name} = ")) && notes.contains("capped at"),
+            "{name}: {notes}"
+        );
+    }
+    assert!(notes.contains("(2147483647 kB)"), "{notes}");
+    // Ordinary sizes are untouched (see the PGTune cases above): no note.
+    let small = pgtune(&input("16GB", Web, Linux, Ssd, Some(8), None, 18, Mid));
+    assert!(
+        small.notes.iter().all(|n| !n.contains("capped")),
+        "{:?}",
+        small.notes
+    );
+}

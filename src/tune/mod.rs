@@ -91,31 +91,47 @@ impl fmt::Display for Memory {
     }
 }
 
-/// Parses `64GB`, `512MB`, `1TB` (unit case-insensitive, a space allowed before it).
+/// Parses `64GB`, `512MB`, `1TB`, `1.5GB` (unit case-insensitive, a space allowed before it).
 ///
-/// Only whole numbers, as in PGTune's form; at least 512MB (PGTune's minimum).
+/// PGTune's form takes whole numbers: a decimal GB or TB amount becomes whole MB or GB
+/// (`1.5GB` is 1536 MB, rounded to the nearest MB). At least 512MB (PGTune's minimum).
 pub fn parse_memory(text: &str) -> Result<Memory> {
     let bad = |why: &str| {
         Error::BadInput(format!(
-            "--memory {text:?}: {why}. Give a whole number followed by MB, GB or TB, \
-             e.g. --memory 16GB or --memory 512MB (at least 512MB)"
+            "--memory {text:?}: {why}. Give a number followed by MB, GB or TB, \
+             e.g. --memory 16GB, --memory 1.5GB or --memory 512MB (at least 512MB)"
         ))
     };
     let t = text.trim();
     let split = t
-        .find(|c: char| !c.is_ascii_digit())
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
         .ok_or_else(|| bad("no unit"))?;
     let (digits, unit) = t.split_at(split);
-    if digits.is_empty() {
-        return Err(bad("not a whole number"));
+    if digits.is_empty() || digits.starts_with('.') || digits.ends_with('.') {
+        return Err(bad("not a number"));
     }
-    let unit = match unit.trim_start().to_ascii_uppercase().as_str() {
+    let mut unit = match unit.trim_start().to_ascii_uppercase().as_str() {
         "MB" => MemoryUnit::Mb,
         "GB" => MemoryUnit::Gb,
         "TB" => MemoryUnit::Tb,
         _ => return Err(bad("unknown unit")),
     };
-    let amount: u64 = digits.parse().map_err(|_| bad("number too large"))?;
+    let amount: u64 = match digits.split_once('.') {
+        None => digits.parse().map_err(|_| bad("number too large"))?,
+        Some(_) => {
+            let value: f64 = digits.parse().map_err(|_| bad("not a number"))?;
+            let (lower, in_lower) = match unit {
+                MemoryUnit::Mb => return Err(bad("MB must be a whole number")),
+                MemoryUnit::Gb => (MemoryUnit::Mb, value * 1024.0),
+                MemoryUnit::Tb => (MemoryUnit::Gb, value * 1024.0),
+            };
+            if !in_lower.is_finite() || in_lower > u64::MAX as f64 / 2.0 {
+                return Err(bad("number too large"));
+            }
+            unit = lower;
+            in_lower.round() as u64
+        }
+    };
     let memory = Memory { amount, unit };
     if amount == 0 {
         return Err(bad("must be more than 0"));
@@ -322,6 +338,20 @@ mod tests {
     }
 
     #[test]
+    fn parse_memory_accepts_decimal_gb_and_tb_as_whole_mb_and_gb() {
+        assert_eq!(parse_memory("1.5GB").unwrap(), mem(1536, MemoryUnit::Mb));
+        assert_eq!(parse_memory("1.5 gb").unwrap().kb(), 1536 * 1024);
+        assert_eq!(parse_memory("0.5TB").unwrap(), mem(512, MemoryUnit::Gb));
+        for bad in ["1.5MB", "1.GB", ".5GB", "1.2.3GB", "0.4GB"] {
+            let e = parse_memory(bad).unwrap_err();
+            assert!(
+                e.is_bad_input() && e.to_string().contains("--memory"),
+                "{bad}: {e}"
+            );
+        }
+    }
+
+    #[test]
     fn parse_memory_rejects_garbage_negative_zero_and_small() {
         for bad in [
             "64XB",
@@ -330,7 +360,6 @@ mod tests {
             "0",
             "0GB",
             "64",
-            "1.5GB",
             "GB",
             "",
             "100MB",

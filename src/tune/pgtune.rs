@@ -378,11 +378,45 @@ pub fn pgtune(input: &PgTuneInput) -> PgTuneOutput {
         );
     }
 
+    cap_to_server_limits(&mut out, &mut notes);
     PgTuneOutput {
         db_type: db,
         settings: out,
         warnings: warnings(input, db),
         notes,
+    }
+}
+
+/// The largest value (kB) PostgreSQL accepts for its memory settings: integer settings top out
+/// at INT_MAX of their unit, shared_buffers at INT_MAX / 2 pages of 8kB.
+/// <https://www.postgresql.org/docs/current/runtime-config-resource.html>
+pub const SERVER_MAX_KB: &[(&str, u64)] = &[
+    ("shared_buffers", 1_073_741_823 * 8),
+    ("effective_cache_size", 2_147_483_647 * 8),
+    ("work_mem", 2_147_483_647),
+    ("maintenance_work_mem", 2_147_483_647),
+    ("wal_buffers", 262_143 * 8),
+];
+
+/// Caps memory values above what the server accepts to the setting's maximum (rounded down to
+/// a whole MB), with a note: a value the server refuses would fail the whole apply.
+fn cap_to_server_limits(out: &mut [Setting], notes: &mut Vec<String>) {
+    for s in out.iter_mut() {
+        let Some(&(_, max_kb)) = SERVER_MAX_KB.iter().find(|(n, _)| *n == s.name) else {
+            continue;
+        };
+        let Some(kb) = super::compare::value_kb(&s.value, 1.0) else {
+            continue;
+        };
+        if kb > max_kb as f64 {
+            let capped = format_kb(max_kb / 1024 * 1024);
+            notes.push(format!(
+                "{} = {} is above the largest value PostgreSQL accepts ({max_kb} kB): capped at {capped}",
+                s.name, s.value
+            ));
+            s.reason = format!("{} (capped at the server's maximum)", s.reason);
+            s.value = capped;
+        }
     }
 }
 
