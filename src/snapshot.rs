@@ -55,6 +55,11 @@ pub struct Snapshot {
     /// None when not collected.
     #[serde(default)]
     pub checkpoints: Option<Checkpoints>,
+    /// Whether the server accepts `wal_compression = lz4` (tried with SET LOCAL in a savepoint
+    /// rolled back at once; PostgreSQL 15+ built with lz4); None when not checked (before 15,
+    /// or the role may not set it).
+    #[serde(default)]
+    pub wal_compression_lz4: Option<bool>,
     /// What each section did: collected, skipped (with the reason and the next step) or failed.
     pub sections: Vec<SectionStatus>,
 }
@@ -649,6 +654,7 @@ impl Snapshot {
             hba_rules: None,
             roles: None,
             checkpoints: None,
+            wal_compression_lz4: None,
             sections: Vec::new(),
         }
     }

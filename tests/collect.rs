@@ -28,6 +28,7 @@ const ALL_SECTIONS: &[&str] = &[
     "roles",
     "role_passwords",
     "checkpoints",
+    "wal_compression_lz4",
 ];
 
 const SCHEMA: &str = "
@@ -108,6 +109,17 @@ async fn full_collect_fills_every_section() {
 
     assert_all_recorded(&snap);
     assert_collected(&snap, ALL_SECTIONS);
+
+    // wal_compression = lz4 was tried and the answer is the server's own, with nothing left
+    // set: the session still has the server's value.
+    let accepts = c.psql("postgres", "SET wal_compression = lz4").is_ok();
+    assert_eq!(snap.wal_compression_lz4, Some(accepts));
+    let row = conn
+        .query_one("reading", "SELECT current_setting('wal_compression')", &[])
+        .await
+        .unwrap();
+    let now: String = row.get(0);
+    assert_ne!(now, "lz4", "the trial SET leaked into the session");
 
     // security: the superuser reads pg_hba.conf and how passwords are stored
     // checkpoints and WAL: counters and pg_stat_wal (15 here)
@@ -382,6 +394,9 @@ async fn role_without_pg_monitor_still_collects() {
         .contains("GRANT SELECT ON pg_catalog.pg_hba_file_rules TO \"plain\""));
     assert_collected(&snap, &["roles"]);
     assert_eq!(state(&snap, "role_passwords"), SectionState::Skipped);
+    // wal_compression is superuser-only: whether lz4 is accepted is not tried.
+    assert_eq!(state(&snap, "wal_compression_lz4"), SectionState::Skipped);
+    assert_eq!(snap.wal_compression_lz4, None);
     let roles = snap.roles.as_ref().unwrap();
     assert!(roles.iter().any(|r| r.name == "plain" && !r.superuser));
     assert!(roles.iter().all(|r| r.password.is_none()), "{roles:?}");

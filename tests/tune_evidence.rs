@@ -600,3 +600,41 @@ fn no_wal_rate_from_a_checkpoint_window_below_its_floor() {
     );
     assert!(!note.contains("MB/s"), "{note}");
 }
+
+#[test]
+fn wal_compression_lz4_follows_what_the_server_accepted() {
+    let mut snap = clean_snapshot();
+    let lz4_warning = |o: &PgoptOutput| {
+        o.output
+            .warnings
+            .iter()
+            .any(|w| w.starts_with("wal_compression = lz4 needs"))
+    };
+    // Not tried (the role may not set it): PGTune's value and its warning stay.
+    let out = run(&snap);
+    assert_eq!(out.value("wal_compression"), Some("lz4"));
+    assert!(lz4_warning(&out), "{:?}", out.output.warnings);
+    // Accepted: no warning, a note saying it was checked.
+    snap.wal_compression_lz4 = Some(true);
+    let out = run(&snap);
+    assert_eq!(out.value("wal_compression"), Some("lz4"));
+    assert!(!lz4_warning(&out), "{:?}", out.output.warnings);
+    assert!(out
+        .output
+        .notes
+        .iter()
+        .any(|n| n.contains("this server accepts it")));
+    // Rejected: pglz, and why.
+    snap.wal_compression_lz4 = Some(false);
+    let out = run(&snap);
+    assert_eq!(out.value("wal_compression"), Some("pglz"));
+    assert!(!lz4_warning(&out));
+    assert!(
+        out.output
+            .warnings
+            .iter()
+            .any(|w| w.contains("this server rejects wal_compression = lz4")),
+        "{:?}",
+        out.output.warnings
+    );
+}

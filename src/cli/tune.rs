@@ -305,7 +305,8 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let storage_source = detected.storage.clone().unwrap_or(StorageSource::Flag);
     let sources = [storage_source.describe(input.storage)];
     let security = crate::advise::security_review(&snap);
-    let baseline = pgtune::pgtune(&input);
+    let mut baseline = pgtune::pgtune(&input);
+    evidence::server_checks(&mut baseline, &snap);
     let (out, changes, objects, method) = match args.method {
         Method::Pgtune => (baseline, Vec::new(), Vec::new(), "pgtune"),
         Method::Pgopt => {

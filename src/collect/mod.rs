@@ -221,6 +221,11 @@ async fn collect_in_transaction(
     snap.checkpoints = run
         .section("checkpoints", checkpoints::collect(conn))
         .await?;
+    if conn.server_version_num >= 150000 {
+        snap.wal_compression_lz4 = run
+            .section("wal_compression_lz4", settings::accepts_lz4(conn))
+            .await?;
+    }
 
     snap.sections = run.sections;
     Ok(snap)

@@ -273,10 +273,50 @@ fn stats_window(snap: &Snapshot, reset: Option<chrono::DateTime<chrono::Utc>>) -
     .map(|w| w.max(0.0))
 }
 
+/// What the connected server was seen to accept, applied to PGTune's output: PGTune's
+/// `wal_compression = lz4` (15+) warns that lz4 needs a server built with it; the snapshot
+/// tried it (SET LOCAL, rolled back). Accepted: no warning. Rejected: pglz instead, saying
+/// why. Not tried (the role may not set it): the warning stays. Idempotent.
+pub fn server_checks(out: &mut PgTuneOutput, snap: &Snapshot) {
+    if out.value("wal_compression") != Some("lz4") {
+        return;
+    }
+    let is_lz4_warning = |w: &String| w.starts_with("wal_compression = lz4");
+    match snap.wal_compression_lz4 {
+        None => {}
+        Some(true) => {
+            out.warnings.retain(|w| !is_lz4_warning(w));
+            let note =
+                "wal_compression = lz4: this server accepts it (tried with SET LOCAL, rolled back)";
+            if !out.notes.iter().any(|n| n == note) {
+                out.notes.push(note.to_string());
+            }
+        }
+        Some(false) => {
+            out.warnings.retain(|w| !is_lz4_warning(w));
+            out.warnings.push(
+                "this server rejects wal_compression = lz4 (it was built without lz4): pglz is \
+                 recommended instead (wal_compression = on means pglz too)"
+                    .to_string(),
+            );
+            if let Some(s) = out
+                .settings
+                .iter_mut()
+                .find(|s| s.name == "wal_compression")
+            {
+                s.value = "pglz".to_string();
+                s.reason = "lz4 rejected by this server (built without lz4)".to_string();
+            }
+        }
+    }
+}
+
 /// Applies the evidence rules to PGTune's baseline.
 pub fn pgopt_method(base: &PgTuneOutput, input: &TuneInput, snap: &Snapshot) -> PgoptOutput {
+    let mut base = base.clone();
+    server_checks(&mut base, snap);
     let mut b = Builder {
-        out: base.clone(),
+        out: base,
         changes: Vec::new(),
         objects: Vec::new(),
     };
