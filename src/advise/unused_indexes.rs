@@ -149,9 +149,9 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     .evidence("kept_prefix", p.qualified_name())
                     .evidence("kept_prefix_idx_scan", p.idx_scan)
                     .next_step(format!(
-                        "Keep {} (a left prefix of this index, scanned {} times): queries use it, not this one. Check that replicas do not use this index either (the counters are per server), then drop this one, not the prefix",
+                        "Keep {} (a left prefix of this index, scanned {}): queries use it, not this one. Check that replicas do not use this index either (the counters are per server), then drop this one, not the prefix",
                         p.qualified_name(),
-                        p.idx_scan
+                        super::count(p.idx_scan, "time", "times")
                     )),
                 None => f.next_step(
                     "Check that replicas do not use it either (the counters are per server) and that the statistics have covered a full business cycle, then drop it",
