@@ -600,10 +600,24 @@ async fn requested_checkpoints_raise_max_wal_size() {
         );
         std::thread::sleep(Duration::from_millis(200));
     }
-    let snap = snapshot(&c).await;
+    // The counters were reset seconds ago: no WAL rate is stated from such a window.
+    let mut snap = snapshot(&c).await;
     let cp = snap.checkpoints.clone().expect("checkpoints collected");
     assert!(cp.requested >= 3, "{cp:?}");
     assert!(cp.wal_bytes.unwrap() > 100 * 1024 * 1024, "{cp:?}");
+    let out = pgopt_method(&pgtune(&input), &input, &snap);
+    assert!(out.change("max_wal_size").is_none(), "{:?}", out.changes);
+    let notes = out.output.notes.join("\n");
+    assert!(notes.contains("too short to state a WAL rate"), "{notes}");
+    // The same counters over a two-minute window (the resets moved back rather than the test
+    // waiting): the WAL rate is real and raises max_wal_size.
+    let aged = |snap: &mut pgopt::snapshot::Snapshot| {
+        let cp = snap.checkpoints.as_mut().unwrap();
+        let start = snap.collected_at - chrono::Duration::seconds(120);
+        cp.stats_reset = Some(start);
+        cp.wal_stats_reset = Some(start);
+    };
+    aged(&mut snap);
     let out = pgopt_method(&pgtune(&input), &input, &snap);
     let change = out.change("max_wal_size").expect("max_wal_size raised");
     assert_eq!(change.rule, "checkpoints");
@@ -640,7 +654,8 @@ async fn requested_checkpoints_raise_max_wal_size() {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    let snap = snapshot(&c).await;
+    let mut snap = snapshot(&c).await;
+    aged(&mut snap);
     let out = pgopt_method(&pgtune(&input), &input, &snap);
     assert!(out.change("max_wal_size").is_none());
     let notes = out.output.notes.join("\n");
