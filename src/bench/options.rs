@@ -27,6 +27,9 @@ pub struct BenchOptions {
     pub warmup: Duration,
     /// Draw a live progress line on stderr (only when it is a terminal).
     pub progress: bool,
+    /// Print a progress line on stderr every this often (`--progress N`, as pgbench -P),
+    /// terminal or not.
+    pub progress_every: Option<Duration>,
     /// Seed of the parameter generators (client i uses seed + i).
     pub seed: u64,
 }
@@ -40,6 +43,7 @@ impl Default for BenchOptions {
             rate: None,
             warmup: Duration::ZERO,
             progress: false,
+            progress_every: None,
             seed: 1,
         }
     }
