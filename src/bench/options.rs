@@ -9,13 +9,13 @@ use crate::error::{Error, Result};
 pub enum StopAt {
     /// After this much time.
     Duration(Duration),
-    /// After this many executions in total (failed ones included).
+    /// After this many transactions (runs of a script) in total, failed ones included.
     Transactions(u64),
 }
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// Client tasks, each running one operation at a time.
+    /// Clients, each running one script at a time.
     pub clients: usize,
     /// Connections they share (all opened at start). Equal to `clients`: each client owns one.
     pub connections: usize,

@@ -1,21 +1,30 @@
-//! The runner: N client tasks over M connections, each execution timed into a per-operation
-//! HdrHistogram, failures counted by SQLSTATE.
+//! The runner: N clients over M connections, each running weighted scripts; one run of a
+//! script is one transaction, timed into the script's HdrHistograms (total, wait, exec) and
+//! each statement's; failures counted by SQLSTATE on the script and the statement.
 //!
 //! - Set-up: single connects timed alone, the median taken ([`probe`], which also checks that
 //!   M more connections fit), then all M connects started at one instant (pool set-up time,
-//!   connects only), then every operation prepared once on each.
+//!   connects only), then every statement of every script prepared once on each, without
+//!   parameter types (the server infers them; values go as text, src/bench/bind.rs).
 //! - N == M: each client owns its connection, no pool in the way, and runs on a thread of its
 //!   own whose current-thread runtime also drives the connection (like pgbench's `-j N`). N >
 //!   M: client tasks on the caller's runtime, where a FIFO semaphore hands out free
-//!   connections; the wait is bounded and counted as `pool_timeout` when it runs out.
+//!   connections, each held for a whole run of a script; the wait is bounded and counted as
+//!   `pool_timeout` when it runs out.
+//! - A script's commands run in order ([`run_script`]): `\set` evaluates, `\sleep` sleeps
+//!   holding the connection, SQL goes through [`run_statement`], the one seam where a
+//!   statement meets the connection (a leaner protocol path can replace its body).
 //! - No timer per execution: a watchdog sends a cancel request for any execution running
 //!   longer than statement_timeout plus slack (the server's own statement_timeout fires
 //!   first; this covers a server that stopped answering).
-//! - Latency counts from the moment a client wants to run an operation (its scheduled start
-//!   under `--rate`) until the server answered, pool wait included.
-//! - A failed statement is counted and the client goes on. A broken connection is replaced
-//!   once; when that fails it is dropped, and when none is left the run ends as failed with
-//!   the partial result.
+//! - Latency counts from the moment a client wants to run a script (its scheduled start under
+//!   `--rate`) until its last command ended; wait is the time until a connection was held,
+//!   exec the rest.
+//! - A failed statement is counted, the rest of that run of the script skipped, a transaction
+//!   block left open rolled back, and the client goes on. An expression error or a value
+//!   that does not fit its parameter stops the run (pgbench aborts the client). A broken
+//!   connection is replaced once; when that fails it is dropped, and when none is left the
+//!   run ends as failed with the partial result.
 //! - The hot loop takes no shared lock but its own statistics shard's (uncontended when N ==
 //!   M) and allocates only the parameters.
 

@@ -28,8 +28,9 @@ pub enum BenchFormat {
     after_help = "Exit codes: 0 completed, 2 bad input (nothing was run), 3 failed (the server \
                   went away mid-run: the partial result is printed and the error goes to \
                   stderr), 130 interrupted by Ctrl-C (the partial result is printed).\n\
-                  Latency counts from the moment a client wants to run an operation (its \
-                  scheduled start under --rate) to the answer, waiting for a connection included."
+                  Latency counts from the moment a client wants to run a script (its \
+                  scheduled start under --rate) to the end of the script: wait (for a free \
+                  connection; 0 with one connection per client) plus exec."
 )]
 pub struct BenchArgs {
     #[command(subcommand)]
@@ -59,7 +60,7 @@ pub struct BenchArgs {
     /// Schema of the governance tables.
     #[arg(long, value_name = "NAME", default_value = crate::governance::DEFAULT_SCHEMA)]
     pub schema: String,
-    /// Client tasks, each running one operation at a time.
+    /// Clients, each running one script at a time.
     #[arg(long, value_name = "N", default_value = "1", value_parser = parse_positive, allow_hyphen_values = true)]
     pub clients: usize,
     /// Connections the clients share, all opened at start (default: one per client).
@@ -68,7 +69,7 @@ pub struct BenchArgs {
     /// How long to measure: 30s, 1m, 1m30s, 500ms.
     #[arg(long, value_name = "D", value_parser = bench::parse_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
-    /// How many executions to measure in total (failed ones included).
+    /// How many transactions (runs of a script) to measure in total (failed ones included).
     #[arg(long, value_name = "T", value_parser = parse_positive, allow_hyphen_values = true)]
     pub transactions: Option<usize>,
     /// Target total rate in transactions per second (schedule-based, like pgbench -R).
@@ -77,7 +78,7 @@ pub struct BenchArgs {
     /// Run this long first and discard the figures.
     #[arg(long, value_name = "D", value_parser = bench::parse_duration, allow_hyphen_values = true)]
     pub warmup: Option<Duration>,
-    /// Mix `SELECT 1` into the workload as operation `select1`, so that each operation's
+    /// Mix `SELECT 1` into the workload as script `select1`, so that each script's
     /// latency can be set against the round-trip floor measured under the same conditions.
     #[arg(long)]
     pub floor: bool,
@@ -94,7 +95,7 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Compare two saved results (`--format json`): p50, p99 and throughput per operation,
+    /// Compare two saved results (`--format json`): p50, p99 and throughput per script,
     /// with the ratio B/A.
     Compare(CompareArgs),
 }
