@@ -326,7 +326,7 @@ fn a_statement_over_the_statement_timeout_is_counted_as_cancelled_and_the_run_go
 }
 
 #[test]
-fn compare_reports_b_over_a_per_operation_and_marks_missing_ones() {
+fn compare_reports_b_over_a_per_script_and_marks_missing_ones_with_force() {
     let dir = tempfile::tempdir().unwrap();
     let op = |name: &str, p50: f64, p99: f64, tps: f64| ScriptResult {
         name: name.into(),
