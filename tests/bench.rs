@@ -826,7 +826,12 @@ fn pgbench_tpcb_like_as_a_file_is_one_transaction_of_seven_statements_and_one_hi
 fn builtins_run_by_name_with_the_scale_read_from_pgbench_branches() {
     let c = Cluster::start(ClusterOptions::default()).unwrap();
     pgbench_init(&c, 2);
-    for (name, statements) in [("select-only", 1), ("simple-update", 5), ("tpcb-like", 7)] {
+    for (name, statements) in [
+        ("select-only", 1),
+        ("simple-update", 5),
+        ("tpcb-like", 7),
+        ("simple", 5),
+    ] {
         let o = pgopt(&[
             "bench",
             &c.dsn("postgres"),
@@ -951,7 +956,7 @@ fn two_scripts_at_weights_three_and_one_split_about_three_to_one() {
 fn unknown_builtins_unsupported_meta_commands_and_bad_scales_are_refused_before_connecting() {
     let dsn = nowhere();
     let dir = tempfile::tempdir().unwrap();
-    let o = pgopt(&["bench", &dsn, "--workload", "tpcb", "--transactions", "1"]);
+    let o = pgopt(&["bench", &dsn, "--workload", "tpcc", "--transactions", "1"]);
     assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
     let e = stderr(&o);
     assert!(

@@ -68,9 +68,35 @@ pub fn split_weight(spec: &str) -> Result<(&str, u32)> {
     Ok((spec, 1))
 }
 
-/// A pgbench built-in script by name, with `:scale` read from pgbench_branches unless
-/// `--scale` is given.
+/// The built-in a name means: the exact name, else the one built-in it is a prefix of
+/// (pgbench's `-b simple`); None when it names none, an error when several.
+pub fn builtin_name(name: &str) -> Result<Option<&'static str>> {
+    if let Some(b) = BUILTINS.iter().find(|b| b.0 == name) {
+        return Ok(Some(b.0));
+    }
+    let matches: Vec<&str> = BUILTINS
+        .iter()
+        .map(|b| b.0)
+        .filter(|b| !name.is_empty() && b.starts_with(name))
+        .collect();
+    match matches[..] {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => Err(Error::BadInput(format!(
+            "--workload {name}: ambiguous built-in name, it begins {}",
+            matches.join(" and ")
+        ))),
+    }
+}
+
+/// A pgbench built-in script by name (or unique prefix), with `:scale` read from
+/// pgbench_branches unless `--scale` is given.
 pub fn builtin(name: &str, defines: &[(String, Value)]) -> Option<Result<Workload>> {
+    let name = match builtin_name(name) {
+        Ok(Some(n)) => n,
+        Ok(None) => return None,
+        Err(e) => return Some(Err(e)),
+    };
     let (_, text) = BUILTINS.iter().find(|b| b.0 == name)?;
     Some(
         parse(&format!("built-in {name}"), name, text, defines).and_then(|mut s| {
@@ -702,7 +728,14 @@ mod tests {
                 .len(),
             5
         );
-        assert!(builtin("tpcb", &[]).is_none());
+        assert!(builtin("tpcc", &[]).is_none());
+        // A unique prefix, as pgbench -b.
+        assert_eq!(builtin_name("simple").unwrap(), Some("simple-update"));
+        assert_eq!(builtin_name("tpcb").unwrap(), Some("tpcb-like"));
+        assert!(builtin_name("s")
+            .unwrap_err()
+            .to_string()
+            .contains("ambiguous"));
     }
 
     #[test]

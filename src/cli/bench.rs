@@ -153,17 +153,20 @@ fn sources(args: &BenchArgs) -> crate::Result<Vec<(Source, u32)>> {
         let source = match name {
             "select1" => Source::Select1,
             "governance" => Source::Governance,
+            other if bench::file::BUILTINS.iter().any(|b| b.0 == other) => {
+                Source::Ready(bench::file::builtin(other, &defines).expect("a built-in name")?)
+            }
+            other if std::path::Path::new(other).exists() || other.contains(['/', '.']) => {
+                Source::Ready(bench::file::load(std::path::Path::new(other), &defines)?)
+            }
+            // A unique prefix of a built-in, as pgbench -b.
             other => match bench::file::builtin(other, &defines) {
                 Some(w) => Source::Ready(w?),
                 None => {
-                    let path = std::path::Path::new(other);
-                    if !path.exists() && !other.contains(['/', '.']) {
-                        return Err(crate::Error::BadInput(format!(
-                            "--workload {other}: no such built-in script ({KNOWN_SCRIPTS}) and \
-                             no such file; give a built-in name or the path of a SQL file"
-                        )));
-                    }
-                    Source::Ready(bench::file::load(path, &defines)?)
+                    return Err(crate::Error::BadInput(format!(
+                        "--workload {other}: no such built-in script ({KNOWN_SCRIPTS}) and no \
+                         such file; give a built-in name or the path of a SQL file"
+                    )))
                 }
             },
         };
