@@ -445,7 +445,7 @@ fn compare_reports_b_over_a_per_script_and_marks_missing_ones_with_force() {
         "p50, p99 and two distributions"
     );
     assert!(page.contains("<td>login</td>"), "{page}");
-    assert!(page.contains("p50 by operation") && page.contains("p99 by operation"));
+    assert!(page.contains("p50 by script") && page.contains("p99 by script"));
     // login: p50 0.400 -> 0.200 (0.50, better), tx/s 800.0 -> 1200.0 (1.50, better).
     assert!(
         page.contains("<td>0.400</td><td>0.200</td><td class=\"better\">0.50</td>"),

@@ -386,7 +386,7 @@ pub fn compare_html(
         run_summary(b)
     ));
     body.push_str(
-        "<h2>B against A</h2>\n<table>\n<tr><th>operation</th><th>p50 A</th><th>p50 B</th>\
+        "<h2>B against A</h2>\n<table>\n<tr><th>script</th><th>p50 A</th><th>p50 B</th>\
          <th>B/A</th><th>p99 A</th><th>p99 B</th><th>B/A</th><th>tx/s A</th><th>tx/s B</th>\
          <th>B/A</th><th>errors A</th><th>errors B</th></tr>\n",
     );
@@ -401,7 +401,7 @@ pub fn compare_html(
         body.push_str(&format!(
             "<tr><td>{}</td>{}{}{}{errors}</tr>\n",
             esc(if op.name == "total" {
-                "all operations"
+                "all scripts"
             } else {
                 &op.name
             }),
@@ -411,7 +411,7 @@ pub fn compare_html(
         ));
     }
     body.push_str("</table>\n");
-    for (title, pick) in [("p50 by operation", 0usize), ("p99 by operation", 1usize)] {
+    for (title, pick) in [("p50 by script", 0usize), ("p99 by script", 1usize)] {
         let rows: Vec<(String, Option<f64>, Option<f64>)> = cmp
             .scripts
             .iter()
