@@ -7,14 +7,161 @@ use std::time::{Duration, Instant};
 
 use pgopt::embedded::{Cluster, ClusterOptions};
 
+/// The OS user, as psql would take it for the role and the database.
+fn os_user() -> String {
+    let o = std::process::Command::new("id")
+        .arg("-un")
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().to_string()
+}
+
+/// `pgopt ARGS` with no target and PGPORT on a port nothing listens on: the default
+/// connection (socket directory, OS user) fails without depending on this machine's server.
+fn with_no_server(args: &[&str]) -> std::process::Output {
+    let port = pgopt::embedded::free_port().unwrap();
+    pgopt_cmd(args)
+        .env("PGPORT", port.to_string())
+        .env("PGCONNECT_TIMEOUT", "2")
+        .output()
+        .unwrap()
+}
+
 #[test]
-fn no_target_explains_how_to_give_one_and_mentions_the_embedded_cluster() {
-    let o = pgopt(&["analyze"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+fn no_target_connects_as_psql_would_and_the_hint_names_the_command() {
+    for (args, command) in [
+        (&["analyze"][..], "pgopt analyze"),
+        (
+            &["bench", "--workload", "select1", "--transactions", "1"][..],
+            "pgopt bench",
+        ),
+        (&["governance", "deploy"][..], "pgopt governance deploy"),
+        (&["tune"][..], "pgopt tune"),
+    ] {
+        let o = with_no_server(args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(3), "{args:?}: {err}");
+        assert!(err.contains("No target was given"), "{args:?}: {err}");
+        assert!(err.contains(&format!("as user \"{}\"", os_user())), "{err}");
+        assert!(err.contains(&format!("Give one: {command} '")), "{err}");
+        assert!(
+            !err.contains("pgopt analyze '") || command == "pgopt analyze",
+            "{err}"
+        );
+        assert!(err.contains("pgopt embedded start"), "{err}");
+        assert!(err.contains("pgopt demo"), "{err}");
+    }
+}
+
+#[test]
+fn default_target_uses_pghost_and_the_os_user_and_its_database() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let user = os_user();
+    let ident = format!("\"{}\"", user.replace('"', "\"\""));
+    c.psql("postgres", &format!("CREATE ROLE {ident} LOGIN SUPERUSER"))
+        .unwrap();
+    c.psql(
+        "postgres",
+        &format!("CREATE DATABASE {ident} OWNER {ident}"),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let snap = dir.path().join("snap.json");
+    // As written in the README: no target, PGHOST pointing at the socket directory.
+    let o = pgopt_cmd(&[
+        "analyze",
+        "--save",
+        snap.to_str().unwrap(),
+        "--format",
+        "json",
+    ])
+    .env("PGHOST", c.socket_dir())
+    .env("PGPORT", c.port().to_string())
+    .output()
+    .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert_eq!(v["snapshot"]["target"]["user"], user.as_str());
+    assert_eq!(v["snapshot"]["target"]["database"], user.as_str());
+    assert!(snap.is_file());
+}
+
+#[test]
+fn a_missing_role_says_the_role_does_not_exist_not_the_password() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let dsn = format!(
+        "postgresql://nosuchrole@127.0.0.1:{}/postgres?sslmode=disable",
+        c.port()
+    );
+    let o = pgopt(&["analyze", &dsn]);
     let err = stderr(&o);
-    assert!(err.contains("no target given"), "{err}");
-    assert!(err.contains("pgopt embedded start"), "{err}");
-    assert!(err.contains("PGHOST"), "{err}");
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("role \"nosuchrole\" does not exist"), "{err}");
+    assert!(!err.to_lowercase().contains("password"), "{err}");
+
+    // --discover says the same for that port.
+    let o = pgopt(&[
+        "analyze",
+        "--discover",
+        &format!("127.0.0.1:{}", c.port()),
+        "--connect-timeout",
+        "5",
+    ]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(err.contains("refused the user"), "{err}");
+    assert!(!err.contains("password authentication"), "{err}");
+}
+
+#[test]
+fn a_missing_input_file_is_bad_input_for_every_command_and_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("missing.json");
+    let m = missing.to_str().unwrap();
+    let other = dir.path().join("other.json");
+    std::fs::write(&other, "{}").unwrap();
+    for args in [
+        vec!["analyze", "--from", m],
+        vec!["tune", "--rollback", m],
+        vec!["bench", "compare", m, other.to_str().unwrap()],
+        vec!["bench", "--workload", m, "--transactions", "1"],
+    ] {
+        let o = pgopt(&args);
+        let err = stderr(&o);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {err}");
+        assert!(err.contains(m), "{args:?}: {err}");
+        assert_eq!(err.lines().count(), 1, "{args:?}: one message: {err}");
+        assert!(err.matches("os error").count() <= 1, "{args:?}: {err}");
+        let lower = err.to_lowercase();
+        assert_eq!(
+            lower.matches("no such file").count(),
+            1,
+            "{args:?}: said once: {err}"
+        );
+    }
+}
+
+#[test]
+fn a_negative_scale_is_refused_as_a_bad_scale() {
+    let o = pgopt(&["governance", "seed", "--scale", "-1"]);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("--scale must be a number above 0"), "{err}");
+    assert!(!err.contains("-- -1"), "{err}");
+}
+
+#[test]
+fn demo_help_and_demo_agree_on_how_to_stop_a_kept_cluster() {
+    let o = pgopt(&["demo", "--help"]);
+    let help = stdout(&o);
+    assert!(
+        help.contains("pgopt embedded stop --data-dir DIR"),
+        "{help}"
+    );
+    assert!(
+        help.contains("pgopt embedded remove --data-dir DIR"),
+        "{help}"
+    );
 }
 
 #[test]

@@ -14,7 +14,8 @@ use crate::report::{self, Format};
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Leave the cluster running afterwards (in a data directory of its own) and print its
-    /// connection string; stop it with `pgopt embedded stop --data-dir DIR`.
+    /// connection string; `pgopt embedded stop --data-dir DIR` stops it and keeps its data,
+    /// `pgopt embedded remove --data-dir DIR` stops it and deletes the directory.
     #[arg(long)]
     pub keep: bool,
     /// Output format of the analysis.
@@ -79,8 +80,9 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
             progress("done; the cluster keeps running");
             println!("connection: {}", dsn(crate::demo::DATABASE));
             println!(
-                "stop it with: pgopt embedded remove --data-dir {}",
-                d.data_dir.display()
+                "stop it with: pgopt embedded stop --data-dir {dir} (the data stays; \
+                 pgopt embedded remove --data-dir {dir} deletes it)",
+                dir = d.data_dir.display()
             );
         }
         _ => progress("done; stopping the cluster"),

@@ -41,7 +41,7 @@ struct SeedArgs {
     common: SchemaArgs,
     /// 1 is about 3.6 million rows (10k users, 1M security events, 2M audit rows, ...);
     /// fractions are fine (0.01).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     scale: f64,
     /// The same seed and scale give the same rows.
     #[arg(long, default_value_t = 1)]
@@ -81,6 +81,8 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
             );
         }
         GovernanceCommand::Seed(a) => {
+            // A bad scale is refused before connecting.
+            governance::seed::RowCounts::for_scale(a.scale)?;
             let (_, conn) = a.common.target.connect().await?;
             let report =
                 governance::seed(&conn, &a.common.schema, a.scale, a.seed, !a.no_progress).await?;

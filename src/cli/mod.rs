@@ -66,8 +66,14 @@ enum Command {
 
 /// Parses the arguments, runs the command, and turns the outcome into an exit code.
 pub fn run() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = <Cli as clap::CommandFactory>::command()
+        .try_get_matches()
+        .and_then(|m| {
+            let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m)?;
+            Ok((cli, command_path(&m)))
+        });
+    let (cli, command_path) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(match e.kind() {
@@ -102,10 +108,39 @@ pub fn run() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
+            if let Some(hint) = target::default_target_hint(&e, &command_path) {
+                eprintln!("{hint}");
+            }
             ExitCode::from(exit_code_for(&e))
         }
     }
+}
+
+/// The error and its causes in one line, each cause once: a cause whose text the message
+/// already holds (thiserror's `{source}` beside `#[source]`, anyhow context) is not repeated.
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+/// `pgopt analyze`, `pgopt governance seed`: the command as the user typed it, for hints.
+fn command_path(matches: &clap::ArgMatches) -> String {
+    let mut path = String::from("pgopt");
+    let mut m = matches;
+    while let Some((name, sub)) = m.subcommand() {
+        path.push(' ');
+        path.push_str(name);
+        m = sub;
+    }
+    path
 }
 
 fn exit_code_for(e: &anyhow::Error) -> u8 {
