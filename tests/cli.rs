@@ -266,7 +266,7 @@ fn fail_on_sets_the_exit_code_and_formats_render() {
     )
     .unwrap();
     let dsn = c.dsn("postgres");
-    let o = pgopt(&["analyze", &dsn, "--fail-on", "warning"]);
+    let o = pgopt(&["analyze", &dsn, "--fail-on", "warning", "-v"]);
     assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
     assert!(stdout(&o).contains("fk_missing_index"), "{}", stdout(&o));
     let o = pgopt(&["analyze", &dsn, "--fail-on", "critical"]);
@@ -336,4 +336,85 @@ fn demo_advises_settings_from_the_same_snapshot() {
     );
     assert!(!out.contains("| autovacuum_naptime |"), "{out}");
     assert!(out.contains("nothing was changed"), "{out}");
+}
+
+/// A cluster with one table whose foreign key has no index: one warning to render.
+fn cluster_with_a_finding() -> Cluster {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    c.psql(
+        "postgres",
+        "CREATE TABLE parent_with_a_rather_long_name_for_wrapping (id int PRIMARY KEY); \
+         CREATE TABLE child_with_a_rather_long_name_for_wrapping (id int PRIMARY KEY, \
+         parent_id int REFERENCES parent_with_a_rather_long_name_for_wrapping (id));",
+    )
+    .unwrap();
+    c
+}
+
+#[test]
+fn output_through_a_pipe_has_no_escape_codes_and_fits_the_fixed_width() {
+    let c = cluster_with_a_finding();
+    let dsn = c.dsn("postgres");
+    for (no_color, verbose) in [(false, false), (true, false), (false, true)] {
+        let mut cmd = pgopt_cmd(&["analyze", &dsn]);
+        cmd.env_remove("COLUMNS");
+        if verbose {
+            cmd.arg("-v");
+        }
+        if no_color {
+            cmd.env("NO_COLOR", "1");
+        }
+        let o = cmd.output().unwrap();
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        let (out, err) = (stdout(&o), stderr(&o));
+        assert!(!out.contains('\x1b'), "escape codes in a pipe: {out:?}");
+        assert!(!err.contains('\x1b'), "escape codes in a pipe: {err:?}");
+        for line in out.lines() {
+            assert!(
+                line.chars().count() <= pgopt::report::term::PIPE_WIDTH,
+                "wider than {}: {line}",
+                pgopt::report::term::PIPE_WIDTH
+            );
+        }
+    }
+    // COLUMNS, when set, is the width.
+    let o = pgopt_cmd(&["analyze", &dsn])
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    for line in stdout(&o).lines() {
+        assert!(line.chars().count() <= 80, "wider than 80: {line}");
+    }
+}
+
+#[test]
+fn one_line_per_finding_by_default_and_the_evidence_with_verbose() {
+    let c = cluster_with_a_finding();
+    let dsn = c.dsn("postgres");
+    let o = pgopt_cmd(&["analyze", &dsn])
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    let lines: Vec<&str> = out
+        .lines()
+        .filter(|l| l.contains("public.child_with"))
+        .collect();
+    assert_eq!(lines.len(), 1, "one line for the finding: {out}");
+    assert!(
+        lines[0].contains(" → "),
+        "message and fix on one line: {out}"
+    );
+    assert!(!out.contains("evidence:"), "{out}");
+    assert!(!out.contains("CREATE INDEX"), "{out}");
+
+    let o = pgopt_cmd(&["analyze", &dsn, "--verbose"])
+        .env("COLUMNS", "80")
+        .output()
+        .unwrap();
+    let out = stdout(&o);
+    assert!(out.contains("(fk_missing_index)"), "{out}");
+    assert!(out.contains("evidence: "), "{out}");
+    assert!(out.contains("CREATE INDEX CONCURRENTLY"), "{out}");
+    assert!(out.contains("next step: "), "{out}");
 }

@@ -23,7 +23,8 @@ pub struct DemoArgs {
     pub format: Format,
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
+/// `verbose`: the table form shows each finding's evidence, next step and SQL.
+pub async fn run(args: DemoArgs, verbose: bool) -> anyhow::Result<u8> {
     let started = Instant::now();
     let progress = |msg: &str| eprintln!("[{:>5.1}s] {msg}", started.elapsed().as_secs_f64());
 
@@ -64,7 +65,14 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     progress("collecting a snapshot and analyzing it");
     let snap = collect_with_progress(&conn, &CollectOptions::default()).await?;
     let findings = advise::advise(&snap, &Thresholds::default());
-    println!("{}", report::render(&snap, &findings, args.format));
+    let text = report::TextOptions {
+        verbose,
+        ..report::TextOptions::detect()
+    };
+    println!(
+        "{}",
+        report::render_with(&snap, &findings, args.format, &text)
+    );
     if args.format != Format::Json {
         progress("advising settings from the same snapshot (pgopt tune, dry run)");
         let settings = super::tune::dry_run_report(&conn, &snap, args.format).await?;

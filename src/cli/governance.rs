@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{CellAlignment, Table};
+use comfy_table::CellAlignment;
 
 use super::{TargetArgs, EXIT_OK};
 use crate::db::Ident;
@@ -86,7 +86,7 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
             let (_, conn) = a.common.target.connect().await?;
             let report =
                 governance::seed(&conn, &a.common.schema, a.scale, a.seed, !a.no_progress).await?;
-            let mut t = Table::new();
+            let mut t = crate::report::term::table();
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_header(vec!["table", "rows"]);
             for (name, rows) in &report.tables {
@@ -96,6 +96,7 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
             if let Some(c) = t.column_mut(1) {
                 c.set_cell_alignment(CellAlignment::Right);
             }
+            crate::report::term::keep_words(&mut t);
             println!("{t}");
             println!(
                 "scale {} seed {}: {:.1}s, {:.0} rows/s (COPY alone {:.1}s, {:.0} rows/s)",
@@ -120,7 +121,7 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
                 ..IndexOptions::default()
             };
             let outcomes = governance::create_indexes(&conn, &a.common.schema, &opts).await?;
-            let mut t = Table::new();
+            let mut t = crate::report::term::table();
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_header(vec!["index", "table", "status", "seconds"]);
             for o in outcomes {
@@ -136,6 +137,7 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
                     format!("{:.2}", o.elapsed.as_secs_f64()),
                 ]);
             }
+            crate::report::term::keep_words(&mut t);
             println!("{t}");
         }
         GovernanceCommand::Drop(a) => {

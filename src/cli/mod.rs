@@ -38,7 +38,8 @@ pub const EXIT_INTERRUPTED: u8 = 130;
                   With no target, try `pgopt demo` or `pgopt embedded start`."
 )]
 pub struct Cli {
-    /// More log output (-v info, -vv debug); logs go to stderr.
+    /// More detail: -v shows each finding's evidence, whole next step and SQL (analyze,
+    /// demo); -vv adds info logs and -vvv debug logs on stderr (PGOPT_LOG overrides).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     verbose: u8,
     #[command(subcommand)]
@@ -97,9 +98,9 @@ pub fn run() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Analyze(args) => analyze::run(args).await,
+            Command::Analyze(args) => analyze::run(args, cli.verbose > 0).await,
             Command::Bench(args) => bench::run(args).await,
-            Command::Demo(args) => demo::run(args).await,
+            Command::Demo(args) => demo::run(args, cli.verbose > 0).await,
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
             Command::Tune(args) => tune::run(args).await,
@@ -152,8 +153,8 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
-        1 => "pgopt=info",
+        0 | 1 => "warn",
+        2 => "pgopt=info",
         _ => "pgopt=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGOPT_LOG")
@@ -162,5 +163,6 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(crate::report::term::color_stderr())
         .try_init();
 }
