@@ -418,3 +418,34 @@ fn one_line_per_finding_by_default_and_the_evidence_with_verbose() {
     assert!(out.contains("CREATE INDEX CONCURRENTLY"), "{out}");
     assert!(out.contains("next step: "), "{out}");
 }
+
+#[test]
+fn help_has_one_layout_global_options_in_one_place_and_defaults() {
+    for args in [
+        &["analyze", "--help"][..],
+        &["tune", "--help"],
+        &["bench", "--help"],
+        &["demo", "--help"],
+        &["governance", "seed", "--help"],
+        &["embedded", "start", "--help"],
+    ] {
+        let o = pgopt(args);
+        assert_eq!(o.status.code(), Some(0), "{args:?}");
+        let help = stdout(&o);
+        assert_eq!(help.matches("Global options:").count(), 1, "{args:?}: {help}");
+        assert_eq!(help.matches("--verbose").count(), 1, "{args:?}: {help}");
+        // One layout: every option's text on the line after its name.
+        assert!(help.contains("  -h, --help\n          Print help"), "{args:?}: {help}");
+    }
+    let help = stdout(&pgopt(&["analyze", "--help"]));
+    assert!(help.contains("Connection:"), "{help}");
+    let timeout = help
+        .split("--connect-timeout")
+        .nth(1)
+        .and_then(|rest| rest.split("\n      --").next())
+        .unwrap();
+    assert!(timeout.contains("[default:") && timeout.contains("10"), "{help}");
+    let help = stdout(&pgopt(&["embedded", "--help"]));
+    assert!(help.contains("/dev/shm"), "{help}");
+    assert!(help.contains("3 stopped"), "{help}");
+}

@@ -25,7 +25,8 @@ pub struct AnalyzeArgs {
     /// Analyze a saved snapshot instead of a live server.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["dsn", "discover"])]
     pub from: Option<PathBuf>,
-    /// Exit with 1 when a finding of this severity or worse is found.
+    /// Exit with 1 when a finding of this severity or worse is found [default: findings do
+    /// not change the exit code].
     #[arg(long, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,
     /// Override a threshold, e.g. `--threshold cache_hit_ratio_warning=0.98` (repeatable;
@@ -33,7 +34,7 @@ pub struct AnalyzeArgs {
     #[arg(long = "threshold", value_name = "NAME=VALUE")]
     pub thresholds: Vec<String>,
     /// Statements to keep from pg_stat_statements (top by total time, and by mean time).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, value_name = "N", default_value_t = 50)]
     pub top_statements: usize,
     /// Do not read pg_stat_statements.
     #[arg(long)]

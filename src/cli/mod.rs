@@ -37,10 +37,17 @@ pub const EXIT_INTERRUPTED: u8 = 130;
                   130 interrupted.\n\
                   With no target, try `pgopt demo` or `pgopt embedded start`."
 )]
+#[command(next_line_help = true)]
 pub struct Cli {
     /// More detail: -v shows each finding's evidence, whole next step and SQL (analyze,
     /// demo); -vv adds info logs and -vvv debug logs on stderr (PGOPT_LOG overrides).
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    #[arg(
+        short,
+        long,
+        action = clap::ArgAction::Count,
+        global = true,
+        help_heading = "Global options"
+    )]
     verbose: u8,
     #[command(subcommand)]
     command: Command,

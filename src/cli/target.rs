@@ -12,22 +12,29 @@ use crate::error::{Error, Result};
 pub struct TargetArgs {
     /// Connection string: `host=... dbname=...` or `postgresql://user@host:port/db`
     /// (several hosts: `postgresql://h1:5432,h2:5432/db`). PG* variables and ~/.pgpass fill
-    /// in what it leaves out.
+    /// in what it leaves out [default: as psql: PGHOST or the local socket, the OS user, the
+    /// database named after the user].
     #[arg(value_name = "TARGET")]
     pub dsn: Option<String>,
     /// Probe a port range on one host, list what answers, and use the primary
     /// (e.g. `localhost:5432-5440`).
-    #[arg(long, value_name = "HOST:FROM-TO")]
+    #[arg(long, help_heading = "Connection", value_name = "HOST:FROM-TO")]
     pub discover: Option<String>,
-    /// Which server of a multi-host target to use.
-    #[arg(long, value_enum)]
+    /// Which server of a multi-host target to use [default: target_session_attrs of the
+    /// target, else any].
+    #[arg(long, help_heading = "Connection", value_enum)]
     pub target_role: Option<RoleArg>,
     /// Seconds allowed for the whole connect to one host (TCP, TLS, authentication, role
     /// check) [default: connect_timeout of the target or PGCONNECT_TIMEOUT, else 10].
-    #[arg(long, value_name = "SECONDS")]
+    #[arg(long, help_heading = "Connection", value_name = "SECONDS")]
     pub connect_timeout: Option<u64>,
     /// Seconds allowed for each statement (server statement_timeout; cancelled client-side too).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        help_heading = "Connection",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
     pub statement_timeout: u64,
 }
 
