@@ -903,7 +903,9 @@ pub fn scratch_root() -> PathBuf {
 /// second). Returns what was removed.
 pub fn clean() -> Result<Vec<PathBuf>> {
     let root = scratch_root();
-    let uid = current_uid();
+    // Templates are named after the user that runs the servers (`postgres` when pgopt runs
+    // as root).
+    let uid = RunAs::detect().map_or_else(|_| current_uid(), |r| r.uid);
     let mut removed = Vec::new();
     let entries = match fs::read_dir(&root) {
         Ok(e) => e,

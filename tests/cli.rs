@@ -432,10 +432,17 @@ fn help_has_one_layout_global_options_in_one_place_and_defaults() {
         let o = pgopt(args);
         assert_eq!(o.status.code(), Some(0), "{args:?}");
         let help = stdout(&o);
-        assert_eq!(help.matches("Global options:").count(), 1, "{args:?}: {help}");
+        assert_eq!(
+            help.matches("Global options:").count(),
+            1,
+            "{args:?}: {help}"
+        );
         assert_eq!(help.matches("--verbose").count(), 1, "{args:?}: {help}");
         // One layout: every option's text on the line after its name.
-        assert!(help.contains("  -h, --help\n          Print help"), "{args:?}: {help}");
+        assert!(
+            help.contains("  -h, --help\n          Print help"),
+            "{args:?}: {help}"
+        );
     }
     let help = stdout(&pgopt(&["analyze", "--help"]));
     assert!(help.contains("Connection:"), "{help}");
@@ -444,7 +451,10 @@ fn help_has_one_layout_global_options_in_one_place_and_defaults() {
         .nth(1)
         .and_then(|rest| rest.split("\n      --").next())
         .unwrap();
-    assert!(timeout.contains("[default:") && timeout.contains("10"), "{help}");
+    assert!(
+        timeout.contains("[default:") && timeout.contains("10"),
+        "{help}"
+    );
     let help = stdout(&pgopt(&["embedded", "--help"]));
     assert!(help.contains("/dev/shm"), "{help}");
     assert!(help.contains("3 stopped"), "{help}");

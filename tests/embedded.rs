@@ -205,6 +205,15 @@ fn restart_brings_pending_settings_into_effect() {
 
 mod cli_support;
 
+/// The `postgres` OS user's uid (the servers' user when the tests run as root).
+fn postgres_uid() -> u32 {
+    let o = std::process::Command::new("id")
+        .args(["-u", "postgres"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
 /// The port in `postgresql://postgres@127.0.0.1:PORT/postgres` of `pgopt embedded start`.
 fn port_in(out: &str) -> u16 {
     let url = out
@@ -271,7 +280,12 @@ fn embedded_clean_removes_the_template_and_nothing_else() {
     use cli_support::{pgopt_cmd, stderr, stdout};
     // A private scratch root: the real template stays for the tests running alongside.
     let root = tempfile::tempdir().unwrap();
-    let uid = unsafe { libc::getuid() };
+    // Named after the user that runs the servers: `postgres` when the tests run as root.
+    let uid = if unsafe { libc::getuid() } == 0 {
+        postgres_uid()
+    } else {
+        unsafe { libc::getuid() }
+    };
     let template = root.path().join(format!("pgopt-template-v9-pg15-u{uid}"));
     std::fs::create_dir_all(template.join("base")).unwrap();
     std::fs::write(template.join("pgopt-template-ready"), "").unwrap();
