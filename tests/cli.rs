@@ -459,3 +459,36 @@ fn help_has_one_layout_global_options_in_one_place_and_defaults() {
     assert!(help.contains("/dev/shm"), "{help}");
     assert!(help.contains("3 stopped"), "{help}");
 }
+
+#[test]
+fn the_seed_rerun_hint_keeps_the_target() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let dsn = c.dsn("postgres");
+    let o = pgopt(&["governance", "deploy", &dsn]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let seed = [
+        "governance",
+        "seed",
+        &dsn,
+        "--scale",
+        "0.0001",
+        "--no-progress",
+    ];
+    let o = pgopt(&seed);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let o = pgopt(&seed);
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    let target = format!(
+        "'host=127.0.0.1 port={} user=postgres dbname=postgres'",
+        c.port()
+    );
+    assert!(
+        err.contains(&format!("pgopt governance drop {target} --schema")),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("pgopt governance deploy {target} --schema")),
+        "{err}"
+    );
+}
