@@ -40,10 +40,18 @@ pub fn render_with(
     }
 }
 
-/// Findings alone, grouped by severity, as a table or markdown (json: the findings array).
+/// Findings alone, grouped by severity, each in full with its rule, evidence, next step and
+/// SQL (as `-v` shows them), or markdown (json: the findings array).
 pub fn render_findings(findings: &[Finding], format: Format) -> String {
     match format {
-        Format::Table => table::render_findings(findings, &TextOptions::detect()),
+        // A short list (tune's security review): each finding whole, rule id included.
+        Format::Table => table::render_findings(
+            findings,
+            &TextOptions {
+                verbose: true,
+                ..TextOptions::detect()
+            },
+        ),
         Format::Markdown => markdown::render_findings(findings),
         Format::Json => serde_json::to_string_pretty(findings).expect("findings serialise"),
     }
