@@ -77,9 +77,14 @@ pub async fn run(args: DemoArgs, verbose: bool) -> anyhow::Result<u8> {
         progress("advising settings from the same snapshot (pgopt tune, dry run)");
         let settings = super::tune::dry_run_report(&conn, &snap, args.format).await?;
         println!("{settings}");
-        println!(
-            "nothing was changed; apply with: pgopt tune TARGET --apply (a journal undoes it: \
-             pgopt tune --rollback JOURNAL)"
+        print!(
+            "{}",
+            report::term::wrap(
+                "nothing was changed; apply with: pgopt tune TARGET --apply (a journal undoes \
+                 it: pgopt tune --rollback JOURNAL)",
+                text.width,
+                ""
+            )
         );
     }
 
@@ -87,10 +92,17 @@ pub async fn run(args: DemoArgs, verbose: bool) -> anyhow::Result<u8> {
         (_, Some(d)) => {
             progress("done; the cluster keeps running");
             println!("connection: {}", dsn(crate::demo::DATABASE));
-            println!(
-                "stop it with: pgopt embedded stop --data-dir {dir} (the data stays; \
-                 pgopt embedded remove --data-dir {dir} deletes it)",
-                dir = d.data_dir.display()
+            print!(
+                "{}",
+                report::term::wrap(
+                    &format!(
+                        "stop it with: pgopt embedded stop --data-dir {dir} (the data stays; \
+                         pgopt embedded remove --data-dir {dir} deletes it)",
+                        dir = d.data_dir.display()
+                    ),
+                    text.width,
+                    ""
+                )
             );
         }
         _ => progress("done; stopping the cluster"),
