@@ -41,6 +41,8 @@ const PSQL_STATEMENT_TIMEOUT_S: u64 = 600;
 pub const SUPERUSER: &str = "postgres";
 /// The file in the data directory of a [`Detached`] cluster that marks it as pgopt's own.
 pub const DETACHED_MARKER: &str = "pgopt-embedded";
+/// In a [`Detached`] cluster's data directory: the port it runs on, kept across stop/start.
+pub const PORT_FILE: &str = "pgopt-port";
 
 /// Settings every embedded cluster starts with (written to postgresql.conf of the template).
 const BASE_SETTINGS: &[(&str, &str)] = &[
@@ -893,6 +895,45 @@ pub fn scratch_root() -> PathBuf {
     }
 }
 
+/// Removes what throw-away clusters leave in [`scratch_root`]: this user's template copies
+/// (`pgopt-template-*`, with their lock files and half-built leftovers) and cluster
+/// directories of killed processes (older than ten minutes, no live server). A cluster that runs is never touched (it is a
+/// copy and does not need the template); the template lock is held while removing, so no
+/// template is being built meanwhile. The next cluster builds a new template (about a
+/// second). Returns what was removed.
+pub fn clean() -> Result<Vec<PathBuf>> {
+    let root = scratch_root();
+    // Templates are named after the user that runs the servers (`postgres` when pgopt runs
+    // as root).
+    let uid = RunAs::detect().map_or_else(|_| current_uid(), |r| r.uid);
+    let mut removed = Vec::new();
+    let entries = match fs::read_dir(&root) {
+        Ok(e) => e,
+        Err(_) => return Ok(removed),
+    };
+    let mut names: Vec<(String, PathBuf)> = entries
+        .flatten()
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), e.path()))
+        .collect();
+    names.sort();
+    let ours = format!("-u{uid}");
+    for (name, path) in &names {
+        if !name.starts_with("pgopt-template-v") || !name.contains(&ours) {
+            continue;
+        }
+        // Lock files stay (empty; another process may hold one).
+        if name.ends_with(".lock") {
+            continue;
+        }
+        let base = name.split(".building-").next().unwrap_or(name);
+        let _lock = FileLock::acquire(&root.join(format!("{base}.lock")))?;
+        fs::remove_dir_all(path).map_err(|e| Error::io(path, e))?;
+        removed.push(path.clone());
+    }
+    remove_stale_cluster_dirs(&root);
+    Ok(removed)
+}
+
 fn current_uid() -> u32 {
     // SAFETY: getuid has no preconditions.
     unsafe { libc::getuid() }
@@ -962,6 +1003,20 @@ impl Detached {
 
     /// Creates the cluster from the template if needed and starts it; returns its status.
     pub fn start(&self) -> Result<DetachedStatus> {
+        self.start_on(None)
+    }
+
+    /// The port this cluster had when it last ran (saved in [`PORT_FILE`]).
+    pub fn saved_port(&self) -> Option<u16> {
+        fs::read_to_string(self.data_dir.join(PORT_FILE))
+            .ok()
+            .and_then(|t| t.trim().parse().ok())
+    }
+
+    /// As [`Detached::start`], on `port` when given; else on the port it had before (so that
+    /// saved connection strings keep working), else on a free one. A port that is taken is
+    /// refused with how to pick another.
+    pub fn start_on(&self, port: Option<u16>) -> Result<DetachedStatus> {
         let st = self.status();
         if st.running {
             return Ok(st);
@@ -999,7 +1054,28 @@ impl Detached {
                 self.data_dir.display()
             )));
         }
-        let port = free_port()?;
+        let port = match port.or_else(|| self.saved_port()) {
+            Some(p) => {
+                if std::net::TcpListener::bind(("127.0.0.1", p)).is_err() {
+                    return Err(Error::BadInput(format!(
+                        "port {p} (this cluster's{}) is taken by another program; free it, or \
+                         start on another port with `pgopt embedded start --port N --data-dir {}` \
+                         (connection strings saved with port {p} then need the new one)",
+                        if port.is_some() {
+                            ", as asked"
+                        } else {
+                            " since its first start"
+                        },
+                        self.data_dir.display()
+                    )));
+                }
+                p
+            }
+            None => free_port()?,
+        };
+        let port_file = self.data_dir.join(PORT_FILE);
+        fs::write(&port_file, format!("{port}\n")).map_err(|e| Error::io(&port_file, e))?;
+        self.inst.run_as.own(&port_file)?;
         let mut cmd = self.inst.run_as.command(&self.inst.bin.program("pg_ctl"));
         cmd.arg("start")
             .args(["-w", "-t", "60", "-D"])

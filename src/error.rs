@@ -34,6 +34,20 @@ pub enum Error {
         message: String,
     },
 
+    /// The server does not let this role in (SQLSTATE 28000: the role does not exist, or
+    /// pg_hba.conf has no line for it). Not a password problem: that is [`Error::Auth`].
+    #[error("the server at {host}:{port} refused user \"{user}\": {message}. Check the user name (user= in the target, or PGUSER; without them the OS user is used), create the role, or add a pg_hba.conf line for it")]
+    NotAuthorized {
+        host: String,
+        port: u16,
+        user: String,
+        message: String,
+    },
+
+    /// An input file that cannot be read (missing, unreadable): the user's to fix.
+    #[error("cannot read {path}: {reason}")]
+    InputFile { path: String, reason: String },
+
     /// A wait ran out.
     #[error("{what} timed out after {:.1}s{}", .after.as_secs_f64(), hint(.next_step))]
     Timeout {
@@ -89,6 +103,14 @@ impl Error {
         }
     }
 
+    /// An input file (snapshot, journal, workload, result) that cannot be read: bad input.
+    pub fn input_file(path: &Path, source: &std::io::Error) -> Self {
+        Error::InputFile {
+            path: path.display().to_string(),
+            reason: io_reason(source),
+        }
+    }
+
     /// Wraps a tokio-postgres error from running a statement, keeping its SQLSTATE.
     pub fn query(context: impl Into<String>, err: tokio_postgres::Error) -> Self {
         let context = context.into();
@@ -125,7 +147,10 @@ impl Error {
 
     /// True when the error is the user's to fix (exit code 2), not a failure of ours or the server's.
     pub fn is_bad_input(&self) -> bool {
-        matches!(self, Error::BadInput(_) | Error::SnapshotFile { .. })
+        matches!(
+            self,
+            Error::BadInput(_) | Error::SnapshotFile { .. } | Error::InputFile { .. }
+        )
     }
 
     /// True when the connection is gone and further statements on it are pointless.
@@ -140,6 +165,16 @@ impl Error {
             }
             _ => false,
         }
+    }
+}
+
+/// An I/O error in words, without Rust's "(os error 2)" suffix.
+fn io_reason(e: &std::io::Error) -> String {
+    match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
+        _ => e.to_string(),
     }
 }
 

@@ -489,3 +489,70 @@ async fn statement_timeout_cancels_and_the_connection_survives() {
         .get(0);
     assert_eq!(one, 1);
 }
+
+/// A listener that answers every connection like a web server, then hangs up.
+async fn http_listener() -> (u16, tokio::task::JoinHandle<()>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let task = tokio::spawn(async move {
+        while let Ok((mut sock, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = [0u8; 512];
+                let _ = sock.read(&mut buf).await;
+                let _ = sock
+                    .write_all(
+                        b"HTTP/1.1 400 Bad Request\r\nContent-Length: 11\r\n\
+                          Connection: close\r\n\r\nbad request",
+                    )
+                    .await;
+            });
+        }
+    });
+    (port, task)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_missing_role_is_not_reported_as_a_password_problem() {
+    let c = start(ClusterOptions::default());
+    let t = target(&format!(
+        "host=127.0.0.1 port={} user=nosuchrole dbname=postgres sslmode=disable",
+        c.port()
+    ));
+    let e = connect(&t).await.unwrap_err();
+    assert!(matches!(e, Error::NotAuthorized { .. }), "{e:?}");
+    let text = e.to_string();
+    assert!(text.contains("\"nosuchrole\" does not exist"), "{text}");
+    assert!(!text.contains("password"), "{text}");
+
+    // Discovery says the same: the server refused the role, not the password.
+    let probes = discover("127.0.0.1", c.port()..=c.port(), &t).await;
+    match &probes[0].outcome {
+        ProbeOutcome::NotAuthorized(why) => assert!(why.contains("nosuchrole"), "{why}"),
+        other => panic!("expected NotAuthorized, got {other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_port_that_is_not_postgresql_says_so() {
+    let (port, task) = http_listener().await;
+    let t = target(&format!(
+        "host=127.0.0.1 port={port} user=postgres sslmode=disable connect_timeout=5"
+    ));
+    let e = connect(&t).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Connect(_)), "{e:?}");
+    assert!(text.contains("not a PostgreSQL server"), "{text}");
+    assert!(!text.contains("Is the server running"), "{text}");
+    task.abort();
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_host_name_that_does_not_resolve_says_so() {
+    let t = target("host=no-such-host.invalid port=5432 user=postgres connect_timeout=5");
+    let e = connect(&t).await.unwrap_err();
+    let text = e.to_string();
+    assert!(matches!(e, Error::Connect(_)), "{e:?}");
+    assert!(text.contains("does not resolve"), "{text}");
+    assert!(!text.contains("Is the server running"), "{text}");
+}

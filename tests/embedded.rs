@@ -202,3 +202,117 @@ fn restart_brings_pending_settings_into_effect() {
     assert_eq!(c.port(), port);
     assert_eq!(c.psql("postgres", "SHOW shared_buffers").unwrap(), "64MB");
 }
+
+mod cli_support;
+
+/// The `postgres` OS user's uid (the servers' user when the tests run as root).
+fn postgres_uid() -> u32 {
+    let o = std::process::Command::new("id")
+        .args(["-u", "postgres"])
+        .output()
+        .unwrap();
+    String::from_utf8_lossy(&o.stdout).trim().parse().unwrap()
+}
+
+/// The port in `postgresql://postgres@127.0.0.1:PORT/postgres` of `pgopt embedded start`.
+fn port_in(out: &str) -> u16 {
+    let url = out
+        .lines()
+        .find(|l| l.starts_with("postgresql://"))
+        .unwrap_or_else(|| panic!("no connection string in {out}"));
+    url.rsplit(':')
+        .next()
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no port in {url}"))
+}
+
+#[test]
+fn embedded_keeps_its_port_across_stop_and_start_and_status_has_exit_codes() {
+    use cli_support::{pgopt, stderr, stdout};
+    let parent = tempfile::tempdir().unwrap();
+    let dir = parent.path().join("pg");
+    let d = dir.to_str().unwrap();
+    let embedded = |action: &str| pgopt(&["embedded", action, "--data-dir", d]);
+
+    let o = embedded("status");
+    assert_eq!(o.status.code(), Some(4), "missing: {}", stdout(&o));
+    assert!(stdout(&o).contains("no cluster"), "{}", stdout(&o));
+
+    let o = embedded("start");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let port = port_in(&stdout(&o));
+    assert_eq!(embedded("status").status.code(), Some(0));
+
+    assert_eq!(embedded("stop").status.code(), Some(0));
+    let o = embedded("status");
+    assert_eq!(o.status.code(), Some(3), "stopped: {}", stdout(&o));
+    assert!(
+        stdout(&o).contains(&format!("port {port}")),
+        "{}",
+        stdout(&o)
+    );
+
+    // Started again: the same port, so saved connection strings keep working.
+    let o = embedded("start");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert_eq!(port_in(&stdout(&o)), port);
+
+    // The port taken by someone else meanwhile: refused, saying how to pick another.
+    assert_eq!(embedded("stop").status.code(), Some(0));
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    let o = embedded("start");
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains(&format!("port {port}")),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("--port"), "{}", stderr(&o));
+    drop(squatter);
+
+    assert_eq!(embedded("remove").status.code(), Some(0));
+    assert_eq!(embedded("status").status.code(), Some(4));
+}
+
+#[test]
+fn embedded_clean_removes_the_template_and_nothing_else() {
+    use cli_support::{pgopt_cmd, stderr, stdout};
+    // A private scratch root: the real template stays for the tests running alongside.
+    let root = tempfile::tempdir().unwrap();
+    // Named after the user that runs the servers: `postgres` when the tests run as root.
+    let uid = if unsafe { libc::getuid() } == 0 {
+        postgres_uid()
+    } else {
+        unsafe { libc::getuid() }
+    };
+    let template = root.path().join(format!("pgopt-template-v9-pg15-u{uid}"));
+    std::fs::create_dir_all(template.join("base")).unwrap();
+    std::fs::write(template.join("pgopt-template-ready"), "").unwrap();
+    let leftover = root
+        .path()
+        .join(format!("pgopt-template-v9-pg15-u{uid}.building-42"));
+    std::fs::create_dir_all(&leftover).unwrap();
+    let someone_else = root.path().join("pgopt-template-v9-pg15-u99999");
+    std::fs::create_dir_all(&someone_else).unwrap();
+    let unrelated = root.path().join("keep-me");
+    std::fs::create_dir_all(&unrelated).unwrap();
+
+    let o = pgopt_cmd(&["embedded", "clean"])
+        .env("PGOPT_TMPDIR", root.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(!template.exists(), "{}", stdout(&o));
+    assert!(!leftover.exists(), "{}", stdout(&o));
+    assert!(stdout(&o).contains("removed"), "{}", stdout(&o));
+    assert!(someone_else.exists(), "another user's template stays");
+    assert!(unrelated.exists());
+
+    let o = pgopt_cmd(&["embedded", "clean"])
+        .env("PGOPT_TMPDIR", root.path())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(stdout(&o).contains("nothing to remove"), "{}", stdout(&o));
+}

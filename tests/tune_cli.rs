@@ -237,8 +237,13 @@ fn unknown_enum_values_list_the_allowed_ones() {
 
 #[test]
 fn method_pgopt_without_a_server_says_it_needs_the_evidence_mode_and_suggests_pgtune() {
-    let o = pgopt_tune(&["--memory", "16GB", "--cpus", "8"]);
-    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    // No target: psql's default connection, here on a port nothing listens on.
+    let port = pgopt::embedded::free_port().unwrap();
+    let o = cli_support::pgopt_cmd(&["tune", "--memory", "16GB", "--cpus", "8"])
+        .env("PGPORT", port.to_string())
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(3), "{}", stderr(&o));
     assert!(stderr(&o).contains("--method pgtune"), "{}", stderr(&o));
     assert_eq!(stdout(&o), "", "no fake output");
 }

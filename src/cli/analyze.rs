@@ -25,7 +25,8 @@ pub struct AnalyzeArgs {
     /// Analyze a saved snapshot instead of a live server.
     #[arg(long, value_name = "FILE", conflicts_with_all = ["dsn", "discover"])]
     pub from: Option<PathBuf>,
-    /// Exit with 1 when a finding of this severity or worse is found.
+    /// Exit with 1 when a finding of this severity or worse is found [default: findings do
+    /// not change the exit code].
     #[arg(long, value_name = "SEVERITY")]
     pub fail_on: Option<Severity>,
     /// Override a threshold, e.g. `--threshold cache_hit_ratio_warning=0.98` (repeatable;
@@ -33,7 +34,7 @@ pub struct AnalyzeArgs {
     #[arg(long = "threshold", value_name = "NAME=VALUE")]
     pub thresholds: Vec<String>,
     /// Statements to keep from pg_stat_statements (top by total time, and by mean time).
-    #[arg(long, default_value_t = 50)]
+    #[arg(long, value_name = "N", default_value_t = 50)]
     pub top_statements: usize,
     /// Do not read pg_stat_statements.
     #[arg(long)]
@@ -43,7 +44,8 @@ pub struct AnalyzeArgs {
     pub no_host: bool,
 }
 
-pub async fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
+/// `verbose`: the table form shows each finding's evidence, next step and SQL.
+pub async fn run(args: AnalyzeArgs, verbose: bool) -> anyhow::Result<u8> {
     if args.thresholds.iter().any(|t| t == "list") {
         print!("{}", thresholds_help());
         return Ok(EXIT_OK);
@@ -68,7 +70,14 @@ pub async fn run(args: AnalyzeArgs) -> anyhow::Result<u8> {
         eprintln!("snapshot saved to {}", path.display());
     }
     let findings = advise::advise(&snap, &thresholds);
-    println!("{}", report::render(&snap, &findings, args.format));
+    let text = report::TextOptions {
+        verbose,
+        ..report::TextOptions::detect()
+    };
+    println!(
+        "{}",
+        report::render_with(&snap, &findings, args.format, &text)
+    );
     Ok(exit_code(&findings, args.fail_on))
 }
 
@@ -112,13 +121,12 @@ pub fn parse_thresholds(items: &[String]) -> Result<Thresholds, Error> {
 }
 
 fn thresholds_help() -> String {
-    let mut t = comfy_table::Table::new();
-    t.load_preset(comfy_table::presets::UTF8_FULL_CONDENSED)
-        .set_content_arrangement(comfy_table::ContentArrangement::Dynamic)
-        .set_header(vec!["threshold", "default", "meaning"]);
+    let mut t = crate::report::term::table();
+    t.set_header(vec!["threshold", "default", "meaning"]);
     for (name, default, about) in Thresholds::names() {
         t.add_row(vec![name.to_string(), default, about.to_string()]);
     }
+    crate::report::term::keep_words(&mut t);
     format!("{t}\n")
 }
 

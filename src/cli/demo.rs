@@ -14,7 +14,8 @@ use crate::report::{self, Format};
 #[derive(Debug, Args)]
 pub struct DemoArgs {
     /// Leave the cluster running afterwards (in a data directory of its own) and print its
-    /// connection string; stop it with `pgopt embedded stop --data-dir DIR`.
+    /// connection string; `pgopt embedded stop --data-dir DIR` stops it and keeps its data,
+    /// `pgopt embedded remove --data-dir DIR` stops it and deletes the directory.
     #[arg(long)]
     pub keep: bool,
     /// Output format of the analysis.
@@ -22,7 +23,8 @@ pub struct DemoArgs {
     pub format: Format,
 }
 
-pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
+/// `verbose`: the table form shows each finding's evidence, next step and SQL.
+pub async fn run(args: DemoArgs, verbose: bool) -> anyhow::Result<u8> {
     let started = Instant::now();
     let progress = |msg: &str| eprintln!("[{:>5.1}s] {msg}", started.elapsed().as_secs_f64());
 
@@ -63,14 +65,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
     progress("collecting a snapshot and analyzing it");
     let snap = collect_with_progress(&conn, &CollectOptions::default()).await?;
     let findings = advise::advise(&snap, &Thresholds::default());
-    println!("{}", report::render(&snap, &findings, args.format));
+    let text = report::TextOptions {
+        verbose,
+        ..report::TextOptions::detect()
+    };
+    println!(
+        "{}",
+        report::render_with(&snap, &findings, args.format, &text)
+    );
     if args.format != Format::Json {
         progress("advising settings from the same snapshot (pgopt tune, dry run)");
         let settings = super::tune::dry_run_report(&conn, &snap, args.format).await?;
         println!("{settings}");
-        println!(
-            "nothing was changed; apply with: pgopt tune TARGET --apply (a journal undoes it: \
-             pgopt tune --rollback JOURNAL)"
+        print!(
+            "{}",
+            report::term::wrap(
+                "nothing was changed; apply with: pgopt tune TARGET --apply (a journal undoes \
+                 it: pgopt tune --rollback JOURNAL)",
+                text.width,
+                ""
+            )
         );
     }
 
@@ -78,9 +92,17 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<u8> {
         (_, Some(d)) => {
             progress("done; the cluster keeps running");
             println!("connection: {}", dsn(crate::demo::DATABASE));
-            println!(
-                "stop it with: pgopt embedded remove --data-dir {}",
-                d.data_dir.display()
+            print!(
+                "{}",
+                report::term::wrap(
+                    &format!(
+                        "stop it with: pgopt embedded stop --data-dir {dir} (the data stays; \
+                         pgopt embedded remove --data-dir {dir} deletes it)",
+                        dir = d.data_dir.display()
+                    ),
+                    text.width,
+                    ""
+                )
             );
         }
         _ => progress("done; stopping the cluster"),

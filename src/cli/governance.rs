@@ -2,7 +2,7 @@
 
 use clap::{Args, Subcommand};
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{CellAlignment, Table};
+use comfy_table::CellAlignment;
 
 use super::{TargetArgs, EXIT_OK};
 use crate::db::Ident;
@@ -41,7 +41,7 @@ struct SeedArgs {
     common: SchemaArgs,
     /// 1 is about 3.6 million rows (10k users, 1M security events, 2M audit rows, ...);
     /// fractions are fine (0.01).
-    #[arg(long, default_value_t = 1.0)]
+    #[arg(long, default_value_t = 1.0, allow_hyphen_values = true)]
     scale: f64,
     /// The same seed and scale give the same rows.
     #[arg(long, default_value_t = 1)]
@@ -81,10 +81,12 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
             );
         }
         GovernanceCommand::Seed(a) => {
+            // A bad scale is refused before connecting.
+            governance::seed::RowCounts::for_scale(a.scale)?;
             let (_, conn) = a.common.target.connect().await?;
             let report =
                 governance::seed(&conn, &a.common.schema, a.scale, a.seed, !a.no_progress).await?;
-            let mut t = Table::new();
+            let mut t = crate::report::term::table();
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_header(vec!["table", "rows"]);
             for (name, rows) in &report.tables {
@@ -94,6 +96,7 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
             if let Some(c) = t.column_mut(1) {
                 c.set_cell_alignment(CellAlignment::Right);
             }
+            crate::report::term::keep_words(&mut t);
             println!("{t}");
             println!(
                 "scale {} seed {}: {:.1}s, {:.0} rows/s (COPY alone {:.1}s, {:.0} rows/s)",
@@ -118,7 +121,7 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
                 ..IndexOptions::default()
             };
             let outcomes = governance::create_indexes(&conn, &a.common.schema, &opts).await?;
-            let mut t = Table::new();
+            let mut t = crate::report::term::table();
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_header(vec!["index", "table", "status", "seconds"]);
             for o in outcomes {
@@ -134,6 +137,7 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
                     format!("{:.2}", o.elapsed.as_secs_f64()),
                 ]);
             }
+            crate::report::term::keep_words(&mut t);
             println!("{t}");
         }
         GovernanceCommand::Drop(a) => {

@@ -37,9 +37,17 @@ pub const EXIT_INTERRUPTED: u8 = 130;
                   130 interrupted.\n\
                   With no target, try `pgopt demo` or `pgopt embedded start`."
 )]
+#[command(next_line_help = true)]
 pub struct Cli {
-    /// More log output (-v info, -vv debug); logs go to stderr.
-    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    /// More detail: -v shows each finding's evidence, whole next step and SQL (analyze,
+    /// demo); -vv adds info logs and -vvv debug logs on stderr (PGOPT_LOG overrides).
+    #[arg(
+        short,
+        long,
+        action = clap::ArgAction::Count,
+        global = true,
+        help_heading = "Global options"
+    )]
     verbose: u8,
     #[command(subcommand)]
     command: Command,
@@ -66,8 +74,14 @@ enum Command {
 
 /// Parses the arguments, runs the command, and turns the outcome into an exit code.
 pub fn run() -> ExitCode {
-    let cli = match Cli::try_parse() {
-        Ok(cli) => cli,
+    let parsed = <Cli as clap::CommandFactory>::command()
+        .try_get_matches()
+        .and_then(|m| {
+            let cli = <Cli as clap::FromArgMatches>::from_arg_matches(&m)?;
+            Ok((cli, command_path(&m)))
+        });
+    let (cli, command_path) = match parsed {
+        Ok(parsed) => parsed,
         Err(e) => {
             let _ = e.print();
             return ExitCode::from(match e.kind() {
@@ -91,9 +105,9 @@ pub fn run() -> ExitCode {
     };
     let outcome = runtime.block_on(async {
         match cli.command {
-            Command::Analyze(args) => analyze::run(args).await,
+            Command::Analyze(args) => analyze::run(args, cli.verbose > 0).await,
             Command::Bench(args) => bench::run(args).await,
-            Command::Demo(args) => demo::run(args).await,
+            Command::Demo(args) => demo::run(args, cli.verbose > 0).await,
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
             Command::Tune(args) => tune::run(args).await,
@@ -102,10 +116,39 @@ pub fn run() -> ExitCode {
     match outcome {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_text(&e));
+            if let Some(hint) = target::default_target_hint(&e, &command_path) {
+                eprintln!("{hint}");
+            }
             ExitCode::from(exit_code_for(&e))
         }
     }
+}
+
+/// The error and its causes in one line, each cause once: a cause whose text the message
+/// already holds (thiserror's `{source}` beside `#[source]`, anyhow context) is not repeated.
+pub(crate) fn error_text(e: &anyhow::Error) -> String {
+    let mut text = e.to_string();
+    for cause in e.chain().skip(1) {
+        let part = cause.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+    }
+    text
+}
+
+/// `pgopt analyze`, `pgopt governance seed`: the command as the user typed it, for hints.
+fn command_path(matches: &clap::ArgMatches) -> String {
+    let mut path = String::from("pgopt");
+    let mut m = matches;
+    while let Some((name, sub)) = m.subcommand() {
+        path.push(' ');
+        path.push_str(name);
+        m = sub;
+    }
+    path
 }
 
 fn exit_code_for(e: &anyhow::Error) -> u8 {
@@ -117,8 +160,8 @@ fn exit_code_for(e: &anyhow::Error) -> u8 {
 
 fn init_tracing(verbose: u8) {
     let default = match verbose {
-        0 => "warn",
-        1 => "pgopt=info",
+        0 | 1 => "warn",
+        2 => "pgopt=info",
         _ => "pgopt=debug",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_env("PGOPT_LOG")
@@ -127,5 +170,6 @@ fn init_tracing(verbose: u8) {
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_target(false)
+        .with_ansi(crate::report::term::color_stderr())
         .try_init();
 }

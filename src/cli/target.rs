@@ -12,21 +12,29 @@ use crate::error::{Error, Result};
 pub struct TargetArgs {
     /// Connection string: `host=... dbname=...` or `postgresql://user@host:port/db`
     /// (several hosts: `postgresql://h1:5432,h2:5432/db`). PG* variables and ~/.pgpass fill
-    /// in what it leaves out.
+    /// in what it leaves out [default: as psql: PGHOST or the local socket, the OS user, the
+    /// database named after the user].
     #[arg(value_name = "TARGET")]
     pub dsn: Option<String>,
     /// Probe a port range on one host, list what answers, and use the primary
     /// (e.g. `localhost:5432-5440`).
-    #[arg(long, value_name = "HOST:FROM-TO")]
+    #[arg(long, help_heading = "Connection", value_name = "HOST:FROM-TO")]
     pub discover: Option<String>,
-    /// Which server of a multi-host target to use.
-    #[arg(long, value_enum)]
+    /// Which server of a multi-host target to use [default: target_session_attrs of the
+    /// target, else any].
+    #[arg(long, help_heading = "Connection", value_enum)]
     pub target_role: Option<RoleArg>,
-    /// Seconds allowed for the whole connect to one host (TCP, TLS, authentication, role check).
-    #[arg(long, value_name = "SECONDS")]
+    /// Seconds allowed for the whole connect to one host (TCP, TLS, authentication, role
+    /// check) [default: connect_timeout of the target or PGCONNECT_TIMEOUT, else 10].
+    #[arg(long, help_heading = "Connection", value_name = "SECONDS")]
     pub connect_timeout: Option<u64>,
     /// Seconds allowed for each statement (server statement_timeout; cancelled client-side too).
-    #[arg(long, value_name = "SECONDS", default_value_t = 30)]
+    #[arg(
+        long,
+        help_heading = "Connection",
+        value_name = "SECONDS",
+        default_value_t = 30
+    )]
     pub statement_timeout: u64,
 }
 
@@ -52,23 +60,56 @@ impl From<RoleArg> for TargetRole {
 /// The PG* variables that name a target on their own.
 const TARGET_ENV: &[&str] = &["PGHOST", "PGHOSTADDR", "PGPORT", "PGDATABASE"];
 
+/// What the default connection (no target given) tried, set once by [`TargetArgs::resolve`]
+/// so that a failed connect can say so, naming the command the user ran.
+static DEFAULT_TRIED: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// The hint printed under a connection error when no target was given: what was tried and
+/// how to give a target, in the words of the command that ran (`pgopt bench`, ...).
+pub(super) fn default_target_hint(e: &anyhow::Error, command: &str) -> Option<String> {
+    let tried = DEFAULT_TRIED.get()?;
+    let connecting = matches!(
+        e.downcast_ref::<Error>(),
+        Some(
+            Error::Connect(_)
+                | Error::Auth { .. }
+                | Error::NotAuthorized { .. }
+                | Error::Timeout { .. }
+        )
+    );
+    if !connecting {
+        return None;
+    }
+    let mut hint = format!(
+        "No target was given, so pgopt connected as psql would (PG* variables, then the \
+         defaults): {tried}.\n\
+         Give one: {command} 'postgresql://user@host:5432/db' (or 'host=... dbname=...'), set \
+         PGHOST/PGPORT/PGUSER/PGDATABASE, or probe ports with --discover localhost:5432-5440.\n\
+         No server at hand? `pgopt embedded start` runs a local one and prints its connection \
+         string; `pgopt demo` shows everything on a throw-away cluster."
+    );
+    if command == "pgopt tune" {
+        hint.push_str(
+            "\nWithout a server, `pgopt tune --method pgtune --memory 16GB --cpus 8` gives \
+             PGTune's settings for the hardware you name.",
+        );
+    }
+    Some(hint)
+}
+
 impl TargetArgs {
-    /// Resolves the arguments, the environment and ~/.pgpass into a target.
-    pub fn resolve(&self) -> Result<Target> {
-        if self.dsn.is_none()
+    /// True when neither a connection string, --discover nor a PG* variable names a target:
+    /// the connection then goes where psql's would (socket directory, the OS user, the
+    /// database of the same name).
+    pub fn is_default(&self) -> bool {
+        self.dsn.is_none()
             && self.discover.is_none()
             && !TARGET_ENV.iter().any(|v| std::env::var_os(v).is_some())
-        {
-            return Err(Error::BadInput(
-                "no target given. Pass a connection string \
-                 (pgopt analyze 'postgresql://user@host:5432/db' or 'host=... dbname=...'), \
-                 set PGHOST/PGPORT/PGDATABASE/PGUSER, or probe ports with \
-                 --discover localhost:5432-5440. No server at hand? `pgopt embedded start` \
-                 runs a local one and prints its connection string, and `pgopt demo` shows \
-                 everything on a throw-away cluster"
-                    .into(),
-            ));
-        }
+    }
+
+    /// Resolves the arguments, the environment and ~/.pgpass into a target. With no target
+    /// at all this is psql's default connection (see [`TargetArgs::is_default`]).
+    pub fn resolve(&self) -> Result<Target> {
         let env = |name: &str| std::env::var(name).ok();
         let mut target = Target::resolve(self.dsn.as_deref(), &env)?;
         if let Some(role) = self.target_role {
@@ -88,6 +129,24 @@ impl TargetArgs {
             ));
         }
         target.statement_timeout = Duration::from_secs(self.statement_timeout);
+        if self.dsn.is_none() && self.discover.is_none() {
+            let hosts = target
+                .hosts
+                .iter()
+                .map(|h| {
+                    if h.is_unix() {
+                        format!("the socket in {} (port {})", h.host, h.port)
+                    } else {
+                        h.label()
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = DEFAULT_TRIED.set(format!(
+                "{hosts} as user \"{}\", database \"{}\"",
+                target.user, target.dbname
+            ));
+        }
         Ok(target)
     }
 

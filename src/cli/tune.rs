@@ -1,6 +1,7 @@
 //! `pgopt tune`: settings advice.
 //!
-//! Without a target it is a calculator (`--method pgtune --memory 16GB ...`). With a TARGET
+//! With `--method pgtune` and no TARGET it is a calculator (`--memory 16GB ...`); `--method
+//! pgopt` (the default) with no TARGET connects where psql would. With a TARGET
 //! it reads the server's version, and this machine's memory (the cgroup limit when lower) and
 //! CPUs when the server is local (flags override), puts the server's current values next to
 //! the recommendation, and with `--apply` changes them (journal, ALTER SYSTEM one at a time,
@@ -267,24 +268,22 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     if let Some(path) = &args.rollback {
         return run_rollback(&args, path).await;
     }
-    let target = args.target.dsn.is_some() || args.target.discover.is_some();
-    if args.apply && !target {
+    // With --method pgtune and no target, tune is a calculator; any other tune talks to a
+    // server, psql's default one when none is named. --apply changes a server, so it must be
+    // named (a connection string, --discover or PG* variables).
+    let named = !args.target.is_default();
+    if args.apply && !named {
         return Err(Error::BadInput(
             "--apply needs a TARGET: pgopt tune 'host=... dbname=...' --method pgtune --apply"
                 .into(),
         )
         .into());
     }
-    if !target {
-        if args.method == Method::Pgopt {
-            return Err(Error::BadInput(
-                "--method pgopt (the default) changes PGTune's baseline with evidence from a \
-                 server's statistics, so it needs a TARGET: pgopt tune 'host=... dbname=...'. \
-                 Without a server use --method pgtune for PGTune's recommendation"
-                    .into(),
-            )
-            .into());
-        }
+    if args.method == Method::Pgtune
+        && !args.apply
+        && args.target.dsn.is_none()
+        && args.target.discover.is_none()
+    {
         let input = TuneInput::validate(&raw_input(&args))?;
         let out = pgtune::pgtune(&input);
         let text = match (args.emit, args.format) {

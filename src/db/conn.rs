@@ -77,6 +77,30 @@ impl Conn {
     }
 
     /// The underlying client, for what this wrapper does not cover (prepare, copy).
+    /// The target this connection reached, quoted for a command line a hint prints
+    /// (`'host=... port=... user=... dbname=...'`); never a password.
+    pub fn target_for_hints(&self) -> String {
+        let quote = |v: &str| {
+            if !v.is_empty()
+                && v.chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
+            {
+                v.to_string()
+            } else {
+                format!("'{}'", v.replace('\\', "\\\\").replace('\'', "\\'"))
+            }
+        };
+        let conninfo = format!(
+            "host={} port={} user={} dbname={}",
+            quote(&self.host),
+            self.port,
+            quote(&self.user),
+            quote(&self.database)
+        );
+        // For the shell: single quotes around the whole, each inner one closed and reopened.
+        format!("'{}'", conninfo.replace('\'', "'\\''"))
+    }
+
     pub fn client(&self) -> &Client {
         &self.client
     }

@@ -22,8 +22,14 @@ use crate::error::{Error, Result};
 /// Why one host could not be used.
 #[derive(Debug)]
 pub(crate) enum HostFailure {
-    /// The server refused our credentials: stop, do not try other hosts.
+    /// The server refused our credentials (a wrong password: [`Error::Auth`]) or our role
+    /// (it does not exist, or pg_hba.conf rejects it: [`Error::NotAuthorized`]): stop, do not
+    /// try other hosts.
     Auth(Error),
+    /// The host name does not resolve.
+    NoSuchHost(String),
+    /// Something answered, but not in PostgreSQL's protocol (a web server, another service).
+    NotPostgres(String),
     /// Nothing listens there (connection refused).
     Refused(String),
     /// The server answered with an error (database does not exist, too many connections).
@@ -42,6 +48,7 @@ pub async fn connect(target: &Target) -> Result<Conn> {
     let mut timeouts = 0usize;
     let mut wrong_role = 0usize;
     let mut server_errors = 0usize;
+    let mut explained = 0usize;
     let mut fallback: Option<Conn> = None;
     for host in &target.hosts {
         let label = host.label();
@@ -65,6 +72,11 @@ pub async fn connect(target: &Target) -> Result<Conn> {
             Ok(Err(HostFailure::Auth(e))) => return Err(e),
             Ok(Err(HostFailure::Server(m))) => {
                 server_errors += 1;
+                failures.push((label, m));
+                continue;
+            }
+            Ok(Err(HostFailure::NoSuchHost(m) | HostFailure::NotPostgres(m))) => {
+                explained += 1;
                 failures.push((label, m));
                 continue;
             }
@@ -151,7 +163,7 @@ pub async fn connect(target: &Target) -> Result<Conn> {
              max_connections) or choose another dbname/user.",
         );
     }
-    if wrong_role + server_errors < failures.len() {
+    if wrong_role + server_errors + explained < failures.len() {
         msg.push_str(
             "\nIs the server running? Check host and port; for a local embedded cluster run \
              `pgopt embedded start`.",
@@ -203,9 +215,15 @@ fn full_message(err: &tokio_postgres::Error) -> String {
 /// Sorts a failed connect: authentication, refused, or something else.
 fn classify(target: &Target, host: &HostSpec, err: tokio_postgres::Error) -> HostFailure {
     if let Some(db) = err.as_db_error() {
-        if *db.code() == SqlState::INVALID_PASSWORD
-            || *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION
-        {
+        if *db.code() == SqlState::INVALID_AUTHORIZATION_SPECIFICATION {
+            return HostFailure::Auth(Error::NotAuthorized {
+                host: host.host.clone(),
+                port: host.port,
+                user: target.user.clone(),
+                message: db.message().to_string(),
+            });
+        }
+        if *db.code() == SqlState::INVALID_PASSWORD {
             return HostFailure::Auth(Error::Auth {
                 host: host.host.clone(),
                 port: host.port,
@@ -239,7 +257,66 @@ fn classify(target: &Target, host: &HostSpec, err: tokio_postgres::Error) -> Hos
     if is_refused(&err) {
         return HostFailure::Refused(format!("nothing listens there ({text})"));
     }
+    if speaks_another_protocol(&err) {
+        return HostFailure::NotPostgres(format!(
+            "something answers on port {}, but it is not a PostgreSQL server ({text}); \
+             check the port (PostgreSQL's default is 5432)",
+            host.port
+        ));
+    }
     HostFailure::Other(text)
+}
+
+/// True when the start-up exchange failed on what came back rather than on the network or
+/// TLS: an answer that does not parse as the PostgreSQL protocol (tokio-postgres's
+/// unexpected-message and parse errors, or an I/O error carrying no OS error code, such as
+/// the codec's left-over bytes at end of stream).
+fn speaks_another_protocol(err: &tokio_postgres::Error) -> bool {
+    if err.is_closed() || err.as_db_error().is_some() {
+        return false;
+    }
+    let mut source = err.source();
+    let mut saw_io = false;
+    while let Some(s) = source {
+        if s.is::<rustls::Error>() {
+            return false;
+        }
+        if let Some(io) = s.downcast_ref::<std::io::Error>() {
+            if io.raw_os_error().is_some()
+                || io
+                    .get_ref()
+                    .is_some_and(|inner| inner.is::<rustls::Error>())
+            {
+                return false;
+            }
+            saw_io = true;
+        }
+        source = s.source();
+    }
+    // No cause at all: tokio-postgres's own "unexpected message from server".
+    saw_io || err.source().is_none()
+}
+
+/// Resolves a host name before connecting, so that a name that does not resolve is said in
+/// so many words (tokio-postgres reports it as a generic I/O error).
+async fn check_resolves(host: &HostSpec) -> std::result::Result<(), HostFailure> {
+    if host.is_unix() || host.hostaddr.is_some() || host.host.parse::<std::net::IpAddr>().is_ok() {
+        return Ok(());
+    }
+    match tokio::net::lookup_host((host.host.as_str(), host.port))
+        .await
+        .map(|mut addrs| addrs.next())
+    {
+        Ok(Some(_)) => Ok(()),
+        Ok(None) => Err(HostFailure::NoSuchHost(format!(
+            "the host name \"{}\" resolves to no address; check its spelling or DNS",
+            host.host
+        ))),
+        Err(e) => Err(HostFailure::NoSuchHost(format!(
+            "the host name \"{}\" does not resolve ({e}); check its spelling or DNS",
+            host.host
+        ))),
+    }
 }
 
 async fn open<T>(
@@ -266,6 +343,7 @@ pub(crate) async fn connect_host(
     host: &HostSpec,
     tls: Option<&MakeRustlsConnect>,
 ) -> std::result::Result<Conn, HostFailure> {
+    check_resolves(host).await?;
     let mut cfg = tokio_postgres::Config::new();
     match host.hostaddr {
         // libpq connects to hostaddr and uses host only as a name; a socket path is no name.

@@ -28,8 +28,11 @@ pub enum ProbeOutcome {
         version_num: i32,
         in_recovery: bool,
     },
-    /// A PostgreSQL server that refused our credentials.
+    /// A PostgreSQL server that refused our credentials (the password).
     AuthFailed,
+    /// A PostgreSQL server that refused our role (it does not exist, or pg_hba.conf rejects
+    /// it); the server's words.
+    NotAuthorized(String),
     /// Nothing listens on the port.
     NoServer,
     /// Something else went wrong (a timeout, TLS, not PostgreSQL, a server error).
@@ -131,11 +134,17 @@ pub async fn discover(host: &str, ports: RangeInclusive<u16>, base: &Target) -> 
                         version_num: conn.server_version_num,
                         in_recovery: conn.in_recovery,
                     },
+                    Ok(Err(HostFailure::Auth(Error::NotAuthorized { message, .. }))) => {
+                        ProbeOutcome::NotAuthorized(message)
+                    }
                     Ok(Err(HostFailure::Auth(_))) => ProbeOutcome::AuthFailed,
                     Ok(Err(HostFailure::Refused(_))) => ProbeOutcome::NoServer,
-                    Ok(Err(HostFailure::Server(m) | HostFailure::Other(m))) => {
-                        ProbeOutcome::Error(m)
-                    }
+                    Ok(Err(
+                        HostFailure::Server(m)
+                        | HostFailure::Other(m)
+                        | HostFailure::NoSuchHost(m)
+                        | HostFailure::NotPostgres(m),
+                    )) => ProbeOutcome::Error(m),
                 };
             Probe { port, outcome }
         }
@@ -175,7 +184,10 @@ pub fn render_probes(host: &str, probes: &[Probe]) -> String {
                 if *in_recovery { "standby" } else { "primary" }
             ),
             ProbeOutcome::AuthFailed => {
-                "PostgreSQL, authentication failed (check user and password)".to_string()
+                "PostgreSQL, password authentication failed (check the password)".to_string()
+            }
+            ProbeOutcome::NotAuthorized(why) => {
+                format!("PostgreSQL, refused the user: {why} (check the user name)")
             }
             ProbeOutcome::Error(e) => format!("error: {e}"),
         };

@@ -210,10 +210,13 @@ pub struct SystemDefaults {
 impl SystemDefaults {
     /// What libpq would use on this machine.
     pub fn system(env: &dyn Fn(&str) -> Option<String>) -> Self {
-        let socket = Path::new(pgpass::DEFAULT_SOCKET_DIR);
+        let port = env("PGPORT")
+            .and_then(|p| p.split(',').next().map(|p| p.trim().to_string()))
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| "5432".to_string());
         let (pw_user, pw_home) = passwd_entry();
         SystemDefaults {
-            socket_dir: socket.is_dir().then(|| socket.to_path_buf()),
+            socket_dir: default_socket_dir(&port),
             os_user: pw_user.or_else(|| env("USER")),
             home: env("HOME")
                 .filter(|h| !h.is_empty())
@@ -222,6 +225,22 @@ impl SystemDefaults {
         }
     }
 }
+
+/// Where the server's socket is looked for when no host is given: the first of
+/// [`SOCKET_DIRS`] that holds `.s.PGSQL.<port>`, else the first that exists (libpq builds
+/// in one of them: Debian's /var/run/postgresql, upstream's /tmp).
+fn default_socket_dir(port: &str) -> Option<PathBuf> {
+    let socket = format!(".s.PGSQL.{port}");
+    SOCKET_DIRS
+        .iter()
+        .map(Path::new)
+        .find(|d| d.join(&socket).exists())
+        .or_else(|| SOCKET_DIRS.iter().map(Path::new).find(|d| d.is_dir()))
+        .map(Path::to_path_buf)
+}
+
+/// The socket directories psql is built with: Debian's and Red Hat's first, upstream's second.
+pub const SOCKET_DIRS: [&str; 2] = [pgpass::DEFAULT_SOCKET_DIR, "/tmp"];
 
 /// The effective user's name and home directory from the password database.
 fn passwd_entry() -> (Option<String>, Option<PathBuf>) {

@@ -297,8 +297,9 @@ async fn check_deployed_and_empty(conn: &Conn, schema: &str) -> Result<()> {
             .get(0);
         if found.is_none() {
             return Err(Error::BadInput(format!(
-                "table {q} does not exist; run `pgopt governance deploy --schema {}` first",
-                schema
+                "table {q} does not exist; run `pgopt governance deploy {} --schema {schema}` \
+                 first",
+                conn.target_for_hints()
             )));
         }
     }
@@ -313,9 +314,11 @@ async fn check_deployed_and_empty(conn: &Conn, schema: &str) -> Result<()> {
             .await?
             .get(0);
         if has_rows {
+            let target = conn.target_for_hints();
             return Err(Error::BadInput(format!(
                 "table {q} already holds rows; seeding only fills empty tables. Start over with \
-                 `pgopt governance drop --schema {schema} --yes` then `pgopt governance deploy --schema {schema}`"
+                 `pgopt governance drop {target} --schema {schema} --yes` then \
+                 `pgopt governance deploy {target} --schema {schema}`"
             )));
         }
     }

@@ -6,6 +6,9 @@ mod json;
 mod markdown;
 pub(crate) use markdown::cell as markdown_cell;
 mod table;
+pub mod term;
+
+pub use term::TextOptions;
 
 use crate::advise::{Finding, Severity};
 use crate::snapshot::{SectionState, Snapshot};
@@ -17,19 +20,38 @@ pub enum Format {
     Markdown,
 }
 
-/// Renders the snapshot's headline figures and the findings in `format`.
+/// Renders the snapshot's headline figures and the findings in `format`; the table form laid
+/// out for standard output (see [`term`]), one line per finding.
 pub fn render(snap: &Snapshot, findings: &[Finding], format: Format) -> String {
+    render_with(snap, findings, format, &TextOptions::detect())
+}
+
+/// As [`render`], with the table form's layout given (width, colour, verbose).
+pub fn render_with(
+    snap: &Snapshot,
+    findings: &[Finding],
+    format: Format,
+    text: &TextOptions,
+) -> String {
     match format {
-        Format::Table => table::render(snap, findings),
+        Format::Table => table::render(snap, findings, text),
         Format::Markdown => markdown::render(snap, findings),
         Format::Json => json::render(snap, findings),
     }
 }
 
-/// Findings alone, grouped by severity, as a table or markdown (json: the findings array).
+/// Findings alone, grouped by severity, each in full with its rule, evidence, next step and
+/// SQL (as `-v` shows them), or markdown (json: the findings array).
 pub fn render_findings(findings: &[Finding], format: Format) -> String {
     match format {
-        Format::Table => table::render_findings(findings),
+        // A short list (tune's security review): each finding whole, rule id included.
+        Format::Table => table::render_findings(
+            findings,
+            &TextOptions {
+                verbose: true,
+                ..TextOptions::detect()
+            },
+        ),
         Format::Markdown => markdown::render_findings(findings),
         Format::Json => serde_json::to_string_pretty(findings).expect("findings serialise"),
     }
@@ -132,6 +154,29 @@ pub(crate) fn evidence_line(f: &Finding) -> String {
         .map(|(k, v)| format!("{k}={}", evidence_value(k, v)))
         .collect::<Vec<_>>()
         .join(", ")
+}
+
+/// The evidence as (key, value) for people: sizes, durations and ratios in human units, texts
+/// whole on one line (the terminal's verbose form).
+pub(crate) fn evidence_pairs(f: &Finding) -> Vec<(String, String)> {
+    f.evidence
+        .iter()
+        .map(|(k, v)| {
+            let human = match v.as_f64() {
+                Some(x) if k.ends_with("_seconds") => Some(duration(x)),
+                Some(x) if k.ends_with("_ms") => Some(millis(x)),
+                _ => None,
+            };
+            let text = match (human, v) {
+                (Some(h), _) => h,
+                (None, serde_json::Value::String(s)) => {
+                    s.split_whitespace().collect::<Vec<_>>().join(" ")
+                }
+                (None, _) => evidence_value(k, v),
+            };
+            (k.clone(), text)
+        })
+        .collect()
 }
 
 fn evidence_value(key: &str, v: &serde_json::Value) -> String {

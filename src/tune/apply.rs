@@ -161,7 +161,7 @@ pub struct Journal {
 impl Journal {
     /// Reads a journal; anything that does not parse is bad input.
     pub fn load(path: &Path) -> Result<Journal> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::input_file(path, &e))?;
         let j: Journal = serde_json::from_str(&text).map_err(|e| {
             Error::BadInput(format!(
                 "{}: not a pgopt tune journal ({e}); give the file --apply wrote",

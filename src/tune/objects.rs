@@ -7,7 +7,7 @@
 //! (ALTER takes no bind parameters); each new value is read back. When one fails, the ones
 //! already done are put back.
 
-use comfy_table::{presets::UTF8_FULL_CONDENSED, Table};
+use comfy_table::presets::UTF8_FULL_CONDENSED;
 use serde::{Deserialize, Serialize};
 
 use super::evidence::{object_label, reset_object_sql, set_object_sql, ObjectKind, ObjectSetting};
@@ -78,7 +78,7 @@ pub fn render(objects: &[ObjectSetting], markdown: bool) -> String {
         }
         return out;
     }
-    let mut t = Table::new();
+    let mut t = crate::report::term::table();
     t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
         "object",
         "setting",

@@ -2,7 +2,7 @@
 //! or ALTER SYSTEM statements for applying. Pure: no I/O.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
-use comfy_table::{ContentArrangement, Table};
+use comfy_table::ContentArrangement;
 use serde::Serialize;
 
 use super::compare::Comparison;
@@ -78,7 +78,7 @@ pub fn sql(input: &TuneInput, out: &PgTuneOutput) -> String {
 }
 
 pub fn table(input: &TuneInput, out: &PgTuneOutput) -> String {
-    let mut t = Table::new();
+    let mut t = crate::report::term::table();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(vec!["setting", "recommended", "reason"]);
@@ -164,7 +164,7 @@ pub fn compare_table(
     rows: &[Comparison],
     sources: &[String],
 ) -> String {
-    let mut t = Table::new();
+    let mut t = crate::report::term::table();
     t.load_preset(UTF8_FULL_CONDENSED)
         .set_content_arrangement(ContentArrangement::Dynamic)
         .set_header(vec![
