@@ -96,6 +96,7 @@ pub fn render(objects: &[ObjectSetting], markdown: bool) -> String {
         ]);
     }
     out.push_str("\nPer-table and per-role settings\n");
+    crate::report::term::keep_words(&mut t);
     out.push_str(&t.to_string());
     out.push('\n');
     out

@@ -85,6 +85,7 @@ pub fn table(input: &TuneInput, out: &PgTuneOutput) -> String {
     for x in &out.settings {
         t.add_row(vec![x.name, x.value.as_str(), x.reason.as_str()]);
     }
+    crate::report::term::keep_words(&mut t);
     let mut s = format!(
         "pgopt tune --method pgtune: {}\n{t}\n",
         header(input, out).join(", ")
@@ -192,6 +193,7 @@ pub fn compare_table(
     for line in sources {
         s.push_str(&format!("{line}\n"));
     }
+    crate::report::term::keep_words(&mut t);
     s.push_str(&format!("{t}\n"));
     for w in &out.warnings {
         s.push_str(&format!("warning: {w}\n"));
