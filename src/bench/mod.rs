@@ -3,6 +3,7 @@
 //! - [`workload`]: the model (weighted operations with parameter generators);
 //! - [`file`](mod@file): pgbench-style SQL files as workloads; [`select1`]: the round-trip floor;
 //! - [`run`](mod@run): N clients over M connections, latency histograms, errors by SQLSTATE;
+//! - [`wire`]: the lean connection of the hot loop (postgres-protocol, no background task);
 //! - [`result`]: the serde result, saved as JSON; [`compare`](mod@compare): two results side
 //!   by side.
 //!
@@ -13,6 +14,7 @@ pub mod file;
 pub mod options;
 pub mod result;
 pub mod run;
+pub mod wire;
 pub mod workload;
 
 use std::sync::Arc;
