@@ -9,7 +9,9 @@
 //! - `pgbench -M prepared -c N -j N`.
 //!
 //! All over TCP to 127.0.0.1. The order is pgbench, tokio-postgres, wire for every row; the
-//! ratios are to pgbench.
+//! ratios are to pgbench. Each run is announced on stderr with the process id first, so that
+//! `perf stat -e instructions:u -p PID` can count the clients' own instructions meanwhile
+//! (the server and pgbench are other processes).
 
 use std::path::Path;
 use std::process::Command;
@@ -124,6 +126,10 @@ fn main() {
 /// N threads, each with a current-thread runtime and its own connection, looping until told
 /// to stop; returns transactions per second.
 fn run_clients(target: &Target, client: Client, load: Load, n: usize, seconds: u64) -> f64 {
+    let name = match client {
+        Client::TokioPostgres => "tokio-postgres",
+        Client::Wire => "wire",
+    };
     let ready = Arc::new(Barrier::new(n + 1));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicU64::new(0));
@@ -155,6 +161,7 @@ fn run_clients(target: &Target, client: Client, load: Load, n: usize, seconds: u
         })
         .collect();
     ready.wait();
+    eprintln!("pid {} running {name} n={n}", std::process::id());
     let start = Instant::now();
     std::thread::sleep(Duration::from_secs(seconds));
     stop.store(true, Ordering::Relaxed);
