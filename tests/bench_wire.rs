@@ -178,7 +178,7 @@ async fn prepare_and_execute_give_the_same_counts_and_rows_as_tokio_postgres() {
     c.psql(
         "postgres",
         "CREATE TABLE a (id int PRIMARY KEY, name text, score double precision); \
-         CREATE TABLE b (LIKE a INCLUDING ALL);",
+         CREATE TABLE b (LIKE a INCLUDING ALL); CREATE TABLE c (LIKE a INCLUDING ALL);",
     )
     .unwrap();
     let std_conn = connect(&t).await.unwrap();
@@ -193,6 +193,9 @@ async fn prepare_and_execute_give_the_same_counts_and_rows_as_tokio_postgres() {
     ];
     let mut std_counts = Vec::new();
     let mut wire_counts = Vec::new();
+    // Table c: the lean path with tokio-postgres's own parameter values (binary encodings).
+    let mut tosql_counts = Vec::new();
+    let mut w2 = wire(&t).await;
 
     let s = client.prepare("SELECT 1").await.unwrap();
     std_counts.push(client.execute(&s, &[]).await.unwrap());
@@ -223,6 +226,24 @@ async fn prepare_and_execute_give_the_same_counts_and_rows_as_tokio_postgres() {
                 .unwrap(),
         );
     }
+    let p = w2
+        .prepare("INSERT INTO c VALUES ($1, $2, $3)")
+        .await
+        .unwrap();
+    assert_eq!(p.params(), s.params());
+    for (id, name, score) in rows {
+        tosql_counts.push(w2.execute_params(&p, &[&id, &name, &score]).await.unwrap());
+    }
+    // A value of the wrong type is refused before anything is sent, as on the standard path.
+    let e = w2
+        .execute_params(&p, &[&"x", &name_of(1), &1.0f64])
+        .await
+        .unwrap_err();
+    assert_eq!((e.code.as_str(), e.broken), ("client_error", false));
+    assert!(client
+        .execute(&s, &[&"x", &name_of(1), &1.0f64])
+        .await
+        .is_err());
 
     let s = client
         .prepare("UPDATE a SET score = score * $1, name = coalesce(name, $3) WHERE id <= $2")
@@ -264,6 +285,17 @@ async fn prepare_and_execute_give_the_same_counts_and_rows_as_tokio_postgres() {
         wire_counts.push(w.execute(&p, &[]).await.unwrap());
     }
 
+    let p = w2
+        .prepare("UPDATE c SET score = score * $1, name = coalesce(name, $3) WHERE id <= $2")
+        .await
+        .unwrap();
+    tosql_counts.push(
+        w2.execute_params(&p, &[&2.0f64, &3i32, &"filled"])
+            .await
+            .unwrap(),
+    );
+    assert_eq!(&tosql_counts[..], &std_counts[1..6]);
+
     assert_eq!(std_counts, wire_counts);
     assert_eq!(&wire_counts[..8], &[1, 1, 1, 1, 1, 3, 1, 1]);
     let dump = |table: &str| {
@@ -274,7 +306,13 @@ async fn prepare_and_execute_give_the_same_counts_and_rows_as_tokio_postgres() {
         .unwrap()
     };
     assert_eq!(dump("a"), dump("b"));
+    c.psql("postgres", "DELETE FROM c WHERE id = 3").unwrap();
+    assert_eq!(dump("a"), dump("c"));
     assert!(dump("b").contains("bob's"), "{}", dump("b"));
+}
+
+fn name_of(i: i32) -> Option<String> {
+    Some(format!("n{i}"))
 }
 
 /// The error the runner would record for a tokio-postgres error: `CODE: message`.

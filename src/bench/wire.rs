@@ -18,6 +18,9 @@
 //! ([`crate::db::connect`] picks the host of a multi-host target; this connects to the host it
 //! is given and checks that it still has the wanted role).
 //!
+//! A `WireConn` is driven by the runtime it was made on (its socket is registered there):
+//! connect it on the thread whose runtime runs it.
+//!
 //! Bounds:
 //! - the whole connect (TCP, start-up, authentication, session set-up) by the target's
 //!   `connect_timeout`;
@@ -52,6 +55,7 @@ use postgres_protocol::message::frontend;
 use postgres_protocol::{IsNull, Oid};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpStream, UnixStream};
+use tokio_postgres::types::{Kind, ToSql, Type};
 
 use crate::db::connect::SESSION_SETUP_SQL;
 use crate::db::{tls, HostSpec, SslMode, Target, TargetRole};
@@ -209,6 +213,16 @@ pub struct Prepared {
     pub param_types: Vec<Oid>,
     /// True when the statement returns rows (a RowDescription, not NoData).
     pub returns_rows: bool,
+    /// `param_types` as tokio-postgres types, for [`WireConn::execute_params`] (a type that
+    /// is not built in gets a placeholder with its OID, as its values go in text).
+    types: Vec<Type>,
+}
+
+impl Prepared {
+    /// The parameter types, as tokio-postgres's `Statement::params`.
+    pub fn params(&self) -> &[Type] {
+        &self.types
+    }
 }
 
 /// Where a connection went: a cancel request goes to the same place.
@@ -437,10 +451,20 @@ impl WireConn {
         self.send().await?;
         let mut got = Collected::default();
         self.read_collecting(&mut got).await?;
+        let types = got
+            .param_types
+            .iter()
+            .map(|&oid| {
+                Type::from_oid(oid).unwrap_or_else(|| {
+                    Type::new(format!("oid{oid}"), oid, Kind::Simple, String::new())
+                })
+            })
+            .collect();
         Ok(Prepared {
             name,
             param_types: got.param_types,
             returns_rows: got.returns_rows,
+            types,
         })
     }
 
@@ -467,6 +491,53 @@ impl WireConn {
         )
         .map_err(|e| match e {
             frontend::BindError::Conversion(e) => WireError::client(e),
+            frontend::BindError::Serialization(e) => WireError::client(e),
+        })?;
+        frontend::execute("", 0, &mut self.wbuf).map_err(WireError::client)?;
+        frontend::sync(&mut self.wbuf);
+        self.send().await?;
+        let r = self.read_fast().await;
+        if let Err(e) = &r {
+            self.broken |= e.broken;
+        }
+        r
+    }
+
+    /// [`WireConn::execute`] with tokio-postgres parameters, encoded as tokio-postgres encodes
+    /// them (each in the format its `ToSql` chooses for the statement's parameter type), so
+    /// that the same values can go through either path. Results stay in text.
+    pub async fn execute_params(
+        &mut self,
+        stmt: &Prepared,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<u64, WireError> {
+        self.usable()?;
+        if params.len() != stmt.types.len() {
+            return Err(WireError::client(format!(
+                "expected {} parameters but got {}",
+                stmt.types.len(),
+                params.len()
+            )));
+        }
+        self.wbuf.clear();
+        let pairs = || params.iter().zip(stmt.types.iter());
+        frontend::bind(
+            "",
+            &stmt.name,
+            pairs().map(|(p, t)| p.encode_format(t) as i16),
+            pairs(),
+            |(p, t), buf| match p.to_sql_checked(t, buf) {
+                Ok(tokio_postgres::types::IsNull::No) => Ok(IsNull::No),
+                Ok(tokio_postgres::types::IsNull::Yes) => Ok(IsNull::Yes),
+                Err(e) => Err(e),
+            },
+            NO_FORMATS,
+            &mut self.wbuf,
+        )
+        .map_err(|e| match e {
+            frontend::BindError::Conversion(e) => {
+                WireError::client(format!("error serializing a parameter: {e}"))
+            }
             frontend::BindError::Serialization(e) => WireError::client(e),
         })?;
         frontend::execute("", 0, &mut self.wbuf).map_err(WireError::client)?;
