@@ -147,6 +147,39 @@ impl WireError {
         }
     }
 
+    /// The library error for a failed set-up request (`context` names it), as
+    /// [`Error::query`] makes it from a tokio-postgres error: the SQLSTATE kept, a lost
+    /// connection as such.
+    pub fn into_error(self, context: impl Into<String>) -> Error {
+        let context = context.into();
+        if self.code == "08006" && self.broken {
+            return Error::ConnectionLost {
+                context,
+                message: self.message,
+            };
+        }
+        if self.code == "client_error" {
+            return Error::Query {
+                context,
+                code: None,
+                message: self.message,
+                next_step: None,
+            };
+        }
+        let code = tokio_postgres::error::SqlState::from_code(&self.code);
+        let prefix = format!("{}: ", self.code);
+        let message = match self.message.strip_prefix(&prefix) {
+            Some(m) => m.to_string(),
+            None => self.message,
+        };
+        Error::Query {
+            context,
+            next_step: crate::error::next_step_for(&code),
+            code: Some(code),
+            message,
+        }
+    }
+
     fn client(why: impl std::fmt::Display) -> Self {
         WireError {
             code: "client_error".into(),
@@ -1216,6 +1249,15 @@ mod tests {
             assert_eq!(e.message, format!("{code}: m"));
         }
         assert!(WireError::closed("x").broken);
+        let e = WireError::server("42601", "syntax error at or near \"SELEC\"", false)
+            .into_error("preparing statement s");
+        assert_eq!(e.sqlstate().map(|c| c.code()), Some("42601"));
+        assert_eq!(
+            e.to_string(),
+            "preparing statement s: syntax error at or near \"SELEC\""
+        );
+        let e = WireError::closed("gone").into_error("preparing statement s");
+        assert!(e.is_connection_lost());
         assert_eq!(WireError::closed("x").code, "08006");
     }
 }
