@@ -123,7 +123,7 @@ fn main() {
         many["latency"]["p99_ms"].as_f64().unwrap(),
         many["latency"]["p50_ms"].as_f64().unwrap()
     );
-    for op in many["operations"].as_array().unwrap() {
+    for op in many["scripts"].as_array().unwrap() {
         println!(
             "  {:<24} {:>7} calls  p50 {:>8.1} ms  p99 {:>8.1} ms",
             op["name"].as_str().unwrap(),
@@ -152,7 +152,7 @@ fn basic_ratios(bin: &str, dsn: &str, when: &str) -> Vec<(String, f64)> {
         ],
     );
     let p50 = |name: &str| -> (f64, Value) {
-        let op = gov["operations"]
+        let op = gov["scripts"]
             .as_array()
             .unwrap()
             .iter()

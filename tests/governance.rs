@@ -400,7 +400,7 @@ async fn indexes_builds_the_five_acgs_indexes_valid_and_rebuilds_an_invalid_left
 async fn run_every_operation(conn: &Conn, w: &Workload) -> HashMap<String, usize> {
     let mut rng = SmallRng::seed_from_u64(11);
     let mut hits = HashMap::new();
-    for op in &w.ops {
+    for op in &w.ops() {
         let stmt = conn
             .client()
             .prepare_typed(&op.sql, &op.param_types)
@@ -432,10 +432,10 @@ async fn every_workload_operation_runs_with_its_parameters_and_reads_find_rows()
     let (_c, conn) = deployed_and_seeded("governance", 0.005, 3).await;
     for mix in [Mix::ReadHeavy, Mix::WriteHeavy] {
         let w = governance_workload(&conn, "governance", mix).await.unwrap();
-        assert_eq!(w.ops.len(), 12);
+        assert_eq!(w.ops().len(), 12);
         let hits = run_every_operation(&conn, &w).await;
         eprintln!("{mix}: {hits:?}");
-        for op in &w.ops {
+        for op in &w.ops() {
             let h = hits[&op.name];
             let min = match op.name.as_str() {
                 // About 90 % of users and 85 % of rules are active.
@@ -465,8 +465,8 @@ async fn every_workload_operation_runs_with_its_parameters_and_reads_find_rows()
         .await
         .unwrap();
     let auth = w
-        .ops
-        .iter()
+        .ops()
+        .into_iter()
         .find(|o| o.name == "authenticate_by_email")
         .unwrap();
     let email = governance::dist::email(id);
@@ -624,7 +624,7 @@ fn governance_commands_and_the_governance_bench_work_end_to_end() {
         let v: serde_json::Value = serde_json::from_str(&out).unwrap();
         assert_eq!(v["transactions"], 400, "{out}");
         assert_eq!(v["errors"], 0, "{out}");
-        let ops: Vec<&str> = v["operations"]
+        let ops: Vec<&str> = v["scripts"]
             .as_array()
             .unwrap()
             .iter()

@@ -1,4 +1,5 @@
-//! Two results side by side: per operation p50, p99 and throughput of A and B with B/A. Pure.
+//! Two results side by side: per script p50, p99 and throughput of A and B with B/A, and
+//! whether the two runs are comparable at all ([`differences`]). Pure.
 
 use super::result::BenchResult;
 
@@ -31,11 +32,98 @@ pub struct OperationDiff {
     pub errors: Pair,
 }
 
+/// Something that differs between the two runs.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Difference {
+    /// What differs: `workload`, `clients`, `connections`, `duration`, ...
+    pub what: String,
+    pub a: String,
+    pub b: String,
+    /// The figures measure different things: comparing them needs `--force`.
+    pub blocking: bool,
+}
+
+impl std::fmt::Display for Difference {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} differs: A {}, B {}", self.what, self.a, self.b)
+    }
+}
+
+/// Durations further apart than this (relative to the longer) are reported.
+pub const DURATION_TOLERANCE: f64 = 0.10;
+
+/// What makes A and B not comparable: different scripts, clients or connections (blocking),
+/// durations more than 10 % apart, another server version, host, scale or rate (warnings).
+pub fn differences(a: &BenchResult, b: &BenchResult) -> Vec<Difference> {
+    let mut out = Vec::new();
+    let mut add = |what: &str, x: String, y: String, blocking: bool| {
+        if x != y {
+            out.push(Difference {
+                what: what.into(),
+                a: x,
+                b: y,
+                blocking,
+            });
+        }
+    };
+    let scripts = |r: &BenchResult| {
+        r.scripts
+            .iter()
+            .map(|s| format!("{}@{}", s.name, s.weight))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    add("workload", a.workload.clone(), b.workload.clone(), true);
+    if a.workload == b.workload {
+        add("scripts", scripts(a), scripts(b), true);
+    }
+    add(
+        "clients",
+        a.clients.to_string(),
+        b.clients.to_string(),
+        true,
+    );
+    add(
+        "connections",
+        a.connections.to_string(),
+        b.connections.to_string(),
+        true,
+    );
+    let longer = a.duration_s.max(b.duration_s);
+    if longer > 0.0 && (a.duration_s - b.duration_s).abs() / longer > DURATION_TOLERANCE {
+        add(
+            "duration (more than 10 %)",
+            format!("{:.1} s", a.duration_s),
+            format!("{:.1} s", b.duration_s),
+            false,
+        );
+    }
+    add(
+        "server version",
+        a.server_version.clone(),
+        b.server_version.clone(),
+        false,
+    );
+    if let (Some(x), Some(y)) = (&a.host, &b.host) {
+        add("host", x.clone(), y.clone(), false);
+    }
+    add("scale", a.scale.to_string(), b.scale.to_string(), false);
+    let rate = |r: &BenchResult| r.rate.map_or("none".to_string(), |x| format!("{x} tx/s"));
+    add("rate", rate(a), rate(b), false);
+    out
+}
+
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Comparison {
+    /// The files A and B were read from (set by the caller).
+    #[serde(default)]
+    pub a_file: String,
+    #[serde(default)]
+    pub b_file: String,
+    pub differences: Vec<Difference>,
     pub a_workload: String,
     pub b_workload: String,
-    pub operations: Vec<OperationDiff>,
+    pub scripts: Vec<OperationDiff>,
     /// All operations together.
     pub total: OperationDiff,
 }
@@ -43,8 +131,8 @@ pub struct Comparison {
 /// Compares B against A: operations in A's order, then those only in B.
 pub fn compare(a: &BenchResult, b: &BenchResult) -> Comparison {
     let mut operations = Vec::new();
-    for op_a in &a.operations {
-        let op_b = b.operations.iter().find(|o| o.name == op_a.name);
+    for op_a in &a.scripts {
+        let op_b = b.scripts.iter().find(|o| o.name == op_a.name);
         operations.push(OperationDiff {
             name: op_a.name.clone(),
             present: if op_b.is_some() { "both" } else { "only_a" }.to_string(),
@@ -57,8 +145,8 @@ pub fn compare(a: &BenchResult, b: &BenchResult) -> Comparison {
             ),
         });
     }
-    for op_b in &b.operations {
-        if a.operations.iter().any(|o| o.name == op_b.name) {
+    for op_b in &b.scripts {
+        if a.scripts.iter().any(|o| o.name == op_b.name) {
             continue;
         }
         operations.push(OperationDiff {
@@ -79,9 +167,12 @@ pub fn compare(a: &BenchResult, b: &BenchResult) -> Comparison {
         errors: Pair::new(Some(a.errors as f64), Some(b.errors as f64)),
     };
     Comparison {
+        a_file: String::new(),
+        b_file: String::new(),
+        differences: differences(a, b),
         a_workload: a.workload.clone(),
         b_workload: b.workload.clone(),
-        operations,
+        scripts: operations,
         total,
     }
 }
@@ -91,9 +182,11 @@ mod tests {
     use super::*;
     use crate::bench::result::*;
 
-    fn op(name: &str, p50: f64, p99: f64, tps: f64) -> OperationResult {
-        OperationResult {
+    fn op(name: &str, p50: f64, p99: f64, tps: f64) -> ScriptResult {
+        ScriptResult {
             name: name.into(),
+            weight: 1,
+            statements: vec![],
             count: 100,
             errors: Default::default(),
             throughput_tps: tps,
@@ -105,12 +198,14 @@ mod tests {
         }
     }
 
-    fn result(ops: Vec<OperationResult>, tps: f64) -> BenchResult {
+    fn result(ops: Vec<ScriptResult>, tps: f64) -> BenchResult {
         BenchResult {
             schema_version: RESULT_SCHEMA_VERSION,
             pgopt_version: "0".into(),
             workload: "w".into(),
             server_version: "15".into(),
+            host: Some("db1:5432".into()),
+            scale: 1,
             clients: 1,
             connections: 1,
             rate: None,
@@ -129,8 +224,38 @@ mod tests {
                 p99_ms: 4.0,
                 ..Default::default()
             },
-            operations: ops,
+            wait: Latency::default(),
+            exec: Latency::default(),
+            scripts: ops,
         }
+    }
+
+    #[test]
+    fn runs_with_other_clients_or_scripts_block_and_a_longer_run_warns() {
+        let a = result(vec![op("x", 1.0, 2.0, 100.0)], 100.0);
+        assert!(differences(&a, &a.clone()).is_empty());
+        let mut b = a.clone();
+        b.clients = 8;
+        b.duration_s = 1.2;
+        b.host = Some("db2:5432".into());
+        let d = differences(&a, &b);
+        let what: Vec<(&str, bool)> = d.iter().map(|d| (d.what.as_str(), d.blocking)).collect();
+        assert_eq!(
+            what,
+            [
+                ("clients", true),
+                ("duration (more than 10 %)", false),
+                ("host", false)
+            ]
+        );
+        assert_eq!(d[0].to_string(), "clients differs: A 1, B 8");
+        let mut c = a.clone();
+        c.duration_s = 1.05;
+        assert!(differences(&a, &c).is_empty(), "within 10 %");
+        let mut d2 = a.clone();
+        d2.scripts[0].weight = 3;
+        assert_eq!(differences(&a, &d2)[0].what, "scripts");
+        assert!(differences(&a, &d2)[0].blocking);
     }
 
     #[test]
@@ -144,14 +269,14 @@ mod tests {
             100.0,
         );
         let c = compare(&a, &b);
-        assert_eq!(c.operations.len(), 3);
-        let x = &c.operations[0];
+        assert_eq!(c.scripts.len(), 3);
+        let x = &c.scripts[0];
         assert_eq!(x.p50_ms.ratio, Some(0.5));
         assert_eq!(x.p99_ms.ratio, Some(1.5));
         assert_eq!(x.throughput_tps.ratio, Some(1.5));
-        assert_eq!(c.operations[1].present, "only_a");
-        assert_eq!(c.operations[1].p50_ms.ratio, None);
-        assert_eq!(c.operations[2].present, "only_b");
+        assert_eq!(c.scripts[1].present, "only_a");
+        assert_eq!(c.scripts[1].p50_ms.ratio, None);
+        assert_eq!(c.scripts[2].present, "only_b");
         assert_eq!(c.total.throughput_tps.ratio, Some(0.5));
         assert_eq!(c.total.p99_ms.ratio, Some(1.0));
     }

@@ -1,106 +1,113 @@
-//! A custom workload from a SQL file, pgbench style.
+//! pgbench scripts: custom files and the built-ins, parsed into a [`Script`].
 //!
 //! ```text
-//! \set scale 10
 //! \set aid random(1, 100000 * :scale)
-//! -- name: account_balance
-//! SELECT abalance FROM pgbench_accounts WHERE aid = :aid;
+//! \set delta random(-5000, 5000)
+//! BEGIN;
+//! UPDATE pgbench_accounts SET abalance = abalance + :delta WHERE aid = :aid;
+//! END;
 //! ```
 //!
-//! `\set NAME EXPR` defines a variable, evaluated before every execution in file order. EXPR is
-//! integer arithmetic (`+ - * / %`, parentheses, integer literals, earlier `:variables`) and
-//! `random(LOW, HIGH)` (uniform, both ends included). Every other line is SQL: statements end
-//! at `;` and each becomes one operation (weight 1), named by a `-- name: NAME` comment just
-//! before it, else `<file stem>` for a single statement or `<file stem>:<n>` for several.
-//! `:name` in a statement becomes a bind parameter (`$1`, `$2`, ... in order of first use,
-//! typed int8); quoted strings, comments and `::` casts are left alone.
+//! A file is one script and one run of it is one transaction, whatever it holds. Lines are
+//! SQL (statements end at `;` or at a following meta-command; `--` comments and blank lines
+//! are skipped) or meta-commands: `\set NAME EXPR` (pgbench's expression language,
+//! src/bench/expr.rs) and `\sleep N [us|ms|s]` (N a number or a `:variable`). The other
+//! meta-commands of pgbench (`\gset`, `\if`, `\setshell`, ...) and `\;` are refused with the
+//! file and line, never misread. Each `:name` in SQL becomes a bind parameter of its own (`$1`,
+//! `$2`, ... in order), sent as text for the server to type, as pgbench's extended mode does;
+//! quoted strings, comments and `::` casts are left alone. Variables are pgbench's automatic
+//! ones (`:client_id`, `:scale`, `:default_seed`, `:random_seed`), `--define` ones, and those
+//! `\set` on an earlier line. A statement's name is its `-- name: NAME` comment, else
+//! `<script>:<n>`.
 //!
-//! Syntax errors name the file and the line. Parsing is pure; the file is read by [`load`].
+//! Parsing is pure; the file is read by [`load`].
 
 use std::path::Path;
-use std::sync::Arc;
 
-use rand::rngs::SmallRng;
-use rand::Rng;
-use tokio_postgres::types::Type;
-
-use super::workload::{OpKind, Operation, Param, Workload};
+use super::expr::{self, Value};
+use super::workload::{
+    Binds, Block, Command, OpKind, Script, SleepFor, Statement, Workload, AUTOMATIC_VARS,
+};
 use crate::error::{Error, Result};
 
-/// An integer expression of a `\set` line.
-#[derive(Debug, Clone, PartialEq)]
-enum Expr {
-    Int(i64),
-    /// Index of an earlier variable.
-    Var(usize),
-    Random(Box<Expr>, Box<Expr>),
-    Bin(char, Box<Expr>, Box<Expr>),
-    Neg(Box<Expr>),
-}
+/// pgbench's built-in scripts, by the names of `pgbench -b`.
+pub const BUILTINS: [(&str, &str); 3] = [
+    ("tpcb-like", include_str!("builtin/tpcb-like.sql")),
+    ("simple-update", include_str!("builtin/simple-update.sql")),
+    ("select-only", include_str!("builtin/select-only.sql")),
+];
 
-impl Expr {
-    /// Evaluates with wrapping arithmetic; division by zero gives 0 (only reachable through
-    /// variables: a literal zero divisor is refused when parsing).
-    fn eval(&self, vars: &[i64], rng: &mut SmallRng) -> i64 {
-        match self {
-            Expr::Int(v) => *v,
-            Expr::Var(i) => vars[*i],
-            Expr::Neg(e) => e.eval(vars, rng).wrapping_neg(),
-            Expr::Random(lo, hi) => {
-                let lo = lo.eval(vars, rng);
-                let hi = hi.eval(vars, rng);
-                if hi <= lo {
-                    lo
-                } else {
-                    rng.gen_range(lo..=hi)
-                }
-            }
-            Expr::Bin(op, a, b) => {
-                let a = a.eval(vars, rng);
-                let b = b.eval(vars, rng);
-                match op {
-                    '+' => a.wrapping_add(b),
-                    '-' => a.wrapping_sub(b),
-                    '*' => a.wrapping_mul(b),
-                    '/' => a.checked_div(b).unwrap_or(0),
-                    _ => a.checked_rem(b).unwrap_or(0),
-                }
-            }
+/// Meta-commands of pgbench that pgopt does not run.
+const UNSUPPORTED: [&str; 11] = [
+    "gset",
+    "aset",
+    "if",
+    "elif",
+    "else",
+    "endif",
+    "setshell",
+    "shell",
+    "startpipeline",
+    "endpipeline",
+    "syncpipeline",
+];
+
+const SUPPORTED: &str = "pgopt runs \\set (pgbench expressions) and \\sleep; \
+                         rewrite the script without it";
+
+/// Splits `NAME@WEIGHT` (pgbench's `-f file@w`); the weight defaults to 1.
+pub fn split_weight(spec: &str) -> Result<(&str, u32)> {
+    if let Some((name, w)) = spec.rsplit_once('@') {
+        if !name.is_empty() && !w.is_empty() && w.chars().all(|c| c.is_ascii_digit()) {
+            let weight = w.parse::<u32>().map_err(|_| {
+                Error::BadInput(format!("--workload {spec}: the weight {w} is too large"))
+            })?;
+            return Ok((name, weight));
         }
     }
+    Ok((spec, 1))
+}
 
-    /// The value when it does not depend on random().
-    fn constant(&self) -> Option<i64> {
-        match self {
-            Expr::Int(v) => Some(*v),
-            _ => None,
-        }
+/// The built-in a name means: the exact name, else the one built-in it is a prefix of
+/// (pgbench's `-b simple`); None when it names none, an error when several.
+pub fn builtin_name(name: &str) -> Result<Option<&'static str>> {
+    if let Some(b) = BUILTINS.iter().find(|b| b.0 == name) {
+        return Ok(Some(b.0));
+    }
+    let matches: Vec<&str> = BUILTINS
+        .iter()
+        .map(|b| b.0)
+        .filter(|b| !name.is_empty() && b.starts_with(name))
+        .collect();
+    match matches[..] {
+        [] => Ok(None),
+        [one] => Ok(Some(one)),
+        _ => Err(Error::BadInput(format!(
+            "--workload {name}: ambiguous built-in name, it begins {}",
+            matches.join(" and ")
+        ))),
     }
 }
 
-/// A parsed workload file: variables and statements, before becoming a [`Workload`].
-#[derive(Debug, Clone, PartialEq)]
-pub struct Script {
-    pub name: String,
-    /// Variable names, in `\set` order.
-    pub vars: Vec<String>,
-    exprs: Vec<Expr>,
-    pub statements: Vec<ScriptStatement>,
+/// A pgbench built-in script by name (or unique prefix), with `:scale` read from
+/// pgbench_branches unless `--scale` is given.
+pub fn builtin(name: &str, defines: &[(String, Value)]) -> Option<Result<Workload>> {
+    let name = match builtin_name(name) {
+        Ok(Some(n)) => n,
+        Ok(None) => return None,
+        Err(e) => return Some(Err(e)),
+    };
+    let (_, text) = BUILTINS.iter().find(|b| b.0 == name)?;
+    Some(
+        parse(&format!("built-in {name}"), name, text, defines).and_then(|mut s| {
+            s.detects_scale = true;
+            Workload::from_scripts(name, vec![s])
+        }),
+    )
 }
 
-#[derive(Debug, Clone, PartialEq)]
-pub struct ScriptStatement {
-    pub name: String,
-    /// The SQL with `$n` placeholders.
-    pub sql: String,
-    /// For each placeholder, the index of the variable bound to it.
-    pub params: Vec<usize>,
-    /// Line where the statement starts (1-based).
-    pub line: usize,
-}
-
-/// Reads and parses a workload file.
-pub fn load(path: &Path) -> Result<Workload> {
+/// Reads and parses a script file.
+pub fn load(path: &Path, defines: &[(String, Value)]) -> Result<Workload> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::BadInput(format!(
             "cannot read the workload file {}: {e}",
@@ -112,21 +119,44 @@ pub fn load(path: &Path) -> Result<Workload> {
         .file_stem()
         .map(|s| s.to_string_lossy().into_owned())
         .unwrap_or_else(|| file.clone());
-    parse(&file, &stem, &text)?.into_workload()
+    let script = parse(&file, &stem, &text, defines)?;
+    Workload::from_scripts(stem, vec![script])
 }
 
-/// Parses `text`; `file` names it in errors, `stem` names its operations.
-pub fn parse(file: &str, stem: &str, text: &str) -> Result<Script> {
+/// Parses `text`; `file` names it in errors, `stem` names the script.
+pub fn parse(file: &str, stem: &str, text: &str, defines: &[(String, Value)]) -> Result<Script> {
     let err = |line: usize, msg: String| Error::BadInput(format!("{file}:{line}: {msg}"));
-    let mut vars: Vec<String> = Vec::new();
-    let mut exprs: Vec<Expr> = Vec::new();
-    let mut statements: Vec<ScriptStatement> = Vec::new();
+    let mut vars: Vec<String> = AUTOMATIC_VARS.iter().map(|s| s.to_string()).collect();
+    let mut initial = vec![Value::Int(0), Value::Int(1), Value::Int(0), Value::Int(0)];
+    for (name, value) in defines {
+        match vars.iter().position(|v| v == name) {
+            Some(at) => initial[at] = value.clone(),
+            None => {
+                vars.push(name.clone());
+                initial.push(value.clone());
+            }
+        }
+    }
+    let mut commands: Vec<Command> = Vec::new();
+    let mut statements: Vec<Statement> = Vec::new();
     let mut sql = SqlScanner::default();
+
+    let mut add_statement =
+        |raw: RawStatement, vars: &[String], commands: &mut Vec<Command>| -> Result<()> {
+            let st = finish_statement(raw, vars, &err)?;
+            commands.push(Command::Sql(statements.len()));
+            statements.push(st);
+            Ok(())
+        };
 
     for (i, raw) in text.lines().enumerate() {
         let line_no = i + 1;
         let trimmed = raw.trim();
-        if sql.is_idle() && trimmed.starts_with('\\') {
+        if sql.outside_literals() && trimmed.starts_with('\\') {
+            // A meta-command ends the SQL before it.
+            if let Some(done) = sql.finish() {
+                add_statement(done, &vars, &mut commands)?;
+            }
             let mut words = trimmed[1..].splitn(2, char::is_whitespace);
             let command = words.next().unwrap_or("");
             let rest = words.next().unwrap_or("").trim();
@@ -145,46 +175,59 @@ pub fn parse(file: &str, stem: &str, text: &str) -> Result<Script> {
                     if !is_var_name(name) {
                         return Err(err(line_no, format!("{name:?} is not a variable name")));
                     }
-                    let expr = ExprParser::new(expr_text, &vars)
-                        .parse()
+                    let lookup = |n: &str| vars.iter().position(|v| v == n);
+                    let e = expr::parse(expr_text, &lookup)
                         .map_err(|m| err(line_no, format!("\\set {name}: {m}")))?;
-                    match vars.iter().position(|v| v == name) {
-                        Some(at) => exprs[at] = expr,
+                    let slot = match vars.iter().position(|v| v == name) {
+                        Some(at) => at,
                         None => {
                             vars.push(name.to_string());
-                            exprs.push(expr);
+                            initial.push(Value::Null);
+                            vars.len() - 1
                         }
-                    }
+                    };
+                    commands.push(Command::Set(slot, e));
+                }
+                "sleep" => {
+                    let sleep = parse_sleep(rest, &vars).map_err(|m| err(line_no, m))?;
+                    commands.push(Command::Sleep(sleep));
+                }
+                other if UNSUPPORTED.contains(&other) => {
+                    return Err(err(
+                        line_no,
+                        format!("\\{other} is not supported: {SUPPORTED}"),
+                    ))
                 }
                 other => {
                     return Err(err(
                         line_no,
-                        format!("unknown command \\{other} (only \\set is supported)"),
+                        format!("unknown meta-command \\{other}: {SUPPORTED}"),
                     ))
                 }
             }
             continue;
         }
         for done in sql.feed_line(raw, line_no) {
-            statements.push(finish_statement(done, &vars, &err)?);
+            add_statement(done, &vars, &mut commands)?;
+        }
+        if let Some(at) = sql.backslash_semicolon {
+            return Err(err(
+                at,
+                format!("\\; (several queries sent together) is not supported: {SUPPORTED}"),
+            ));
         }
     }
     if let Some(done) = sql.finish() {
-        statements.push(finish_statement(done, &vars, &err)?);
+        add_statement(done, &vars, &mut commands)?;
     }
     if statements.is_empty() {
         return Err(Error::BadInput(format!(
-            "{file}: no SQL statement found; write one statement per operation, ending with ;"
+            "{file}: no SQL statement found; a script needs at least one statement, ending with ;"
         )));
     }
-    let numbered = statements.len() > 1;
     for (n, s) in statements.iter_mut().enumerate() {
         if s.name.is_empty() {
-            s.name = if numbered {
-                format!("{stem}:{}", n + 1)
-            } else {
-                stem.to_string()
-            };
+            s.name = format!("{stem}:{}", n + 1);
         }
     }
     let mut seen = std::collections::HashSet::new();
@@ -192,23 +235,86 @@ pub fn parse(file: &str, stem: &str, text: &str) -> Result<Script> {
         if !seen.insert(s.name.clone()) {
             return Err(err(
                 s.line,
-                format!("the operation name {:?} is used twice", s.name),
+                format!("the statement name {:?} is used twice", s.name),
             ));
         }
     }
+    // pgbench aborts a client whose script ends inside a transaction block; refuse it now.
+    let mut open: Option<usize> = None;
+    for s in &statements {
+        match s.block {
+            Block::Opens => open = Some(s.line),
+            Block::Closes => open = None,
+            Block::Other => {}
+        }
+    }
+    if let Some(line) = open {
+        return Err(err(
+            line,
+            "the transaction block opened here is still open at the end of the script; \
+             end it with END or COMMIT"
+                .into(),
+        ));
+    }
+    let kind = if statements.iter().all(|s| is_read(&s.sql)) {
+        OpKind::Read
+    } else {
+        OpKind::Write
+    };
     Ok(Script {
         name: stem.to_string(),
+        weight: 1,
+        kind,
         vars,
-        exprs,
+        initial,
+        commands,
         statements,
+        detects_scale: false,
     })
+}
+
+fn is_read(sql: &str) -> bool {
+    let head = sql.trim_start().to_ascii_lowercase();
+    [
+        "select", "with", "values", "show", "begin", "start", "end", "commit", "rollback",
+    ]
+    .iter()
+    .any(|k| head.starts_with(k))
+}
+
+/// `\sleep N [us|ms|s]`, N an integer or a `:variable`.
+fn parse_sleep(rest: &str, vars: &[String]) -> std::result::Result<SleepFor, String> {
+    let usage = "write \\sleep N [us|ms|s], N an integer or a :variable";
+    let mut words = rest.split_whitespace();
+    let amount = words
+        .next()
+        .ok_or_else(|| format!("\\sleep needs a time; {usage}"))?;
+    let unit = match words.next() {
+        None | Some("s") => 1_000_000,
+        Some("ms") => 1_000,
+        Some("us") => 1,
+        Some(other) => return Err(format!("\\sleep: unknown unit {other:?}; {usage}")),
+    };
+    if words.next().is_some() {
+        return Err(format!("\\sleep: too many words; {usage}"));
+    }
+    if let Some(name) = amount.strip_prefix(':') {
+        let slot = vars.iter().position(|v| v == name).ok_or_else(|| {
+            format!("\\sleep: undefined variable :{name}; define it on an earlier \\set line")
+        })?;
+        return Ok(SleepFor::Var(slot, unit));
+    }
+    let n: u64 = amount
+        .parse()
+        .map_err(|_| format!("\\sleep: {amount:?} is not a whole number; {usage}"))?;
+    Ok(SleepFor::Micros(n.saturating_mul(unit)))
 }
 
 fn finish_statement(
     raw: RawStatement,
     vars: &[String],
     err: &impl Fn(usize, String) -> Error,
-) -> Result<ScriptStatement> {
+) -> Result<Statement> {
     let mut sql = String::with_capacity(raw.text.len());
     let mut params: Vec<usize> = Vec::new();
     for piece in raw.pieces {
@@ -219,269 +325,33 @@ fn finish_statement(
                     err(
                         line,
                         format!(
-                            "undefined variable :{name}; define it first with \\set {name} ..."
+                            "undefined variable :{name}; define it first with \\set {name} ... \
+                             or --define {name}=VALUE"
                         ),
                     )
                 })?;
-                let n = match params.iter().position(|&p| p == var) {
-                    Some(at) => at + 1,
-                    None => {
-                        params.push(var);
-                        params.len()
-                    }
-                };
-                sql.push_str(&format!("${n}"));
+                // One parameter per occurrence, as pgbench: the server types each from its
+                // own context (`id = :v AND name <> :v` is an int4 and a text).
+                params.push(var);
+                sql.push_str(&format!("${}", params.len()));
             }
         }
     }
-    Ok(ScriptStatement {
+    let sql = sql.trim().to_string();
+    Ok(Statement {
         name: raw.name.unwrap_or_default(),
-        sql: sql.trim().to_string(),
-        params,
+        block: Block::of(&sql),
+        sql,
         line: raw.line,
+        param_types: Vec::new(),
+        binds: Binds::Vars(params),
     })
-}
-
-impl Script {
-    /// The runnable workload: each statement an operation whose generator evaluates every
-    /// `\set` in order and binds the variables the statement uses, as int8.
-    pub fn into_workload(self) -> Result<Workload> {
-        let exprs: Arc<Vec<Expr>> = Arc::new(self.exprs);
-        let ops = self
-            .statements
-            .into_iter()
-            .map(|s| {
-                let exprs = exprs.clone();
-                let used = s.params.clone();
-                let head = s.sql.trim_start().to_ascii_lowercase();
-                let kind = if head.starts_with("select")
-                    || head.starts_with("with")
-                    || head.starts_with("values")
-                    || head.starts_with("show")
-                {
-                    OpKind::Read
-                } else {
-                    OpKind::Write
-                };
-                Operation {
-                    name: s.name,
-                    kind,
-                    param_types: vec![Type::INT8; s.params.len()],
-                    sql: s.sql,
-                    weight: 1,
-                    params: Arc::new(move |rng: &mut SmallRng| {
-                        if used.is_empty() {
-                            return Vec::new();
-                        }
-                        let values = eval_all(&exprs, rng);
-                        used.iter().map(|&i| Box::new(values[i]) as Param).collect()
-                    }),
-                }
-            })
-            .collect();
-        Workload::new(self.name, ops)
-    }
-
-    /// One evaluation of every variable (for tests and `--dry-run` style checks).
-    pub fn sample(&self, rng: &mut SmallRng) -> Vec<i64> {
-        eval_all(&self.exprs, rng)
-    }
-}
-
-fn eval_all(exprs: &[Expr], rng: &mut SmallRng) -> Vec<i64> {
-    let mut values = Vec::with_capacity(exprs.len());
-    for e in exprs {
-        let v = e.eval(&values, rng);
-        values.push(v);
-    }
-    values
 }
 
 fn is_var_name(s: &str) -> bool {
     let mut chars = s.chars();
-    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
-        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
-}
-
-/// Recursive descent over `\set` expressions.
-struct ExprParser<'a> {
-    s: &'a [u8],
-    pos: usize,
-    vars: &'a [String],
-}
-
-impl<'a> ExprParser<'a> {
-    fn new(s: &'a str, vars: &'a [String]) -> Self {
-        ExprParser {
-            s: s.as_bytes(),
-            pos: 0,
-            vars,
-        }
-    }
-
-    fn parse(mut self) -> std::result::Result<Expr, String> {
-        let e = self.sum()?;
-        self.ws();
-        if self.pos < self.s.len() {
-            return Err(format!(
-                "unexpected {:?} in the expression",
-                String::from_utf8_lossy(&self.s[self.pos..])
-            ));
-        }
-        Ok(e)
-    }
-
-    fn ws(&mut self) {
-        while self.pos < self.s.len() && self.s[self.pos].is_ascii_whitespace() {
-            self.pos += 1;
-        }
-    }
-
-    fn peek(&mut self) -> Option<u8> {
-        self.ws();
-        self.s.get(self.pos).copied()
-    }
-
-    fn sum(&mut self) -> std::result::Result<Expr, String> {
-        let mut left = self.product()?;
-        while let Some(c @ (b'+' | b'-')) = self.peek() {
-            self.pos += 1;
-            let right = self.product()?;
-            left = fold(c as char, left, right)?;
-        }
-        Ok(left)
-    }
-
-    fn product(&mut self) -> std::result::Result<Expr, String> {
-        let mut left = self.unary()?;
-        while let Some(c @ (b'*' | b'/' | b'%')) = self.peek() {
-            self.pos += 1;
-            let right = self.unary()?;
-            left = fold(c as char, left, right)?;
-        }
-        Ok(left)
-    }
-
-    fn unary(&mut self) -> std::result::Result<Expr, String> {
-        if self.peek() == Some(b'-') {
-            self.pos += 1;
-            let e = self.unary()?;
-            return Ok(match e.constant() {
-                Some(v) => Expr::Int(v.wrapping_neg()),
-                None => Expr::Neg(Box::new(e)),
-            });
-        }
-        self.atom()
-    }
-
-    fn atom(&mut self) -> std::result::Result<Expr, String> {
-        match self.peek() {
-            Some(b'(') => {
-                self.pos += 1;
-                let e = self.sum()?;
-                if self.peek() != Some(b')') {
-                    return Err("missing )".into());
-                }
-                self.pos += 1;
-                Ok(e)
-            }
-            Some(c) if c.is_ascii_digit() => {
-                let start = self.pos;
-                while self.pos < self.s.len() && self.s[self.pos].is_ascii_digit() {
-                    self.pos += 1;
-                }
-                let text = std::str::from_utf8(&self.s[start..self.pos]).expect("ascii");
-                text.parse::<i64>()
-                    .map(Expr::Int)
-                    .map_err(|_| format!("{text} does not fit in a 64-bit integer"))
-            }
-            Some(b':') => {
-                self.pos += 1;
-                let name = self.word();
-                match self.vars.iter().position(|v| *v == name) {
-                    Some(i) => Ok(Expr::Var(i)),
-                    None if name.is_empty() => Err("a variable name must follow :".into()),
-                    None => Err(format!(
-                        "undefined variable :{name}; define it on an earlier \\set line"
-                    )),
-                }
-            }
-            Some(c) if c.is_ascii_alphabetic() => {
-                let name = self.word();
-                if name != "random" {
-                    return Err(format!(
-                        "unknown function {name}() (only random(low, high))"
-                    ));
-                }
-                if self.peek() != Some(b'(') {
-                    return Err("random needs arguments: random(low, high)".into());
-                }
-                self.pos += 1;
-                let mut args = Vec::new();
-                if self.peek() != Some(b')') {
-                    loop {
-                        args.push(self.sum()?);
-                        match self.peek() {
-                            Some(b',') => self.pos += 1,
-                            Some(b')') => break,
-                            _ => return Err("random(low, high): expected , or )".into()),
-                        }
-                    }
-                }
-                self.pos += 1;
-                if args.len() != 2 {
-                    return Err(format!(
-                        "random() takes 2 arguments (low, high), got {}",
-                        args.len()
-                    ));
-                }
-                let hi = args.pop().expect("two");
-                let lo = args.pop().expect("two");
-                if let (Some(l), Some(h)) = (lo.constant(), hi.constant()) {
-                    if l > h {
-                        return Err(format!(
-                            "random({l}, {h}): the low bound is above the high bound"
-                        ));
-                    }
-                }
-                Ok(Expr::Random(Box::new(lo), Box::new(hi)))
-            }
-            Some(c) => Err(format!("unexpected {:?} in the expression", c as char)),
-            None => Err("the expression is empty or ends too early".into()),
-        }
-    }
-
-    fn word(&mut self) -> String {
-        let start = self.pos;
-        while self.pos < self.s.len()
-            && (self.s[self.pos].is_ascii_alphanumeric() || self.s[self.pos] == b'_')
-        {
-            self.pos += 1;
-        }
-        String::from_utf8_lossy(&self.s[start..self.pos]).into_owned()
-    }
-}
-
-/// Builds a binary node, folding constants (so `100000 * 10` is one literal).
-fn fold(op: char, a: Expr, b: Expr) -> std::result::Result<Expr, String> {
-    if let (Some(x), Some(y)) = (a.constant(), b.constant()) {
-        let v = match op {
-            '+' => x.checked_add(y),
-            '-' => x.checked_sub(y),
-            '*' => x.checked_mul(y),
-            '/' if y == 0 => return Err("division by zero".into()),
-            '%' if y == 0 => return Err("division by zero".into()),
-            '/' => x.checked_div(y),
-            _ => x.checked_rem(y),
-        };
-        return v
-            .map(Expr::Int)
-            .ok_or_else(|| "integer overflow in the expression".to_string());
-    }
-    if matches!(op, '/' | '%') && b.constant() == Some(0) {
-        return Err("division by zero".into());
-    }
-    Ok(Expr::Bin(op, Box::new(a), Box::new(b)))
+    matches!(chars.next(), Some(c) if c.is_alphabetic() || c == '_')
+        && chars.all(|c| c.is_alphanumeric() || c == '_')
 }
 
 enum Piece {
@@ -508,11 +378,15 @@ struct SqlScanner {
     /// Inside '...' or "..." or /* ... */ across lines.
     in_quote: Option<u8>,
     block_comment: usize,
+    /// The line of a `\\;` seen outside literals (refused by the parser).
+    backslash_semicolon: Option<usize>,
 }
 
 impl SqlScanner {
-    fn is_idle(&self) -> bool {
-        self.in_quote.is_none() && self.block_comment == 0 && self.text.trim().is_empty()
+    /// Not inside a quoted string or a block comment: a line starting with `\\` here is a
+    /// meta-command.
+    fn outside_literals(&self) -> bool {
+        self.in_quote.is_none() && self.block_comment == 0
     }
 
     fn feed_line(&mut self, line: &str, line_no: usize) -> Vec<RawStatement> {
@@ -579,6 +453,10 @@ impl SqlScanner {
                     self.pieces
                         .push(Piece::Var(line[start..end].to_string(), line_no));
                     i = end;
+                }
+                b'\\' if b.get(i + 1) == Some(&b';') => {
+                    self.backslash_semicolon.get_or_insert(line_no);
+                    i += 2;
                 }
                 b';' => {
                     i += 1;
@@ -654,63 +532,90 @@ impl SqlScanner {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use rand::SeedableRng;
 
     fn ok(text: &str) -> Script {
-        parse("w.sql", "w", text).unwrap()
+        parse("w.sql", "w", text, &[]).unwrap()
     }
 
     fn fails(text: &str) -> String {
-        parse("w.sql", "w", text).unwrap_err().to_string()
+        parse("w.sql", "w", text, &[]).unwrap_err().to_string()
+    }
+
+    fn vars_of(s: &Statement) -> Vec<usize> {
+        match &s.binds {
+            Binds::Vars(v) => v.clone(),
+            Binds::Generated(_) => panic!("generated"),
+        }
     }
 
     #[test]
-    fn pgbench_select_only_becomes_one_operation_with_one_int8_parameter() {
-        let s = ok("\\set aid random(1, 100000 * 10)\n\
-                    SELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n");
-        assert_eq!(s.statements.len(), 1);
-        let st = &s.statements[0];
-        assert_eq!(st.name, "w");
+    fn a_file_is_one_script_whose_statements_run_in_order_with_its_sets() {
+        let s = ok("\\set aid random(1, 100000 * :scale)\n\
+                    BEGIN;\n\
+                    SELECT abalance FROM pgbench_accounts WHERE aid = :aid;\n\
+                    \\set x :aid + 1\n\
+                    UPDATE t SET v = :x WHERE aid = :aid;\n\
+                    END;\n");
+        assert_eq!(s.statements.len(), 4);
         assert_eq!(
-            st.sql,
+            s.statements[1].sql,
             "SELECT abalance FROM pgbench_accounts WHERE aid = $1"
         );
-        assert_eq!(st.params, vec![0]);
-        let mut rng = SmallRng::seed_from_u64(1);
-        for _ in 0..1000 {
-            let v = s.sample(&mut rng)[0];
-            assert!((1..=1_000_000).contains(&v), "{v}");
-        }
-        let w = s.into_workload().unwrap();
-        assert_eq!(w.ops[0].param_types, vec![Type::INT8]);
-        assert_eq!((w.ops[0].params)(&mut rng).len(), 1);
+        let aid = s.vars.iter().position(|v| v == "aid").unwrap();
+        let x = s.vars.iter().position(|v| v == "x").unwrap();
+        assert_eq!(vars_of(&s.statements[1]), vec![aid]);
+        assert_eq!(vars_of(&s.statements[2]), vec![x, aid]);
+        assert!(matches!(s.commands[0], Command::Set(slot, _) if slot == aid));
+        assert_eq!(s.commands[1], Command::Sql(0));
+        assert_eq!(s.commands[2], Command::Sql(1));
+        assert!(matches!(s.commands[3], Command::Set(slot, _) if slot == x));
+        assert_eq!(s.commands[5], Command::Sql(3));
+        assert_eq!(s.statements[0].block, Block::Opens);
+        assert_eq!(s.statements[3].block, Block::Closes);
+        assert_eq!(s.kind, OpKind::Write);
+        assert!(s.uses_variable(crate::bench::workload::SLOT_SCALE));
     }
 
     #[test]
-    fn variables_feed_later_expressions_and_repeat_as_one_parameter() {
-        let s = ok("\\set scale 10\n\
-                    \\set n :scale * 2 + (3 - 1) % 2\n\
-                    \\set aid random(1, 100000 * :scale)\n\
-                    SELECT :aid, :n, :aid;");
-        let mut rng = SmallRng::seed_from_u64(2);
-        let v = s.sample(&mut rng);
-        assert_eq!(v[0], 10);
-        assert_eq!(v[1], 20);
-        assert!((1..=1_000_000).contains(&v[2]));
-        assert_eq!(s.statements[0].sql, "SELECT $1, $2, $1");
-        assert_eq!(s.statements[0].params, vec![2, 1]);
-    }
-
-    #[test]
-    fn several_statements_are_numbered_or_named_by_comment() {
+    fn statements_are_numbered_or_named_by_comment() {
         let s = ok("-- a comment\nSELECT 1;\n-- name: second_one\nSELECT\n  2;\nSELECT 3");
         let names: Vec<_> = s.statements.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(names, ["w:1", "second_one", "w:3"]);
         assert_eq!(s.statements[1].line, 4);
         assert_eq!(s.statements[1].sql, "SELECT\n  2");
-        let w = s.into_workload().unwrap();
-        assert_eq!(w.ops.len(), 3);
-        assert!(w.ops.iter().all(|o| o.param_types.is_empty()));
+        assert_eq!(s.kind, OpKind::Read);
+    }
+
+    #[test]
+    fn a_meta_command_ends_the_sql_before_it() {
+        let s = ok("SELECT 1\n\\sleep 10 ms\nSELECT 2\n");
+        assert_eq!(s.statements.len(), 2);
+        assert_eq!(s.commands[1], Command::Sleep(SleepFor::Micros(10_000)));
+    }
+
+    #[test]
+    fn sleep_takes_units_and_variables() {
+        let sleep = |t: &str| ok(&format!("\\set n 3\n{t}\nSELECT 1;")).commands[1].clone();
+        assert_eq!(
+            sleep("\\sleep 2"),
+            Command::Sleep(SleepFor::Micros(2_000_000))
+        );
+        assert_eq!(
+            sleep("\\sleep 2 s"),
+            Command::Sleep(SleepFor::Micros(2_000_000))
+        );
+        assert_eq!(
+            sleep("\\sleep 5 ms"),
+            Command::Sleep(SleepFor::Micros(5_000))
+        );
+        assert_eq!(sleep("\\sleep 7 us"), Command::Sleep(SleepFor::Micros(7)));
+        let n = AUTOMATIC_VARS.len();
+        assert_eq!(
+            sleep("\\sleep :n ms"),
+            Command::Sleep(SleepFor::Var(n, 1_000))
+        );
+        assert!(fails("\\sleep 1 min\nSELECT 1;").contains("unknown unit"));
+        assert!(fails("\\sleep :nope\nSELECT 1;").contains(":nope"));
     }
 
     #[test]
@@ -721,38 +626,76 @@ mod tests {
             s.statements[0].sql,
             "SELECT ':x;', \"a:x\", $1::int /* :y; */ -- :z;"
         );
-        assert_eq!(s.statements[0].params, vec![0]);
     }
 
     #[test]
-    fn an_unknown_backslash_command_names_its_line() {
-        let e = fails("SELECT 1;\n\n\\sleep 10 ms\n");
-        assert!(e.starts_with("w.sql:3:"), "{e}");
-        assert!(e.contains("unknown command \\sleep"), "{e}");
+    fn each_occurrence_of_a_variable_is_a_parameter_of_its_own() {
+        let s = ok("\\set v 5\nSELECT 1 WHERE :v = 5 AND 'x' <> :v;");
+        assert_eq!(s.statements[0].sql, "SELECT 1 WHERE $1 = 5 AND 'x' <> $2");
+        assert_eq!(vars_of(&s.statements[0]), vec![4, 4]);
     }
 
     #[test]
-    fn bad_random_arguments_name_their_line() {
+    fn unsupported_meta_commands_name_their_line_and_what_is_supported() {
+        for cmd in [
+            "\\gset",
+            "\\if :x",
+            "\\setshell x echo 1",
+            "\\shell ls",
+            "\\endif",
+        ] {
+            let e = fails(&format!("\\set x 1\nSELECT 1;\n\n{cmd}\n"));
+            assert!(e.starts_with("w.sql:4:"), "{e}");
+            assert!(e.contains("not supported") && e.contains("\\set"), "{e}");
+        }
+        let e = fails("SELECT 1;\n\\frobnicate\n");
+        assert!(
+            e.starts_with("w.sql:2:") && e.contains("unknown meta-command"),
+            "{e}"
+        );
+        let e = fails("SELECT 1 \\; SELECT 2;\n");
+        assert!(e.starts_with("w.sql:1:") && e.contains("\\;"), "{e}");
+    }
+
+    #[test]
+    fn bad_expressions_name_their_line() {
         let e = fails("\\set a 1\n\\set b random(1)\nSELECT :b;");
-        assert!(e.starts_with("w.sql:2:"), "{e}");
-        assert!(e.contains("2 arguments"), "{e}");
+        assert!(e.starts_with("w.sql:2:") && e.contains("takes 2"), "{e}");
         let e = fails("\\set b random(10, 1)\nSELECT :b;");
-        assert!(e.starts_with("w.sql:1:") && e.contains("low bound"), "{e}");
-        let e = fails("\\set b random(1, x)\nSELECT :b;");
-        assert!(e.starts_with("w.sql:1:"), "{e}");
-        let e = fails("\\set b random(1, 10\nSELECT :b;");
-        assert!(e.starts_with("w.sql:1:"), "{e}");
+        assert!(
+            e.starts_with("w.sql:1:") && e.contains("empty range"),
+            "{e}"
+        );
         let e = fails("\\set b 10 / (5 - 5)\nSELECT :b;");
         assert!(e.contains("division by zero"), "{e}");
+        let e = fails("\\set b random_gaussian(1, 10, 1.0)\nSELECT :b;");
+        assert!(
+            e.starts_with("w.sql:1:") && e.contains("at least 2.0"),
+            "{e}"
+        );
     }
 
     #[test]
     fn an_undefined_variable_names_its_line() {
         let e = fails("\\set a random(1, 2)\nSELECT 1;\nSELECT *\nFROM t WHERE id = :aid;");
-        assert!(e.starts_with("w.sql:4:"), "{e}");
-        assert!(e.contains(":aid"), "{e}");
+        assert!(e.starts_with("w.sql:4:") && e.contains(":aid"), "{e}");
         let e = fails("\\set a :b + 1\nSELECT :a;");
         assert!(e.starts_with("w.sql:1:") && e.contains(":b"), "{e}");
+    }
+
+    #[test]
+    fn defines_and_automatic_variables_are_known() {
+        let d = vec![("limit".to_string(), Value::Int(7))];
+        let s = parse("w.sql", "w", "SELECT :limit, :client_id, :scale;", &d).unwrap();
+        assert_eq!(vars_of(&s.statements[0]), vec![4, 0, 1]);
+        assert_eq!(s.initial[4], Value::Int(7));
+    }
+
+    #[test]
+    fn a_script_ending_inside_a_transaction_block_is_refused() {
+        let e = fails("SELECT 1;\nBEGIN;\nSELECT 2;\n");
+        assert!(e.starts_with("w.sql:2:") && e.contains("END"), "{e}");
+        ok("BEGIN;\nSELECT 1;\nCOMMIT;");
     }
 
     #[test]
@@ -760,5 +703,47 @@ mod tests {
         assert!(fails("\\set a 1\n-- nothing\n").contains("no SQL statement"));
         let e = fails("-- name: x\nSELECT 1;\n-- name: x\nSELECT 2;");
         assert!(e.starts_with("w.sql:4:") && e.contains("twice"), "{e}");
+    }
+
+    #[test]
+    fn the_builtins_parse_and_tpcb_like_is_one_transaction_of_five_statements() {
+        for (name, _) in BUILTINS {
+            let w = builtin(name, &[]).unwrap().unwrap();
+            assert!(w.detects_scale(), "{name}");
+        }
+        let w = builtin("tpcb-like", &[]).unwrap().unwrap();
+        let s = &w.scripts[0];
+        assert_eq!(s.statements.len(), 7);
+        assert_eq!(s.statements[0].sql, "BEGIN");
+        assert_eq!(s.statements[6].sql, "END");
+        assert_eq!(
+            builtin("select-only", &[]).unwrap().unwrap().scripts[0]
+                .statements
+                .len(),
+            1
+        );
+        assert_eq!(
+            builtin("simple-update", &[]).unwrap().unwrap().scripts[0]
+                .statements
+                .len(),
+            5
+        );
+        assert!(builtin("tpcc", &[]).is_none());
+        // A unique prefix, as pgbench -b.
+        assert_eq!(builtin_name("simple").unwrap(), Some("simple-update"));
+        assert_eq!(builtin_name("tpcb").unwrap(), Some("tpcb-like"));
+        assert!(builtin_name("s")
+            .unwrap_err()
+            .to_string()
+            .contains("ambiguous"));
+    }
+
+    #[test]
+    fn weights_split_from_names() {
+        assert_eq!(split_weight("a.sql@3").unwrap(), ("a.sql", 3));
+        assert_eq!(split_weight("select-only").unwrap(), ("select-only", 1));
+        assert_eq!(split_weight("me@host/x.sql").unwrap(), ("me@host/x.sql", 1));
+        assert_eq!(split_weight("x@0").unwrap(), ("x", 0));
+        assert!(split_weight("x@99999999999").is_err());
     }
 }

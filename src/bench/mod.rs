@@ -1,7 +1,9 @@
 //! Load generation: `pgopt bench`.
 //!
-//! - [`workload`]: the model (weighted operations with parameter generators);
-//! - [`file`](mod@file): pgbench-style SQL files as workloads; [`select1`]: the round-trip floor;
+//! - [`workload`]: the model (weighted scripts; one run of a script is one transaction);
+//! - [`file`](mod@file): pgbench scripts (files and built-ins); [`expr`]: pgbench's
+//!   expression language; [`bind`]: variables as bind parameters; [`select1`]: the
+//!   round-trip floor;
 //! - [`run`](mod@run): N clients over M connections, latency histograms, errors by SQLSTATE;
 //! - [`wire`]: the lean connection of the hot loop (postgres-protocol, no background task);
 //! - [`result`]: the serde result, saved as JSON; [`compare`](mod@compare): two results side
@@ -9,7 +11,9 @@
 //!
 //! This is an I/O edge: rendering lives in `report::bench`.
 
+pub mod bind;
 pub mod compare;
+pub mod expr;
 pub mod file;
 pub mod options;
 pub mod result;
@@ -21,9 +25,9 @@ use std::sync::Arc;
 
 pub use compare::{compare, Comparison};
 pub use options::{parse_duration, BenchOptions, StopAt};
-pub use result::{BenchResult, Latency, OperationResult, Outcome};
+pub use result::{BenchResult, Latency, Outcome, ScriptResult, StatementResult};
 pub use run::{close_probe, probe, run, ServerFacts};
-pub use workload::{OpKind, Operation, Param, ParamGen, Workload};
+pub use workload::{OpKind, Operation, Param, ParamGen, Script, Workload};
 
 /// `SELECT 1`: one operation, no parameters, the round-trip floor of a connection.
 pub fn select1() -> Workload {
@@ -41,21 +45,21 @@ pub fn select1() -> Workload {
     .expect("one weighted operation")
 }
 
-/// `workload` with `select1` mixed in at the weight of an average operation: the round-trip
-/// floor measured in the same run, under the same load, as the operations it is compared to.
+/// `workload` with `select1` mixed in at the weight of an average script: the round-trip
+/// floor measured in the same run, under the same load, as the scripts it is compared to.
 pub fn with_floor(workload: Workload) -> crate::Result<Workload> {
-    let mut ops = workload.ops;
-    if ops.iter().any(|o| o.name == "select1") {
+    let mut scripts = workload.scripts;
+    if scripts.iter().any(|s| s.name == "select1") {
         return Err(crate::Error::BadInput(
-            "--floor: the workload already has an operation named select1".into(),
+            "--floor: the workload already has a script named select1".into(),
         ));
     }
-    let total: u64 = ops.iter().map(|o| o.weight as u64).sum();
-    let weight = (total / ops.len().max(1) as u64).max(1) as u32;
-    let mut floor = select1().ops.remove(0);
+    let total: u64 = scripts.iter().map(|s| s.weight as u64).sum();
+    let weight = (total / scripts.len().max(1) as u64).max(1) as u32;
+    let mut floor = select1().scripts.remove(0);
     floor.weight = weight;
-    ops.push(floor);
-    Workload::new(workload.name, ops)
+    scripts.push(floor);
+    Workload::from_scripts(workload.name, scripts)
 }
 
 pub use crate::governance::Mix;

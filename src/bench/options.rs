@@ -9,13 +9,13 @@ use crate::error::{Error, Result};
 pub enum StopAt {
     /// After this much time.
     Duration(Duration),
-    /// After this many executions in total (failed ones included).
+    /// After this many transactions (runs of a script) in total, failed ones included.
     Transactions(u64),
 }
 
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
-    /// Client tasks, each running one operation at a time.
+    /// Clients, each running one script at a time.
     pub clients: usize,
     /// Connections they share (all opened at start). Equal to `clients`: each client owns one.
     pub connections: usize,
@@ -27,6 +27,9 @@ pub struct BenchOptions {
     pub warmup: Duration,
     /// Draw a live progress line on stderr (only when it is a terminal).
     pub progress: bool,
+    /// Print a progress line on stderr every this often (`--progress N`, as pgbench -P),
+    /// terminal or not.
+    pub progress_every: Option<Duration>,
     /// Seed of the parameter generators (client i uses seed + i).
     pub seed: u64,
 }
@@ -40,6 +43,7 @@ impl Default for BenchOptions {
             rate: None,
             warmup: Duration::ZERO,
             progress: false,
+            progress_every: None,
             seed: 1,
         }
     }

@@ -5,7 +5,11 @@ use std::collections::BTreeMap;
 use hdrhistogram::Histogram;
 
 /// Bumped when a field changes meaning or goes away.
-pub const RESULT_SCHEMA_VERSION: u32 = 1;
+///
+/// - 1: one row per statement (`operations`), each execution counted as a transaction.
+/// - 2: one row per script (`scripts`), one execution of a script = one transaction, with
+///   per-statement figures; latency split into `wait` and `exec`; `host`, `scale`.
+pub const RESULT_SCHEMA_VERSION: u32 = 2;
 
 /// How the run ended.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
@@ -48,35 +52,65 @@ impl Latency {
     }
 }
 
-/// One operation's figures.
+/// One statement of a script (as `pgbench -r`).
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
-pub struct OperationResult {
+pub struct StatementResult {
     pub name: String,
+    /// The SQL as run (`$n` for the variables).
+    pub sql: String,
+    /// Line in the script file (0 when not from a file).
+    pub line: usize,
     /// Successful executions.
     pub count: u64,
-    /// Failed executions by SQLSTATE (or a client-side kind: `pool_timeout`).
+    /// Failed executions by SQLSTATE.
     pub errors: BTreeMap<String, u64>,
-    /// Successful executions per second over the measured duration.
-    pub throughput_tps: f64,
-    pub latency: Latency,
+    pub mean_ms: f64,
+    pub p99_ms: f64,
 }
 
-impl OperationResult {
+impl StatementResult {
+    pub fn error_count(&self) -> u64 {
+        self.errors.values().sum()
+    }
+}
+
+/// One script's figures: one execution of the script is one transaction.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ScriptResult {
+    pub name: String,
+    pub weight: u32,
+    /// Successful transactions (runs of the script).
+    pub count: u64,
+    /// Failed transactions by SQLSTATE (or a client-side kind: `pool_timeout`).
+    pub errors: BTreeMap<String, u64>,
+    /// Successful transactions per second over the measured duration.
+    pub throughput_tps: f64,
+    /// From the wanted start to the end of the script, waiting for a connection included.
+    pub latency: Latency,
+    pub statements: Vec<StatementResult>,
+}
+
+impl ScriptResult {
     pub fn error_count(&self) -> u64 {
         self.errors.values().sum()
     }
 
     /// `0`, or the errors by code: `22012: 2, 57014: 1`.
     pub fn errors_text(&self) -> String {
-        if self.errors.is_empty() {
-            return "0".to_string();
-        }
-        self.errors
-            .iter()
-            .map(|(c, n)| format!("{c}: {n}"))
-            .collect::<Vec<_>>()
-            .join(", ")
+        errors_text(&self.errors)
     }
+}
+
+/// `0`, or the errors by code: `22012: 2, 57014: 1`.
+pub fn errors_text(errors: &BTreeMap<String, u64>) -> String {
+    if errors.is_empty() {
+        return "0".to_string();
+    }
+    errors
+        .iter()
+        .map(|(c, n)| format!("{c}: {n}"))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// A whole run.
@@ -84,8 +118,14 @@ impl OperationResult {
 pub struct BenchResult {
     pub schema_version: u32,
     pub pgopt_version: String,
+    /// The scripts and their weights (`tpcb-like@1 + my.sql@3`).
     pub workload: String,
     pub server_version: String,
+    /// The server's host and port as given (no credentials).
+    #[serde(default)]
+    pub host: Option<String>,
+    /// `:scale` of the scripts.
+    pub scale: i64,
     pub clients: usize,
     pub connections: usize,
     /// Target rate (tx/s) when `--rate` was given.
@@ -93,10 +133,11 @@ pub struct BenchResult {
     pub warmup_s: f64,
     /// Measured time, warm-up excluded.
     pub duration_s: f64,
-    /// Successful executions.
+    /// Successful transactions (runs of a script).
     pub transactions: u64,
+    /// Failed transactions.
     pub errors: u64,
-    /// Successful executions per second.
+    /// Successful transactions per second.
     pub throughput_tps: f64,
     /// Time until all connections of the pool were open (opened concurrently).
     pub pool_setup_ms: f64,
@@ -107,16 +148,34 @@ pub struct BenchResult {
     pub outcome: Outcome,
     /// Why the run failed, when it did.
     pub error: Option<String>,
-    /// All operations together.
+    /// Transaction latency, all scripts together: from the moment the client wanted to
+    /// start (its scheduled start under --rate) to the end of the script.
     pub latency: Latency,
-    pub operations: Vec<OperationResult>,
+    /// The part of it spent waiting for a free connection (zero with one connection per
+    /// client).
+    pub wait: Latency,
+    /// The part from holding a connection to the end of the script.
+    pub exec: Latency,
+    pub scripts: Vec<ScriptResult>,
 }
 
 impl BenchResult {
-    /// Reads a result saved with `--format json`.
+    /// Reads a result saved with `--format json`; one of an older schema is refused with
+    /// what to do.
     pub fn load(path: &std::path::Path) -> crate::Result<Self> {
         let text = std::fs::read_to_string(path)
             .map_err(|e| crate::Error::BadInput(format!("cannot read {}: {e}", path.display())))?;
+        let version = serde_json::from_str::<serde_json::Value>(&text)
+            .ok()
+            .and_then(|v| v.get("schema_version").and_then(|s| s.as_u64()));
+        if let Some(v) = version.filter(|v| *v != RESULT_SCHEMA_VERSION as u64) {
+            return Err(crate::Error::BadInput(format!(
+                "{} is a result of schema {v}; this pgopt reads schema {RESULT_SCHEMA_VERSION} \
+                 (schema 1 counted each statement as a transaction, schema 2 counts each run \
+                 of a script). Run that benchmark again with this pgopt to compare it",
+                path.display()
+            )));
+        }
         serde_json::from_str(&text).map_err(|e| {
             crate::Error::BadInput(format!(
                 "{} is not a pgopt bench result (save one with --format json): {e}",
@@ -125,10 +184,10 @@ impl BenchResult {
         })
     }
 
-    /// Errors by SQLSTATE over every operation.
+    /// Errors by SQLSTATE over every script.
     pub fn errors_by_code(&self) -> BTreeMap<String, u64> {
         let mut all = BTreeMap::new();
-        for op in &self.operations {
+        for op in &self.scripts {
             for (code, n) in &op.errors {
                 *all.entry(code.clone()).or_insert(0) += n;
             }
@@ -160,20 +219,14 @@ mod tests {
         );
     }
 
-    #[test]
-    fn errors_by_code_add_up_over_operations() {
-        let op = |errors: &[(&str, u64)]| OperationResult {
-            name: "x".into(),
-            count: 1,
-            errors: errors.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
-            throughput_tps: 1.0,
-            latency: Latency::default(),
-        };
-        let r = BenchResult {
+    pub(crate) fn sample(scripts: Vec<ScriptResult>) -> BenchResult {
+        BenchResult {
             schema_version: RESULT_SCHEMA_VERSION,
             pgopt_version: "0".into(),
             workload: "w".into(),
             server_version: "15".into(),
+            host: None,
+            scale: 1,
             clients: 1,
             connections: 1,
             rate: None,
@@ -188,12 +241,46 @@ mod tests {
             outcome: Outcome::Completed,
             error: None,
             latency: Latency::default(),
-            operations: vec![op(&[("22012", 2), ("57014", 1)]), op(&[("22012", 3)])],
-        };
+            wait: Latency::default(),
+            exec: Latency::default(),
+            scripts,
+        }
+    }
+
+    pub(crate) fn script(name: &str, errors: &[(&str, u64)]) -> ScriptResult {
+        ScriptResult {
+            name: name.into(),
+            weight: 1,
+            count: 1,
+            errors: errors.iter().map(|(c, n)| (c.to_string(), *n)).collect(),
+            throughput_tps: 1.0,
+            latency: Latency::default(),
+            statements: vec![],
+        }
+    }
+
+    #[test]
+    fn errors_by_code_add_up_over_scripts() {
+        let r = sample(vec![
+            script("a", &[("22012", 2), ("57014", 1)]),
+            script("b", &[("22012", 3)]),
+        ]);
         let all = r.errors_by_code();
         assert_eq!(all.get("22012"), Some(&5));
         assert_eq!(all.get("57014"), Some(&1));
         let back: BenchResult = serde_json::from_str(&serde_json::to_string(&r).unwrap()).unwrap();
         assert_eq!(back, r);
+    }
+
+    #[test]
+    fn a_result_of_the_older_schema_is_refused_with_what_to_do() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("old.json");
+        std::fs::write(&path, r#"{"schema_version": 1, "operations": []}"#).unwrap();
+        let e = BenchResult::load(&path).unwrap_err().to_string();
+        assert!(e.contains("schema 1") && e.contains("again"), "{e}");
+        let path = dir.path().join("new.json");
+        std::fs::write(&path, serde_json::to_string(&sample(vec![])).unwrap()).unwrap();
+        assert_eq!(BenchResult::load(&path).unwrap(), sample(vec![]));
     }
 }

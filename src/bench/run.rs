@@ -1,21 +1,30 @@
-//! The runner: N client tasks over M connections, each execution timed into a per-operation
-//! HdrHistogram, failures counted by SQLSTATE.
+//! The runner: N clients over M connections, each running weighted scripts; one run of a
+//! script is one transaction, timed into the script's HdrHistograms (total, wait, exec) and
+//! each statement's; failures counted by SQLSTATE on the script and the statement.
 //!
 //! - Set-up: single connects timed alone, the median taken ([`probe`], which also checks that
 //!   M more connections fit), then all M connects started at one instant (pool set-up time,
-//!   connects only), then every operation prepared once on each.
+//!   connects only), then every statement of every script prepared once on each, without
+//!   parameter types (the server infers them; values go as text, src/bench/bind.rs).
 //! - N == M: each client owns its connection, no pool in the way, and runs on a thread of its
 //!   own whose current-thread runtime also drives the connection (like pgbench's `-j N`). N >
 //!   M: client tasks on the caller's runtime, where a FIFO semaphore hands out free
-//!   connections; the wait is bounded and counted as `pool_timeout` when it runs out.
+//!   connections, each held for a whole run of a script; the wait is bounded and counted as
+//!   `pool_timeout` when it runs out.
+//! - A script's commands run in order ([`run_script`]): `\set` evaluates, `\sleep` sleeps
+//!   holding the connection, SQL goes through [`run_statement`], the one seam where a
+//!   statement meets the connection (a leaner protocol path can replace its body).
 //! - No timer per execution: a watchdog sends a cancel request for any execution running
 //!   longer than statement_timeout plus slack (the server's own statement_timeout fires
 //!   first; this covers a server that stopped answering).
-//! - Latency counts from the moment a client wants to run an operation (its scheduled start
-//!   under `--rate`) until the server answered, pool wait included.
-//! - A failed statement is counted and the client goes on. A broken connection is replaced
-//!   once; when that fails it is dropped, and when none is left the run ends as failed with
-//!   the partial result.
+//! - Latency counts from the moment a client wants to run a script (its scheduled start under
+//!   `--rate`) until its last command ended; wait is the time until a connection was held,
+//!   exec the rest.
+//! - A failed statement is counted, the rest of that run of the script skipped, a transaction
+//!   block left open rolled back, and the client goes on. An expression error or a value
+//!   that does not fit its parameter stops the run (pgbench aborts the client). A broken
+//!   connection is replaced once; when that fails it is dropped, and when none is left the
+//!   run ends as failed with the partial result.
 //! - The hot loop takes no shared lock but its own statistics shard's (uncontended when N ==
 //!   M) and allocates only the parameters.
 
@@ -34,9 +43,16 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::types::ToSql;
 use tokio_postgres::Statement;
 
+use super::bind;
+use super::expr::{Env, Value};
 use super::options::{BenchOptions, StopAt};
-use super::result::{BenchResult, Latency, OperationResult, Outcome, RESULT_SCHEMA_VERSION};
-use super::workload::Workload;
+use super::result::{
+    BenchResult, Latency, Outcome, ScriptResult, StatementResult, RESULT_SCHEMA_VERSION,
+};
+use super::workload::{
+    Binds, Block, Command, SleepFor, Workload, SLOT_CLIENT_ID, SLOT_DEFAULT_SEED, SLOT_RANDOM_SEED,
+    SLOT_SCALE,
+};
 use crate::db::{self, Conn, Target};
 use crate::error::{Error, Result};
 
@@ -130,10 +146,11 @@ fn median(times: &mut [Duration]) -> Duration {
     times[times.len() / 2]
 }
 
-/// One connection with every operation prepared on it.
+/// One connection with every statement of every script prepared on it.
 struct Slot {
     conn: Conn,
-    stmts: Vec<Statement>,
+    /// `stmts[script][statement]`.
+    stmts: Vec<Vec<Statement>>,
     /// When the running execution started, in µs since [`Shared::epoch`] plus 1; 0 = idle.
     /// Read by the watchdog, which cancels executions over the limit.
     busy_since: AtomicU64,
@@ -143,30 +160,41 @@ struct Slot {
 
 async fn prepare_all(conn: Conn, workload: &Workload) -> Result<Arc<Slot>> {
     let limit = conn.statement_timeout() + CLIENT_SLACK;
-    let mut stmts = Vec::with_capacity(workload.ops.len());
-    for op in &workload.ops {
-        let prepared =
-            tokio::time::timeout(limit, conn.client().prepare_typed(&op.sql, &op.param_types))
-                .await
-                .map_err(|_| Error::Timeout {
-                    what: format!("preparing operation {}", op.name),
-                    after: limit,
-                    next_step: None,
-                })?;
-        match prepared {
-            Ok(s) => stmts.push(s),
-            Err(e) => {
-                let err = Error::query(format!("preparing operation {}", op.name), e);
-                // Syntax errors, unknown tables and columns: the workload is wrong.
-                if err.sqlstate().is_some_and(|c| c.code().starts_with("42")) {
-                    return Err(Error::BadInput(format!(
-                        "{err}. Check the statement of {} against the database:\n  {}",
-                        op.name, op.sql
-                    )));
+    let mut stmts = Vec::with_capacity(workload.scripts.len());
+    for script in &workload.scripts {
+        let mut prepared_script = Vec::with_capacity(script.statements.len());
+        for st in &script.statements {
+            let prepared =
+                tokio::time::timeout(limit, conn.client().prepare_typed(&st.sql, &st.param_types))
+                    .await
+                    .map_err(|_| Error::Timeout {
+                        what: format!("preparing statement {}", st.name),
+                        after: limit,
+                        next_step: None,
+                    })?;
+            match prepared {
+                Ok(s) => prepared_script.push(s),
+                Err(e) => {
+                    let err = Error::query(format!("preparing statement {}", st.name), e);
+                    // Syntax errors, unknown tables and columns, parameter types the server
+                    // cannot infer: the script is wrong.
+                    if err.sqlstate().is_some_and(|c| c.code().starts_with("42")) {
+                        let at = if st.line > 0 {
+                            format!(" (line {})", st.line)
+                        } else {
+                            String::new()
+                        };
+                        return Err(Error::BadInput(format!(
+                            "{err}. Check statement {}{at} of script {} against the \
+                             database:\n  {}",
+                            st.name, script.name, st.sql
+                        )));
+                    }
+                    return Err(err);
                 }
-                return Err(err);
             }
         }
+        stmts.push(prepared_script);
     }
     Ok(Arc::new(Slot {
         conn,
@@ -181,18 +209,70 @@ async fn open_slot(target: &Target, workload: &Workload) -> Result<Arc<Slot>> {
     prepare_all(conn, workload).await
 }
 
-/// Per-operation statistics of a group of clients.
+/// One statement's statistics.
+struct StatementStats {
+    hist: Histogram<u64>,
+    errors: BTreeMap<String, u64>,
+}
+
+/// One script's statistics.
+struct ScriptStats {
+    /// Transaction latency: wanted start to end.
+    total: Histogram<u64>,
+    /// Waiting for a connection.
+    wait: Histogram<u64>,
+    /// Holding a connection.
+    exec: Histogram<u64>,
+    errors: BTreeMap<String, u64>,
+    statements: Vec<StatementStats>,
+}
+
+/// Running sums for `--progress` (deltas between two reports).
+#[derive(Debug, Clone, Copy, Default)]
+struct Moments {
+    count: u64,
+    sum_us: f64,
+    sum_sq_us: f64,
+    failed: u64,
+}
+
+/// Per-script statistics of a group of clients.
 struct Shard {
-    hists: Vec<Histogram<u64>>,
-    errors: Vec<BTreeMap<String, u64>>,
+    scripts: Vec<ScriptStats>,
+    moments: Moments,
 }
 
 impl Shard {
-    fn new(ops: usize) -> Self {
+    fn new(workload: &Workload) -> Self {
         Shard {
-            hists: (0..ops).map(|_| new_histogram()).collect(),
-            errors: vec![BTreeMap::new(); ops],
+            scripts: workload
+                .scripts
+                .iter()
+                .map(|s| ScriptStats {
+                    total: new_histogram(),
+                    wait: new_histogram(),
+                    exec: new_histogram(),
+                    errors: BTreeMap::new(),
+                    statements: s
+                        .statements
+                        .iter()
+                        .map(|_| StatementStats {
+                            hist: new_histogram(),
+                            errors: BTreeMap::new(),
+                        })
+                        .collect(),
+                })
+                .collect(),
+            moments: Moments::default(),
         }
+    }
+
+    fn failed(&mut self, script: usize, code: &str) {
+        *self.scripts[script]
+            .errors
+            .entry(code.to_string())
+            .or_insert(0) += 1;
+        self.moments.failed += 1;
     }
 }
 
@@ -255,6 +335,19 @@ impl Shared {
         self.stop.load(Ordering::Relaxed)
     }
 
+    /// A script cannot go on (an expression error, a value that does not fit its
+    /// parameter): the run stops and fails with this message, as pgbench aborts the client.
+    fn fatal(&self, why: String) {
+        self.failure
+            .lock()
+            .expect("not poisoned")
+            .get_or_insert(why);
+        if let Some(pool) = &self.pool {
+            pool.permits.close();
+        }
+        self.stop_all();
+    }
+
     /// A connection broke and could not be replaced; with none left the run fails.
     fn connection_lost(&self, why: String) {
         self.lost.fetch_add(1, Ordering::Relaxed);
@@ -303,21 +396,28 @@ fn classify(e: &tokio_postgres::Error, closed: bool) -> Failure {
     }
 }
 
-/// Runs one operation on `slot`. No timer per execution: the watchdog cancels executions
-/// that run over the client-side limit.
-async fn execute(
+/// The one place a statement runs: statement `stmt` of script `script` with these parameter
+/// values on the connection of `slot`; the rows affected, or a classified failure.
+///
+/// No timer per execution: the watchdog cancels executions that run over the client-side
+/// limit. A leaner protocol path can replace the body for one-connection-per-client runs.
+async fn run_statement(
     shared: &Shared,
     slot: &Slot,
-    idx: usize,
-    params: &[super::workload::Param],
-) -> std::result::Result<(), Failure> {
-    let args = params.iter().map(|p| &**p as &(dyn ToSql + Sync));
+    script: usize,
+    stmt: usize,
+    params: &[&(dyn ToSql + Sync)],
+) -> std::result::Result<u64, Failure> {
     slot.busy_since.store(shared.now_us(), Ordering::Relaxed);
-    let r = slot.conn.client().execute_raw(&slot.stmts[idx], args).await;
+    let r = slot
+        .conn
+        .client()
+        .execute_raw(&slot.stmts[script][stmt], params.iter().copied())
+        .await;
     slot.busy_since.store(0, Ordering::Relaxed);
     let cancelled = slot.cancelled.swap(false, Ordering::Relaxed);
     match r {
-        Ok(_) => Ok(()),
+        Ok(n) => Ok(n),
         Err(e) => {
             let mut f = classify(&e, slot.conn.is_closed());
             if cancelled {
@@ -330,6 +430,20 @@ async fn execute(
             Err(f)
         }
     }
+}
+
+/// After a failure inside a transaction block: ROLLBACK, so that nothing of the failed
+/// transaction stays and the connection is clean for the next script. False when the
+/// connection could not be cleaned (it is then replaced).
+async fn roll_back(shared: &Shared, slot: &Slot) -> bool {
+    matches!(
+        tokio::time::timeout(
+            shared.exec_limit,
+            slot.conn.client().batch_execute("ROLLBACK")
+        )
+        .await,
+        Ok(Ok(()))
+    )
 }
 
 /// Every 250 ms: sends a cancel request for each execution running longer than the limit
@@ -382,8 +496,158 @@ async fn replace(shared: &Shared, why: String) -> Option<Arc<Slot>> {
     }
 }
 
+/// The client's variables of every script, pgbench's automatic ones set.
+fn client_vars(workload: &Workload, id: usize, seed: u64) -> Vec<Vec<Value>> {
+    workload
+        .scripts
+        .iter()
+        .map(|s| {
+            let mut v = s.initial.clone();
+            v[SLOT_CLIENT_ID] = Value::Int(id as i64);
+            v[SLOT_DEFAULT_SEED] = Value::Int(seed as i64);
+            v[SLOT_RANDOM_SEED] = Value::Int(seed as i64);
+            v
+        })
+        .collect()
+}
+
+/// How one run of a script ended.
+enum ScriptEnd {
+    Done,
+    Failed(Failure),
+    /// The run is stopping (or a script error stopped it): nothing to count.
+    Abandoned,
+}
+
+/// Runs script `s` once on `slot`: its commands in order, statement latencies recorded into
+/// `shard` when `measured`. After a failure inside a transaction block the connection is
+/// rolled back (a failure that leaves it unusable is returned as broken).
+#[allow(clippy::too_many_arguments)]
+async fn run_script(
+    shared: &Shared,
+    slot: &Slot,
+    s: usize,
+    vars: &mut [Value],
+    rng: &mut SmallRng,
+    shard: &Mutex<Shard>,
+    measured: bool,
+    stop_rx: &mut watch::Receiver<bool>,
+) -> ScriptEnd {
+    let script = &shared.workload.scripts[s];
+    let default_seed = shared.seed as i64;
+    let mut in_block = false;
+    for command in &script.commands {
+        match command {
+            Command::Set(slot_no, expr) => {
+                let value = expr.eval(&mut Env {
+                    vars,
+                    rng,
+                    default_seed,
+                });
+                match value {
+                    Ok(v) => vars[*slot_no] = v,
+                    Err(m) => {
+                        shared.fatal(format!(
+                            "script {}: \\set {}: {m}",
+                            script.name, script.vars[*slot_no]
+                        ));
+                        if in_block {
+                            roll_back(shared, slot).await;
+                        }
+                        return ScriptEnd::Abandoned;
+                    }
+                }
+            }
+            Command::Sleep(sleep) => {
+                let us = match sleep {
+                    SleepFor::Micros(us) => *us,
+                    SleepFor::Var(v, unit) => match &vars[*v] {
+                        Value::Int(n) if *n >= 0 => (*n as u64).saturating_mul(*unit),
+                        other => {
+                            shared.fatal(format!(
+                                "script {}: \\sleep :{}: {other:?} is not a whole number \
+                                 of at least 0",
+                                script.name, script.vars[*v]
+                            ));
+                            return ScriptEnd::Abandoned;
+                        }
+                    },
+                };
+                // The connection stays held, inside the transaction's time, as in pgbench.
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_micros(us)) => {}
+                    _ = stop_rx.wait_for(|v| *v) => return ScriptEnd::Abandoned,
+                }
+            }
+            Command::Sql(i) => {
+                let st = &script.statements[*i];
+                let generated;
+                let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::new();
+                match &st.binds {
+                    Binds::Vars(slots) => {
+                        let types = slot.stmts[s][*i].params();
+                        for (n, v) in slots.iter().enumerate() {
+                            if let Err(why) = bind::check(&vars[*v], &types[n]) {
+                                shared.fatal(bind::misfit(
+                                    &why,
+                                    &script.vars[*v],
+                                    n + 1,
+                                    &types[n],
+                                    &st.name,
+                                    st.line,
+                                ));
+                                if in_block {
+                                    roll_back(shared, slot).await;
+                                }
+                                return ScriptEnd::Abandoned;
+                            }
+                            refs.push(&vars[*v]);
+                        }
+                    }
+                    Binds::Generated(gen) => {
+                        generated = gen(rng);
+                        refs.extend(generated.iter().map(|p| &**p as &(dyn ToSql + Sync)));
+                    }
+                }
+                let t0 = Instant::now();
+                let r = run_statement(shared, slot, s, *i, &refs).await;
+                match st.block {
+                    Block::Opens if r.is_ok() => in_block = true,
+                    Block::Closes => in_block = false,
+                    _ => {}
+                }
+                match r {
+                    Ok(_) => {
+                        if measured {
+                            let us = t0.elapsed().as_micros().max(1) as u64;
+                            let mut sh = shard.lock().expect("not poisoned");
+                            let _ = sh.scripts[s].statements[*i].hist.record(us);
+                        }
+                    }
+                    Err(mut f) => {
+                        if measured {
+                            let mut sh = shard.lock().expect("not poisoned");
+                            *sh.scripts[s].statements[*i]
+                                .errors
+                                .entry(f.code.clone())
+                                .or_insert(0) += 1;
+                        }
+                        if in_block && !f.broken && !roll_back(shared, slot).await {
+                            f.broken = true;
+                            f.message = format!("{}; the ROLLBACK after it failed", f.message);
+                        }
+                        return ScriptEnd::Failed(f);
+                    }
+                }
+            }
+        }
+    }
+    ScriptEnd::Done
+}
+
 async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
     let mut rng = SmallRng::seed_from_u64(shared.seed.wrapping_add(id as u64));
+    let mut vars = client_vars(&shared.workload, id, shared.seed);
     let shard = &shared.shards[id % shared.shards.len()];
     let mut stop_rx = shared.stop_tx.subscribe();
     let mut next_start = Instant::now();
@@ -416,10 +680,11 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                 }
             }
         }
-        let idx = shared.workload.pick(&mut rng);
-        let params = (shared.workload.ops[idx].params)(&mut rng);
+        let s = shared.workload.pick(&mut rng);
+        // After the schedule: from here on, a wait is a wait for a connection.
+        let began = Instant::now();
 
-        let outcome = if pooled {
+        let (end, acquired) = if pooled {
             let pool = shared.pool.as_ref().expect("pooled clients have a pool");
             let permit =
                 match tokio::time::timeout(shared.checkout_limit, pool.permits.acquire()).await {
@@ -428,8 +693,10 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                     Ok(Err(_)) => break,
                     Err(_) => {
                         if measured {
-                            let mut s = shard.lock().expect("not poisoned");
-                            *s.errors[idx].entry("pool_timeout".into()).or_insert(0) += 1;
+                            shard
+                                .lock()
+                                .expect("not poisoned")
+                                .failed(s, "pool_timeout");
                         }
                         continue;
                     }
@@ -440,9 +707,20 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                 drop(permit);
                 continue;
             };
-            let outcome = execute(&shared, &slot, idx, &params).await;
-            let slot = match &outcome {
-                Err(f) if f.broken => replace(&shared, f.message.clone()).await,
+            let acquired = Instant::now();
+            let end = run_script(
+                &shared,
+                &slot,
+                s,
+                &mut vars[s],
+                &mut rng,
+                shard,
+                measured,
+                &mut stop_rx,
+            )
+            .await;
+            let slot = match &end {
+                ScriptEnd::Failed(f) if f.broken => replace(&shared, f.message.clone()).await,
                 _ => Some(slot),
             };
             match slot {
@@ -452,25 +730,47 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                 }
                 None => permit.forget(),
             }
-            outcome
+            (end, acquired)
         } else {
             let Some(slot) = own.as_ref() else { break };
-            let outcome = execute(&shared, slot, idx, &params).await;
-            if let Err(f) = &outcome {
+            let acquired = began;
+            let end = run_script(
+                &shared,
+                slot,
+                s,
+                &mut vars[s],
+                &mut rng,
+                shard,
+                measured,
+                &mut stop_rx,
+            )
+            .await;
+            if let ScriptEnd::Failed(f) = &end {
                 if f.broken {
                     own = replace(&shared, f.message.clone()).await;
                 }
             }
-            outcome
+            (end, acquired)
         };
         if measured {
-            let mut s = shard.lock().expect("not poisoned");
-            match outcome {
-                Ok(()) => {
-                    let us = start.elapsed().as_micros().max(1) as u64;
-                    let _ = s.hists[idx].record(us);
+            let mut sh = shard.lock().expect("not poisoned");
+            match end {
+                ScriptEnd::Done => {
+                    let now = Instant::now();
+                    let total = now.duration_since(start).as_micros().max(1) as u64;
+                    let wait = acquired.duration_since(began).as_micros() as u64;
+                    let exec = now.duration_since(acquired).as_micros().max(1) as u64;
+                    let st = &mut sh.scripts[s];
+                    let _ = st.total.record(total);
+                    let _ = st.wait.record(wait);
+                    let _ = st.exec.record(exec);
+                    let m = &mut sh.moments;
+                    m.count += 1;
+                    m.sum_us += total as f64;
+                    m.sum_sq_us += (total as f64) * (total as f64);
                 }
-                Err(f) => *s.errors[idx].entry(f.code).or_insert(0) += 1,
+                ScriptEnd::Failed(f) => sh.failed(s, &f.code),
+                ScriptEnd::Abandoned => {}
             }
         }
         if own.is_none() && !pooled {
@@ -501,7 +801,7 @@ pub async fn run(
     let shared = Arc::new(Shared {
         target: target.clone(),
         shards: (0..opts.clients.min(MAX_SHARDS))
-            .map(|_| Mutex::new(Shard::new(workload.ops.len())))
+            .map(|_| Mutex::new(Shard::new(&workload)))
             .collect(),
         workload: workload.clone(),
         stop: AtomicBool::new(false),
@@ -538,7 +838,8 @@ pub async fn run(
     let measure_start = Instant::now() + opts.warmup;
     shared.measure_start.set(measure_start).expect("set once");
     clients.go();
-    let progress = opts.progress.then(|| spawn_progress(shared.clone()));
+    let progress = (opts.progress || opts.progress_every.is_some())
+        .then(|| spawn_progress(shared.clone(), opts.progress_every));
     let watchdog = spawn_watchdog(shared.clone());
 
     let deadline = match opts.stop {
@@ -843,41 +1144,70 @@ fn summarise(
     outcome: Outcome,
     error: Option<String>,
 ) -> BenchResult {
-    let ops = &shared.workload.ops;
-    let mut hists: Vec<Histogram<u64>> = (0..ops.len()).map(|_| new_histogram()).collect();
-    let mut errors: Vec<BTreeMap<String, u64>> = vec![BTreeMap::new(); ops.len()];
+    let workload = &shared.workload;
+    let mut merged = Shard::new(workload);
     for shard in &shared.shards {
-        let s = shard.lock().unwrap_or_else(|p| p.into_inner());
-        for (i, h) in s.hists.iter().enumerate() {
-            let _ = hists[i].add(h);
-        }
-        for (i, e) in s.errors.iter().enumerate() {
-            for (code, n) in e {
-                *errors[i].entry(code.clone()).or_insert(0) += n;
+        let sh = shard.lock().unwrap_or_else(|p| p.into_inner());
+        for (m, s) in merged.scripts.iter_mut().zip(&sh.scripts) {
+            let _ = m.total.add(&s.total);
+            let _ = m.wait.add(&s.wait);
+            let _ = m.exec.add(&s.exec);
+            add_errors(&mut m.errors, &s.errors);
+            for (ms, ss) in m.statements.iter_mut().zip(&s.statements) {
+                let _ = ms.hist.add(&ss.hist);
+                add_errors(&mut ms.errors, &ss.errors);
             }
         }
     }
     let secs = duration.as_secs_f64();
     let per_sec = |n: u64| if secs > 0.0 { n as f64 / secs } else { 0.0 };
-    let mut total = new_histogram();
-    let mut operations = Vec::with_capacity(ops.len());
-    for (i, op) in ops.iter().enumerate() {
-        let _ = total.add(&hists[i]);
-        operations.push(OperationResult {
-            name: op.name.clone(),
-            count: hists[i].len(),
-            errors: std::mem::take(&mut errors[i]),
-            throughput_tps: per_sec(hists[i].len()),
-            latency: Latency::from_histogram(&hists[i]),
+    let (mut total, mut wait, mut exec) = (new_histogram(), new_histogram(), new_histogram());
+    let mut scripts = Vec::with_capacity(workload.scripts.len());
+    for (script, m) in workload.scripts.iter().zip(merged.scripts) {
+        let _ = total.add(&m.total);
+        let _ = wait.add(&m.wait);
+        let _ = exec.add(&m.exec);
+        let statements = script
+            .statements
+            .iter()
+            .zip(m.statements)
+            .map(|(st, ms)| StatementResult {
+                name: st.name.clone(),
+                sql: st.sql.clone(),
+                line: st.line,
+                count: ms.hist.len(),
+                errors: ms.errors,
+                mean_ms: if ms.hist.is_empty() {
+                    0.0
+                } else {
+                    ms.hist.mean() / 1000.0
+                },
+                p99_ms: ms.hist.value_at_quantile(0.99) as f64 / 1000.0,
+            })
+            .collect();
+        scripts.push(ScriptResult {
+            name: script.name.clone(),
+            weight: script.weight,
+            count: m.total.len(),
+            errors: m.errors,
+            throughput_tps: per_sec(m.total.len()),
+            latency: Latency::from_histogram(&m.total),
+            statements,
         });
     }
     let transactions = total.len();
-    let error_count = operations.iter().map(|o| o.error_count()).sum();
+    let error_count = scripts.iter().map(|s| s.error_count()).sum();
+    let scale = match workload.scripts.first().map(|s| &s.initial[SLOT_SCALE]) {
+        Some(Value::Int(n)) => *n,
+        _ => 1,
+    };
     BenchResult {
         schema_version: RESULT_SCHEMA_VERSION,
         pgopt_version: env!("CARGO_PKG_VERSION").to_string(),
-        workload: shared.workload.name.clone(),
+        workload: workload.name.clone(),
         server_version: facts.server_version.clone(),
+        host: shared.target.hosts.first().map(|h| h.label()),
+        scale,
         clients: opts.clients,
         connections: opts.connections,
         rate: opts.rate,
@@ -892,14 +1222,68 @@ fn summarise(
         outcome,
         error,
         latency: Latency::from_histogram(&total),
-        operations,
+        wait: Latency::from_histogram(&wait),
+        exec: Latency::from_histogram(&exec),
+        scripts,
     }
 }
 
-/// A line on stderr every second: throughput of the last second, p99 so far, errors. Hidden
-/// when stderr is not a terminal.
-fn spawn_progress(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
+fn add_errors(into: &mut BTreeMap<String, u64>, from: &BTreeMap<String, u64>) {
+    for (code, n) in from {
+        *into.entry(code.clone()).or_insert(0) += n;
+    }
+}
+
+fn moments(shared: &Shared) -> Moments {
+    let mut all = Moments::default();
+    for shard in &shared.shards {
+        let m = shard.lock().expect("not poisoned").moments;
+        all.count += m.count;
+        all.sum_us += m.sum_us;
+        all.sum_sq_us += m.sum_sq_us;
+        all.failed += m.failed;
+    }
+    all
+}
+
+/// One `--progress` line: throughput, latency mean and standard deviation, and failures of
+/// the transactions that ended since the last line (as `pgbench -P`).
+fn progress_line(at: Duration, dt: Duration, then: Moments, now: Moments) -> String {
+    let n = now.count - then.count;
+    let tps = n as f64 / dt.as_secs_f64().max(1e-9);
+    let (mean, stddev) = if n == 0 {
+        (0.0, 0.0)
+    } else {
+        let mean = (now.sum_us - then.sum_us) / n as f64;
+        let var = ((now.sum_sq_us - then.sum_sq_us) / n as f64 - mean * mean).max(0.0);
+        (mean / 1000.0, var.sqrt() / 1000.0)
+    };
+    format!(
+        "progress: {:.1} s, {tps:.1} tps, lat {mean:.3} ms stddev {stddev:.3}, {} failed",
+        at.as_secs_f64(),
+        now.failed - then.failed
+    )
+}
+
+/// `--progress N`: a line on stderr every N seconds of the measured part, on a terminal and
+/// in a pipe alike. Without it, a live spinner line when stderr is a terminal.
+fn spawn_progress(shared: Arc<Shared>, every: Option<Duration>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
+        let measure_start = shared.measure_start();
+        if let Some(every) = every {
+            let mut last = (measure_start, Moments::default());
+            let mut next = measure_start + every;
+            loop {
+                tokio::time::sleep_until(next).await;
+                let now = moments(&shared);
+                eprintln!(
+                    "{}",
+                    progress_line(next - measure_start, next - last.0, last.1, now)
+                );
+                last = (next, now);
+                next += every;
+            }
+        }
         let bar = indicatif::ProgressBar::new_spinner();
         if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
             bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
@@ -913,47 +1297,32 @@ fn spawn_progress(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
         }
         let bar = Clear(bar);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
-        let mut last = (Instant::now(), 0u64);
+        let mut last = (Instant::now(), Moments::default());
         loop {
             tick.tick().await;
             let now = Instant::now();
-            let Some(&measure_start) = shared.measure_start.get() else {
-                continue;
-            };
             if now < measure_start {
                 let left = measure_start - now;
                 bar.0
                     .set_message(format!("warming up, {:.0}s left", left.as_secs_f64()));
                 continue;
             }
-            let mut total = new_histogram();
-            let mut errors = 0u64;
-            for shard in &shared.shards {
-                let s = shard.lock().expect("not poisoned");
-                for h in &s.hists {
-                    let _ = total.add(h);
-                }
-                errors += s.errors.iter().flat_map(|e| e.values()).sum::<u64>();
-            }
-            let count = total.len();
             if last.0 < measure_start {
-                last = (measure_start, 0);
+                last = (measure_start, Moments::default());
             }
-            let dt = now.duration_since(last.0).as_secs_f64();
-            if dt < 0.2 {
+            let dt = now.duration_since(last.0);
+            if dt.as_secs_f64() < 0.2 {
                 // A tick right after the warm-up ended: too short to be a rate.
                 continue;
             }
-            let tps = count.saturating_sub(last.1) as f64 / dt;
-            last = (now, count);
-            bar.0.set_message(format!(
-                "{:>4.0}s  {:>9.0} tps  p99 {:.2} ms  {} done  {} errors",
-                now.duration_since(measure_start).as_secs_f64(),
-                tps,
-                total.value_at_quantile(0.99) as f64 / 1000.0,
-                count,
-                errors
+            let m = moments(&shared);
+            bar.0.set_message(progress_line(
+                now.duration_since(measure_start),
+                dt,
+                last.1,
+                m,
             ));
+            last = (now, m);
             bar.0.tick();
         }
     })
@@ -962,6 +1331,28 @@ fn spawn_progress(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_progress_line_has_the_rate_latency_and_failures_of_its_interval() {
+        let then = Moments {
+            count: 100,
+            sum_us: 100_000.0,
+            sum_sq_us: 100_000_000.0,
+            failed: 1,
+        };
+        // 10 more transactions of 2 ms and 4 ms (mean 3, stddev 1), 2 more failures.
+        let now = Moments {
+            count: 110,
+            sum_us: 100_000.0 + 5.0 * 2000.0 + 5.0 * 4000.0,
+            sum_sq_us: 100_000_000.0 + 5.0 * 4e6 + 5.0 * 16e6,
+            failed: 3,
+        };
+        let line = progress_line(Duration::from_secs(5), Duration::from_secs(2), then, now);
+        assert_eq!(
+            line,
+            "progress: 5.0 s, 5.0 tps, lat 3.000 ms stddev 1.000, 2 failed"
+        );
+    }
 
     #[test]
     fn one_connect_is_the_median_so_one_cold_or_disturbed_connect_does_not_set_it() {

@@ -28,25 +28,39 @@ pub enum BenchFormat {
     after_help = "Exit codes: 0 completed, 2 bad input (nothing was run), 3 failed (the server \
                   went away mid-run: the partial result is printed and the error goes to \
                   stderr), 130 interrupted by Ctrl-C (the partial result is printed).\n\
-                  Latency counts from the moment a client wants to run an operation (its \
-                  scheduled start under --rate) to the answer, waiting for a connection included."
+                  Latency counts from the moment a client wants to run a script (its \
+                  scheduled start under --rate) to the end of the script: wait (for a free \
+                  connection; 0 with one connection per client) plus exec."
 )]
 pub struct BenchArgs {
     #[command(subcommand)]
     pub command: Option<BenchCommand>,
     #[command(flatten)]
     pub target: TargetArgs,
-    /// `select1` (round-trip floor), `governance` (the ACGS operations), or a pgbench-style
-    /// SQL file (`\set aid random(1, 100000)` lines, then statements with `:aid` parameters).
-    #[arg(long, value_name = "select1|governance|FILE", required = true)]
-    pub workload: Option<String>,
+    /// A script, repeatable, each with an optional weight `@W` (default 1): a pgbench script
+    /// file (one run of it = one transaction), a pgbench built-in (`tpcb-like`,
+    /// `simple-update`, `select-only`), `select1` (round-trip floor) or `governance` (the ACGS
+    /// operations), e.g. `--workload a.sql@3 --workload select-only@1`.
+    #[arg(long, value_name = "SCRIPT[@W]", required = true)]
+    pub workload: Vec<String>,
+    /// `:scale` of the scripts (default: pgbench's rule: the row count of pgbench_branches
+    /// when a pgbench built-in runs, else 1).
+    #[arg(long, value_name = "N", value_parser = parse_scale, allow_hyphen_values = true)]
+    pub scale: Option<i64>,
+    /// Define a script variable, as pgbench -D (repeatable): `-D limit=10`.
+    #[arg(long = "define", short = 'D', value_name = "NAME=VALUE")]
+    pub define: Vec<String>,
+    /// Print throughput, latency (mean, stddev) and failures every N seconds on stderr (as
+    /// pgbench -P).
+    #[arg(long, value_name = "N", value_parser = parse_positive, allow_hyphen_values = true)]
+    pub progress: Option<usize>,
     /// Operation mix of the governance workload.
     #[arg(long, value_enum, default_value = "read-heavy")]
     pub mix: Mix,
     /// Schema of the governance tables.
     #[arg(long, value_name = "NAME", default_value = crate::governance::DEFAULT_SCHEMA)]
     pub schema: String,
-    /// Client tasks, each running one operation at a time.
+    /// Clients, each running one script at a time.
     #[arg(long, value_name = "N", default_value = "1", value_parser = parse_positive, allow_hyphen_values = true)]
     pub clients: usize,
     /// Connections the clients share, all opened at start (default: one per client).
@@ -55,7 +69,7 @@ pub struct BenchArgs {
     /// How long to measure: 30s, 1m, 1m30s, 500ms.
     #[arg(long, value_name = "D", value_parser = bench::parse_duration, allow_hyphen_values = true)]
     pub duration: Option<Duration>,
-    /// How many executions to measure in total (failed ones included).
+    /// How many transactions (runs of a script) to measure in total (failed ones included).
     #[arg(long, value_name = "T", value_parser = parse_positive, allow_hyphen_values = true)]
     pub transactions: Option<usize>,
     /// Target total rate in transactions per second (schedule-based, like pgbench -R).
@@ -64,7 +78,7 @@ pub struct BenchArgs {
     /// Run this long first and discard the figures.
     #[arg(long, value_name = "D", value_parser = bench::parse_duration, allow_hyphen_values = true)]
     pub warmup: Option<Duration>,
-    /// Mix `SELECT 1` into the workload as operation `select1`, so that each operation's
+    /// Mix `SELECT 1` into the workload as script `select1`, so that each script's
     /// latency can be set against the round-trip floor measured under the same conditions.
     #[arg(long)]
     pub floor: bool,
@@ -81,7 +95,7 @@ pub struct BenchArgs {
 
 #[derive(Debug, Subcommand)]
 pub enum BenchCommand {
-    /// Compare two saved results (`--format json`): p50, p99 and throughput per operation,
+    /// Compare two saved results (`--format json`): p50, p99 and throughput per script,
     /// with the ratio B/A.
     Compare(CompareArgs),
 }
@@ -96,17 +110,104 @@ pub struct CompareArgs {
     pub b: PathBuf,
     #[arg(long, value_enum, default_value = "table")]
     pub format: BenchFormat,
+    /// Compare even when the runs differ in scripts, clients or connections.
+    #[arg(long)]
+    pub force: bool,
     /// Also write an HTML report (the comparison, p50 and p99 of A beside B, and each side's
     /// latency distribution as charts) to this file.
     #[arg(long, value_name = "FILE")]
     pub html: Option<PathBuf>,
 }
 
-/// Where the operations come from, decided before connecting.
+/// `--scale`: a whole number of at least 1.
+fn parse_scale(text: &str) -> std::result::Result<i64, String> {
+    match text.trim().parse::<i64>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!(
+            "bad scale {text:?}: give a whole number of at least 1 (pgbench -i -s N made N)"
+        )),
+    }
+}
+
+/// One `--workload`, resolved before connecting.
 enum Source {
     Select1,
     Governance,
-    File(Workload),
+    Ready(Workload),
+}
+
+const KNOWN_SCRIPTS: &str = "tpcb-like, simple-update, select-only, select1, governance";
+
+/// Resolves every `--workload` (files read and parsed) and the `--define`s.
+fn sources(args: &BenchArgs) -> crate::Result<Vec<(Source, u32)>> {
+    let mut defines = Vec::new();
+    for d in &args.define {
+        let (name, value) = d.split_once('=').ok_or_else(|| {
+            crate::Error::BadInput(format!("--define {d}: write it as NAME=VALUE"))
+        })?;
+        defines.push((name.to_string(), bench::expr::Value::from_text(value)));
+    }
+    let mut out = Vec::new();
+    for spec in &args.workload {
+        let (name, weight) = bench::file::split_weight(spec)?;
+        let source = match name {
+            "select1" => Source::Select1,
+            "governance" => Source::Governance,
+            other if bench::file::BUILTINS.iter().any(|b| b.0 == other) => {
+                Source::Ready(bench::file::builtin(other, &defines).expect("a built-in name")?)
+            }
+            other if std::path::Path::new(other).exists() || other.contains(['/', '.']) => {
+                Source::Ready(bench::file::load(std::path::Path::new(other), &defines)?)
+            }
+            // A unique prefix of a built-in, as pgbench -b.
+            other => match bench::file::builtin(other, &defines) {
+                Some(w) => Source::Ready(w?),
+                None => {
+                    return Err(crate::Error::BadInput(format!(
+                        "--workload {other}: no such built-in script ({KNOWN_SCRIPTS}) and no \
+                         such file; give a built-in name or the path of a SQL file"
+                    )))
+                }
+            },
+        };
+        out.push((source, weight));
+    }
+    if out.is_empty() {
+        return Err(crate::Error::BadInput(format!(
+            "--workload is required: {KNOWN_SCRIPTS} or a SQL file"
+        )));
+    }
+    if out.iter().all(|(_, w)| *w == 0) {
+        return Err(crate::Error::BadInput(
+            "every --workload has weight 0: give one a weight above zero".into(),
+        ));
+    }
+    Ok(out)
+}
+
+const SCALE_SQL: &str = include_str!("../sql/bench_scale.sql");
+
+/// pgbench's `:scale` for its built-ins: the rows of pgbench_branches.
+async fn detect_scale(conn: &crate::db::Conn) -> crate::Result<i64> {
+    let row = conn
+        .query_one("reading the scale from pgbench_branches", SCALE_SQL, &[])
+        .await
+        .map_err(|e| match e.sqlstate() {
+            Some(c) if c.code().starts_with("42") => crate::Error::BadInput(format!(
+                "{e}. The pgbench built-in scripts need pgbench's tables: run pgbench -i first \
+                 (or give --scale N with tables of your own)"
+            )),
+            _ => e,
+        })?;
+    let n: i64 = row.get("n");
+    if n < 1 {
+        return Err(crate::Error::BadInput(
+            "pgbench_branches is empty, so the scale is unknown: run pgbench -i again or \
+             give --scale N"
+                .into(),
+        ));
+    }
+    Ok(n)
 }
 
 pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
@@ -129,20 +230,11 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         rate: args.rate,
         warmup: args.warmup.unwrap_or(Duration::ZERO),
         progress: true,
+        progress_every: args.progress.map(|n| Duration::from_secs(n as u64)),
         seed: args.seed,
     };
     opts.validate()?;
-    let source = match args.workload.as_deref() {
-        Some("select1") => Source::Select1,
-        Some("governance") => Source::Governance,
-        Some(path) => Source::File(bench::file::load(std::path::Path::new(path))?),
-        None => {
-            return Err(crate::Error::BadInput(
-                "--workload is required: select1, governance or a SQL file".into(),
-            )
-            .into())
-        }
-    };
+    let sources = sources(&args)?;
 
     // Ctrl-C from here on stops the run and prints what was measured.
     let (interrupt_tx, interrupt_rx) = tokio::sync::watch::channel(false);
@@ -158,11 +250,22 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         args.target.resolve()?
     };
     let (conn, facts) = bench::probe(&target, opts.connections).await?;
-    let workload = match source {
-        Source::Select1 => bench::select1(),
-        Source::File(w) => w,
-        Source::Governance => bench::governance_workload(&conn, &args.schema, args.mix).await?,
+    let mut parts = Vec::with_capacity(sources.len());
+    for (source, weight) in sources {
+        let w = match source {
+            Source::Select1 => bench::select1(),
+            Source::Ready(w) => w,
+            Source::Governance => bench::governance_workload(&conn, &args.schema, args.mix).await?,
+        };
+        parts.push((w, weight));
+    }
+    let mut workload = Workload::combine(parts)?;
+    let scale = match args.scale {
+        Some(n) => n,
+        None if workload.detects_scale() => detect_scale(&conn).await?,
+        None => 1,
     };
+    workload.set_scale(scale);
     let workload = if args.floor {
         bench::with_floor(workload)?
     } else {
@@ -213,7 +316,28 @@ fn print_result(r: &BenchResult, format: BenchFormat) {
 fn compare(c: &CompareArgs) -> anyhow::Result<u8> {
     let a = BenchResult::load(&c.a)?;
     let b = BenchResult::load(&c.b)?;
-    let cmp = bench::compare(&a, &b);
+    let mut cmp = bench::compare(&a, &b);
+    cmp.a_file = c.a.display().to_string();
+    cmp.b_file = c.b.display().to_string();
+    eprintln!("A: {} ({})", cmp.a_file, a.workload);
+    eprintln!("B: {} ({})", cmp.b_file, b.workload);
+    for d in &cmp.differences {
+        eprintln!("warning: {d}");
+    }
+    let blocking: Vec<&str> = cmp
+        .differences
+        .iter()
+        .filter(|d| d.blocking)
+        .map(|d| d.what.as_str())
+        .collect();
+    if !blocking.is_empty() && !c.force {
+        return Err(crate::Error::BadInput(format!(
+            "A and B are not comparable: they differ in {}. Run both with the same scripts, \
+             --clients and --connections, or pass --force to compare anyway",
+            blocking.join(", ")
+        ))
+        .into());
+    }
     match c.format {
         BenchFormat::Table => print!("{}", render::render_comparison_table(&cmp)),
         BenchFormat::Json => println!("{}", render::render_comparison_json(&cmp)),

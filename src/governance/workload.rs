@@ -459,17 +459,17 @@ mod tests {
         assert_eq!(Mix::default().to_string(), "read-heavy");
         for (mix, min_write, max_write) in [(Mix::ReadHeavy, 5, 15), (Mix::WriteHeavy, 50, 70)] {
             let w = workload_for(&shape(), "governance", mix).unwrap();
-            let total: u32 = w.ops.iter().map(|o| o.weight).sum();
+            let total: u32 = w.scripts.iter().map(|o| o.weight).sum();
             let writes: u32 = w
-                .ops
+                .scripts
                 .iter()
                 .filter(|o| o.kind == OpKind::Write)
                 .map(|o| o.weight)
                 .sum();
             let pct = writes * 100 / total;
             assert!((min_write..=max_write).contains(&pct), "{mix}: {pct} %");
-            assert_eq!(w.ops.len(), 12);
-            assert!(w.ops.iter().all(|o| o.weight > 0));
+            assert_eq!(w.scripts.len(), 12);
+            assert!(w.scripts.iter().all(|o| o.weight > 0));
         }
     }
 
@@ -477,13 +477,12 @@ mod tests {
     fn parameters_match_the_declared_types_in_number() {
         let w = workload_for(&shape(), r#"x"; DROP TABLE users; --"#, Mix::ReadHeavy).unwrap();
         let mut rng = SmallRng::seed_from_u64(1);
-        for o in &w.ops {
-            assert_eq!(
-                (o.params)(&mut rng).len(),
-                o.param_types.len(),
-                "{}",
-                o.name
-            );
+        for s in &w.scripts {
+            let o = &s.statements[0];
+            let crate::bench::workload::Binds::Generated(params) = &o.binds else {
+                panic!("{}: an operation has its own generator", o.name)
+            };
+            assert_eq!(params(&mut rng).len(), o.param_types.len(), "{}", o.name);
             assert!(
                 o.sql.contains(r#""x""; DROP TABLE users; --"."#),
                 "{}",

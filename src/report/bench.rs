@@ -48,7 +48,7 @@ pub fn render_result_table(r: &BenchResult) -> String {
         .map(|x| format!(", target rate {x:.0} tx/s"))
         .unwrap_or_default();
     let rows: Vec<(&str, String)> = vec![
-        ("workload", r.workload.clone()),
+        ("workload", format!("{} (scale {})", r.workload, r.scale)),
         ("server", format!("PostgreSQL {}", r.server_version)),
         (
             "clients / connections",
@@ -64,7 +64,10 @@ pub fn render_result_table(r: &BenchResult) -> String {
         ),
         (
             "transactions",
-            format!("{} ok, {} failed", r.transactions, r.errors),
+            format!(
+                "{} ok, {} failed (one run of a script = one transaction)",
+                r.transactions, r.errors
+            ),
         ),
         ("throughput", format!("{:.1} tx/s", r.throughput_tps)),
         (
@@ -77,6 +80,16 @@ pub fn render_result_table(r: &BenchResult) -> String {
                 ms(r.latency.p999_ms),
                 ms(r.latency.max_ms),
                 ms(r.latency.mean_ms)
+            ),
+        ),
+        (
+            "latency split (ms)",
+            format!(
+                "wait for a connection: mean {} p99 {}; exec: mean {} p99 {}",
+                ms(r.wait.mean_ms),
+                ms(r.wait.p99_ms),
+                ms(r.exec.mean_ms),
+                ms(r.exec.p99_ms)
             ),
         ),
         (
@@ -111,18 +124,10 @@ pub fn render_result_table(r: &BenchResult) -> String {
 
     let mut t = new_table();
     t.set_header(vec![
-        "operation",
-        "count",
-        "tx/s",
-        "p50 ms",
-        "p90 ms",
-        "p99 ms",
-        "p99.9 ms",
-        "max ms",
-        "mean ms",
+        "script", "count", "tx/s", "p50 ms", "p90 ms", "p99 ms", "p99.9 ms", "max ms", "mean ms",
         "errors",
     ]);
-    for op in &r.operations {
+    for op in &r.scripts {
         let errors = op.errors_text();
         t.add_row(vec![
             op.name.clone(),
@@ -140,7 +145,49 @@ pub fn render_result_table(r: &BenchResult) -> String {
     right_align(&mut t, 1);
     out.push_str(&t.to_string());
     out.push('\n');
+    out.push_str(&statements_table(r));
     out
+}
+
+/// Per statement of each script, as `pgbench -r`: count, mean and p99 latency, failures.
+fn statements_table(r: &BenchResult) -> String {
+    let mut t = new_table();
+    t.set_header(vec![
+        "script",
+        "line",
+        "name",
+        "statement",
+        "count",
+        "mean ms",
+        "p99 ms",
+        "failures",
+    ]);
+    for s in &r.scripts {
+        for st in &s.statements {
+            let sql: String = st.sql.split_whitespace().collect::<Vec<_>>().join(" ");
+            let sql = if sql.chars().count() > 50 {
+                format!("{}...", sql.chars().take(47).collect::<String>())
+            } else {
+                sql
+            };
+            t.add_row(vec![
+                s.name.clone(),
+                if st.line > 0 {
+                    st.line.to_string()
+                } else {
+                    "-".into()
+                },
+                st.name.clone(),
+                sql,
+                st.count.to_string(),
+                ms(st.mean_ms),
+                ms(st.p99_ms),
+                crate::bench::result::errors_text(&st.errors),
+            ]);
+        }
+    }
+    right_align(&mut t, 4);
+    format!("{t}\n")
 }
 
 pub fn render_result_json(r: &BenchResult) -> String {
@@ -178,29 +225,35 @@ fn diff_row(d: &OperationDiff) -> Vec<String> {
 pub fn render_comparison_table(c: &Comparison) -> String {
     let mut t = new_table();
     t.set_header(vec![
-        "operation",
-        "p50 A",
-        "p50 B",
-        "B/A",
-        "p99 A",
-        "p99 B",
-        "B/A",
-        "tx/s A",
-        "tx/s B",
-        "B/A",
-        "errors A",
-        "errors B",
+        "script", "p50 A", "p50 B", "B/A", "p99 A", "p99 B", "B/A", "tx/s A", "tx/s B", "B/A",
+        "errors A", "errors B",
     ]);
-    for d in &c.operations {
+    for d in &c.scripts {
         t.add_row(diff_row(d));
     }
     t.add_row(diff_row(&c.total));
     right_align(&mut t, 1);
-    format!(
-        "A: {}   B: {}   (latency in ms; B/A below 1 means B is faster for latency, above 1 \
-         means B has more throughput)\n{t}\n",
-        c.a_workload, c.b_workload
-    )
+    let label = |file: &str, workload: &str| {
+        if file.is_empty() {
+            workload.to_string()
+        } else {
+            format!("{file} ({workload})")
+        }
+    };
+    let mut out = format!(
+        "A: {}\nB: {}\n(latency in ms; B/A below 1 means B is faster for latency, above 1 \
+         means B has more throughput)\n",
+        label(&c.a_file, &c.a_workload),
+        label(&c.b_file, &c.b_workload)
+    );
+    for d in &c.differences {
+        out.push_str(&format!(
+            "{}: {d}\n",
+            if d.blocking { "NOT COMPARABLE" } else { "note" }
+        ));
+    }
+    out.push_str(&format!("{t}\n"));
+    out
 }
 
 pub fn render_comparison_json(c: &Comparison) -> String {
@@ -210,7 +263,7 @@ pub fn render_comparison_json(c: &Comparison) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::result::{Latency, OperationResult, RESULT_SCHEMA_VERSION};
+    use crate::bench::result::{Latency, ScriptResult, RESULT_SCHEMA_VERSION};
 
     fn result(outcome: Outcome, ops: &[&str]) -> BenchResult {
         BenchResult {
@@ -218,6 +271,8 @@ mod tests {
             pgopt_version: "0".into(),
             workload: "wl".into(),
             server_version: "15.8".into(),
+            host: None,
+            scale: 1,
             clients: 200,
             connections: 4,
             rate: None,
@@ -232,14 +287,26 @@ mod tests {
             outcome,
             error: (outcome == Outcome::Failed).then(|| "lost every connection".to_string()),
             latency: Latency::default(),
-            operations: ops
+            wait: Latency::default(),
+            exec: Latency::default(),
+            scripts: ops
                 .iter()
-                .map(|n| OperationResult {
+                .map(|n| ScriptResult {
                     name: n.to_string(),
+                    weight: 1,
                     count: 5,
                     errors: [("22012".to_string(), 1)].into_iter().collect(),
                     throughput_tps: 2.5,
                     latency: Latency::default(),
+                    statements: vec![crate::bench::StatementResult {
+                        name: format!("{n}:1"),
+                        sql: format!("SELECT {n}_stmt FROM t WHERE id = $1"),
+                        line: 3,
+                        count: 5,
+                        errors: [("22012".to_string(), 1)].into_iter().collect(),
+                        mean_ms: 1.5,
+                        p99_ms: 2.5,
+                    }],
                 })
                 .collect(),
         }
@@ -257,6 +324,9 @@ mod tests {
             "audit",
             "22012: 1",
             "2.00x one connect",
+            "login_stmt FROM t WHERE id = $1",
+            "login:1",
+            "wait for a connection",
         ] {
             assert!(t.contains(needle), "{needle} missing in\n{t}");
         }

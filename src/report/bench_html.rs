@@ -6,7 +6,7 @@ use plotters::coord::Shift;
 use plotters::prelude::*;
 
 use crate::bench::compare::{Comparison, Pair};
-use crate::bench::{BenchResult, Latency, OperationResult};
+use crate::bench::{BenchResult, Latency, ScriptResult};
 use crate::error::{Error, Result};
 
 const WIDTH: u32 = 960;
@@ -232,6 +232,16 @@ fn run_summary(r: &BenchResult) -> String {
         ("transactions", r.transactions.to_string()),
         ("throughput", format!("{:.1} tx/s", r.throughput_tps)),
         ("errors", r.errors.to_string()),
+        (
+            "latency split",
+            format!(
+                "wait for a connection: mean {} ms, p99 {} ms; exec: mean {} ms, p99 {} ms",
+                ms(r.wait.mean_ms),
+                ms(r.wait.p99_ms),
+                ms(r.exec.mean_ms),
+                ms(r.exec.p99_ms)
+            ),
+        ),
         ("pool set-up", format!("{:.2} ms", r.pool_setup_ms)),
         ("one connect", format!("{:.2} ms", r.one_connect_ms)),
         ("outcome", format!("{:?}", r.outcome).to_lowercase()),
@@ -254,9 +264,9 @@ fn run_summary(r: &BenchResult) -> String {
     out
 }
 
-fn operations_table(ops: &[&OperationResult], total: Option<&BenchResult>) -> String {
+fn operations_table(ops: &[&ScriptResult], total: Option<&BenchResult>) -> String {
     let mut out = String::from(
-        "<table>\n<tr><th>operation</th><th>count</th><th>tx/s</th><th>p50 ms</th>\
+        "<table>\n<tr><th>script</th><th>count</th><th>tx/s</th><th>p50 ms</th>\
          <th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th><th>mean ms</th>\
          <th>errors</th></tr>\n",
     );
@@ -286,7 +296,7 @@ fn operations_table(ops: &[&OperationResult], total: Option<&BenchResult>) -> St
     }
     if let Some(r) = total {
         out.push_str(&row(
-            "all operations",
+            "all scripts",
             r.transactions,
             r.throughput_tps,
             &r.latency,
@@ -297,23 +307,49 @@ fn operations_table(ops: &[&OperationResult], total: Option<&BenchResult>) -> St
     out
 }
 
-/// One run: its summary, the operations' figures, and their latency distributions.
+/// Per statement of each script (as `pgbench -r`).
+fn statements_table(r: &BenchResult) -> String {
+    let mut out = String::from(
+        "<table>\n<tr><th>script</th><th>line</th><th>name</th><th>statement</th>\
+         <th>count</th><th>mean ms</th><th>p99 ms</th><th>failures</th></tr>\n",
+    );
+    for s in &r.scripts {
+        for st in &s.statements {
+            out.push_str(&format!(
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td><code>{}</code></td><td>{}</td>\
+                 <td>{}</td><td>{}</td><td>{}</td></tr>\n",
+                esc(&s.name),
+                st.line,
+                esc(&st.name),
+                esc(&st.sql),
+                st.count,
+                ms(st.mean_ms),
+                ms(st.p99_ms),
+                esc(&crate::bench::result::errors_text(&st.errors))
+            ));
+        }
+    }
+    out.push_str("</table>\n");
+    out
+}
+
+/// One run: its summary, the scripts' and statements' figures, and the latency
+/// distributions.
 pub fn result_html(r: &BenchResult) -> Result<String> {
-    let ops: Vec<&OperationResult> = r.operations.iter().collect();
+    let ops: Vec<&ScriptResult> = r.scripts.iter().collect();
     let series: Vec<(String, [f64; 5])> = r
-        .operations
+        .scripts
         .iter()
         .filter(|o| o.count > 0)
         .map(|o| (o.name.clone(), latency_values(&o.latency)))
         .collect();
     let mut body = run_summary(r);
-    body.push_str("<h2>Operations</h2>\n");
+    body.push_str("<h2>Scripts (one run = one transaction)</h2>\n");
     body.push_str(&operations_table(&ops, Some(r)));
+    body.push_str("<h2>Statements</h2>\n");
+    body.push_str(&statements_table(r));
     body.push_str("<h2>Latency distribution</h2>\n");
-    body.push_str(&percentile_chart(
-        "latency percentiles by operation",
-        &series,
-    )?);
+    body.push_str(&percentile_chart("latency percentiles by script", &series)?);
     Ok(page(&format!("pgopt bench: {}", r.workload), &body))
 }
 
@@ -350,13 +386,13 @@ pub fn compare_html(
         run_summary(b)
     ));
     body.push_str(
-        "<h2>B against A</h2>\n<table>\n<tr><th>operation</th><th>p50 A</th><th>p50 B</th>\
+        "<h2>B against A</h2>\n<table>\n<tr><th>script</th><th>p50 A</th><th>p50 B</th>\
          <th>B/A</th><th>p99 A</th><th>p99 B</th><th>B/A</th><th>tx/s A</th><th>tx/s B</th>\
          <th>B/A</th><th>errors A</th><th>errors B</th></tr>\n",
     );
     let tps = |x: f64| format!("{x:.1}");
     let count = |x: f64| format!("{x:.0}");
-    for op in cmp.operations.iter().chain(std::iter::once(&cmp.total)) {
+    for op in cmp.scripts.iter().chain(std::iter::once(&cmp.total)) {
         let errors = format!(
             "<td>{}</td><td>{}</td>",
             op.errors.a.map(count).unwrap_or_else(|| "-".into()),
@@ -365,7 +401,7 @@ pub fn compare_html(
         body.push_str(&format!(
             "<tr><td>{}</td>{}{}{}{errors}</tr>\n",
             esc(if op.name == "total" {
-                "all operations"
+                "all scripts"
             } else {
                 &op.name
             }),
@@ -375,9 +411,9 @@ pub fn compare_html(
         ));
     }
     body.push_str("</table>\n");
-    for (title, pick) in [("p50 by operation", 0usize), ("p99 by operation", 1usize)] {
+    for (title, pick) in [("p50 by script", 0usize), ("p99 by script", 1usize)] {
         let rows: Vec<(String, Option<f64>, Option<f64>)> = cmp
-            .operations
+            .scripts
             .iter()
             .map(|o| {
                 let p = if pick == 0 { &o.p50_ms } else { &o.p99_ms };
@@ -390,7 +426,7 @@ pub fn compare_html(
     body.push_str("<h2>Latency distributions</h2>\n");
     for (label, r) in [(labels.0, a), (labels.1, b)] {
         let series: Vec<(String, [f64; 5])> = r
-            .operations
+            .scripts
             .iter()
             .filter(|o| o.count > 0)
             .map(|o| (o.name.clone(), latency_values(&o.latency)))
@@ -410,7 +446,7 @@ pub fn compare_html(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::bench::{Latency, OperationResult, Outcome};
+    use crate::bench::{Latency, Outcome, ScriptResult};
 
     fn result(name: &str) -> BenchResult {
         BenchResult {
@@ -418,6 +454,8 @@ mod tests {
             pgopt_version: "0".into(),
             workload: "file <x>.sql".into(),
             server_version: "15".into(),
+            host: None,
+            scale: 1,
             clients: 2,
             connections: 2,
             rate: None,
@@ -432,8 +470,12 @@ mod tests {
             outcome: Outcome::Completed,
             error: None,
             latency: Latency::default(),
-            operations: vec![OperationResult {
+            wait: Latency::default(),
+            exec: Latency::default(),
+            scripts: vec![ScriptResult {
                 name: name.into(),
+                weight: 1,
+                statements: vec![],
                 count: 10,
                 errors: [("22012".to_string(), 1)].into_iter().collect(),
                 throughput_tps: 10.0,
@@ -463,8 +505,8 @@ mod tests {
     #[test]
     fn an_empty_run_still_draws() {
         let mut r = result("x");
-        r.operations[0].count = 0;
-        r.operations[0].latency = Latency::default();
+        r.scripts[0].count = 0;
+        r.scripts[0].latency = Latency::default();
         let page = result_html(&r).unwrap();
         assert_eq!(page.matches("<svg").count(), 1);
     }
