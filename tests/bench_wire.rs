@@ -3,11 +3,15 @@
 //! md5, SCRAM), rows and counts, error classification, transaction status, timeouts, cancel,
 //! a server that dies, and TLS sending the caller back to the standard path.
 
+mod cli_support;
+
+use cli_support::*;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgopt::bench::wire::{ConnectError, TxStatus, Value, WireConn, WireError};
+use pgopt::bench::BenchResult;
 use pgopt::db::{connect, SystemDefaults, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt::Error;
@@ -558,4 +562,107 @@ async fn targets_that_need_tls_are_sent_to_the_standard_path() {
     ));
     let mut w = wire(&t).await;
     assert_eq!(text(&mut w, "SELECT 1").await, "1");
+}
+
+/// Runs `script` through `pgopt bench` with one client on `path`; returns the result, the
+/// tables' contents and pgopt's log.
+fn bench_on_path(c: &Cluster, script: &str, path: &str) -> (BenchResult, String, String) {
+    c.psql(
+        "postgres",
+        "DROP TABLE IF EXISTS acc, hist; \
+         CREATE TABLE acc (id int PRIMARY KEY, bal bigint NOT NULL); \
+         INSERT INTO acc SELECT g, 0 FROM generate_series(1, 10) g; \
+         CREATE TABLE hist (id int, delta double precision, note text);",
+    )
+    .unwrap();
+    let dsn = c.dsn("postgres");
+    let o = pgopt_cmd(&[
+        "bench",
+        &dsn,
+        "--workload",
+        script,
+        "--clients",
+        "1",
+        "--transactions",
+        "300",
+        "--seed",
+        "7",
+        "--format",
+        "json",
+        "--client-path",
+        path,
+    ])
+    .env("PGOPT_LOG", "pgopt=info")
+    .output()
+    .expect("run pgopt");
+    let result: BenchResult = serde_json::from_slice(&o.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not a bench result ({e}):\nstdout: {}\nstderr: {}",
+            stdout(&o),
+            stderr(&o)
+        )
+    });
+    let tables = c
+        .psql(
+            "postgres",
+            "SELECT id, bal FROM acc ORDER BY id; \
+             SELECT id, delta, note, count(*) FROM hist GROUP BY 1, 2, 3 ORDER BY 1, 2, 3;",
+        )
+        .unwrap();
+    (result, tables, stderr(&o))
+}
+
+#[test]
+fn a_script_gives_the_same_counts_and_table_state_on_the_lean_and_the_standard_path() {
+    let c = start(ClusterOptions::default());
+    let dir = tempfile::tempdir().unwrap();
+    let script = dir.path().join("transfer.sql");
+    // A transaction of several statements with int, double and text values, and a division
+    // by zero whenever id is 3 (rolled back, counted under 22012).
+    std::fs::write(
+        &script,
+        "\\set id random(1, 10)\n\
+         \\set delta random(-50, 50)\n\
+         BEGIN;\n\
+         UPDATE acc SET bal = bal + :delta WHERE id = :id;\n\
+         SELECT 10 / (:id - 3);\n\
+         INSERT INTO hist (id, delta, note) VALUES (:id, :delta * 0.5, 'c' || CAST(:id AS text));\n\
+         END;\n",
+    )
+    .unwrap();
+    let script = script.display().to_string();
+    let (standard, std_tables, std_log) = bench_on_path(&c, &script, "standard");
+    let (lean, lean_tables, lean_log) = bench_on_path(&c, &script, "lean");
+    assert!(std_log.contains("on tokio-postgres"), "{std_log}");
+    assert!(lean_log.contains("lean protocol path"), "{lean_log}");
+
+    assert_eq!(lean.transactions, standard.transactions);
+    assert_eq!(lean.errors, standard.errors);
+    let per_statement = |r: &BenchResult| -> Vec<(u64, Vec<(String, u64)>)> {
+        r.scripts[0]
+            .statements
+            .iter()
+            .map(|s| (s.count, s.errors.clone().into_iter().collect()))
+            .collect()
+    };
+    assert_eq!(per_statement(&lean), per_statement(&standard));
+    assert_eq!(lean.scripts[0].errors, standard.scripts[0].errors);
+    assert_eq!(lean_tables, std_tables);
+    // The script did what it says: some transactions failed and left nothing behind.
+    let failed = standard.scripts[0]
+        .errors
+        .get("22012")
+        .copied()
+        .unwrap_or(0);
+    assert!(
+        failed > 0 && failed < 300,
+        "{:?}",
+        standard.scripts[0].errors
+    );
+    let rows: u64 = c
+        .psql("postgres", "SELECT count(*) FROM hist")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(rows, 300 - failed);
 }

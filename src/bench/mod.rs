@@ -24,7 +24,7 @@ pub mod workload;
 use std::sync::Arc;
 
 pub use compare::{compare, Comparison};
-pub use options::{parse_duration, BenchOptions, StopAt};
+pub use options::{parse_duration, BenchOptions, ClientPath, StopAt};
 pub use result::{BenchResult, Latency, Outcome, ScriptResult, StatementResult};
 pub use run::{close_probe, probe, run, ServerFacts};
 pub use workload::{OpKind, Operation, Param, ParamGen, Script, Workload};
