@@ -190,7 +190,7 @@ fn is_io(err: &tokio_postgres::Error) -> bool {
 }
 
 /// The next step for the SQLSTATEs a monitoring tool meets most.
-fn next_step_for(code: &SqlState) -> Option<String> {
+pub(crate) fn next_step_for(code: &SqlState) -> Option<String> {
     let text = if *code == SqlState::INSUFFICIENT_PRIVILEGE {
         "grant the role pg_monitor (GRANT pg_monitor TO <role>) or connect as a superuser"
     } else if *code == SqlState::QUERY_CANCELED {

@@ -5,6 +5,7 @@
 //!   expression language; [`bind`]: variables as bind parameters; [`select1`]: the
 //!   round-trip floor;
 //! - [`run`](mod@run): N clients over M connections, latency histograms, errors by SQLSTATE;
+//! - [`wire`]: the lean connection of the hot loop (postgres-protocol, no background task);
 //! - [`result`]: the serde result, saved as JSON; [`compare`](mod@compare): two results side
 //!   by side.
 //!
@@ -17,12 +18,13 @@ pub mod file;
 pub mod options;
 pub mod result;
 pub mod run;
+pub mod wire;
 pub mod workload;
 
 use std::sync::Arc;
 
 pub use compare::{compare, Comparison};
-pub use options::{parse_duration, BenchOptions, StopAt};
+pub use options::{parse_duration, BenchOptions, ClientPath, StopAt};
 pub use result::{BenchResult, Latency, Outcome, ScriptResult, StatementResult};
 pub use run::{close_probe, probe, run, ServerFacts};
 pub use workload::{OpKind, Operation, Param, ParamGen, Script, Workload};

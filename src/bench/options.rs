@@ -13,6 +13,17 @@ pub enum StopAt {
     Transactions(u64),
 }
 
+/// What runs the statements when every client owns its connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ClientPath {
+    /// pgopt's lean protocol path (`bench::wire`), where it can be used (one host, no TLS);
+    /// tokio-postgres elsewhere.
+    #[default]
+    Lean,
+    /// tokio-postgres always (`--client-path standard`), for comparison.
+    Standard,
+}
+
 #[derive(Debug, Clone)]
 pub struct BenchOptions {
     /// Clients, each running one script at a time.
@@ -32,6 +43,8 @@ pub struct BenchOptions {
     pub progress_every: Option<Duration>,
     /// Seed of the parameter generators (client i uses seed + i).
     pub seed: u64,
+    /// What runs the statements of clients that own their connection.
+    pub client_path: ClientPath,
 }
 
 impl Default for BenchOptions {
@@ -45,6 +58,7 @@ impl Default for BenchOptions {
             progress: false,
             progress_every: None,
             seed: 1,
+            client_path: ClientPath::default(),
         }
     }
 }

@@ -27,6 +27,9 @@
 //!   run ends as failed with the partial result.
 //! - The hot loop takes no shared lock but its own statistics shard's (uncontended when N ==
 //!   M) and allocates only the parameters.
+//! - N == M runs on the lean path ([`super::wire`]: the client's own thread reads and writes
+//!   the socket, no connection task) unless `--client-path standard` is given, the target
+//!   lists several hosts, or it needs TLS; then, and for shared connections, tokio-postgres.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -40,15 +43,16 @@ use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::types::ToSql;
+use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Statement;
 
 use super::bind;
 use super::expr::{Env, Value};
-use super::options::{BenchOptions, StopAt};
+use super::options::{BenchOptions, ClientPath, StopAt};
 use super::result::{
     BenchResult, Latency, Outcome, ScriptResult, StatementResult, RESULT_SCHEMA_VERSION,
 };
+use super::wire::{CancelHandle, ConnectError, Prepared, WireConn, WireError};
 use super::workload::{
     Binds, Block, Command, SleepFor, Workload, SLOT_CLIENT_ID, SLOT_DEFAULT_SEED, SLOT_RANDOM_SEED,
     SLOT_SCALE,
@@ -148,14 +152,138 @@ fn median(times: &mut [Duration]) -> Duration {
 
 /// One connection with every statement of every script prepared on it.
 struct Slot {
-    conn: Conn,
-    /// `stmts[script][statement]`.
-    stmts: Vec<Vec<Statement>>,
+    link: Link,
     /// When the running execution started, in µs since [`Shared::epoch`] plus 1; 0 = idle.
     /// Read by the watchdog, which cancels executions over the limit.
     busy_since: AtomicU64,
     /// The watchdog sent a cancel request for the running execution.
     cancelled: AtomicBool,
+}
+
+/// A slot's connection and its statements (`stmts[script][statement]`).
+// One per connection, behind an Arc: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Link {
+    /// tokio-postgres.
+    Standard {
+        conn: Conn,
+        stmts: Vec<Vec<Statement>>,
+    },
+    /// [`WireConn`], driven by the client's own task. The lock is never contended (one client
+    /// per connection); the watchdog cancels through `cancel`, without it.
+    Lean {
+        conn: tokio::sync::Mutex<WireConn>,
+        stmts: Vec<Vec<Prepared>>,
+        cancel: CancelHandle,
+    },
+}
+
+impl Slot {
+    fn new(link: Link) -> Arc<Slot> {
+        Arc::new(Slot {
+            link,
+            busy_since: AtomicU64::new(0),
+            cancelled: AtomicBool::new(false),
+        })
+    }
+
+    /// The parameter types of statement `stmt` of script `script`, as the server inferred them.
+    fn params(&self, script: usize, stmt: usize) -> &[Type] {
+        match &self.link {
+            Link::Standard { stmts, .. } => stmts[script][stmt].params(),
+            Link::Lean { stmts, .. } => stmts[script][stmt].params(),
+        }
+    }
+
+    /// Asks the server to cancel what this connection runs; bounded, best effort.
+    async fn cancel_running(&self) {
+        match &self.link {
+            Link::Standard { conn, .. } => conn.cancel_running().await,
+            Link::Lean { cancel, .. } => {
+                if let Err(e) = cancel.cancel().await {
+                    tracing::warn!("cancel request failed: {e}");
+                }
+            }
+        }
+    }
+}
+
+/// A connection just opened, on either path (one per connect, moved once).
+#[allow(clippy::large_enum_variant)]
+enum Opened {
+    Standard(Conn),
+    Lean(WireConn),
+}
+
+/// Opens a connection for a client that owns it: on the lean path when the run uses it
+/// (tokio-postgres when the target needs TLS), else on the standard one.
+async fn connect_client(shared: &Shared) -> Result<Opened> {
+    if shared.lean.load(Ordering::Relaxed) {
+        let host = &shared.target.hosts[0];
+        match WireConn::connect(&shared.target, host).await {
+            Ok(w) => return Ok(Opened::Lean(w)),
+            Err(ConnectError::NeedsTls(why)) => {
+                if shared.lean.swap(false, Ordering::Relaxed) {
+                    tracing::info!("{why}: the clients use tokio-postgres");
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(Opened::Standard(db::connect(&shared.target).await?))
+}
+
+/// The error for a statement of the workload that does not prepare: the script is wrong
+/// (syntax, unknown tables and columns, parameter types the server cannot infer: 42xxx).
+fn prepare_error(
+    err: Error,
+    script: &super::workload::Script,
+    st: &super::workload::Statement,
+) -> Error {
+    if err.sqlstate().is_some_and(|c| c.code().starts_with("42")) {
+        let at = if st.line > 0 {
+            format!(" (line {})", st.line)
+        } else {
+            String::new()
+        };
+        return Error::BadInput(format!(
+            "{err}. Check statement {}{at} of script {} against the database:\n  {}",
+            st.name, script.name, st.sql
+        ));
+    }
+    err
+}
+
+async fn prepare_opened(opened: Opened, workload: &Workload) -> Result<Arc<Slot>> {
+    match opened {
+        Opened::Standard(conn) => prepare_all(conn, workload).await,
+        Opened::Lean(conn) => prepare_lean(conn, workload).await,
+    }
+}
+
+/// [`prepare_all`] on the lean path (each prepare bounded by statement_timeout plus slack).
+async fn prepare_lean(mut conn: WireConn, workload: &Workload) -> Result<Arc<Slot>> {
+    let mut stmts = Vec::with_capacity(workload.scripts.len());
+    for script in &workload.scripts {
+        let mut prepared_script = Vec::with_capacity(script.statements.len());
+        for st in &script.statements {
+            let types: Vec<u32> = st.param_types.iter().map(Type::oid).collect();
+            match conn.prepare_typed(&st.sql, &types).await {
+                Ok(p) => prepared_script.push(p),
+                Err(e) => {
+                    let err = e.into_error(format!("preparing statement {}", st.name));
+                    return Err(prepare_error(err, script, st));
+                }
+            }
+        }
+        stmts.push(prepared_script);
+    }
+    let cancel = conn.cancel_handle();
+    Ok(Slot::new(Link::Lean {
+        conn: tokio::sync::Mutex::new(conn),
+        stmts,
+        cancel,
+    }))
 }
 
 async fn prepare_all(conn: Conn, workload: &Workload) -> Result<Arc<Slot>> {
@@ -176,37 +304,23 @@ async fn prepare_all(conn: Conn, workload: &Workload) -> Result<Arc<Slot>> {
                 Ok(s) => prepared_script.push(s),
                 Err(e) => {
                     let err = Error::query(format!("preparing statement {}", st.name), e);
-                    // Syntax errors, unknown tables and columns, parameter types the server
-                    // cannot infer: the script is wrong.
-                    if err.sqlstate().is_some_and(|c| c.code().starts_with("42")) {
-                        let at = if st.line > 0 {
-                            format!(" (line {})", st.line)
-                        } else {
-                            String::new()
-                        };
-                        return Err(Error::BadInput(format!(
-                            "{err}. Check statement {}{at} of script {} against the \
-                             database:\n  {}",
-                            st.name, script.name, st.sql
-                        )));
-                    }
-                    return Err(err);
+                    return Err(prepare_error(err, script, st));
                 }
             }
         }
         stmts.push(prepared_script);
     }
-    Ok(Arc::new(Slot {
-        conn,
-        stmts,
-        busy_since: AtomicU64::new(0),
-        cancelled: AtomicBool::new(false),
-    }))
+    Ok(Slot::new(Link::Standard { conn, stmts }))
 }
 
-async fn open_slot(target: &Target, workload: &Workload) -> Result<Arc<Slot>> {
-    let conn = db::connect(target).await?;
-    prepare_all(conn, workload).await
+/// A new connection for a client (a replacement): the lean path when the run uses it.
+async fn open_slot(shared: &Shared) -> Result<Arc<Slot>> {
+    let opened = if shared.pool.is_some() {
+        Opened::Standard(db::connect(&shared.target).await?)
+    } else {
+        connect_client(shared).await?
+    };
+    prepare_opened(opened, &shared.workload).await
 }
 
 /// One statement's statistics.
@@ -305,6 +419,9 @@ struct Shared {
     live: AtomicUsize,
     lost: AtomicU64,
     failure: Mutex<Option<String>>,
+    /// Clients that own their connection use the lean path ([`super::wire`]); turned off
+    /// when the target turns out to need TLS.
+    lean: AtomicBool,
     /// Every open connection, for the watchdog.
     watched: Mutex<Vec<std::sync::Weak<Slot>>>,
     epoch: std::time::Instant,
@@ -373,6 +490,17 @@ struct Failure {
     message: String,
 }
 
+/// The lean path classifies as [`classify`] does (tests/bench_wire.rs holds them together).
+impl From<WireError> for Failure {
+    fn from(e: WireError) -> Self {
+        Failure {
+            code: e.code,
+            broken: e.broken,
+            message: e.message,
+        }
+    }
+}
+
 fn classify(e: &tokio_postgres::Error, closed: bool) -> Failure {
     if let Some(db) = e.as_db_error() {
         let code = db.code();
@@ -408,18 +536,28 @@ async fn run_statement(
     stmt: usize,
     params: &[&(dyn ToSql + Sync)],
 ) -> std::result::Result<u64, Failure> {
-    slot.busy_since.store(shared.now_us(), Ordering::Relaxed);
-    let r = slot
-        .conn
-        .client()
-        .execute_raw(&slot.stmts[script][stmt], params.iter().copied())
-        .await;
-    slot.busy_since.store(0, Ordering::Relaxed);
+    let r = match &slot.link {
+        Link::Standard { conn, stmts } => {
+            slot.busy_since.store(shared.now_us(), Ordering::Relaxed);
+            let r = conn
+                .client()
+                .execute_raw(&stmts[script][stmt], params.iter().copied())
+                .await;
+            slot.busy_since.store(0, Ordering::Relaxed);
+            r.map_err(|e| classify(&e, conn.is_closed()))
+        }
+        Link::Lean { conn, stmts, .. } => {
+            let mut conn = conn.lock().await;
+            slot.busy_since.store(shared.now_us(), Ordering::Relaxed);
+            let r = conn.execute_params(&stmts[script][stmt], params).await;
+            slot.busy_since.store(0, Ordering::Relaxed);
+            r.map_err(Failure::from)
+        }
+    };
     let cancelled = slot.cancelled.swap(false, Ordering::Relaxed);
     match r {
         Ok(n) => Ok(n),
-        Err(e) => {
-            let mut f = classify(&e, slot.conn.is_closed());
+        Err(mut f) => {
             if cancelled {
                 f.message = format!(
                     "no answer within {:.0}s, cancelled by pgopt: {}",
@@ -436,14 +574,14 @@ async fn run_statement(
 /// transaction stays and the connection is clean for the next script. False when the
 /// connection could not be cleaned (it is then replaced).
 async fn roll_back(shared: &Shared, slot: &Slot) -> bool {
-    matches!(
-        tokio::time::timeout(
-            shared.exec_limit,
-            slot.conn.client().batch_execute("ROLLBACK")
-        )
-        .await,
-        Ok(Ok(()))
-    )
+    match &slot.link {
+        Link::Standard { conn, .. } => matches!(
+            tokio::time::timeout(shared.exec_limit, conn.client().batch_execute("ROLLBACK")).await,
+            Ok(Ok(()))
+        ),
+        // Bounded by statement_timeout plus slack (the same limit), cancel included.
+        Link::Lean { conn, .. } => conn.lock().await.simple_query("ROLLBACK").await.is_ok(),
+    }
 }
 
 /// Every 250 ms: sends a cancel request for each execution running longer than the limit
@@ -470,7 +608,7 @@ fn spawn_watchdog(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
                         "an execution ran over {:?}; cancelling it",
                         shared.exec_limit
                     );
-                    tokio::spawn(async move { slot.conn.cancel_running().await });
+                    tokio::spawn(async move { slot.cancel_running().await });
                 }
             }
         }
@@ -483,7 +621,7 @@ async fn replace(shared: &Shared, why: String) -> Option<Arc<Slot>> {
         shared.lost.fetch_add(1, Ordering::Relaxed);
         return None;
     }
-    match open_slot(&shared.target, &shared.workload).await {
+    match open_slot(shared).await {
         Ok(slot) => {
             shared.watch(&slot);
             tracing::info!("replaced a broken connection ({why})");
@@ -585,7 +723,7 @@ async fn run_script(
                 let mut refs: Vec<&(dyn ToSql + Sync)> = Vec::new();
                 match &st.binds {
                     Binds::Vars(slots) => {
-                        let types = slot.stmts[s][*i].params();
+                        let types = slot.params(s, *i);
                         for (n, v) in slots.iter().enumerate() {
                             if let Err(why) = bind::check(&vars[*v], &types[n]) {
                                 shared.fatal(bind::misfit(
@@ -823,6 +961,9 @@ pub async fn run(
         live: AtomicUsize::new(opts.connections),
         lost: AtomicU64::new(0),
         failure: Mutex::new(None),
+        lean: AtomicBool::new(
+            dedicated && opts.client_path == ClientPath::Lean && target.hosts.len() == 1,
+        ),
         watched: Mutex::new(Vec::new()),
         epoch: std::time::Instant::now(),
     });
@@ -834,6 +975,15 @@ pub async fn run(
         Clients::tasks(&shared, opts).await?
     };
     let pool_setup = clients.pool_setup;
+    if dedicated {
+        if shared.lean.load(Ordering::Relaxed) {
+            tracing::info!(
+                "each client runs its statements on the lean protocol path (bench::wire)"
+            );
+        } else {
+            tracing::info!("each client runs its statements on tokio-postgres");
+        }
+    }
 
     let measure_start = Instant::now() + opts.warmup;
     shared.measure_start.set(measure_start).expect("set once");
@@ -978,12 +1128,13 @@ impl Clients {
                             Ok(g) if *g == Go::Run => {}
                             _ => return,
                         }
-                        let conn = match db::connect(&shared.target).await {
+                        // On this thread: its runtime drives the connection.
+                        let conn = match connect_client(&shared).await {
                             Ok(c) => c,
                             Err(e) => return send(Setup::Failed(e)),
                         };
                         send(Setup::Connected(Instant::now()));
-                        let slot = match prepare_all(conn, &shared.workload).await {
+                        let slot = match prepare_opened(conn, &shared.workload).await {
                             Ok(s) => s,
                             Err(e) => return send(Setup::Failed(e)),
                         };

@@ -85,6 +85,11 @@ pub struct BenchArgs {
     /// Seed of the parameter generators.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
+    /// What runs the statements when each client owns its connection: `lean` (pgopt's own
+    /// protocol path; tokio-postgres where it cannot be used: TLS, several hosts) or
+    /// `standard` (tokio-postgres always), to compare the two.
+    #[arg(long, value_name = "PATH", default_value = "lean", value_parser = ["lean", "standard"], hide = true)]
+    pub client_path: String,
     /// Output format (json can be saved for `pgopt bench compare`).
     #[arg(long, value_enum, default_value = "table")]
     pub format: BenchFormat,
@@ -232,6 +237,10 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         progress: true,
         progress_every: args.progress.map(|n| Duration::from_secs(n as u64)),
         seed: args.seed,
+        client_path: match args.client_path.as_str() {
+            "standard" => bench::ClientPath::Standard,
+            _ => bench::ClientPath::Lean,
+        },
     };
     opts.validate()?;
     let sources = sources(&args)?;

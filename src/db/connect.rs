@@ -19,6 +19,14 @@ use super::target::{HostSpec, SslMode, Target, TargetRole};
 use super::tls;
 use crate::error::{Error, Result};
 
+/// The one round trip after authentication: the role check (`pg_is_in_recovery()`,
+/// `transaction_read_only`), the server version, and `statement_timeout` set from `$1` (text,
+/// in milliseconds). Shared with the bench's lean connection so that both set up a session alike.
+pub(crate) const SESSION_SETUP_SQL: &str =
+    "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), \
+     current_setting('server_version_num')::int, \
+     set_config('statement_timeout', $1, false)";
+
 /// Why one host could not be used.
 #[derive(Debug)]
 pub(crate) enum HostFailure {
@@ -400,9 +408,7 @@ pub(crate) async fn connect_host(
     let ms = target.statement_timeout.as_millis().to_string();
     let row = client
         .query_typed_one(
-            "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), \
-             current_setting('server_version_num')::int, \
-             set_config('statement_timeout', $1, false)",
+            SESSION_SETUP_SQL,
             &[(&ms, tokio_postgres::types::Type::TEXT)],
         )
         .await
