@@ -10,7 +10,7 @@ use super::{by_severity, evidence_pairs, gaps, headline, severity_label};
 use crate::advise::{Finding, Severity};
 use crate::snapshot::Snapshot;
 
-/// The widest the object column gets before objects are cut (and never more than a quarter
+/// The widest the object column gets before objects are cut (and never more than a third
 /// of the width).
 const OBJECT_MAX: usize = 32;
 /// Indent of a finding line under its severity.
@@ -91,7 +91,7 @@ pub fn render_findings(findings: &[Finding], opts: &TextOptions) -> String {
             .max()
             .unwrap_or(0)
             .min(OBJECT_MAX)
-            .min(opts.width / 4);
+            .min(opts.width / 3);
         for f in group {
             out.push_str(&finding_line(f, object_width, opts.width));
         }

@@ -105,6 +105,12 @@ pub fn table_of_width(width: usize) -> Table {
 /// (header included), so wrapping happens between words; a table that cannot fit that way
 /// grows wider than the width instead of splitting names and numbers. Call after the rows.
 pub fn keep_words(t: &mut Table) {
+    keep_words_in(t, |_| true);
+}
+
+/// As [`keep_words`], for the columns `keep` says yes to (by index); the others wrap freely,
+/// so that one long value (a library list, a reason) does not widen the whole table.
+pub fn keep_words_in(t: &mut Table, keep: impl Fn(usize) -> bool) {
     let mut longest: Vec<usize> = Vec::new();
     let rows = t.header().into_iter().chain(t.row_iter());
     for row in rows {
@@ -121,7 +127,10 @@ pub fn keep_words(t: &mut Table) {
             longest[i] = longest[i].max(w);
         }
     }
-    for (column, w) in t.column_iter_mut().zip(longest) {
+    for (i, (column, w)) in t.column_iter_mut().zip(longest).enumerate() {
+        if !keep(i) {
+            continue;
+        }
         // The boundary counts the cell padding (one space each side) too.
         let w = u16::try_from(w + 2).unwrap_or(u16::MAX);
         column.set_constraint(comfy_table::ColumnConstraint::LowerBoundary(
@@ -253,6 +262,23 @@ mod tests {
         keep_words(&mut t);
         let text = t.to_string();
         assert!(text.contains("effective_cache_size"), "{text}");
+        for line in text.lines() {
+            assert!(line.chars().count() <= 60, "{line}");
+        }
+    }
+
+    #[test]
+    fn keep_words_in_keeps_the_chosen_columns_and_lets_one_long_value_wrap() {
+        let mut t = table_of_width(60);
+        t.set_header(vec!["setting", "current", "reason"]);
+        t.add_row(vec![
+            "shared_preload_libraries",
+            "pg_stat_statements,auto_explain,pg_prewarm,pg_hint_plan,passwordcheck",
+            "observability",
+        ]);
+        keep_words_in(&mut t, |c| c == 0);
+        let text = t.to_string();
+        assert!(text.contains("shared_preload_libraries"), "{text}");
         for line in text.lines() {
             assert!(line.chars().count() <= 60, "{line}");
         }

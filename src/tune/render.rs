@@ -85,7 +85,7 @@ pub fn table(input: &TuneInput, out: &PgTuneOutput) -> String {
     for x in &out.settings {
         t.add_row(vec![x.name, x.value.as_str(), x.reason.as_str()]);
     }
-    crate::report::term::keep_words(&mut t);
+    crate::report::term::keep_words_in(&mut t, |c| c == 0);
     let mut s = format!(
         "pgopt tune --method pgtune: {}\n{t}\n",
         header(input, out).join(", ")
@@ -179,8 +179,8 @@ pub fn compare_table(
     for r in rows {
         t.add_row(vec![
             r.name.as_str(),
-            r.current.as_deref().unwrap_or("(unknown to server)"),
-            r.recommended_display.as_str(),
+            &list_breaks(r.current.as_deref().unwrap_or("(unknown to server)")),
+            &list_breaks(&r.recommended_display),
             yes_no(r.change),
             yes_no(r.needs_restart),
             r.reason.as_str(),
@@ -193,7 +193,8 @@ pub fn compare_table(
     for line in sources {
         s.push_str(&format!("{line}\n"));
     }
-    crate::report::term::keep_words(&mut t);
+    // Names and yes/no stay whole; values and reasons wrap (a list wraps after its commas).
+    crate::report::term::keep_words_in(&mut t, |c| matches!(c, 0 | 3 | 4));
     s.push_str(&format!("{t}\n"));
     for w in &out.warnings {
         s.push_str(&format!("warning: {w}\n"));
@@ -265,4 +266,10 @@ pub fn compare_json(
     .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     s.push('\n');
     s
+}
+
+/// A list value (`a,b`) shown with a space after each comma, so that a narrow cell wraps
+/// between its elements instead of inside one; other values as they are.
+fn list_breaks(value: &str) -> String {
+    value.replace(',', ", ").replace(",  ", ", ")
 }
