@@ -104,6 +104,25 @@ fn cache_hit_ratio_below_95_percent_is_critical() {
 }
 
 #[test]
+fn cache_hit_ratio_just_below_the_threshold_shows_the_decimals_that_tell_them_apart() {
+    let mut snap = clean_snapshot();
+    let db = db_mut(&mut snap, "app");
+    db.blks_hit = 989_500;
+    db.blks_read = 10_500;
+    let f = single(&snap, "cache_hit_ratio");
+    assert!(
+        f.message.contains("is 98.95 % (below 99.00 %)"),
+        "{}",
+        f.message
+    );
+    assert!(
+        !f.message.contains("99.0 % (below 99.0 %)"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
 fn cache_hit_ratio_ignored_with_too_few_blocks() {
     let mut snap = clean_snapshot();
     let db = db_mut(&mut snap, "app");
@@ -755,6 +774,39 @@ fn never_analyzed_table_with_rows_is_stale_but_empty_one_is_not() {
     t.n_live_tup = 0;
     t.n_mod_since_analyze = 0;
     assert_silent(&snap, "stale_statistics");
+}
+
+#[test]
+fn a_never_analyzed_table_emptied_after_many_changes_says_never_analyzed_and_its_live_rows() {
+    // TRUNCATE after loading: n_mod_since_analyze stays high, the rows are gone.
+    let mut snap = clean_snapshot();
+    let t = table_mut(&mut snap, "products");
+    t.last_autoanalyze = None;
+    t.n_live_tup = 0;
+    t.n_mod_since_analyze = 3_000_000;
+    let f = single(&snap, "stale_statistics");
+    assert!(
+        f.message.contains("has never been analyzed"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("0 live rows"), "{}", f.message);
+    assert!(
+        !f.message.contains("since its last analyze"),
+        "{}",
+        f.message
+    );
+    assert_eq!(f.evidence["never_analyzed"], true);
+
+    // Near miss: analyzed before, the same changes are counted since that analyze.
+    let mut snap = clean_snapshot();
+    table_mut(&mut snap, "products").n_mod_since_analyze = 3_000_000;
+    let f = single(&snap, "stale_statistics");
+    assert!(
+        f.message.contains("since its last analyze"),
+        "{}",
+        f.message
+    );
 }
 
 // ---------- wraparound ----------

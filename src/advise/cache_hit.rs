@@ -3,7 +3,7 @@
 //! The counters are cumulative since the last stats reset, so the ratio is judged only after
 //! enough blocks to mean something.
 
-use super::{num, pct, time_value, Finding, Severity, Thresholds};
+use super::{num, pct_beside, time_value, Finding, Severity, Thresholds};
 use crate::snapshot::Snapshot;
 
 pub const RULE: &str = "cache_hit_ratio";
@@ -28,6 +28,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     } else {
         return Vec::new();
     };
+    let (shown, shown_limit) = pct_beside(ratio, limit);
     vec![Finding::new(
         RULE,
         severity,
@@ -35,8 +36,8 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         format!(
             "cache hit ratio of database {} is {} (below {}): {} of {} blocks came from outside shared_buffers",
             db.name,
-            pct(ratio),
-            pct(limit),
+            shown,
+            shown_limit,
             db.blks_read,
             blocks
         ),

@@ -369,6 +369,21 @@ pub(crate) fn pct(ratio: f64) -> String {
     format!("{:.1} %", ratio * 100.0)
 }
 
+/// `ratio` and `limit` as percentages with the fewest decimals (1 to 4) that keep them apart,
+/// so that a comparison is visible: 98.95 % below 99.0 %, not 99.0 % below 99.0 %.
+pub(crate) fn pct_beside(ratio: f64, limit: f64) -> (String, String) {
+    let mut decimals = 1;
+    while decimals < 4
+        && format!("{:.*}", decimals, ratio * 100.0) == format!("{:.*}", decimals, limit * 100.0)
+    {
+        decimals += 1;
+    }
+    (
+        format!("{:.*} %", decimals, ratio * 100.0),
+        format!("{:.*} %", decimals, limit * 100.0),
+    )
+}
+
 /// Human size for messages (evidence keeps bytes).
 pub(crate) fn bytes(n: i64) -> String {
     const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];

@@ -30,6 +30,15 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     t.qualified_name(),
                     t.n_live_tup
                 )
+            } else if never && (t.n_mod_since_analyze as f64) > limit {
+                // No analyze to count from: say so, with what the table holds now (after a
+                // TRUNCATE or a purge the modified rows are gone).
+                format!(
+                    "table {} has never been analyzed; it has {} and {} modified since its statistics were last reset",
+                    t.qualified_name(),
+                    super::count(t.n_live_tup, "live row", "live rows"),
+                    super::count(t.n_mod_since_analyze, "row", "rows")
+                )
             } else if (t.n_mod_since_analyze as f64) > limit {
                 format!(
                     "table {} has {} rows modified since its last analyze, over {:.0} ({}× its autoanalyze threshold of {:.0})",
