@@ -1153,6 +1153,33 @@ fn statement_with_a_large_share_of_total_time_is_reported() {
 }
 
 #[test]
+fn a_slow_analyze_is_reported_as_maintenance_not_as_a_query_to_index() {
+    let mut snap = clean_snapshot();
+    let mut analyze = statement(2002, 700_000.0, 70_000);
+    analyze.query = "/* nightly */ analyze public.orders".to_string();
+    snap.statements.as_mut().unwrap().top.push(analyze);
+    let f = single(&snap, "slow_statement_total_time");
+    assert!(f.message.contains("maintenance (ANALYZE)"), "{}", f.message);
+    assert!(
+        f.next_step.contains("not a query to index"),
+        "{}",
+        f.next_step
+    );
+    assert!(!f.next_step.contains("pgopt indexes"), "{}", f.next_step);
+
+    // Near miss: a query keeps the advice to EXPLAIN it and look for indexes.
+    let mut snap = clean_snapshot();
+    snap.statements
+        .as_mut()
+        .unwrap()
+        .top
+        .push(statement(2001, 700_000.0, 70_000));
+    let f = single(&snap, "slow_statement_total_time");
+    assert!(f.next_step.contains("pgopt indexes"), "{}", f.next_step);
+    assert!(!f.message.contains("maintenance"), "{}", f.message);
+}
+
+#[test]
 fn a_fast_statement_leading_the_total_is_not_slow() {
     let mut snap = clean_snapshot();
     snap.statements

@@ -79,6 +79,38 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     out
 }
 
+/// The maintenance command a statement's text starts with (ANALYZE, VACUUM, CREATE INDEX, ...),
+/// after leading comments: such a statement is maintenance cost, not a query to index.
+pub(crate) fn maintenance_command(query: &str) -> Option<&'static str> {
+    let mut rest = query.trim_start();
+    loop {
+        if let Some(after) = rest.strip_prefix("--") {
+            rest = after.split_once('\n').map_or("", |(_, r)| r).trim_start();
+        } else if let Some(after) = rest.strip_prefix("/*") {
+            rest = after.split_once("*/").map_or("", |(_, r)| r).trim_start();
+        } else {
+            break;
+        }
+    }
+    let words: Vec<String> = rest
+        .split_whitespace()
+        .take(4)
+        .map(|w| w.to_ascii_uppercase())
+        .collect();
+    let w = |i: usize| words.get(i).map(String::as_str).unwrap_or("");
+    Some(match w(0) {
+        "ANALYZE" | "ANALYSE" => "ANALYZE",
+        "VACUUM" => "VACUUM",
+        "REINDEX" => "REINDEX",
+        "CLUSTER" => "CLUSTER",
+        "CHECKPOINT" => "CHECKPOINT",
+        "COPY" => "COPY",
+        "REFRESH" if w(1) == "MATERIALIZED" => "REFRESH MATERIALIZED VIEW",
+        "CREATE" if w(1) == "INDEX" || (w(1) == "UNIQUE" && w(2) == "INDEX") => "CREATE INDEX",
+        _ => return None,
+    })
+}
+
 fn base(
     rule: &str,
     severity: Severity,
@@ -87,6 +119,19 @@ fn base(
     total: f64,
     message: String,
 ) -> Finding {
+    let next_step = match maintenance_command(&s.query) {
+        Some(command) => format!(
+            "This is maintenance ({command}), not a query to index: its cost is the work it does. \
+             Schedule it off-peak, or let autovacuum do it where it can"
+        ),
+        None => "EXPLAIN (ANALYZE, BUFFERS) it with typical parameters; run `pgopt indexes` for \
+                 index suggestions on the tables it reads"
+            .to_string(),
+    };
+    let message = match maintenance_command(&s.query) {
+        Some(command) => format!("{message}; it is maintenance ({command})"),
+        None => message,
+    };
     Finding::new(rule, severity, format!("queryid {}", s.queryid), message)
         .evidence("queryid", s.queryid)
         .evidence("calls", s.calls)
@@ -99,8 +144,35 @@ fn base(
         .evidence("user", s.user.clone())
         .evidence("database", s.database.clone())
         .evidence("query", s.query.clone())
-        .next_step(
-            "EXPLAIN (ANALYZE, BUFFERS) it with typical parameters; run `pgopt indexes` for index suggestions on the tables it reads",
-        )
+        .next_step(next_step)
         .docs(DOCS)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::maintenance_command;
+
+    #[test]
+    fn maintenance_commands_are_told_from_queries_by_their_first_words() {
+        for (query, command) in [
+            ("ANALYZE t", Some("ANALYZE")),
+            ("  vacuum (verbose) t", Some("VACUUM")),
+            ("-- nightly\nVACUUM ANALYZE t", Some("VACUUM")),
+            (
+                "/* job */ create unique index concurrently i on t (a)",
+                Some("CREATE INDEX"),
+            ),
+            ("CREATE INDEX i ON t (a)", Some("CREATE INDEX")),
+            (
+                "REFRESH MATERIALIZED VIEW CONCURRENTLY v",
+                Some("REFRESH MATERIALIZED VIEW"),
+            ),
+            ("COPY t FROM STDIN", Some("COPY")),
+            ("SELECT analyze_me FROM t", None),
+            ("CREATE TABLE t (a int)", None),
+            ("WITH x AS (SELECT 1) SELECT * FROM x", None),
+        ] {
+            assert_eq!(maintenance_command(query), command, "{query}");
+        }
+    }
 }
