@@ -328,6 +328,10 @@ pub struct Index {
     pub idx_tup_fetch: i64,
     pub is_valid: bool,
     pub is_ready: bool,
+    /// pg_index.indislive: false while (or after a failed) DROP INDEX CONCURRENTLY. Snapshots
+    /// written before it was collected load as live.
+    #[serde(default = "live_by_default")]
+    pub is_live: bool,
     pub is_unique: bool,
     pub is_primary: bool,
     pub is_exclusion: bool,
@@ -733,6 +737,10 @@ impl Snapshot {
         })?;
         Self::from_json(&text, &path.display().to_string())
     }
+}
+
+fn live_by_default() -> bool {
+    true
 }
 
 #[cfg(test)]

@@ -584,6 +584,52 @@ fn invalid_index_is_dropped_and_rebuilt_concurrently() {
 }
 
 #[test]
+fn an_invalid_index_says_what_its_state_costs() {
+    // Built but not validated: maintained on writes.
+    let mut snap = clean_snapshot();
+    let idx = index_mut(&mut snap, "orders_created_at_idx");
+    idx.is_valid = false;
+    let f = single(&snap, "invalid_index");
+    assert!(
+        f.message.contains("maintained on every write"),
+        "{}",
+        f.message
+    );
+
+    // Failed in the first phase (is_ready false): not maintained on writes.
+    let mut snap = clean_snapshot();
+    let idx = index_mut(&mut snap, "orders_created_at_idx");
+    idx.is_valid = false;
+    idx.is_ready = false;
+    let f = single(&snap, "invalid_index");
+    assert!(
+        f.message.contains("not yet maintained on writes"),
+        "{}",
+        f.message
+    );
+    assert!(!f.message.contains("slows writes"), "{}", f.message);
+    assert!(
+        !f.message.contains("maintained on every write"),
+        "{}",
+        f.message
+    );
+
+    // A DROP INDEX CONCURRENTLY that stopped half-way: finish the drop, build nothing.
+    let mut snap = clean_snapshot();
+    let idx = index_mut(&mut snap, "orders_created_at_idx");
+    idx.is_valid = false;
+    idx.is_ready = false;
+    idx.is_live = false;
+    let f = single(&snap, "invalid_index");
+    assert!(f.message.contains("being dropped"), "{}", f.message);
+    let sql = f.sql.unwrap();
+    assert_eq!(
+        sql,
+        r#"DROP INDEX CONCURRENTLY IF EXISTS "public"."orders_created_at_idx";"#
+    );
+}
+
+#[test]
 fn valid_indexes_are_not_invalid() {
     assert_silent(&clean_snapshot(), "invalid_index");
 }

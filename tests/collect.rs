@@ -198,7 +198,7 @@ async fn full_collect_fills_every_section() {
         .iter()
         .find(|i| i.name == "users_pkey")
         .unwrap();
-    assert!(pkey.is_primary && pkey.is_unique && pkey.is_valid && pkey.is_ready);
+    assert!(pkey.is_primary && pkey.is_unique && pkey.is_valid && pkey.is_ready && pkey.is_live);
     assert_eq!(pkey.constraint_name.as_deref(), Some("users_pkey"));
     assert_eq!(pkey.key_columns, vec!["id"]);
     assert_eq!(pkey.collations, vec![0], "int is not collatable");

@@ -1,5 +1,6 @@
-//! Invalid indexes: left behind by a failed CREATE INDEX CONCURRENTLY or REINDEX CONCURRENTLY.
-//! They are maintained on every write but never used for reads.
+//! Invalid indexes: left behind by a failed CREATE INDEX CONCURRENTLY, REINDEX CONCURRENTLY or
+//! DROP INDEX CONCURRENTLY. None serves reads; what else it costs depends on its state
+//! (indisready: maintained on writes; indislive: not being dropped), and the message says which.
 //!
 //! The rebuild statement reuses pg_get_indexdef() text: the server wrote it, with every name
 //! already quoted, so it is SQL rather than a raw name.
@@ -22,6 +23,18 @@ fn concurrent_definition(def: &str) -> String {
     def.to_string()
 }
 
+/// What an invalid index costs, by its pg_index flags (indisready: maintained on writes;
+/// indislive: not being dropped).
+fn state(is_ready: bool, is_live: bool) -> &'static str {
+    match (is_ready, is_live) {
+        (_, false) => "it is being dropped, or a DROP INDEX CONCURRENTLY of it stopped half-way; it serves no reads",
+        (true, true) => "it is maintained on every write and serves no reads",
+        (false, true) => {
+            "it is not yet maintained on writes and serves no reads (a CREATE INDEX CONCURRENTLY still in its first phase, or one that failed there); it takes a name and catalog space"
+        }
+    }
+}
+
 pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
     snap.indexes
         .iter()
@@ -32,7 +45,12 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
                 .server
                 .as_ref()
                 .map_or(true, |s| s.version_num >= 120_000);
-            let (step, sql) = if idx.constraint_name.is_some() && concurrent_reindex {
+            let (step, sql) = if !idx.is_live {
+                (
+                    "A DROP INDEX CONCURRENTLY of it was started and did not finish: unless it is still running, finish the drop",
+                    format!("DROP INDEX CONCURRENTLY IF EXISTS {name};"),
+                )
+            } else if idx.constraint_name.is_some() && concurrent_reindex {
                 (
                     "It backs a constraint, so rebuild it in place, unless a REINDEX CONCURRENTLY of it is still running",
                     format!("REINDEX INDEX CONCURRENTLY {name};"),
@@ -56,15 +74,17 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
                 Severity::Warning,
                 idx.qualified_name(),
                 format!(
-                    "index {} on {} is invalid ({}): it slows writes and serves no reads",
+                    "index {} on {} is invalid ({}): {}",
                     idx.qualified_name(),
                     idx.table_qualified_name(),
-                    bytes(idx.size_bytes)
+                    bytes(idx.size_bytes),
+                    state(idx.is_ready, idx.is_live)
                 ),
             )
             .evidence("size_bytes", idx.size_bytes)
             .evidence("is_valid", idx.is_valid)
             .evidence("is_ready", idx.is_ready)
+            .evidence("is_live", idx.is_live)
             .evidence("definition", idx.definition.clone())
             .next_step(step)
             .sql(sql)

@@ -35,6 +35,7 @@ pub(crate) async fn collect(conn: &Conn, locked: &[u32]) -> Result<Outcome<Vec<I
                 idx_tup_fetch: get(r, S, "idx_tup_fetch")?,
                 is_valid: get(r, S, "is_valid")?,
                 is_ready: get(r, S, "is_ready")?,
+                is_live: get(r, S, "is_live")?,
                 is_unique: get(r, S, "is_unique")?,
                 is_primary: get(r, S, "is_primary")?,
                 is_exclusion: get(r, S, "is_exclusion")?,

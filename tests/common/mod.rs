@@ -89,6 +89,7 @@ pub fn index(schema: &str, table: &str, name: &str, columns: &[(&str, i16)]) -> 
         idx_tup_fetch: 150_000,
         is_valid: true,
         is_ready: true,
+        is_live: true,
         is_unique: false,
         is_primary: false,
         is_exclusion: false,
