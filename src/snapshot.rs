@@ -183,6 +183,10 @@ pub struct DatabaseStats {
     pub frozenxid_age: i64,
     /// mxid_age(datminmxid)
     pub minmxid_age: i64,
+    /// pg_database.datallowconn (false for template0): nobody can connect to vacuum it by
+    /// hand. Snapshots written before it was collected load as true.
+    #[serde(default = "live_by_default")]
+    pub allow_connections: bool,
 }
 
 impl DatabaseStats {
@@ -739,6 +743,8 @@ impl Snapshot {
     }
 }
 
+/// The default of flags that older snapshots did not collect and that are true on almost
+/// every object (indislive, datallowconn).
 fn live_by_default() -> bool {
     true
 }

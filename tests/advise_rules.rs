@@ -858,6 +858,80 @@ fn a_never_analyzed_table_emptied_after_many_changes_says_never_analyzed_and_its
 // ---------- wraparound ----------
 
 #[test]
+fn an_old_template0_is_left_to_autovacuum_not_to_a_connection_it_refuses() {
+    let mut snap = clean_snapshot();
+    let mut t0 = db_mut(&mut snap, "postgres").clone();
+    t0.name = "template0".to_string();
+    t0.allow_connections = false;
+    t0.frozenxid_age = 185_000_000;
+    snap.databases.push(t0);
+    let f = single(&snap, "xid_wraparound");
+    assert_eq!(f.object, "database template0");
+    assert!(
+        f.next_step.contains("accepts no connections"),
+        "{}",
+        f.next_step
+    );
+    assert!(
+        f.next_step.contains("autovacuum freezes it"),
+        "{}",
+        f.next_step
+    );
+    assert!(!f.next_step.contains("Connect to"), "{}", f.next_step);
+
+    // With autovacuum off only the forced anti-wraparound vacuum reaches it: say so, and how
+    // to turn autovacuum back on.
+    set_setting(&mut snap, "autovacuum", "off");
+    let f = single(&snap, "xid_wraparound");
+    assert!(
+        f.next_step.starts_with("Autovacuum is off"),
+        "{}",
+        f.next_step
+    );
+    assert!(
+        f.next_step.contains("forced anti-wraparound"),
+        "{}",
+        f.next_step
+    );
+    assert!(
+        f.next_step.contains("ALTER SYSTEM SET autovacuum = on"),
+        "{}",
+        f.next_step
+    );
+}
+
+#[test]
+fn the_connected_database_claims_per_table_findings_only_when_there_are_some() {
+    // Old only in its catalogs: no table finding, and the step does not claim one.
+    let mut snap = clean_snapshot();
+    db_mut(&mut snap, "app").frozenxid_age = 185_000_000;
+    let f = single(&snap, "xid_wraparound");
+    assert_eq!(f.object, "database app");
+    assert!(
+        !f.next_step.contains("per-table findings"),
+        "{}",
+        f.next_step
+    );
+    assert!(
+        f.next_step.contains("vacuumdb --freeze -d app"),
+        "{}",
+        f.next_step
+    );
+
+    // An old user table: the database step points to its finding, which is there.
+    table_mut(&mut snap, "orders").frozenxid_age = 185_000_000;
+    let all = run(&snap);
+    let hits = of_rule(&all, "xid_wraparound");
+    let db = hits.iter().find(|f| f.object == "database app").unwrap();
+    assert!(
+        db.next_step.contains("the per-table findings name them"),
+        "{}",
+        db.next_step
+    );
+    assert!(hits.iter().any(|f| f.object == "public.orders"));
+}
+
+#[test]
 fn database_xid_age_past_90_percent_of_freeze_max_age_warns() {
     let mut snap = clean_snapshot();
     db_mut(&mut snap, "postgres").frozenxid_age = 185_000_000;

@@ -56,27 +56,8 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             .unwrap_or(kind.default_max_age);
         let warn_age = kind.warning_ratio * max_age;
         let blockers = blockers(snap, (warn_age / 2.0) as i64);
-        for db in &snap.databases {
-            let age = if is_xid {
-                db.frozenxid_age
-            } else {
-                db.minmxid_age
-            };
-            if let Some(f) = finding(
-                &kind,
-                &format!("database {}", db.name),
-                age,
-                max_age,
-                warn_age,
-                &blockers,
-            ) {
-                out.push(f.next_step(capitalized(format!(
-                    "{}connect to database {} and vacuum its oldest tables (VACUUM (FREEZE) or `vacuumdb --freeze`); the per-table findings name them for the connected database",
-                    blockers_first(&blockers),
-                    db.name
-                ))));
-            }
-        }
+        // Tables first: the database findings say whether they name any.
+        let mut table_findings = Vec::new();
         for t in &snap.tables {
             let age = if is_xid {
                 t.frozenxid_age
@@ -91,7 +72,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 warn_age,
                 &blockers,
             ) {
-                out.push(
+                table_findings.push(
                     f.next_step(capitalized(format!(
                         "{}vacuum the table with FREEZE and check that autovacuum can keep up with it",
                         blockers_first(&blockers)
@@ -103,8 +84,83 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 );
             }
         }
+        for db in &snap.databases {
+            let age = if is_xid {
+                db.frozenxid_age
+            } else {
+                db.minmxid_age
+            };
+            if let Some(f) = finding(
+                &kind,
+                &format!("database {}", db.name),
+                age,
+                max_age,
+                warn_age,
+                &blockers,
+            ) {
+                let connected = snap.target.database == db.name;
+                let step = database_step(
+                    snap,
+                    &db.name,
+                    db.allow_connections,
+                    connected,
+                    !table_findings.is_empty(),
+                );
+                out.push(f.next_step(capitalized(format!("{}{step}", blockers_first(&blockers)))));
+            }
+        }
+        out.extend(table_findings);
     }
     out
+}
+
+/// What to do about an old database: it depends on whether anyone may connect to it
+/// (template0 may not), whether autovacuum runs, and whether the per-table findings name its
+/// oldest tables (they do only for the connected database, and only for user tables).
+fn database_step(
+    snap: &Snapshot,
+    name: &str,
+    allow_connections: bool,
+    connected: bool,
+    tables_named: bool,
+) -> String {
+    let on = |setting: &str| snap.setting(setting).map_or(true, |s| s.setting == "on");
+    let autovacuum_runs = on("autovacuum") && on("track_counts");
+    if !allow_connections {
+        return if autovacuum_runs {
+            format!(
+                "database {name} accepts no connections (datallowconn = false, like template0): \
+                 autovacuum freezes it on its own, so check that autovacuum workers are free \
+                 and that nothing holds back the xmin horizon"
+            )
+        } else {
+            format!(
+                "autovacuum is off (autovacuum or track_counts), and database {name} accepts no \
+                 connections (datallowconn = false): only the forced anti-wraparound vacuum \
+                 that PostgreSQL starts past autovacuum_freeze_max_age freezes it. Turn \
+                 both on (ALTER SYSTEM SET autovacuum = on; ALTER SYSTEM SET track_counts = \
+                 on; SELECT pg_reload_conf()); \
+                 if that cannot be done, allow connections for a moment (ALTER DATABASE ... \
+                 ALLOW_CONNECTIONS true), run VACUUM (FREEZE) in it and disallow them again"
+            )
+        };
+    }
+    if connected && tables_named {
+        return format!(
+            "vacuum the oldest tables of database {name} (VACUUM (FREEZE) or `vacuumdb \
+             --freeze`); the per-table findings name them"
+        );
+    }
+    if connected {
+        return format!(
+            "vacuum database {name} with FREEZE (`vacuumdb --freeze -d {name}`): its oldest \
+             tables are not among the user tables pgopt reports (system catalogs or TOAST)"
+        );
+    }
+    format!(
+        "connect to database {name} and vacuum it with FREEZE (`vacuumdb --freeze -d {name}`); \
+         `pgopt analyze` on that database names its oldest tables"
+    )
 }
 
 /// The start of a next step: end the blockers first, when there are any.

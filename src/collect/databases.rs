@@ -26,6 +26,7 @@ pub(crate) async fn collect(conn: &Conn) -> Result<Outcome<Vec<DatabaseStats>>> 
                 stats_reset: get(r, S, "stats_reset")?,
                 frozenxid_age: get(r, S, "frozenxid_age")?,
                 minmxid_age: get(r, S, "minmxid_age")?,
+                allow_connections: get(r, S, "allow_connections")?,
             })
         })
         .collect::<Result<_>>()

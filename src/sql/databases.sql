@@ -11,7 +11,8 @@ SELECT d.datname::text AS name,
        coalesce(s.conflicts, 0)::bigint AS conflicts,
        s.stats_reset,
        age(d.datfrozenxid)::bigint AS frozenxid_age,
-       mxid_age(d.datminmxid)::bigint AS minmxid_age
+       mxid_age(d.datminmxid)::bigint AS minmxid_age,
+       d.datallowconn AS allow_connections
 FROM pg_catalog.pg_database d
 LEFT JOIN pg_catalog.pg_stat_database s ON s.datid = d.oid
 ORDER BY d.datname

@@ -244,6 +244,7 @@ pub fn clean_snapshot() -> Snapshot {
             stats_reset: Some(collected_at() - Duration::days(30)),
             frozenxid_age: 60_000_000,
             minmxid_age: 30_000,
+            allow_connections: true,
         },
         DatabaseStats {
             name: "postgres".to_string(),
@@ -253,6 +254,7 @@ pub fn clean_snapshot() -> Snapshot {
             blks_hit: 50_000,
             frozenxid_age: 60_000_000,
             minmxid_age: 30_000,
+            allow_connections: true,
             ..Default::default()
         },
     ];
