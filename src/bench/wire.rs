@@ -526,14 +526,7 @@ impl WireConn {
             frontend::BindError::Conversion(e) => WireError::client(e),
             frontend::BindError::Serialization(e) => WireError::client(e),
         })?;
-        frontend::execute("", 0, &mut self.wbuf).map_err(WireError::client)?;
-        frontend::sync(&mut self.wbuf);
-        self.send().await?;
-        let r = self.read_fast().await;
-        if let Err(e) = &r {
-            self.broken |= e.broken;
-        }
-        r
+        self.execute_bound().await
     }
 
     /// [`WireConn::execute`] with tokio-postgres parameters, encoded as tokio-postgres encodes
@@ -573,6 +566,12 @@ impl WireConn {
             }
             frontend::BindError::Serialization(e) => WireError::client(e),
         })?;
+        self.execute_bound().await
+    }
+
+    /// After a Bind in the write buffer: Execute, Sync, send, and read the answer (marking
+    /// the connection broken when the failure says so). Shared by both execute forms.
+    async fn execute_bound(&mut self) -> Result<u64, WireError> {
         frontend::execute("", 0, &mut self.wbuf).map_err(WireError::client)?;
         frontend::sync(&mut self.wbuf);
         self.send().await?;
