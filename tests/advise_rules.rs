@@ -1176,6 +1176,55 @@ fn spilling_statement_is_named() {
 }
 
 #[test]
+fn statement_showing_more_temp_than_its_database_says_why() {
+    // pg_stat_statements' temp blocks (rewrites counted again, its own reset window) beside
+    // pg_stat_database's temp_bytes (each file's size once): a 2.9 GB statement in a 1.4 GB
+    // database must not read as a contradiction.
+    let mut snap = clean_snapshot();
+    let db = db_mut(&mut snap, "app");
+    db.temp_bytes = 1434 * MIB;
+    db.temp_files = 41;
+    snap.statements.as_mut().unwrap().top[2].temp_blks_written = 2900 * MIB / 8192;
+    let all = advise(&snap, &Thresholds::default());
+    let stmt = of_rule(&all, "statement_temp_spill");
+    assert_eq!(stmt.len(), 1, "{all:#?}");
+    let stmt = stmt[0];
+    assert!(stmt.message.contains("in database app"), "{}", stmt.message);
+    assert!(
+        stmt.message
+            .contains("more than the 1.4 GB database app counts")
+            && stmt.message.contains("not comparable")
+            && stmt.message.contains("rewrite"),
+        "{}",
+        stmt.message
+    );
+    assert_eq!(ev_i64(stmt, "database_temp_bytes"), 1434 * MIB);
+    let db = of_rule(&all, "temp_file_spills");
+    assert_eq!(db.len(), 1, "{all:#?}");
+    assert!(
+        db[0].message.contains("not comparable"),
+        "{}",
+        db[0].message
+    );
+    assert_consistent(&all);
+}
+
+#[test]
+fn statement_within_its_database_needs_no_comparability_note() {
+    let mut snap = clean_snapshot();
+    let db = db_mut(&mut snap, "app");
+    db.temp_bytes = 5 * 1024 * MIB;
+    snap.statements.as_mut().unwrap().top[2].temp_blks_written = 128_000;
+    let all = advise(&snap, &Thresholds::default());
+    for f in of_rule(&all, "statement_temp_spill")
+        .into_iter()
+        .chain(of_rule(&all, "temp_file_spills"))
+    {
+        assert!(!f.message.contains("not comparable"), "{}", f.message);
+    }
+}
+
+#[test]
 fn some_hundred_megabytes_of_temp_files_are_fine() {
     let mut snap = clean_snapshot();
     db_mut(&mut snap, "app").temp_bytes = 900 * MIB;

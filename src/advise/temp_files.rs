@@ -2,6 +2,14 @@
 //!
 //! For the connected database from pg_stat_database (temp_bytes since the stats reset), and
 //! for the top statements of pg_stat_statements that wrote temporary blocks.
+//!
+//! The two figures count different things and are not comparable: pg_stat_database's
+//! temp_bytes adds each temporary file's size once, when the file is removed, since the
+//! database's statistics reset; pg_stat_statements' temp_blks_written counts every block
+//! written, so a sort that rewrites its blocks across merge passes counts them again, since
+//! pg_stat_statements' own reset. A statement can therefore show more than its whole
+//! database: when it does, both findings say why, so the statement never looks bigger than
+//! its database without a reason given.
 
 use super::{bytes, num, time_value, Finding, Severity, Thresholds};
 use crate::snapshot::Snapshot;
@@ -24,6 +32,17 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     } else {
         "set log_temp_files = 0 to log them, or install pg_stat_statements"
     };
+    let block_size = snap.setting_f64("block_size").unwrap_or(8192.0) as i64;
+    let statements_reset = snap.statements.as_ref().and_then(|st| st.stats_reset);
+    // Statements of a database that show more temporary bytes than the database itself.
+    let bigger_than_database = |db: &crate::snapshot::DatabaseStats| {
+        snap.statements.as_ref().is_some_and(|st| {
+            st.top.iter().any(|s| {
+                s.database.as_deref() == Some(db.name.as_str())
+                    && s.temp_blks_written.saturating_mul(block_size) > db.temp_bytes
+            })
+        })
+    };
     if let Some(db) = snap.current_database() {
         if db.temp_bytes >= th.temp_bytes_warning as i64 && db.temp_bytes > 0 {
             out.push(
@@ -37,7 +56,11 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                         bytes(db.temp_bytes),
                         super::count(db.temp_files, "temporary file", "temporary files"),
                         bytes(th.temp_bytes_warning as i64)
-                    ),
+                    ) + &if bigger_than_database(db) {
+                        format!("; {}", not_comparable(db.stats_reset, statements_reset))
+                    } else {
+                        String::new()
+                    },
                 )
                 .evidence("temp_bytes", db.temp_bytes)
                 .evidence("temp_files", db.temp_files)
@@ -51,22 +74,45 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             );
         }
     }
-    let block_size = snap.setting_f64("block_size").unwrap_or(8192.0) as i64;
     if let Some(st) = &snap.statements {
         for s in st.top.iter().filter(|s| s.temp_blks_written > 0) {
             let written = s.temp_blks_written.saturating_mul(block_size);
+            let database = s
+                .database
+                .as_deref()
+                .and_then(|name| snap.databases.iter().find(|d| d.name == name));
+            let in_database = s
+                .database
+                .as_deref()
+                .map(|d| format!(" in database {d}"))
+                .unwrap_or_default();
+            let mut message = format!(
+                "statement {}{in_database} wrote {} of temporary blocks over {}",
+                s.queryid,
+                bytes(written),
+                super::count(s.calls, "call", "calls")
+            );
+            if let Some(db) = database.filter(|db| written > db.temp_bytes) {
+                message.push_str(&format!(
+                    ", more than the {} database {} counts; {}",
+                    bytes(db.temp_bytes),
+                    db.name,
+                    not_comparable(db.stats_reset, st.stats_reset)
+                ));
+            }
             out.push(
                 Finding::new(
                     STATEMENT_RULE,
                     Severity::Info,
                     format!("queryid {}", s.queryid),
-                    format!(
-                        "statement {} wrote {} of temporary files over {}",
-                        s.queryid,
-                        bytes(written),
-                        super::count(s.calls, "call", "calls")
-                    ),
+                    message,
                 )
+                .evidence("database", s.database.clone())
+                .evidence(
+                    "database_temp_bytes",
+                    database.map(|d| d.temp_bytes),
+                )
+                .evidence("statements_stats_reset", time_value(st.stats_reset))
                 .evidence("temp_blks_written", s.temp_blks_written)
                 .evidence("temp_bytes_written", written)
                 .evidence("calls", s.calls)
@@ -81,4 +127,22 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         }
     }
     out
+}
+
+/// Why a statement's temporary blocks can exceed its database's temporary bytes.
+fn not_comparable(
+    database_reset: Option<chrono::DateTime<chrono::Utc>>,
+    statements_reset: Option<chrono::DateTime<chrono::Utc>>,
+) -> String {
+    let since = |t: Option<chrono::DateTime<chrono::Utc>>, what: &str| match t {
+        Some(t) => format!("since {}", t.format("%Y-%m-%d %H:%M UTC")),
+        None => format!("since {what}"),
+    };
+    format!(
+        "the two are not comparable: pg_stat_statements counts every temporary block written \
+         (blocks a sort rewrites count again) {}, while pg_stat_database counts each \
+         temporary file's size once {}",
+        since(statements_reset, "its last reset"),
+        since(database_reset, "the statistics reset")
+    )
 }
