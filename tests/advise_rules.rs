@@ -1225,6 +1225,29 @@ fn statement_within_its_database_needs_no_comparability_note() {
 }
 
 #[test]
+fn create_index_spilling_is_told_to_raise_maintenance_work_mem_not_work_mem() {
+    let mut snap = clean_snapshot();
+    let top = &mut snap.statements.as_mut().unwrap().top;
+    top[2].query = "CREATE INDEX CONCURRENTLY orders_total_idx ON orders (total)".into();
+    top[2].temp_blks_written = 128_000;
+    let f = single(&snap, "statement_temp_spill");
+    assert!(f.next_step.contains("maintenance_work_mem"), "{f:#?}");
+    assert!(!f.next_step.contains("EXPLAIN"), "{f:#?}");
+    assert!(f
+        .docs
+        .as_deref()
+        .unwrap()
+        .ends_with("#GUC-MAINTENANCE-WORK-MEM"));
+    // A refresh runs a query: work_mem is still the one.
+    let mut snap = clean_snapshot();
+    let top = &mut snap.statements.as_mut().unwrap().top;
+    top[2].query = "REFRESH MATERIALIZED VIEW daily_totals".into();
+    top[2].temp_blks_written = 128_000;
+    let f = single(&snap, "statement_temp_spill");
+    assert!(f.next_step.contains("raise work_mem"), "{f:#?}");
+}
+
+#[test]
 fn some_hundred_megabytes_of_temp_files_are_fine() {
     let mut snap = clean_snapshot();
     db_mut(&mut snap, "app").temp_bytes = 900 * MIB;

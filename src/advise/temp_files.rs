@@ -18,6 +18,8 @@ pub const DATABASE_RULE: &str = "temp_file_spills";
 pub const STATEMENT_RULE: &str = "statement_temp_spill";
 const DOCS: &str =
     "https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM";
+const MAINTENANCE_DOCS: &str =
+    "https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-MAINTENANCE-WORK-MEM";
 
 pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     let mut out = Vec::new();
@@ -100,30 +102,40 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     not_comparable(db.stats_reset, st.stats_reset)
                 ));
             }
-            out.push(
-                Finding::new(
-                    STATEMENT_RULE,
-                    Severity::Info,
-                    format!("queryid {}", s.queryid),
-                    message,
-                )
-                .evidence("database", s.database.clone())
-                .evidence(
-                    "database_temp_bytes",
-                    database.map(|d| d.temp_bytes),
-                )
-                .evidence("statements_stats_reset", time_value(st.stats_reset))
-                .evidence("temp_blks_written", s.temp_blks_written)
-                .evidence("temp_bytes_written", written)
-                .evidence("calls", s.calls)
-                .evidence("mean_exec_time_ms", num(s.mean_exec_time_ms))
-                .evidence("work_mem_kb", work_mem_kb.map(num))
-                .evidence("query", s.query.clone())
-                .next_step(
-                    "EXPLAIN (ANALYZE, BUFFERS) it to find the sort or hash that spills, and raise work_mem for this query's session or role (or add an index that avoids the sort)",
-                )
-                .docs(DOCS),
-            );
+            let f = Finding::new(
+                STATEMENT_RULE,
+                Severity::Info,
+                format!("queryid {}", s.queryid),
+                message,
+            )
+            .evidence("database", s.database.clone())
+            .evidence("database_temp_bytes", database.map(|d| d.temp_bytes))
+            .evidence("statements_stats_reset", time_value(st.stats_reset))
+            .evidence("temp_blks_written", s.temp_blks_written)
+            .evidence("temp_bytes_written", written)
+            .evidence("calls", s.calls)
+            .evidence("mean_exec_time_ms", num(s.mean_exec_time_ms))
+            .evidence("work_mem_kb", work_mem_kb.map(num))
+            .evidence("query", s.query.clone());
+            // CREATE INDEX, REINDEX and CLUSTER sort within maintenance_work_mem: work_mem is
+            // not theirs to raise, and EXPLAIN does not apply to them.
+            let f = match super::slow_statements::maintenance_command(&s.query) {
+                Some(command @ ("CREATE INDEX" | "REINDEX" | "CLUSTER")) => f
+                    .evidence(
+                        "maintenance_work_mem_kb",
+                        snap.setting_f64("maintenance_work_mem").map(num),
+                    )
+                    .next_step(format!(
+                        "This is maintenance ({command}): its sort is sized by maintenance_work_mem, not work_mem. If the spill makes it too slow, raise maintenance_work_mem in the session that runs it (SET maintenance_work_mem = ...) before it runs"
+                    ))
+                    .docs(MAINTENANCE_DOCS),
+                _ => f
+                    .next_step(
+                        "EXPLAIN (ANALYZE, BUFFERS) it to find the sort or hash that spills, and raise work_mem for this query's session or role (or add an index that avoids the sort)",
+                    )
+                    .docs(DOCS),
+            };
+            out.push(f);
         }
     }
     out

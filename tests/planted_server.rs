@@ -1,0 +1,99 @@
+//! The planted server (tests/planted/mod.rs): every planted problem is caught by its rule,
+//! and the findings on one server hold against each other.
+//!
+//! `cargo test --release --test planted_server -- --nocapture` prints which planted problems each
+//! rule catches.
+
+mod common;
+mod planted;
+
+use pgopt::advise::{advise, Finding, Thresholds};
+use pgopt::collect::{collect, CollectOptions};
+use pgopt::db::{self, Target};
+use pgopt::snapshot::{Snapshot, TargetInfo};
+
+async fn snapshot(dsn: &str) -> Snapshot {
+    let conn = db::connect(&Target::parse(dsn).unwrap()).await.unwrap();
+    let target = TargetInfo {
+        host: conn.host.clone(),
+        port: conn.port,
+        database: conn.database.clone(),
+        user: conn.user.clone(),
+    };
+    collect(&conn, target, &CollectOptions::default())
+        .await
+        .unwrap()
+}
+
+/// The planted sessions are seconds old and the statistics minutes: thresholds scaled down
+/// to match, everything else at its default.
+fn thresholds() -> Thresholds {
+    let mut th = Thresholds::default();
+    for (k, v) in [
+        ("idle_in_transaction_warning_seconds", "1"),
+        ("long_query_warning_seconds", "1"),
+        ("long_transaction_warning_seconds", "1"),
+        ("unused_index_min_stats_seconds", "0"),
+        ("cache_hit_min_blocks", "1000"),
+        ("slow_statement_min_mean_ms", "200"),
+    ] {
+        th.set(k, v).unwrap();
+    }
+    th
+}
+
+fn caught<'a>(findings: &'a [Finding], rule: &str, object: &str) -> Vec<&'a Finding> {
+    findings
+        .iter()
+        .filter(|f| f.rule == rule && f.object.contains(object))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_planted_problem_is_caught_and_no_finding_contradicts_another() {
+    let p = planted::plant().await;
+    let snap = snapshot(&p.cluster.dsn("postgres")).await;
+    let findings = advise(&snap, &thresholds());
+
+    println!("planted problem                  caught by");
+    let mut missed = Vec::new();
+    for (problem, expected) in planted::PROBLEMS {
+        let mut by: Vec<String> = Vec::new();
+        for (rule, object) in *expected {
+            let hits = caught(&findings, rule, object);
+            if hits.is_empty() {
+                missed.push(format!("{problem}: {rule} on {object:?}"));
+            } else {
+                by.push(format!("{rule} ({})", hits.len()));
+            }
+        }
+        let by = if expected.is_empty() {
+            "(no rule yet)".to_string()
+        } else {
+            by.join(", ")
+        };
+        println!("{problem:<32} {by}");
+    }
+    println!("\n{} findings:", findings.len());
+    for f in &findings {
+        println!("{:<8} {:<28} {}", f.severity, f.rule, f.message);
+    }
+    assert!(
+        missed.is_empty(),
+        "planted problems not caught: {missed:#?}\nfindings: {findings:#?}"
+    );
+
+    // The sessions by pid: the writer idles in its transaction and blocks the waiter.
+    let idle = caught(&findings, "idle_in_transaction", &p.writer_pid.to_string());
+    assert_eq!(idle.len(), 1, "{findings:#?}");
+    let blocked = caught(&findings, "blocked_session", &p.waiter_pid.to_string());
+    assert_eq!(blocked.len(), 1, "{findings:#?}");
+    let long = caught(
+        &findings,
+        "long_running_query",
+        &p.long_query_pid.to_string(),
+    );
+    assert_eq!(long.len(), 1, "{findings:#?}");
+
+    common::assert_consistent(&findings);
+}
