@@ -2245,3 +2245,73 @@ fn no_object_gets_opposite_advice_on_planted_snapshots() {
     plant_insecure(&mut snap);
     assert_consistent(&run(&snap));
 }
+
+// ---------- the consistency check itself ----------
+
+fn bare(rule: &str, object: &str, sql: &str) -> pgopt::advise::Finding {
+    pgopt::advise::Finding {
+        rule: rule.to_string(),
+        severity: Severity::Warning,
+        object: object.to_string(),
+        message: String::new(),
+        evidence: Default::default(),
+        next_step: String::new(),
+        sql: Some(sql.to_string()),
+        docs: None,
+    }
+}
+
+#[test]
+#[should_panic(expected = "rewrites public.i which")]
+fn consistency_check_catches_a_rebuild_of_a_dropped_index() {
+    assert_consistent(&[
+        bare(
+            "unused_index",
+            "public.i",
+            "DROP INDEX CONCURRENTLY public.i;",
+        ),
+        bare(
+            "index_bloat",
+            "public.i",
+            "REINDEX INDEX CONCURRENTLY public.i;",
+        ),
+    ]);
+}
+
+#[test]
+#[should_panic(expected = "dead rows are still to be vacuumed")]
+fn consistency_check_catches_a_rewrite_before_the_vacuum() {
+    assert_consistent(&[
+        bare(
+            "autovacuum_behind",
+            "public.t",
+            "VACUUM (VERBOSE, ANALYZE) public.t;",
+        ),
+        bare(
+            "table_bloat",
+            "public.t",
+            "VACUUM (FULL, VERBOSE) public.t;",
+        ),
+    ]);
+}
+
+#[test]
+fn consistency_check_accepts_a_rebuild_and_a_vacuum_on_different_objects() {
+    assert_consistent(&[
+        bare(
+            "autovacuum_behind",
+            "public.t",
+            "VACUUM (VERBOSE, ANALYZE) public.t;",
+        ),
+        bare(
+            "table_bloat",
+            "public.u",
+            "VACUUM (FULL, VERBOSE) public.u;",
+        ),
+        bare(
+            "index_bloat",
+            "public.i",
+            "REINDEX INDEX CONCURRENTLY public.i;",
+        ),
+    ]);
+}

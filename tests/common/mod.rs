@@ -630,7 +630,10 @@ fn names_word(text: &str, id: &str) -> bool {
 /// - no object is both dropped and kept (kept: named under `duplicate_of`, `covered_by` or
 ///   `kept_prefix` by another finding, the one "covering" it);
 /// - no finding cites another rule's findings (by rule id, in its message or next step) when
-///   no finding of that rule is there.
+///   no finding of that rule is there;
+/// - no object is rewritten (VACUUM FULL, pg_repack, REINDEX, CLUSTER in a finding's SQL) that
+///   another finding drops, and no table is rewritten while autovacuum_behind says to vacuum
+///   its dead rows first.
 pub fn assert_consistent(findings: &[Finding]) {
     use std::collections::BTreeMap;
     let mut dropped: BTreeMap<&str, Vec<String>> = BTreeMap::new();
@@ -661,6 +664,40 @@ pub fn assert_consistent(findings: &[Finding]) {
                     rule.id
                 );
             }
+        }
+    }
+    // Rewrites (VACUUM FULL, pg_repack, REINDEX, CLUSTER) of an object that another finding
+    // drops, or of a table whose dead rows are still to be vacuumed, contradict that advice.
+    for f in findings {
+        let Some(sql) = f.sql.as_deref().map(str::to_ascii_uppercase) else {
+            continue;
+        };
+        let rewrite = [
+            "VACUUM (FULL",
+            "VACUUM FULL",
+            "PG_REPACK",
+            "REINDEX",
+            "CLUSTER ",
+        ]
+        .iter()
+        .any(|w| sql.contains(w));
+        if !rewrite {
+            continue;
+        }
+        if let Some(by) = dropped.get(f.object.as_str()) {
+            panic!(
+                "{} {} rewrites {} which {by:?} drops",
+                f.rule, f.object, f.object
+            );
+        }
+        if let Some(g) = findings
+            .iter()
+            .find(|g| g.rule == "autovacuum_behind" && g.object == f.object)
+        {
+            panic!(
+                "{} {} rewrites a table whose dead rows are still to be vacuumed ({} {})",
+                f.rule, f.object, g.rule, g.object
+            );
         }
     }
     for (object, by) in &dropped {
