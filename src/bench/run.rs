@@ -441,7 +441,15 @@ impl Shared {
     }
 
     fn now_us(&self) -> u64 {
-        self.epoch.elapsed().as_micros() as u64 + 1
+        self.us_at(Instant::now())
+    }
+
+    /// Microseconds from the epoch to `t`, never 0 (0 means "not busy").
+    fn us_at(&self, t: Instant) -> u64 {
+        t.into_std()
+            .saturating_duration_since(self.epoch)
+            .as_micros() as u64
+            + 1
     }
 
     fn measure_start(&self) -> Instant {
@@ -535,10 +543,12 @@ async fn run_statement(
     script: usize,
     stmt: usize,
     params: &[&(dyn ToSql + Sync)],
+    started: Instant,
 ) -> std::result::Result<u64, Failure> {
     let r = match &slot.link {
         Link::Standard { conn, stmts } => {
-            slot.busy_since.store(shared.now_us(), Ordering::Relaxed);
+            slot.busy_since
+                .store(shared.us_at(started), Ordering::Relaxed);
             let r = conn
                 .client()
                 .execute_raw(&stmts[script][stmt], params.iter().copied())
@@ -548,7 +558,8 @@ async fn run_statement(
         }
         Link::Lean { conn, stmts, .. } => {
             let mut conn = conn.lock().await;
-            slot.busy_since.store(shared.now_us(), Ordering::Relaxed);
+            slot.busy_since
+                .store(shared.us_at(started), Ordering::Relaxed);
             let r = conn.execute_params(&stmts[script][stmt], params).await;
             slot.busy_since.store(0, Ordering::Relaxed);
             r.map_err(Failure::from)
@@ -670,13 +681,19 @@ async fn run_script(
     shard: &Mutex<Shard>,
     measured: bool,
     stop_rx: &mut watch::Receiver<bool>,
+    clock: &mut Instant,
 ) -> ScriptEnd {
     let script = &shared.workload.scripts[s];
     let default_seed = shared.seed as i64;
     let mut in_block = false;
+    // `clock` is the last time read: a statement that follows it directly (nothing but its
+    // binds in between) starts at it, and a statement's end is the next one's start and the
+    // script's end. Two clock reads per statement at most, as few as pgbench makes.
+    let mut fresh = true;
     for command in &script.commands {
         match command {
             Command::Set(slot_no, expr) => {
+                fresh = false;
                 let value = expr.eval(&mut Env {
                     vars,
                     rng,
@@ -697,6 +714,7 @@ async fn run_script(
                 }
             }
             Command::Sleep(sleep) => {
+                fresh = false;
                 let us = match sleep {
                     SleepFor::Micros(us) => *us,
                     SleepFor::Var(v, unit) => match &vars[*v] {
@@ -747,8 +765,10 @@ async fn run_script(
                         refs.extend(generated.iter().map(|p| &**p as &(dyn ToSql + Sync)));
                     }
                 }
-                let t0 = Instant::now();
-                let r = run_statement(shared, slot, s, *i, &refs).await;
+                let t0 = if fresh { *clock } else { Instant::now() };
+                let r = run_statement(shared, slot, s, *i, &refs, t0).await;
+                *clock = Instant::now();
+                fresh = true;
                 match st.block {
                     Block::Opens if r.is_ok() => in_block = true,
                     Block::Closes => in_block = false,
@@ -757,7 +777,7 @@ async fn run_script(
                 match r {
                     Ok(_) => {
                         if measured {
-                            let us = t0.elapsed().as_micros().max(1) as u64;
+                            let us = clock.duration_since(t0).as_micros().max(1) as u64;
                             let mut sh = shard.lock().expect("not poisoned");
                             let _ = sh.scripts[s].statements[*i].hist.record(us);
                         }
@@ -779,6 +799,9 @@ async fn run_script(
                 }
             }
         }
+    }
+    if !fresh {
+        *clock = Instant::now();
     }
     ScriptEnd::Done
 }
@@ -819,10 +842,15 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
             }
         }
         let s = shared.workload.pick(&mut rng);
-        // After the schedule: from here on, a wait is a wait for a connection.
-        let began = Instant::now();
+        // After the schedule: from here on, a wait is a wait for a connection. Without a
+        // rate there is no schedule, and the start is now.
+        let began = if shared.rate_per_client.is_some() {
+            Instant::now()
+        } else {
+            start
+        };
 
-        let (end, acquired) = if pooled {
+        let (end, acquired, now) = if pooled {
             let pool = shared.pool.as_ref().expect("pooled clients have a pool");
             let permit =
                 match tokio::time::timeout(shared.checkout_limit, pool.permits.acquire()).await {
@@ -846,6 +874,7 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                 continue;
             };
             let acquired = Instant::now();
+            let mut clock = acquired;
             let end = run_script(
                 &shared,
                 &slot,
@@ -855,6 +884,7 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                 shard,
                 measured,
                 &mut stop_rx,
+                &mut clock,
             )
             .await;
             let slot = match &end {
@@ -868,10 +898,11 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                 }
                 None => permit.forget(),
             }
-            (end, acquired)
+            (end, acquired, clock)
         } else {
             let Some(slot) = own.as_ref() else { break };
             let acquired = began;
+            let mut clock = acquired;
             let end = run_script(
                 &shared,
                 slot,
@@ -881,6 +912,7 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                 shard,
                 measured,
                 &mut stop_rx,
+                &mut clock,
             )
             .await;
             if let ScriptEnd::Failed(f) = &end {
@@ -888,13 +920,12 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                     own = replace(&shared, f.message.clone()).await;
                 }
             }
-            (end, acquired)
+            (end, acquired, clock)
         };
         if measured {
             let mut sh = shard.lock().expect("not poisoned");
             match end {
                 ScriptEnd::Done => {
-                    let now = Instant::now();
                     let total = now.duration_since(start).as_micros().max(1) as u64;
                     let wait = acquired.duration_since(began).as_micros() as u64;
                     let exec = now.duration_since(acquired).as_micros().max(1) as u64;
