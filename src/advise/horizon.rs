@@ -178,16 +178,17 @@ impl Horizon {
                 let own_explains = xid.is_some_and(|x| x >= xmin);
                 if !own_explains {
                     match explained_by(xmin, Some(s.pid)) {
-                        Some(cause) if xid.is_none() => h.victims.push(Victim {
+                        // Its snapshot follows another's XID; an XID of its own (younger)
+                        // still makes it a cause below.
+                        Some(cause) => h.victims.push(Victim {
                             kind: HolderKind::Session {
                                 pid: s.pid,
-                                holds_xid: false,
+                                holds_xid: xid.is_some(),
                             },
                             age: xmin,
                             name: format!("session pid {}", s.pid),
                             follows: cause.name.clone(),
                         }),
-                        Some(_) => {}
                         None => own = Some(xmin),
                     }
                 }
@@ -325,21 +326,39 @@ impl Horizon {
             .take_while(move |c| c.age >= oldest - AT_HORIZON_TOLERANCE_XIDS)
     }
 
-    /// The causes at least `min_age` XIDs old, oldest first.
-    pub fn older_than(&self, min_age: i64) -> impl Iterator<Item = &Holder> {
-        self.causes.iter().take_while(move |c| c.age >= min_age)
+    /// The causes to name when everything at least `min_age` XIDs old must go, oldest first:
+    /// those at the horizon, and behind them the ones that stay stuck until released (XIDs,
+    /// prepared transactions, slots, standbys). A session holding only a snapshot newer than
+    /// the horizon is never named: its snapshot moves on with its next statement.
+    pub fn named_older_than(&self, min_age: i64) -> impl Iterator<Item = &Holder> {
+        let oldest = self.age().unwrap_or(i64::MAX);
+        self.causes
+            .iter()
+            .take_while(move |c| c.age >= min_age)
+            .filter(move |c| {
+                c.age >= oldest - AT_HORIZON_TOLERANCE_XIDS
+                    || !matches!(
+                        c.kind,
+                        HolderKind::Session {
+                            holds_xid: false,
+                            ..
+                        }
+                    )
+            })
     }
 
-    /// What the model says about session `pid`.
+    /// What the model says about session `pid`: at the horizon, a cause; else, when its old
+    /// snapshot follows another holder, a victim (even with a younger XID of its own); else a
+    /// cause behind the horizon, or free.
     pub fn session(&self, pid: i32) -> SessionRole<'_> {
         let is = |k: &HolderKind| matches!(k, HolderKind::Session { pid: p, .. } if *p == pid);
-        if let Some(holder) = self.causes.iter().find(|c| is(&c.kind)) {
-            let at_horizon = self.at_horizon().any(|c| is(&c.kind));
-            return SessionRole::Cause { holder, at_horizon };
-        }
-        match self.victims.iter().find(|v| is(&v.kind)) {
-            Some(v) => SessionRole::Victim(v),
-            None => SessionRole::Free,
+        let cause = self.causes.iter().find(|c| is(&c.kind));
+        let at_horizon = self.at_horizon().any(|c| is(&c.kind));
+        match (cause, self.victims.iter().find(|v| is(&v.kind))) {
+            (Some(holder), _) if at_horizon => SessionRole::Cause { holder, at_horizon },
+            (_, Some(v)) => SessionRole::Victim(v),
+            (Some(holder), None) => SessionRole::Cause { holder, at_horizon },
+            (None, None) => SessionRole::Free,
         }
     }
 }

@@ -62,7 +62,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         // warning once it is vacuumed. For multixacts the same XID holders are named, since
         // the oldest running transaction also bounds how far multixacts can be frozen.
         let min_age = (warn_age / 2.0) as i64;
-        let blockers: Vec<&Holder> = horizon.older_than(min_age).collect();
+        let blockers: Vec<&Holder> = horizon.named_older_than(min_age).collect();
         let followers: Vec<String> = horizon
             .victims
             .iter()
