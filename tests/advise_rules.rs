@@ -983,7 +983,7 @@ fn table_xid_age_past_1_4_billion_is_critical_and_names_blockers() {
     );
     assert!(
         f.next_step
-            .starts_with("Release what holds back the xmin horizon first, or VACUUM cannot freeze past it (session pid 102: end its transaction in the application, or end the session: SELECT pg_terminate_backend(102); replication slot standby1: the standby streaming from it"),
+            .starts_with("Release what holds back the xmin horizon first, or VACUUM cannot freeze past it — session pid 102: end its transaction in the application, or end the session: SELECT pg_terminate_backend(102); replication slot standby1: the standby streaming from it"),
         "{}",
         f.next_step
     );

@@ -375,7 +375,7 @@ fn dead_rows_vacuum_cannot_remove_name_the_long_held_horizon() {
     assert!(f
         .message
         .contains("VACUUM cannot remove rows that died after the xmin horizon"));
-    assert!(f.next_step.starts_with("Release what holds back the xmin horizon first (prepared transaction 'lost': ROLLBACK PREPARED 'lost'"), "{}", f.next_step);
+    assert!(f.next_step.starts_with("Release what holds back the xmin horizon first — prepared transaction 'lost': ROLLBACK PREPARED 'lost'"), "{}", f.next_step);
     assert!(!names_pid(&f.message, 202) && !names_pid(&f.next_step, 202));
 
     // Holders open only a moment are not blamed.

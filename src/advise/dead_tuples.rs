@@ -102,7 +102,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 String::new()
             } else {
                 format!(
-                    "Release what holds back the xmin horizon first ({}), then vacuum",
+                    "Release what holds back the xmin horizon first — {} — then vacuum",
                     releases.join("; ")
                 )
             };

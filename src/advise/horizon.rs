@@ -166,7 +166,8 @@ impl Horizon {
                     super::count(p.locks, "lock", "locks")
                 ),
                 release: format!(
-                    "{sql} in database {db} (or COMMIT PREPARED if its other participants committed)"
+                    "{sql} in database {db}, or COMMIT PREPARED {} there if its other participants committed",
+                    quote_literal(&p.gid)
                 ),
                 release_sql: Some(format!("{sql};")),
             });

@@ -193,7 +193,7 @@ fn blockers_first(blockers: &[&Holder]) -> String {
             .map(|h| format!("{}: {}", h.name, h.release))
             .collect();
         format!(
-            "Release what holds back the xmin horizon first, or VACUUM cannot freeze past it ({}), then ",
+            "Release what holds back the xmin horizon first, or VACUUM cannot freeze past it — {} — then ",
             each.join("; ")
         )
     }
