@@ -623,3 +623,37 @@ async fn a_prepared_transaction_and_an_idle_writer_are_named_never_the_waiter() 
         "{findings:#?}"
     );
 }
+
+#[test]
+fn a_writer_whose_snapshot_predates_its_xid_holds_the_horizon_at_its_snapshot() {
+    // REPEATABLE READ: the snapshot was taken before the first write.
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap);
+    s[1].backend_xmin_age = Some(800);
+    s[1].backend_xid_age = Some(500);
+    let h = Horizon::of(&snap);
+    let first = &h.causes[0];
+    assert_eq!(first.name, "session pid 102");
+    assert_eq!(first.age, 800);
+    assert_eq!(
+        first.kind,
+        HolderKind::Session {
+            pid: 102,
+            holds_xid: true
+        }
+    );
+    assert!(
+        first.what.starts_with("backend_xmin age 800, XID age 500"),
+        "{}",
+        first.what
+    );
+    // Younger snapshots (pid 101's, the standby slot's) follow its XID.
+    assert!(matches!(
+        h.session(102),
+        SessionRole::Cause {
+            at_horizon: true,
+            ..
+        }
+    ));
+    assert!(matches!(h.session(101), SessionRole::Victim(v) if v.follows == "session pid 102"));
+}

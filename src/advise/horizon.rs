@@ -33,7 +33,9 @@ pub const LONG_HELD_XIDS: i64 = 1_000_000;
 /// What holds the horizon.
 #[derive(Debug, Clone, PartialEq)]
 pub enum HolderKind {
-    /// A session: its XID, or a snapshot of its own that no other holder explains.
+    /// A session: its XID, or a snapshot of its own that no other holder explains (older
+    /// than its XID when it has one). `holds_xid`: it has written, and stays a holder after
+    /// its next statement.
     Session { pid: i32, holds_xid: bool },
     /// A prepared transaction waiting for COMMIT / ROLLBACK PREPARED.
     Prepared { gid: String },
@@ -195,7 +197,7 @@ impl Horizon {
                 }
             }
             let Some(age) = own else { continue };
-            let holds_xid = xid == Some(age);
+            let holds_xid = xid.is_some();
             let sql = format!("SELECT pg_terminate_backend({})", s.pid);
             h.causes.push(Holder {
                 kind: HolderKind::Session {
@@ -371,10 +373,10 @@ fn prepared_name(gid: &str) -> String {
 /// What a holding session holds and does: `XID age 900, idle in transaction for 5.0 min
 /// (app@db, web), last query: UPDATE ...`.
 fn session_what(s: &Session, age: i64, holds_xid: bool) -> String {
-    let mut out = if holds_xid {
-        format!("XID age {age}")
-    } else {
-        format!("backend_xmin age {age}")
+    let mut out = match s.backend_xid_age {
+        Some(xid) if xid == age => format!("XID age {age}"),
+        Some(xid) => format!("backend_xmin age {age}, XID age {xid}"),
+        None => format!("backend_xmin age {age}"),
     };
     if let Some(state) = s.state.as_deref() {
         out.push_str(", ");
