@@ -657,3 +657,18 @@ fn a_writer_whose_snapshot_predates_its_xid_holds_the_horizon_at_its_snapshot() 
     ));
     assert!(matches!(h.session(101), SessionRole::Victim(v) if v.follows == "session pid 102"));
 }
+
+#[test]
+fn a_parallel_worker_is_not_named_beside_its_leader() {
+    let mut snap = clean_snapshot();
+    let s = sessions_mut(&mut snap);
+    s[0].backend_xmin_age = Some(70_000);
+    let mut worker = session(110, "active");
+    worker.backend_type = Some("parallel worker".to_string());
+    worker.backend_xmin_age = Some(70_000);
+    s.push(worker);
+    let h = Horizon::of(&snap);
+    let at: Vec<&str> = h.at_horizon().map(|c| c.name.as_str()).collect();
+    assert_eq!(at, ["session pid 101"]);
+    assert_eq!(h.session(110), SessionRole::Free);
+}

@@ -120,12 +120,19 @@ struct XidHolder {
 
 impl Horizon {
     pub fn of(snap: &Snapshot) -> Horizon {
-        let sessions: &[Session] = snap.activity.as_ref().map_or(&[], |a| &a.sessions);
+        // A parallel worker shares its leader's snapshot and XID: the leader is the holder.
+        let sessions: Vec<&Session> = snap
+            .activity
+            .as_ref()
+            .map_or(&[][..], |a| &a.sessions)
+            .iter()
+            .filter(|s| s.backend_type.as_deref() != Some("parallel worker"))
+            .collect();
         let prepared = snap.prepared_xacts.as_deref().unwrap_or(&[]);
 
         // Every running XID: only these can explain an old snapshot.
         let mut xids: Vec<XidHolder> = Vec::new();
-        for s in sessions {
+        for s in &sessions {
             if let Some(age) = s.backend_xid_age {
                 xids.push(XidHolder {
                     age,
@@ -174,7 +181,7 @@ impl Horizon {
                 release_sql: Some(format!("{sql};")),
             });
         }
-        for s in sessions {
+        for s in &sessions {
             let xid = s.backend_xid_age;
             let mut own = xid;
             if let Some(xmin) = s.backend_xmin_age {
