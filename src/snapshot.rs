@@ -9,7 +9,9 @@
 //! - 1: first version. Later in 1, without a bump (old files read as `false`):
 //!   `Table::locked` and `Index::locked`. Later still, also without a bump (old files read as
 //!   `None`, "not collected"): `Snapshot::hba_rules` and `Snapshot::roles`, for the security
-//!   review. No password hash is ever stored, only its kind.
+//!   review. No password hash is ever stored, only its kind. Later still, also without a bump,
+//!   for the xmin horizon: `Session::backend_xid_age` and `ReplicationSender::backend_xmin_age`
+//!   (old files read as `None`) and `Snapshot::prepared_xacts` (`None`, "not collected").
 //!
 //! This module does no I/O beyond reading and writing the file it is asked to.
 
@@ -60,6 +62,9 @@ pub struct Snapshot {
     /// or the role may not set it).
     #[serde(default)]
     pub wal_compression_lz4: Option<bool>,
+    /// Prepared transactions (pg_prepared_xacts), oldest first; None when not collected.
+    #[serde(default)]
+    pub prepared_xacts: Option<Vec<PreparedXact>>,
     /// What each section did: collected, skipped (with the reason and the next step) or failed.
     pub sections: Vec<SectionStatus>,
 }
@@ -233,8 +238,12 @@ pub struct Session {
     pub query_age_seconds: Option<f64>,
     /// Seconds since the state last changed (how long idle in transaction).
     pub state_age_seconds: Option<f64>,
-    /// age(backend_xmin): how far this backend holds back vacuum.
+    /// age(backend_xmin): how far this backend's snapshot holds back vacuum.
     pub backend_xmin_age: Option<i64>,
+    /// age(backend_xid): the age of the transaction ID this backend holds, set once its
+    /// transaction has written. A held XID holds back the horizon of every other snapshot.
+    #[serde(default)]
+    pub backend_xid_age: Option<i64>,
     /// pg_blocking_pids(pid)
     pub blocked_by: Vec<i32>,
     /// Query text, cut to a bounded length.
@@ -447,6 +456,10 @@ pub struct ReplicationSender {
     pub write_lag_seconds: Option<f64>,
     pub flush_lag_seconds: Option<f64>,
     pub replay_lag_seconds: Option<f64>,
+    /// age(backend_xmin): the xmin the standby reports with hot_standby_feedback (without a
+    /// slot; with one, the slot's xmin carries it).
+    #[serde(default)]
+    pub backend_xmin_age: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -458,6 +471,24 @@ pub struct ReplicationSlot {
     pub catalog_xmin_age: Option<i64>,
     /// WAL kept for this slot, bytes.
     pub retained_bytes: Option<i64>,
+}
+
+/// One prepared transaction (PREPARE TRANSACTION, two-phase commit) waiting for its COMMIT
+/// PREPARED or ROLLBACK PREPARED. It keeps its XID and its locks until then, even across a
+/// restart.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct PreparedXact {
+    /// The global transaction identifier given to PREPARE TRANSACTION.
+    pub gid: String,
+    pub owner: Option<String>,
+    /// The database it was prepared in: COMMIT / ROLLBACK PREPARED must run there.
+    pub database: Option<String>,
+    /// Seconds since it was prepared.
+    pub age_seconds: f64,
+    /// age(transaction): how far it holds back the xmin horizon.
+    pub xid_age: Option<i64>,
+    /// Locks it holds (pg_locks rows of its dummy backend).
+    pub locks: i64,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -663,6 +694,7 @@ impl Snapshot {
             roles: None,
             checkpoints: None,
             wal_compression_lz4: None,
+            prepared_xacts: None,
             sections: Vec::new(),
         }
     }

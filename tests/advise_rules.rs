@@ -970,7 +970,7 @@ fn table_xid_age_past_1_4_billion_is_critical_and_names_blockers() {
         ev_i64(f, "ids_left_to_wraparound"),
         (1i64 << 31) - 1_500_000_000
     );
-    let blockers = f.evidence["likely_blockers"].as_array().unwrap();
+    let blockers = f.evidence["held_back_by"].as_array().unwrap();
     assert_eq!(blockers.len(), 2, "{blockers:?}");
     assert!(blockers[0].as_str().unwrap().contains("pid 102"));
     assert!(blockers[1]
@@ -983,7 +983,7 @@ fn table_xid_age_past_1_4_billion_is_critical_and_names_blockers() {
     );
     assert!(
         f.next_step
-            .starts_with("End or fix what holds back the horizon first (session pid 102"),
+            .starts_with("Release what holds back the xmin horizon first, or VACUUM cannot freeze past it — session pid 102: end its transaction in the application, or end the session: SELECT pg_terminate_backend(102); replication slot standby1: the standby streaming from it"),
         "{}",
         f.next_step
     );
@@ -1612,6 +1612,12 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
         ..Default::default()
     });
     plant_insecure(&mut snap);
+    snap.prepared_xacts = Some(vec![pgopt::snapshot::PreparedXact {
+        gid: "tx-lost".to_string(),
+        age_seconds: 900.0,
+        xid_age: Some(5_000),
+        ..Default::default()
+    }]);
     let all = run(&snap);
     assert_consistent(&all);
     let mut fired: Vec<&str> = all.iter().map(|f| f.rule.as_str()).collect();

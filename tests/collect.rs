@@ -15,6 +15,7 @@ const ALL_SECTIONS: &[&str] = &[
     "host",
     "databases",
     "activity",
+    "prepared_xacts",
     "locks",
     "tables",
     "indexes",
@@ -109,6 +110,8 @@ async fn full_collect_fills_every_section() {
 
     assert_all_recorded(&snap);
     assert_collected(&snap, ALL_SECTIONS);
+    // No prepared transaction: collected as an empty list, not as "not collected".
+    assert_eq!(snap.prepared_xacts.as_deref(), Some(&[][..]));
 
     // wal_compression = lz4 was tried and the answer is the server's own, with nothing left
     // set: the session still has the server's value.
@@ -392,7 +395,7 @@ async fn role_without_pg_monitor_still_collects() {
         .as_deref()
         .unwrap()
         .contains("GRANT SELECT ON pg_catalog.pg_hba_file_rules TO \"plain\""));
-    assert_collected(&snap, &["roles"]);
+    assert_collected(&snap, &["roles", "prepared_xacts"]);
     assert_eq!(state(&snap, "role_passwords"), SectionState::Skipped);
     // wal_compression is superuser-only: whether lz4 is accepted is not tried.
     assert_eq!(state(&snap, "wal_compression_lz4"), SectionState::Skipped);

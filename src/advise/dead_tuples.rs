@@ -3,8 +3,11 @@
 //! Threshold = autovacuum_vacuum_threshold + autovacuum_vacuum_scale_factor × reltuples, the
 //! table's reloptions winning over the server settings. A table past its threshold that was
 //! vacuumed recently is just waiting for its turn; one never vacuumed, or not for longer than
-//! `vacuum_overdue_seconds`, is not getting vacuumed.
+//! `vacuum_overdue_seconds`, is not getting vacuumed. When something has held back the xmin
+//! horizon for long ([`Horizon`]), VACUUM cannot remove the rows that died after it: those
+//! holders are named first, with how to release them.
 
+use super::horizon::{Holder, Horizon};
 use super::{duration, has_own_storage, num, Finding, Severity, Thresholds};
 use crate::db::QualifiedName;
 use crate::snapshot::{Snapshot, Table};
@@ -47,6 +50,16 @@ pub(crate) fn autovacuum_disabled(snap: &Snapshot, table: &Table) -> Option<&'st
 }
 
 pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
+    let horizon = Horizon::of(snap);
+    let holders: Vec<&Holder> = horizon
+        .at_horizon()
+        .filter(|h| h.is_long_held(th))
+        .collect();
+    let labels: Vec<String> = holders.iter().map(|h| h.label()).collect();
+    let releases: Vec<String> = holders
+        .iter()
+        .map(|h| format!("{}: {}", h.name, h.release))
+        .collect();
     snap.tables
         .iter()
         .filter(|t| has_own_storage(&t.kind))
@@ -79,6 +92,20 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             if let Some(why) = disabled {
                 message.push_str(&format!("; {why}"));
             }
+            if !labels.is_empty() {
+                message.push_str(&format!(
+                    "; VACUUM cannot remove rows that died after the xmin horizon, held back by {}",
+                    labels.join(", ")
+                ));
+            }
+            let first = if releases.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    "Release what holds back the xmin horizon first — {} — then vacuum",
+                    releases.join("; ")
+                )
+            };
             Some(
                 Finding::new(RULE, Severity::Warning, t.qualified_name(), message)
                     .evidence("n_dead_tup", t.n_dead_tup)
@@ -92,9 +119,15 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     .evidence("last_vacuum_age_seconds", since.map(num))
                     .evidence("overdue_threshold_seconds", num(th.vacuum_overdue_seconds))
                     .evidence("autovacuum_disabled", disabled.is_some())
-                    .next_step(
-                        "Vacuum it now; then find why autovacuum does not keep up: long transactions holding the horizon, too few autovacuum_max_workers, or a cost limit too low (autovacuum_vacuum_cost_limit); lower the table's autovacuum_vacuum_scale_factor if it is large",
-                    )
+                    .evidence("held_back_by", labels.clone())
+                    .next_step(if first.is_empty() && snap.activity.is_none() {
+                        // Sessions were not collected: the horizon is unknown.
+                        "Vacuum it now; then find why autovacuum does not keep up: long transactions holding the xmin horizon, too few autovacuum_max_workers, or a cost limit too low (autovacuum_vacuum_cost_limit); lower the table's autovacuum_vacuum_scale_factor if it is large".to_string()
+                    } else if first.is_empty() {
+                        "Vacuum it now; then find why autovacuum does not keep up: too few autovacuum_max_workers, or a cost limit too low (autovacuum_vacuum_cost_limit); lower the table's autovacuum_vacuum_scale_factor if it is large".to_string()
+                    } else {
+                        format!("{first}; then find why autovacuum does not keep up: too few autovacuum_max_workers, or a cost limit too low (autovacuum_vacuum_cost_limit)")
+                    })
                     .sql(format!(
                         "VACUUM (ANALYZE) {};",
                         QualifiedName::new(&t.schema, &t.name)

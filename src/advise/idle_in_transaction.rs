@@ -1,5 +1,7 @@
-//! Sessions idle in transaction: they keep their locks and their snapshot, holding back vacuum.
+//! Sessions idle in transaction: they keep their locks, and their XID or snapshot when they
+//! have one. Whether that holds back vacuum is [`Horizon`]'s call, not a guess from the state.
 
+use super::horizon::Horizon;
 use super::{duration, num, Finding, Severity, Thresholds};
 use crate::snapshot::{Session, Snapshot};
 
@@ -33,6 +35,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     let Some(act) = &snap.activity else {
         return Vec::new();
     };
+    let horizon = Horizon::of(snap);
     act.sessions
         .iter()
         .filter_map(|s| {
@@ -44,13 +47,14 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 th.idle_in_transaction_warning_seconds
             };
             let state = s.state.as_deref().unwrap_or_default();
+            let (vacuum, role) = super::long_running::horizon_note(&horizon, s.pid);
             Some(
                 Finding::new(
                     RULE,
                     severity,
                     format!("pid {}", s.pid),
                     format!(
-                        "session pid {} ({}) has been {} for {} (threshold {})",
+                        "session pid {} ({}) has been {} for {} (threshold {}); {vacuum}",
                         s.pid,
                         super::long_running::who(s),
                         state,
@@ -58,12 +62,14 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                         duration(limit)
                     ),
                 )
+                .evidence("horizon", role)
                 .evidence("pid", s.pid)
                 .evidence("state", state)
                 .evidence("state_age_seconds", num(age))
                 .evidence("threshold_seconds", num(limit))
                 .evidence("xact_age_seconds", s.xact_age_seconds.map(num))
                 .evidence("backend_xmin_age", s.backend_xmin_age)
+                .evidence("backend_xid_age", s.backend_xid_age)
                 .evidence("last_query", s.query.clone())
                 .next_step(
                     "Fix the application so it commits or rolls back promptly, and set idle_in_transaction_session_timeout (e.g. ALTER ROLE ... SET idle_in_transaction_session_timeout = '5min'); end this session if it is stuck",

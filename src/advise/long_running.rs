@@ -2,8 +2,10 @@
 //!
 //! Only client backends: autovacuum workers and walsenders run long by design. A session
 //! already reported as a long query or as idle in transaction is not reported again as a
-//! long transaction.
+//! long transaction. Whether a long transaction holds back vacuum is [`Horizon`]'s call: it
+//! may hold the horizon, only follow another holder, or hold nothing at all.
 
+use super::horizon::{Horizon, SessionRole};
 use super::{duration, idle_in_transaction, num, Finding, Severity, Thresholds};
 use crate::snapshot::{Session, Snapshot};
 
@@ -26,6 +28,42 @@ pub(crate) fn who(s: &Session) -> String {
         out.push_str(app);
     }
     out
+}
+
+/// What session `pid` does to vacuum, as a clause for messages, and its role as evidence
+/// (`holds_horizon`, `holds_back`, `follows`, `free`).
+pub(crate) fn horizon_note(horizon: &Horizon, pid: i32) -> (String, &'static str) {
+    match horizon.session(pid) {
+        SessionRole::Cause {
+            holder,
+            at_horizon: true,
+        } => (
+            format!(
+                "it holds the xmin horizon ({}): VACUUM cannot remove or freeze rows past it",
+                holder.what.split(", ").next().unwrap_or_default()
+            ),
+            "holds_horizon",
+        ),
+        SessionRole::Cause { holder, .. } => (
+            format!(
+                "it holds back vacuum ({}), though older holders keep the horizon further back",
+                holder.what.split(", ").next().unwrap_or_default()
+            ),
+            "holds_back",
+        ),
+        SessionRole::Victim(v) => (
+            format!(
+                "its snapshot (xmin age {}) only follows {}, which holds the horizon: ending this session frees nothing for vacuum",
+                v.age, v.follows
+            ),
+            "follows",
+        ),
+        SessionRole::Free => (
+            "it holds no XID and no snapshot now, so it does not hold back vacuum (its locks stay)"
+                .to_string(),
+            "free",
+        ),
+    }
 }
 
 pub(crate) fn is_client_backend(s: &Session) -> bool {
@@ -70,6 +108,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     let Some(act) = &snap.activity else {
         return Vec::new();
     };
+    let horizon = Horizon::of(snap);
     let mut out = Vec::new();
     for s in &act.sessions {
         let long_query = query_severity(s, th);
@@ -105,13 +144,14 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             continue;
         }
         if let Some((severity, age, limit)) = xact_severity(s, th) {
+            let (vacuum, role) = horizon_note(&horizon, s.pid);
             out.push(
                 Finding::new(
                     XACT_RULE,
                     severity,
                     format!("pid {}", s.pid),
                     format!(
-                        "transaction of pid {} ({}) has been open for {} (threshold {}); vacuum cannot remove rows deleted since it began",
+                        "transaction of pid {} ({}) has been open for {} (threshold {}); {vacuum}",
                         s.pid,
                         who(s),
                         duration(age),
@@ -123,6 +163,8 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 .evidence("threshold_seconds", num(limit))
                 .evidence("state", s.state.clone())
                 .evidence("backend_xmin_age", s.backend_xmin_age)
+                .evidence("backend_xid_age", s.backend_xid_age)
+                .evidence("horizon", role)
                 .evidence("query", s.query.clone())
                 .next_step(
                     "Find why the application keeps this transaction open (batch jobs should commit in chunks); end it if it is stuck",

@@ -23,9 +23,11 @@ mod connections;
 mod dead_tuples;
 mod duplicate_indexes;
 mod fk_indexes;
+pub mod horizon;
 mod idle_in_transaction;
 mod invalid_indexes;
 mod long_running;
+mod prepared_xacts;
 mod security;
 mod seq_scans;
 mod sequences;
@@ -165,6 +167,10 @@ pub const RULES: &[RuleInfo] = &[
         description: "Sessions idle in transaction hold locks and hold back vacuum",
     },
     RuleInfo {
+        id: prepared_xacts::RULE,
+        description: "Prepared transactions left open (holding their XID and locks)",
+    },
+    RuleInfo {
         id: long_running::QUERY_RULE,
         description: "Queries running for a long time",
     },
@@ -299,6 +305,7 @@ const CHECKS: &[Check] = &[
     checkpoints::check,
     connections::check,
     idle_in_transaction::check,
+    prepared_xacts::check,
     long_running::check,
     blocking::check,
     unused_indexes::check,

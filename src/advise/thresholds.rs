@@ -125,6 +125,13 @@ thresholds! {
     /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-SPACE-RECOVERY>
     long_transaction_critical_seconds: f64 = 3600.0, "critical when a transaction is open this long (s)";
 
+    /// A prepared transaction (two-phase commit) waiting this long for its COMMIT or ROLLBACK
+    /// PREPARED is reported. A transaction manager finishes the second phase within seconds;
+    /// five minutes leaves room for one retrying after a network failure or a restart, while
+    /// one older has most likely lost track of it (it holds its XID and locks until then).
+    /// <https://www.postgresql.org/docs/current/sql-prepare-transaction.html>
+    prepared_transaction_warning_seconds: f64 = 300.0, "report a prepared transaction this long after PREPARE TRANSACTION (s)";
+
     /// A root blocker holding up this many sessions (directly or through a chain) is critical.
     /// <https://www.postgresql.org/docs/current/functions-info.html#FUNCTIONS-INFO-SESSION-TABLE>
     blocking_critical_sessions: u64 = 5, "a blocker holding up this many sessions is critical";

@@ -3,9 +3,11 @@
 //! Per database (age(datfrozenxid), mxid_age(datminmxid)) and per table of the connected
 //! database (TOAST included). Warning at `*_warning_ratio` × autovacuum_freeze_max_age (or
 //! autovacuum_multixact_freeze_max_age); critical from `*_critical` (PostgreSQL stops assigning
-//! IDs a little before 2^31). Likely blockers named: sessions holding an old backend_xmin and
-//! replication slots holding an old xmin or catalog_xmin.
+//! IDs a little before 2^31). What holds back the xmin horizon comes from [`Horizon`]: only
+//! its causes are named (a session whose old snapshot merely follows another holder's XID is
+//! not), each with the statement that releases it.
 
+use super::horizon::{Holder, Horizon};
 use super::{num, pct, Finding, Severity, Thresholds};
 use crate::db::QualifiedName;
 use crate::snapshot::Snapshot;
@@ -49,13 +51,29 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         warning_ratio: th.multixact_age_warning_ratio,
         critical_age: th.multixact_age_critical as i64,
     };
+    let horizon = Horizon::of(snap);
     let mut out = Vec::new();
     for (kind, is_xid) in [(xid, true), (mxid, false)] {
         let max_age = snap
             .setting_f64(kind.setting)
             .unwrap_or(kind.default_max_age);
         let warn_age = kind.warning_ratio * max_age;
-        let blockers = blockers(snap, (warn_age / 2.0) as i64);
+        // Half the warning age: a holder younger than that cannot keep an object past the
+        // warning once it is vacuumed. For multixacts the same XID holders are named, since
+        // the oldest running transaction also bounds how far multixacts can be frozen.
+        let min_age = (warn_age / 2.0) as i64;
+        let blockers: Vec<&Holder> = horizon.named_older_than(min_age).collect();
+        let followers: Vec<String> = horizon
+            .victims
+            .iter()
+            .filter(|v| v.age >= min_age)
+            .map(|v| {
+                format!(
+                    "{} (xmin age {}) only follows {}: ending it frees nothing",
+                    v.name, v.age, v.follows
+                )
+            })
+            .collect();
         // Tables first: the database findings say whether they name any.
         let mut table_findings = Vec::new();
         for t in &snap.tables {
@@ -71,6 +89,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 max_age,
                 warn_age,
                 &blockers,
+                &followers,
             ) {
                 table_findings.push(
                     f.next_step(capitalized(format!(
@@ -97,6 +116,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 max_age,
                 warn_age,
                 &blockers,
+                &followers,
             ) {
                 let connected = snap.target.database == db.name;
                 let step = database_step(
@@ -163,14 +183,18 @@ fn database_step(
     )
 }
 
-/// The start of a next step: end the blockers first, when there are any.
-fn blockers_first(blockers: &[String]) -> String {
+/// The start of a next step: release what holds back the horizon first, when anything does.
+fn blockers_first(blockers: &[&Holder]) -> String {
     if blockers.is_empty() {
         String::new()
     } else {
+        let each: Vec<String> = blockers
+            .iter()
+            .map(|h| format!("{}: {}", h.name, h.release))
+            .collect();
         format!(
-            "End or fix what holds back the horizon first ({}), then ",
-            blockers.join(", ")
+            "Release what holds back the xmin horizon first, or VACUUM cannot freeze past it — {} — then ",
+            each.join("; ")
         )
     }
 }
@@ -189,7 +213,8 @@ fn finding(
     age: i64,
     max_age: f64,
     warn_age: f64,
-    blockers: &[String],
+    blockers: &[&Holder],
+    followers: &[String],
 ) -> Option<Finding> {
     let (severity, limit_text) = if age >= kind.critical_age {
         (
@@ -215,8 +240,12 @@ fn finding(
         kind.what,
         WRAP_LIMIT - age
     );
-    if !blockers.is_empty() {
-        message.push_str(&format!("; likely held back by {}", blockers.join(", ")));
+    let labels: Vec<String> = blockers.iter().map(|h| h.label()).collect();
+    if !labels.is_empty() {
+        message.push_str(&format!(
+            "; the xmin horizon is held back by {}",
+            labels.join(", ")
+        ));
     }
     Some(
         Finding::new(kind.rule, severity, object, message)
@@ -226,38 +255,8 @@ fn finding(
             .evidence("warning_age", num(warn_age))
             .evidence("critical_age", kind.critical_age)
             .evidence("ids_left_to_wraparound", WRAP_LIMIT - age)
-            .evidence("likely_blockers", blockers.to_vec())
+            .evidence("held_back_by", labels)
+            .evidence("not_holding_back", followers.to_vec())
             .docs(kind.docs),
     )
-}
-
-/// Sessions and replication slots holding an xmin at least `min_age` old, oldest first.
-/// `min_age` is half the warning age: a holder younger than that cannot keep an object past
-/// the warning once it is vacuumed. For multixacts the same XID holders are named, since the
-/// oldest running transaction also bounds how far multixacts can be frozen.
-fn blockers(snap: &Snapshot, min_age: i64) -> Vec<String> {
-    let mut found: Vec<(i64, String)> = Vec::new();
-    if let Some(act) = &snap.activity {
-        for s in &act.sessions {
-            if let Some(age) = s.backend_xmin_age.filter(|a| *a >= min_age) {
-                found.push((
-                    age,
-                    format!("session pid {} (backend_xmin age {age})", s.pid),
-                ));
-            }
-        }
-    }
-    if let Some(rep) = &snap.replication {
-        for slot in &rep.slots {
-            let age = slot.xmin_age.max(slot.catalog_xmin_age);
-            if let Some(age) = age.filter(|a| *a >= min_age) {
-                found.push((
-                    age,
-                    format!("replication slot {} (xmin age {age})", slot.name),
-                ));
-            }
-        }
-    }
-    found.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(&b.1)));
-    found.into_iter().map(|(_, s)| s).collect()
 }

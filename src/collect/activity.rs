@@ -1,4 +1,5 @@
-//! Connections and the sessions worth a look (active, idle in transaction, waiting).
+//! Connections and the sessions worth a look (active, idle in transaction, waiting, or
+//! holding an XID or an xmin, with the ages of both for the xmin horizon).
 //!
 //! Ages are computed on the server (`now() - x`), so client and server clocks never mix.
 //! pgopt's own backend, autovacuum workers and walsenders are left out of the session list;
@@ -51,6 +52,7 @@ pub(crate) async fn collect(conn: &Conn, max_query_chars: usize) -> Result<Outco
                 query_age_seconds: get(r, S, "query_age_seconds")?,
                 state_age_seconds: get(r, S, "state_age_seconds")?,
                 backend_xmin_age: get(r, S, "backend_xmin_age")?,
+                backend_xid_age: get(r, S, "backend_xid_age")?,
                 blocked_by: get(r, S, "blocked_by")?,
                 query: get(r, S, "query")?,
             })

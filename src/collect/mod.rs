@@ -27,6 +27,7 @@ mod extensions;
 mod foreign_keys;
 pub(crate) mod host;
 mod indexes;
+mod prepared_xacts;
 mod privileges;
 mod replication;
 pub(crate) mod security;
@@ -164,6 +165,9 @@ async fn collect_in_transaction(
         .unwrap_or_default();
     snap.activity = run
         .section("activity", activity::collect(conn, opts.max_query_chars))
+        .await?;
+    snap.prepared_xacts = run
+        .section("prepared_xacts", prepared_xacts::collect(conn))
         .await?;
     // Relations under an ACCESS EXCLUSIVE lock, read once: the next three sections measure
     // and deparse everything else and leave these be.

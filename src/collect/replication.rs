@@ -39,6 +39,7 @@ pub(crate) async fn collect(conn: &Conn) -> Result<Outcome<Replication>> {
                 write_lag_seconds: get(r, S, "write_lag_seconds")?,
                 flush_lag_seconds: get(r, S, "flush_lag_seconds")?,
                 replay_lag_seconds: get(r, S, "replay_lag_seconds")?,
+                backend_xmin_age: get(r, S, "backend_xmin_age")?,
             })
         })
         .collect::<Result<_>>()?;

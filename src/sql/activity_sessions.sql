@@ -1,4 +1,4 @@
-/* sessions worth a look: active, idle in transaction or waiting, plus client sessions whose state this role may not see; pgopt's own, autovacuum workers and walsenders left out. $1: max query characters */
+/* sessions worth a look: active, idle in transaction, waiting or holding an XID or xmin, plus client sessions whose state this role may not see; pgopt's own, autovacuum workers and walsenders left out. $1: max query characters */
 WITH a AS (
   SELECT a.*,
          -- What pg_stat_activity shows in full: own roles' sessions, or all with pg_read_all_stats.
@@ -22,6 +22,7 @@ SELECT a.pid,
        extract(epoch FROM now() - a.query_start)::float8 AS query_age_seconds,
        extract(epoch FROM now() - a.state_change)::float8 AS state_age_seconds,
        age(a.backend_xmin)::bigint AS backend_xmin_age,
+       age(a.backend_xid)::bigint AS backend_xid_age,
        CASE WHEN a.wait_event_type = 'Lock' THEN pg_blocking_pids(a.pid)
             ELSE '{}'::int[] END AS blocked_by,
        CASE WHEN a.visible THEN left(a.query, $1::int) END AS query
@@ -29,6 +30,7 @@ FROM a
 WHERE coalesce(a.backend_type, '') NOT IN ('autovacuum worker', 'walsender')
   AND (a.state IN ('active', 'idle in transaction', 'idle in transaction (aborted)')
        OR a.wait_event_type = 'Lock'
+       OR a.backend_xid IS NOT NULL OR a.backend_xmin IS NOT NULL
        OR (NOT a.visible AND a.usesysid IS NOT NULL AND a.datid IS NOT NULL
            AND coalesce(a.backend_type, 'client backend') = 'client backend'))
 ORDER BY a.xact_start NULLS LAST, a.pid

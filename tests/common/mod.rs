@@ -141,6 +141,7 @@ pub fn session(pid: i32, state: &str) -> Session {
         query_age_seconds: Some(0.3),
         state_age_seconds: Some(0.3),
         backend_xmin_age: Some(12),
+        backend_xid_age: None,
         blocked_by: Vec::new(),
         query: Some("SELECT * FROM orders WHERE id = $1".to_string()),
     }
