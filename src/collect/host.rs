@@ -1,6 +1,8 @@
-//! CPU, memory, cgroup limit and the data directory's disk of this machine — read only when
-//! the server runs here (a unix socket or a loopback address), since otherwise they would
-//! describe the wrong machine.
+//! CPU, memory, cgroup limit and the disks of the data directory and of the WAL directory of
+//! this machine — read only when the server runs here (a unix socket or a loopback address),
+//! since otherwise they would describe the wrong machine. pg_wal may be a symlink to another
+//! filesystem: it is resolved, which needs pgopt to be allowed into the data directory (run
+//! as the server's OS user or root); otherwise the WAL disk stays unknown.
 
 use std::net::IpAddr;
 use std::path::Path;
@@ -67,6 +69,8 @@ fn read_host(data_directory: Option<&str>) -> HostInfo {
         .find_map(|f| std::fs::read_to_string(f).ok())
         .and_then(|text| parse_cgroup_limit(&text, memory_bytes));
     let data_disk = data_directory.and_then(disk_of);
+    let wal_directory = data_directory.and_then(resolve_wal_directory);
+    let wal_disk = wal_directory.as_deref().and_then(disk_of);
     let huge_pages = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| parse_huge_pages(&text));
@@ -75,8 +79,17 @@ fn read_host(data_directory: Option<&str>) -> HostInfo {
         memory_bytes,
         cgroup_memory_limit_bytes,
         data_disk,
+        wal_directory,
+        wal_disk,
         huge_pages,
     }
+}
+
+/// `data_directory/pg_wal` with every symlink resolved, when it can be read from here.
+pub(crate) fn resolve_wal_directory(data_directory: &str) -> Option<String> {
+    std::fs::canonicalize(Path::new(data_directory).join("pg_wal"))
+        .ok()
+        .map(|p| p.display().to_string())
 }
 
 /// HugePages_Total, HugePages_Free and Hugepagesize (kB) from /proc/meminfo's text.
@@ -100,10 +113,12 @@ pub(crate) fn parse_cgroup_limit(text: &str, physical: u64) -> Option<u64> {
     (limit < NO_LIMIT_FROM && (physical == 0 || limit < physical)).then_some(limit)
 }
 
-/// The disk whose mount point is the longest prefix of `dir`.
+/// The disk whose mount point is the longest prefix of `dir` (its symlinks resolved when
+/// they can be).
 fn disk_of(dir: &str) -> Option<DiskInfo> {
     let disks = Disks::new_with_refreshed_list();
-    let dir = Path::new(dir);
+    let resolved = std::fs::canonicalize(dir).ok();
+    let dir = resolved.as_deref().unwrap_or(Path::new(dir));
     disks
         .list()
         .iter()
@@ -129,6 +144,25 @@ mod tests {
         assert!(is_local("[::1]"));
         assert!(!is_local("db.example.com"));
         assert!(!is_local("10.0.0.5"));
+    }
+
+    #[test]
+    fn wal_directory_symlink_is_resolved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let elsewhere = tmp.path().join("other_fs_wal");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, data.join("pg_wal")).unwrap();
+        let resolved = resolve_wal_directory(data.to_str().unwrap()).unwrap();
+        assert_eq!(
+            resolved,
+            std::fs::canonicalize(&elsewhere)
+                .unwrap()
+                .display()
+                .to_string()
+        );
+        assert_eq!(resolve_wal_directory("/nonexistent/pgopt/data"), None);
     }
 
     #[test]
