@@ -40,7 +40,17 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     }
     disks
         .into_iter()
-        .filter_map(|(disk, holds, has_wal)| finding(disk, holds, has_wal, max_wal, th))
+        .filter_map(|(disk, holds, has_wal)| {
+            let f = finding(disk, holds, has_wal, max_wal, th)?;
+            Some(f.evidence(
+                "wal_directory",
+                host.wal_directory.clone().unwrap_or_else(|| {
+                    "not resolved (pgopt may not enter the data directory): assumed on the \
+                     data disk"
+                        .to_string()
+                }),
+            ))
+        })
         .collect()
 }
 

@@ -1,4 +1,4 @@
-/* triggers written by users (not internal) on tables outside the system schemas: table, name, tgenabled, the function it runs, whether it is a constraint trigger */
+/* triggers written by users (not internal) on tables outside the system schemas: table, name, tgenabled, the function it runs, whether it is a constraint trigger; a partition's clone of its parent's trigger only where its state differs from the parent's */
 SELECT n.nspname::text AS schema,
        c.relname::text AS "table",
        t.tgname::text AS name,
@@ -14,4 +14,8 @@ WHERE NOT t.tgisinternal
   AND n.nspname NOT IN ('pg_catalog', 'information_schema')
   AND n.nspname NOT LIKE 'pg\_toast%'
   AND n.nspname NOT LIKE 'pg\_temp\_%'
+  -- ALTER TABLE parent DISABLE TRIGGER disables the partitions' clones too: one finding for
+  -- the parent, not one per partition.
+  AND NOT EXISTS (SELECT 1 FROM pg_catalog.pg_trigger pt
+                  WHERE pt.oid = t.tgparentid AND pt.tgenabled = t.tgenabled)
 ORDER BY n.nspname, c.relname, t.tgname
