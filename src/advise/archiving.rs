@@ -67,8 +67,8 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             )
         };
         let message = format!(
-            "{what}; {} and they stay in pg_wal until archived, until its disk is full and the \
-             server stops",
+            "{what}; {}, kept in pg_wal until archived: pg_wal grows until its disk is full \
+             and the server stops",
             waiting_text(ready)
         );
         let step = if unconfigured && !failing {

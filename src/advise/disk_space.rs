@@ -109,7 +109,10 @@ fn finding(
         .evidence("free_ratio", num(free))
         .evidence("warning_ratio", num(th.disk_free_warning_ratio))
         .evidence("critical_ratio", num(th.disk_free_critical_ratio))
-        .evidence("max_wal_size_bytes", max_wal.filter(|_| has_wal).map(num))
+        .evidence(
+            "max_wal_size_bytes",
+            max_wal.filter(|_| has_wal).map(|b| b as i64),
+        )
         .evidence("growth_history", NO_HISTORY)
         .next_step(
             "Free space or grow the filesystem before it fills. Look at what grows first: \

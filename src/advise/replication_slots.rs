@@ -7,7 +7,7 @@
 //! The xmin and catalog_xmin a slot holds back are the xmin-horizon rules' business; here
 //! they are evidence only.
 
-use super::{bytes, num, setting_bytes, Finding, Severity, Thresholds};
+use super::{bytes, setting_bytes, Finding, Severity, Thresholds};
 use crate::db::ident::quote_literal;
 use crate::snapshot::{ReplicationSlot, Snapshot};
 
@@ -54,7 +54,7 @@ fn with_slot_evidence(f: Finding, slot: &ReplicationSlot, keep: f64) -> Finding 
         .evidence("retained_bytes", slot.retained_bytes)
         .evidence("wal_status", slot.wal_status.as_deref())
         .evidence("safe_wal_size_bytes", slot.safe_wal_size_bytes)
-        .evidence("max_slot_wal_keep_size_bytes", num(keep))
+        .evidence("max_slot_wal_keep_size_bytes", keep as i64)
         .evidence("xmin_age", slot.xmin_age)
         .evidence("catalog_xmin_age", slot.catalog_xmin_age)
 }

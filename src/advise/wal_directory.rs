@@ -86,12 +86,16 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         "max_wal_size"
     };
     let message = format!(
-        "pg_wal holds {} in {} ({ratio:.1} × {base_name} {}, warning above {:.1} ×); likely \
-         cause: {}",
+        "pg_wal holds {} in {} ({ratio:.1} × {base_name} {}, warning above {:.1} ×); {}: {}",
         bytes(dir.size_bytes),
         count(dir.file_count, "file", "files"),
         bytes(base as i64),
         th.wal_directory_max_wal_size_ratio,
+        if causes.len() == 1 {
+            "likely cause"
+        } else {
+            "likely causes"
+        },
         causes.join("; ")
     );
     let mut step = steps.join("; ");
@@ -103,9 +107,9 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         .evidence("size_bytes", dir.size_bytes)
         .evidence("file_count", dir.file_count)
         .evidence("segment_bytes", dir.segment_bytes)
-        .evidence("max_wal_size_bytes", num(max_wal))
-        .evidence("wal_keep_size_bytes", num(keep))
-        .evidence("warning_above_bytes", num(limit))
+        .evidence("max_wal_size_bytes", max_wal as i64)
+        .evidence("wal_keep_size_bytes", keep as i64)
+        .evidence("warning_above_bytes", limit as i64)
         .evidence("ratio_of_base", num(ratio))
         .evidence("likely_causes", causes)
         .next_step(step)
