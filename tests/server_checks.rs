@@ -798,3 +798,68 @@ async fn data_and_wal_disks_are_collected_on_a_local_cluster() {
     );
     assert_eq!(dir.segment_bytes, 16 * MIB);
 }
+
+/// Polls `sql` on `c` until it prints `want`, for at most 30 s.
+async fn wait_for(c: &Cluster, sql: &str, want: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let got = c.psql("postgres", sql).unwrap();
+        if got == want {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{sql}: still {got:?}, want {want:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn active_slot_of_a_streaming_standby_retaining_little_is_silent() {
+    let primary = Cluster::start(ClusterOptions::default()).unwrap();
+    primary
+        .psql(
+            "postgres",
+            "SELECT pg_create_physical_replication_slot('standby_slot', true)",
+        )
+        .unwrap();
+    let mut standby = primary.standby().unwrap();
+    {
+        use std::io::Write;
+        let conf = standby.data_dir().join("postgresql.auto.conf");
+        let mut f = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&conf)
+            .unwrap();
+        writeln!(f, "primary_slot_name = 'standby_slot'").unwrap();
+    }
+    standby.restart().unwrap();
+    wait_for(
+        &primary,
+        "SELECT active FROM pg_replication_slots WHERE slot_name = 'standby_slot'",
+        "t",
+    )
+    .await;
+    switch_wal(&primary, 4);
+    // The standby confirms what it flushed: the slot then retains less than a segment.
+    wait_for(
+        &primary,
+        "SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), restart_lsn) < 16 * 1024 * 1024 \
+         FROM pg_replication_slots WHERE slot_name = 'standby_slot'",
+        "t",
+    )
+    .await;
+    let snap = snapshot(&primary).await;
+    let slot = &snap.replication.as_ref().unwrap().slots[0];
+    assert!(
+        slot.active && slot.retained_bytes.unwrap() < 16 * MIB,
+        "{slot:?}"
+    );
+    let findings = advise(&snap, &with(&[("slot_retained_warning_bytes", "67108864")]));
+    assert!(
+        find(&findings, "replication_slot_retaining_wal").is_empty(),
+        "{findings:#?}"
+    );
+    assert!(find(&findings, "wal_directory_large").is_empty());
+}
