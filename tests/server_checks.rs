@@ -863,3 +863,45 @@ async fn active_slot_of_a_streaming_standby_retaining_little_is_silent() {
     );
     assert!(find(&findings, "wal_directory_large").is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn wal_disk_follows_a_symlinked_pg_wal_to_its_own_filesystem() {
+    use std::os::unix::fs::MetadataExt;
+    // Declared first so that it outlives the cluster: the server stops before it is removed.
+    let elsewhere = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
+    let mut c = Cluster::start(ClusterOptions::default()).unwrap();
+    let data = c.data_dir();
+    let owner = std::fs::metadata(&data).unwrap();
+    std::os::unix::fs::chown(elsewhere.path(), Some(owner.uid()), Some(owner.gid())).unwrap();
+    let target = elsewhere.path().join("pg_wal");
+    // Move pg_wal while the server is down, as an administrator would.
+    c.kill();
+    let status = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(data.join("pg_wal"))
+        .arg(&target)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    std::fs::remove_dir_all(data.join("pg_wal")).unwrap();
+    std::os::unix::fs::symlink(&target, data.join("pg_wal")).unwrap();
+    c.restart().unwrap();
+    switch_wal(&c, 1);
+
+    let snap = snapshot(&c).await;
+    let host = snap.host.as_ref().expect("the cluster is on this machine");
+    let resolved = std::fs::canonicalize(&target).unwrap();
+    assert_eq!(
+        host.wal_directory.as_deref(),
+        Some(resolved.display().to_string().as_str())
+    );
+    let data_disk = host.data_disk.as_ref().expect("data disk");
+    let wal_disk = host.wal_disk.as_ref().expect("WAL disk");
+    let same_fs =
+        std::fs::metadata(&data).unwrap().dev() == std::fs::metadata(&resolved).unwrap().dev();
+    if !same_fs {
+        assert_ne!(data_disk.mount_point, wal_disk.mount_point, "{host:?}");
+    }
+    // The server writes WAL through the link: pg_ls_waldir sees it.
+    assert!(snap.wal_directory.as_ref().unwrap().file_count >= 1);
+}

@@ -5,9 +5,9 @@
 //! as the server's OS user or root); otherwise the WAL disk stays unknown.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, System};
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, System};
 
 use super::Outcome;
 use crate::error::{Error, Result};
@@ -113,22 +113,46 @@ pub(crate) fn parse_cgroup_limit(text: &str, physical: u64) -> Option<u64> {
     (limit < NO_LIMIT_FROM && (physical == 0 || limit < physical)).then_some(limit)
 }
 
-/// The disk whose mount point is the longest prefix of `dir` (its symlinks resolved when
-/// they can be).
+/// The filesystem holding `dir` (symlinks resolved when they can be): its sizes from
+/// statvfs(3), which answers for any filesystem type (sysinfo's disk list leaves out tmpfs and
+/// so would name the wrong disk), and its mount point found by walking up while the device
+/// stays the same. None when `dir` cannot be looked at from here.
 fn disk_of(dir: &str) -> Option<DiskInfo> {
-    let disks = Disks::new_with_refreshed_list();
-    let resolved = std::fs::canonicalize(dir).ok();
-    let dir = resolved.as_deref().unwrap_or(Path::new(dir));
-    disks
-        .list()
-        .iter()
-        .filter(|d| dir.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| DiskInfo {
-            mount_point: d.mount_point().display().to_string(),
-            total_bytes: d.total_space(),
-            available_bytes: d.available_space(),
-        })
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::canonicalize(dir).unwrap_or_else(|_| PathBuf::from(dir));
+    let (total_bytes, available_bytes) = statvfs(&path)?;
+    let dev = std::fs::metadata(&path).ok()?.dev();
+    let mut mount = path.as_path();
+    while let Some(parent) = mount.parent() {
+        match std::fs::metadata(parent) {
+            Ok(m) if m.dev() == dev => mount = parent,
+            _ => break,
+        }
+    }
+    Some(DiskInfo {
+        mount_point: mount.display().to_string(),
+        total_bytes,
+        available_bytes,
+    })
+}
+
+/// (total, available to unprivileged users) bytes of the filesystem holding `path`.
+// The field types are u64 on 64-bit Linux but narrower elsewhere: the casts are for those.
+#[allow(clippy::unnecessary_cast)]
+fn statvfs(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: c_path is a NUL-terminated path and st is a buffer of the right type, which
+    // statvfs fills in when it returns 0.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it initialised st.
+    let st = unsafe { st.assume_init() };
+    let block = st.f_frsize as u64;
+    Some((st.f_blocks as u64 * block, st.f_bavail as u64 * block))
 }
 
 #[cfg(test)]
@@ -163,6 +187,18 @@ mod tests {
                 .to_string()
         );
         assert_eq!(resolve_wal_directory("/nonexistent/pgopt/data"), None);
+    }
+
+    #[test]
+    fn disk_of_a_directory_has_its_filesystem_and_mount_point() {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = disk_of(tmp.path().to_str().unwrap()).unwrap();
+        assert!(disk.total_bytes > 0 && disk.available_bytes <= disk.total_bytes);
+        let canonical = std::fs::canonicalize(tmp.path()).unwrap();
+        assert!(canonical.starts_with(&disk.mount_point), "{disk:?}");
+        let root = disk_of("/").unwrap();
+        assert_eq!(root.mount_point, "/");
+        assert_eq!(disk_of("/nonexistent/pgopt/data"), None);
     }
 
     #[test]
