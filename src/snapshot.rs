@@ -12,6 +12,9 @@
 //!   review. No password hash is ever stored, only its kind. Later still, also without a bump,
 //!   for the xmin horizon: `Session::backend_xid_age` and `ReplicationSender::backend_xmin_age`
 //!   (old files read as `None`) and `Snapshot::prepared_xacts` (`None`, "not collected").
+//!   Later, also without a bump (old files read as `None` / not collected): `Snapshot::wal_directory`, `Snapshot::archiver`,
+//!   `Snapshot::triggers`, `HostInfo::wal_disk` and `HostInfo::wal_directory`,
+//!   `ReplicationSlot::wal_status` and `ReplicationSlot::safe_wal_size_bytes`.
 //!
 //! This module does no I/O beyond reading and writing the file it is asked to.
 
@@ -65,6 +68,17 @@ pub struct Snapshot {
     /// Prepared transactions (pg_prepared_xacts), oldest first; None when not collected.
     #[serde(default)]
     pub prepared_xacts: Option<Vec<PreparedXact>>,
+    /// pg_wal's size and file count (pg_ls_waldir(): superuser or pg_monitor); None when not
+    /// collected.
+    #[serde(default)]
+    pub wal_directory: Option<WalDirectory>,
+    /// pg_stat_archiver with the `.ready` files waiting; None when not collected.
+    #[serde(default)]
+    pub archiver: Option<Archiver>,
+    /// Triggers written by users (not internal ones such as foreign-key triggers) on user
+    /// tables of the connected database; None when not collected.
+    #[serde(default)]
+    pub triggers: Option<Vec<Trigger>>,
     /// What each section did: collected, skipped (with the reason and the next step) or failed.
     pub sections: Vec<SectionStatus>,
 }
@@ -121,6 +135,14 @@ pub struct HostInfo {
     pub cgroup_memory_limit_bytes: Option<u64>,
     /// Disk holding the data directory, when known.
     pub data_disk: Option<DiskInfo>,
+    /// The WAL directory with its symlink resolved (pg_wal may live on another filesystem),
+    /// when pgopt may read the data directory.
+    #[serde(default)]
+    pub wal_directory: Option<String>,
+    /// Disk holding the resolved WAL directory, when known (the same as `data_disk` unless
+    /// pg_wal is a symlink to another filesystem).
+    #[serde(default)]
+    pub wal_disk: Option<DiskInfo>,
     /// Huge pages of this machine (/proc/meminfo); None off Linux or when unreadable.
     #[serde(default)]
     pub huge_pages: Option<HugePages>,
@@ -471,6 +493,56 @@ pub struct ReplicationSlot {
     pub catalog_xmin_age: Option<i64>,
     /// WAL kept for this slot, bytes.
     pub retained_bytes: Option<i64>,
+    /// reserved, extended, unreserved or lost (pg_replication_slots.wal_status, 13+); None
+    /// when the slot never reserved WAL or in snapshots from before it was collected.
+    #[serde(default)]
+    pub wal_status: Option<String>,
+    /// WAL that can still be written before this slot is in danger of losing what it needs
+    /// (safe_wal_size); None when max_slot_wal_keep_size is -1 (unlimited) or not collected.
+    #[serde(default)]
+    pub safe_wal_size_bytes: Option<i64>,
+}
+
+/// The WAL directory as the server lists it (pg_ls_waldir()).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct WalDirectory {
+    /// Sum of the sizes of the files in pg_wal (segments, history files, not subdirectories).
+    pub size_bytes: i64,
+    pub file_count: i64,
+    /// wal_segment_size, bytes.
+    pub segment_bytes: i64,
+}
+
+/// pg_stat_archiver, and the WAL segments waiting to be archived.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Archiver {
+    pub archived_count: i64,
+    pub last_archived_wal: Option<String>,
+    pub last_archived_time: Option<DateTime<Utc>>,
+    pub failed_count: i64,
+    pub last_failed_wal: Option<String>,
+    pub last_failed_time: Option<DateTime<Utc>>,
+    pub stats_reset: Option<DateTime<Utc>>,
+    /// `.ready` files in pg_wal/archive_status (pg_ls_archive_statusdir(): superuser or
+    /// pg_monitor); None when not read.
+    pub ready_files: Option<i64>,
+    /// Modification time of the oldest `.ready` file: how long the oldest segment has waited.
+    pub oldest_ready_time: Option<DateTime<Utc>>,
+}
+
+/// One trigger of a user table (pg_trigger, tgisinternal = false).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Trigger {
+    pub schema: String,
+    pub table: String,
+    pub name: String,
+    /// pg_trigger.tgenabled: O (fires in origin and local mode), D (disabled), R (replica
+    /// mode only), A (always).
+    pub enabled: String,
+    /// The function it runs, schema-qualified.
+    pub function: String,
+    /// A constraint trigger (CREATE CONSTRAINT TRIGGER).
+    pub is_constraint: bool,
 }
 
 /// One prepared transaction (PREPARE TRANSACTION, two-phase commit) waiting for its COMMIT
@@ -695,6 +767,9 @@ impl Snapshot {
             checkpoints: None,
             wal_compression_lz4: None,
             prepared_xacts: None,
+            wal_directory: None,
+            archiver: None,
+            triggers: None,
             sections: Vec::new(),
         }
     }

@@ -1611,6 +1611,7 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
         requested: 30,
         ..Default::default()
     });
+    plant_server_checks(&mut snap);
     plant_insecure(&mut snap);
     snap.prepared_xacts = Some(vec![pgopt::snapshot::PreparedXact {
         gid: "tx-lost".to_string(),
@@ -1635,6 +1636,15 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
     // A statistics window too short to call an index unused.
     db_mut(&mut no_pss, "app").stats_reset = ago(3600);
     index_mut(&mut no_pss, "orders_created_at_idx").idx_scan = 0;
+    // Archiving that keeps up badly without failing.
+    set_setting(&mut no_pss, "archive_mode", "on");
+    set_setting(&mut no_pss, "archive_command", "cp %p /archive/%f");
+    no_pss.archiver = Some(pgopt::snapshot::Archiver {
+        archived_count: 100,
+        last_archived_time: ago(5),
+        ready_files: Some(40),
+        ..Default::default()
+    });
     let more = run(&no_pss);
     fired.extend(more.iter().map(|f| f.rule.as_str()));
     fired.sort_unstable();
@@ -1642,6 +1652,62 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
     let mut listed: Vec<&str> = RULES.iter().map(|r| r.id).collect();
     listed.sort_unstable();
     assert_eq!(fired, listed);
+}
+
+/// The server checks' problems: an inactive slot retaining WAL and a lost one, pg_wal at 3 GB,
+/// archiving failing, autovacuum and track_counts off, a disabled trigger, a nearly full disk.
+fn plant_server_checks(snap: &mut Snapshot) {
+    use pgopt::snapshot::{Archiver, DiskInfo, HostInfo, ReplicationSlot, Trigger, WalDirectory};
+    let slots = &mut snap.replication.as_mut().unwrap().slots;
+    slots.push(ReplicationSlot {
+        name: "gone".to_string(),
+        slot_type: "physical".to_string(),
+        retained_bytes: Some(2 * 1024 * MIB),
+        wal_status: Some("extended".to_string()),
+        ..Default::default()
+    });
+    slots.push(ReplicationSlot {
+        name: "lost_one".to_string(),
+        slot_type: "logical".to_string(),
+        wal_status: Some("lost".to_string()),
+        ..Default::default()
+    });
+    snap.wal_directory = Some(WalDirectory {
+        size_bytes: 3 * 1024 * MIB,
+        file_count: 192,
+        segment_bytes: 16 * MIB,
+    });
+    set_setting(snap, "archive_mode", "on");
+    set_setting(snap, "archive_command", "false");
+    snap.archiver = Some(Archiver {
+        failed_count: 5,
+        last_failed_time: ago(10),
+        ready_files: Some(3),
+        ..Default::default()
+    });
+    set_setting(snap, "autovacuum", "off");
+    set_setting(snap, "track_counts", "off");
+    snap.triggers = Some(vec![Trigger {
+        schema: "public".to_string(),
+        table: "orders".to_string(),
+        name: "orders_audit".to_string(),
+        enabled: "D".to_string(),
+        function: "public.audit".to_string(),
+        is_constraint: false,
+    }]);
+    snap.host = Some(HostInfo {
+        cpus: 4,
+        memory_bytes: 16 << 30,
+        cgroup_memory_limit_bytes: None,
+        data_disk: Some(DiskInfo {
+            mount_point: "/".to_string(),
+            total_bytes: 100 << 30,
+            available_bytes: 4 << 30,
+        }),
+        wal_directory: None,
+        wal_disk: None,
+        huge_pages: None,
+    });
 }
 
 #[test]

@@ -30,6 +30,10 @@ const ALL_SECTIONS: &[&str] = &[
     "role_passwords",
     "checkpoints",
     "wal_compression_lz4",
+    "wal_directory",
+    "archiver",
+    "archive_status",
+    "triggers",
 ];
 
 const SCHEMA: &str = "
@@ -400,6 +404,16 @@ async fn role_without_pg_monitor_still_collects() {
     // wal_compression is superuser-only: whether lz4 is accepted is not tried.
     assert_eq!(state(&snap, "wal_compression_lz4"), SectionState::Skipped);
     assert_eq!(snap.wal_compression_lz4, None);
+    // pg_ls_waldir and pg_ls_archive_statusdir need pg_monitor: skipped, the archiver's
+    // counters (readable by all) still come back, without the waiting segments.
+    assert_eq!(state(&snap, "wal_directory"), SectionState::Skipped);
+    assert!(snap.wal_directory.is_none());
+    assert_eq!(state(&snap, "archive_status"), SectionState::Skipped);
+    let archiver = snap
+        .archiver
+        .as_ref()
+        .expect("pg_stat_archiver is readable by all");
+    assert_eq!(archiver.ready_files, None);
     let roles = snap.roles.as_ref().unwrap();
     assert!(roles.iter().any(|r| r.name == "plain" && !r.superuser));
     assert!(roles.iter().all(|r| r.password.is_none()), "{roles:?}");

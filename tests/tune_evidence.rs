@@ -372,6 +372,8 @@ fn requested_checkpoints_raise_max_wal_size() {
             total_bytes: 100 << 30,
             available_bytes: 20 << 30,
         }),
+        wal_directory: None,
+        wal_disk: None,
         huge_pages: None,
     });
     let c = run(&snap).change("max_wal_size").cloned().expect("fires");
@@ -421,6 +423,8 @@ fn huge_pages_are_sized_from_shared_buffers() {
         memory_bytes: 16 << 30,
         cgroup_memory_limit_bytes: None,
         data_disk: None,
+        wal_directory: None,
+        wal_disk: None,
         huge_pages: Some(pgopt::snapshot::HugePages {
             total,
             free: total,

@@ -16,11 +16,15 @@ use serde::{Deserialize, Serialize};
 
 use crate::snapshot::Snapshot;
 
+mod archiving;
+mod autovacuum_off;
 mod blocking;
 mod cache_hit;
 mod checkpoints;
 mod connections;
 mod dead_tuples;
+mod disabled_triggers;
+mod disk_space;
 mod duplicate_indexes;
 mod fk_indexes;
 pub mod horizon;
@@ -28,6 +32,7 @@ mod idle_in_transaction;
 mod invalid_indexes;
 mod long_running;
 mod prepared_xacts;
+mod replication_slots;
 mod security;
 mod seq_scans;
 mod sequences;
@@ -37,6 +42,7 @@ mod stat_statements;
 mod temp_files;
 pub mod thresholds;
 mod unused_indexes;
+mod wal_directory;
 mod wraparound;
 
 pub use security::{review_coverage, review_coverage_text, ReviewPart};
@@ -296,6 +302,43 @@ pub const RULES: &[RuleInfo] = &[
         id: security::MD5_PASSWORDS_RULE,
         description: "Roles whose password is stored as an MD5 hash",
     },
+    RuleInfo {
+        id: replication_slots::LOST_RULE,
+        description:
+            "Replication slots lost (wal_status = lost): their consumers must be re-seeded",
+    },
+    RuleInfo {
+        id: replication_slots::RETAINING_RULE,
+        description: "Replication slots retaining much WAL (inactive, or a consumer behind)",
+    },
+    RuleInfo {
+        id: wal_directory::RULE,
+        description: "pg_wal holds well beyond max_wal_size (slots, archiving, wal_keep_size)",
+    },
+    RuleInfo {
+        id: archiving::FAILING_RULE,
+        description: "WAL archiving failing (or not configured) while archive_mode is on",
+    },
+    RuleInfo {
+        id: archiving::BEHIND_RULE,
+        description: "WAL segments piling up to be archived without failures",
+    },
+    RuleInfo {
+        id: autovacuum_off::AUTOVACUUM_RULE,
+        description: "autovacuum is off server-wide",
+    },
+    RuleInfo {
+        id: autovacuum_off::TRACK_COUNTS_RULE,
+        description: "track_counts is off, which stops autovacuum",
+    },
+    RuleInfo {
+        id: disabled_triggers::RULE,
+        description: "User triggers left disabled on user tables",
+    },
+    RuleInfo {
+        id: disk_space::RULE,
+        description: "Little free space on the disk of the data or WAL directory",
+    },
 ];
 
 type Check = fn(&Snapshot, &Thresholds) -> Vec<Finding>;
@@ -321,6 +364,12 @@ const CHECKS: &[Check] = &[
     stat_statements::check,
     slow_statements::check,
     security::check,
+    replication_slots::check,
+    wal_directory::check,
+    archiving::check,
+    autovacuum_off::check,
+    disabled_triggers::check,
+    disk_space::check,
 ];
 
 /// Runs every rule; findings sorted by severity (critical first), then rule, then object.
@@ -448,6 +497,32 @@ pub(crate) fn indexes_by_table(
     map
 }
 
+/// A size setting (max_wal_size, wal_keep_size, ...) in bytes, from its value and its unit
+/// (`MB`, `kB`, `8kB`, ...); None when absent or not a size. -1 stays -1 ("unlimited").
+pub(crate) fn setting_bytes(snap: &Snapshot, name: &str) -> Option<f64> {
+    let s = snap.setting(name)?;
+    let value: f64 = s.setting.parse().ok()?;
+    if value < 0.0 {
+        return Some(value);
+    }
+    let unit = s.unit.as_deref().unwrap_or("B");
+    let digits = unit.len() - unit.trim_start_matches(|c: char| c.is_ascii_digit()).len();
+    let factor: f64 = if digits == 0 {
+        1.0
+    } else {
+        unit[..digits].parse().ok()?
+    };
+    let scale = match &unit[digits..] {
+        "B" => 1.0,
+        "kB" => 1024.0,
+        "MB" => 1024.0 * 1024.0,
+        "GB" => 1024.0 * 1024.0 * 1024.0,
+        "TB" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        _ => return None,
+    };
+    Some(value * factor * scale)
+}
+
 /// Whether a table has a usable statistics row of its own (tables and materialized views;
 /// partitioned parents keep no row counts).
 pub(crate) fn has_own_storage(kind: &str) -> bool {
@@ -487,6 +562,39 @@ mod tests {
             assert!(ids.contains(id), "{id} not in RULES");
         }
     }
+
+    #[test]
+    fn size_settings_are_read_in_bytes_with_their_unit() {
+        use crate::snapshot::{Setting, TargetInfo};
+        let mut snap = Snapshot::new(TargetInfo::default(), chrono::Utc::now());
+        let s = |name: &str, value: &str, unit: Option<&str>| Setting {
+            name: name.to_string(),
+            setting: value.to_string(),
+            unit: unit.map(str::to_string),
+            vartype: "integer".to_string(),
+            source: "default".to_string(),
+            context: "sighup".to_string(),
+            boot_val: None,
+            reset_val: None,
+            pending_restart: false,
+        };
+        snap.settings = vec![
+            s("max_wal_size", "1024", Some("MB")),
+            s("max_slot_wal_keep_size", "-1", Some("MB")),
+            s("shared_buffers", "16384", Some("8kB")),
+            s("autovacuum", "on", None),
+        ];
+        assert_eq!(setting_bytes(&snap, "max_wal_size"), Some(GIB_F));
+        assert_eq!(setting_bytes(&snap, "max_slot_wal_keep_size"), Some(-1.0));
+        assert_eq!(
+            setting_bytes(&snap, "shared_buffers"),
+            Some(128.0 * 1024.0 * 1024.0)
+        );
+        assert_eq!(setting_bytes(&snap, "autovacuum"), None);
+        assert_eq!(setting_bytes(&snap, "wal_keep_size"), None);
+    }
+
+    const GIB_F: f64 = 1024.0 * 1024.0 * 1024.0;
 
     #[test]
     fn human_units() {

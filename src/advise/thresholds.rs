@@ -219,6 +219,44 @@ thresholds! {
     /// At most this many statements per list (by total time, by mean time).
     /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
     slow_statement_limit: usize = 5, "at most this many statements reported per list";
+
+    /// Warn when a replication slot retains this much WAL (bytes): as much as the default
+    /// max_wal_size, WAL that checkpoints can no longer recycle.
+    /// <https://www.postgresql.org/docs/current/warm-standby.html#STREAMING-REPLICATION-SLOTS>
+    slot_retained_warning_bytes: u64 = GIB, "warn when a replication slot retains this much WAL (bytes)";
+    /// Critical when a slot retains this much WAL (bytes).
+    /// <https://www.postgresql.org/docs/current/view-pg-replication-slots.html>
+    slot_retained_critical_bytes: u64 = 16 * GIB, "critical when a replication slot retains this much WAL (bytes)";
+    /// Critical when a slot's safe_wal_size is below this share of max_slot_wal_keep_size:
+    /// that little more WAL and the slot is lost.
+    /// <https://www.postgresql.org/docs/current/runtime-config-replication.html#GUC-MAX-SLOT-WAL-KEEP-SIZE>
+    slot_safe_wal_critical_ratio: f64 = 0.2, "critical when safe_wal_size is below this share of max_slot_wal_keep_size";
+
+    /// Warn when pg_wal holds more than this multiple of max_wal_size (or of wal_keep_size when
+    /// that is larger): past it something keeps WAL that checkpoints would recycle.
+    /// <https://www.postgresql.org/docs/current/wal-configuration.html>
+    wal_directory_max_wal_size_ratio: f64 = 2.0, "warn when pg_wal holds this multiple of max_wal_size";
+
+    /// Warn when this many segments wait to be archived (.ready files) while archiving does not
+    /// fail: the archiver is falling behind (16 × 16 MB segments = 256 MB).
+    /// <https://www.postgresql.org/docs/current/continuous-archiving.html#BACKUP-ARCHIVING-WAL>
+    archive_ready_warning_files: u64 = 16, "warn when this many WAL segments wait to be archived";
+    /// Failing archiving is critical from this many waiting segments (1 GB of 16 MB segments)...
+    /// <https://www.postgresql.org/docs/current/continuous-archiving.html#BACKUP-ARCHIVING-WAL>
+    archive_ready_critical_files: u64 = 64, "failing archiving is critical from this many waiting segments";
+    /// ... or once nothing was archived for this long (s).
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-ARCHIVER-VIEW>
+    archive_failing_critical_seconds: f64 = 3600.0, "failing archiving is critical after this long without a success (s)";
+
+    /// Warn when a disk of the data or WAL directory has less than this share free (the
+    /// default of check_postgres's disk_space check is of the same order). A full WAL disk
+    /// stops the server.
+    /// <https://www.postgresql.org/docs/current/disk-full.html>
+    disk_free_warning_ratio: f64 = 0.15, "warn when the data or WAL disk has less than this share free";
+    /// Critical below this share free (also when the WAL disk has less free than max_wal_size,
+    /// the WAL one checkpoint cycle may need).
+    /// <https://www.postgresql.org/docs/current/disk-full.html>
+    disk_free_critical_ratio: f64 = 0.05, "critical when the data or WAL disk has less than this share free";
 }
 
 #[cfg(test)]

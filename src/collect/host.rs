@@ -1,11 +1,13 @@
-//! CPU, memory, cgroup limit and the data directory's disk of this machine — read only when
-//! the server runs here (a unix socket or a loopback address), since otherwise they would
-//! describe the wrong machine.
+//! CPU, memory, cgroup limit and the disks of the data directory and of the WAL directory of
+//! this machine — read only when the server runs here (a unix socket or a loopback address),
+//! since otherwise they would describe the wrong machine. pg_wal may be a symlink to another
+//! filesystem: it is resolved, which needs pgopt to be allowed into the data directory (run
+//! as the server's OS user or root); otherwise the WAL disk stays unknown.
 
 use std::net::IpAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use sysinfo::{CpuRefreshKind, Disks, MemoryRefreshKind, System};
+use sysinfo::{CpuRefreshKind, MemoryRefreshKind, System};
 
 use super::Outcome;
 use crate::error::{Error, Result};
@@ -67,6 +69,8 @@ fn read_host(data_directory: Option<&str>) -> HostInfo {
         .find_map(|f| std::fs::read_to_string(f).ok())
         .and_then(|text| parse_cgroup_limit(&text, memory_bytes));
     let data_disk = data_directory.and_then(disk_of);
+    let wal_directory = data_directory.and_then(resolve_wal_directory);
+    let wal_disk = wal_directory.as_deref().and_then(disk_of);
     let huge_pages = std::fs::read_to_string("/proc/meminfo")
         .ok()
         .and_then(|text| parse_huge_pages(&text));
@@ -75,8 +79,17 @@ fn read_host(data_directory: Option<&str>) -> HostInfo {
         memory_bytes,
         cgroup_memory_limit_bytes,
         data_disk,
+        wal_directory,
+        wal_disk,
         huge_pages,
     }
+}
+
+/// `data_directory/pg_wal` with every symlink resolved, when it can be read from here.
+pub(crate) fn resolve_wal_directory(data_directory: &str) -> Option<String> {
+    std::fs::canonicalize(Path::new(data_directory).join("pg_wal"))
+        .ok()
+        .map(|p| p.display().to_string())
 }
 
 /// HugePages_Total, HugePages_Free and Hugepagesize (kB) from /proc/meminfo's text.
@@ -100,20 +113,46 @@ pub(crate) fn parse_cgroup_limit(text: &str, physical: u64) -> Option<u64> {
     (limit < NO_LIMIT_FROM && (physical == 0 || limit < physical)).then_some(limit)
 }
 
-/// The disk whose mount point is the longest prefix of `dir`.
+/// The filesystem holding `dir` (symlinks resolved when they can be): its sizes from
+/// statvfs(3), which answers for any filesystem type (sysinfo's disk list leaves out tmpfs and
+/// so would name the wrong disk), and its mount point found by walking up while the device
+/// stays the same. None when `dir` cannot be looked at from here.
 fn disk_of(dir: &str) -> Option<DiskInfo> {
-    let disks = Disks::new_with_refreshed_list();
-    let dir = Path::new(dir);
-    disks
-        .list()
-        .iter()
-        .filter(|d| dir.starts_with(d.mount_point()))
-        .max_by_key(|d| d.mount_point().as_os_str().len())
-        .map(|d| DiskInfo {
-            mount_point: d.mount_point().display().to_string(),
-            total_bytes: d.total_space(),
-            available_bytes: d.available_space(),
-        })
+    use std::os::unix::fs::MetadataExt;
+    let path = std::fs::canonicalize(dir).unwrap_or_else(|_| PathBuf::from(dir));
+    let (total_bytes, available_bytes) = statvfs(&path)?;
+    let dev = std::fs::metadata(&path).ok()?.dev();
+    let mut mount = path.as_path();
+    while let Some(parent) = mount.parent() {
+        match std::fs::metadata(parent) {
+            Ok(m) if m.dev() == dev => mount = parent,
+            _ => break,
+        }
+    }
+    Some(DiskInfo {
+        mount_point: mount.display().to_string(),
+        total_bytes,
+        available_bytes,
+    })
+}
+
+/// (total, available to unprivileged users) bytes of the filesystem holding `path`.
+// The field types are u64 on 64-bit Linux but narrower elsewhere: the casts are for those.
+#[allow(clippy::unnecessary_cast)]
+fn statvfs(path: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut st = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: c_path is a NUL-terminated path and st is a buffer of the right type, which
+    // statvfs fills in when it returns 0.
+    let rc = unsafe { libc::statvfs(c_path.as_ptr(), st.as_mut_ptr()) };
+    if rc != 0 {
+        return None;
+    }
+    // SAFETY: statvfs returned 0, so it initialised st.
+    let st = unsafe { st.assume_init() };
+    let block = st.f_frsize as u64;
+    Some((st.f_blocks as u64 * block, st.f_bavail as u64 * block))
 }
 
 #[cfg(test)]
@@ -129,6 +168,37 @@ mod tests {
         assert!(is_local("[::1]"));
         assert!(!is_local("db.example.com"));
         assert!(!is_local("10.0.0.5"));
+    }
+
+    #[test]
+    fn wal_directory_symlink_is_resolved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let data = tmp.path().join("data");
+        let elsewhere = tmp.path().join("other_fs_wal");
+        std::fs::create_dir_all(&data).unwrap();
+        std::fs::create_dir_all(&elsewhere).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, data.join("pg_wal")).unwrap();
+        let resolved = resolve_wal_directory(data.to_str().unwrap()).unwrap();
+        assert_eq!(
+            resolved,
+            std::fs::canonicalize(&elsewhere)
+                .unwrap()
+                .display()
+                .to_string()
+        );
+        assert_eq!(resolve_wal_directory("/nonexistent/pgopt/data"), None);
+    }
+
+    #[test]
+    fn disk_of_a_directory_has_its_filesystem_and_mount_point() {
+        let tmp = tempfile::tempdir().unwrap();
+        let disk = disk_of(tmp.path().to_str().unwrap()).unwrap();
+        assert!(disk.total_bytes > 0 && disk.available_bytes <= disk.total_bytes);
+        let canonical = std::fs::canonicalize(tmp.path()).unwrap();
+        assert!(canonical.starts_with(&disk.mount_point), "{disk:?}");
+        let root = disk_of("/").unwrap();
+        assert_eq!(root.mount_point, "/");
+        assert_eq!(disk_of("/nonexistent/pgopt/data"), None);
     }
 
     #[test]

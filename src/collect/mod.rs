@@ -36,6 +36,8 @@ mod server;
 mod settings;
 mod statements;
 mod tables;
+mod triggers;
+mod wal;
 
 const BEGIN: &str = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY";
 const SAVEPOINT: &str = "SAVEPOINT pgopt_section";
@@ -230,6 +232,21 @@ async fn collect_in_transaction(
             .section("wal_compression_lz4", settings::accepts_lz4(conn))
             .await?;
     }
+
+    snap.wal_directory = run
+        .section("wal_directory", wal::collect_directory(conn))
+        .await?;
+    snap.archiver = run.section("archiver", wal::collect_archiver(conn)).await?;
+    if let Some(archiver) = snap.archiver.as_mut() {
+        if let Some((ready, oldest)) = run
+            .section("archive_status", wal::collect_ready(conn))
+            .await?
+        {
+            archiver.ready_files = Some(ready);
+            archiver.oldest_ready_time = oldest;
+        }
+    }
+    snap.triggers = run.section("triggers", triggers::collect(conn)).await?;
 
     snap.sections = run.sections;
     Ok(snap)

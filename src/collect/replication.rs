@@ -1,5 +1,6 @@
 //! Streaming replication as this server sees it: WAL senders and slots on a primary, the
-//! replay gap and age on a standby.
+//! replay gap and age on a standby. Slots carry the WAL they retain, their wal_status and
+//! safe_wal_size, for the slot rules.
 
 use super::{get, Outcome};
 use crate::db::Conn;
@@ -55,6 +56,8 @@ pub(crate) async fn collect(conn: &Conn) -> Result<Outcome<Replication>> {
                 xmin_age: get(r, S, "xmin_age")?,
                 catalog_xmin_age: get(r, S, "catalog_xmin_age")?,
                 retained_bytes: get(r, S, "retained_bytes")?,
+                wal_status: get(r, S, "wal_status")?,
+                safe_wal_size_bytes: get(r, S, "safe_wal_size_bytes")?,
             })
         })
         .collect::<Result<_>>()?;

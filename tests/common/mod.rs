@@ -423,6 +423,7 @@ pub fn clean_snapshot() -> Snapshot {
             xmin_age: Some(40),
             catalog_xmin_age: None,
             retained_bytes: Some(16 * MIB),
+            ..Default::default()
         }],
         standby: None,
     });
