@@ -13,6 +13,7 @@ use pgopt::snapshot::{RelationBloat, SectionState, Snapshot, TargetInfo};
 /// - refilled: the same, then as many new (higher) ids inserted: the heap reuses its free
 ///   space, the index's old leaves stay a quarter full;
 /// - fresh: loaded, vacuumed, analyzed and its index rebuilt.
+///
 /// Run one after the other, each in its own session: a session's pending statistics are
 /// flushed when it ends, so the DELETEs' dead tuples are counted before VACUUM clears them.
 const PLANT: &[&str] = &[
