@@ -3,6 +3,12 @@
 //! grow between the two, and the start time of an embedded cluster from its template.
 //!
 //! Goal (issue 2): under 2 s and 150 MB at 10,000 tables, growing linearly.
+//!
+//! `PGOPT_BASELINE_BIN=/path/to/an/older/pgopt` also runs that binary on the same planted
+//! servers, alternating with this one, and prints the ratio of the medians: the cost of the
+//! checks added since. The bloat estimate's two catalog queries are also timed on their own
+//! with every relation judged (no size floor), since the bench's tables are empty and the
+//! collect's own floor (128 pages) leaves them out.
 
 mod common;
 
@@ -51,6 +57,10 @@ fn main() {
             rss_kb as f64 / 1024.0
         );
         results.push((tables, wall, rss_kb));
+        if let Ok(baseline) = std::env::var("PGOPT_BASELINE_BIN") {
+            compare_with_baseline(bin, &baseline, &c, tables);
+        }
+        time_bloat_queries(&c, tables);
     }
     let (t1, w1, m1) = results[0];
     let (t2, w2, m2) = results[1];
@@ -66,6 +76,47 @@ fn main() {
         w2.as_secs_f64() / 2.0,
         m2 as f64 / 1024.0 / 150.0
     );
+}
+
+/// Five runs of each binary, alternating, on the same server; the medians and their ratio.
+fn compare_with_baseline(bin: &str, baseline: &str, c: &Cluster, tables: usize) {
+    run_analyze(baseline, c);
+    let (mut now, mut before) = (Vec::new(), Vec::new());
+    for _ in 0..5 {
+        before.push(run_analyze(baseline, c).0);
+        now.push(run_analyze(bin, c).0);
+    }
+    now.sort();
+    before.sort();
+    println!(
+        "{tables:>6} tables: median wall {:.0} ms now, {:.0} ms baseline: x{:.2}",
+        ms(now[2]),
+        ms(before[2]),
+        now[2].as_secs_f64() / before[2].as_secs_f64()
+    );
+}
+
+/// The bloat estimate's catalog queries with no size floor, timed by EXPLAIN ANALYZE.
+fn time_bloat_queries(c: &Cluster, tables: usize) {
+    for (what, sql) in [
+        ("tables", include_str!("../src/sql/bloat_tables.sql")),
+        ("indexes", include_str!("../src/sql/bloat_indexes.sql")),
+    ] {
+        let out = c
+            .psql(
+                "postgres",
+                &format!(
+                    "SET jit = off;\nPREPARE q(oid[], int) AS {sql};\n\
+                     EXPLAIN (ANALYZE, TIMING OFF, FORMAT JSON) EXECUTE q('{{}}', 0);"
+                ),
+            )
+            .expect("explain");
+        let json: serde_json::Value = serde_json::from_str(out.trim()).expect("plan json");
+        let exec = json[0]["Execution Time"].as_f64().unwrap_or(f64::NAN);
+        println!(
+            "{tables:>6} tables: bloat estimate query over every {what}, no size floor: {exec:.0} ms"
+        );
+    }
 }
 
 fn ms(d: Duration) -> f64 {

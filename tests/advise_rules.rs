@@ -2453,3 +2453,24 @@ fn snapshots_saved_before_bloat_was_collected_still_load() {
     assert_silent(&back, "table_bloat");
     assert_silent(&back, "index_bloat");
 }
+
+#[test]
+fn bloat_estimate_on_stale_statistics_says_it_may_be_far_off() {
+    let mut snap = with_bloat(
+        vec![bloated("public", "orders", None, 400 * MIB, Some(0.6))],
+        Vec::new(),
+    );
+    // 2 % changed (the clean snapshot): no remark.
+    let f = single(&snap, "table_bloat");
+    assert!(!f.message.contains("far off:"), "{}", f.message);
+    assert!(f.evidence["rows_changed_since_analyze"].is_null());
+    table_mut(&mut snap, "orders").n_mod_since_analyze = 2_000_000;
+    let f = single(&snap, "table_bloat");
+    assert!(
+        f.message
+            .contains("2000000 rows changed since its last ANALYZE"),
+        "{}",
+        f.message
+    );
+    assert_eq!(ev_i64(&f, "rows_changed_since_analyze"), 2_000_000);
+}

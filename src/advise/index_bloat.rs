@@ -8,7 +8,9 @@
 //! tuples still to vacuum on the table, VACUUM comes first; when the table itself is
 //! advised a rewrite, that rebuilds the index too.
 
-use super::table_bloat::{dead_tuples_to_vacuum, figure, rewrite_advised, ESTIMATE_NOTE};
+use super::table_bloat::{
+    dead_tuples_to_vacuum, figure, rewrite_advised, stale_changes, ESTIMATE_NOTE,
+};
 use super::{bytes, num, pct, Finding, Severity, Thresholds};
 use crate::db::QualifiedName;
 use crate::snapshot::{RelationBloat, Snapshot};
@@ -60,17 +62,26 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
     {
         return None;
     }
-    let how = if method == "estimate" {
+    let mut how = if method == "estimate" {
         ESTIMATE_NOTE.to_string()
     } else {
         format!("measured with {method}")
     };
+    let stale = (method == "estimate")
+        .then(|| stale_changes(snap, &r.schema, &r.table))
+        .flatten();
+    if let Some(changes) = stale {
+        how.push_str(&format!(
+            "; {changes} rows of its table changed since the last ANALYZE, so this one may be far off: ANALYZE the table and look again"
+        ));
+    }
     let mut finding = Finding::new(RULE, Severity::Warning, &object, String::new())
         .evidence("size_bytes", r.size_bytes)
         .evidence("wasted_bytes", f.wasted_bytes)
         .evidence("wasted_ratio", num(f.wasted_ratio))
         .evidence("method", method)
         .evidence("fillfactor", r.fillfactor)
+        .evidence("rows_changed_since_analyze", stale)
         .evidence(
             "min_wasted_bytes",
             serde_json::Value::from(th.index_bloat_min_wasted_bytes),

@@ -50,6 +50,16 @@ pub(crate) fn dead_tuples_to_vacuum(
     ((t.n_dead_tup as f64) > threshold).then_some((t.n_dead_tup, threshold))
 }
 
+/// Rows changed since the table's last ANALYZE when they are over a fifth of it: the
+/// statistics an estimate rests on are stale.
+pub(crate) fn stale_changes(snap: &Snapshot, schema: &str, table: &str) -> Option<i64> {
+    let t = snap
+        .tables
+        .iter()
+        .find(|t| t.schema == schema && t.name == table)?;
+    (t.n_mod_since_analyze as f64 > 0.2 * t.reltuples.max(0.0)).then_some(t.n_mod_since_analyze)
+}
+
 fn over(f: &BloatFigure, min_bytes: u64, min_ratio: f64) -> bool {
     f.wasted_bytes as f64 >= min_bytes as f64 && f.wasted_ratio >= min_ratio
 }
@@ -119,17 +129,26 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
     ) {
         return None;
     }
-    let how = if method == "estimate" {
+    let mut how = if method == "estimate" {
         ESTIMATE_NOTE.to_string()
     } else {
         format!("measured with {method}")
     };
+    let stale = (method == "estimate")
+        .then(|| stale_changes(snap, &r.schema, &r.table))
+        .flatten();
+    if let Some(changes) = stale {
+        how.push_str(&format!(
+            "; {changes} rows changed since its last ANALYZE, so this one may be far off: ANALYZE it and look again"
+        ));
+    }
     let mut finding = Finding::new(RULE, Severity::Warning, &object, String::new())
         .evidence("size_bytes", r.size_bytes)
         .evidence("wasted_bytes", f.wasted_bytes)
         .evidence("wasted_ratio", num(f.wasted_ratio))
         .evidence("method", method)
         .evidence("fillfactor", r.fillfactor)
+        .evidence("rows_changed_since_analyze", stale)
         .evidence(
             "min_wasted_bytes",
             serde_json::Value::from(th.table_bloat_min_wasted_bytes),

@@ -20,19 +20,22 @@ candidate AS MATERIALIZED (
     AND n.nspname NOT LIKE 'pg\_temp\_%'
 ),
 width AS (
-  SELECT k.oid,
-         count(*) AS columns,
-         count(*) FILTER (WHERE col.attnum = 0) AS expressions,
-         count(s.attname) AS columns_with_stats,
-         sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)) AS data_width,
-         bool_or(coalesce(s.null_frac, 0) > 0) AS has_nulls
+  -- Per candidate, so that the pg_stats view is read through its indexes for that table only
+  -- (a join against the whole view is planned as a nested loop, quadratic in relations).
+  SELECT k.oid, w.*
   FROM candidate k
-  CROSS JOIN LATERAL unnest(k.attnums) AS col(attnum)
-  LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = k.indrelid AND a.attnum = col.attnum
-  LEFT JOIN pg_catalog.pg_stats s
-    ON s.schemaname = k.nspname AND s.tablename = k.table_name AND s.attname = a.attname
-   AND NOT s.inherited
-  GROUP BY k.oid
+  CROSS JOIN LATERAL (
+    SELECT count(*) AS columns,
+           count(*) FILTER (WHERE col.attnum = 0) AS expressions,
+           count(s.attname) AS columns_with_stats,
+           sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)) AS data_width,
+           bool_or(coalesce(s.null_frac, 0) > 0) AS has_nulls
+    FROM unnest(k.attnums) AS col(attnum)
+    LEFT JOIN pg_catalog.pg_attribute a ON a.attrelid = k.indrelid AND a.attnum = col.attnum
+    LEFT JOIN pg_catalog.pg_stats s
+      ON s.schemaname = k.nspname AND s.tablename = k.table_name AND s.attname = a.attname
+     AND NOT s.inherited
+  ) w
 )
 SELECT k.oid::oid AS oid,
        k.nspname::text AS schema,

@@ -12,19 +12,23 @@ candidate AS MATERIALIZED (
     AND n.nspname NOT LIKE 'pg\_temp\_%'
 ),
 width AS (
+  -- Per candidate, so that the pg_stats view is read through its indexes for that table only
+  -- (a join against the whole view is planned as a nested loop, quadratic in relations).
   -- One row per live column; pg_stats shows a row only to roles that may read the column,
   -- and avg_width is the stored width (a TOAST pointer or a compressed value, not the value).
-  SELECT k.oid,
-         count(*) AS columns,
-         count(s.attname) AS columns_with_stats,
-         sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)) AS data_width,
-         bool_or(coalesce(s.null_frac, 0) > 0) AS has_nulls
+  SELECT k.oid, w.*
   FROM candidate k
-  JOIN pg_catalog.pg_attribute a ON a.attrelid = k.oid AND a.attnum > 0 AND NOT a.attisdropped
-  LEFT JOIN pg_catalog.pg_stats s
-    ON s.schemaname = k.nspname AND s.tablename = k.relname AND s.attname = a.attname
-   AND NOT s.inherited
-  GROUP BY k.oid
+  CROSS JOIN LATERAL (
+    SELECT count(*) AS columns,
+           count(s.attname) AS columns_with_stats,
+           sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 0)) AS data_width,
+           bool_or(coalesce(s.null_frac, 0) > 0) AS has_nulls
+    FROM pg_catalog.pg_attribute a
+    LEFT JOIN pg_catalog.pg_stats s
+      ON s.schemaname = k.nspname AND s.tablename = k.relname AND s.attname = a.attname
+     AND NOT s.inherited
+    WHERE a.attrelid = k.oid AND a.attnum > 0 AND NOT a.attisdropped
+  ) w
 )
 SELECT k.oid::oid AS oid,
        k.nspname::text AS schema,
