@@ -166,15 +166,12 @@ pub(crate) async fn estimate(
         let fillfactor: i32 = get(&r, S, "fillfactor")?;
         let columns: i64 = get(&r, S, "columns")?;
         let with_stats: i64 = get(&r, S, "columns_with_stats")?;
+        let data_width: f64 = get(&r, S, "data_width")?;
+        let has_nulls: bool = get(&r, S, "has_nulls")?;
         let untrusted = heap_distrust(reltuples, columns, with_stats);
         let estimate = untrusted.is_none().then(|| {
             let expected = heap_expected_pages(
-                reltuples,
-                get(&r, S, "data_width").unwrap_or(0.0),
-                columns,
-                get(&r, S, "has_nulls").unwrap_or(false),
-                fillfactor,
-                block_size,
+                reltuples, data_width, columns, has_nulls, fillfactor, block_size,
             );
             waste(relpages, expected, block_size)
         });
@@ -210,14 +207,11 @@ pub(crate) async fn estimate(
         } else {
             heap_distrust(reltuples, columns, with_stats)
         };
+        let data_width: f64 = get(&r, S, "data_width")?;
+        let has_nulls: bool = get(&r, S, "has_nulls")?;
         let estimate = untrusted.is_none().then(|| {
-            let expected = btree_expected_pages(
-                reltuples,
-                get(&r, S, "data_width").unwrap_or(0.0),
-                get(&r, S, "has_nulls").unwrap_or(false),
-                fillfactor,
-                block_size,
-            );
+            let expected =
+                btree_expected_pages(reltuples, data_width, has_nulls, fillfactor, block_size);
             waste(relpages, expected, block_size)
         });
         bloat.indexes.push(RelationBloat {
