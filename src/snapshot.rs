@@ -12,9 +12,12 @@
 //!   review. No password hash is ever stored, only its kind. Later still, also without a bump,
 //!   for the xmin horizon: `Session::backend_xid_age` and `ReplicationSender::backend_xmin_age`
 //!   (old files read as `None`) and `Snapshot::prepared_xacts` (`None`, "not collected").
-//!   Later, also without a bump (old files read as `None` / not collected): `Snapshot::wal_directory`, `Snapshot::archiver`,
-//!   `Snapshot::triggers`, `HostInfo::wal_disk` and `HostInfo::wal_directory`,
-//!   `ReplicationSlot::wal_status` and `ReplicationSlot::safe_wal_size_bytes`.
+//!   Later, also without a bump (old files read as `None` / not collected):
+//!   `Snapshot::wal_directory`, `Snapshot::archiver`, `Snapshot::triggers`,
+//!   `HostInfo::wal_disk` and `HostInfo::wal_directory`,
+//!   `ReplicationSlot::wal_status` and `ReplicationSlot::safe_wal_size_bytes`. Later still,
+//!   also without a bump (old files read as `None`): `Snapshot::bloat`, table and btree index
+//!   bloat.
 //!
 //! This module does no I/O beyond reading and writing the file it is asked to.
 
@@ -79,6 +82,10 @@ pub struct Snapshot {
     /// tables of the connected database; None when not collected.
     #[serde(default)]
     pub triggers: Option<Vec<Trigger>>,
+    /// Table and btree index bloat, estimated and (with pgstattuple) measured; None when not
+    /// collected.
+    #[serde(default)]
+    pub bloat: Option<Bloat>,
     /// What each section did: collected, skipped (with the reason and the next step) or failed.
     pub sections: Vec<SectionStatus>,
 }
@@ -722,6 +729,63 @@ pub struct Role {
     pub replication: bool,
 }
 
+/// Space tables and btree indexes hold beyond what their rows need.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct Bloat {
+    /// Tables and materialized views big enough to judge (at least the collect's minimum
+    /// pages), not under an AccessExclusiveLock.
+    pub tables: Vec<RelationBloat>,
+    /// Valid btree indexes big enough to judge.
+    pub indexes: Vec<RelationBloat>,
+    /// The server's block size, bytes.
+    pub block_size: i64,
+    /// Candidates left unmeasured by pgstattuple, each with why (time budget, timeout, ...).
+    #[serde(default)]
+    pub measure_notes: Vec<String>,
+}
+
+/// Bloat of one table or btree index.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct RelationBloat {
+    pub oid: u32,
+    pub schema: String,
+    /// The table (for an index, its table).
+    pub table: String,
+    /// The index name; None for a table.
+    pub index: Option<String>,
+    /// relpages × block size.
+    pub size_bytes: i64,
+    /// The fillfactor in force (heap default 100, btree 90): its free share is not waste.
+    pub fillfactor: i32,
+    /// The row-width estimate from the statistics; None when it cannot be trusted.
+    pub estimate: Option<BloatFigure>,
+    /// Why there is no estimate (no pg_stats rows, never analyzed, partial or expression
+    /// index).
+    pub untrusted: Option<String>,
+    /// Measured by pgstattuple (pgstattuple_approx for tables, pgstatindex for indexes);
+    /// None when not measured.
+    pub measured: Option<BloatFigure>,
+}
+
+impl RelationBloat {
+    /// `schema.table` or `schema.index`, unquoted, for messages.
+    pub fn qualified_name(&self) -> String {
+        format!(
+            "{}.{}",
+            self.schema,
+            self.index.as_deref().unwrap_or(&self.table)
+        )
+    }
+}
+
+/// Wasted space of a relation.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct BloatFigure {
+    pub wasted_bytes: i64,
+    /// wasted_bytes over the relation's size.
+    pub wasted_ratio: f64,
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum SectionState {
@@ -770,6 +834,7 @@ impl Snapshot {
             wal_directory: None,
             archiver: None,
             triggers: None,
+            bloat: None,
             sections: Vec::new(),
         }
     }

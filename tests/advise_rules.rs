@@ -1619,6 +1619,18 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
         xid_age: Some(5_000),
         ..Default::default()
     }]);
+    snap.bloat = Some(pgopt::snapshot::Bloat {
+        tables: vec![bloated("public", "users", None, 400 * MIB, Some(0.6))],
+        indexes: vec![bloated(
+            "public",
+            "order_items",
+            Some("order_items_pkey"),
+            200 * MIB,
+            Some(0.5),
+        )],
+        block_size: 8192,
+        measure_notes: Vec::new(),
+    });
     let all = run(&snap);
     assert_consistent(&all);
     let mut fired: Vec<&str> = all.iter().map(|f| f.rule.as_str()).collect();
@@ -2386,4 +2398,293 @@ fn consistency_check_accepts_a_rebuild_and_a_vacuum_on_different_objects() {
             "REINDEX INDEX CONCURRENTLY public.i;",
         ),
     ]);
+}
+
+// ---------- bloat ----------
+
+use pgopt::snapshot::{Bloat, BloatFigure, RelationBloat};
+
+/// A bloat entry of `size` bytes whose estimate wastes `ratio` of it (None: untrustworthy).
+fn bloated(
+    schema: &str,
+    table: &str,
+    index: Option<&str>,
+    size: i64,
+    ratio: Option<f64>,
+) -> RelationBloat {
+    RelationBloat {
+        oid: 0,
+        schema: schema.to_string(),
+        table: table.to_string(),
+        index: index.map(str::to_string),
+        size_bytes: size,
+        fillfactor: if index.is_some() { 90 } else { 100 },
+        estimate: ratio.map(|r| BloatFigure {
+            wasted_bytes: (size as f64 * r) as i64,
+            wasted_ratio: r,
+        }),
+        untrusted: ratio
+            .is_none()
+            .then(|| "2 of its 5 columns have no pg_stats row (never analyzed, or this role may not read them)".to_string()),
+        measured: None,
+    }
+}
+
+fn with_bloat(tables: Vec<RelationBloat>, indexes: Vec<RelationBloat>) -> Snapshot {
+    let mut snap = clean_snapshot();
+    snap.bloat = Some(Bloat {
+        tables,
+        indexes,
+        block_size: 8192,
+        measure_notes: Vec::new(),
+    });
+    snap
+}
+
+#[test]
+fn bloated_table_is_advised_a_rewrite_with_its_lock_cost_and_the_estimate_s_error() {
+    let snap = with_bloat(
+        vec![bloated("public", "orders", None, 400 * MIB, Some(0.6))],
+        Vec::new(),
+    );
+    let f = single(&snap, "table_bloat");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.orders");
+    assert_eq!(ev_i64(&f, "wasted_bytes"), 240 * MIB);
+    assert!((ev_f64(&f, "wasted_ratio") - 0.6).abs() < 1e-9);
+    assert_eq!(f.evidence["method"], "estimate");
+    assert!(
+        f.message.contains("240.0 MB") && f.message.contains("60.0 %"),
+        "{}",
+        f.message
+    );
+    assert!(f.message.contains("within a few points"), "{}", f.message);
+    assert!(f.next_step.contains("pg_repack") && f.next_step.contains("ACCESS EXCLUSIVE"));
+    assert!(f.next_step.contains("free disk"), "{}", f.next_step);
+    assert!(f
+        .sql
+        .as_deref()
+        .unwrap()
+        .contains(r#"VACUUM (FULL, ANALYZE) "public"."orders";"#));
+    assert_consistent(&run(&snap));
+}
+
+#[test]
+fn measured_table_bloat_says_it_was_measured_and_wins_over_the_estimate() {
+    let mut t = bloated("public", "orders", None, 400 * MIB, Some(0.1));
+    t.measured = Some(BloatFigure {
+        wasted_bytes: 300 * MIB,
+        wasted_ratio: 0.75,
+    });
+    let f = single(&with_bloat(vec![t], Vec::new()), "table_bloat");
+    assert_eq!(f.evidence["method"], "pgstattuple_approx");
+    assert_eq!(ev_i64(&f, "wasted_bytes"), 300 * MIB);
+    assert_eq!(ev_i64(&f, "estimated_wasted_bytes"), 40 * MIB);
+    assert!(
+        f.message.contains("measured with pgstattuple_approx"),
+        "{}",
+        f.message
+    );
+}
+
+#[test]
+fn small_or_low_share_table_bloat_is_not_reported() {
+    // 60 % of 100 MB: 60 MB, under the 100 MB floor.
+    let small = with_bloat(
+        vec![bloated("public", "products", None, 100 * MIB, Some(0.6))],
+        Vec::new(),
+    );
+    assert_silent(&small, "table_bloat");
+    // 150 MB wasted of 1.5 GB: 10 %, under the 30 % share.
+    let low = with_bloat(
+        vec![bloated("public", "orders", None, 1536 * MIB, Some(0.1))],
+        Vec::new(),
+    );
+    assert_silent(&low, "table_bloat");
+    // Just under both: 29.9 %.
+    let near = with_bloat(
+        vec![bloated("public", "orders", None, 1000 * MIB, Some(0.299))],
+        Vec::new(),
+    );
+    assert_silent(&near, "table_bloat");
+}
+
+#[test]
+fn untrustworthy_table_estimate_claims_no_number() {
+    let snap = with_bloat(
+        vec![bloated("public", "orders", None, 400 * MIB, None)],
+        Vec::new(),
+    );
+    let f = single(&snap, "table_bloat");
+    assert_eq!(f.severity, Severity::Info);
+    assert!(!f.evidence.contains_key("wasted_bytes"), "{f:#?}");
+    assert!(!f.evidence.contains_key("wasted_ratio"));
+    assert_eq!(f.evidence["estimate_trusted"], false);
+    assert!(f.message.contains("no figure is claimed") && f.message.contains("pg_stats"));
+    assert!(!f.message.contains('%'), "{}", f.message);
+    assert_eq!(f.sql.as_deref(), Some(r#"ANALYZE "public"."orders";"#));
+    // A small table with no estimate is not worth a word.
+    let small = with_bloat(
+        vec![bloated("public", "products", None, 2 * MIB, None)],
+        Vec::new(),
+    );
+    assert_silent(&small, "table_bloat");
+}
+
+#[test]
+fn table_with_dead_tuples_to_vacuum_is_told_to_vacuum_not_rewritten() {
+    let mut snap = with_bloat(
+        vec![bloated("public", "orders", None, 400 * MIB, Some(0.6))],
+        vec![bloated(
+            "public",
+            "orders",
+            Some("orders_user_id_idx"),
+            200 * MIB,
+            Some(0.6),
+        )],
+    );
+    table_mut(&mut snap, "orders").n_dead_tup = 3_000_000;
+    let all = run(&snap);
+    assert_consistent(&all);
+    for f in of_rule(&all, "table_bloat")
+        .into_iter()
+        .chain(of_rule(&all, "index_bloat"))
+    {
+        assert_eq!(f.severity, Severity::Info, "{f:#?}");
+        let sql = f.sql.as_deref().unwrap();
+        assert!(sql.starts_with("VACUUM (ANALYZE)"), "{sql}");
+        assert!(!sql.contains("FULL") && !sql.contains("REINDEX"), "{sql}");
+        assert!(f.next_step.starts_with("VACUUM"), "{}", f.next_step);
+        assert_eq!(ev_i64(f, "n_dead_tup"), 3_000_000);
+    }
+    assert_eq!(of_rule(&all, "table_bloat").len(), 1);
+    assert_eq!(of_rule(&all, "index_bloat").len(), 1);
+}
+
+#[test]
+fn bloated_index_is_reindexed_concurrently_and_before_12_warned_of_the_lock() {
+    let mut snap = with_bloat(
+        Vec::new(),
+        vec![bloated(
+            "public",
+            "orders",
+            Some("orders_user_id_idx"),
+            200 * MIB,
+            Some(0.5),
+        )],
+    );
+    let f = single(&snap, "index_bloat");
+    assert_eq!(f.severity, Severity::Warning);
+    assert_eq!(f.object, "public.orders_user_id_idx");
+    assert_eq!(ev_i64(&f, "wasted_bytes"), 100 * MIB);
+    assert_eq!(
+        f.sql.as_deref(),
+        Some(r#"REINDEX INDEX CONCURRENTLY "public"."orders_user_id_idx";"#)
+    );
+    assert!(f.next_step.contains("free disk"), "{}", f.next_step);
+    snap.server.as_mut().unwrap().version_num = 110_022;
+    let f = single(&snap, "index_bloat");
+    assert!(f
+        .sql
+        .as_deref()
+        .unwrap()
+        .ends_with(r#"REINDEX INDEX "public"."orders_user_id_idx";"#));
+    assert!(f.next_step.contains("CREATE INDEX CONCURRENTLY"));
+}
+
+#[test]
+fn index_bloat_near_misses_and_unsizable_indexes() {
+    // 40 MB wasted: under the 50 MB floor.
+    let small = with_bloat(
+        Vec::new(),
+        vec![bloated(
+            "public",
+            "orders",
+            Some("orders_user_id_idx"),
+            80 * MIB,
+            Some(0.5),
+        )],
+    );
+    assert_silent(&small, "index_bloat");
+    // 25 %: under the share.
+    let low = with_bloat(
+        Vec::new(),
+        vec![bloated(
+            "public",
+            "orders",
+            Some("orders_user_id_idx"),
+            800 * MIB,
+            Some(0.25),
+        )],
+    );
+    assert_silent(&low, "index_bloat");
+    // An expression index has no estimate: said so, with no number.
+    let mut expr = bloated(
+        "public",
+        "users",
+        Some("users_lower_email_idx"),
+        300 * MIB,
+        None,
+    );
+    expr.untrusted =
+        Some("an expression index: its key width is not in its table's statistics".into());
+    let f = single(&with_bloat(Vec::new(), vec![expr]), "index_bloat");
+    assert_eq!(f.severity, Severity::Info);
+    assert!(!f.evidence.contains_key("wasted_bytes"));
+    assert!(f.message.contains("expression index") && f.message.contains("no figure is claimed"));
+    assert!(f.next_step.contains("CREATE EXTENSION pgstattuple"));
+}
+
+#[test]
+fn index_of_a_table_advised_a_rewrite_defers_to_it() {
+    let snap = with_bloat(
+        vec![bloated("public", "orders", None, 400 * MIB, Some(0.6))],
+        vec![bloated(
+            "public",
+            "orders",
+            Some("orders_user_id_idx"),
+            200 * MIB,
+            Some(0.5),
+        )],
+    );
+    let all = run(&snap);
+    assert_consistent(&all);
+    let t = of_rule(&all, "table_bloat");
+    let i = of_rule(&all, "index_bloat");
+    assert_eq!((t.len(), i.len()), (1, 1));
+    assert_eq!(t[0].severity, Severity::Warning);
+    assert_eq!(i[0].severity, Severity::Info);
+    assert!(i[0].message.contains("table_bloat"), "{}", i[0].message);
+}
+
+#[test]
+fn snapshots_saved_before_bloat_was_collected_still_load() {
+    let snap = clean_snapshot();
+    let mut json: serde_json::Value = serde_json::from_str(&snap.to_json().unwrap()).unwrap();
+    json.as_object_mut().unwrap().remove("bloat");
+    let back = Snapshot::from_json(&json.to_string(), "old.json").unwrap();
+    assert!(back.bloat.is_none());
+    assert_silent(&back, "table_bloat");
+    assert_silent(&back, "index_bloat");
+}
+
+#[test]
+fn bloat_estimate_on_stale_statistics_says_it_may_be_far_off() {
+    let mut snap = with_bloat(
+        vec![bloated("public", "orders", None, 400 * MIB, Some(0.6))],
+        Vec::new(),
+    );
+    // 2 % changed (the clean snapshot): no remark.
+    let f = single(&snap, "table_bloat");
+    assert!(!f.message.contains("far off:"), "{}", f.message);
+    assert!(f.evidence["rows_changed_since_analyze"].is_null());
+    table_mut(&mut snap, "orders").n_mod_since_analyze = 2_000_000;
+    let f = single(&snap, "table_bloat");
+    assert!(
+        f.message
+            .contains("2000000 rows changed since its last ANALYZE"),
+        "{}",
+        f.message
+    );
+    assert_eq!(ev_i64(&f, "rows_changed_since_analyze"), 2_000_000);
 }

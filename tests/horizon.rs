@@ -41,6 +41,7 @@ fn slot(name: &str, active: bool, xmin_age: Option<i64>, catalog: Option<i64>) -
         xmin_age,
         catalog_xmin_age: catalog,
         retained_bytes: Some(MIB),
+        ..Default::default()
     }
 }
 

@@ -29,6 +29,7 @@ mod duplicate_indexes;
 mod fk_indexes;
 pub mod horizon;
 mod idle_in_transaction;
+mod index_bloat;
 mod invalid_indexes;
 mod long_running;
 mod prepared_xacts;
@@ -39,6 +40,7 @@ mod sequences;
 mod slow_statements;
 mod stale_stats;
 mod stat_statements;
+mod table_bloat;
 mod temp_files;
 pub mod thresholds;
 mod unused_indexes;
@@ -226,6 +228,14 @@ pub const RULES: &[RuleInfo] = &[
         description: "Dead tuples past the autovacuum threshold with vacuum overdue",
     },
     RuleInfo {
+        id: table_bloat::RULE,
+        description: "Tables wasting much of their size (free space VACUUM does not give back)",
+    },
+    RuleInfo {
+        id: index_bloat::RULE,
+        description: "Btree indexes wasting much of their size (low leaf density)",
+    },
+    RuleInfo {
         id: stale_stats::RULE,
         description: "Planner statistics never gathered or far out of date",
     },
@@ -357,6 +367,8 @@ const CHECKS: &[Check] = &[
     fk_indexes::check,
     seq_scans::check,
     dead_tuples::check,
+    table_bloat::check,
+    index_bloat::check,
     stale_stats::check,
     wraparound::check,
     sequences::check,

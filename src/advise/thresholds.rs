@@ -164,6 +164,22 @@ thresholds! {
     /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#AUTOVACUUM>
     vacuum_overdue_seconds: f64 = 86_400.0, "dead tuples past the threshold matter when the last vacuum is older than this (s)";
 
+    /// A table is reported as bloated when it wastes at least this many bytes (measured by
+    /// pgstattuple, else estimated from its statistics) ... A rewrite of a small table gains
+    /// nothing worth its lock or its disk space.
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-SPACE-RECOVERY>
+    table_bloat_min_wasted_bytes: u64 = 100 * MIB, "report a table wasting at least this many bytes (bytes)";
+    /// ... and at least this share of its size: below it, new rows refill the free space
+    /// soon enough, and an estimate is within its own error.
+    /// <https://www.postgresql.org/docs/current/pgstattuple.html>
+    table_bloat_min_wasted_ratio: f64 = 0.30, "report a table wasting at least this share of its size";
+    /// A btree index is reported as bloated when it wastes at least this many bytes.
+    /// <https://www.postgresql.org/docs/current/btree-implementation.html>
+    index_bloat_min_wasted_bytes: u64 = 50 * MIB, "report a btree index wasting at least this many bytes (bytes)";
+    /// ... and at least this share of its size (leaves are built 90 % full; that is not waste).
+    /// <https://www.postgresql.org/docs/current/sql-createindex.html#INDEX-RELOPTION-FILLFACTOR>
+    index_bloat_min_wasted_ratio: f64 = 0.30, "report a btree index wasting at least this share of its size";
+
     /// Statistics are stale when n_mod_since_analyze exceeds this multiple of the autoanalyze
     /// threshold (autovacuum_analyze_threshold + autovacuum_analyze_scale_factor × reltuples).
     /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#VACUUM-FOR-STATISTICS>

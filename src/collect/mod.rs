@@ -21,6 +21,7 @@ use crate::error::{Error, Result};
 use crate::snapshot::{SectionState, SectionStatus, Snapshot, TargetInfo};
 
 mod activity;
+mod bloat;
 mod checkpoints;
 mod databases;
 mod extensions;
@@ -44,7 +45,7 @@ const SAVEPOINT: &str = "SAVEPOINT pgopt_section";
 const ROLLBACK_TO: &str = "ROLLBACK TO SAVEPOINT pgopt_section";
 const RELEASE: &str = "RELEASE SAVEPOINT pgopt_section";
 const COLLECT_START_SQL: &str = include_str!("../sql/collect_start.sql");
-const SET_LOCAL_SQL: &str = include_str!("../sql/set_local.sql");
+pub(crate) const SET_LOCAL_SQL: &str = include_str!("../sql/set_local.sql");
 
 /// What to collect and how much.
 #[derive(Debug, Clone)]
@@ -60,6 +61,17 @@ pub struct CollectOptions {
     pub include_host: bool,
     /// How long any catalog read may wait for a lock before its section gives up.
     pub lock_timeout: Duration,
+    /// Tables and indexes smaller than this many pages are not judged for bloat (a rewrite of
+    /// a small relation gains nothing).
+    pub bloat_min_pages: i64,
+    /// With pgstattuple installed: at most this many tables, and as many indexes, measured.
+    pub bloat_measure_max_relations: usize,
+    /// ... of at most this many bytes in all (they are read).
+    pub bloat_measure_max_bytes: i64,
+    /// ... each call under this statement_timeout ...
+    pub bloat_measure_timeout: Duration,
+    /// ... and all of them within this time.
+    pub bloat_measure_total: Duration,
 }
 
 impl Default for CollectOptions {
@@ -70,6 +82,11 @@ impl Default for CollectOptions {
             skip_statements: false,
             include_host: true,
             lock_timeout: Duration::from_secs(2),
+            bloat_min_pages: 128,
+            bloat_measure_max_relations: 10,
+            bloat_measure_max_bytes: 8 * 1024 * 1024 * 1024,
+            bloat_measure_timeout: Duration::from_secs(10),
+            bloat_measure_total: Duration::from_secs(30),
         }
     }
 }
@@ -203,6 +220,33 @@ async fn collect_in_transaction(
         .await?
     {
         snap.extensions.preloaded = libs;
+    }
+    let block_size = snap.setting_f64("block_size").map_or(8192, |b| b as i64);
+    snap.bloat = run
+        .section(
+            "bloat",
+            bloat::estimate(conn, &locked, block_size, opts.bloat_min_pages),
+        )
+        .await?;
+    let extensions_read = run
+        .sections
+        .iter()
+        .any(|s| s.section == "extensions" && s.state == SectionState::Collected);
+    if let Some(measured) = run
+        .section(
+            "bloat_measured",
+            bloat::measure(
+                conn,
+                snap.bloat.as_ref(),
+                extensions_read.then_some(&snap.extensions),
+                opts,
+            ),
+        )
+        .await?
+    {
+        if let Some(b) = snap.bloat.as_mut() {
+            bloat::apply(b, measured);
+        }
     }
     snap.statements = run
         .section("statements", statements::collect(conn, opts))

@@ -1,0 +1,150 @@
+//! Btree indexes much larger than their entries need: low leaf density after deletes and
+//! updates (VACUUM empties entries but rarely gives whole pages back).
+//!
+//! Fires when the wasted bytes reach `index_bloat_min_wasted_bytes` AND the wasted share
+//! reaches `index_bloat_min_wasted_ratio`, from pgstatindex when measured, else from the
+//! btree estimate (the leaves are built 90 % full by default; that share is not waste).
+//! Partial and expression indexes have no estimate: an info finding says so. With dead
+//! tuples still to vacuum on the table, VACUUM comes first; when the table itself is
+//! advised a rewrite, that rebuilds the index too.
+
+use super::table_bloat::{
+    dead_tuples_to_vacuum, figure, rewrite_advised, stale_changes, ESTIMATE_NOTE,
+};
+use super::{bytes, num, pct, Finding, Severity, Thresholds};
+use crate::db::QualifiedName;
+use crate::snapshot::{RelationBloat, Snapshot};
+
+pub const RULE: &str = "index_bloat";
+const DOCS: &str = "https://www.postgresql.org/docs/current/sql-reindex.html";
+
+pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
+    let Some(b) = &snap.bloat else {
+        return Vec::new();
+    };
+    b.indexes
+        .iter()
+        .filter_map(|r| finding(snap, th, r))
+        .collect()
+}
+
+fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Finding> {
+    let index = r.index.as_deref()?;
+    let name = QualifiedName::new(&r.schema, index);
+    let table = QualifiedName::new(&r.schema, &r.table);
+    let object = r.qualified_name();
+    let Some((f, method)) = figure(r, "pgstatindex") else {
+        if (r.size_bytes as f64) < th.index_bloat_min_wasted_bytes as f64 {
+            return None;
+        }
+        let why = r.untrusted.as_deref().unwrap_or("no estimate");
+        return Some(
+            Finding::new(
+                RULE,
+                Severity::Info,
+                &object,
+                format!(
+                    "bloat of btree index {object} ({}) is not known: its estimate cannot be trusted ({why}), and it was not measured; no figure is claimed",
+                    bytes(r.size_bytes)
+                ),
+            )
+            .evidence("size_bytes", r.size_bytes)
+            .evidence("estimate_trusted", false)
+            .evidence("untrusted_reason", why)
+            .next_step(
+                "CREATE EXTENSION pgstattuple so pgopt measures it with pgstatindex (it reads the whole index); for a plain index, ANALYZE its table",
+            )
+            .docs(DOCS),
+        );
+    };
+    if (f.wasted_bytes as f64) < th.index_bloat_min_wasted_bytes as f64
+        || f.wasted_ratio < th.index_bloat_min_wasted_ratio
+    {
+        return None;
+    }
+    let mut how = if method == "estimate" {
+        ESTIMATE_NOTE.to_string()
+    } else {
+        format!("measured with {method}")
+    };
+    let stale = (method == "estimate")
+        .then(|| stale_changes(snap, &r.schema, &r.table))
+        .flatten();
+    if let Some(changes) = stale {
+        how.push_str(&format!(
+            "; {changes} rows of its table changed since the last ANALYZE, so this one may be far off: ANALYZE the table and look again"
+        ));
+    }
+    let mut finding = Finding::new(RULE, Severity::Warning, &object, String::new())
+        .evidence("size_bytes", r.size_bytes)
+        .evidence("wasted_bytes", f.wasted_bytes)
+        .evidence("wasted_ratio", num(f.wasted_ratio))
+        .evidence("method", method)
+        .evidence("fillfactor", r.fillfactor)
+        .evidence("rows_changed_since_analyze", stale)
+        .evidence(
+            "min_wasted_bytes",
+            serde_json::Value::from(th.index_bloat_min_wasted_bytes),
+        )
+        .evidence("min_wasted_ratio", num(th.index_bloat_min_wasted_ratio))
+        .docs(DOCS);
+    if let Some(e) = &r.estimate {
+        finding = finding
+            .evidence("estimated_wasted_bytes", e.wasted_bytes)
+            .evidence("estimated_wasted_ratio", num(e.wasted_ratio));
+    }
+    let waste = format!(
+        "btree index {object} on {}.{} wastes {}, {} of its {} ({how})",
+        r.schema,
+        r.table,
+        bytes(f.wasted_bytes),
+        pct(f.wasted_ratio),
+        bytes(r.size_bytes)
+    );
+    if let Some((dead, threshold)) = dead_tuples_to_vacuum(snap, &r.schema, &r.table) {
+        finding.severity = Severity::Info;
+        finding.message = format!(
+            "{waste}; but its table has {dead} dead tuples still to vacuum (past its autovacuum threshold of {threshold:.0}), whose entries are part of it: no rebuild advised before a VACUUM"
+        );
+        return Some(
+            finding
+                .evidence("n_dead_tup", dead)
+                .evidence("dead_tuples_threshold", num(threshold))
+                .next_step("VACUUM the table first, then look at the index's bloat again")
+                .sql(format!("VACUUM (ANALYZE) {table};")),
+        );
+    }
+    if rewrite_advised(snap, th, &r.schema, &r.table) {
+        finding.severity = Severity::Info;
+        finding.message = format!(
+            "{waste}; its table is advised a rewrite (table_bloat), which rebuilds this index too"
+        );
+        return Some(finding.next_step(
+            "Rewrite the table as the table_bloat finding says; rebuild this index on its own only if the table is left as it is",
+        ).sql(format!("REINDEX INDEX CONCURRENTLY {name};")));
+    }
+    let concurrently = snap
+        .server
+        .as_ref()
+        .map_or(true, |s| s.version_num >= 120_000);
+    finding.message = format!(
+        "{waste} (at least {} and {} are reported)",
+        bytes(th.index_bloat_min_wasted_bytes as i64),
+        pct(th.index_bloat_min_wasted_ratio)
+    );
+    Some(if concurrently {
+        finding
+            .next_step(
+                "Rebuild it with REINDEX INDEX CONCURRENTLY (PostgreSQL 12+): it builds a new copy without blocking reads or writes, then swaps them under a brief lock; it needs free disk for the new index, cannot run inside a transaction block, and if it fails leaves an invalid copy (its name ending in _ccnew) to drop",
+            )
+            .sql(format!("REINDEX INDEX CONCURRENTLY {name};"))
+    } else {
+        finding
+            .next_step(
+                "Before PostgreSQL 12 there is no REINDEX CONCURRENTLY: REINDEX INDEX blocks writes to the table (and reads through the index) for the whole rebuild; instead CREATE INDEX CONCURRENTLY a copy with the same definition, then DROP INDEX CONCURRENTLY the old one (a constraint's index needs ALTER TABLE ... USING INDEX)",
+            )
+            .sql(format!(
+                "-- blocks writes to {table} for the whole rebuild\nREINDEX INDEX {name};"
+            ))
+    })
+}
