@@ -2688,3 +2688,47 @@ fn bloat_estimate_on_stale_statistics_says_it_may_be_far_off() {
     );
     assert_eq!(ev_i64(&f, "rows_changed_since_analyze"), 2_000_000);
 }
+
+#[test]
+fn an_index_advised_to_be_dropped_gets_no_bloat_finding() {
+    // Unused and bloated: dropping it frees all of it; a REINDEX beside the DROP would be
+    // opposite advice.
+    let mut snap = clean_snapshot();
+    let idx = index_mut(&mut snap, "orders_created_at_idx");
+    idx.idx_scan = 0;
+    idx.size_bytes = 200 * MIB;
+    let (schema, table, name) = (idx.schema.clone(), idx.table.clone(), idx.name.clone());
+    snap.bloat = Some(Bloat {
+        tables: Vec::new(),
+        indexes: vec![bloated(&schema, &table, Some(&name), 200 * MIB, Some(0.6))],
+        block_size: 8192,
+        measure_notes: Vec::new(),
+    });
+    let all = run(&snap);
+    assert_eq!(of_rule(&all, "unused_index").len(), 1, "{all:#?}");
+    assert!(of_rule(&all, "index_bloat").is_empty(), "{all:#?}");
+    assert_consistent(&all);
+}
+
+#[test]
+fn a_long_query_waiting_on_a_lock_is_not_told_to_be_cancelled() {
+    let mut snap = clean_snapshot();
+    let s = &mut sessions_mut(&mut snap)[0];
+    s.state = Some("active".into());
+    s.query_age_seconds = Some(900.0);
+    s.xact_age_seconds = Some(900.0);
+    s.blocked_by = vec![4242];
+    let pid = s.pid;
+    let all = run(&snap);
+    let f = of_rule(&all, "long_running_query");
+    assert_eq!(f.len(), 1, "{all:#?}");
+    assert!(f[0].sql.is_none(), "{:#?}", f[0]);
+    assert!(
+        f[0].message.contains("waiting for a lock held by pid 4242")
+            && f[0].next_step.contains("pid 4242"),
+        "{:#?}",
+        f[0]
+    );
+    assert_eq!(f[0].object, format!("pid {pid}"));
+    assert_consistent(&all);
+}

@@ -36,6 +36,10 @@ fn thresholds() -> Thresholds {
         ("unused_index_min_stats_seconds", "0"),
         ("cache_hit_min_blocks", "1000"),
         ("slow_statement_min_mean_ms", "200"),
+        ("prepared_transaction_warning_seconds", "1"),
+        ("slot_retained_warning_bytes", "16777216"),
+        ("table_bloat_min_wasted_bytes", "4194304"),
+        ("index_bloat_min_wasted_bytes", "1048576"),
     ] {
         th.set(k, v).unwrap();
     }
@@ -94,6 +98,31 @@ async fn every_planted_problem_is_caught_and_no_finding_contradicts_another() {
         &p.long_query_pid.to_string(),
     );
     assert_eq!(long.len(), 1, "{findings:#?}");
+
+    // The xmin horizon: the prepared transaction and the idle writer hold it; the waiter's
+    // snapshot only follows the writer's XID and is never named as a cause (its own
+    // blocked_session and long_running_query findings are about it, and may name it).
+    let waiter = format!("pid {}", p.waiter_pid);
+    let terminate_waiter = format!("pg_terminate_backend({})", p.waiter_pid);
+    for f in findings.iter().filter(|f| !f.object.contains(&waiter)) {
+        assert!(
+            !f.message.contains(&waiter)
+                && !f.next_step.contains(&waiter)
+                && !f.sql.as_deref().unwrap_or("").contains(&terminate_waiter),
+            "{} {} names the waiter {waiter}: {f:#?}",
+            f.rule,
+            f.object
+        );
+    }
+    let waiting = caught(&findings, "long_running_query", &waiter);
+    assert!(
+        waiting.iter().all(|f| f.sql.is_none()),
+        "a waiter is not told to be cancelled: {waiting:#?}"
+    );
+    let xid = caught(&findings, "xid_wraparound", "database postgres");
+    let held_by = xid[0].evidence["held_back_by"].to_string();
+    assert!(held_by.contains(p.gid), "{xid:#?}");
+    assert!(held_by.contains(&p.writer_pid.to_string()), "{xid:#?}");
 
     common::assert_consistent(&findings);
 }

@@ -6,7 +6,8 @@
 //! btree estimate (the leaves are built 90 % full by default; that share is not waste).
 //! Partial and expression indexes have no estimate: an info finding says so. With dead
 //! tuples still to vacuum on the table, VACUUM comes first; when the table itself is
-//! advised a rewrite, that rebuilds the index too.
+//! advised a rewrite, that rebuilds the index too. An index another rule advises to drop
+//! (unused, duplicate, redundant) gets no bloat finding: the drop frees all of it.
 
 use super::table_bloat::{
     dead_tuples_to_vacuum, figure, rewrite_advised, stale_changes, ESTIMATE_NOTE,
@@ -22,9 +23,27 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     let Some(b) = &snap.bloat else {
         return Vec::new();
     };
+    let dropped = dropped_indexes(snap, th);
     b.indexes
         .iter()
+        .filter(|r| !dropped.contains(&r.qualified_name()))
         .filter_map(|r| finding(snap, th, r))
+        .collect()
+}
+
+/// Indexes another rule advises to drop (unused, duplicate, redundant): dropping one frees
+/// all of it, so its bloat is not advised on (a rebuild of an index being dropped would be
+/// opposite advice).
+fn dropped_indexes(snap: &Snapshot, th: &Thresholds) -> std::collections::HashSet<String> {
+    super::unused_indexes::check(snap, th)
+        .into_iter()
+        .chain(super::duplicate_indexes::check(snap, th))
+        .filter(|f| {
+            f.sql
+                .as_deref()
+                .is_some_and(|s| s.trim_start().to_ascii_uppercase().starts_with("DROP "))
+        })
+        .map(|f| f.object)
         .collect()
 }
 

@@ -113,32 +113,43 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     for s in &act.sessions {
         let long_query = query_severity(s, th);
         if let Some((severity, age, limit)) = long_query {
-            out.push(
-                Finding::new(
-                    QUERY_RULE,
-                    severity,
-                    format!("pid {}", s.pid),
-                    format!(
-                        "query of pid {} ({}) has been running for {} (threshold {})",
-                        s.pid,
-                        who(s),
-                        duration(age),
-                        duration(limit)
-                    ),
-                )
+            let mut message = format!(
+                "query of pid {} ({}) has been running for {} (threshold {})",
+                s.pid,
+                who(s),
+                duration(age),
+                duration(limit)
+            );
+            let f = Finding::new(QUERY_RULE, severity, format!("pid {}", s.pid), "")
                 .evidence("pid", s.pid)
                 .evidence("query_age_seconds", num(age))
                 .evidence("threshold_seconds", num(limit))
                 .evidence("xact_age_seconds", s.xact_age_seconds.map(num))
                 .evidence("wait_event_type", s.wait_event_type.clone())
                 .evidence("wait_event", s.wait_event.clone())
+                .evidence("blocked_by", s.blocked_by.clone())
                 .evidence("query", s.query.clone())
-                .next_step(
+                .docs(QUERY_DOCS);
+            // Waiting for another session's lock, it is a victim: the blocked_session finding
+            // names what holds it up, and cancelling it would only throw its work away.
+            let f = if s.blocked_by.is_empty() {
+                f.next_step(
                     "Look at the plan of this query (EXPLAIN) and whether it waits on a lock; cancel it if it is not meant to run this long, and set statement_timeout for the role that runs it",
                 )
                 .sql(format!("SELECT pg_cancel_backend({});", s.pid))
-                .docs(QUERY_DOCS),
-            );
+            } else {
+                let holders: Vec<String> =
+                    s.blocked_by.iter().map(|p| format!("pid {p}")).collect();
+                message.push_str(&format!(
+                    ", and is waiting for a lock held by {}",
+                    holders.join(", ")
+                ));
+                f.next_step(format!(
+                    "It waits for a lock: deal with what holds it ({}) rather than cancelling this query, which would only throw its work away",
+                    holders.join(", ")
+                ))
+            };
+            out.push(Finding { message, ..f });
         }
         if long_query.is_some() || idle_in_transaction::severity_of(s, th).is_some() {
             continue;

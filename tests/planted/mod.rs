@@ -97,13 +97,19 @@ pub const PROBLEMS: &[(&str, &[(&str, &str)])] = &[
     ("session waiting on a row lock", &[("blocked_session", "")]),
     ("long-running query", &[("long_running_query", "")]),
     ("poor cache hit ratio", &[("cache_hit_ratio", "")]),
-    ("prepared transaction", &[]),
-    ("inactive replication slot", &[]),
-    ("archiving fails", &[]),
-    ("autovacuum off server-wide", &[]),
-    ("disabled trigger", &[]),
-    ("table bloat", &[]),
-    ("index bloat", &[]),
+    (
+        "prepared transaction",
+        &[("prepared_transaction", "planted_gid")],
+    ),
+    (
+        "inactive replication slot",
+        &[("replication_slot_retaining_wal", "gone_standby")],
+    ),
+    ("archiving fails", &[("archiving_failing", "")]),
+    ("autovacuum off server-wide", &[("autovacuum_off", "")]),
+    ("disabled trigger", &[("trigger_disabled", "orders_audit")]),
+    ("table bloat", &[("table_bloat", "public.history")]),
+    ("index bloat", &[("index_bloat", "history_id_idx")]),
 ];
 
 async fn client(c: &Cluster) -> Client {
@@ -204,8 +210,9 @@ pub async fn plant() -> Planted {
     }
 
     let work = client(c).await;
-    // Large sequential scans, the duplicate index's twin and the prefix index scanned once
-    // each so they are not merely unused; the spill and the slow statement.
+    // Large sequential scans; the duplicate index's twin, the prefix index's cover and the
+    // bloated index scanned once each so they are not merely unused; the spill and the slow
+    // statement.
     for _ in 0..60 {
         work.query("SELECT count(*) FROM orders WHERE total + 0 > 500", &[])
             .await
@@ -215,6 +222,7 @@ pub async fn plant() -> Planted {
         "SET enable_seqscan = off;
          SELECT count(*) FROM users WHERE email = 'u1@example.org';
          SELECT count(*) FROM orders WHERE status = 'new' AND total = 3;
+         SELECT count(*) FROM history WHERE id = 4;
          RESET enable_seqscan;",
     )
     .await
