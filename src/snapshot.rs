@@ -314,6 +314,12 @@ pub struct Table {
     /// the sizes are relpages × block size, not measured.
     #[serde(default)]
     pub locked: bool,
+    /// `heap_bytes` and `toast_bytes` are estimates from pg_class (relpages × block size,
+    /// scaled by the rows counted since: see [`crate::collect`]), not measured on disk. The
+    /// largest relations, those findings are about and those pg_class cannot size are
+    /// measured. Snapshots written before this was collected load as measured.
+    #[serde(default)]
+    pub size_estimated: bool,
 }
 
 impl Table {
@@ -346,7 +352,8 @@ pub struct Index {
     pub schema: String,
     pub table: String,
     pub name: String,
-    /// pg_get_indexdef()
+    /// pg_get_indexdef(), for the indexes the exact pass measured (the largest, and those of
+    /// the tables and indexes findings are about); empty for the others and for locked ones.
     pub definition: String,
     /// Access method: btree, hash, gin, gist, brin, ...
     pub access_method: String,
@@ -386,6 +393,9 @@ pub struct Index {
     /// relpages × block size. Rules comparing definitions must leave such indexes alone.
     #[serde(default)]
     pub locked: bool,
+    /// `size_bytes` is an estimate from pg_class, not measured (see [`Table::size_estimated`]).
+    #[serde(default)]
+    pub size_estimated: bool,
 }
 
 impl Index {

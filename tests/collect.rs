@@ -36,6 +36,7 @@ const ALL_SECTIONS: &[&str] = &[
     "archiver",
     "archive_status",
     "triggers",
+    "sizes",
 ];
 
 /// Every section but bloat_measured, which is skipped where pgstattuple is not installed.

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{bytes, unused_indexes::is_protected, Finding, Severity, Thresholds};
+use super::{unused_indexes::is_protected, Finding, Severity, Thresholds};
 use crate::db::QualifiedName;
 use crate::snapshot::{Index, Snapshot};
 
@@ -191,10 +191,11 @@ fn duplicate_finding(dup: &Index, keep: &Index) -> Finding {
             dup.qualified_name(),
             dup.table_qualified_name(),
             keep.qualified_name(),
-            bytes(dup.size_bytes)
+            super::size(dup.size_bytes, dup.size_estimated)
         ),
     )
     .evidence("size_bytes", dup.size_bytes)
+    .evidence("size_estimated", dup.size_estimated)
     .evidence("idx_scan", dup.idx_scan)
     .evidence("duplicate_of", keep.qualified_name())
     .evidence("duplicate_of_idx_scan", keep.idx_scan)
@@ -294,10 +295,11 @@ fn redundant_finding(a: &Index, b: &Index) -> Finding {
             a.key_columns.join(", "),
             b.qualified_name(),
             b.key_columns.join(", "),
-            bytes(a.size_bytes)
+            super::size(a.size_bytes, a.size_estimated)
         ),
     )
     .evidence("size_bytes", a.size_bytes)
+    .evidence("size_estimated", a.size_estimated)
     .evidence("idx_scan", a.idx_scan)
     .evidence("covered_by", b.qualified_name())
     .evidence("covered_by_idx_scan", b.idx_scan)

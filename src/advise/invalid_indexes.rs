@@ -5,7 +5,7 @@
 //! The rebuild statement reuses pg_get_indexdef() text: the server wrote it, with every name
 //! already quoted, so it is SQL rather than a raw name.
 
-use super::{bytes, Finding, Severity, Thresholds};
+use super::{Finding, Severity, Thresholds};
 use crate::db::QualifiedName;
 use crate::snapshot::Snapshot;
 
@@ -77,11 +77,12 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
                     "index {} on {} is invalid ({}): {}",
                     idx.qualified_name(),
                     idx.table_qualified_name(),
-                    bytes(idx.size_bytes),
+                    super::size(idx.size_bytes, idx.size_estimated),
                     state(idx.is_ready, idx.is_live)
                 ),
             )
             .evidence("size_bytes", idx.size_bytes)
+            .evidence("size_estimated", idx.size_estimated)
             .evidence("is_valid", idx.is_valid)
             .evidence("is_ready", idx.is_ready)
             .evidence("is_live", idx.is_live)

@@ -453,6 +453,15 @@ pub(crate) fn pct_beside(ratio: f64, limit: f64) -> (String, String) {
 }
 
 /// Human size for messages (evidence keeps bytes).
+/// A relation's size for a message: marked when it is a pg_class estimate, not measured.
+pub(crate) fn size(n: i64, estimated: bool) -> String {
+    if estimated {
+        format!("~{} estimated", bytes(n))
+    } else {
+        bytes(n)
+    }
+}
+
 pub(crate) fn bytes(n: i64) -> String {
     const UNITS: [&str; 5] = ["bytes", "kB", "MB", "GB", "TB"];
     let mut v = n as f64;

@@ -1,7 +1,7 @@
 //! Large tables read mostly by sequential scans: a sign of a missing index (or of reporting
 //! queries that really want the whole table).
 
-use super::{bytes, has_own_storage, num, pct, Finding, Severity, Thresholds};
+use super::{has_own_storage, num, pct, Finding, Severity, Thresholds};
 use crate::snapshot::Snapshot;
 
 pub const RULE: &str = "seq_scan_heavy_table";
@@ -33,13 +33,14 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     format!(
                         "table {} ({}) is read by sequential scans {} of the time (threshold {}), {:.0} rows per scan on average",
                         t.qualified_name(),
-                        bytes(t.heap_bytes),
+                        super::size(t.heap_bytes, t.size_estimated),
                         pct(share),
                         pct(th.seq_scan_min_share),
                         rows_per_scan
                     ),
                 )
                 .evidence("heap_bytes", t.heap_bytes)
+                .evidence("size_estimated", t.size_estimated)
                 .evidence("seq_scan", t.seq_scan)
                 .evidence("idx_scan", t.idx_scan)
                 .evidence("seq_tup_read", t.seq_tup_read)

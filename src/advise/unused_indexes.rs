@@ -127,12 +127,13 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     "index {} on {} ({}) has not been scanned {since}, {} (reported from {})",
                     idx.qualified_name(),
                     idx.table_qualified_name(),
-                    bytes(idx.size_bytes),
+                    super::size(idx.size_bytes, idx.size_estimated),
                     duration(window_seconds.unwrap_or_default()),
                     bytes(th.unused_index_min_bytes as i64)
                 ),
             )
             .evidence("size_bytes", idx.size_bytes)
+            .evidence("size_estimated", idx.size_estimated)
             .evidence("idx_scan", idx.idx_scan)
             .evidence("threshold_size_bytes", th.unused_index_min_bytes)
             .evidence("table", idx.table_qualified_name())

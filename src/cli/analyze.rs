@@ -59,6 +59,8 @@ pub async fn run(args: AnalyzeArgs, verbose: bool) -> anyhow::Result<u8> {
                 top_statements: args.top_statements,
                 skip_statements: args.skip_statements,
                 include_host: !args.no_host,
+                // The findings' tables and indexes are measured, not estimated.
+                thresholds: Some(thresholds.clone()),
                 ..CollectOptions::default()
             };
             collect_with_progress(&conn, &opts).await?

@@ -42,6 +42,7 @@ pub(crate) async fn collect(conn: &Conn, locked: &[u32]) -> Result<Outcome<Vec<I
                 is_replica_identity: get(r, S, "is_replica_identity")?,
                 constraint_name: get(r, S, "constraint_name")?,
                 locked: get(r, S, "locked")?,
+                size_estimated: true,
             })
         })
         .collect::<Result<_>>()

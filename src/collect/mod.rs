@@ -35,6 +35,7 @@ pub(crate) mod security;
 mod sequences;
 mod server;
 mod settings;
+mod sizes;
 mod statements;
 mod tables;
 mod triggers;
@@ -72,6 +73,12 @@ pub struct CollectOptions {
     pub bloat_measure_timeout: Duration,
     /// ... and all of them within this time.
     pub bloat_measure_total: Duration,
+    /// The exact pass measures this many of the largest tables and of the largest indexes
+    /// (by their pg_class estimate); every other size is an estimate (see [`sizes`]).
+    pub exact_sizes_top: usize,
+    /// When set, the advisors run on the estimates before the exact pass, and the tables and
+    /// indexes their findings are about are measured too (so a finding states measured sizes).
+    pub thresholds: Option<crate::advise::Thresholds>,
 }
 
 impl Default for CollectOptions {
@@ -87,6 +94,8 @@ impl Default for CollectOptions {
             bloat_measure_max_bytes: 8 * 1024 * 1024 * 1024,
             bloat_measure_timeout: Duration::from_secs(10),
             bloat_measure_total: Duration::from_secs(30),
+            exact_sizes_top: 500,
+            thresholds: None,
         }
     }
 }
@@ -194,10 +203,11 @@ async fn collect_in_transaction(
         .section("locks", tables::locked_relations(conn))
         .await?
         .unwrap_or_default();
-    snap.tables = run
+    let (tables, unmeasured) = run
         .section("tables", tables::collect(conn, &locked))
         .await?
         .unwrap_or_default();
+    snap.tables = tables;
     snap.indexes = run
         .section("indexes", indexes::collect(conn, &locked))
         .await?
@@ -291,6 +301,23 @@ async fn collect_in_transaction(
         }
     }
     snap.triggers = run.section("triggers", triggers::collect(conn)).await?;
+
+    // The exact pass, last: it needs the estimates of every section above, and the findings
+    // they give when thresholds are set.
+    let about: Vec<String> = match &opts.thresholds {
+        Some(th) => crate::advise::advise(&snap, th)
+            .into_iter()
+            .map(|f| f.object)
+            .collect(),
+        None => Vec::new(),
+    };
+    let oids = sizes::candidates(&snap, &unmeasured, opts.exact_sizes_top, &about);
+    if let Some(measured) = run
+        .section("sizes", sizes::measure(conn, &oids, &locked))
+        .await?
+    {
+        sizes::apply(&mut snap, &measured);
+    }
 
     snap.sections = run.sections;
     Ok(snap)

@@ -1,9 +1,9 @@
 //! Tables, partitioned tables and materialized views: sizes, statistics counters, vacuum
 //! history and wraparound ages.
 //!
-//! Size functions take a lock on the relation they measure; for relations under a granted
-//! AccessExclusiveLock the SQL uses relpages × block_size instead, so a long ALTER TABLE
-//! elsewhere never makes the collector wait.
+//! Sizes here are estimates from pg_class (no size function: each one opens the relation on
+//! the server, which at catalog scale is most of the time a snapshot takes); the exact pass
+//! in [`super::sizes`] measures the relations that need it.
 
 use super::{get, Outcome};
 use crate::db::Conn;
@@ -14,10 +14,20 @@ const SQL: &str = include_str!("../sql/tables.sql");
 const LOCKED_SQL: &str = include_str!("../sql/locked_relations.sql");
 const S: &str = "tables";
 
-pub(crate) async fn collect(conn: &Conn, locked: &[u32]) -> Result<Outcome<Vec<Table>>> {
+/// The tables with sizes estimated from pg_class, and the oids of those pg_class cannot size
+/// (no pages recorded, rows counted by the statistics) for the exact pass.
+pub(crate) async fn collect(
+    conn: &Conn,
+    locked: &[u32],
+) -> Result<Outcome<(Vec<Table>, Vec<u32>)>> {
     let rows = conn.query("reading tables", SQL, &[&locked]).await?;
-    rows.iter()
+    let mut unmeasured = Vec::new();
+    let tables = rows
+        .iter()
         .map(|r| {
+            if get::<bool>(r, S, "unmeasured")? {
+                unmeasured.push(get(r, S, "oid")?);
+            }
             Ok(Table {
                 oid: get(r, S, "oid")?,
                 schema: get(r, S, "schema")?,
@@ -46,10 +56,11 @@ pub(crate) async fn collect(conn: &Conn, locked: &[u32]) -> Result<Outcome<Vec<T
                 minmxid_age: get(r, S, "minmxid_age")?,
                 reloptions: get(r, S, "reloptions")?,
                 locked: get(r, S, "locked")?,
+                size_estimated: true,
             })
         })
-        .collect::<Result<_>>()
-        .map(Outcome::Collected)
+        .collect::<Result<_>>()?;
+    Ok(Outcome::Collected((tables, unmeasured)))
 }
 
 /// Adds each table's index sizes (measured once, by the indexes section) to its total.

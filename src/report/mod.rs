@@ -103,9 +103,18 @@ pub(crate) fn headline(snap: &Snapshot, findings: &[Finding]) -> Vec<(&'static s
         ));
     }
     let table_bytes: i64 = snap.tables.iter().map(|t| t.total_bytes).sum();
+    let estimated = snap.tables.iter().filter(|t| t.size_estimated).count();
     rows.push((
         "tables",
-        format!("{} ({})", snap.tables.len(), bytes(table_bytes)),
+        if estimated == 0 {
+            format!("{} ({})", snap.tables.len(), bytes(table_bytes))
+        } else {
+            format!(
+                "{} ({}; {estimated} of them sized from pg_class estimates, the largest measured)",
+                snap.tables.len(),
+                bytes(table_bytes)
+            )
+        },
     ));
     rows.push(("indexes", snap.indexes.len().to_string()));
     if let Some(st) = &snap.statements {

@@ -1,7 +1,8 @@
-/* indexes of the tables outside the system schemas: definition, key and INCLUDE columns from the catalog, opclasses, collations, expressions, predicate, size, scans, flags and the constraint it backs. Where the index or its table is under a granted AccessExclusiveLock (locked = true) nothing is deparsed (pg_get_indexdef and pg_get_expr would wait for the lock): definition and expression key columns are empty, expressions and predicate NULL, and the size comes from relpages */
+/* indexes of the tables outside the system schemas: key and INCLUDE columns from the catalog, opclasses, collations, expressions, predicate, size, scans, flags and the constraint it backs. Where the index or its table is under a granted AccessExclusiveLock (locked = true) nothing is deparsed (pg_get_indexdef and pg_get_expr would wait for the lock): definition and expression key columns are empty, expressions and predicate NULL, and the size, like every index's size here, is an estimate from relpages (the exact pass measures the indexes that need it) */
 WITH locked AS (SELECT unnest($1::oid[]) AS relation),
 ix AS (
   SELECT i.*, n.nspname, t.relname AS table_name, ic.relname AS index_name, ic.relpages,
+         t.reltuples AS table_reltuples,
          am.amname,
          (i.indexrelid IN (SELECT relation FROM locked)
           OR i.indrelid IN (SELECT relation FROM locked)) AS locked
@@ -19,7 +20,9 @@ SELECT i.indexrelid::oid AS oid,
        i.nspname::text AS schema,
        i.table_name::text AS "table",
        i.index_name::text AS name,
-       CASE WHEN i.locked THEN '' ELSE pg_get_indexdef(i.indexrelid) END AS definition,
+       -- pg_get_indexdef costs ~50 us an index: the exact pass deparses the indexes it
+       -- measures (see sizes_exact.sql); every other definition stays empty.
+       '' AS definition,
        i.amname::text AS access_method,
        ARRAY(SELECT CASE WHEN i.indkey[k - 1] <> 0
                            THEN (SELECT a.attname::text FROM pg_catalog.pg_attribute a
@@ -41,8 +44,14 @@ SELECT i.indexrelid::oid AS oid,
              ORDER BY k)::oid[] AS collations,
        CASE WHEN NOT i.locked THEN pg_get_expr(i.indexprs, i.indrelid) END AS expressions,
        CASE WHEN NOT i.locked THEN pg_get_expr(i.indpred, i.indrelid) END AS predicate,
-       CASE WHEN i.locked THEN i.relpages::bigint * current_setting('block_size')::bigint
-            ELSE pg_relation_size(i.indexrelid) END::bigint AS size_bytes,
+       -- Estimated from pg_class, as the tables' sizes are (see tables.sql): pages as of the
+       -- last VACUUM, ANALYZE or CREATE INDEX, scaled by the table's rows counted since.
+       ((i.relpages::float8
+         * CASE WHEN i.table_reltuples > 0 AND NOT i.locked
+                  THEN greatest(1.0, (pg_catalog.pg_stat_get_live_tuples(i.indrelid)
+                                      + pg_catalog.pg_stat_get_dead_tuples(i.indrelid))::float8
+                                     / i.table_reltuples::float8)
+                ELSE 1.0 END)::bigint * current_setting('block_size')::bigint)::bigint AS size_bytes,
        -- The functions behind pg_stat_user_indexes, called directly: joining the view made
        -- the planner rebuild it per index (quadratic in the number of indexes).
        pg_catalog.pg_stat_get_numscans(i.indexrelid)::bigint AS idx_scan,

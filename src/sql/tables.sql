@@ -1,4 +1,4 @@
-/* tables, partitioned tables and materialized views outside the system schemas, with heap and TOAST sizes (index sizes come from the indexes section), statistics counters and wraparound ages; relations under a granted AccessExclusiveLock get sizes from relpages so that no size function waits on them */
+/* tables, partitioned tables and materialized views outside the system schemas, with heap and TOAST sizes estimated from pg_class (index sizes come from the indexes section; exact sizes from sizes_exact.sql for the relations that need them), statistics counters and wraparound ages */
 WITH locked AS (SELECT unnest($1::oid[]) AS relation),
 bs AS (SELECT current_setting('block_size')::bigint AS b),
 rel AS (
@@ -13,19 +13,16 @@ rel AS (
     AND n.nspname NOT LIKE 'pg\_temp\_%'
 ),
 sized AS (
-  -- pg_table_size is heap + free space map + visibility map + TOAST in one call; the TOAST
-  -- part is measured once more alone so that the heap is what remains. Index sizes are not
-  -- measured here: the indexes section measures each index, and the collector adds them up.
-  SELECT r.*,
-         CASE WHEN r.locked OR r.reltoastrelid IN (SELECT relation FROM locked)
-                THEN r.relpages::bigint * bs.b
-                     + coalesce((SELECT tc.relpages::bigint * bs.b FROM pg_catalog.pg_class tc
-                                 WHERE tc.oid = r.reltoastrelid AND r.reltoastrelid <> 0), 0)
-              ELSE pg_table_size(r.oid) END AS table_bytes,
-         CASE WHEN r.reltoastrelid = 0 THEN 0
-              WHEN r.locked OR r.reltoastrelid IN (SELECT relation FROM locked)
-                THEN (SELECT tc.relpages::bigint * bs.b FROM pg_catalog.pg_class tc WHERE tc.oid = r.reltoastrelid)
-              ELSE pg_total_relation_size(r.reltoastrelid) END AS toast_bytes,
+  -- The cheap pass: no size function (each opens the relation on the server: relcache and
+  -- a file per fork). Heap and TOAST from pg_class pages, as of the last VACUUM, ANALYZE or
+  -- CREATE INDEX, scaled up by the rows counted since (live + dead over reltuples), the way
+  -- the planner scales reltuples by the pages it finds. The collector measures the largest
+  -- relations, and those findings are about, exactly afterwards.
+  SELECT r.*, bs.b AS block_size,
+         (coalesce(t.relpages, 0)::bigint
+          + coalesce((SELECT sum(ti.relpages)::bigint FROM pg_catalog.pg_index ix
+                      JOIN pg_catalog.pg_class ti ON ti.oid = ix.indexrelid
+                      WHERE ix.indrelid = r.reltoastrelid AND r.reltoastrelid <> 0), 0)) * bs.b AS toast_estimate,
          t.relfrozenxid AS toast_frozenxid, t.relminmxid AS toast_minmxid
   FROM rel r
   CROSS JOIN bs
@@ -35,8 +32,17 @@ SELECT z.oid::oid AS oid,
        z.schema,
        z.name,
        z.kind,
-       greatest(z.table_bytes - z.toast_bytes, 0)::bigint AS heap_bytes,
-       z.toast_bytes::bigint AS toast_bytes,
+       ((z.relpages::float8
+         * CASE WHEN z.reltuples > 0 AND NOT z.locked
+                  THEN greatest(1.0, (coalesce(s.n_live_tup, 0) + coalesce(s.n_dead_tup, 0))::float8
+                                     / z.reltuples::float8)
+                ELSE 1.0 END)::bigint * z.block_size)::bigint AS heap_bytes,
+       z.toast_estimate::bigint AS toast_bytes,
+       -- pg_class cannot size it: no pages recorded, yet the statistics count rows in it
+       -- (loaded and never vacuumed or analyzed). The exact pass measures it.
+       (z.kind IN ('r', 'm') AND z.relpages = 0 AND NOT z.locked
+        AND coalesce(s.n_live_tup, 0) + coalesce(s.n_dead_tup, 0)
+            + coalesce(s.n_ins_since_vacuum, 0) + coalesce(s.n_mod_since_analyze, 0) > 0) AS unmeasured,
        z.reltuples::float8 AS reltuples,
        z.relpages::bigint AS relpages,
        coalesce(s.seq_scan, 0)::bigint AS seq_scan,

@@ -38,6 +38,7 @@ pub fn table(schema: &str, name: &str, heap_bytes: i64, rows: f64) -> Table {
         name: name.to_string(),
         kind: "r".to_string(),
         locked: false,
+        size_estimated: false,
         heap_bytes,
         indexes_bytes: heap_bytes / 4,
         toast_bytes: 0,
@@ -68,6 +69,7 @@ pub fn index(schema: &str, table: &str, name: &str, columns: &[(&str, i16)]) -> 
     Index {
         oid: 0,
         locked: false,
+        size_estimated: false,
         schema: schema.to_string(),
         table: table.to_string(),
         name: name.to_string(),
