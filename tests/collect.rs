@@ -726,3 +726,130 @@ async fn standby_reports_its_replay_state() {
     assert_eq!(senders.len(), 1, "{senders:?}");
     assert!(senders[0].replay_lag_bytes.is_some_and(|b| b >= 0));
 }
+
+// ---------- sizes at catalog scale: estimates, and the exact pass ----------
+
+async fn collect_with(conn: &Conn, opts: CollectOptions) -> Snapshot {
+    collect(conn, target_of(conn), &opts)
+        .await
+        .expect("collect succeeds")
+}
+
+#[tokio::test]
+async fn only_the_largest_relations_are_measured_the_others_are_estimates() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    c.psql(
+        "postgres",
+        "CREATE TABLE big (id int PRIMARY KEY, body text);
+         INSERT INTO big SELECT g, repeat('x', 200) FROM generate_series(1, 20000) g;
+         CREATE TABLE small (id int PRIMARY KEY, body text);
+         INSERT INTO small SELECT g, 'y' FROM generate_series(1, 500) g;",
+    )
+    .unwrap();
+    c.psql("postgres", "VACUUM ANALYZE big; VACUUM ANALYZE small")
+        .unwrap();
+    let conn = connect_dsn(&c.dsn("postgres")).await;
+    let snap = collect_with(
+        &conn,
+        CollectOptions {
+            exact_sizes_top: 1,
+            ..CollectOptions::default()
+        },
+    )
+    .await;
+    assert_eq!(state(&snap, "sizes"), SectionState::Collected);
+    let table = |n: &str| snap.tables.iter().find(|t| t.name == n).unwrap();
+    let index = |n: &str| snap.indexes.iter().find(|i| i.name == n).unwrap();
+    // The largest table and the largest index: measured, with the index's definition.
+    let big = table("big");
+    assert!(!big.size_estimated);
+    let measured: i64 = c
+        .psql(
+            "postgres",
+            "SELECT pg_table_size('big') - pg_total_relation_size(reltoastrelid) FROM pg_class WHERE relname = 'big'",
+        )
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert_eq!(big.heap_bytes, measured);
+    let big_pkey = index("big_pkey");
+    assert!(!big_pkey.size_estimated);
+    assert!(big_pkey.definition.contains("CREATE UNIQUE INDEX big_pkey"));
+    // The rest: relpages x block size, marked, no definition deparsed.
+    let small = table("small");
+    assert!(small.size_estimated);
+    assert_eq!(small.heap_bytes, small.relpages * 8192);
+    let small_pkey = index("small_pkey");
+    assert!(small_pkey.size_estimated && small_pkey.definition.is_empty());
+    assert_eq!(
+        big.total_bytes,
+        big.heap_bytes + big.toast_bytes + big.indexes_bytes
+    );
+}
+
+#[tokio::test]
+async fn a_table_loaded_and_never_analyzed_is_measured_not_estimated_empty() {
+    let c = Cluster::start(ClusterOptions {
+        settings: vec![("autovacuum".into(), "off".into())],
+        ..Default::default()
+    })
+    .unwrap();
+    // Loaded in a session of its own, which flushes its counters when it ends: pg_class
+    // still says 0 pages, the statistics count the rows.
+    c.psql(
+        "postgres",
+        "CREATE TABLE loaded (id int, body text);
+         INSERT INTO loaded SELECT g, repeat('z', 100) FROM generate_series(1, 10000) g;",
+    )
+    .unwrap();
+    let conn = connect_dsn(&c.dsn("postgres")).await;
+    let snap = collect_with(
+        &conn,
+        CollectOptions {
+            exact_sizes_top: 0,
+            ..CollectOptions::default()
+        },
+    )
+    .await;
+    let loaded = snap.tables.iter().find(|t| t.name == "loaded").unwrap();
+    assert_eq!(loaded.relpages, 0, "never vacuumed or analyzed");
+    assert!(!loaded.size_estimated, "{loaded:#?}");
+    assert!(loaded.heap_bytes > 1_000_000, "{loaded:#?}");
+}
+
+#[tokio::test]
+async fn the_relations_findings_are_about_are_measured() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    c.psql(
+        "postgres",
+        "CREATE TABLE t (id int PRIMARY KEY, a int);
+         INSERT INTO t SELECT g, g FROM generate_series(1, 1000) g;
+         CREATE INDEX t_a_idx ON t (a);
+         CREATE INDEX t_a_idx2 ON t (a);",
+    )
+    .unwrap();
+    c.psql("postgres", "VACUUM ANALYZE t").unwrap();
+    let conn = connect_dsn(&c.dsn("postgres")).await;
+    let opts = |thresholds| CollectOptions {
+        exact_sizes_top: 0,
+        thresholds,
+        ..CollectOptions::default()
+    };
+    // Without thresholds nothing is measured (nothing is large, nothing unmeasurable).
+    let snap = collect_with(&conn, opts(None)).await;
+    assert!(snap.indexes.iter().all(|i| i.size_estimated));
+    // With them, the duplicate pair's finding names one index: its table's indexes are
+    // measured and deparsed, so the finding states measured sizes and both definitions.
+    let th = pgopt::advise::Thresholds::default();
+    let snap = collect_with(&conn, opts(Some(th.clone()))).await;
+    let findings = pgopt::advise::advise(&snap, &th);
+    let dup = findings
+        .iter()
+        .find(|f| f.rule == "duplicate_index")
+        .expect("duplicate pair found");
+    assert_eq!(dup.evidence["size_estimated"], false, "{dup:#?}");
+    for i in snap.indexes.iter().filter(|i| i.table == "t") {
+        assert!(!i.size_estimated && !i.definition.is_empty(), "{i:#?}");
+    }
+    assert!(!dup.message.contains("estimated"), "{}", dup.message);
+}

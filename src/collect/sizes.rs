@@ -137,3 +137,92 @@ pub(crate) fn apply(snap: &mut Snapshot, measured: &[Measured]) {
     }
     super::tables::add_index_sizes(&mut snap.tables, &snap.indexes);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::db::{connect, Target};
+    use crate::embedded::{Cluster, ClusterOptions};
+
+    #[tokio::test]
+    async fn a_relation_dropped_since_the_cheap_pass_is_skipped_not_an_error() {
+        let c = Cluster::start(ClusterOptions::default()).unwrap();
+        c.psql(
+            "postgres",
+            "CREATE TABLE kept (id int PRIMARY KEY); CREATE TABLE gone (id int);",
+        )
+        .unwrap();
+        let oid = |name: &str| -> u32 {
+            c.psql("postgres", &format!("SELECT '{name}'::regclass::oid"))
+                .unwrap()
+                .parse()
+                .unwrap()
+        };
+        let (kept, gone) = (oid("kept"), oid("gone"));
+        c.psql("postgres", "DROP TABLE gone").unwrap();
+        let conn = connect(&Target::parse(&c.dsn("postgres")).unwrap())
+            .await
+            .unwrap();
+        let Outcome::Collected(measured) = measure(&conn, &[kept, gone, 4_000_000_000], &[])
+            .await
+            .unwrap()
+        else {
+            panic!("measured");
+        };
+        let oids: Vec<u32> = measured.iter().map(|m| m.oid).collect();
+        assert_eq!(oids, vec![kept]);
+        // A locked relation is left out.
+        let Outcome::Collected(measured) = measure(&conn, &[kept], &[kept]).await.unwrap() else {
+            panic!("measured");
+        };
+        assert!(measured.is_empty());
+    }
+
+    #[test]
+    fn candidates_are_the_largest_the_unmeasured_and_the_named_with_their_indexes() {
+        use crate::snapshot::{Index, Table};
+        let table = |oid, name: &str, bytes| Table {
+            oid,
+            schema: "s".into(),
+            name: name.into(),
+            total_bytes: bytes,
+            ..Default::default()
+        };
+        let index = |oid, table: &str, name: &str, bytes| Index {
+            oid,
+            schema: "s".into(),
+            table: table.into(),
+            name: name.into(),
+            size_bytes: bytes,
+            ..Default::default()
+        };
+        let target = crate::snapshot::TargetInfo {
+            host: "h".into(),
+            port: 5432,
+            database: "d".into(),
+            user: "u".into(),
+        };
+        let mut snap = Snapshot::new(target, chrono::Utc::now());
+        snap.tables = vec![
+            table(1, "huge", 1_000),
+            table(2, "tiny", 1),
+            table(3, "loaded", 0),
+            table(4, "named", 2),
+            Table {
+                locked: true,
+                ..table(5, "locked", 5_000)
+            },
+        ];
+        snap.indexes = vec![
+            index(11, "huge", "huge_pkey", 500),
+            index(12, "tiny", "tiny_pkey", 1),
+            index(13, "loaded", "loaded_idx", 0),
+            index(14, "named", "named_a", 1),
+            index(15, "named", "named_b", 1),
+        ];
+        let got = candidates(&snap, &[3], 1, &["s.named_a".to_string()]);
+        // huge (largest table), huge_pkey (largest index), loaded with its index, and the
+        // named index with its sibling — but not the locked table nor tiny.
+        assert_eq!(got, vec![1, 3, 11, 13, 14, 15]);
+    }
+}
