@@ -853,3 +853,43 @@ async fn the_relations_findings_are_about_are_measured() {
     }
     assert!(!dup.message.contains("estimated"), "{}", dup.message);
 }
+
+#[tokio::test]
+async fn statements_stay_bounded_at_fifty_thousand_tracked() {
+    let c = Cluster::start(ClusterOptions {
+        settings: vec![
+            ("pg_stat_statements.max".into(), "50000".into()),
+            ("pg_stat_statements.track".into(), "all".into()),
+        ],
+        ..Default::default()
+    })
+    .unwrap();
+    // 50,000 distinct statements: 100 tables x 500 shapes (1 to 500 columns in the select
+    // list: a different query tree, so each is its own entry), run from a DO block
+    // (track = all records nested statements).
+    c.psql(
+        "postgres",
+        "DO $$ BEGIN
+           FOR t IN 1..100 LOOP
+             EXECUTE format('CREATE TABLE s_%s (a int, b int)', t);
+           END LOOP;
+           FOR t IN 1..100 LOOP
+             FOR k IN 1..500 LOOP
+               EXECUTE format('SELECT %s b FROM s_%s', repeat('a, ', k), t);
+             END LOOP;
+           END LOOP;
+         END $$;",
+    )
+    .unwrap();
+    let conn = connect_dsn(&c.dsn("postgres")).await;
+    let snap = collect_with(&conn, CollectOptions::default()).await;
+    assert_eq!(state(&snap, "statements"), SectionState::Collected);
+    let st = snap.statements.as_ref().unwrap();
+    assert!(st.tracked >= 40_000, "tracked {}", st.tracked);
+    let keep = CollectOptions::default().top_statements;
+    // The top N by total time and the top N by mean time, merged: at most 2N rows kept,
+    // each with its text.
+    assert!(st.top.len() <= 2 * keep, "{} kept", st.top.len());
+    assert!(st.top.len() >= keep);
+    assert!(st.top.iter().all(|s| !s.query.is_empty()));
+}
