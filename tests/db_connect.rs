@@ -556,3 +556,41 @@ async fn a_host_name_that_does_not_resolve_says_so() {
     assert!(text.contains("does not resolve"), "{text}");
     assert!(!text.contains("Is the server running"), "{text}");
 }
+
+#[tokio::test]
+async fn query_each_types_rows_as_they_come_and_stops_at_the_first_error() {
+    let c = start(ClusterOptions::default());
+    let conn = connect(&target(&c.dsn("postgres"))).await.unwrap();
+    let doubled = conn
+        .query_each(
+            "test",
+            "SELECT g FROM generate_series(1, $1::int) g",
+            &[&5i32],
+            |r| Ok(r.get::<_, i32>(0) * 2),
+        )
+        .await
+        .unwrap();
+    assert_eq!(doubled, vec![2, 4, 6, 8, 10]);
+    // An error from the mapping ends the read with that error...
+    let mut seen = 0;
+    let err = conn
+        .query_each(
+            "test",
+            "SELECT g FROM generate_series(1, 100000) g",
+            &[],
+            |r| {
+                seen += 1;
+                if r.get::<_, i32>(0) == 3 {
+                    Err(Error::Internal("row 3 is bad".into()))
+                } else {
+                    Ok(())
+                }
+            },
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("row 3 is bad"), "{err}");
+    assert_eq!(seen, 3, "no row after the failing one is typed");
+    // ...and the connection is usable afterwards.
+    assert!(sql_bool(&conn, "SELECT true").await);
+}

@@ -76,10 +76,19 @@ pub async fn run(args: AnalyzeArgs, verbose: bool) -> anyhow::Result<u8> {
         verbose,
         ..report::TextOptions::detect()
     };
-    println!(
-        "{}",
-        report::render_with(&snap, &findings, args.format, &text)
-    );
+    if args.format == report::Format::Json {
+        // Streamed: the JSON of a large catalog is too big to build as one string first.
+        let stdout = std::io::stdout();
+        let mut out = std::io::BufWriter::new(stdout.lock());
+        report::write_json(&mut out, &snap, &findings)
+            .and_then(|()| std::io::Write::flush(&mut out))
+            .context("writing the JSON report to standard output")?;
+    } else {
+        println!(
+            "{}",
+            report::render_with(&snap, &findings, args.format, &text)
+        );
+    }
     Ok(exit_code(&findings, args.fail_on))
 }
 

@@ -12,39 +12,38 @@ const SQL: &str = include_str!("../sql/indexes.sql");
 const S: &str = "indexes";
 
 pub(crate) async fn collect(conn: &Conn, locked: &[u32]) -> Result<Outcome<Vec<Index>>> {
-    let rows = conn.query("reading indexes", SQL, &[&locked]).await?;
-    rows.iter()
-        .map(|r| {
-            Ok(Index {
-                oid: get(r, S, "oid")?,
-                schema: get(r, S, "schema")?,
-                table: get(r, S, "table")?,
-                name: get(r, S, "name")?,
-                definition: get(r, S, "definition")?,
-                access_method: get(r, S, "access_method")?,
-                key_columns: get(r, S, "key_columns")?,
-                key_attnums: get(r, S, "key_attnums")?,
-                include_columns: get(r, S, "include_columns")?,
-                opclasses: get(r, S, "opclasses")?,
-                collations: get(r, S, "collations")?,
-                expressions: get(r, S, "expressions")?,
-                predicate: get(r, S, "predicate")?,
-                size_bytes: get(r, S, "size_bytes")?,
-                idx_scan: get(r, S, "idx_scan")?,
-                idx_tup_read: get(r, S, "idx_tup_read")?,
-                idx_tup_fetch: get(r, S, "idx_tup_fetch")?,
-                is_valid: get(r, S, "is_valid")?,
-                is_ready: get(r, S, "is_ready")?,
-                is_live: get(r, S, "is_live")?,
-                is_unique: get(r, S, "is_unique")?,
-                is_primary: get(r, S, "is_primary")?,
-                is_exclusion: get(r, S, "is_exclusion")?,
-                is_replica_identity: get(r, S, "is_replica_identity")?,
-                constraint_name: get(r, S, "constraint_name")?,
-                locked: get(r, S, "locked")?,
-                size_estimated: true,
-            })
+    // Typed as they arrive: the rows are never all held at once.
+    conn.query_each("reading indexes", SQL, &[&locked], |r| {
+        Ok(Index {
+            oid: get(r, S, "oid")?,
+            schema: get(r, S, "schema")?,
+            table: get(r, S, "table")?,
+            name: get(r, S, "name")?,
+            definition: get(r, S, "definition")?,
+            access_method: get(r, S, "access_method")?,
+            key_columns: get(r, S, "key_columns")?,
+            key_attnums: get(r, S, "key_attnums")?,
+            include_columns: get(r, S, "include_columns")?,
+            opclasses: get(r, S, "opclasses")?,
+            collations: get(r, S, "collations")?,
+            expressions: get(r, S, "expressions")?,
+            predicate: get(r, S, "predicate")?,
+            size_bytes: get(r, S, "size_bytes")?,
+            idx_scan: get(r, S, "idx_scan")?,
+            idx_tup_read: get(r, S, "idx_tup_read")?,
+            idx_tup_fetch: get(r, S, "idx_tup_fetch")?,
+            is_valid: get(r, S, "is_valid")?,
+            is_ready: get(r, S, "is_ready")?,
+            is_live: get(r, S, "is_live")?,
+            is_unique: get(r, S, "is_unique")?,
+            is_primary: get(r, S, "is_primary")?,
+            is_exclusion: get(r, S, "is_exclusion")?,
+            is_replica_identity: get(r, S, "is_replica_identity")?,
+            constraint_name: get(r, S, "constraint_name")?,
+            locked: get(r, S, "locked")?,
+            size_estimated: true,
         })
-        .collect::<Result<_>>()
-        .map(Outcome::Collected)
+    })
+    .await
+    .map(Outcome::Collected)
 }

@@ -20,11 +20,10 @@ pub(crate) async fn collect(
     conn: &Conn,
     locked: &[u32],
 ) -> Result<Outcome<(Vec<Table>, Vec<u32>)>> {
-    let rows = conn.query("reading tables", SQL, &[&locked]).await?;
     let mut unmeasured = Vec::new();
-    let tables = rows
-        .iter()
-        .map(|r| {
+    // Typed as they arrive: the rows are never all held at once.
+    let tables = conn
+        .query_each("reading tables", SQL, &[&locked], |r| {
             if get::<bool>(r, S, "unmeasured")? {
                 unmeasured.push(get(r, S, "oid")?);
             }
@@ -59,7 +58,7 @@ pub(crate) async fn collect(
                 size_estimated: true,
             })
         })
-        .collect::<Result<_>>()?;
+        .await?;
     Ok(Outcome::Collected((tables, unmeasured)))
 }
 

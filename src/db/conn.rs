@@ -119,6 +119,33 @@ impl Conn {
         self.bounded(context, self.client.query(sql, params)).await
     }
 
+    /// [`Conn::query`] with each row turned into a `T` as it arrives, so that the rows of a
+    /// large result are never all held at once (at 100,000 tables they are hundreds of MB).
+    /// Bounded like every query; an error from `each` ends it.
+    pub async fn query_each<T>(
+        &self,
+        context: &str,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+        mut each: impl FnMut(&Row) -> Result<T>,
+    ) -> Result<Vec<T>> {
+        use futures_util::TryStreamExt;
+        let work = async {
+            let stream = self.client.query_raw(sql, params.iter().copied()).await?;
+            futures_util::pin_mut!(stream);
+            let mut out = Vec::new();
+            while let Some(row) = stream.try_next().await? {
+                match each(&row) {
+                    Ok(v) => out.push(v),
+                    // Stop reading: the rest of the result is dropped with the stream.
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            Ok(Ok(out))
+        };
+        self.bounded(context, work).await?
+    }
+
     pub async fn query_one(
         &self,
         context: &str,

@@ -16,3 +16,43 @@ pub fn render(snap: &Snapshot, findings: &[Finding]) -> String {
     })
     .expect("snapshot and findings serialise")
 }
+
+/// [`render`] written straight to `out` (with a final newline), without holding the whole
+/// text in memory: at 100,000 tables the text is hundreds of MB.
+pub fn write(
+    out: &mut impl std::io::Write,
+    snap: &Snapshot,
+    findings: &[Finding],
+) -> std::io::Result<()> {
+    serde_json::to_writer_pretty(
+        &mut *out,
+        &Analysis {
+            snapshot: snap,
+            findings,
+        },
+    )
+    .map_err(std::io::Error::from)?;
+    out.write_all(b"\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn written_json_is_the_rendered_json_and_a_newline() {
+        let target = crate::snapshot::TargetInfo {
+            host: "h".into(),
+            port: 5432,
+            database: "d".into(),
+            user: "u".into(),
+        };
+        let snap = Snapshot::new(target, chrono::Utc::now());
+        let mut out = Vec::new();
+        write(&mut out, &snap, &[]).unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            format!("{}\n", render(&snap, &[]))
+        );
+    }
+}

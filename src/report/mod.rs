@@ -1,4 +1,5 @@
-//! Rendering an analysis for people (table, markdown) and programs (json). Pure: no I/O.
+//! Rendering an analysis for people (table, markdown) and programs (json). Pure: no I/O
+//! (the JSON can also be written to a writer the caller gives).
 
 pub mod bench;
 pub mod bench_html;
@@ -8,6 +9,7 @@ pub(crate) use markdown::cell as markdown_cell;
 mod table;
 pub mod term;
 
+pub use json::write as write_json;
 pub use term::TextOptions;
 
 use crate::advise::{Finding, Severity};
