@@ -9,9 +9,7 @@
 //! advised a rewrite, that rebuilds the index too. An index another rule advises to drop
 //! (unused, duplicate, redundant) gets no bloat finding: the drop frees all of it.
 
-use super::table_bloat::{
-    dead_tuples_to_vacuum, figure, rewrite_advised, stale_changes, ESTIMATE_NOTE,
-};
+use super::table_bloat::{dead_tuples_to_vacuum, figure, judged, rewrite_advised, Judged};
 use super::{bytes, num, pct, Finding, Severity, Thresholds};
 use crate::db::QualifiedName;
 use crate::snapshot::{RelationBloat, Snapshot};
@@ -76,42 +74,21 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
             .docs(DOCS),
         );
     };
-    if (f.wasted_bytes as f64) < th.index_bloat_min_wasted_bytes as f64
-        || f.wasted_ratio < th.index_bloat_min_wasted_ratio
-    {
-        return None;
-    }
-    let mut how = if method == "estimate" {
-        ESTIMATE_NOTE.to_string()
-    } else {
-        format!("measured with {method}")
-    };
-    let stale = (method == "estimate")
-        .then(|| stale_changes(snap, &r.schema, &r.table))
-        .flatten();
-    if let Some(changes) = stale {
-        how.push_str(&format!(
-            "; {changes} rows of its table changed since the last ANALYZE, so this one may be far off: ANALYZE the table and look again"
-        ));
-    }
-    let mut finding = Finding::new(RULE, Severity::Warning, &object, String::new())
-        .evidence("size_bytes", r.size_bytes)
-        .evidence("wasted_bytes", f.wasted_bytes)
-        .evidence("wasted_ratio", num(f.wasted_ratio))
-        .evidence("method", method)
-        .evidence("fillfactor", r.fillfactor)
-        .evidence("rows_changed_since_analyze", stale)
-        .evidence(
-            "min_wasted_bytes",
-            serde_json::Value::from(th.index_bloat_min_wasted_bytes),
-        )
-        .evidence("min_wasted_ratio", num(th.index_bloat_min_wasted_ratio))
-        .docs(DOCS);
-    if let Some(e) = &r.estimate {
-        finding = finding
-            .evidence("estimated_wasted_bytes", e.wasted_bytes)
-            .evidence("estimated_wasted_ratio", num(e.wasted_ratio));
-    }
+    let (mut finding, how) = judged(
+        snap,
+        Judged {
+            rule: RULE,
+            docs: DOCS,
+            object: &object,
+            r,
+            f,
+            method,
+            min_bytes: th.index_bloat_min_wasted_bytes,
+            min_ratio: th.index_bloat_min_wasted_ratio,
+            analyze_what:
+                "the last ANALYZE of its table, so this one may be far off: ANALYZE the table",
+        },
+    )?;
     let waste = format!(
         "btree index {object} on {}.{} wastes {}, {} of its {} ({how})",
         r.schema,

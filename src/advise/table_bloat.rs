@@ -64,6 +64,69 @@ fn over(f: &BloatFigure, min_bytes: u64, min_ratio: f64) -> bool {
     f.wasted_bytes as f64 >= min_bytes as f64 && f.wasted_ratio >= min_ratio
 }
 
+/// What both bloat rules judge a figure by, and how their findings start.
+pub(crate) struct Judged<'a> {
+    pub rule: &'static str,
+    pub docs: &'static str,
+    pub object: &'a str,
+    pub r: &'a RelationBloat,
+    pub f: &'a BloatFigure,
+    /// `estimate`, or the pgstattuple function that measured it.
+    pub method: &'a str,
+    pub min_bytes: u64,
+    pub min_ratio: f64,
+    /// What changed rows make stale and what to ANALYZE, in the stale-estimate note.
+    pub analyze_what: &'a str,
+}
+
+/// A figure at or over both thresholds: the warning with the evidence both rules give, and
+/// how the figure was obtained (for the message). None under a threshold.
+pub(crate) fn judged(snap: &Snapshot, j: Judged<'_>) -> Option<(Finding, String)> {
+    let Judged {
+        rule,
+        docs,
+        object,
+        r,
+        f,
+        method,
+        min_bytes,
+        min_ratio,
+        analyze_what,
+    } = j;
+    if !over(f, min_bytes, min_ratio) {
+        return None;
+    }
+    let mut how = if method == "estimate" {
+        ESTIMATE_NOTE.to_string()
+    } else {
+        format!("measured with {method}")
+    };
+    let stale = (method == "estimate")
+        .then(|| stale_changes(snap, &r.schema, &r.table))
+        .flatten();
+    if let Some(changes) = stale {
+        how.push_str(&format!(
+            "; {changes} rows changed since {analyze_what} and look again"
+        ));
+    }
+    let mut finding = Finding::new(rule, Severity::Warning, object, String::new())
+        .evidence("size_bytes", r.size_bytes)
+        .evidence("wasted_bytes", f.wasted_bytes)
+        .evidence("wasted_ratio", num(f.wasted_ratio))
+        .evidence("method", method)
+        .evidence("fillfactor", r.fillfactor)
+        .evidence("rows_changed_since_analyze", stale)
+        .evidence("min_wasted_bytes", serde_json::Value::from(min_bytes))
+        .evidence("min_wasted_ratio", num(min_ratio))
+        .docs(docs);
+    if let Some(e) = &r.estimate {
+        finding = finding
+            .evidence("estimated_wasted_bytes", e.wasted_bytes)
+            .evidence("estimated_wasted_ratio", num(e.wasted_ratio));
+    }
+    Some((finding, how))
+}
+
 /// Whether this rule advises rewriting `schema.table` (the index rule defers to it).
 pub(crate) fn rewrite_advised(snap: &Snapshot, th: &Thresholds, schema: &str, table: &str) -> bool {
     let Some(b) = &snap.bloat else {
@@ -122,44 +185,20 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
             .docs(DOCS),
         );
     };
-    if !over(
-        f,
-        th.table_bloat_min_wasted_bytes,
-        th.table_bloat_min_wasted_ratio,
-    ) {
-        return None;
-    }
-    let mut how = if method == "estimate" {
-        ESTIMATE_NOTE.to_string()
-    } else {
-        format!("measured with {method}")
-    };
-    let stale = (method == "estimate")
-        .then(|| stale_changes(snap, &r.schema, &r.table))
-        .flatten();
-    if let Some(changes) = stale {
-        how.push_str(&format!(
-            "; {changes} rows changed since its last ANALYZE, so this one may be far off: ANALYZE it and look again"
-        ));
-    }
-    let mut finding = Finding::new(RULE, Severity::Warning, &object, String::new())
-        .evidence("size_bytes", r.size_bytes)
-        .evidence("wasted_bytes", f.wasted_bytes)
-        .evidence("wasted_ratio", num(f.wasted_ratio))
-        .evidence("method", method)
-        .evidence("fillfactor", r.fillfactor)
-        .evidence("rows_changed_since_analyze", stale)
-        .evidence(
-            "min_wasted_bytes",
-            serde_json::Value::from(th.table_bloat_min_wasted_bytes),
-        )
-        .evidence("min_wasted_ratio", num(th.table_bloat_min_wasted_ratio))
-        .docs(DOCS);
-    if let Some(e) = &r.estimate {
-        finding = finding
-            .evidence("estimated_wasted_bytes", e.wasted_bytes)
-            .evidence("estimated_wasted_ratio", num(e.wasted_ratio));
-    }
+    let (mut finding, how) = judged(
+        snap,
+        Judged {
+            rule: RULE,
+            docs: DOCS,
+            object: &object,
+            r,
+            f,
+            method,
+            min_bytes: th.table_bloat_min_wasted_bytes,
+            min_ratio: th.table_bloat_min_wasted_ratio,
+            analyze_what: "its last ANALYZE, so this one may be far off: ANALYZE it",
+        },
+    )?;
     let waste = format!(
         "table {object} wastes {}, {} of its {} ({how})",
         bytes(f.wasted_bytes),
