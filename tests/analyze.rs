@@ -5,11 +5,11 @@ mod common;
 
 use std::time::Duration;
 
-use pgopt::advise::{advise, Finding, Severity, Thresholds};
-use pgopt::collect::{collect, CollectOptions};
+use pgopt::advise::{advise, Severity, Thresholds};
+use pgopt::collect::CollectOptions;
 use pgopt::db::{self, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
-use pgopt::snapshot::{Snapshot, TargetInfo};
+use pgopt::snapshot::Snapshot;
 use tokio_postgres::{Client, NoTls};
 
 async fn client(c: &Cluster) -> Client {
@@ -21,30 +21,7 @@ async fn client(c: &Cluster) -> Client {
 }
 
 async fn snapshot(c: &Cluster) -> Snapshot {
-    let conn = db::connect(&Target::parse(&c.dsn("postgres")).unwrap())
-        .await
-        .unwrap();
-    let target = TargetInfo {
-        host: conn.host.clone(),
-        port: conn.port,
-        database: conn.database.clone(),
-        user: conn.user.clone(),
-    };
-    collect(&conn, target, &CollectOptions::default())
-        .await
-        .unwrap()
-}
-
-fn with(pairs: &[(&str, &str)]) -> Thresholds {
-    let mut th = Thresholds::default();
-    for (k, v) in pairs {
-        th.set(k, v).unwrap();
-    }
-    th
-}
-
-fn find<'a>(findings: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
-    findings.iter().filter(|f| f.rule == rule).collect()
+    common::live_snapshot(&c.dsn("postgres"), &CollectOptions::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -144,7 +121,7 @@ async fn sessions_locks_connections_and_cache_problems_are_found() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
 
     let snap = snapshot(&c).await;
-    let th = with(&[
+    let th = common::thresholds_with(&[
         ("idle_in_transaction_warning_seconds", "1"),
         ("long_query_warning_seconds", "1"),
         ("long_transaction_warning_seconds", "1"),
@@ -152,34 +129,34 @@ async fn sessions_locks_connections_and_cache_problems_are_found() {
     ]);
     let findings = advise(&snap, &th);
 
-    let idle = find(&findings, "idle_in_transaction");
+    let idle = common::of_rule(&findings, "idle_in_transaction");
     assert!(
         idle.iter().any(|f| f.object.contains(&a_pid.to_string())),
         "{findings:#?}"
     );
-    let long_q = find(&findings, "long_running_query");
+    let long_q = common::of_rule(&findings, "long_running_query");
     assert!(
         long_q.iter().any(|f| f.object == format!("pid {l_pid}")),
         "{long_q:#?}"
     );
-    let blocked_f = find(&findings, "blocked_session");
+    let blocked_f = common::of_rule(&findings, "blocked_session");
     assert!(
         blocked_f
             .iter()
             .any(|f| f.object.contains(&b_pid.to_string())),
         "{findings:#?}"
     );
-    let blocking = find(&findings, "blocking_session");
+    let blocking = common::of_rule(&findings, "blocking_session");
     assert!(
         blocking
             .iter()
             .any(|f| f.object.contains(&a_pid.to_string())),
         "{findings:#?}"
     );
-    let conns = find(&findings, "connections_near_max");
+    let conns = common::of_rule(&findings, "connections_near_max");
     assert_eq!(conns.len(), 1, "{findings:#?}");
     assert!(conns[0].severity >= Severity::Warning);
-    let cache = find(&findings, "cache_hit_ratio");
+    let cache = common::of_rule(&findings, "cache_hit_ratio");
     assert_eq!(cache.len(), 1, "{findings:#?}");
 
     a.batch_execute("ROLLBACK").await.unwrap();
@@ -224,7 +201,7 @@ async fn transaction_id_and_multixact_ages_are_found() {
         y.batch_execute("COMMIT").await.unwrap();
     }
     let snap = snapshot(&c).await;
-    let xid = find(&advise(&snap, &Thresholds::default()), "xid_wraparound")
+    let xid = common::of_rule(&advise(&snap, &Thresholds::default()), "xid_wraparound")
         .into_iter()
         .cloned()
         .collect::<Vec<_>>();
@@ -237,9 +214,9 @@ async fn transaction_id_and_multixact_ages_are_found() {
         "{xid:#?}"
     );
     // 20 multixacts: over a threshold of 0.1 % of autovacuum_multixact_freeze_max_age.
-    let th = with(&[("multixact_age_warning_ratio", "0.001")]);
+    let th = common::thresholds_with(&[("multixact_age_warning_ratio", "0.001")]);
     let multi = advise(&snap, &th);
-    let multi = find(&multi, "multixact_wraparound");
+    let multi = common::of_rule(&multi, "multixact_wraparound");
     assert!(
         multi.iter().any(|f| f.object.contains("old_rows")),
         "{multi:#?}"
@@ -266,7 +243,7 @@ async fn the_demo_database_shows_every_planted_problem() {
     // The planted index pair is advised once: the prefix goes, its cover stays and is not
     // "unused"; the unscanned index waits for a week of statistics.
     common::assert_consistent(&findings);
-    let window = find(&findings, "unused_index_window_short");
+    let window = common::of_rule(&findings, "unused_index_window_short");
     assert!(
         window[0].evidence["unscanned_indexes"]
             .as_array()
@@ -275,17 +252,20 @@ async fn the_demo_database_shows_every_planted_problem() {
             .any(|v| v == "public.audit_logs_occurred_at_idx"),
         "{window:#?}"
     );
-    assert!(find(&findings, "unused_index").is_empty(), "{findings:#?}");
-    let redundant = find(&findings, "redundant_index");
+    assert!(
+        common::of_rule(&findings, "unused_index").is_empty(),
+        "{findings:#?}"
+    );
+    let redundant = common::of_rule(&findings, "redundant_index");
     assert_eq!(redundant.len(), 1, "{redundant:#?}");
     assert_eq!(
         redundant[0].evidence["covered_by"],
         "public.audit_logs_resource_type_action_idx"
     );
     // The demo spills a few MB: over a lowered database-wide temp-file threshold.
-    let th = with(&[("temp_bytes_warning", "1048576")]);
+    let th = common::thresholds_with(&[("temp_bytes_warning", "1048576")]);
     let spills = advise(&snap, &th);
-    let spills = find(&spills, "temp_file_spills");
+    let spills = common::of_rule(&spills, "temp_file_spills");
     assert_eq!(spills.len(), 1);
     assert_eq!(spills[0].object, "database postgres");
 }
@@ -299,10 +279,10 @@ async fn pg_stat_statements_not_loaded_or_not_installed_is_found() {
     .unwrap();
     let snap = snapshot(&not_loaded).await;
     let findings = advise(&snap, &Thresholds::default());
-    let f = find(&findings, "pg_stat_statements_not_preloaded");
+    let f = common::of_rule(&findings, "pg_stat_statements_not_preloaded");
     assert_eq!(f.len(), 1, "{findings:#?}");
     assert!(f[0].next_step.contains("shared_preload_libraries"));
-    assert!(find(&findings, "pg_stat_statements_not_installed").is_empty());
+    assert!(common::of_rule(&findings, "pg_stat_statements_not_installed").is_empty());
 
     let not_installed = Cluster::start(ClusterOptions::default()).unwrap();
     not_installed
@@ -310,14 +290,14 @@ async fn pg_stat_statements_not_loaded_or_not_installed_is_found() {
         .unwrap();
     let snap = snapshot(&not_installed).await;
     let findings = advise(&snap, &Thresholds::default());
-    let f = find(&findings, "pg_stat_statements_not_installed");
+    let f = common::of_rule(&findings, "pg_stat_statements_not_installed");
     assert_eq!(f.len(), 1, "{findings:#?}");
     assert!(f[0]
         .sql
         .as_deref()
         .unwrap_or_default()
         .contains("CREATE EXTENSION"));
-    assert!(find(&findings, "pg_stat_statements_not_preloaded").is_empty());
+    assert!(common::of_rule(&findings, "pg_stat_statements_not_preloaded").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,12 +321,12 @@ async fn a_long_open_transaction_is_found() {
     });
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let snap = snapshot(&c).await;
-    let th = with(&[
+    let th = common::thresholds_with(&[
         ("long_transaction_warning_seconds", "1"),
         ("long_query_warning_seconds", "100"),
     ]);
     let findings = advise(&snap, &th);
-    let f = find(&findings, "long_transaction");
+    let f = common::of_rule(&findings, "long_transaction");
     assert!(
         f.iter().any(|f| f.object == format!("pid {pid}")),
         "{findings:#?}"

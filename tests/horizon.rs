@@ -9,10 +9,9 @@ use std::time::Duration;
 use common::*;
 use pgopt::advise::horizon::{HolderKind, Horizon, SessionRole, AT_HORIZON_TOLERANCE_XIDS};
 use pgopt::advise::{advise, Finding, Severity, Thresholds};
-use pgopt::collect::{collect, CollectOptions};
-use pgopt::db::{self, Target};
+use pgopt::collect::CollectOptions;
 use pgopt::embedded::{Cluster, ClusterOptions};
-use pgopt::snapshot::{PreparedXact, ReplicationSender, ReplicationSlot, Snapshot, TargetInfo};
+use pgopt::snapshot::{PreparedXact, ReplicationSender, ReplicationSlot, Snapshot};
 use tokio_postgres::{Client, NoTls};
 
 // ---------- the model, on snapshots built in code ----------
@@ -422,18 +421,7 @@ async fn pid_of(cl: &Client) -> i32 {
 }
 
 async fn snapshot(c: &Cluster) -> Snapshot {
-    let conn = db::connect(&Target::parse(&c.dsn("postgres")).unwrap())
-        .await
-        .unwrap();
-    let target = TargetInfo {
-        host: conn.host.clone(),
-        port: conn.port,
-        database: conn.database.clone(),
-        user: conn.user.clone(),
-    };
-    collect(&conn, target, &CollectOptions::default())
-        .await
-        .unwrap()
+    common::live_snapshot(&c.dsn("postgres"), &CollectOptions::default()).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -8,33 +8,24 @@ mod common;
 mod planted;
 
 use pgopt::advise::{advise, Finding, Thresholds};
-use pgopt::collect::{collect, CollectOptions};
-use pgopt::db::{self, Target};
-use pgopt::snapshot::{Snapshot, TargetInfo};
+use pgopt::collect::CollectOptions;
+use pgopt::snapshot::Snapshot;
 
 /// A snapshot as `pgopt analyze` takes it (the findings' relations measured) with
 /// `exact_sizes_top` of the largest relations measured too.
 async fn snapshot(dsn: &str, exact_sizes_top: usize) -> Snapshot {
-    let conn = db::connect(&Target::parse(dsn).unwrap()).await.unwrap();
-    let target = TargetInfo {
-        host: conn.host.clone(),
-        port: conn.port,
-        database: conn.database.clone(),
-        user: conn.user.clone(),
-    };
     let opts = CollectOptions {
         exact_sizes_top,
         thresholds: Some(thresholds()),
         ..CollectOptions::default()
     };
-    collect(&conn, target, &opts).await.unwrap()
+    common::live_snapshot(dsn, &opts).await
 }
 
 /// The planted sessions are seconds old and the statistics minutes: thresholds scaled down
 /// to match, everything else at its default.
 fn thresholds() -> Thresholds {
-    let mut th = Thresholds::default();
-    for (k, v) in [
+    common::thresholds_with(&[
         ("idle_in_transaction_warning_seconds", "1"),
         ("long_query_warning_seconds", "1"),
         ("long_transaction_warning_seconds", "1"),
@@ -45,10 +36,7 @@ fn thresholds() -> Thresholds {
         ("slot_retained_warning_bytes", "16777216"),
         ("table_bloat_min_wasted_bytes", "4194304"),
         ("index_bloat_min_wasted_bytes", "1048576"),
-    ] {
-        th.set(k, v).unwrap();
-    }
-    th
+    ])
 }
 
 fn caught<'a>(findings: &'a [Finding], rule: &str, object: &str) -> Vec<&'a Finding> {

@@ -9,8 +9,7 @@ use std::time::{Duration, Instant};
 
 use common::*;
 use pgopt::advise::{advise, Finding, Severity, Thresholds};
-use pgopt::collect::{collect, CollectOptions};
-use pgopt::db::{self, Target};
+use pgopt::collect::CollectOptions;
 use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt::snapshot::*;
 
@@ -515,30 +514,7 @@ fn wal_disk_of_its_own_is_checked_and_critical_below_max_wal_size() {
 // ---- live ----
 
 async fn snapshot(c: &Cluster) -> Snapshot {
-    let conn = db::connect(&Target::parse(&c.dsn("postgres")).unwrap())
-        .await
-        .unwrap();
-    let target = TargetInfo {
-        host: conn.host.clone(),
-        port: conn.port,
-        database: conn.database.clone(),
-        user: conn.user.clone(),
-    };
-    collect(&conn, target, &CollectOptions::default())
-        .await
-        .unwrap()
-}
-
-fn with(pairs: &[(&str, &str)]) -> Thresholds {
-    let mut th = Thresholds::default();
-    for (k, v) in pairs {
-        th.set(k, v).unwrap();
-    }
-    th
-}
-
-fn find<'a>(findings: &'a [Finding], rule: &str) -> Vec<&'a Finding> {
-    findings.iter().filter(|f| f.rule == rule).collect()
+    common::live_snapshot(&c.dsn("postgres"), &CollectOptions::default()).await
 }
 
 /// Writes a little WAL and switches to a new segment, `n` times.
@@ -590,8 +566,11 @@ async fn inactive_slot_retaining_wal_is_found_and_a_fresh_slot_is_not() {
         "unlimited: no safe size"
     );
 
-    let findings = advise(&snap, &with(&[("slot_retained_warning_bytes", "67108864")]));
-    let hits = find(&findings, "replication_slot_retaining_wal");
+    let findings = advise(
+        &snap,
+        &common::thresholds_with(&[("slot_retained_warning_bytes", "67108864")]),
+    );
+    let hits = common::of_rule(&findings, "replication_slot_retaining_wal");
     assert_eq!(hits.len(), 1, "{findings:#?}");
     assert_eq!(hits[0].object, "replication slot forgotten");
     assert_eq!(hits[0].severity, Severity::Warning);
@@ -605,7 +584,7 @@ async fn inactive_slot_retaining_wal_is_found_and_a_fresh_slot_is_not() {
     // pg_wal is well beyond 2 × 32 MB, and the slot is named as the reason.
     let dir = snap.wal_directory.as_ref().expect("pg_ls_waldir read");
     assert!(dir.size_bytes > 64 * MIB, "{dir:?}");
-    let wal = find(&findings, "wal_directory_large");
+    let wal = common::of_rule(&findings, "wal_directory_large");
     assert_eq!(wal.len(), 1, "{findings:#?}");
     assert!(
         wal[0].message.contains("replication slot forgotten"),
@@ -613,11 +592,11 @@ async fn inactive_slot_retaining_wal_is_found_and_a_fresh_slot_is_not() {
         wal[0].message
     );
     // archive_mode is off here: nothing about archiving.
-    assert!(find(&findings, "archiving_failing").is_empty());
+    assert!(common::of_rule(&findings, "archiving_failing").is_empty());
 
     // With the default threshold (1 GB) the 128 MB it keeps is not yet worth a finding.
     let findings = advise(&snap, &Thresholds::default());
-    assert!(find(&findings, "replication_slot_retaining_wal").is_empty());
+    assert!(common::of_rule(&findings, "replication_slot_retaining_wal").is_empty());
 
     // Dropping it per the advice lets the next checkpoint recycle the WAL.
     c.psql(
@@ -662,7 +641,7 @@ async fn failing_archive_command_is_found_and_archive_mode_off_is_silent() {
     );
     assert!(a.ready_files.is_some_and(|r| r >= 1), "{a:?}");
     let findings = advise(&snap, &Thresholds::default());
-    let hits = find(&findings, "archiving_failing");
+    let hits = common::of_rule(&findings, "archiving_failing");
     assert_eq!(hits.len(), 1, "{findings:#?}");
     assert_eq!(hits[0].severity, Severity::Warning);
     assert!(hits[0].message.contains("WAL archiving is failing"));
@@ -674,8 +653,8 @@ async fn failing_archive_command_is_found_and_archive_mode_off_is_silent() {
     let snap = snapshot(&off).await;
     assert_eq!(snap.archiver.as_ref().unwrap().failed_count, 0);
     let findings = advise(&snap, &Thresholds::default());
-    assert!(find(&findings, "archiving_failing").is_empty());
-    assert!(find(&findings, "archiving_behind").is_empty());
+    assert!(common::of_rule(&findings, "archiving_failing").is_empty());
+    assert!(common::of_rule(&findings, "archiving_behind").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -686,7 +665,7 @@ async fn autovacuum_off_is_found_and_on_is_silent() {
     })
     .unwrap();
     let findings = advise(&snapshot(&c).await, &Thresholds::default());
-    let hits = find(&findings, "autovacuum_off");
+    let hits = common::of_rule(&findings, "autovacuum_off");
     assert_eq!(hits.len(), 1, "{findings:#?}");
     assert_eq!(hits[0].severity, Severity::Warning, "young XIDs: a warning");
     assert_eq!(hits[0].evidence["source"], "configuration file");
@@ -702,10 +681,10 @@ async fn autovacuum_off_is_found_and_on_is_silent() {
     }
     let findings = advise(&snapshot(&c).await, &Thresholds::default());
     assert!(
-        find(&findings, "autovacuum_off").is_empty(),
+        common::of_rule(&findings, "autovacuum_off").is_empty(),
         "{findings:#?}"
     );
-    assert!(find(&findings, "track_counts_off").is_empty());
+    assert!(common::of_rule(&findings, "track_counts_off").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -743,7 +722,7 @@ async fn disabled_trigger_is_found_and_enabled_one_is_not() {
         "{triggers:?}"
     );
     let findings = advise(&snap, &Thresholds::default());
-    let mut objects: Vec<&str> = find(&findings, "trigger_disabled")
+    let mut objects: Vec<&str> = common::of_rule(&findings, "trigger_disabled")
         .iter()
         .map(|f| f.object.as_str())
         .collect();
@@ -757,7 +736,7 @@ async fn disabled_trigger_is_found_and_enabled_one_is_not() {
         ],
         "{findings:#?}"
     );
-    let f = find(&findings, "trigger_disabled")
+    let f = common::of_rule(&findings, "trigger_disabled")
         .into_iter()
         .find(|f| f.object.contains("Stamp it"))
         .unwrap();
@@ -772,7 +751,7 @@ async fn disabled_trigger_is_found_and_enabled_one_is_not() {
     // The SQL it gives runs, and the trigger is then enabled.
     c.psql("postgres", f.sql.as_deref().unwrap()).unwrap();
     let findings = advise(&snapshot(&c).await, &Thresholds::default());
-    let left = find(&findings, "trigger_disabled");
+    let left = common::of_rule(&findings, "trigger_disabled");
     assert_eq!(left.len(), 1, "{findings:#?}");
     assert_eq!(left[0].object, "trigger events_audit on public.events");
 }
@@ -856,12 +835,15 @@ async fn active_slot_of_a_streaming_standby_retaining_little_is_silent() {
         slot.active && slot.retained_bytes.unwrap() < 16 * MIB,
         "{slot:?}"
     );
-    let findings = advise(&snap, &with(&[("slot_retained_warning_bytes", "67108864")]));
+    let findings = advise(
+        &snap,
+        &common::thresholds_with(&[("slot_retained_warning_bytes", "67108864")]),
+    );
     assert!(
-        find(&findings, "replication_slot_retaining_wal").is_empty(),
+        common::of_rule(&findings, "replication_slot_retaining_wal").is_empty(),
         "{findings:#?}"
     );
-    assert!(find(&findings, "wal_directory_large").is_empty());
+    assert!(common::of_rule(&findings, "wal_directory_large").is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -751,3 +751,26 @@ pub fn demo_like_snapshot(stats_age_seconds: i64) -> Snapshot {
     snap.indexes.push(copy);
     snap
 }
+
+/// A snapshot of the live server behind `dsn`, collected with `opts`.
+pub async fn live_snapshot(dsn: &str, opts: &pgopt::collect::CollectOptions) -> Snapshot {
+    let conn = pgopt::db::connect(&pgopt::db::Target::parse(dsn).unwrap())
+        .await
+        .unwrap();
+    let target = TargetInfo {
+        host: conn.host.clone(),
+        port: conn.port,
+        database: conn.database.clone(),
+        user: conn.user.clone(),
+    };
+    pgopt::collect::collect(&conn, target, opts).await.unwrap()
+}
+
+/// The default thresholds with `pairs` (name, value) overridden.
+pub fn thresholds_with(pairs: &[(&str, &str)]) -> Thresholds {
+    let mut th = Thresholds::default();
+    for (k, v) in pairs {
+        th.set(k, v).unwrap();
+    }
+    th
+}
