@@ -446,8 +446,8 @@ fn duplicate_of_a_unique_index_drops_the_plain_one() {
     let mut snap = clean_snapshot();
     // A plain index sorting before users_email_key, identical to it.
     let mut plain = index("public", "users", "a_users_email_idx", &[("email", 3)]);
-    plain.opclasses = vec!["text_ops".to_string()];
-    plain.collations = vec![100];
+    plain.opclasses = ["text_ops".into()].into_iter().collect();
+    plain.collations = [100].into_iter().collect();
     snap.indexes.push(plain);
     let f = single(&snap, "duplicate_index");
     assert_eq!(f.object, "public.a_users_email_idx");
@@ -463,7 +463,7 @@ fn duplicate_of_a_unique_index_drops_the_plain_one() {
 fn include_column_or_other_opclass_or_collation_is_not_a_duplicate() {
     let mut snap = clean_snapshot();
     let mut with_include = index("public", "orders", "orders_user_id_incl", &[("user_id", 2)]);
-    with_include.include_columns = vec!["total".to_string()];
+    with_include.include_columns = ["total".into()].into_iter().collect();
     snap.indexes.push(with_include);
 
     let mut pattern = index(
@@ -472,13 +472,13 @@ fn include_column_or_other_opclass_or_collation_is_not_a_duplicate() {
         "users_email_pattern_idx",
         &[("email", 3)],
     );
-    pattern.opclasses = vec!["text_pattern_ops".to_string()];
-    pattern.collations = vec![100];
+    pattern.opclasses = ["text_pattern_ops".into()].into_iter().collect();
+    pattern.collations = [100].into_iter().collect();
     snap.indexes.push(pattern);
 
     let mut c_collation = index("public", "users", "users_email_c_idx", &[("email", 3)]);
-    c_collation.opclasses = vec!["text_ops".to_string()];
-    c_collation.collations = vec![950];
+    c_collation.opclasses = ["text_ops".into()].into_iter().collect();
+    c_collation.collations = [950].into_iter().collect();
     snap.indexes.push(c_collation);
 
     let mut partial = index("public", "orders", "orders_user_id_open", &[("user_id", 2)]);
@@ -546,7 +546,7 @@ fn prefix_with_different_opclass_or_access_method_is_not_redundant() {
         "orders_user_id_created_at_idx",
         &[("user_id", 2), ("created_at", 4)],
     );
-    longer.opclasses[0] = "int8_minmax_ops".to_string();
+    longer.opclasses[0] = "int8_minmax_ops".into();
     snap.indexes.push(longer);
     let mut hash = index(
         "public",
@@ -554,7 +554,7 @@ fn prefix_with_different_opclass_or_access_method_is_not_redundant() {
         "orders_created_at_user_hash",
         &[("created_at", 4), ("user_id", 2)],
     );
-    hash.access_method = "gist".to_string();
+    hash.access_method = "gist".into();
     snap.indexes.push(hash);
     assert_silent(&snap, "redundant_index");
 }
@@ -662,10 +662,12 @@ fn partial_index_does_not_cover_an_fk() {
 fn fk_column_in_second_position_is_not_covered() {
     let mut snap = clean_snapshot();
     let idx = index_mut(&mut snap, "orders_user_id_idx");
-    idx.key_columns = vec!["created_at".to_string(), "user_id".to_string()];
-    idx.key_attnums = vec![4, 2];
-    idx.opclasses = vec!["int8_ops".to_string(); 2];
-    idx.collations = vec![0, 0];
+    idx.key_columns = ["created_at".into(), "user_id".into()]
+        .into_iter()
+        .collect();
+    idx.key_attnums = [4, 2].into_iter().collect();
+    idx.opclasses = ["int8_ops".into(), "int8_ops".into()].into_iter().collect();
+    idx.collations = [0, 0].into_iter().collect();
     assert_eq!(single(&snap, "fk_missing_index").object, "public.orders");
 }
 
@@ -861,7 +863,7 @@ fn a_never_analyzed_table_emptied_after_many_changes_says_never_analyzed_and_its
 fn an_old_template0_is_left_to_autovacuum_not_to_a_connection_it_refuses() {
     let mut snap = clean_snapshot();
     let mut t0 = db_mut(&mut snap, "postgres").clone();
-    t0.name = "template0".to_string();
+    t0.name = "template0".into();
     t0.allow_connections = false;
     t0.frozenxid_age = 185_000_000;
     snap.databases.push(t0);
@@ -1485,7 +1487,7 @@ fn findings_sorted_by_severity_then_rule_then_object_and_rules_are_listed() {
     db_mut(&mut snap, "app").blks_read = 150_000;
     index_mut(&mut snap, "orders_created_at_idx").idx_scan = 0; // warning
     let mut t = table_mut(&mut snap, "users").clone();
-    t.name = "accounts".to_string();
+    t.name = "accounts".into();
     t.n_mod_since_analyze = 300_000;
     snap.tables.push(t);
     table_mut(&mut snap, "users").n_mod_since_analyze = 300_000;

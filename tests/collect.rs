@@ -196,9 +196,9 @@ async fn full_collect_fills_every_section() {
         .expect("secondary index collected");
     assert_eq!(created.table, "orders");
     assert_eq!(created.access_method, "btree");
-    assert_eq!(created.key_columns, vec!["created_at"]);
-    assert_eq!(created.key_attnums, vec![4]);
-    assert_eq!(created.opclasses, vec!["timestamptz_ops"]);
+    assert_eq!(created.key_columns[..], ["created_at"]);
+    assert_eq!(created.key_attnums[..], [4]);
+    assert_eq!(created.opclasses[..], ["timestamptz_ops"]);
     assert_eq!(created.idx_scan, 0, "the unused index has no scans");
     assert!(created.definition.contains("USING btree (created_at)"));
     assert!(!created.is_unique && created.constraint_name.is_none());
@@ -207,12 +207,12 @@ async fn full_collect_fills_every_section() {
         .iter()
         .find(|i| i.name == "users_lower_email_idx")
         .unwrap();
-    assert_eq!(expr.key_columns, vec!["lower(email)"]);
-    assert_eq!(expr.key_attnums, vec![0]);
-    assert_eq!(expr.include_columns, vec!["name"]);
+    assert_eq!(expr.key_columns[..], ["lower(email)"]);
+    assert_eq!(expr.key_attnums[..], [0]);
+    assert_eq!(expr.include_columns[..], ["name"]);
     assert_eq!(expr.expressions.as_deref(), Some("lower(email)"));
     assert_eq!(expr.predicate.as_deref(), Some("(name IS NOT NULL)"));
-    assert_eq!(expr.collations, vec![100], "default collation");
+    assert_eq!(expr.collations[..], [100], "default collation");
     let pkey = snap
         .indexes
         .iter()
@@ -220,8 +220,8 @@ async fn full_collect_fills_every_section() {
         .unwrap();
     assert!(pkey.is_primary && pkey.is_unique && pkey.is_valid && pkey.is_ready && pkey.is_live);
     assert_eq!(pkey.constraint_name.as_deref(), Some("users_pkey"));
-    assert_eq!(pkey.key_columns, vec!["id"]);
-    assert_eq!(pkey.collations, vec![0], "int is not collatable");
+    assert_eq!(pkey.key_columns[..], ["id"]);
+    assert_eq!(pkey.collations[..], [0], "int is not collatable");
 
     // foreign keys
     let fk = snap
@@ -572,7 +572,7 @@ async fn access_exclusive_lock_elsewhere_does_not_block_collect() {
     let pkey = snap.indexes.iter().find(|i| i.name == "busy_pkey").unwrap();
     assert!(pkey.locked && pkey.size_bytes > 0);
     // Plain key columns come from pg_attribute, which needs no lock; deparsing would.
-    assert_eq!(pkey.key_columns, vec!["id"]);
+    assert_eq!(pkey.key_columns[..], ["id"]);
     assert_eq!(pkey.definition, "");
     // Tables nobody locks are measured as usual.
     assert!(snap

@@ -28,7 +28,7 @@ type Signature<'a> = (
     &'a str,
     &'a str,
     &'a [i16],
-    &'a [String],
+    &'a [crate::snapshot::Name],
     &'a [u32],
     Option<&'a str>,
     Option<&'a str>,
@@ -36,7 +36,7 @@ type Signature<'a> = (
 );
 
 fn signature(idx: &Index) -> Signature<'_> {
-    let mut include: Vec<&str> = idx.include_columns.iter().map(String::as_str).collect();
+    let mut include: Vec<&str> = idx.include_columns.iter().map(|c| c.as_str()).collect();
     include.sort_unstable();
     (
         &idx.schema,
@@ -110,11 +110,11 @@ pub(crate) fn is_covered(idx: &Index, same_table: &[&Index]) -> bool {
 /// The duplicate and redundant pairs of every table, one pair per covered index.
 pub(crate) fn pairs(snap: &Snapshot) -> Vec<Pair<'_>> {
     let mut out = Vec::new();
-    let mut tables: Vec<_> = super::indexes_by_table(snap).into_iter().collect();
-    tables.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-    for (_, indexes) in tables {
+    let by_table = super::indexes_by_table(snap);
+    for indexes in by_table.groups() {
         let valid: Vec<&Index> = indexes
-            .into_iter()
+            .iter()
+            .copied()
             .filter(|i| i.is_valid && !i.locked)
             .collect();
         // Prefixes first: an index some wider index serves goes, whichever copy it is (two
@@ -199,8 +199,8 @@ fn duplicate_finding(dup: &Index, keep: &Index) -> Finding {
     .evidence("idx_scan", dup.idx_scan)
     .evidence("duplicate_of", keep.qualified_name())
     .evidence("duplicate_of_idx_scan", keep.idx_scan)
-    .evidence("definition", dup.definition.clone())
-    .evidence("duplicate_of_definition", keep.definition.clone())
+    .evidence("definition", dup.definition.as_str())
+    .evidence("duplicate_of_definition", keep.definition.as_str())
     .docs(DOCS);
     if droppable {
         f.next_step(format!(
@@ -303,8 +303,8 @@ fn redundant_finding(a: &Index, b: &Index) -> Finding {
     .evidence("idx_scan", a.idx_scan)
     .evidence("covered_by", b.qualified_name())
     .evidence("covered_by_idx_scan", b.idx_scan)
-    .evidence("key_columns", a.key_columns.clone())
-    .evidence("covered_by_key_columns", b.key_columns.clone())
+    .evidence("key_columns", names(&a.key_columns))
+    .evidence("covered_by_key_columns", names(&b.key_columns))
     .next_step(format!(
         "Drop it and keep {}, which serves the same lookups (it is somewhat larger, so check the hottest queries with EXPLAIN first)",
         b.qualified_name()
@@ -314,4 +314,9 @@ fn redundant_finding(a: &Index, b: &Index) -> Finding {
         QualifiedName::new(&a.schema, &a.name)
     ))
     .docs(DOCS)
+}
+
+/// Column names as evidence (a JSON array of strings).
+fn names(columns: &[crate::snapshot::Name]) -> Vec<&str> {
+    columns.iter().map(|c| c.as_str()).collect()
 }

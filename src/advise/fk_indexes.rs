@@ -43,8 +43,9 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
         .iter()
         .filter(|fk| {
             !by_table
-                .get(&(fk.schema.as_str(), fk.table.as_str()))
-                .is_some_and(|idxs| idxs.iter().any(|idx| covers(idx, fk)))
+                .get(&fk.schema, &fk.table)
+                .iter()
+                .any(|idx| covers(idx, fk))
         })
         .map(|fk| {
             let table = QualifiedName::new(&fk.schema, &fk.table);

@@ -86,7 +86,7 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
             .evidence("is_valid", idx.is_valid)
             .evidence("is_ready", idx.is_ready)
             .evidence("is_live", idx.is_live)
-            .evidence("definition", idx.definition.clone())
+            .evidence("definition", idx.definition.as_str())
             .next_step(step)
             .sql(sql)
             .docs(DOCS)

@@ -505,17 +505,41 @@ pub(crate) fn num(v: f64) -> serde_json::Value {
 
 /// Indexes grouped by (schema, table), so that per-table comparisons stay linear in the
 /// number of tables rather than quadratic in the number of indexes.
-pub(crate) fn indexes_by_table(
-    snap: &Snapshot,
-) -> std::collections::HashMap<(&str, &str), Vec<&crate::snapshot::Index>> {
-    let mut map: std::collections::HashMap<(&str, &str), Vec<&crate::snapshot::Index>> =
-        std::collections::HashMap::new();
-    for idx in &snap.indexes {
-        map.entry((idx.schema.as_str(), idx.table.as_str()))
-            .or_default()
-            .push(idx);
+pub(crate) fn indexes_by_table(snap: &Snapshot) -> IndexesByTable<'_> {
+    IndexesByTable::new(&snap.indexes)
+}
+
+fn table_key(idx: &crate::snapshot::Index) -> (&str, &str) {
+    (idx.schema.as_str(), idx.table.as_str())
+}
+
+/// The snapshot's indexes sorted by (schema, table), looked up by binary search: one
+/// reference per index (1.6 MB at 200,000 indexes, where a map of vectors took ten times
+/// that).
+pub(crate) struct IndexesByTable<'a> {
+    sorted: Vec<&'a crate::snapshot::Index>,
+}
+
+impl<'a> IndexesByTable<'a> {
+    fn new(indexes: &'a [crate::snapshot::Index]) -> Self {
+        let mut sorted: Vec<&crate::snapshot::Index> = indexes.iter().collect();
+        // Stable: a table's indexes keep their snapshot order.
+        sorted.sort_by(|a, b| table_key(a).cmp(&table_key(b)));
+        IndexesByTable { sorted }
     }
-    map
+
+    /// The indexes of one table, in snapshot order; empty when it has none.
+    pub(crate) fn get(&self, schema: &str, table: &str) -> &[&'a crate::snapshot::Index] {
+        let key = (schema, table);
+        let start = self.sorted.partition_point(|i| table_key(i) < key);
+        let len = self.sorted[start..].partition_point(|i| table_key(i) == key);
+        &self.sorted[start..start + len]
+    }
+
+    /// Each table's indexes, tables in (schema, table) order.
+    pub(crate) fn groups(&self) -> impl Iterator<Item = &[&'a crate::snapshot::Index]> {
+        self.sorted.chunk_by(|a, b| table_key(a) == table_key(b))
+    }
 }
 
 /// A size setting (max_wal_size, wal_keep_size, ...) in bytes, from its value and its unit
@@ -553,6 +577,34 @@ pub(crate) fn has_own_storage(kind: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn indexes_by_table_finds_each_tables_indexes_in_snapshot_order_and_none_for_others() {
+        let ix = |schema: &str, table: &str, name: &str| crate::snapshot::Index {
+            schema: schema.into(),
+            table: table.into(),
+            name: name.into(),
+            ..Default::default()
+        };
+        let indexes = [
+            ix("s", "b", "b2"),
+            ix("public", "a", "a1"),
+            ix("s", "b", "b1"),
+            ix("public", "a", "a0"),
+            ix("public", "ab", "ab1"),
+        ];
+        let by = IndexesByTable::new(&indexes);
+        let names = |l: &[&crate::snapshot::Index]| -> Vec<String> {
+            l.iter().map(|i| i.name.to_string()).collect()
+        };
+        assert_eq!(names(by.get("public", "a")), ["a1", "a0"]);
+        assert_eq!(names(by.get("s", "b")), ["b2", "b1"]);
+        assert_eq!(names(by.get("public", "ab")), ["ab1"]);
+        assert!(by.get("public", "b").is_empty());
+        assert!(by.get("zzz", "a").is_empty());
+        let groups: Vec<Vec<String>> = by.groups().map(names).collect();
+        assert_eq!(groups, [vec!["a1", "a0"], vec!["ab1"], vec!["b2", "b1"]]);
+    }
 
     #[test]
     fn severity_orders_and_parses() {

@@ -76,10 +76,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         pairs
             .iter()
             .any(|p| std::ptr::eq(p.covered, idx) || std::ptr::eq(p.covering, idx))
-            || duplicate_indexes::is_covered(
-                idx,
-                &by_table[&(idx.schema.as_str(), idx.table.as_str())],
-            )
+            || duplicate_indexes::is_covered(idx, by_table.get(&idx.schema, &idx.table))
     };
     let candidates: Vec<&Index> = snap
         .indexes
@@ -94,7 +91,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 && !fks_by_table
                     .get(&(idx.schema.as_str(), idx.table.as_str()))
                     .is_some_and(|fks| {
-                        let same_table = &by_table[&(idx.schema.as_str(), idx.table.as_str())];
+                        let same_table = by_table.get(&idx.schema, &idx.table);
                         sole_fk_cover(idx, same_table, fks)
                     })
         })
@@ -137,7 +134,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             .evidence("idx_scan", idx.idx_scan)
             .evidence("threshold_size_bytes", th.unused_index_min_bytes)
             .evidence("table", idx.table_qualified_name())
-            .evidence("definition", idx.definition.clone())
+            .evidence("definition", idx.definition.as_str())
             .evidence("stats_reset", time_value(stats_reset))
             .evidence("stats_window_seconds", super::num(window_seconds.unwrap_or_default()))
             .sql(format!(

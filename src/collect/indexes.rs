@@ -3,7 +3,7 @@
 //! Key columns, opclasses and collations come from the catalog arrays, not from parsing
 //! pg_get_indexdef text: the duplicate and redundant-index rules compare them directly.
 
-use super::{get, Outcome};
+use super::{get, get_name, get_names, get_opt_name, get_small, Outcome};
 use crate::db::Conn;
 use crate::error::Result;
 use crate::snapshot::Index;
@@ -16,16 +16,16 @@ pub(crate) async fn collect(conn: &Conn, locked: &[u32]) -> Result<Outcome<Vec<I
     conn.query_each("reading indexes", SQL, &[&locked], |r| {
         Ok(Index {
             oid: get(r, S, "oid")?,
-            schema: get(r, S, "schema")?,
-            table: get(r, S, "table")?,
-            name: get(r, S, "name")?,
-            definition: get(r, S, "definition")?,
-            access_method: get(r, S, "access_method")?,
-            key_columns: get(r, S, "key_columns")?,
-            key_attnums: get(r, S, "key_attnums")?,
-            include_columns: get(r, S, "include_columns")?,
-            opclasses: get(r, S, "opclasses")?,
-            collations: get(r, S, "collations")?,
+            schema: get_name(r, S, "schema")?,
+            table: get_name(r, S, "table")?,
+            name: get_name(r, S, "name")?,
+            definition: get_name(r, S, "definition")?,
+            access_method: get_name(r, S, "access_method")?,
+            key_columns: get_names(r, S, "key_columns")?,
+            key_attnums: get_small(r, S, "key_attnums")?,
+            include_columns: get_names(r, S, "include_columns")?,
+            opclasses: get_names(r, S, "opclasses")?,
+            collations: get_small(r, S, "collations")?,
             expressions: get(r, S, "expressions")?,
             predicate: get(r, S, "predicate")?,
             size_bytes: get(r, S, "size_bytes")?,
@@ -39,7 +39,7 @@ pub(crate) async fn collect(conn: &Conn, locked: &[u32]) -> Result<Outcome<Vec<I
             is_primary: get(r, S, "is_primary")?,
             is_exclusion: get(r, S, "is_exclusion")?,
             is_replica_identity: get(r, S, "is_replica_identity")?,
-            constraint_name: get(r, S, "constraint_name")?,
+            constraint_name: get_opt_name(r, S, "constraint_name")?,
             locked: get(r, S, "locked")?,
             size_estimated: true,
         })

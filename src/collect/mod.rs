@@ -442,6 +442,37 @@ pub(crate) fn get<'r, T: FromSql<'r>>(row: &'r Row, section: &str, column: &str)
         .map_err(|e| Error::Internal(format!("{section}: reading column {column}: {e}")))
 }
 
+/// A text column as a [`Name`](crate::snapshot::Name), stored inline when short.
+pub(crate) fn get_name(row: &Row, section: &str, column: &str) -> Result<crate::snapshot::Name> {
+    get::<&str>(row, section, column).map(Into::into)
+}
+
+/// A nullable text column as a [`Name`](crate::snapshot::Name).
+pub(crate) fn get_opt_name(
+    row: &Row,
+    section: &str,
+    column: &str,
+) -> Result<Option<crate::snapshot::Name>> {
+    get::<Option<&str>>(row, section, column).map(|v| v.map(Into::into))
+}
+
+/// A text[] column as [`Names`](crate::snapshot::Names).
+pub(crate) fn get_names(row: &Row, section: &str, column: &str) -> Result<crate::snapshot::Names> {
+    get::<Vec<&str>>(row, section, column).map(|v| v.into_iter().map(Into::into).collect())
+}
+
+/// An array column as a small vector (inline up to its capacity).
+pub(crate) fn get_small<'r, T, const N: usize>(
+    row: &'r Row,
+    section: &str,
+    column: &str,
+) -> Result<crate::snapshot::SmallVec<[T; N]>>
+where
+    T: FromSql<'r>,
+{
+    get::<Vec<T>>(row, section, column).map(crate::snapshot::SmallVec::from_vec)
+}
+
 /// Cuts `text` to at most `max` characters, on a character boundary.
 pub(crate) fn cut(text: &str, max: usize) -> String {
     match text.char_indices().nth(max) {

@@ -131,7 +131,7 @@ pub(crate) fn apply(snap: &mut Snapshot, measured: &[Measured]) {
             i.size_bytes = m.bytes;
             i.size_estimated = false;
             if let Some(d) = &m.definition {
-                i.definition = d.clone();
+                i.definition = d.as_str().into();
             }
         }
     }

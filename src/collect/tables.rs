@@ -5,7 +5,7 @@
 //! the server, which at catalog scale is most of the time a snapshot takes); the exact pass
 //! in [`super::sizes`] measures the relations that need it.
 
-use super::{get, Outcome};
+use super::{get, get_name, Outcome};
 use crate::db::Conn;
 use crate::error::Result;
 use crate::snapshot::Table;
@@ -29,9 +29,9 @@ pub(crate) async fn collect(
             }
             Ok(Table {
                 oid: get(r, S, "oid")?,
-                schema: get(r, S, "schema")?,
-                name: get(r, S, "name")?,
-                kind: get(r, S, "kind")?,
+                schema: get_name(r, S, "schema")?,
+                name: get_name(r, S, "name")?,
+                kind: get_name(r, S, "kind")?,
                 heap_bytes: get(r, S, "heap_bytes")?,
                 // Filled in by add_index_sizes once the indexes are collected.
                 indexes_bytes: 0,

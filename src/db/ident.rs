@@ -14,8 +14,8 @@ use serde::{Deserialize, Serialize};
 pub struct Ident(String);
 
 impl Ident {
-    pub fn new(name: impl Into<String>) -> Self {
-        Ident(name.into())
+    pub fn new(name: impl AsRef<str>) -> Self {
+        Ident(name.as_ref().to_string())
     }
 
     /// The raw name, unquoted (for display to people and for bind parameters).
@@ -46,7 +46,7 @@ pub struct QualifiedName {
 }
 
 impl QualifiedName {
-    pub fn new(schema: impl Into<String>, name: impl Into<String>) -> Self {
+    pub fn new(schema: impl AsRef<str>, name: impl AsRef<str>) -> Self {
         QualifiedName {
             schema: Ident::new(schema),
             name: Ident::new(name),

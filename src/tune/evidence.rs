@@ -787,8 +787,8 @@ fn autovacuum(b: &mut Builder, input: &TuneInput, snap: &Snapshot) {
                 b.objects.push(ObjectSetting {
                     rule: "autovacuum",
                     kind: ObjectKind::Table,
-                    schema: Some(t.schema.clone()),
-                    object: t.name.clone(),
+                    schema: Some(t.schema.to_string()),
+                    object: t.name.to_string(),
                     name,
                     value: format!("{value}"),
                     current: t.reloption(name).map(str::to_string),

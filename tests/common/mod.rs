@@ -34,9 +34,9 @@ pub fn setting(name: &str, value: &str, unit: Option<&str>, vartype: &str) -> Se
 pub fn table(schema: &str, name: &str, heap_bytes: i64, rows: f64) -> Table {
     Table {
         oid: 0,
-        schema: schema.to_string(),
-        name: name.to_string(),
-        kind: "r".to_string(),
+        schema: schema.into(),
+        name: name.into(),
+        kind: "r".into(),
         locked: false,
         size_estimated: false,
         heap_bytes,
@@ -70,18 +70,19 @@ pub fn index(schema: &str, table: &str, name: &str, columns: &[(&str, i16)]) -> 
         oid: 0,
         locked: false,
         size_estimated: false,
-        schema: schema.to_string(),
-        table: table.to_string(),
-        name: name.to_string(),
+        schema: schema.into(),
+        table: table.into(),
+        name: name.into(),
         definition: format!(
             "CREATE INDEX {name} ON {schema}.{table} USING btree ({})",
             cols.join(", ")
-        ),
-        access_method: "btree".to_string(),
-        key_columns: cols,
+        )
+        .into(),
+        access_method: "btree".into(),
+        key_columns: cols.iter().map(|c| c.into()).collect(),
         key_attnums: columns.iter().map(|c| c.1).collect(),
-        include_columns: Vec::new(),
-        opclasses: columns.iter().map(|_| "int8_ops".to_string()).collect(),
+        include_columns: Default::default(),
+        opclasses: columns.iter().map(|_| "int8_ops".into()).collect(),
         collations: columns.iter().map(|_| 0).collect(),
         expressions: None,
         predicate: None,
@@ -102,10 +103,13 @@ pub fn index(schema: &str, table: &str, name: &str, columns: &[(&str, i16)]) -> 
 
 pub fn primary(schema: &str, table: &str, name: &str, columns: &[(&str, i16)]) -> Index {
     let mut i = index(schema, table, name, columns);
-    i.definition = i.definition.replace("CREATE INDEX", "CREATE UNIQUE INDEX");
+    i.definition = i
+        .definition
+        .replace("CREATE INDEX", "CREATE UNIQUE INDEX")
+        .into();
     i.is_unique = true;
     i.is_primary = true;
-    i.constraint_name = Some(name.to_string());
+    i.constraint_name = Some(name.into());
     i
 }
 
@@ -301,11 +305,11 @@ pub fn clean_snapshot() -> Snapshot {
 
     let mut email = index("public", "users", "users_email_key", &[("email", 3)]);
     email.definition =
-        "CREATE UNIQUE INDEX users_email_key ON public.users USING btree (email)".to_string();
-    email.opclasses = vec!["text_ops".to_string()];
-    email.collations = vec![100];
+        "CREATE UNIQUE INDEX users_email_key ON public.users USING btree (email)".into();
+    email.opclasses = ["text_ops".into()].into_iter().collect();
+    email.collations = [100].into_iter().collect();
     email.is_unique = true;
-    email.constraint_name = Some("users_email_key".to_string());
+    email.constraint_name = Some("users_email_key".into());
     email.idx_scan = 0; // unique: enforces something even when never scanned
     let mut tiny = index("public", "products", "products_sku_idx", &[("sku", 4)]);
     tiny.size_bytes = 16 * 1024;
