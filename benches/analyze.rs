@@ -18,6 +18,7 @@ use pgopt::embedded::{Cluster, ClusterOptions};
 const STATEMENTS: usize = 5_000;
 
 fn main() {
+    common::measuring_helper();
     let bin = env!("CARGO_BIN_EXE_pgopt");
 
     // Embedded start from the template (the template itself is built by the first start).

@@ -22,6 +22,7 @@ const BASIC: &[&str] = &[
 ];
 
 fn main() {
+    common::measuring_helper();
     let bin = env!("CARGO_BIN_EXE_pgopt");
     let scale = std::env::var("PGOPT_BENCH_SCALE").unwrap_or_else(|_| "1".into());
     let c = Cluster::start(ClusterOptions {
