@@ -30,8 +30,9 @@
 //! - N == M runs on the lean path ([`super::wire`]: the client's own thread reads and writes
 //!   the socket, no connection task, and waits for each answer on the socket itself, not
 //!   through its runtime; such a wait is bounded by the watchdog's limit plus the cancel's
-//!   grace, after which the connection is given up and replaced) unless `--client-path standard` is given, the target
-//!   lists several hosts, or it needs TLS; then, and for shared connections, tokio-postgres.
+//!   grace, after which the connection is given up and replaced) unless `--client-path
+//!   standard` is given, the target lists several hosts, or it needs TLS; then, and for
+//!   shared connections, tokio-postgres.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
