@@ -506,6 +506,131 @@ async fn a_server_stopped_mid_run_breaks_the_connection() {
     assert!(marked_broken && again_broken);
 }
 
+/// The bound of the blocking requests in the tests below: far beyond any of their answers.
+const BLOCKING_LIMIT: Duration = Duration::from_secs(60);
+
+#[tokio::test]
+async fn blocking_requests_answer_as_the_async_ones_and_mix_with_them_on_one_connection() {
+    let c = start(ClusterOptions::default());
+    for dsn in [c.dsn("postgres"), c.socket_dsn("postgres")] {
+        let t = target(&dsn);
+        let mut w = wire(&t).await;
+        let one = w.prepare("SELECT 1").await.unwrap();
+        let series = w
+            .prepare("SELECT g, repeat('x', 100) FROM generate_series(1, $1) g")
+            .await
+            .unwrap();
+        let div = w.prepare("SELECT 1 / $1::int").await.unwrap();
+        let n = 100_000i32;
+        for _ in 0..3 {
+            // Blocking and async requests in turn: neither loses an answer of the other.
+            assert_eq!(
+                w.blocking_execute_params(&one, &[], BLOCKING_LIMIT)
+                    .unwrap(),
+                1
+            );
+            assert_eq!(w.execute(&one, &[]).await.unwrap(), 1);
+            // An answer of some MB: many reads on the blocking path.
+            assert_eq!(
+                w.blocking_execute_params(&series, &[&n], BLOCKING_LIMIT)
+                    .unwrap(),
+                n as u64
+            );
+            assert_eq!(
+                w.execute(&series, &[Value::Int(n.into())]).await.unwrap(),
+                n as u64
+            );
+            assert_eq!(
+                w.blocking_execute(&series, &[Value::Int(3)], BLOCKING_LIMIT)
+                    .unwrap(),
+                3
+            );
+            assert_eq!(text(&mut w, "SELECT 'async'").await, "async");
+        }
+
+        // Errors and transaction status as on the async path; ROLLBACK through the simple
+        // protocol.
+        assert_eq!(w.blocking_simple_query("BEGIN", BLOCKING_LIMIT).unwrap(), 0);
+        assert_eq!(w.transaction_status(), TxStatus::InBlock);
+        let e = w
+            .blocking_execute(&div, &[Value::Int(0)], BLOCKING_LIMIT)
+            .unwrap_err();
+        assert_eq!((e.code.as_str(), e.broken), ("22012", false), "{e:?}");
+        assert_eq!(w.transaction_status(), TxStatus::Failed);
+        let e = w
+            .blocking_execute_params(&div, &[&1i32], BLOCKING_LIMIT)
+            .unwrap_err();
+        assert_eq!(e.code, "25P02");
+        w.blocking_simple_query("ROLLBACK", BLOCKING_LIMIT).unwrap();
+        assert_eq!(w.transaction_status(), TxStatus::Idle);
+        assert_eq!(
+            w.blocking_execute(&div, &[Value::Int(1)], BLOCKING_LIMIT)
+                .unwrap(),
+            1
+        );
+        // A value that does not fit is the client's error, and the connection goes on.
+        let e = w
+            .blocking_execute_params(&div, &[&"x"], BLOCKING_LIMIT)
+            .unwrap_err();
+        assert_eq!(
+            (e.code.as_str(), e.broken),
+            ("client_error", false),
+            "{e:?}"
+        );
+        assert_eq!(
+            w.blocking_execute_params(&one, &[], BLOCKING_LIMIT)
+                .unwrap(),
+            1
+        );
+        assert!(!w.is_broken());
+    }
+}
+
+#[tokio::test]
+async fn a_blocking_request_without_an_answer_within_its_limit_gives_the_connection_up() {
+    let c = start(ClusterOptions::default());
+    let t = target(&c.dsn("postgres"));
+    let mut w = wire(&t).await;
+    let sleep = w.prepare("SELECT pg_sleep($1)").await.unwrap();
+    let e = w
+        .blocking_execute(&sleep, &[Value::Int(30)], Duration::from_millis(300))
+        .unwrap_err();
+    assert!(e.broken, "{e:?}");
+    assert_eq!(e.code, "08006");
+    assert!(e.message.contains("no answer within 0.3s"), "{e:?}");
+    assert!(w.is_broken());
+    // Given up for good: later requests fail at once instead of reading a stale answer.
+    let e = w
+        .blocking_simple_query("ROLLBACK", BLOCKING_LIMIT)
+        .unwrap_err();
+    assert!(e.broken, "{e:?}");
+    assert!(w.prepare("SELECT 1").await.unwrap_err().broken);
+}
+
+#[tokio::test]
+async fn a_blocking_request_on_a_terminated_session_breaks_the_connection() {
+    let c = start(ClusterOptions::default());
+    let t = target(&c.dsn("postgres"));
+    let mut w = wire(&t).await;
+    let one = w.prepare("SELECT 1").await.unwrap();
+    let pid: i32 = text(&mut w, "SELECT pg_backend_pid()")
+        .await
+        .parse()
+        .unwrap();
+    let std_conn = connect(&t).await.unwrap();
+    std_conn
+        .execute("test", "SELECT pg_terminate_backend($1)", &[&pid])
+        .await
+        .unwrap();
+    // The server's FATAL 57P01, or the closed socket when that was read first.
+    let e = w
+        .blocking_execute_params(&one, &[], BLOCKING_LIMIT)
+        .unwrap_err();
+    assert!(e.broken, "{e:?}");
+    assert!(e.code == "57P01" || e.code == "08006", "{e:?}");
+    assert!(w.is_broken());
+}
+
 #[tokio::test]
 async fn targets_that_need_tls_are_sent_to_the_standard_path() {
     // sslmode=require: refused before any connect (nothing listens there).
@@ -665,4 +790,75 @@ fn a_script_gives_the_same_counts_and_table_state_on_the_lean_and_the_standard_p
         .parse()
         .unwrap();
     assert_eq!(rows, 300 - failed);
+}
+
+#[test]
+fn a_lean_client_whose_backend_stops_answering_gives_it_up_replaces_it_and_goes_on() {
+    let c = start(ClusterOptions::default());
+    let dsn = c.dsn("postgres");
+    let mut run = pgopt_cmd(&[
+        "bench",
+        &dsn,
+        "--workload",
+        "select1",
+        "--clients",
+        "1",
+        "--duration",
+        "12s",
+        "--statement-timeout",
+        "1",
+        "--format",
+        "json",
+    ])
+    .stdout(std::process::Stdio::piped())
+    .stderr(std::process::Stdio::piped())
+    .spawn()
+    .unwrap();
+    // The client's backend, once the run is going.
+    let find = "SELECT pid FROM pg_stat_activity WHERE application_name = 'pgopt' \
+                AND backend_type = 'client backend' AND query = 'SELECT 1'";
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let pid: i32 = loop {
+        let out = c.psql("postgres", find).unwrap();
+        if let Ok(pid) = out.trim().parse() {
+            break pid;
+        }
+        assert!(Instant::now() < deadline, "the run never got going: {out}");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // Stopped, it answers neither the statement, nor statement_timeout, nor a cancel request.
+    // SAFETY: signals a process of this test's own cluster by its pid.
+    unsafe { libc::kill(pid, libc::SIGSTOP) };
+    let waited = Instant::now();
+    let out = loop {
+        if run.try_wait().unwrap().is_some() {
+            break run.wait_with_output().unwrap();
+        }
+        if waited.elapsed() > Duration::from_secs(60) {
+            let _ = run.kill();
+            // SAFETY: as above.
+            unsafe { libc::kill(pid, libc::SIGCONT) };
+            panic!("pgopt bench hangs on a backend that stopped answering");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // SAFETY: as above; it finds its client gone and exits.
+    unsafe { libc::kill(pid, libc::SIGCONT) };
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r: BenchResult = serde_json::from_slice(&out.stdout).unwrap();
+    // The lost execution is counted as a lost connection's (08006) and the run went on, on
+    // a new connection, after the bound (statement_timeout 1 s + slack + the cancel's grace).
+    assert_eq!(
+        r.errors_by_code().get("08006").copied(),
+        Some(1),
+        "{:?}",
+        r.errors_by_code()
+    );
+    assert!(r.transactions > 0);
+    assert_eq!(r.connections_lost, 0, "the connection was replaced");
 }

@@ -28,8 +28,11 @@
 //! - The hot loop takes no shared lock but its own statistics shard's (uncontended when N ==
 //!   M) and allocates only the parameters.
 //! - N == M runs on the lean path ([`super::wire`]: the client's own thread reads and writes
-//!   the socket, no connection task) unless `--client-path standard` is given, the target
-//!   lists several hosts, or it needs TLS; then, and for shared connections, tokio-postgres.
+//!   the socket, no connection task, and waits for each answer on the socket itself, not
+//!   through its runtime; such a wait is bounded by the watchdog's limit plus the cancel's
+//!   grace, after which the connection is given up and replaced) unless `--client-path
+//!   standard` is given, the target lists several hosts, or it needs TLS; then, and for
+//!   shared connections, tokio-postgres.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -64,6 +67,9 @@ const CAPACITY_SQL: &str = include_str!("../sql/bench_capacity.sql");
 
 /// Client-side slack over statement_timeout before an execution is cancelled.
 const CLIENT_SLACK: Duration = Duration::from_secs(2);
+
+/// How often the watchdog looks for executions over the limit.
+const WATCHDOG_TICK: Duration = Duration::from_millis(250);
 
 /// The most statistics shards (client i writes to shard i % shards).
 const MAX_SHARDS: usize = 64;
@@ -169,10 +175,12 @@ enum Link {
         conn: Conn,
         stmts: Vec<Vec<Statement>>,
     },
-    /// [`WireConn`], driven by the client's own task. The lock is never contended (one client
-    /// per connection); the watchdog cancels through `cancel`, without it.
+    /// [`WireConn`], driven by the client's own thread: its requests wait for the server on
+    /// that thread (`blocking_*`), past the thread's runtime. The lock is never contended
+    /// (one client per connection) and never held across an await; the watchdog cancels
+    /// through `cancel`, without it.
     Lean {
-        conn: tokio::sync::Mutex<WireConn>,
+        conn: Mutex<WireConn>,
         stmts: Vec<Vec<Prepared>>,
         cancel: CancelHandle,
     },
@@ -280,7 +288,7 @@ async fn prepare_lean(mut conn: WireConn, workload: &Workload) -> Result<Arc<Slo
     }
     let cancel = conn.cancel_handle();
     Ok(Slot::new(Link::Lean {
-        conn: tokio::sync::Mutex::new(conn),
+        conn: Mutex::new(conn),
         stmts,
         cancel,
     }))
@@ -452,6 +460,12 @@ impl Shared {
             + 1
     }
 
+    /// How long a lean client waits for an answer before it gives the connection up: past
+    /// the limit at which the watchdog cancels (one tick late at most), the cancel's grace.
+    fn lean_wait(&self) -> Duration {
+        self.exec_limit + WATCHDOG_TICK + super::wire::CANCEL_GRACE
+    }
+
     fn measure_start(&self) -> Instant {
         *self.measure_start.get().expect("set before clients start")
     }
@@ -557,10 +571,10 @@ async fn run_statement(
             r.map_err(|e| classify(&e, conn.is_closed()))
         }
         Link::Lean { conn, stmts, .. } => {
-            let mut conn = conn.lock().await;
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
             slot.busy_since
                 .store(shared.us_at(started), Ordering::Relaxed);
-            let r = conn.execute_params(&stmts[script][stmt], params).await;
+            let r = conn.blocking_execute_params(&stmts[script][stmt], params, shared.lean_wait());
             slot.busy_since.store(0, Ordering::Relaxed);
             r.map_err(Failure::from)
         }
@@ -590,8 +604,15 @@ async fn roll_back(shared: &Shared, slot: &Slot) -> bool {
             tokio::time::timeout(shared.exec_limit, conn.client().batch_execute("ROLLBACK")).await,
             Ok(Ok(()))
         ),
-        // Bounded by statement_timeout plus slack (the same limit), cancel included.
-        Link::Lean { conn, .. } => conn.lock().await.simple_query("ROLLBACK").await.is_ok(),
+        // Watched as an execution (cancelled past the same limit), given up after the grace.
+        Link::Lean { conn, .. } => {
+            let mut conn = conn.lock().unwrap_or_else(|p| p.into_inner());
+            slot.busy_since.store(shared.now_us(), Ordering::Relaxed);
+            let r = conn.blocking_simple_query("ROLLBACK", shared.lean_wait());
+            slot.busy_since.store(0, Ordering::Relaxed);
+            slot.cancelled.store(false, Ordering::Relaxed);
+            r.is_ok()
+        }
     }
 }
 
@@ -600,7 +621,7 @@ async fn roll_back(shared: &Shared, slot: &Slot) -> bool {
 fn spawn_watchdog(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let limit_us = shared.exec_limit.as_micros() as u64;
-        let mut tick = tokio::time::interval(Duration::from_millis(250));
+        let mut tick = tokio::time::interval(WATCHDOG_TICK);
         loop {
             tick.tick().await;
             let now = shared.now_us();

@@ -19,7 +19,10 @@
 //! is given and checks that it still has the wanted role).
 //!
 //! A `WireConn` is driven by the runtime it was made on (its socket is registered there):
-//! connect it on the thread whose runtime runs it.
+//! connect it on the thread whose runtime runs it. The `blocking_*` requests (the runner's hot
+//! path: a client on a thread and runtime of its own) wait on that thread instead (`send`,
+//! `poll`, `recv` on the socket, as pgbench waits): three syscalls and no runtime turn per
+//! request. Async and blocking requests mix freely on one connection.
 //!
 //! Bounds:
 //! - the whole connect (TCP, start-up, authentication, session set-up) by the target's
@@ -30,6 +33,8 @@
 //!   the answer is awaited [`CANCEL_GRACE`] more, after which the connection is given up
 //!   (broken);
 //! - [`WireConn::execute_within`] likewise by the caller's limit;
+//! - the `blocking_*` requests by the caller's limit, after which the connection is given up
+//!   (broken); they send no cancel themselves (the caller's watchdog has, before that limit);
 //! - [`WireConn::execute`], the hot path, by no timer of its own: the server's
 //!   statement_timeout bounds the statement, and the caller runs a watchdog that sends a
 //!   cancel ([`CancelHandle`]) for an execution that runs over the limit, as the tokio-postgres
@@ -43,6 +48,7 @@
 use std::fmt::Write as _;
 use std::io;
 use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -303,6 +309,116 @@ impl Stream {
             Stream::Unix(s) => s.try_write(data),
         };
     }
+
+    fn fd(&self) -> RawFd {
+        match self {
+            Stream::Tcp(s) => s.as_raw_fd(),
+            Stream::Unix(s) => s.as_raw_fd(),
+        }
+    }
+}
+
+/// The blocking side of the socket, for [`WireConn`]'s `blocking_*` requests: plain
+/// `send`/`recv` on the (non-blocking) descriptor and `poll` to wait, past the runtime.
+///
+/// The runtime's idea of the socket's readiness goes stale meanwhile; that costs the async
+/// requests that follow at most one spurious wake-up (tokio re-checks readiness with the read
+/// itself), never a lost one: data that arrives raises a new edge in the runtime's epoll set.
+mod blocking {
+    use std::io;
+    use std::os::fd::RawFd;
+    use std::time::{Duration, Instant};
+
+    /// One `recv` into `buf` (0: the peer closed); `WouldBlock` when nothing is there.
+    pub(super) fn recv(fd: RawFd, buf: &mut [std::mem::MaybeUninit<u8>]) -> io::Result<usize> {
+        loop {
+            // SAFETY: buf is valid for writes of buf.len() bytes; recv writes at most that
+            // many and the caller treats only the returned count as initialised.
+            let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), 0) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// One `send` of (a prefix of) `data`; `WouldBlock` when the socket buffer is full. No
+    /// SIGPIPE for a peer that went away: the error says so.
+    pub(super) fn send(fd: RawFd, data: &[u8]) -> io::Result<usize> {
+        loop {
+            // SAFETY: data is valid for reads of data.len() bytes.
+            let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+            if n >= 0 {
+                return Ok(n as usize);
+            }
+            let e = io::Error::last_os_error();
+            if e.kind() != io::ErrorKind::Interrupted {
+                return Err(e);
+            }
+        }
+    }
+
+    /// The bound of one request's waits: `limit` from the first wait on (the clock is read
+    /// only when a wait is needed, and then once per wait).
+    pub(super) struct Bound {
+        pub(super) limit: Duration,
+        deadline: Option<Instant>,
+    }
+
+    impl Bound {
+        pub(super) fn new(limit: Duration) -> Self {
+            Bound {
+                limit,
+                deadline: None,
+            }
+        }
+
+        /// Waits until `fd` is ready for `events` (or has an error or hang-up to report);
+        /// false when the bound ran out first.
+        pub(super) fn wait(&mut self, fd: RawFd, events: libc::c_short) -> io::Result<bool> {
+            loop {
+                let now = Instant::now();
+                let left = match self.deadline {
+                    Some(d) => d.saturating_duration_since(now),
+                    None => {
+                        // Saturating far in the future.
+                        self.deadline = Some(
+                            now.checked_add(self.limit)
+                                .unwrap_or_else(|| now + Duration::from_secs(86_400 * 365)),
+                        );
+                        self.limit
+                    }
+                };
+                if left.is_zero() {
+                    return Ok(false);
+                }
+                // Rounded up, so that a wait never ends before the deadline.
+                let ms = left
+                    .as_millis()
+                    .saturating_add(u128::from(left.subsec_nanos() % 1_000_000 != 0))
+                    .min(i32::MAX as u128) as libc::c_int;
+                let mut p = libc::pollfd {
+                    fd,
+                    events,
+                    revents: 0,
+                };
+                // SAFETY: p is one valid pollfd and the count says one.
+                match unsafe { libc::poll(&mut p, 1, ms) } {
+                    n if n > 0 => return Ok(true),
+                    0 => {}
+                    _ => {
+                        let e = io::Error::last_os_error();
+                        if e.kind() != io::ErrorKind::Interrupted {
+                            return Err(e);
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Sends a cancel request for whatever one [`WireConn`] runs. Cheap to clone; usable from any
@@ -509,6 +625,23 @@ impl WireConn {
         stmt: &Prepared,
         params: &[Value<'_>],
     ) -> Result<u64, WireError> {
+        self.bind_values(stmt, params)?;
+        self.execute_bound().await
+    }
+
+    /// [`WireConn::execute`] waiting on this thread (see [`WireConn::blocking_execute_params`]).
+    pub fn blocking_execute(
+        &mut self,
+        stmt: &Prepared,
+        params: &[Value<'_>],
+        limit: Duration,
+    ) -> Result<u64, WireError> {
+        self.bind_values(stmt, params)?;
+        self.blocking_execute_bound(limit)
+    }
+
+    /// Bind of `stmt` with text values into the write buffer.
+    fn bind_values(&mut self, stmt: &Prepared, params: &[Value<'_>]) -> Result<(), WireError> {
         self.usable()?;
         self.wbuf.clear();
         frontend::bind(
@@ -525,8 +658,7 @@ impl WireConn {
         .map_err(|e| match e {
             frontend::BindError::Conversion(e) => WireError::client(e),
             frontend::BindError::Serialization(e) => WireError::client(e),
-        })?;
-        self.execute_bound().await
+        })
     }
 
     /// [`WireConn::execute`] with tokio-postgres parameters, encoded as tokio-postgres encodes
@@ -537,6 +669,46 @@ impl WireConn {
         stmt: &Prepared,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64, WireError> {
+        self.bind_params(stmt, params)?;
+        self.execute_bound().await
+    }
+
+    /// The hot path of a client that has a thread (and runtime) of its own:
+    /// [`WireConn::execute_params`], but the request is written and its answer awaited on
+    /// this thread (`send`, then `poll` and `recv` on the socket), not through the runtime.
+    /// A runtime's turn per request (its timer wheel, its epoll, its scheduler) costs more
+    /// client CPU than the rest of the request; pgbench waits the same way.
+    ///
+    /// It blocks the thread: call it only where nothing else needs this thread meanwhile.
+    /// Bounded by `limit`: when the answer is not in by then, the connection is given up
+    /// (broken). It sends no cancel request itself: give a limit beyond the one at which the
+    /// caller's watchdog cancels (as the runner does), so that the server gets to answer.
+    pub fn blocking_execute_params(
+        &mut self,
+        stmt: &Prepared,
+        params: &[&(dyn ToSql + Sync)],
+        limit: Duration,
+    ) -> Result<u64, WireError> {
+        self.bind_params(stmt, params)?;
+        self.blocking_execute_bound(limit)
+    }
+
+    /// One statement without parameters through the simple protocol (ROLLBACK), waiting on
+    /// this thread as [`WireConn::blocking_execute_params`] does, bounded by `limit` alike.
+    pub fn blocking_simple_query(&mut self, sql: &str, limit: Duration) -> Result<u64, WireError> {
+        self.usable()?;
+        self.wbuf.clear();
+        frontend::query(sql, &mut self.wbuf).map_err(WireError::client)?;
+        let r = self.blocking_round_trip(limit);
+        self.note(r)
+    }
+
+    /// Bind of `stmt` with tokio-postgres values into the write buffer.
+    fn bind_params(
+        &mut self,
+        stmt: &Prepared,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<(), WireError> {
         self.usable()?;
         if params.len() != stmt.types.len() {
             return Err(WireError::client(format!(
@@ -565,8 +737,7 @@ impl WireConn {
                 WireError::client(format!("error serializing a parameter: {e}"))
             }
             frontend::BindError::Serialization(e) => WireError::client(e),
-        })?;
-        self.execute_bound().await
+        })
     }
 
     /// After a Bind in the write buffer: Execute, Sync, send, and read the answer (marking
@@ -576,10 +747,86 @@ impl WireConn {
         frontend::sync(&mut self.wbuf);
         self.send().await?;
         let r = self.read_fast().await;
-        if let Err(e) = &r {
-            self.broken |= e.broken;
+        self.note(r)
+    }
+
+    /// [`WireConn::execute_bound`] waiting on this thread, bounded by `limit`.
+    fn blocking_execute_bound(&mut self, limit: Duration) -> Result<u64, WireError> {
+        frontend::execute("", 0, &mut self.wbuf).map_err(WireError::client)?;
+        frontend::sync(&mut self.wbuf);
+        let r = self.blocking_round_trip(limit);
+        self.note(r)
+    }
+
+    /// Sends the write buffer and reads the answer up to ReadyForQuery as [`WireConn::
+    /// read_fast`] does, waiting on this thread; past `limit` the connection is given up.
+    fn blocking_round_trip(&mut self, limit: Duration) -> Result<u64, WireError> {
+        let mut bound = blocking::Bound::new(limit);
+        let fd = self.stream.fd();
+        let mut sent = 0;
+        while sent < self.wbuf.len() {
+            match blocking::send(fd, &self.wbuf[sent..]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    self.blocking_wait(fd, libc::POLLOUT, &mut bound)?;
+                }
+                Err(e) => return Err(self.lost(e)),
+            }
         }
-        r
+        let mut st = FastRead::default();
+        // Right after the request the answer is rarely in yet: wait first, then read (one
+        // syscall fewer than a read that finds nothing); later reads are tried first.
+        let mut wait_first = true;
+        loop {
+            let (tag, len) = loop {
+                if let Some(m) = self.whole_message()? {
+                    break m;
+                }
+                self.make_room();
+                if std::mem::take(&mut wait_first) {
+                    self.blocking_wait(fd, libc::POLLIN, &mut bound)?;
+                }
+                match blocking::recv(fd, self.rbuf.spare_capacity_mut()) {
+                    Ok(0) => return Err(self.lost("the server closed the connection")),
+                    Ok(n) => {
+                        let filled = self.rbuf.len() + n;
+                        // SAFETY: recv initialised the n bytes after the old length, within
+                        // the capacity.
+                        unsafe { self.rbuf.set_len(filled) };
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        self.blocking_wait(fd, libc::POLLIN, &mut bound)?;
+                    }
+                    Err(e) => return Err(self.lost(e)),
+                }
+            };
+            if let Some(r) = self.fast_message(tag, len, &mut st) {
+                return r;
+            }
+        }
+    }
+
+    /// Waits for `events` on the socket within `bound`; past it the connection is given up.
+    fn blocking_wait(
+        &mut self,
+        fd: RawFd,
+        events: libc::c_short,
+        bound: &mut blocking::Bound,
+    ) -> Result<(), WireError> {
+        match bound.wait(fd, events) {
+            Ok(true) => Ok(()),
+            Ok(false) => Err(self.lost(format!(
+                "no answer within {:.1}s; the connection is given up",
+                bound.limit.as_secs_f64()
+            ))),
+            Err(e) => Err(self.lost(e)),
+        }
+    }
+
+    /// The connection is lost (marked broken), for `why`.
+    fn lost(&mut self, why: impl std::fmt::Display) -> WireError {
+        self.broken = true;
+        WireError::closed(why)
     }
 
     /// [`WireConn::execute`] bounded by `limit`: on expiry a cancel request, then
@@ -695,23 +942,10 @@ impl WireConn {
     /// Reads until one whole message is in the buffer; returns its tag and total length.
     async fn next_message(&mut self) -> Result<(u8, usize), WireError> {
         loop {
-            match Header::parse(&self.rbuf) {
-                Ok(Some(h)) => {
-                    let total = h.len() as usize + 1;
-                    if self.rbuf.len() >= total {
-                        return Ok((h.tag(), total));
-                    }
-                    self.rbuf.reserve(total - self.rbuf.len());
-                }
-                Ok(None) => {}
-                Err(e) => {
-                    self.broken = true;
-                    return Err(WireError::closed(e));
-                }
+            if let Some(m) = self.whole_message()? {
+                return Ok(m);
             }
-            if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
-                self.rbuf.reserve(READ_CHUNK);
-            }
+            self.make_room();
             match self.stream.read_buf(&mut self.rbuf).await {
                 Ok(0) => {
                     self.broken = true;
@@ -723,6 +957,30 @@ impl WireConn {
                     return Err(WireError::closed(e));
                 }
             }
+        }
+    }
+
+    /// The tag and total length of the message at the front of the buffer when all of it is
+    /// there; else None, with room reserved for the rest of a message whose header is in.
+    fn whole_message(&mut self) -> Result<Option<(u8, usize)>, WireError> {
+        match Header::parse(&self.rbuf) {
+            Ok(Some(h)) => {
+                let total = h.len() as usize + 1;
+                if self.rbuf.len() >= total {
+                    return Ok(Some((h.tag(), total)));
+                }
+                self.rbuf.reserve(total - self.rbuf.len());
+                Ok(None)
+            }
+            Ok(None) => Ok(None),
+            Err(e) => Err(self.lost(e)),
+        }
+    }
+
+    /// Keeps at least half a [`READ_CHUNK`] free, so that one read takes in a whole answer.
+    fn make_room(&mut self) {
+        if self.rbuf.capacity() - self.rbuf.len() < READ_CHUNK / 2 {
+            self.rbuf.reserve(READ_CHUNK);
         }
     }
 
@@ -766,34 +1024,48 @@ impl WireConn {
     /// The hot reader: looks at headers only; the first error is kept and returned once
     /// ReadyForQuery arrives (at once when it broke the connection).
     async fn read_fast(&mut self) -> Result<u64, WireError> {
-        let mut affected = 0u64;
-        let mut error: Option<WireError> = None;
+        let mut st = FastRead::default();
         loop {
             let (tag, len) = self.next_message().await?;
-            match tag {
-                b'C' => affected = rows_of_tag(&self.rbuf[5..len]),
-                b'E' => {
-                    let e = self.take_error();
-                    if e.broken {
-                        return Err(e);
-                    }
-                    error.get_or_insert(e);
-                    continue; // take_error consumed it
-                }
-                b'Z' => {
-                    let status = self.rbuf[5];
-                    self.rbuf.advance(len);
-                    self.ready(status);
-                    return match error {
-                        Some(e) => Err(e),
-                        None => Ok(affected),
-                    };
-                }
-                // BindComplete, DataRow, EmptyQuery, notices, parameter status, notifications.
-                _ => {}
+            if let Some(r) = self.fast_message(tag, len, &mut st) {
+                return r;
             }
-            self.rbuf.advance(len);
         }
+    }
+
+    /// The hot reader's step: takes the whole message at the front of the buffer (tag, total
+    /// length); the answer once it is complete (ReadyForQuery, or an error that broke the
+    /// connection), else None.
+    fn fast_message(
+        &mut self,
+        tag: u8,
+        len: usize,
+        st: &mut FastRead,
+    ) -> Option<Result<u64, WireError>> {
+        match tag {
+            b'C' => st.affected = rows_of_tag(&self.rbuf[5..len]),
+            b'E' => {
+                let e = self.take_error(); // consumes the message
+                if e.broken {
+                    return Some(Err(e));
+                }
+                st.error.get_or_insert(e);
+                return None;
+            }
+            b'Z' => {
+                let status = self.rbuf[5];
+                self.rbuf.advance(len);
+                self.ready(status);
+                return Some(match st.error.take() {
+                    Some(e) => Err(e),
+                    None => Ok(st.affected),
+                });
+            }
+            // BindComplete, DataRow, EmptyQuery, notices, parameter status, notifications.
+            _ => {}
+        }
+        self.rbuf.advance(len);
+        None
     }
 
     /// The reader of the cold requests: parses every message into `got`.
@@ -850,6 +1122,13 @@ impl WireConn {
     }
 }
 
+/// What the hot reader keeps between messages: the command tag's count, the first error.
+#[derive(Default)]
+struct FastRead {
+    affected: u64,
+    error: Option<WireError>,
+}
+
 /// What the cold reader collects.
 #[derive(Default)]
 struct Collected {
@@ -865,9 +1144,14 @@ struct Collected {
 fn rows_of_tag(tag: &[u8]) -> u64 {
     let tag = tag.strip_suffix(&[0]).unwrap_or(tag);
     let last = tag.rsplit(|b| *b == b' ').next().unwrap_or(&[]);
-    std::str::from_utf8(last)
-        .ok()
-        .and_then(|s| s.parse().ok())
+    // Digits only (on the hot path: no UTF-8 check, no generic parse); 0 for anything else.
+    if last.is_empty() || !last.iter().all(u8::is_ascii_digit) {
+        return 0;
+    }
+    last.iter()
+        .try_fold(0u64, |n, d| {
+            n.checked_mul(10)?.checked_add(u64::from(d - b'0'))
+        })
         .unwrap_or(0)
 }
 
@@ -1209,6 +1493,10 @@ mod tests {
         assert_eq!(rows_of_tag(b"UPDATE 3"), 3);
         assert_eq!(rows_of_tag(b"BEGIN"), 0);
         assert_eq!(rows_of_tag(b""), 0);
+        assert_eq!(rows_of_tag(b"SELECT 18446744073709551615"), u64::MAX);
+        assert_eq!(rows_of_tag(b"SELECT 18446744073709551616"), 0);
+        assert_eq!(rows_of_tag(b"SELECT -1"), 0);
+        assert_eq!(rows_of_tag(b"SELECT +1"), 0);
     }
 
     #[test]
