@@ -212,3 +212,45 @@ fn tune_rules_and_advice_use_no_database_layer() {
         }
     }
 }
+
+#[test]
+fn governance_reads_role_settings_of_the_connected_database() {
+    use pgopt::snapshot::RoleSetting;
+    let mut snap = clean_snapshot();
+    snap.roles = Some(vec![
+        bootstrap_role(),
+        role("acgs_app", false, None),
+        role("audit", false, None),
+        role("reports", false, None),
+    ]);
+    let setting = |database: Option<&str>, role: Option<&str>, value: &str| RoleSetting {
+        database: database.map(str::to_string),
+        role: role.map(str::to_string),
+        config: vec![format!("statement_timeout={value}")],
+    };
+    snap.role_settings = Some(vec![
+        // ALTER ROLE acgs_app IN DATABASE app SET statement_timeout = '10s': covered.
+        setting(Some("app"), Some("acgs_app"), "10s"),
+        // In another database only: audit still needs one here.
+        setting(Some("other"), Some("audit"), "10s"),
+    ]);
+    let governance = TuneInput {
+        profile: Profile::Governance,
+        ..input()
+    };
+    let roles = |snap: &Snapshot| -> Vec<String> {
+        tune::advise(snap, &governance, &Thresholds::default())
+            .pgopt
+            .objects
+            .iter()
+            .map(|o| o.object.clone())
+            .collect()
+    };
+    assert_eq!(roles(&snap), vec!["audit", "reports"]);
+    // ALTER DATABASE app SET statement_timeout: every role has one here.
+    snap.role_settings
+        .as_mut()
+        .unwrap()
+        .push(setting(Some("app"), None, "1min"));
+    assert!(roles(&snap).is_empty());
+}

@@ -291,6 +291,7 @@ thresholds! {
     /// the WAL one checkpoint cycle may need).
     /// <https://www.postgresql.org/docs/current/disk-full.html>
     disk_free_critical_ratio: f64 = 0.05, "critical when the data or WAL disk has less than this share free";
+
     /// `pgopt tune`: the work_mem budget is planned for at least this many connections, however
     /// few were seen. <https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM>
     tune_connection_floor: u64 = 20, "tune: plan the work_mem budget for at least this many connections";
@@ -300,6 +301,9 @@ thresholds! {
     /// `pgopt tune`: work_mem × connections × 2 may take this share of memory (a sort or hash
     /// node may use work_mem, several per query). <https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM>
     tune_work_mem_memory_share: f64 = 0.25, "tune: share of memory work_mem x connections x 2 may take";
+    /// `pgopt tune`: max_connections this many times the connections seen earns a note (lower
+    /// it, or a pooler). <https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-MAX-CONNECTIONS>
+    tune_max_connections_unused_factor: f64 = 10.0, "tune: note max_connections at this multiple of the connections seen";
     /// `pgopt tune`: largest share of memory shared_buffers is raised to.
     /// <https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-SHARED-BUFFERS>
     tune_shared_buffers_max_share: f64 = 0.40, "tune: largest share of memory shared_buffers is raised to";
@@ -317,6 +321,10 @@ thresholds! {
     /// `pgopt tune`: dead tuples above which a table not autovacuumed for a day counts as
     /// falling behind. <https://www.postgresql.org/docs/current/routine-vacuuming.html#AUTOVACUUM>
     tune_dead_tuples: u64 = 10_000, "tune: dead tuples from which a table not vacuumed for a day falls behind";
+    /// `pgopt tune`: ... and more dead tuples than this share of its live ones (with no
+    /// autovacuum for `vacuum_overdue_seconds`).
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#AUTOVACUUM>
+    tune_dead_tuples_live_share: f64 = 0.1, "tune: ... and dead tuples above this share of the live ones";
     /// `pgopt tune`: live rows from which a table falling behind gets scale factors of its own.
     /// <https://www.postgresql.org/docs/current/sql-createtable.html#SQL-CREATETABLE-STORAGE-PARAMETERS>
     tune_large_table_rows: u64 = 1_000_000, "tune: live rows from which a table falling behind gets its own scale factors";

@@ -5,17 +5,19 @@
 
 use super::*;
 
-/// The tables autovacuum falls behind on: many dead tuples (over `tune_dead_tuples` and 10% of
-/// the live ones) and no autovacuum for a day.
+/// The tables autovacuum falls behind on: many dead tuples (over `tune_dead_tuples` and
+/// `tune_dead_tuples_live_share` of the live ones) and no autovacuum for
+/// `vacuum_overdue_seconds` (a day).
 pub(super) fn behind_tables<'a>(snap: &'a Snapshot, th: &Thresholds) -> Vec<&'a Table> {
-    let day_ago = snap.collected_at - Duration::days(1);
+    let day_ago =
+        snap.collected_at - Duration::milliseconds((th.vacuum_overdue_seconds * 1000.0) as i64);
     snap.tables
         .iter()
         .filter(|t| {
             // A partitioned table has no rows of its own (its partitions are listed).
             t.kind != "p"
                 && t.n_dead_tup > (th.tune_dead_tuples as i64)
-                && t.n_dead_tup as f64 > 0.1 * t.n_live_tup.max(0) as f64
+                && t.n_dead_tup as f64 > th.tune_dead_tuples_live_share * t.n_live_tup.max(0) as f64
                 && t.last_autovacuum.map_or(true, |v| v < day_ago)
         })
         .collect()

@@ -37,7 +37,7 @@ pub(super) fn connections(b: &mut Builder, snap: &Snapshot, th: &Thresholds) {
         ));
         return;
     }
-    if max >= 10 * observed.max(1) {
+    if max as f64 >= th.tune_max_connections_unused_factor * observed.max(1) as f64 {
         // One momentary count, not a peak: say so.
         b.out.notes.push(format!(
             "max_connections {max} is {}x the {} open when the snapshot was taken (a single \

@@ -5,14 +5,32 @@
 
 use super::*;
 
+/// Whether a `name=value` list sets statement_timeout.
+fn sets_timeout(config: &[String]) -> bool {
+    config.iter().any(|c| c.starts_with("statement_timeout="))
+}
+
+/// Whether `role` already gets a statement_timeout in the connected database from
+/// pg_db_role_setting: `ALTER ROLE role IN DATABASE db SET ...` or `ALTER DATABASE db SET ...`
+/// (`ALTER ROLE role SET ...` is the role's own config, read from pg_roles).
+fn timeout_in_database(snap: &Snapshot, role: &str) -> bool {
+    let db = snap.target.database.as_str();
+    snap.role_settings.iter().flatten().any(|s| {
+        s.database.as_deref() == Some(db)
+            && s.role.as_deref().map_or(true, |r| r == role)
+            && sets_timeout(&s.config)
+    })
+}
+
 /// (f) the governance profile's own settings, and a statement_timeout for the application
-/// roles (roles that log in and are neither superusers nor replication roles).
+/// roles (roles that log in and are neither superusers nor replication roles) that have none,
+/// neither their own nor in the connected database.
 pub(super) fn governance(b: &mut Builder, snap: &Snapshot) {
     for r in snap.roles.iter().flatten() {
         if !r.can_login || r.superuser || r.replication || r.bootstrap {
             continue;
         }
-        if r.config.iter().any(|c| c.starts_with("statement_timeout=")) {
+        if sets_timeout(&r.config) || timeout_in_database(snap, &r.name) {
             continue;
         }
         b.objects.push(ObjectSetting {
