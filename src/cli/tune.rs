@@ -25,7 +25,7 @@ use crate::db::Conn;
 use crate::error::Error;
 use crate::report::{self, Format};
 use crate::snapshot::Snapshot;
-use crate::tune::compare::{self, ServerSetting};
+use crate::tune::compare;
 use crate::tune::restart::{self, Plan};
 use crate::tune::{self, apply, pgtune, RawInput, TuneInput};
 
@@ -263,7 +263,7 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
             unknown.join(", ")
         );
     }
-    validate_changes(&advice.server, &changes, detected.memory_bytes)?;
+    compare::validate_changes(&advice.server, &changes, detected.memory_bytes)?;
     let objects = rec.objects.clone();
     if changes.is_empty() && objects.is_empty() {
         eprintln!("nothing to change: the server already has every recommended value");
@@ -477,45 +477,6 @@ async fn collect_snapshot(conn: &Conn, method: Method) -> crate::Result<Snapshot
         ..collect::CollectOptions::default()
     };
     collect::collect(conn, target, &opts).await
-}
-
-/// Refuses values the server would not take (type, range, enum values) or that do not fit
-/// the host (shared_buffers above the effective memory), before anything changes.
-fn validate_changes(
-    server: &[ServerSetting],
-    changes: &[(&str, &str)],
-    memory_bytes: Option<u64>,
-) -> crate::Result<()> {
-    let mut problems = Vec::new();
-    for (name, value) in changes {
-        let Some(s) = server.iter().find(|s| s.name == *name) else {
-            problems.push(format!("{name}: unknown to this server"));
-            continue;
-        };
-        if let Err(e) = compare::validate_value(s, value) {
-            problems.push(e);
-        }
-        if *name == "shared_buffers" {
-            let kb = s.unit_kb().and_then(|k| compare::value_kb(value, k));
-            if let (Some(kb), Some(mem)) = (kb, memory_bytes) {
-                if kb * 1024.0 > mem as f64 {
-                    problems.push(format!(
-                        "shared_buffers = {value} does not fit in the server's memory \
-                         ({} MB); give the real --memory",
-                        mem / (1024 * 1024)
-                    ));
-                }
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::BadInput(format!(
-            "refusing to apply, nothing was changed: {}",
-            problems.join("; ")
-        )))
-    }
 }
 
 /// Records the per-object settings in the journal, then applies them. When one fails, the
