@@ -49,10 +49,16 @@ pub fn detected(snap: &Snapshot, storage_given: bool) -> Detected {
             snap.data_storage
                 .clone()
                 .unwrap_or_else(|| StorageSource::NotDetected {
-                    reason: format!(
-                        "this snapshot (schema version {}) does not record it",
-                        snap.schema_version
-                    ),
+                    reason: match snap.section("data_storage") {
+                        Some(s) => format!(
+                            "it was not collected ({})",
+                            s.reason.as_deref().unwrap_or("no reason recorded")
+                        ),
+                        None => format!(
+                            "this snapshot (schema version {}) does not record it",
+                            snap.schema_version
+                        ),
+                    },
                 }),
         )
     };
