@@ -254,3 +254,33 @@ fn governance_reads_role_settings_of_the_connected_database() {
         .push(setting(Some("app"), None, "1min"));
     assert!(roles(&snap).is_empty());
 }
+
+#[test]
+fn a_skipped_storage_section_is_named_as_not_collected_with_its_reason() {
+    use pgopt::snapshot::{SectionState, SectionStatus};
+    let mut snap = clean_snapshot();
+    snap.sections.push(SectionStatus {
+        section: "data_storage".into(),
+        state: SectionState::Skipped,
+        reason: Some("host facts were not asked for".into()),
+        next_step: Some("leave out --no-host".into()),
+        elapsed_ms: 0.0,
+    });
+    match advice::detected(&snap, false).storage {
+        Some(StorageSource::NotDetected { reason }) => assert_eq!(
+            reason,
+            "it was not collected (host facts were not asked for)"
+        ),
+        other => panic!("{other:?}"),
+    }
+    assert!(
+        snap.lacks_for_tune()
+            .iter()
+            .any(|l| l.contains("storage under the data directory") && l.ends_with("not collected")),
+        "{:?}",
+        snap.lacks_for_tune()
+    );
+    // --storage given: the snapshot's storage is not used, and the source is the flag.
+    let d = advice::detected(&snap, true);
+    assert_eq!(d.storage_source(), StorageSource::Flag);
+}
