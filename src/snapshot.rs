@@ -18,6 +18,12 @@
 //!   `ReplicationSlot::wal_status` and `ReplicationSlot::safe_wal_size_bytes`. Later still,
 //!   also without a bump (old files read as `None`): `Snapshot::bloat`, table and btree index
 //!   bloat.
+//! - 2: what `pgopt tune` needs, so that it advises from the snapshot alone (`tune --from`):
+//!   `Snapshot::setting_domains` (pg_settings' min_val, max_val, enumvals, sourcefile); `Snapshot::role_settings`
+//!   (pg_db_role_setting); `Snapshot::data_storage` (the storage under the data directory and
+//!   how that was found); `Snapshot::stats_window` (how long the cumulative statistics have
+//!   counted). Version 1 files still load: the new fields read as absent ("not collected"),
+//!   and [`Snapshot::lacks_for_tune`] names them.
 //!
 //! This module does no I/O beyond reading and writing the file it is asked to.
 
@@ -40,7 +46,9 @@ pub type Name = CompactString;
 pub type Names = SmallVec<[Name; 1]>;
 
 /// Version of the snapshot file format. Files from a newer version are refused.
-pub const SCHEMA_VERSION: u32 = 1;
+pub const SCHEMA_VERSION: u32 = 2;
+/// The oldest schema version still read; its missing fields load as "not collected".
+pub const OLDEST_READABLE_VERSION: u32 = 1;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Snapshot {
@@ -97,6 +105,22 @@ pub struct Snapshot {
     /// collected.
     #[serde(default)]
     pub bloat: Option<Bloat>,
+    /// The range, enum values and source file of each setting of `settings`, same order;
+    /// None when not collected (schema version 1).
+    #[serde(default)]
+    pub setting_domains: Option<Vec<SettingDomain>>,
+    /// Settings of roles in databases (pg_db_role_setting): `ALTER ROLE r [IN DATABASE d] SET
+    /// ...`; None when not collected (schema version 1).
+    #[serde(default)]
+    pub role_settings: Option<Vec<RoleSetting>>,
+    /// The storage under the data directory and how that was found (sysfs of this machine);
+    /// None when not collected (schema version 1).
+    #[serde(default)]
+    pub data_storage: Option<StorageSource>,
+    /// How long the cumulative statistics of the connected database have counted; None when
+    /// not collected (schema version 1) or unknown.
+    #[serde(default)]
+    pub stats_window: Option<StatsWindow>,
     /// What each section did: collected, skipped (with the reason and the next step) or failed.
     pub sections: Vec<SectionStatus>,
 }
@@ -108,6 +132,25 @@ pub struct TargetInfo {
     pub port: u16,
     pub database: String,
     pub user: String,
+}
+
+impl TargetInfo {
+    /// The server runs on the machine that collected: a unix socket directory, localhost or
+    /// a loopback address.
+    pub fn is_local(&self) -> bool {
+        is_local_host(&self.host)
+    }
+}
+
+/// A unix socket directory, localhost or a loopback address.
+pub fn is_local_host(host: &str) -> bool {
+    if host.starts_with('/') || host.starts_with('@') || host.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    host.trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse::<std::net::IpAddr>()
+        .is_ok_and(|ip| ip.is_loopback())
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -142,6 +185,85 @@ pub struct Setting {
     pub boot_val: Option<String>,
     pub reset_val: Option<String>,
     pub pending_restart: bool,
+}
+
+/// What values a setting takes and which file sets it: the rest of its pg_settings row,
+/// kept apart from [`Setting`] (schema version 2).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct SettingDomain {
+    pub name: String,
+    /// Smallest value the server takes (numeric settings).
+    pub min_val: Option<String>,
+    pub max_val: Option<String>,
+    /// The values an enum setting takes.
+    pub enumvals: Option<Vec<String>>,
+    /// The file that sets it (superusers and pg_read_all_settings only).
+    pub sourcefile: Option<String>,
+}
+
+/// One row of pg_db_role_setting: settings of a role, of a database, or of a role in one
+/// database.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RoleSetting {
+    /// None: every database.
+    pub database: Option<String>,
+    /// None: every role.
+    pub role: Option<String>,
+    /// `name=value` as stored.
+    pub config: Vec<String>,
+}
+
+/// How long the cumulative statistics have counted, and since what.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct StatsWindow {
+    pub seconds: f64,
+    /// `stats_reset` (pg_stat_database of the connected database) or `server start`.
+    pub since: String,
+}
+
+/// The storage the data lives on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Storage {
+    Hdd,
+    Ssd,
+    San,
+    Nvme,
+}
+
+/// A whole disk under the data directory.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Disk {
+    pub name: String,
+    /// `queue/rotational`; None when it could not be read.
+    pub rotational: Option<bool>,
+    /// Why this looks like a virtual disk (whose rotational flag is unreliable), when it does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub virtual_disk: Option<String>,
+}
+
+/// The block device holding the data directory and the disks under it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BlockDevice {
+    /// As sysfs names it: a partition (`vda1`), `dm-0`, `md0` or a disk (`vda`).
+    pub device: String,
+    pub disks: Vec<Disk>,
+}
+
+/// Where the storage input came from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "source", rename_all = "snake_case")]
+pub enum StorageSource {
+    /// `--storage` was given (never in a snapshot).
+    Flag,
+    /// Read from the sysfs of the machine the server runs on.
+    Detected {
+        storage: Storage,
+        data_directory: String,
+        device: BlockDevice,
+    },
+    /// Not detected: the default is used.
+    NotDetected { reason: String },
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -856,6 +978,10 @@ impl Snapshot {
             archiver: None,
             triggers: None,
             bloat: None,
+            setting_domains: None,
+            role_settings: None,
+            data_storage: None,
+            stats_window: None,
             sections: Vec::new(),
         }
     }
@@ -874,6 +1000,43 @@ impl Snapshot {
         self.databases
             .iter()
             .find(|d| d.name == self.target.database)
+    }
+
+    /// What `pgopt tune` would read from this snapshot and cannot, one line each (empty for a
+    /// snapshot of the current schema with every tune section collected). A snapshot of an
+    /// older schema loads with these fields absent; tune then says what it went without.
+    pub fn lacks_for_tune(&self) -> Vec<String> {
+        let old = self.schema_version < SCHEMA_VERSION;
+        let why = |what: &str| {
+            if old {
+                format!(
+                    "{what}: not in this snapshot (schema version {}; collect it again for them)",
+                    self.schema_version
+                )
+            } else {
+                format!("{what}: not collected")
+            }
+        };
+        let mut lacks = Vec::new();
+        if self.data_storage.is_none() {
+            lacks.push(why("the storage under the data directory (the default ssd is used unless --storage is given)"));
+        }
+        if self.role_settings.is_none() {
+            lacks.push(why(
+                "role settings of pg_db_role_setting (only pg_roles.rolconfig is read)",
+            ));
+        }
+        if self.stats_window.is_none() {
+            lacks.push(why(
+                "the statistics window (derived from stats_reset or the server start instead)",
+            ));
+        }
+        if self.setting_domains.is_none() {
+            lacks.push(why(
+                "the ranges and enum values of pg_settings (values are not checked against them)",
+            ));
+        }
+        lacks
     }
 
     pub fn section(&self, name: &str) -> Option<&SectionStatus> {
@@ -909,11 +1072,11 @@ impl Snapshot {
                 ),
             });
         }
-        if version < SCHEMA_VERSION as u64 {
+        if version < OLDEST_READABLE_VERSION as u64 {
             return Err(Error::SnapshotFile {
                 path: origin.to_string(),
                 reason: format!(
-                    "it is schema version {version}, older than {SCHEMA_VERSION}; collect it again"
+                    "it is schema version {version}, older than {OLDEST_READABLE_VERSION}; collect it again"
                 ),
             });
         }

@@ -83,6 +83,24 @@ fn parse_value<T: ThresholdValue>(name: &str, value: &str) -> Result<T, String> 
     })
 }
 
+impl Thresholds {
+    /// The defaults with `NAME=VALUE` overrides (`--threshold`, for `analyze` and `tune`
+    /// alike); an error names the bad item and points at `--threshold list`.
+    pub fn with_overrides(items: &[String]) -> crate::error::Result<Thresholds> {
+        let mut th = Thresholds::default();
+        for item in items {
+            let (name, value) = item.split_once('=').ok_or_else(|| {
+                crate::error::Error::BadInput(format!(
+                    "--threshold {item:?}: expected NAME=VALUE (see --threshold list)"
+                ))
+            })?;
+            th.set(name.trim(), value.trim())
+                .map_err(|e| crate::error::Error::BadInput(format!("--threshold {item:?}: {e}")))?;
+        }
+        Ok(th)
+    }
+}
+
 const MIB: u64 = 1024 * 1024;
 const GIB: u64 = 1024 * MIB;
 
@@ -273,6 +291,64 @@ thresholds! {
     /// the WAL one checkpoint cycle may need).
     /// <https://www.postgresql.org/docs/current/disk-full.html>
     disk_free_critical_ratio: f64 = 0.05, "critical when the data or WAL disk has less than this share free";
+
+    /// `pgopt tune`: the work_mem budget is planned for at least this many connections, however
+    /// few were seen. <https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM>
+    tune_connection_floor: u64 = 20, "tune: plan the work_mem budget for at least this many connections";
+    /// `pgopt tune`: a pooler is urged from this share of max_connections (less the reserved
+    /// slots) in use. <https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-MAX-CONNECTIONS>
+    tune_near_max_connections_ratio: f64 = 0.8, "tune: urge a pooler from this share of the available connection slots in use";
+    /// `pgopt tune`: work_mem × connections × 2 may take this share of memory (a sort or hash
+    /// node may use work_mem, several per query). <https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-WORK-MEM>
+    tune_work_mem_memory_share: f64 = 0.25, "tune: share of memory work_mem x connections x 2 may take";
+    /// `pgopt tune`: max_connections this many times the connections seen earns a note (lower
+    /// it, or a pooler). <https://www.postgresql.org/docs/current/runtime-config-connection.html#GUC-MAX-CONNECTIONS>
+    tune_max_connections_unused_factor: f64 = 10.0, "tune: note max_connections at this multiple of the connections seen";
+    /// `pgopt tune`: largest share of memory shared_buffers is raised to.
+    /// <https://www.postgresql.org/docs/current/runtime-config-resource.html#GUC-SHARED-BUFFERS>
+    tune_shared_buffers_max_share: f64 = 0.40, "tune: largest share of memory shared_buffers is raised to";
+    /// `pgopt tune`: temp files per day (over the statistics window) from which spills count
+    /// as a pattern and work_mem is raised.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-DATABASE-VIEW>
+    tune_temp_files_per_day: f64 = 10.0, "tune: temp files per day from which work_mem is raised";
+    /// `pgopt tune`: statistics window (s) below which no temp-file rate is stated: a rate over
+    /// minutes says nothing about a day.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-DATABASE-VIEW>
+    tune_temp_rate_min_window_seconds: f64 = 3600.0, "tune: statistics window (s) needed before a temp-file rate is stated";
+    /// `pgopt tune`: cache hit ratio under which shared_buffers is raised.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-DATABASE-VIEW>
+    tune_cache_hit_ratio: f64 = 0.99, "tune: raise shared_buffers when the cache hit ratio is below this (fraction)";
+    /// `pgopt tune`: dead tuples above which a table not autovacuumed for a day counts as
+    /// falling behind. <https://www.postgresql.org/docs/current/routine-vacuuming.html#AUTOVACUUM>
+    tune_dead_tuples: u64 = 10_000, "tune: dead tuples from which a table not vacuumed for a day falls behind";
+    /// `pgopt tune`: ... and more dead tuples than this share of its live ones (with no
+    /// autovacuum for `vacuum_overdue_seconds`).
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#AUTOVACUUM>
+    tune_dead_tuples_live_share: f64 = 0.1, "tune: ... and dead tuples above this share of the live ones";
+    /// `pgopt tune`: live rows from which a table falling behind gets scale factors of its own.
+    /// <https://www.postgresql.org/docs/current/sql-createtable.html#SQL-CREATETABLE-STORAGE-PARAMETERS>
+    tune_large_table_rows: u64 = 1_000_000, "tune: live rows from which a table falling behind gets its own scale factors";
+    /// `pgopt tune`: dead tuples a large table's own scale factor aims to start autovacuum at.
+    /// <https://www.postgresql.org/docs/current/runtime-config-autovacuum.html#GUC-AUTOVACUUM-VACUUM-SCALE-FACTOR>
+    tune_target_dead_rows: f64 = 100_000.0, "tune: dead tuples a large table's own scale factor starts autovacuum at";
+    /// `pgopt tune`: tables falling behind above which the global autovacuum settings change
+    /// too. <https://www.postgresql.org/docs/current/runtime-config-autovacuum.html>
+    tune_per_table_max: usize = 3, "tune: tables falling behind above which the global autovacuum settings change";
+    /// `pgopt tune`: requested checkpoints below this count say nothing.
+    /// <https://www.postgresql.org/docs/current/monitoring-stats.html#MONITORING-PG-STAT-CHECKPOINTER-VIEW>
+    tune_checkpoints_requested_min: u64 = 3, "tune: requested checkpoints from which max_wal_size is looked at";
+    /// `pgopt tune`: share of checkpoints requested (not timed) from which max_wal_size is
+    /// looked at. <https://www.postgresql.org/docs/current/wal-configuration.html>
+    tune_checkpoints_requested_ratio: f64 = 0.2, "tune: share of requested checkpoints from which max_wal_size is looked at";
+    /// `pgopt tune`: checkpoint statistics window (s) below which no WAL rate or checkpoint
+    /// interval is stated. <https://www.postgresql.org/docs/current/wal-configuration.html>
+    tune_checkpoint_min_window_seconds: f64 = 60.0, "tune: checkpoint statistics window (s) needed before a WAL rate is stated";
+    /// `pgopt tune`: headroom on the WAL one checkpoint_timeout interval needs.
+    /// <https://www.postgresql.org/docs/current/runtime-config-wal.html#GUC-MAX-WAL-SIZE>
+    tune_wal_headroom: f64 = 1.25, "tune: headroom on the WAL a checkpoint_timeout interval needs";
+    /// `pgopt tune`: share of the data disk's free space max_wal_size may take.
+    /// <https://www.postgresql.org/docs/current/disk-full.html>
+    tune_wal_disk_share: f64 = 0.25, "tune: share of the data disk's free space max_wal_size may take";
 }
 
 #[cfg(test)]

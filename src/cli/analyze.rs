@@ -118,27 +118,11 @@ pub async fn collect_with_progress(
 }
 
 pub fn parse_thresholds(items: &[String]) -> Result<Thresholds, Error> {
-    let mut th = Thresholds::default();
-    for item in items {
-        let (name, value) = item.split_once('=').ok_or_else(|| {
-            Error::BadInput(format!(
-                "--threshold {item:?}: expected NAME=VALUE (see --threshold list)"
-            ))
-        })?;
-        th.set(name.trim(), value.trim())
-            .map_err(|e| Error::BadInput(format!("--threshold {item:?}: {e}")))?;
-    }
-    Ok(th)
+    Thresholds::with_overrides(items)
 }
 
 fn thresholds_help() -> String {
-    let mut t = crate::report::term::table();
-    t.set_header(vec!["threshold", "default", "meaning"]);
-    for (name, default, about) in Thresholds::names() {
-        t.add_row(vec![name.to_string(), default, about.to_string()]);
-    }
-    crate::report::term::keep_words(&mut t);
-    format!("{t}\n")
+    crate::report::thresholds::list()
 }
 
 /// 1 when a finding at or above `fail_on` exists, else 0.

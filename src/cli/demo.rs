@@ -10,6 +10,7 @@ use crate::collect::CollectOptions;
 use crate::db::{self, Target};
 use crate::embedded::{Cluster, ClusterOptions, Detached};
 use crate::report::{self, Format};
+use crate::tune;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -75,7 +76,9 @@ pub async fn run(args: DemoArgs, verbose: bool) -> anyhow::Result<u8> {
     );
     if args.format != Format::Json {
         progress("advising settings from the same snapshot (pgopt tune, dry run)");
-        let settings = super::tune::dry_run_report(&conn, &snap, args.format).await?;
+        let (input, detected) = tune::advice::inputs(&snap, tune::RawInput::default())?;
+        let advice = tune::advise(&snap, &input, &Thresholds::default());
+        let settings = report::tune::settings(&advice, &detected.storage_source(), args.format);
         println!("{settings}");
         print!(
             "{}",

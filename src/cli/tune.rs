@@ -1,16 +1,16 @@
-//! `pgopt tune`: settings advice.
+//! `pgopt tune`: settings advice — argument parsing and wiring.
 //!
 //! With `--method pgtune` and no TARGET it is a calculator (`--memory 16GB ...`); `--method
-//! pgopt` (the default) with no TARGET connects where psql would. With a TARGET
-//! it reads the server's version, and this machine's memory (the cgroup limit when lower) and
-//! CPUs when the server is local (flags override), puts the server's current values next to
-//! the recommendation, and with `--apply` changes them (journal, ALTER SYSTEM one at a time,
-//! reload, verify); `--rollback JOURNAL` undoes that. With `--restart`, either then restarts
-//! the server when a changed setting waits for it and verifies again: a pgopt embedded
-//! cluster directly, another server on this machine only once confirmed (a typed `restart` on
-//! a terminal, or `--yes-restart HOST:PORT`), a remote one never. `--method pgopt` (the
-//! default, TARGET only) starts from PGTune's settings and changes them with evidence from a
-//! snapshot of the server (`tune::evidence`).
+//! pgopt` (the default) with no TARGET connects where psql would. With a TARGET it collects
+//! one snapshot of the server (or, with `--from FILE`, loads one saved by `pgopt analyze
+//! --save`, offline) and hands it to the library: `tune::advice::inputs` takes the version,
+//! and this machine's memory (the cgroup limit when lower), CPUs and storage when the server
+//! is local (flags override), `tune::advise` recommends (pure) and `report::tune` renders.
+//! With `--apply` it changes the server (journal, ALTER SYSTEM one at a time, reload,
+//! verify); `--rollback JOURNAL` undoes that. With `--restart`, either then restarts the
+//! server when a changed setting waits for it and verifies again: a pgopt embedded cluster
+//! directly, another server on this machine only once confirmed (a typed `restart` on a
+//! terminal, or `--yes-restart HOST:PORT`), a remote one never.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
@@ -19,16 +19,15 @@ use std::time::{Duration, Instant};
 use clap::{Args, ValueEnum};
 
 use super::{TargetArgs, EXIT_FAILED, EXIT_OK};
+use crate::advise::Thresholds;
 use crate::collect;
 use crate::db::Conn;
 use crate::error::Error;
-use crate::report::Format;
-use crate::tune::compare::{self, ServerSetting};
+use crate::report::{self, Format};
+use crate::snapshot::Snapshot;
+use crate::tune::compare;
 use crate::tune::restart::{self, Plan};
-use crate::tune::storage::StorageSource;
-use crate::tune::{
-    self, apply, evidence, pgtune, DataSize, Os, Profile, RawInput, Storage, TuneInput,
-};
+use crate::tune::{self, apply, pgtune, RawInput, TuneInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Method {
@@ -46,6 +45,59 @@ pub enum Emit {
     Sql,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Os {
+    Linux,
+    Windows,
+    Mac,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Profile {
+    Web,
+    Oltp,
+    Dw,
+    Desktop,
+    Mixed,
+    Governance,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Storage {
+    Hdd,
+    Ssd,
+    San,
+    Nvme,
+}
+
+#[allow(clippy::enum_variant_names)] // the names PGTune gives them
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum DataSize {
+    #[value(name = "less-than-ram")]
+    LessThanRam,
+    #[value(name = "up-to-3x-ram")]
+    UpTo3xRam,
+    #[value(name = "more-than-3x-ram")]
+    MoreThan3xRam,
+}
+
+/// `From<cli enum> for library enum`, variant by variant (the library has no clap).
+macro_rules! mirror {
+    ($from:ty => $to:ty { $($v:ident),+ $(,)? }) => {
+        impl From<$from> for $to {
+            fn from(v: $from) -> Self {
+                match v { $(<$from>::$v => <$to>::$v),+ }
+            }
+        }
+    };
+}
+mirror!(Method => tune::Method { Pgopt, Pgtune });
+mirror!(Emit => report::tune::Emit { Conf, Sql });
+mirror!(Os => tune::Os { Linux, Windows, Mac });
+mirror!(Profile => tune::Profile { Web, Oltp, Dw, Desktop, Mixed, Governance });
+mirror!(Storage => tune::Storage { Hdd, Ssd, San, Nvme });
+mirror!(DataSize => tune::DataSize { LessThanRam, UpTo3xRam, MoreThan3xRam });
+
 #[derive(Debug, Args)]
 pub struct TuneArgs {
     #[command(flatten)]
@@ -53,6 +105,14 @@ pub struct TuneArgs {
     /// How to compute the recommendation.
     #[arg(long, value_enum, default_value = "pgopt")]
     method: Method,
+    /// Advise from a snapshot saved by `pgopt analyze --save FILE` instead of a live server
+    /// (offline; not with --apply).
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["dsn", "discover", "apply", "rollback"])]
+    from: Option<PathBuf>,
+    /// Override a threshold of the evidence rules, e.g. `--threshold tune_cache_hit_ratio=0.98`
+    /// (repeatable; `--threshold list` prints them all).
+    #[arg(long = "threshold", value_name = "NAME=VALUE")]
+    thresholds: Vec<String>,
     /// Total memory of the server: a whole number with MB, GB or TB (e.g. 16GB; at least 512MB).
     #[arg(long, value_name = "SIZE", allow_hyphen_values = true)]
     memory: Option<String>,
@@ -120,142 +180,18 @@ fn raw_input(args: &TuneArgs) -> RawInput {
         cpus: args.cpus,
         connections: args.max_connections,
         pg_version: args.pg_version,
-        os: args.os,
-        profile: args.profile,
-        storage: args.storage,
-        data_size: args.data_size,
+        os: args.os.map(Into::into),
+        profile: args.profile.map(Into::into),
+        storage: args.storage.map(Into::into),
+        data_size: args.data_size.map(Into::into),
     }
-}
-
-/// What was read from the server to fill the inputs.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Detected {
-    pub version_num: Option<i32>,
-    /// Effective memory (the cgroup limit when lower), when the server is on this machine.
-    pub memory_bytes: Option<u64>,
-    pub cpus: Option<u32>,
-    pub local: bool,
-    /// The server's data directory, when this role may read it.
-    pub data_directory: Option<String>,
-    /// The storage under the data directory; None when `--storage` was given.
-    pub storage: Option<StorageSource>,
-}
-
-/// Fills what the flags leave out from what was detected; flags win. Memory and CPUs that
-/// cannot be detected must be given.
-pub fn merge_detected(mut raw: RawInput, d: &Detected) -> crate::Result<RawInput> {
-    if raw.pg_version.is_none() {
-        raw.pg_version = d.version_num.map(|v| (v / 10000) as u32);
-    }
-    if raw.memory.is_none() {
-        match d.memory_bytes {
-            Some(b) => raw.memory = Some(format!("{}MB", b / (1024 * 1024))),
-            None => {
-                return Err(Error::BadInput(
-                    "cannot detect the server's memory (it is not on this machine, or host \
-                     facts could not be read): pass --memory, e.g. --memory 16GB"
-                        .into(),
-                ))
-            }
-        }
-    }
-    if raw.cpus.is_none() {
-        match d.cpus {
-            Some(c) => raw.cpus = Some(c),
-            None => {
-                return Err(Error::BadInput(
-                    "cannot detect the server's CPUs (it is not on this machine, or host \
-                     facts could not be read): pass --cpus, e.g. --cpus 8"
-                        .into(),
-                ))
-            }
-        }
-    }
-    if raw.storage.is_none() {
-        raw.storage = d.storage.as_ref().and_then(StorageSource::storage);
-    }
-    if raw.os.is_none() && d.local && cfg!(target_os = "linux") {
-        raw.os = Some(Os::Linux);
-    }
-    Ok(raw)
-}
-
-/// Reads what the server and, when it is on this machine, the machine say about the inputs.
-/// Storage is looked for only when `--storage` is not given.
-/// The inputs a snapshot of the server shows: its version, and when it runs on this machine,
-/// memory, CPUs (both read by the snapshot's host section) and the storage under its data
-/// directory.
-async fn detect(
-    conn: &Conn,
-    snap: &crate::snapshot::Snapshot,
-    storage_given: bool,
-) -> crate::Result<Detected> {
-    let version_num = match &snap.server {
-        Some(s) => s.version_num,
-        None => apply::server_version_num(conn).await?,
-    };
-    let local = collect::host::is_local(&conn.host);
-    let host = snap.host.as_ref();
-    let data_directory = snap.server.as_ref().and_then(|s| s.data_directory.clone());
-    let storage = match (&data_directory, local, storage_given) {
-        (_, _, true) => None,
-        (_, false, _) => Some(StorageSource::NotDetected {
-            reason: "the server is not on this machine".into(),
-        }),
-        (None, true, _) => Some(StorageSource::NotDetected {
-            reason: format!(
-                "data_directory is not readable by role {} (superuser or pg_read_all_settings \
-                 needed)",
-                conn.user
-            ),
-        }),
-        (Some(dir), true, _) => {
-            let dir = PathBuf::from(dir);
-            Some(
-                tokio::task::spawn_blocking(move || tune::storage::detect_data_dir(&dir))
-                    .await
-                    .map_err(|e| Error::Internal(format!("detecting storage: {e}")))?,
-            )
-        }
-    };
-    Ok(Detected {
-        version_num: Some(version_num),
-        memory_bytes: host.map(|h| h.effective_memory_bytes()),
-        cpus: host.map(|h| h.cpus as u32),
-        local,
-        data_directory,
-        storage,
-    })
-}
-
-/// The settings phase of `pgopt demo`: `--method pgopt` for the server behind `conn` on a
-/// snapshot already collected from it, detected inputs, as a dry run (a table or markdown).
-pub async fn dry_run_report(
-    conn: &Conn,
-    snap: &crate::snapshot::Snapshot,
-    format: Format,
-) -> crate::Result<String> {
-    let detected = detect(conn, snap, false).await?;
-    let input = TuneInput::validate(&merge_detected(RawInput::default(), &detected)?)?;
-    let sources = [detected
-        .storage
-        .clone()
-        .unwrap_or(StorageSource::Flag)
-        .describe(input.storage)];
-    let p = evidence::pgopt_method(&pgtune::pgtune(&input), &input, snap);
-    let server = apply::read_settings(conn).await?;
-    let rows = compare::compare(&server, &p.output.settings);
-    let markdown = format == Format::Markdown;
-    let mut text = if markdown {
-        tune::render::compare_markdown("pgopt", &input, &p.output, &rows, &sources)
-    } else {
-        tune::render::compare_table("pgopt", &input, &p.output, &rows, &sources)
-    };
-    text.push_str(&tune::objects::render(&p.objects, markdown));
-    Ok(text)
 }
 
 pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
+    if args.thresholds.iter().any(|t| t == "list") {
+        print!("{}", report::thresholds::list());
+        return Ok(EXIT_OK);
+    }
     if args.restart && !args.apply && args.rollback.is_none() {
         return Err(Error::BadInput(
             "--restart restarts the server after --apply or --rollback JOURNAL changed a \
@@ -279,154 +215,65 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         )
         .into());
     }
+    let thresholds = Thresholds::with_overrides(&args.thresholds)?;
     if args.method == Method::Pgtune
         && !args.apply
         && args.target.dsn.is_none()
         && args.target.discover.is_none()
+        && args.from.is_none()
     {
         let input = TuneInput::validate(&raw_input(&args))?;
         let out = pgtune::pgtune(&input);
-        let text = match (args.emit, args.format) {
-            (Some(Emit::Conf), _) => tune::render::conf(&input, &out),
-            (Some(Emit::Sql), _) => tune::render::sql(&input, &out),
-            (None, Format::Table) => tune::render::table(&input, &out),
-            (None, Format::Json) => tune::render::json(&input, &out),
-            (None, Format::Markdown) => tune::render::markdown(&input, &out),
-        };
+        let text = report::tune::calculator(&input, &out, args.emit.map(Into::into), args.format);
         emit_text(&args, &text)?;
         return Ok(EXIT_OK);
     }
-    let (_, conn) = args.target.connect().await?;
-    check_yes_restart(&args, &conn)?;
-    let snap = collect_snapshot(&conn, args.method).await?;
-    let detected = detect(&conn, &snap, args.storage.is_some()).await?;
-    let input = TuneInput::validate(&merge_detected(raw_input(&args), &detected)?)?;
-    let storage_source = detected.storage.clone().unwrap_or(StorageSource::Flag);
-    let sources = [storage_source.describe(input.storage)];
-    let security = crate::advise::security_review(&snap);
-    let mut baseline = pgtune::pgtune(&input);
-    evidence::server_checks(&mut baseline, &snap);
-    let (out, changes, objects, method) = match args.method {
-        Method::Pgtune => (baseline, Vec::new(), Vec::new(), "pgtune"),
-        Method::Pgopt => {
-            let p = evidence::pgopt_method(&baseline, &input, &snap);
-            (p.output, p.changes, p.objects, "pgopt")
+    let (conn, snap) = match &args.from {
+        Some(path) => (None, Snapshot::load(path)?),
+        None => {
+            let (_, conn) = args.target.connect().await?;
+            check_yes_restart(&args, &conn)?;
+            let snap = collect_snapshot(&conn, args.method).await?;
+            (Some(conn), snap)
         }
     };
-    let server = apply::read_settings(&conn).await?;
-    let rows = compare::compare(&server, &out.settings);
-    let text = match (args.emit, args.format) {
-        (Some(Emit::Conf), _) => {
-            tune::render::conf(&input, &out) + &tune::objects::conf_comments(&objects)
-        }
-        (Some(Emit::Sql), _) => tune::render::sql(&input, &out) + &tune::objects::sql(&objects),
-        (None, Format::Json) => {
-            let mut v: serde_json::Value =
-                serde_json::from_str(&tune::render::compare_json(method, &input, &out, &rows))
-                    .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
-            v["security"] = serde_json::to_value(&security)
-                .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
-            v["security_coverage"] = serde_json::to_value(crate::advise::review_coverage(&snap))
-                .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
-            v["storage_source"] = serde_json::to_value(&storage_source)
-                .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
-            if args.method == Method::Pgopt {
-                v["changes"] = serde_json::to_value(&changes)
-                    .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
-                v["objects"] = serde_json::to_value(&objects)
-                    .map_err(|e| Error::Internal(format!("tune json: {e}")))?;
-            }
-            serde_json::to_string_pretty(&v).expect("json value serialises")
-        }
-        (None, format) => {
-            let mut text = match format {
-                Format::Markdown => {
-                    tune::render::compare_markdown(method, &input, &out, &rows, &sources)
-                }
-                _ => tune::render::compare_table(method, &input, &out, &rows, &sources),
-            };
-            text.push_str(&tune::objects::render(&objects, format == Format::Markdown));
-            text.push_str(if format == Format::Markdown {
-                "\n## Security review\n"
-            } else {
-                "\nSecurity review\n"
-            });
-            if !security.is_empty() {
-                text.push_str(&crate::report::render_findings(&security, format));
-            }
-            // Nothing is called sound unless it was read.
-            text.push('\n');
-            text.push_str(&crate::advise::review_coverage_text(
-                &crate::advise::review_coverage(&snap),
-                security.is_empty(),
-            ));
-            text
-        }
-    };
+    let (input, detected) = tune::advice::inputs(&snap, raw_input(&args))?;
+    let storage_source = detected.storage_source();
+    let advice = tune::advise(&snap, &input, &thresholds);
+    for lack in &advice.lacks {
+        eprintln!("note: the snapshot lacks {lack}");
+    }
+    let rec = advice.recommendation(args.method.into());
+    let text = report::tune::advice(
+        &advice,
+        rec,
+        &storage_source,
+        args.emit.map(Into::into),
+        args.format,
+    )?;
     emit_text(&args, &text)?;
     if args.emit.is_some() {
         return Ok(EXIT_OK);
     }
-    let changes: Vec<(&str, &str)> = rows
-        .iter()
-        .filter(|r| r.change)
-        .map(|r| (r.name.as_str(), r.recommended.as_str()))
-        .collect();
-    let unknown: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.current.is_none())
-        .map(|r| r.name.as_str())
-        .collect();
+    let changes = rec.to_change();
+    let unknown = rec.unknown();
     if !unknown.is_empty() {
         eprintln!(
             "note: this server does not know {}; they are left out of --apply",
             unknown.join(", ")
         );
     }
-    validate_changes(&server, &changes, detected.memory_bytes)?;
+    compare::validate_changes(&advice.server, &changes, detected.memory_bytes)?;
+    let objects = rec.objects.clone();
     if changes.is_empty() && objects.is_empty() {
         eprintln!("nothing to change: the server already has every recommended value");
         return Ok(EXIT_OK);
     }
-    let restart: Vec<&str> = rows
-        .iter()
-        .filter(|r| r.change && r.needs_restart)
-        .map(|r| r.name.as_str())
-        .collect();
-    if !args.apply {
-        eprintln!(
-            "dry run: nothing was changed. --apply would write a journal, then run {} \
-             one at a time ({}), pg_reload_conf(), and verify{}; {}",
-            crate::advise::count(
-                changes.len(),
-                "ALTER SYSTEM statement",
-                "ALTER SYSTEM statements"
-            ),
-            changes
-                .iter()
-                .map(|(n, v)| format!("{n} = {v}"))
-                .collect::<Vec<_>>()
-                .join(", "),
-            if objects.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    ", then {}",
-                    crate::advise::count(
-                        objects.len(),
-                        "ALTER TABLE / ALTER ROLE statement",
-                        "ALTER TABLE / ALTER ROLE statements"
-                    )
-                )
-            },
-            if restart.is_empty() {
-                "none waits for a restart".to_string()
-            } else {
-                format!("{} would wait for a restart", restart.join(", "))
-            }
-        );
+    let restart = rec.restart();
+    let Some(conn) = conn.filter(|_| args.apply) else {
+        eprintln!("{}", report::tune::dry_run_note(rec));
         return Ok(EXIT_OK);
-    }
+    };
     let plan = match (args.restart, restart.is_empty()) {
         (false, _) => None,
         (true, true) => {
@@ -615,7 +462,7 @@ async fn restart_and_verify(
 /// A snapshot of the same server: the security review (issue 4, part 4: ssl,
 /// password_encryption, pg_hba.conf rules, listen_addresses, superusers, passwords) reads it,
 /// and `--method pgopt` takes its evidence from it (with pg_stat_statements).
-async fn collect_snapshot(conn: &Conn, method: Method) -> crate::Result<crate::snapshot::Snapshot> {
+async fn collect_snapshot(conn: &Conn, method: Method) -> crate::Result<Snapshot> {
     let target = crate::snapshot::TargetInfo {
         host: conn.host.clone(),
         port: conn.port,
@@ -630,45 +477,6 @@ async fn collect_snapshot(conn: &Conn, method: Method) -> crate::Result<crate::s
         ..collect::CollectOptions::default()
     };
     collect::collect(conn, target, &opts).await
-}
-
-/// Refuses values the server would not take (type, range, enum values) or that do not fit
-/// the host (shared_buffers above the effective memory), before anything changes.
-fn validate_changes(
-    server: &[ServerSetting],
-    changes: &[(&str, &str)],
-    memory_bytes: Option<u64>,
-) -> crate::Result<()> {
-    let mut problems = Vec::new();
-    for (name, value) in changes {
-        let Some(s) = server.iter().find(|s| s.name == *name) else {
-            problems.push(format!("{name}: unknown to this server"));
-            continue;
-        };
-        if let Err(e) = compare::validate_value(s, value) {
-            problems.push(e);
-        }
-        if *name == "shared_buffers" {
-            let kb = s.unit_kb().and_then(|k| compare::value_kb(value, k));
-            if let (Some(kb), Some(mem)) = (kb, memory_bytes) {
-                if kb * 1024.0 > mem as f64 {
-                    problems.push(format!(
-                        "shared_buffers = {value} does not fit in the server's memory \
-                         ({} MB); give the real --memory",
-                        mem / (1024 * 1024)
-                    ));
-                }
-            }
-        }
-    }
-    if problems.is_empty() {
-        Ok(())
-    } else {
-        Err(Error::BadInput(format!(
-            "refusing to apply, nothing was changed: {}",
-            problems.join("; ")
-        )))
-    }
 }
 
 /// Records the per-object settings in the journal, then applies them. When one fails, the
@@ -840,69 +648,4 @@ fn emit_text(args: &TuneArgs, text: &str) -> crate::Result<()> {
         None => print!("{text}"),
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    const GB: u64 = 1024 * 1024 * 1024;
-
-    #[test]
-    fn detected_inputs_fill_gaps_and_flags_win() {
-        let d = Detected {
-            version_num: Some(150008),
-            memory_bytes: Some(8 * GB),
-            cpus: Some(6),
-            local: true,
-            data_directory: None,
-            storage: None,
-        };
-        let raw = merge_detected(RawInput::default(), &d).unwrap();
-        assert_eq!(raw.pg_version, Some(15));
-        assert_eq!(raw.memory.as_deref(), Some("8192MB"));
-        assert_eq!(raw.cpus, Some(6));
-        assert_eq!(raw.os, Some(Os::Linux));
-        assert_eq!(raw.connections, None, "PGTune's default unless given");
-        let given = RawInput {
-            memory: Some("2GB".into()),
-            cpus: Some(2),
-            pg_version: Some(13),
-            os: Some(Os::Windows),
-            ..RawInput::default()
-        };
-        let raw = merge_detected(given, &d).unwrap();
-        assert_eq!(
-            (raw.memory.as_deref(), raw.cpus, raw.pg_version, raw.os),
-            (Some("2GB"), Some(2), Some(13), Some(Os::Windows))
-        );
-    }
-
-    #[test]
-    fn remote_server_needs_memory_and_cpus_flags() {
-        let remote = Detected {
-            version_num: Some(160002),
-            ..Detected::default()
-        };
-        let e = merge_detected(RawInput::default(), &remote).unwrap_err();
-        assert!(
-            e.is_bad_input() && e.to_string().contains("--memory"),
-            "{e}"
-        );
-        let with_memory = RawInput {
-            memory: Some("16GB".into()),
-            ..RawInput::default()
-        };
-        let e = merge_detected(with_memory.clone(), &remote).unwrap_err();
-        assert!(e.to_string().contains("--cpus"), "{e}");
-        let raw = merge_detected(
-            RawInput {
-                cpus: Some(4),
-                ..with_memory
-            },
-            &remote,
-        )
-        .unwrap();
-        assert_eq!((raw.pg_version, raw.os), (Some(16), None));
-    }
 }

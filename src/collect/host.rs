@@ -4,7 +4,6 @@
 //! filesystem: it is resolved, which needs pgopt to be allowed into the data directory (run
 //! as the server's OS user or root); otherwise the WAL disk stays unknown.
 
-use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use sysinfo::{CpuRefreshKind, MemoryRefreshKind, System};
@@ -46,13 +45,7 @@ pub(crate) async fn collect(
 
 /// A unix socket directory, localhost or a loopback address.
 pub(crate) fn is_local(host: &str) -> bool {
-    if host.starts_with('/') || host.starts_with('@') || host.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    host.trim_start_matches('[')
-        .trim_end_matches(']')
-        .parse::<IpAddr>()
-        .is_ok_and(|ip| ip.is_loopback())
+    crate::snapshot::is_local_host(host)
 }
 
 fn read_host(data_directory: Option<&str>) -> HostInfo {

@@ -37,6 +37,7 @@ mod server;
 mod settings;
 mod sizes;
 mod statements;
+pub(crate) mod storage;
 mod tables;
 mod triggers;
 mod wal;
@@ -184,13 +185,31 @@ async fn collect_in_transaction(
     snap.host = run
         .local_section(
             "host",
-            host::collect(&conn.host, data_directory, opts.include_host),
+            host::collect(&conn.host, data_directory.clone(), opts.include_host),
         )
         .await;
+    snap.data_storage = run
+        .local_section(
+            "data_storage",
+            storage::collect(
+                opts.include_host,
+                host::is_local(&conn.host),
+                data_directory,
+                &conn.user,
+            ),
+        )
+        .await;
+    snap.setting_domains = run
+        .section("setting_domains", settings::collect_domains(conn))
+        .await?;
+    snap.role_settings = run
+        .section("role_settings", settings::collect_role_settings(conn))
+        .await?;
     snap.databases = run
         .section("databases", databases::collect(conn))
         .await?
         .unwrap_or_default();
+    snap.stats_window = settings::stats_window(&snap);
     snap.activity = run
         .section("activity", activity::collect(conn, opts.max_query_chars))
         .await?;

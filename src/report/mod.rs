@@ -8,6 +8,8 @@ mod markdown;
 pub(crate) use markdown::cell as markdown_cell;
 mod table;
 pub mod term;
+pub mod thresholds;
+pub mod tune;
 
 pub use json::write as write_json;
 pub use term::TextOptions;

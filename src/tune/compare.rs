@@ -236,6 +236,45 @@ pub fn compare(server: &[ServerSetting], recommended: &[Setting]) -> Vec<Compari
         .collect()
 }
 
+/// Refuses values the server would not take (type, range, enum values) or that do not fit
+/// the host (shared_buffers above the effective memory), before anything changes.
+pub fn validate_changes(
+    server: &[ServerSetting],
+    changes: &[(&str, &str)],
+    memory_bytes: Option<u64>,
+) -> crate::error::Result<()> {
+    let mut problems = Vec::new();
+    for (name, value) in changes {
+        let Some(s) = server.iter().find(|s| s.name == *name) else {
+            problems.push(format!("{name}: unknown to this server"));
+            continue;
+        };
+        if let Err(e) = validate_value(s, value) {
+            problems.push(e);
+        }
+        if *name == "shared_buffers" {
+            let kb = s.unit_kb().and_then(|k| value_kb(value, k));
+            if let (Some(kb), Some(mem)) = (kb, memory_bytes) {
+                if kb * 1024.0 > mem as f64 {
+                    problems.push(format!(
+                        "shared_buffers = {value} does not fit in the server's memory \
+                         ({} MB); give the real --memory",
+                        mem / (1024 * 1024)
+                    ));
+                }
+            }
+        }
+    }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(crate::error::Error::BadInput(format!(
+            "refusing to apply, nothing was changed: {}",
+            problems.join("; ")
+        )))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

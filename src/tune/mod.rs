@@ -5,22 +5,27 @@
 //! ([`pgtune`]), current-against-recommended comparison and value validation ([`compare`])
 //! and the rendering ([`render`]): all pure. [`apply`] changes the server: ALTER SYSTEM with
 //! a journal, and rollback; [`restart`] restarts a server on this machine for settings that
-//! wait for it. [`storage`] reads which disks hold the data directory (sysfs,
-//! the mapping pure and tested on fake trees). Detection of the inputs from a
-//! live server is in the command (`cli/tune.rs`); it fills the same [`TuneInput`].
+//! wait for it. [`storage`] maps the storage the snapshot recorded under the data directory
+//! to a kind. [`advice`] is the pure entry point over a snapshot: the inputs it shows
+//! ([`advice::detected`]), then [`advise`]: PGTune's baseline, the evidence rules
+//! ([`evidence`], one rule per file in `rules/`) and the comparison with the server's values.
+//! No clap here: the command mirrors these enums (`cli/tune.rs`).
 
+pub mod advice;
 pub mod apply;
 pub mod compare;
 pub mod evidence;
 pub mod objects;
 pub mod pgtune;
-pub mod render;
 pub mod restart;
+pub(crate) mod rules;
 pub mod storage;
 
 use std::fmt;
 
 use serde::Serialize;
+
+pub use advice::{advise, TuneAdvice};
 
 use crate::error::{Error, Result};
 
@@ -147,7 +152,7 @@ pub fn parse_memory(text: &str) -> Result<Memory> {
 }
 
 /// The operating system the server runs on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Os {
     Linux,
@@ -157,7 +162,7 @@ pub enum Os {
 
 /// The workload profile. `Governance` is pgopt's own (the ACGS workload); PGTune has no such
 /// type and its method treats it as `oltp`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Profile {
     Web,
@@ -168,26 +173,26 @@ pub enum Profile {
     Governance,
 }
 
-/// The storage the data lives on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+/// The storage the data lives on (a snapshot records it, hence defined there).
+pub use crate::snapshot::Storage;
+
+/// How the recommendation is computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Storage {
-    Hdd,
-    Ssd,
-    San,
-    Nvme,
+pub enum Method {
+    /// Evidence-driven: PGTune's baseline changed where the server's statistics contradict it.
+    Pgopt,
+    /// Exactly what PGTune's calculator recommends for the same inputs.
+    Pgtune,
 }
 
 /// Total data size against memory (PGTune's `dbSize`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum DataSize {
-    #[value(name = "less-than-ram")]
     #[serde(rename = "less-than-ram")]
     LessThanRam,
-    #[value(name = "up-to-3x-ram")]
     #[serde(rename = "up-to-3x-ram")]
     UpTo3xRam,
-    #[value(name = "more-than-3x-ram")]
     #[serde(rename = "more-than-3x-ram")]
     MoreThan3xRam,
 }
@@ -236,6 +241,7 @@ names!(Storage, "--storage", {
     Storage::San => "san",
     Storage::Nvme => "nvme",
 });
+names!(Method, "--method", { Method::Pgopt => "pgopt", Method::Pgtune => "pgtune" });
 names!(DataSize, "--data-size", {
     DataSize::LessThanRam => "less-than-ram",
     DataSize::UpTo3xRam => "up-to-3x-ram",

@@ -1,14 +1,160 @@
 //! Rendering a tune result: table, json, markdown for reading; a postgresql.conf include file
-//! or ALTER SYSTEM statements for applying. Pure: no I/O.
+//! or ALTER SYSTEM statements for applying. Pure: no I/O. [`calculator`] renders PGTune's
+//! calculator (no server), [`advice`] the advice for a server ([`crate::tune::TuneAdvice`]),
+//! [`dry_run_note`] what `--apply` would do.
 
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::ContentArrangement;
 use serde::Serialize;
 
-use super::compare::Comparison;
-use super::pgtune::PgTuneOutput;
-use super::TuneInput;
+use super::Format;
+use crate::error::{Error, Result};
 use crate::report::markdown_cell as cell;
+use crate::snapshot::StorageSource;
+use crate::tune::advice::{Recommendation, TuneAdvice};
+use crate::tune::compare::Comparison;
+use crate::tune::pgtune::PgTuneOutput;
+use crate::tune::{objects, TuneInput};
+
+/// Instead of the report: a file to apply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Emit {
+    /// A postgresql.conf include file: `name = value  # reason`.
+    Conf,
+    /// ALTER SYSTEM SET statements.
+    Sql,
+}
+
+/// PGTune's calculator (no server): its settings for `input`, in `format` or as a file.
+pub fn calculator(
+    input: &TuneInput,
+    out: &PgTuneOutput,
+    emit: Option<Emit>,
+    format: Format,
+) -> String {
+    match (emit, format) {
+        (Some(Emit::Conf), _) => conf(input, out),
+        (Some(Emit::Sql), _) => sql(input, out),
+        (None, Format::Table) => table(input, out),
+        (None, Format::Json) => json(input, out),
+        (None, Format::Markdown) => markdown(input, out),
+    }
+}
+
+/// The advice for a server with one method's recommendation: the current-against-recommended
+/// table (with where the storage input came from), the per-table and per-role settings, and
+/// the security review with what it covered; or, with `emit`, a file to apply.
+pub fn advice(
+    advice: &TuneAdvice,
+    rec: &Recommendation,
+    storage_source: &StorageSource,
+    emit: Option<Emit>,
+    format: Format,
+) -> Result<String> {
+    let input = &advice.input;
+    let out = &rec.output;
+    let method = rec.method.name();
+    let sources = [storage_source.describe(input.storage)];
+    Ok(match (emit, format) {
+        (Some(Emit::Conf), _) => conf(input, out) + &objects::conf_comments(&rec.objects),
+        (Some(Emit::Sql), _) => sql(input, out) + &objects::sql(&rec.objects),
+        (None, Format::Json) => {
+            let json_err = |e: serde_json::Error| Error::Internal(format!("tune json: {e}"));
+            let mut v: serde_json::Value =
+                serde_json::from_str(&compare_json(method, input, out, &rec.rows))
+                    .map_err(json_err)?;
+            v["security"] = serde_json::to_value(&advice.security).map_err(json_err)?;
+            v["security_coverage"] =
+                serde_json::to_value(&advice.security_coverage).map_err(json_err)?;
+            v["storage_source"] = serde_json::to_value(storage_source).map_err(json_err)?;
+            if rec.method == crate::tune::Method::Pgopt {
+                v["changes"] = serde_json::to_value(&rec.changes).map_err(json_err)?;
+                v["objects"] = serde_json::to_value(&rec.objects).map_err(json_err)?;
+            }
+            if !advice.lacks.is_empty() {
+                v["snapshot_lacks"] = serde_json::to_value(&advice.lacks).map_err(json_err)?;
+            }
+            serde_json::to_string_pretty(&v).expect("json value serialises")
+        }
+        (None, format) => {
+            let markdown = format == Format::Markdown;
+            let mut text = if markdown {
+                compare_markdown(method, input, out, &rec.rows, &sources)
+            } else {
+                compare_table(method, input, out, &rec.rows, &sources)
+            };
+            text.push_str(&objects::render(&rec.objects, markdown));
+            text.push_str(if markdown {
+                "\n## Security review\n"
+            } else {
+                "\nSecurity review\n"
+            });
+            if !advice.security.is_empty() {
+                text.push_str(&super::render_findings(&advice.security, format));
+            }
+            // Nothing is called sound unless it was read.
+            text.push('\n');
+            text.push_str(&crate::advise::review_coverage_text(
+                &advice.security_coverage,
+                advice.security.is_empty(),
+            ));
+            text
+        }
+    })
+}
+
+/// The settings part alone (the demo's settings phase): `--method pgopt`'s table or markdown
+/// with the per-table and per-role settings.
+pub fn settings(advice: &TuneAdvice, storage_source: &StorageSource, format: Format) -> String {
+    let rec = &advice.pgopt;
+    let sources = [storage_source.describe(advice.input.storage)];
+    let markdown = format == Format::Markdown;
+    let mut text = if markdown {
+        compare_markdown("pgopt", &advice.input, &rec.output, &rec.rows, &sources)
+    } else {
+        compare_table("pgopt", &advice.input, &rec.output, &rec.rows, &sources)
+    };
+    text.push_str(&objects::render(&rec.objects, markdown));
+    text
+}
+
+/// What `--apply` would do, for a dry run: the statements in order, and which settings would
+/// wait for a restart.
+pub fn dry_run_note(rec: &Recommendation) -> String {
+    let changes = rec.to_change();
+    let restart = rec.restart();
+    format!(
+        "dry run: nothing was changed. --apply would write a journal, then run {} \
+         one at a time ({}), pg_reload_conf(), and verify{}; {}",
+        crate::advise::count(
+            changes.len(),
+            "ALTER SYSTEM statement",
+            "ALTER SYSTEM statements"
+        ),
+        changes
+            .iter()
+            .map(|(n, v)| format!("{n} = {v}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        if rec.objects.is_empty() {
+            String::new()
+        } else {
+            format!(
+                ", then {}",
+                crate::advise::count(
+                    rec.objects.len(),
+                    "ALTER TABLE / ALTER ROLE statement",
+                    "ALTER TABLE / ALTER ROLE statements"
+                )
+            )
+        },
+        if restart.is_empty() {
+            "none waits for a restart".to_string()
+        } else {
+            format!("{} would wait for a restart", restart.join(", "))
+        }
+    )
+}
 
 /// PGTune's header comments: `# DB Version: 18`, ..., in its order, nulls skipped.
 pub fn header(input: &TuneInput, out: &PgTuneOutput) -> Vec<String> {
@@ -71,7 +217,7 @@ pub fn sql(input: &TuneInput, out: &PgTuneOutput) -> String {
         s.push_str(&format!(
             "ALTER SYSTEM SET {} = {};\n",
             x.name,
-            super::apply::set_value_sql(x.name, &x.value)
+            crate::tune::apply::set_value_sql(x.name, &x.value)
         ));
     }
     s
