@@ -671,7 +671,7 @@ impl Cluster {
                 "postgres",
                 &format!(
                     "ALTER ROLE {SUPERUSER} PASSWORD {}",
-                    crate::db::ident::quote_literal(pw)
+                    crate::ident::quote_literal(pw)
                 ),
             )?;
         }

@@ -53,7 +53,10 @@ pub async fn run(args: DemoArgs, verbose: bool) -> anyhow::Result<u8> {
     admin
         .batch(
             "creating the demo database",
-            &format!("CREATE DATABASE {}", db::Ident::new(crate::demo::DATABASE)),
+            &format!(
+                "CREATE DATABASE {}",
+                crate::ident::Ident::new(crate::demo::DATABASE)
+            ),
         )
         .await?;
     drop(admin);

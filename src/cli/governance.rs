@@ -5,8 +5,8 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::CellAlignment;
 
 use super::{TargetArgs, EXIT_OK};
-use crate::db::Ident;
 use crate::governance::{self, indexes::IndexStatus, IndexOptions, DEFAULT_SCHEMA};
+use crate::ident::Ident;
 
 #[derive(Debug, Args)]
 pub struct GovernanceArgs {

@@ -25,8 +25,9 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use super::dist::{self, Popularity, Timeline};
 use super::{in_transaction, qualified, set_local, TABLES};
-use crate::db::{Conn, Ident};
+use crate::db::Conn;
 use crate::error::{Error, Result};
+use crate::ident::Ident;
 
 const FOREIGN_KEYS_SQL: &str = include_str!("sql/foreign_keys.sql");
 

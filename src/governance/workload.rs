@@ -5,7 +5,7 @@
 //!
 //! Building the workload reads a few maximum ids (primary-key lookups) once; the generators
 //! then never touch the server. The schema name enters the SQL here, once, through
-//! [`QualifiedName`](crate::db::QualifiedName).
+//! [`QualifiedName`](crate::ident::QualifiedName).
 
 use std::fmt;
 use std::str::FromStr;

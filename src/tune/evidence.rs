@@ -14,7 +14,7 @@ use serde_json::{json, Value};
 use super::pgtune::{format_kb, PgTuneOutput, Setting};
 use super::{compare, Profile, TuneInput};
 use crate::advise::{count, duration};
-use crate::db::ident::{quote_literal, Ident, QualifiedName};
+use crate::ident::{quote_literal, Ident, QualifiedName};
 use crate::snapshot::{Snapshot, Table};
 
 /// Smallest number of connections the work_mem budget is planned for.
