@@ -42,7 +42,6 @@ use rand::{Rng, SeedableRng};
 use tokio::sync::{watch, Semaphore};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Statement;
 
@@ -510,23 +509,23 @@ impl From<WireError> for Failure {
 }
 
 fn classify(e: &tokio_postgres::Error, closed: bool) -> Failure {
+    let broken = closed || db::Broken::from_error(e).is_some();
     if let Some(db) = e.as_db_error() {
         let code = db.code();
-        let broken = closed
-            || code.code().starts_with("08")
-            || *code == SqlState::ADMIN_SHUTDOWN
-            || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::CANNOT_CONNECT_NOW;
         return Failure {
             code: code.code().to_string(),
             broken,
             message: format!("{}: {}", code.code(), db.message()),
         };
     }
-    let broken = closed || e.is_closed();
     Failure {
-        // 08006 connection_failure: the connection went away without a server message.
-        code: if broken { "08006" } else { "client_error" }.to_string(),
+        // The connection went away without a server message.
+        code: if broken {
+            db::Broken::CLOSED_SQLSTATE
+        } else {
+            "client_error"
+        }
+        .to_string(),
         broken,
         message: e.to_string(),
     }

@@ -1,4 +1,4 @@
-//! Talking to PostgreSQL: targets, bounded connections, quoting.
+//! Talking to PostgreSQL: targets, bounded connections, what a broken connection is.
 //!
 //! - [`target`]: what to connect to (conninfo or URI, PG* variables, ~/.pgpass, multi-host,
 //!   target role, TLS mode). The password is a [`secret::Secret`] that never prints.
@@ -7,11 +7,13 @@
 //! - [`discover`](mod@discover): probe a port range on one host and pick the primary.
 //! - [`tls`]: rustls verifiers for libpq's sslmodes.
 //! - [`pgpass`]: the password file.
+//! - [`broken`]: whether a connection is still usable after an error (the one classification).
 //! - [`conn`]: a connection whose every statement is bounded and cancelled on timeout.
 //! - [`secret`]: a password that never prints.
 //!
 //! Quoting of names lives outside this layer, in [`crate::ident`]: pure code quotes names too.
 
+pub mod broken;
 pub mod conn;
 pub mod connect;
 pub mod discover;
@@ -20,6 +22,7 @@ pub mod secret;
 pub mod target;
 pub mod tls;
 
+pub use broken::Broken;
 pub use conn::{Conn, ConnParts};
 pub use connect::connect;
 pub use discover::{discover, parse_discover_spec, pick_primary, Probe, ProbeOutcome};
