@@ -39,7 +39,7 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 use tokio_postgres::types::{ToSql, Type};
@@ -314,12 +314,7 @@ async fn prepare_all(conn: Conn, workload: &Workload) -> Result<Arc<Slot>> {
 
 /// A new connection for a client (a replacement): the lean path when the run uses it.
 async fn open_slot(shared: &Shared) -> Result<Arc<Slot>> {
-    let opened = if shared.pool.is_some() {
-        Opened::Standard(db::connect(&shared.target).await?)
-    } else {
-        connect_client(shared).await?
-    };
-    prepare_opened(opened, &shared.workload).await
+    prepare_opened(connect_client(shared).await?, &shared.workload).await
 }
 
 /// One statement's statistics.
@@ -394,10 +389,47 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits is valid")
 }
 
-/// Connections shared by more clients than there are connections.
-struct Pool {
-    free: Mutex<Vec<Arc<Slot>>>,
-    permits: Semaphore,
+/// Opens the connections of the pool (connections shared by more clients than there are
+/// connections): each with every statement prepared, and watched.
+struct Slots {
+    target: Target,
+    workload: Arc<Workload>,
+    watched: Arc<Mutex<Vec<std::sync::Weak<Slot>>>>,
+}
+
+impl db::pool::Manage for Slots {
+    type Conn = Arc<Slot>;
+
+    async fn open(&self) -> Result<Arc<Slot>> {
+        let slot = prepare_all(db::connect(&self.target).await?, &self.workload).await?;
+        self.watched
+            .lock()
+            .expect("not poisoned")
+            .push(Arc::downgrade(&slot));
+        Ok(slot)
+    }
+
+    async fn check(&self, slot: &Arc<Slot>) -> Result<()> {
+        match &slot.link {
+            Link::Standard { conn, .. } => {
+                conn.batch("checking a pooled connection", "SELECT 1").await
+            }
+            Link::Lean { conn, .. } => conn
+                .lock()
+                .await
+                .simple_query("SELECT 1")
+                .await
+                .map(|_| ())
+                .map_err(|e| e.into_error("checking a pooled connection")),
+        }
+    }
+
+    fn is_closed(&self, slot: &Arc<Slot>) -> bool {
+        match &slot.link {
+            Link::Standard { conn, .. } => conn.is_closed(),
+            Link::Lean { conn, .. } => conn.try_lock().is_ok_and(|c| c.is_broken()),
+        }
+    }
 }
 
 struct Shared {
@@ -413,8 +445,7 @@ struct Shared {
     rate_per_client: Option<f64>,
     seed: u64,
     exec_limit: Duration,
-    checkout_limit: Duration,
-    pool: Option<Pool>,
+    pool: Option<db::Pool<Slots>>,
     live: AtomicUsize,
     lost: AtomicU64,
     failure: Mutex<Option<String>>,
@@ -422,7 +453,7 @@ struct Shared {
     /// when the target turns out to need TLS.
     lean: AtomicBool,
     /// Every open connection, for the watchdog.
-    watched: Mutex<Vec<std::sync::Weak<Slot>>>,
+    watched: Arc<Mutex<Vec<std::sync::Weak<Slot>>>>,
     epoch: std::time::Instant,
 }
 
@@ -467,7 +498,7 @@ impl Shared {
             .expect("not poisoned")
             .get_or_insert(why);
         if let Some(pool) = &self.pool {
-            pool.permits.close();
+            pool.close();
         }
         self.stop_all();
     }
@@ -483,7 +514,7 @@ impl Shared {
                  Check that the server is up and run again"
             ));
             if let Some(pool) = &self.pool {
-                pool.permits.close();
+                pool.close();
             }
             self.stop_all();
         }
@@ -623,6 +654,19 @@ fn spawn_watchdog(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Replaces a broken connection of the pool, or gives its place up.
+async fn replace_pooled(shared: &Shared, lease: db::pool::Lease<'_, Slots>, why: String) {
+    if shared.stopped() {
+        shared.lost.fetch_add(1, Ordering::Relaxed);
+        lease.discard();
+        return;
+    }
+    match lease.replace().await {
+        Ok(()) => tracing::info!("replaced a broken connection ({why})"),
+        Err(e) => shared.connection_lost(format!("{why}; reconnecting failed: {e}")),
+    }
 }
 
 /// Replaces a broken connection, or gives it up. Returns the new one.
@@ -851,32 +895,31 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
 
         let (end, acquired, now) = if pooled {
             let pool = shared.pool.as_ref().expect("pooled clients have a pool");
-            let permit =
-                match tokio::time::timeout(shared.checkout_limit, pool.permits.acquire()).await {
-                    Ok(Ok(p)) => p,
-                    // Closed: no connection left.
-                    Ok(Err(_)) => break,
-                    Err(_) => {
-                        if measured {
-                            shard
-                                .lock()
-                                .expect("not poisoned")
-                                .failed(s, "pool_timeout");
-                        }
-                        continue;
+            let lease = match pool.checkout().await {
+                Ok(l) => l,
+                // Closed: no connection left.
+                Err(db::PoolError::Closed) => break,
+                Err(db::PoolError::Exhausted { .. }) => {
+                    if measured {
+                        shard
+                            .lock()
+                            .expect("not poisoned")
+                            .failed(s, "pool_timeout");
                     }
-                };
-            let slot = pool.free.lock().expect("not poisoned").pop();
-            let Some(slot) = slot else {
-                // Cannot happen: a permit means a free slot. Give the permit back.
-                drop(permit);
-                continue;
+                    continue;
+                }
+                Err(db::PoolError::Reconnect(e)) => {
+                    shared.connection_lost(format!(
+                        "a pooled connection failed its health check; reconnecting failed: {e}"
+                    ));
+                    continue;
+                }
             };
             let acquired = Instant::now();
             let mut clock = acquired;
             let end = run_script(
                 &shared,
-                &slot,
+                &lease,
                 s,
                 &mut vars[s],
                 &mut rng,
@@ -886,16 +929,10 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                 &mut clock,
             )
             .await;
-            let slot = match &end {
-                ScriptEnd::Failed(f) if f.broken => replace(&shared, f.message.clone()).await,
-                _ => Some(slot),
-            };
-            match slot {
-                Some(slot) => {
-                    pool.free.lock().expect("not poisoned").push(slot);
-                    drop(permit);
+            if let ScriptEnd::Failed(f) = &end {
+                if f.broken {
+                    replace_pooled(&shared, lease, f.message.clone()).await;
                 }
-                None => permit.forget(),
             }
             (end, acquired, clock)
         } else {
@@ -966,6 +1003,7 @@ pub async fn run(
     let exec_limit = target.statement_timeout + CLIENT_SLACK;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let dedicated = opts.clients == opts.connections;
+    let watched = Arc::new(Mutex::new(Vec::new()));
     let shared = Arc::new(Shared {
         target: target.clone(),
         shards: (0..opts.clients.min(MAX_SHARDS))
@@ -983,10 +1021,18 @@ pub async fn run(
         rate_per_client: opts.rate.map(|r| r / opts.clients as f64),
         seed: opts.seed,
         exec_limit,
-        checkout_limit: exec_limit + Duration::from_secs(1),
-        pool: (!dedicated).then(|| Pool {
-            permits: Semaphore::new(opts.connections),
-            free: Mutex::new(Vec::new()),
+        pool: (!dedicated).then(|| {
+            db::Pool::new(
+                Slots {
+                    target: target.clone(),
+                    workload: workload.clone(),
+                    watched: watched.clone(),
+                },
+                db::PoolOptions {
+                    checkout_wait: exec_limit + Duration::from_secs(1),
+                    ..db::PoolOptions::default()
+                },
+            )
         }),
         live: AtomicUsize::new(opts.connections),
         lost: AtomicU64::new(0),
@@ -994,7 +1040,7 @@ pub async fn run(
         lean: AtomicBool::new(
             dedicated && opts.client_path == ClientPath::Lean && target.hosts.len() == 1,
         ),
-        watched: Mutex::new(Vec::new()),
+        watched,
         epoch: std::time::Instant::now(),
     });
 
@@ -1259,14 +1305,13 @@ impl Clients {
             shared.watch(&slot);
             slots.push(slot);
         }
-        shared
+        let pool = shared
             .pool
             .as_ref()
-            .expect("shared connections have a pool")
-            .free
-            .lock()
-            .expect("not poisoned")
-            .extend(slots);
+            .expect("shared connections have a pool");
+        for slot in slots {
+            pool.add(slot);
+        }
         Ok(Clients {
             running: Running::Tasks {
                 set: JoinSet::new(),

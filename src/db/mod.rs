@@ -9,6 +9,7 @@
 //! - [`pgpass`]: the password file.
 //! - [`broken`]: whether a connection is still usable after an error (the one classification).
 //! - [`conn`]: a connection whose every statement is bounded and cancelled on timeout.
+//! - [`pool`]: a bounded pool: checkout wait, health check after idle, broken ones replaced.
 //! - [`secret`]: a password that never prints.
 //!
 //! Quoting of names lives outside this layer, in [`crate::ident`]: pure code quotes names too.
@@ -18,6 +19,7 @@ pub mod conn;
 pub mod connect;
 pub mod discover;
 pub mod pgpass;
+pub mod pool;
 pub mod secret;
 pub mod target;
 pub mod tls;
@@ -26,5 +28,6 @@ pub use broken::Broken;
 pub use conn::{Conn, ConnParts};
 pub use connect::connect;
 pub use discover::{discover, parse_discover_spec, pick_primary, Probe, ProbeOutcome};
+pub use pool::{ConnPool, Pool, PoolError, PoolOptions};
 pub use secret::Secret;
 pub use target::{HostSpec, SslMode, SystemDefaults, Target, TargetRole};
