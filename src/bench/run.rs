@@ -58,6 +58,7 @@ use super::workload::{
 };
 use crate::db::{self, Conn, Target};
 use crate::error::{Error, Result};
+use crate::progress::{Event, Kind, Progress, Unit};
 
 const CAPACITY_SQL: &str = include_str!("../sql/bench_capacity.sql");
 
@@ -997,6 +998,7 @@ pub async fn run(
     opts: &BenchOptions,
     facts: &ServerFacts,
     interrupt: Option<watch::Receiver<bool>>,
+    progress: Arc<dyn Progress>,
 ) -> Result<BenchResult> {
     opts.validate()?;
     let workload = Arc::new(workload);
@@ -1065,7 +1067,7 @@ pub async fn run(
     shared.measure_start.set(measure_start).expect("set once");
     clients.go();
     let progress = (opts.progress || opts.progress_every.is_some())
-        .then(|| spawn_progress(shared.clone(), opts.progress_every));
+        .then(|| spawn_progress(shared.clone(), opts.progress_every, progress));
     let watchdog = spawn_watchdog(shared.clone());
 
     let deadline = match opts.stop {
@@ -1491,9 +1493,17 @@ fn progress_line(at: Duration, dt: Duration, then: Moments, now: Moments) -> Str
     )
 }
 
-/// `--progress N`: a line on stderr every N seconds of the measured part, on a terminal and
-/// in a pipe alike. Without it, a live spinner line when stderr is a terminal.
-fn spawn_progress(shared: Arc<Shared>, every: Option<Duration>) -> tokio::task::JoinHandle<()> {
+/// The phase of the bench's progress events.
+pub const PHASE: &str = "bench";
+
+/// `--progress N`: a [`Kind::Line`] event every N seconds of the measured part (shown on a
+/// terminal and in a pipe alike). Without it, an [`Kind::Update`] every second (a live line
+/// where there is a terminal), and [`Kind::Finish`] when the task ends.
+fn spawn_progress(
+    shared: Arc<Shared>,
+    every: Option<Duration>,
+    sink: Arc<dyn Progress>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let measure_start = shared.measure_start();
         if let Some(every) = every {
@@ -1502,26 +1512,29 @@ fn spawn_progress(shared: Arc<Shared>, every: Option<Duration>) -> tokio::task::
             loop {
                 tokio::time::sleep_until(next).await;
                 let now = moments(&shared);
-                eprintln!(
-                    "{}",
-                    progress_line(next - measure_start, next - last.0, last.1, now)
+                sink.event(
+                    Event::update(PHASE, Unit::Transactions, now.count, None)
+                        .kind(Kind::Line)
+                        .message(progress_line(
+                            next - measure_start,
+                            next - last.0,
+                            last.1,
+                            now,
+                        )),
                 );
                 last = (next, now);
                 next += every;
             }
         }
-        let bar = indicatif::ProgressBar::new_spinner();
-        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
-        // Cleared however the task ends (finished or aborted).
-        struct Clear(indicatif::ProgressBar);
+        // Finished however the task ends (done or aborted).
+        struct Clear(Arc<dyn Progress>);
         impl Drop for Clear {
             fn drop(&mut self) {
-                self.0.finish_and_clear();
+                self.0
+                    .event(Event::update(PHASE, Unit::Transactions, 0, None).kind(Kind::Finish));
             }
         }
-        let bar = Clear(bar);
+        let bar = Clear(sink);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last = (Instant::now(), Moments::default());
         loop {
@@ -1529,8 +1542,10 @@ fn spawn_progress(shared: Arc<Shared>, every: Option<Duration>) -> tokio::task::
             let now = Instant::now();
             if now < measure_start {
                 let left = measure_start - now;
-                bar.0
-                    .set_message(format!("warming up, {:.0}s left", left.as_secs_f64()));
+                bar.0.event(
+                    Event::update(PHASE, Unit::Transactions, 0, None)
+                        .message(format!("warming up, {:.0}s left", left.as_secs_f64())),
+                );
                 continue;
             }
             if last.0 < measure_start {
@@ -1542,14 +1557,15 @@ fn spawn_progress(shared: Arc<Shared>, every: Option<Duration>) -> tokio::task::
                 continue;
             }
             let m = moments(&shared);
-            bar.0.set_message(progress_line(
-                now.duration_since(measure_start),
-                dt,
-                last.1,
-                m,
-            ));
+            bar.0.event(
+                Event::update(PHASE, Unit::Transactions, m.count, None).message(progress_line(
+                    now.duration_since(measure_start),
+                    dt,
+                    last.1,
+                    m,
+                )),
+            );
             last = (now, m);
-            bar.0.tick();
         }
     })
 }

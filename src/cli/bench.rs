@@ -283,7 +283,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
     // The probe connection would take a slot from the pool.
     bench::close_probe(conn).await;
 
-    let result = bench::run(&target, workload, &opts, &facts, Some(interrupt_rx)).await?;
+    let result = bench::run(
+        &target,
+        workload,
+        &opts,
+        &facts,
+        Some(interrupt_rx),
+        std::sync::Arc::new(super::progress::Bars::stderr()),
+    )
+    .await?;
     print_result(&result, args.format);
     if let Some(path) = &args.html {
         write_html(path, &crate::report::bench_html::result_html(&result)?)?;

@@ -10,14 +10,13 @@
 //! then every table is analyzed. Seeding refuses tables that already hold rows.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Utc};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -28,6 +27,7 @@ use super::{in_transaction, qualified, set_local, TABLES};
 use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::ident::Ident;
+use crate::progress::{Event, Kind, Progress, Unit};
 
 const FOREIGN_KEYS_SQL: &str = include_str!("sql/foreign_keys.sql");
 
@@ -124,34 +124,23 @@ impl SeedReport {
     }
 }
 
-/// Fills the deployed, empty governance tables of `schema` with data for (scale, seed); a
-/// progress bar goes to stderr when `progress` and stderr is a terminal.
+/// Fills the deployed, empty governance tables of `schema` with data for (scale, seed);
+/// progress goes to `progress` as `seeding` events counting rows (the step is the table).
 pub async fn seed(
     conn: &Conn,
     schema: &str,
     scale: f64,
     seed: u64,
-    progress: bool,
+    progress: &dyn Progress,
 ) -> Result<SeedReport> {
     let started = Instant::now();
     let counts = RowCounts::for_scale(scale)?;
     check_deployed_and_empty(conn, schema).await?;
 
-    let bar = if progress && std::io::stderr().is_terminal() {
-        let b = ProgressBar::with_draw_target(
-            Some(counts.total()),
-            ProgressDrawTarget::stderr_with_hz(10),
-        );
-        b.set_style(
-            ProgressStyle::with_template(
-                "{msg:>26} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
-            )
-            .map_err(|e| Error::Internal(format!("progress template: {e}")))?
-            .progress_chars("=> "),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
+    let bar = Tally {
+        sink: progress,
+        total: counts.total(),
+        done: AtomicU64::new(0),
     };
 
     // Generous bounds that still end a stuck load: 10k rows/s is 20x slower than expected.
@@ -162,7 +151,7 @@ pub async fn seed(
         let foreign_keys = drop_foreign_keys(conn, schema).await?;
         let mut loaded = Vec::new();
         for (table, n) in counts.by_table() {
-            bar.set_message(table);
+            bar.inc(table, 0);
             let mut rng = SmallRng::seed_from_u64(table_seed(seed, table));
             let copied = load_table(conn, schema, table, n, &counts, &mut rng, &bar).await?;
             if copied != n {
@@ -179,12 +168,12 @@ pub async fn seed(
             .await?;
             loaded.push((table.to_string(), copied));
         }
-        bar.set_message("checking foreign keys");
+        bar.inc("checking foreign keys", 0);
         restore_foreign_keys(conn, schema, &foreign_keys, load_timeout).await?;
         Ok(loaded)
     })
     .await;
-    bar.finish_and_clear();
+    bar.finish();
     let tables = tables?;
     let load_elapsed = load_started.elapsed();
 
@@ -378,8 +367,33 @@ fn copy_error(table: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |e| Error::query(format!("COPY into {table}"), e)
 }
 
-/// Progress is counted in batches to keep the bar off the hot path.
+/// Progress is counted in batches to keep the reporting off the hot path.
 const TICK: u64 = 4096;
+
+/// The seeded rows so far, reported to the progress sink.
+struct Tally<'a> {
+    sink: &'a dyn Progress,
+    total: u64,
+    done: AtomicU64,
+}
+
+impl Tally<'_> {
+    /// `n` more rows, while `step` runs.
+    fn inc(&self, step: &str, n: u64) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        self.sink
+            .event(Event::update(PHASE, Unit::Rows, done, Some(self.total)).step(step));
+    }
+
+    fn finish(&self) {
+        let done = self.done.load(Ordering::Relaxed);
+        self.sink
+            .event(Event::update(PHASE, Unit::Rows, done, Some(self.total)).kind(Kind::Finish));
+    }
+}
+
+/// The phase of the progress events of seeding.
+pub const PHASE: &str = "seeding";
 
 async fn load_table(
     conn: &Conn,
@@ -388,7 +402,7 @@ async fn load_table(
     n: u64,
     counts: &RowCounts,
     rng: &mut SmallRng,
-    bar: &ProgressBar,
+    bar: &Tally<'_>,
 ) -> Result<u64> {
     let mut w = match table {
         "users" => {
@@ -629,7 +643,7 @@ async fn load_table(
             }
         }
         if i % TICK == 0 {
-            bar.inc(TICK);
+            bar.inc(table, TICK);
         }
     }
 
@@ -767,11 +781,11 @@ async fn load_table(
                 }
             }
             if i % TICK == 0 {
-                bar.inc(TICK);
+                bar.inc(table, TICK);
             }
         }
     }
-    bar.inc(n % TICK);
+    bar.inc(table, n % TICK);
     w.as_mut().finish().await.map_err(&err)
 }
 

@@ -24,7 +24,7 @@ use crate::db::Conn;
 use crate::error::{Error, Result};
 
 /// The balance of reads and writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mix {
     /// About 90 % reads: the platform in daily use.
     #[default]
