@@ -11,7 +11,8 @@ use clap::{ArgGroup, Args, Subcommand};
 
 use super::{TargetArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use crate::bench::options::parse_positive;
-use crate::bench::{self, BenchOptions, BenchResult, Mix, Outcome, StopAt, Workload};
+use crate::bench::{self, BenchOptions, BenchResult, Outcome, StopAt, Workload};
+use crate::governance::{self, Mix};
 use crate::report::bench as render;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -264,7 +265,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         let w = match source {
             Source::Select1 => bench::select1(),
             Source::Ready(w) => w,
-            Source::Governance => bench::governance_workload(&conn, &args.schema, args.mix).await?,
+            Source::Governance => {
+                governance::governance_workload(&conn, &args.schema, args.mix).await?
+            }
         };
         parts.push((w, weight));
     }
