@@ -650,6 +650,19 @@ impl std::fmt::Debug for Cluster {
     }
 }
 
+/// The target of a cluster this process started, listening on `port` (the superuser over
+/// TCP, no TLS, trust): built from the cluster alone, never from the user's PG* variables or
+/// password file, which may point somewhere else entirely.
+pub fn local_target(port: u16, dbname: &str) -> Result<crate::db::Target> {
+    let dsn = format!("postgresql://{SUPERUSER}@127.0.0.1:{port}/{dbname}?sslmode=disable");
+    let defaults = crate::db::SystemDefaults {
+        socket_dir: None,
+        os_user: Some(SUPERUSER.to_string()),
+        home: None,
+    };
+    crate::db::Target::resolve_with(Some(&dsn), &|_| None, &defaults)
+}
+
 impl Cluster {
     /// Starts a new cluster copied from the template.
     pub fn start(opts: ClusterOptions) -> Result<Self> {

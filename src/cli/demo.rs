@@ -7,7 +7,7 @@ use clap::Args;
 use super::analyze::{collect_with_progress, exit_code};
 use crate::advise::{self, Thresholds};
 use crate::collect::CollectOptions;
-use crate::db::{self, Target};
+use crate::db;
 use crate::embedded::{Cluster, ClusterOptions, Detached};
 use crate::report::{self, Format};
 
@@ -49,7 +49,7 @@ pub async fn run(args: DemoArgs, verbose: bool) -> anyhow::Result<u8> {
     };
     let dsn = |db: &str| format!("postgresql://postgres@127.0.0.1:{port}/{db}?sslmode=disable");
 
-    let admin = db::connect(&Target::parse(&dsn("postgres"))?).await?;
+    let admin = db::connect(&crate::embedded::local_target(port, "postgres")?).await?;
     admin
         .batch(
             "creating the demo database",
@@ -62,7 +62,7 @@ pub async fn run(args: DemoArgs, verbose: bool) -> anyhow::Result<u8> {
     drop(admin);
 
     progress("loading a sample governance database and planting problems");
-    let conn = db::connect(&Target::parse(&dsn(crate::demo::DATABASE))?).await?;
+    let conn = db::connect(&crate::embedded::local_target(port, crate::demo::DATABASE)?).await?;
     crate::demo::prepare(&conn).await?;
 
     progress("collecting a snapshot and analyzing it");
