@@ -124,7 +124,7 @@ impl Error {
                 next_step,
             };
         }
-        if err.is_closed() || is_io(&err) {
+        if crate::db::broken::Broken::from_error(&err).is_some_and(|b| b.connection_gone()) {
             return Error::ConnectionLost {
                 context,
                 message: err.to_string(),
@@ -158,10 +158,8 @@ impl Error {
         match self {
             Error::ConnectionLost { .. } => true,
             Error::Query { code: Some(c), .. } => {
-                c.code().starts_with("08")
-                    || *c == SqlState::ADMIN_SHUTDOWN
-                    || *c == SqlState::CRASH_SHUTDOWN
-                    || *c == SqlState::CANNOT_CONNECT_NOW
+                crate::db::broken::Broken::from_sqlstate(c.code(), false)
+                    .is_some_and(|b| b.connection_gone())
             }
             _ => false,
         }
@@ -176,17 +174,6 @@ fn io_reason(e: &std::io::Error) -> String {
         std::io::ErrorKind::IsADirectory => "it is a directory".to_string(),
         _ => e.to_string(),
     }
-}
-
-fn is_io(err: &tokio_postgres::Error) -> bool {
-    let mut source = std::error::Error::source(err);
-    while let Some(s) = source {
-        if s.is::<std::io::Error>() {
-            return true;
-        }
-        source = s.source();
-    }
-    false
 }
 
 /// The next step for the SQLSTATEs a monitoring tool meets most.

@@ -22,6 +22,8 @@ pub mod embedded;
 pub mod error;
 pub mod files;
 pub mod governance;
+pub mod ident;
+pub mod progress;
 pub mod report;
 pub mod snapshot;
 pub mod tune;

@@ -492,3 +492,23 @@ fn the_seed_rerun_hint_keeps_the_target() {
         "{err}"
     );
 }
+
+/// The demo talks to the cluster it started: PG* variables pointing elsewhere (another user,
+/// host, database, a read-only default, a bad connect timeout) change nothing.
+#[test]
+fn demo_ignores_pg_variables_that_point_elsewhere() {
+    let o = pgopt_cmd(&["demo", "--format", "json"])
+        .env("PGUSER", "no_such_user_junk")
+        .env("PGHOST", "/nonexistent/junk")
+        .env("PGPORT", "1")
+        .env("PGDATABASE", "junk")
+        .env("PGPASSWORD", "junk")
+        .env("PGPASSFILE", "/nonexistent/junk")
+        .env("PGCONNECT_TIMEOUT", "junk")
+        .env("PGOPTIONS", "-c default_transaction_read_only=on")
+        .output()
+        .expect("run pgopt");
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let v: serde_json::Value = serde_json::from_str(&stdout(&o)).unwrap();
+    assert!(!v["findings"].as_array().unwrap().is_empty());
+}

@@ -41,7 +41,7 @@ async fn scalar_f64(conn: &Conn, sql: &str) -> f64 {
 async fn deployed_and_seeded(schema: &str, scale: f64, seed: u64) -> (Cluster, Conn) {
     let (c, conn) = start().await;
     deploy(&conn, schema).await.unwrap();
-    governance::seed(&conn, schema, scale, seed, false)
+    governance::seed(&conn, schema, scale, seed, &pgopt::progress::NoProgress)
         .await
         .unwrap();
     (c, conn)
@@ -135,7 +135,7 @@ async fn seed_loads_the_scaled_counts_with_realistic_distributions() {
     let scale = 0.01;
     let (_c, conn) = start().await;
     deploy(&conn, "governance").await.unwrap();
-    let report = governance::seed(&conn, "governance", scale, 7, false)
+    let report = governance::seed(&conn, "governance", scale, 7, &pgopt::progress::NoProgress)
         .await
         .unwrap();
     let counts = RowCounts::for_scale(scale).unwrap();
@@ -274,7 +274,7 @@ async fn seed_loads_the_scaled_counts_with_realistic_distributions() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn seeding_tables_that_hold_rows_is_refused() {
     let (_c, conn) = deployed_and_seeded("governance", 0.001, 1).await;
-    let err = governance::seed(&conn, "governance", 0.001, 1, false)
+    let err = governance::seed(&conn, "governance", 0.001, 1, &pgopt::progress::NoProgress)
         .await
         .unwrap_err();
     assert!(err.is_bad_input(), "{err}");
@@ -283,12 +283,12 @@ async fn seeding_tables_that_hold_rows_is_refused() {
     assert!(msg.contains("pgopt governance drop"), "{msg}");
 
     // Not deployed at all: the message says to deploy.
-    let err = governance::seed(&conn, "elsewhere", 0.001, 1, false)
+    let err = governance::seed(&conn, "elsewhere", 0.001, 1, &pgopt::progress::NoProgress)
         .await
         .unwrap_err();
     assert!(err.to_string().contains("governance deploy"), "{err}");
     // A bad scale is bad input before anything happens.
-    let err = governance::seed(&conn, "governance", 0.0, 1, false)
+    let err = governance::seed(&conn, "governance", 0.0, 1, &pgopt::progress::NoProgress)
         .await
         .unwrap_err();
     assert!(err.is_bad_input(), "{err}");
@@ -303,9 +303,15 @@ async fn the_same_seed_gives_the_same_rows_in_two_clusters_and_another_seed_diff
 
     drop_schema(&conn_b, "governance").await.unwrap();
     deploy(&conn_b, "governance").await.unwrap();
-    governance::seed(&conn_b, "governance", 0.002, 43, false)
-        .await
-        .unwrap();
+    governance::seed(
+        &conn_b,
+        "governance",
+        0.002,
+        43,
+        &pgopt::progress::NoProgress,
+    )
+    .await
+    .unwrap();
     let sums_c = checksums(&conn_b, "governance").await;
     // Every table but the fixed principles' text depends on the seed.
     let differing = sums_a.iter().zip(&sums_c).filter(|(a, c)| a != c).count();
@@ -544,7 +550,7 @@ async fn a_hostile_schema_name_deploys_seeds_indexes_runs_and_drops_safely() {
         .unwrap();
     deploy(&conn, HOSTILE).await.unwrap();
     deploy(&conn, HOSTILE).await.unwrap();
-    governance::seed(&conn, HOSTILE, 0.001, 5, false)
+    governance::seed(&conn, HOSTILE, 0.001, 5, &pgopt::progress::NoProgress)
         .await
         .unwrap();
     let out = create_indexes(&conn, HOSTILE, &IndexOptions::default())
@@ -654,5 +660,39 @@ fn governance_commands_and_the_governance_bench_work_end_to_end() {
         )
         .unwrap(),
         "0"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeding_reports_progress_events_per_table_up_to_the_total_rows() {
+    use pgopt::progress::{Collect, Kind, Unit};
+    let scale = 0.002;
+    let (_c, conn) = start().await;
+    deploy(&conn, "governance").await.unwrap();
+    let sink = Collect::new();
+    let report = governance::seed(&conn, "governance", scale, 3, &sink)
+        .await
+        .unwrap();
+    let events = sink.events();
+    let total = RowCounts::for_scale(scale).unwrap().total();
+    assert!(events.iter().all(|e| e.phase == governance::seed::PHASE));
+    assert!(events
+        .iter()
+        .all(|e| e.unit == Unit::Rows && e.total == Some(total)));
+    // Every table is a step, in load order, and the counts only grow.
+    for (table, _) in RowCounts::for_scale(scale).unwrap().by_table() {
+        assert!(
+            events.iter().any(|e| e.step.as_deref() == Some(table)),
+            "a step for {table}"
+        );
+    }
+    assert!(events.windows(2).all(|w| w[0].done <= w[1].done));
+    let last = events.last().expect("events");
+    assert_eq!(last.kind, Kind::Finish);
+    assert_eq!(last.done, total);
+    assert_eq!(report.total_rows(), total);
+    assert!(
+        events.iter().filter(|e| e.kind == Kind::Finish).count() == 1,
+        "one finish"
     );
 }

@@ -9,7 +9,7 @@
 
 use super::horizon::{Holder, Horizon};
 use super::{duration, has_own_storage, num, Finding, Severity, Thresholds};
-use crate::db::QualifiedName;
+use crate::ident::QualifiedName;
 use crate::snapshot::{Snapshot, Table};
 
 pub const RULE: &str = "autovacuum_behind";

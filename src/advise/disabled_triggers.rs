@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use super::{Finding, Severity, Thresholds};
-use crate::db::{Ident, QualifiedName};
+use crate::ident::{Ident, QualifiedName};
 use crate::snapshot::{Snapshot, Trigger};
 
 pub const RULE: &str = "trigger_disabled";

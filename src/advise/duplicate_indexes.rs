@@ -16,7 +16,7 @@
 use std::collections::BTreeMap;
 
 use super::{unused_indexes::is_protected, Finding, Severity, Thresholds};
-use crate::db::QualifiedName;
+use crate::ident::QualifiedName;
 use crate::snapshot::{Index, Snapshot};
 
 pub const DUPLICATE_RULE: &str = "duplicate_index";

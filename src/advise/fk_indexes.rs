@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 
 use super::{Finding, Severity, Thresholds};
-use crate::db::{Ident, QualifiedName};
+use crate::ident::{Ident, QualifiedName};
 use crate::snapshot::{ForeignKey, Index, Snapshot};
 
 pub const RULE: &str = "fk_missing_index";

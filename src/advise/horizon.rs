@@ -15,7 +15,7 @@
 //! Pure: built from the snapshot alone.
 
 use super::{duration, Thresholds};
-use crate::db::ident::quote_literal;
+use crate::ident::quote_literal;
 use crate::snapshot::{Session, Snapshot};
 
 /// Holders whose ages differ by no more than this many XIDs are "at the horizon" together:

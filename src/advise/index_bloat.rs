@@ -11,7 +11,7 @@
 
 use super::table_bloat::{dead_tuples_to_vacuum, figure, judged, rewrite_advised, Judged};
 use super::{bytes, num, pct, Finding, Severity, Thresholds};
-use crate::db::QualifiedName;
+use crate::ident::QualifiedName;
 use crate::snapshot::{RelationBloat, Snapshot};
 
 pub const RULE: &str = "index_bloat";

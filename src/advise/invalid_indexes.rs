@@ -6,7 +6,7 @@
 //! already quoted, so it is SQL rather than a raw name.
 
 use super::{Finding, Severity, Thresholds};
-use crate::db::QualifiedName;
+use crate::ident::QualifiedName;
 use crate::snapshot::Snapshot;
 
 pub const RULE: &str = "invalid_index";

@@ -3,7 +3,7 @@
 //! Each rule lives in its own file as `fn check(snap, th) -> Vec<Finding>` and reads only the
 //! snapshot: no I/O, no clock (ages are measured against `snap.collected_at`), no server. A
 //! finding names its object, gives the numbers it used (with units in the evidence keys) and
-//! the next step; suggested SQL quotes every name through [`crate::db::ident`].
+//! the next step; suggested SQL quotes every name through [`crate::ident`].
 //!
 //! Section status (skipped or failed collectors) is the report's business, not a finding,
 //! with one exception: pg_stat_statements missing is a finding because fixing it is advice.

@@ -4,7 +4,7 @@
 
 use super::horizon::Horizon;
 use super::{count, duration, num, Finding, Severity, Thresholds};
-use crate::db::ident::quote_literal;
+use crate::ident::quote_literal;
 use crate::snapshot::Snapshot;
 
 pub const RULE: &str = "prepared_transaction";

@@ -8,7 +8,7 @@
 //! they are evidence only.
 
 use super::{bytes, setting_bytes, Finding, Severity, Thresholds};
-use crate::db::ident::quote_literal;
+use crate::ident::quote_literal;
 use crate::snapshot::{ReplicationSlot, Snapshot};
 
 pub const LOST_RULE: &str = "replication_slot_lost";

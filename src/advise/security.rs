@@ -8,7 +8,7 @@
 //! rules, roles, password kinds) say nothing rather than guess.
 
 use super::{Finding, Severity, Thresholds};
-use crate::db::ident::{quote_literal, Ident};
+use crate::ident::{quote_literal, Ident};
 use crate::snapshot::{HbaRule, PasswordKind, Snapshot};
 
 pub const SSL_OFF_RULE: &str = "ssl_off";

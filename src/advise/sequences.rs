@@ -6,7 +6,7 @@
 //! type, not the sequence, is the binding limit (it would fail before cycling).
 
 use super::{num, pct, Finding, Severity, Thresholds};
-use crate::db::QualifiedName;
+use crate::ident::QualifiedName;
 use crate::snapshot::{Sequence, Snapshot};
 
 pub const RULE: &str = "sequence_exhaustion";
@@ -78,7 +78,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             let (bound_by, step, sql) = match &seq.column {
                 Some(col) if u.column_binds || seq.data_type != "bigint" => {
                     let table = QualifiedName::new(&col.schema, &col.table);
-                    let column = crate::db::Ident::new(&col.column);
+                    let column = crate::ident::Ident::new(&col.column);
                     let mut sql = Vec::new();
                     if type_bounds(&col.data_type).is_some_and(|b| b.1 < i64::MAX) {
                         sql.push(format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE bigint;"));

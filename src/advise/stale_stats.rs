@@ -6,7 +6,7 @@
 //! so past 2× it is behind.
 
 use super::{dead_tuples::autovacuum_param, has_own_storage, num, Finding, Severity, Thresholds};
-use crate::db::QualifiedName;
+use crate::ident::QualifiedName;
 use crate::snapshot::Snapshot;
 
 pub const RULE: &str = "stale_statistics";

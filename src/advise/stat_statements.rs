@@ -5,7 +5,7 @@
 //! is evidently there, and nothing is reported.
 
 use super::{Finding, Severity, Thresholds};
-use crate::db::ident::quote_literal;
+use crate::ident::quote_literal;
 use crate::snapshot::{SectionState, Snapshot};
 
 pub const NOT_PRELOADED_RULE: &str = "pg_stat_statements_not_preloaded";

@@ -11,7 +11,7 @@
 
 use super::dead_tuples::autovacuum_param;
 use super::{bytes, num, pct, Finding, Severity, Thresholds};
-use crate::db::QualifiedName;
+use crate::ident::QualifiedName;
 use crate::snapshot::{BloatFigure, RelationBloat, Snapshot};
 
 pub const RULE: &str = "table_bloat";

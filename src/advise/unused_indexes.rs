@@ -20,7 +20,7 @@ use super::{
     bytes, count, duplicate_indexes, duration, fk_indexes, time_value, Finding, Severity,
     Thresholds,
 };
-use crate::db::QualifiedName;
+use crate::ident::QualifiedName;
 use crate::snapshot::{ForeignKey, Index, Snapshot};
 
 pub const RULE: &str = "unused_index";

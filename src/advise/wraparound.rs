@@ -9,7 +9,7 @@
 
 use super::horizon::{Holder, Horizon};
 use super::{num, pct, Finding, Severity, Thresholds};
-use crate::db::QualifiedName;
+use crate::ident::QualifiedName;
 use crate::snapshot::Snapshot;
 
 pub const XID_RULE: &str = "xid_wraparound";

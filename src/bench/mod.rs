@@ -61,14 +61,3 @@ pub fn with_floor(workload: Workload) -> crate::Result<Workload> {
     scripts.push(floor);
     Workload::from_scripts(workload.name, scripts)
 }
-
-pub use crate::governance::Mix;
-
-/// The governance workload, built from the seeded data in `schema`.
-pub async fn governance_workload(
-    conn: &crate::db::Conn,
-    schema: &str,
-    mix: Mix,
-) -> crate::Result<Workload> {
-    crate::governance::governance_workload(conn, schema, mix).await
-}

@@ -161,7 +161,7 @@ fn positive(
     }
 }
 
-/// Parses a count that must be at least 1 (for clap).
+/// Parses a count that must be at least 1 (for the command line).
 pub fn parse_positive(text: &str) -> std::result::Result<usize, String> {
     match text.trim().parse::<i64>() {
         Ok(n) if n >= 1 => Ok(n as usize),

@@ -42,10 +42,9 @@ use std::time::Duration;
 use hdrhistogram::Histogram;
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
-use tokio::sync::{watch, Semaphore};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use tokio_postgres::error::SqlState;
 use tokio_postgres::types::{ToSql, Type};
 use tokio_postgres::Statement;
 
@@ -62,11 +61,15 @@ use super::workload::{
 };
 use crate::db::{self, Conn, Target};
 use crate::error::{Error, Result};
+use crate::progress::{Event, Kind, Progress, Unit};
 
 const CAPACITY_SQL: &str = include_str!("../sql/bench_capacity.sql");
 
 /// Client-side slack over statement_timeout before an execution is cancelled.
 const CLIENT_SLACK: Duration = Duration::from_secs(2);
+
+/// How long a health check of a lean connection may wait for its answer.
+const HEALTH_CHECK_WAIT: Duration = Duration::from_secs(10);
 
 /// How often the watchdog looks for executions over the limit.
 const WATCHDOG_TICK: Duration = Duration::from_millis(250);
@@ -323,12 +326,7 @@ async fn prepare_all(conn: Conn, workload: &Workload) -> Result<Arc<Slot>> {
 
 /// A new connection for a client (a replacement): the lean path when the run uses it.
 async fn open_slot(shared: &Shared) -> Result<Arc<Slot>> {
-    let opened = if shared.pool.is_some() {
-        Opened::Standard(db::connect(&shared.target).await?)
-    } else {
-        connect_client(shared).await?
-    };
-    prepare_opened(opened, &shared.workload).await
+    prepare_opened(connect_client(shared).await?, &shared.workload).await
 }
 
 /// One statement's statistics.
@@ -403,10 +401,47 @@ fn new_histogram() -> Histogram<u64> {
     Histogram::new(3).expect("3 significant digits is valid")
 }
 
-/// Connections shared by more clients than there are connections.
-struct Pool {
-    free: Mutex<Vec<Arc<Slot>>>,
-    permits: Semaphore,
+/// Opens the connections of the pool (connections shared by more clients than there are
+/// connections): each with every statement prepared, and watched.
+struct Slots {
+    target: Target,
+    workload: Arc<Workload>,
+    watched: Arc<Mutex<Vec<std::sync::Weak<Slot>>>>,
+}
+
+impl db::pool::Manage for Slots {
+    type Conn = Arc<Slot>;
+
+    async fn open(&self) -> Result<Arc<Slot>> {
+        let slot = prepare_all(db::connect(&self.target).await?, &self.workload).await?;
+        self.watched
+            .lock()
+            .expect("not poisoned")
+            .push(Arc::downgrade(&slot));
+        Ok(slot)
+    }
+
+    async fn check(&self, slot: &Arc<Slot>) -> Result<()> {
+        match &slot.link {
+            Link::Standard { conn, .. } => {
+                conn.batch("checking a pooled connection", "SELECT 1").await
+            }
+            // The client's own thread waits on the socket, bounded (see blocking_simple_query).
+            Link::Lean { conn, .. } => conn
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .blocking_simple_query("SELECT 1", HEALTH_CHECK_WAIT)
+                .map(|_| ())
+                .map_err(|e| e.into_error("checking a pooled connection")),
+        }
+    }
+
+    fn is_closed(&self, slot: &Arc<Slot>) -> bool {
+        match &slot.link {
+            Link::Standard { conn, .. } => conn.is_closed(),
+            Link::Lean { conn, .. } => conn.try_lock().is_ok_and(|c| c.is_broken()),
+        }
+    }
 }
 
 struct Shared {
@@ -422,8 +457,7 @@ struct Shared {
     rate_per_client: Option<f64>,
     seed: u64,
     exec_limit: Duration,
-    checkout_limit: Duration,
-    pool: Option<Pool>,
+    pool: Option<db::Pool<Slots>>,
     live: AtomicUsize,
     lost: AtomicU64,
     failure: Mutex<Option<String>>,
@@ -431,7 +465,7 @@ struct Shared {
     /// when the target turns out to need TLS.
     lean: AtomicBool,
     /// Every open connection, for the watchdog.
-    watched: Mutex<Vec<std::sync::Weak<Slot>>>,
+    watched: Arc<Mutex<Vec<std::sync::Weak<Slot>>>>,
     epoch: std::time::Instant,
 }
 
@@ -482,7 +516,7 @@ impl Shared {
             .expect("not poisoned")
             .get_or_insert(why);
         if let Some(pool) = &self.pool {
-            pool.permits.close();
+            pool.close();
         }
         self.stop_all();
     }
@@ -498,7 +532,7 @@ impl Shared {
                  Check that the server is up and run again"
             ));
             if let Some(pool) = &self.pool {
-                pool.permits.close();
+                pool.close();
             }
             self.stop_all();
         }
@@ -524,23 +558,23 @@ impl From<WireError> for Failure {
 }
 
 fn classify(e: &tokio_postgres::Error, closed: bool) -> Failure {
+    let broken = closed || db::Broken::from_error(e).is_some();
     if let Some(db) = e.as_db_error() {
         let code = db.code();
-        let broken = closed
-            || code.code().starts_with("08")
-            || *code == SqlState::ADMIN_SHUTDOWN
-            || *code == SqlState::CRASH_SHUTDOWN
-            || *code == SqlState::CANNOT_CONNECT_NOW;
         return Failure {
             code: code.code().to_string(),
             broken,
             message: format!("{}: {}", code.code(), db.message()),
         };
     }
-    let broken = closed || e.is_closed();
     Failure {
-        // 08006 connection_failure: the connection went away without a server message.
-        code: if broken { "08006" } else { "client_error" }.to_string(),
+        // The connection went away without a server message.
+        code: if broken {
+            db::Broken::CLOSED_SQLSTATE
+        } else {
+            "client_error"
+        }
+        .to_string(),
         broken,
         message: e.to_string(),
     }
@@ -645,6 +679,19 @@ fn spawn_watchdog(shared: Arc<Shared>) -> tokio::task::JoinHandle<()> {
             }
         }
     })
+}
+
+/// Replaces a broken connection of the pool, or gives its place up.
+async fn replace_pooled(shared: &Shared, lease: db::pool::Lease<'_, Slots>, why: String) {
+    if shared.stopped() {
+        shared.lost.fetch_add(1, Ordering::Relaxed);
+        lease.discard();
+        return;
+    }
+    match lease.replace().await {
+        Ok(()) => tracing::info!("replaced a broken connection ({why})"),
+        Err(e) => shared.connection_lost(format!("{why}; reconnecting failed: {e}")),
+    }
 }
 
 /// Replaces a broken connection, or gives it up. Returns the new one.
@@ -873,32 +920,31 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
 
         let (end, acquired, now) = if pooled {
             let pool = shared.pool.as_ref().expect("pooled clients have a pool");
-            let permit =
-                match tokio::time::timeout(shared.checkout_limit, pool.permits.acquire()).await {
-                    Ok(Ok(p)) => p,
-                    // Closed: no connection left.
-                    Ok(Err(_)) => break,
-                    Err(_) => {
-                        if measured {
-                            shard
-                                .lock()
-                                .expect("not poisoned")
-                                .failed(s, "pool_timeout");
-                        }
-                        continue;
+            let lease = match pool.checkout().await {
+                Ok(l) => l,
+                // Closed: no connection left.
+                Err(db::PoolError::Closed) => break,
+                Err(db::PoolError::Exhausted { .. }) => {
+                    if measured {
+                        shard
+                            .lock()
+                            .expect("not poisoned")
+                            .failed(s, "pool_timeout");
                     }
-                };
-            let slot = pool.free.lock().expect("not poisoned").pop();
-            let Some(slot) = slot else {
-                // Cannot happen: a permit means a free slot. Give the permit back.
-                drop(permit);
-                continue;
+                    continue;
+                }
+                Err(db::PoolError::Reconnect(e)) => {
+                    shared.connection_lost(format!(
+                        "a pooled connection failed its health check; reconnecting failed: {e}"
+                    ));
+                    continue;
+                }
             };
             let acquired = Instant::now();
             let mut clock = acquired;
             let end = run_script(
                 &shared,
-                &slot,
+                &lease,
                 s,
                 &mut vars[s],
                 &mut rng,
@@ -908,16 +954,10 @@ async fn client(shared: Arc<Shared>, id: usize, mut own: Option<Arc<Slot>>) {
                 &mut clock,
             )
             .await;
-            let slot = match &end {
-                ScriptEnd::Failed(f) if f.broken => replace(&shared, f.message.clone()).await,
-                _ => Some(slot),
-            };
-            match slot {
-                Some(slot) => {
-                    pool.free.lock().expect("not poisoned").push(slot);
-                    drop(permit);
+            if let ScriptEnd::Failed(f) = &end {
+                if f.broken {
+                    replace_pooled(&shared, lease, f.message.clone()).await;
                 }
-                None => permit.forget(),
             }
             (end, acquired, clock)
         } else {
@@ -982,12 +1022,14 @@ pub async fn run(
     opts: &BenchOptions,
     facts: &ServerFacts,
     interrupt: Option<watch::Receiver<bool>>,
+    progress: Arc<dyn Progress>,
 ) -> Result<BenchResult> {
     opts.validate()?;
     let workload = Arc::new(workload);
     let exec_limit = target.statement_timeout + CLIENT_SLACK;
     let (stop_tx, mut stop_rx) = watch::channel(false);
     let dedicated = opts.clients == opts.connections;
+    let watched = Arc::new(Mutex::new(Vec::new()));
     let shared = Arc::new(Shared {
         target: target.clone(),
         shards: (0..opts.clients.min(MAX_SHARDS))
@@ -1005,10 +1047,18 @@ pub async fn run(
         rate_per_client: opts.rate.map(|r| r / opts.clients as f64),
         seed: opts.seed,
         exec_limit,
-        checkout_limit: exec_limit + Duration::from_secs(1),
-        pool: (!dedicated).then(|| Pool {
-            permits: Semaphore::new(opts.connections),
-            free: Mutex::new(Vec::new()),
+        pool: (!dedicated).then(|| {
+            db::Pool::new(
+                Slots {
+                    target: target.clone(),
+                    workload: workload.clone(),
+                    watched: watched.clone(),
+                },
+                db::PoolOptions {
+                    checkout_wait: exec_limit + Duration::from_secs(1),
+                    ..db::PoolOptions::default()
+                },
+            )
         }),
         live: AtomicUsize::new(opts.connections),
         lost: AtomicU64::new(0),
@@ -1016,7 +1066,7 @@ pub async fn run(
         lean: AtomicBool::new(
             dedicated && opts.client_path == ClientPath::Lean && target.hosts.len() == 1,
         ),
-        watched: Mutex::new(Vec::new()),
+        watched,
         epoch: std::time::Instant::now(),
     });
 
@@ -1041,7 +1091,7 @@ pub async fn run(
     shared.measure_start.set(measure_start).expect("set once");
     clients.go();
     let progress = (opts.progress || opts.progress_every.is_some())
-        .then(|| spawn_progress(shared.clone(), opts.progress_every));
+        .then(|| spawn_progress(shared.clone(), opts.progress_every, progress));
     let watchdog = spawn_watchdog(shared.clone());
 
     let deadline = match opts.stop {
@@ -1281,14 +1331,13 @@ impl Clients {
             shared.watch(&slot);
             slots.push(slot);
         }
-        shared
+        let pool = shared
             .pool
             .as_ref()
-            .expect("shared connections have a pool")
-            .free
-            .lock()
-            .expect("not poisoned")
-            .extend(slots);
+            .expect("shared connections have a pool");
+        for slot in slots {
+            pool.add(slot);
+        }
         Ok(Clients {
             running: Running::Tasks {
                 set: JoinSet::new(),
@@ -1468,9 +1517,17 @@ fn progress_line(at: Duration, dt: Duration, then: Moments, now: Moments) -> Str
     )
 }
 
-/// `--progress N`: a line on stderr every N seconds of the measured part, on a terminal and
-/// in a pipe alike. Without it, a live spinner line when stderr is a terminal.
-fn spawn_progress(shared: Arc<Shared>, every: Option<Duration>) -> tokio::task::JoinHandle<()> {
+/// The phase of the bench's progress events.
+pub const PHASE: &str = "bench";
+
+/// `--progress N`: a [`Kind::Line`] event every N seconds of the measured part (shown on a
+/// terminal and in a pipe alike). Without it, an [`Kind::Update`] every second (a live line
+/// where there is a terminal), and [`Kind::Finish`] when the task ends.
+fn spawn_progress(
+    shared: Arc<Shared>,
+    every: Option<Duration>,
+    sink: Arc<dyn Progress>,
+) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
         let measure_start = shared.measure_start();
         if let Some(every) = every {
@@ -1479,26 +1536,29 @@ fn spawn_progress(shared: Arc<Shared>, every: Option<Duration>) -> tokio::task::
             loop {
                 tokio::time::sleep_until(next).await;
                 let now = moments(&shared);
-                eprintln!(
-                    "{}",
-                    progress_line(next - measure_start, next - last.0, last.1, now)
+                sink.event(
+                    Event::update(PHASE, Unit::Transactions, now.count, None)
+                        .kind(Kind::Line)
+                        .message(progress_line(
+                            next - measure_start,
+                            next - last.0,
+                            last.1,
+                            now,
+                        )),
                 );
                 last = (next, now);
                 next += every;
             }
         }
-        let bar = indicatif::ProgressBar::new_spinner();
-        if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-            bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-        }
-        // Cleared however the task ends (finished or aborted).
-        struct Clear(indicatif::ProgressBar);
+        // Finished however the task ends (done or aborted).
+        struct Clear(Arc<dyn Progress>);
         impl Drop for Clear {
             fn drop(&mut self) {
-                self.0.finish_and_clear();
+                self.0
+                    .event(Event::update(PHASE, Unit::Transactions, 0, None).kind(Kind::Finish));
             }
         }
-        let bar = Clear(bar);
+        let bar = Clear(sink);
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         let mut last = (Instant::now(), Moments::default());
         loop {
@@ -1506,8 +1566,10 @@ fn spawn_progress(shared: Arc<Shared>, every: Option<Duration>) -> tokio::task::
             let now = Instant::now();
             if now < measure_start {
                 let left = measure_start - now;
-                bar.0
-                    .set_message(format!("warming up, {:.0}s left", left.as_secs_f64()));
+                bar.0.event(
+                    Event::update(PHASE, Unit::Transactions, 0, None)
+                        .message(format!("warming up, {:.0}s left", left.as_secs_f64())),
+                );
                 continue;
             }
             if last.0 < measure_start {
@@ -1519,14 +1581,15 @@ fn spawn_progress(shared: Arc<Shared>, every: Option<Duration>) -> tokio::task::
                 continue;
             }
             let m = moments(&shared);
-            bar.0.set_message(progress_line(
-                now.duration_since(measure_start),
-                dt,
-                last.1,
-                m,
-            ));
+            bar.0.event(
+                Event::update(PHASE, Unit::Transactions, m.count, None).message(progress_line(
+                    now.duration_since(measure_start),
+                    dt,
+                    last.1,
+                    m,
+                )),
+            );
             last = (now, m);
-            bar.0.tick();
         }
     })
 }

@@ -136,7 +136,7 @@ impl WireError {
     /// A server error: broken for connection exceptions, shutdowns and FATAL errors (after
     /// which the server closes the connection).
     fn server(code: &str, message: &str, fatal: bool) -> Self {
-        let broken = fatal || code.starts_with("08") || matches!(code, "57P01" | "57P02" | "57P03");
+        let broken = crate::db::Broken::from_sqlstate(code, fatal).is_some();
         WireError {
             code: code.to_string(),
             broken,

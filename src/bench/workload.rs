@@ -3,8 +3,8 @@
 //! connection, held from the first command to the last.
 //!
 //! Scripts come from pgbench-style files and built-ins (src/bench/file.rs) or from
-//! parameterised operations with their own generators (the governance workload, `select1`),
-//! each of which becomes a one-statement script with the operation's weight.
+//! parameterised operations with their own generators (a workload another module provides,
+//! and `select1`), each of which becomes a one-statement script with the operation's weight.
 
 use std::sync::Arc;
 
@@ -27,7 +27,7 @@ pub enum OpKind {
     Write,
 }
 
-/// A parameterised statement with its own generator (the governance workload's shape).
+/// A parameterised statement with its own generator (the shape of a workload a domain provides).
 #[derive(Clone)]
 pub struct Operation {
     /// Stable name, e.g. `authenticate_by_email`; results are reported per name.
@@ -248,7 +248,7 @@ impl Workload {
         })
     }
 
-    /// Several workloads, each with its weight (`--workload a.sql@3 --workload governance@1`):
+    /// Several workloads, each with its weight (`--workload a.sql@3 --workload b.sql@1`):
     /// each one's share of the executions is its weight over the sum, and within it its
     /// scripts keep their own proportions.
     pub fn combine(parts: Vec<(Workload, u32)>) -> crate::Result<Self> {
@@ -309,7 +309,7 @@ impl Workload {
     }
 
     /// The operations of scripts made from operations (one statement with its own
-    /// generator: the governance workload, `select1`), in order; file scripts are skipped.
+    /// generator: a provided workload, `select1`), in order; file scripts are skipped.
     pub fn ops(&self) -> Vec<Operation> {
         self.scripts
             .iter()

@@ -11,7 +11,8 @@ use clap::{ArgGroup, Args, Subcommand};
 
 use super::{TargetArgs, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK};
 use crate::bench::options::parse_positive;
-use crate::bench::{self, BenchOptions, BenchResult, Mix, Outcome, StopAt, Workload};
+use crate::bench::{self, BenchOptions, BenchResult, Outcome, StopAt, Workload};
+use crate::governance::{self, Mix};
 use crate::report::bench as render;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -264,7 +265,9 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
         let w = match source {
             Source::Select1 => bench::select1(),
             Source::Ready(w) => w,
-            Source::Governance => bench::governance_workload(&conn, &args.schema, args.mix).await?,
+            Source::Governance => {
+                governance::governance_workload(&conn, &args.schema, args.mix).await?
+            }
         };
         parts.push((w, weight));
     }
@@ -283,7 +286,15 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<u8> {
     // The probe connection would take a slot from the pool.
     bench::close_probe(conn).await;
 
-    let result = bench::run(&target, workload, &opts, &facts, Some(interrupt_rx)).await?;
+    let result = bench::run(
+        &target,
+        workload,
+        &opts,
+        &facts,
+        Some(interrupt_rx),
+        std::sync::Arc::new(super::progress::Bars::stderr()),
+    )
+    .await?;
     print_result(&result, args.format);
     if let Some(path) = &args.html {
         write_html(path, &crate::report::bench_html::result_html(&result)?)?;

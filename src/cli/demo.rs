@@ -7,7 +7,7 @@ use clap::Args;
 use super::analyze::{collect_with_progress, exit_code};
 use crate::advise::{self, Thresholds};
 use crate::collect::CollectOptions;
-use crate::db::{self, Target};
+use crate::db;
 use crate::embedded::{Cluster, ClusterOptions, Detached};
 use crate::report::{self, Format};
 use crate::tune;
@@ -50,17 +50,20 @@ pub async fn run(args: DemoArgs, verbose: bool) -> anyhow::Result<u8> {
     };
     let dsn = |db: &str| format!("postgresql://postgres@127.0.0.1:{port}/{db}?sslmode=disable");
 
-    let admin = db::connect(&Target::parse(&dsn("postgres"))?).await?;
+    let admin = db::connect(&crate::embedded::local_target(port, "postgres")?).await?;
     admin
         .batch(
             "creating the demo database",
-            &format!("CREATE DATABASE {}", db::Ident::new(crate::demo::DATABASE)),
+            &format!(
+                "CREATE DATABASE {}",
+                crate::ident::Ident::new(crate::demo::DATABASE)
+            ),
         )
         .await?;
     drop(admin);
 
     progress("loading a sample governance database and planting problems");
-    let conn = db::connect(&Target::parse(&dsn(crate::demo::DATABASE))?).await?;
+    let conn = db::connect(&crate::embedded::local_target(port, crate::demo::DATABASE)?).await?;
     crate::demo::prepare(&conn).await?;
 
     progress("collecting a snapshot and analyzing it");

@@ -5,8 +5,8 @@ use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::CellAlignment;
 
 use super::{TargetArgs, EXIT_OK};
-use crate::db::Ident;
 use crate::governance::{self, indexes::IndexStatus, IndexOptions, DEFAULT_SCHEMA};
+use crate::ident::Ident;
 
 #[derive(Debug, Args)]
 pub struct GovernanceArgs {
@@ -84,8 +84,15 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
             // A bad scale is refused before connecting.
             governance::seed::RowCounts::for_scale(a.scale)?;
             let (_, conn) = a.common.target.connect().await?;
+            let bars;
+            let progress: &dyn crate::progress::Progress = if a.no_progress {
+                &crate::progress::NoProgress
+            } else {
+                bars = super::progress::Bars::stderr();
+                &bars
+            };
             let report =
-                governance::seed(&conn, &a.common.schema, a.scale, a.seed, !a.no_progress).await?;
+                governance::seed(&conn, &a.common.schema, a.scale, a.seed, progress).await?;
             let mut t = crate::report::term::table();
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_header(vec!["table", "rows"]);

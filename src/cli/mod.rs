@@ -11,8 +11,10 @@ mod bench;
 mod demo;
 mod embedded;
 mod governance;
+mod progress;
 mod target;
 mod tune;
+mod values;
 
 use std::process::ExitCode;
 

@@ -35,8 +35,9 @@ use std::time::{Duration, Instant};
 use tokio_postgres::error::SqlState;
 
 use super::{get, CollectOptions, Outcome, SET_LOCAL_SQL};
-use crate::db::{Conn, Ident};
+use crate::db::Conn;
 use crate::error::Result;
+use crate::ident::Ident;
 use crate::snapshot::{Bloat, BloatFigure, Extensions, RelationBloat};
 
 const TABLES_SQL: &str = include_str!("../sql/bloat_tables.sql");

@@ -10,8 +10,9 @@
 use std::collections::HashMap;
 
 use super::{get, Outcome};
-use crate::db::{Conn, Ident};
+use crate::db::Conn;
 use crate::error::Result;
+use crate::ident::Ident;
 use crate::snapshot::{HbaRule, PasswordKind, Role};
 
 const HBA_PRIVILEGE_SQL: &str = include_str!("../sql/hba_privilege.sql");

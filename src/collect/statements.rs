@@ -9,8 +9,9 @@ use std::collections::HashMap;
 use tokio_postgres::error::SqlState;
 
 use super::{cut, get, CollectOptions, Outcome};
-use crate::db::{Conn, Ident};
+use crate::db::Conn;
 use crate::error::Result;
+use crate::ident::Ident;
 use crate::snapshot::{Statement, Statements};
 
 const EXTENSION_SQL: &str = include_str!("../sql/statements_extension.sql");

@@ -6,7 +6,7 @@
 
 use std::path::Path;
 
-use super::target::Secret;
+use super::secret::Secret;
 
 /// The default unix socket directory whose connections match the host name `localhost`.
 pub const DEFAULT_SOCKET_DIR: &str = "/var/run/postgresql";

@@ -7,8 +7,9 @@
 
 use std::time::{Duration, Instant};
 
-use crate::db::{Conn, Ident};
+use crate::db::Conn;
 use crate::error::{Error, Result};
+use crate::ident::Ident;
 
 use super::qualified;
 

@@ -16,8 +16,9 @@ pub mod indexes;
 pub mod seed;
 pub mod workload;
 
-use crate::db::{Conn, Ident, QualifiedName};
+use crate::db::Conn;
 use crate::error::{Error, Result};
+use crate::ident::{Ident, QualifiedName};
 
 pub use indexes::{create_indexes, IndexOptions, IndexOutcome, IndexSpec, ACGS_INDEXES};
 pub use seed::{seed, SeedReport};

@@ -10,14 +10,13 @@
 //! then every table is analyzed. Seeding refuses tables that already hold rows.
 
 use std::fmt::Write as _;
-use std::io::IsTerminal;
 use std::net::{IpAddr, Ipv4Addr};
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, BytesMut};
 use chrono::{DateTime, Utc};
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use tokio_postgres::binary_copy::BinaryCopyInWriter;
@@ -25,8 +24,10 @@ use tokio_postgres::types::{to_sql_checked, IsNull, ToSql, Type};
 
 use super::dist::{self, Popularity, Timeline};
 use super::{in_transaction, qualified, set_local, TABLES};
-use crate::db::{Conn, Ident};
+use crate::db::Conn;
 use crate::error::{Error, Result};
+use crate::ident::Ident;
+use crate::progress::{Event, Kind, Progress, Unit};
 
 const FOREIGN_KEYS_SQL: &str = include_str!("sql/foreign_keys.sql");
 
@@ -123,34 +124,23 @@ impl SeedReport {
     }
 }
 
-/// Fills the deployed, empty governance tables of `schema` with data for (scale, seed); a
-/// progress bar goes to stderr when `progress` and stderr is a terminal.
+/// Fills the deployed, empty governance tables of `schema` with data for (scale, seed);
+/// progress goes to `progress` as `seeding` events counting rows (the step is the table).
 pub async fn seed(
     conn: &Conn,
     schema: &str,
     scale: f64,
     seed: u64,
-    progress: bool,
+    progress: &dyn Progress,
 ) -> Result<SeedReport> {
     let started = Instant::now();
     let counts = RowCounts::for_scale(scale)?;
     check_deployed_and_empty(conn, schema).await?;
 
-    let bar = if progress && std::io::stderr().is_terminal() {
-        let b = ProgressBar::with_draw_target(
-            Some(counts.total()),
-            ProgressDrawTarget::stderr_with_hz(10),
-        );
-        b.set_style(
-            ProgressStyle::with_template(
-                "{msg:>26} [{bar:30}] {human_pos}/{human_len} rows {per_sec} eta {eta}",
-            )
-            .map_err(|e| Error::Internal(format!("progress template: {e}")))?
-            .progress_chars("=> "),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
+    let bar = Tally {
+        sink: progress,
+        total: counts.total(),
+        done: AtomicU64::new(0),
     };
 
     // Generous bounds that still end a stuck load: 10k rows/s is 20x slower than expected.
@@ -161,7 +151,7 @@ pub async fn seed(
         let foreign_keys = drop_foreign_keys(conn, schema).await?;
         let mut loaded = Vec::new();
         for (table, n) in counts.by_table() {
-            bar.set_message(table);
+            bar.inc(table, 0);
             let mut rng = SmallRng::seed_from_u64(table_seed(seed, table));
             let copied = load_table(conn, schema, table, n, &counts, &mut rng, &bar).await?;
             if copied != n {
@@ -178,12 +168,12 @@ pub async fn seed(
             .await?;
             loaded.push((table.to_string(), copied));
         }
-        bar.set_message("checking foreign keys");
+        bar.inc("checking foreign keys", 0);
         restore_foreign_keys(conn, schema, &foreign_keys, load_timeout).await?;
         Ok(loaded)
     })
     .await;
-    bar.finish_and_clear();
+    bar.finish();
     let tables = tables?;
     let load_elapsed = load_started.elapsed();
 
@@ -377,9 +367,36 @@ fn copy_error(table: &str) -> impl Fn(tokio_postgres::Error) -> Error + '_ {
     move |e| Error::query(format!("COPY into {table}"), e)
 }
 
-/// Progress is counted in batches to keep the bar off the hot path.
+/// Progress is counted in batches to keep the reporting off the hot path.
 const TICK: u64 = 4096;
 
+/// The seeded rows so far, reported to the progress sink.
+struct Tally<'a> {
+    sink: &'a dyn Progress,
+    total: u64,
+    done: AtomicU64,
+}
+
+impl Tally<'_> {
+    /// `n` more rows, while `step` runs.
+    fn inc(&self, step: &str, n: u64) {
+        let done = self.done.fetch_add(n, Ordering::Relaxed) + n;
+        self.sink
+            .event(Event::update(PHASE, Unit::Rows, done, Some(self.total)).step(step));
+    }
+
+    fn finish(&self) {
+        let done = self.done.load(Ordering::Relaxed);
+        self.sink
+            .event(Event::update(PHASE, Unit::Rows, done, Some(self.total)).kind(Kind::Finish));
+    }
+}
+
+/// The phase of the progress events of seeding.
+pub const PHASE: &str = "seeding";
+
+/// Loads `n` rows into `table` with one COPY: the table's own generator writes its rows (the
+/// same rows for the same seed), progress counted in [`TICK`]s.
 async fn load_table(
     conn: &Conn,
     schema: &str,
@@ -387,391 +404,440 @@ async fn load_table(
     n: u64,
     counts: &RowCounts,
     rng: &mut SmallRng,
-    bar: &ProgressBar,
+    bar: &Tally<'_>,
 ) -> Result<u64> {
-    let mut w = match table {
-        "users" => {
-            open_copy(
-                conn,
-                schema,
-                table,
-                &[
-                    ("id", Type::INT4),
-                    ("username", Type::TEXT),
-                    ("email", Type::TEXT),
-                    ("display_name", Type::TEXT),
-                    ("role", Type::TEXT),
-                    ("is_active", Type::BOOL),
-                    ("created_at", Type::TIMESTAMPTZ),
-                    ("last_login_at", Type::TIMESTAMPTZ),
-                ],
-            )
-            .await?
-        }
-        "constitutional_principles" => {
-            open_copy(
-                conn,
-                schema,
-                table,
-                &[
-                    ("id", Type::INT4),
-                    ("code", Type::TEXT),
-                    ("title", Type::TEXT),
-                    ("description", Type::TEXT),
-                    ("category", Type::TEXT),
-                    ("priority", Type::INT2),
-                    ("adopted_at", Type::TIMESTAMPTZ),
-                ],
-            )
-            .await?
-        }
-        "policy_rules" => {
-            open_copy(
-                conn,
-                schema,
-                table,
-                &[
-                    ("id", Type::INT4),
-                    ("name", Type::TEXT),
-                    ("version", Type::INT4),
-                    ("is_active", Type::BOOL),
-                    ("principle_id", Type::INT4),
-                    ("enforcement", Type::TEXT),
-                    ("rule_body", Type::TEXT),
-                    ("created_by", Type::INT4),
-                    ("created_at", Type::TIMESTAMPTZ),
-                    ("updated_at", Type::TIMESTAMPTZ),
-                ],
-            )
-            .await?
-        }
-        "governance_workflows" => {
-            open_copy(
-                conn,
-                schema,
-                table,
-                &[
-                    ("id", Type::INT8),
-                    ("kind", Type::TEXT),
-                    ("title", Type::TEXT),
-                    ("status", Type::TEXT),
-                    ("initiator_id", Type::INT4),
-                    ("policy_rule_id", Type::INT4),
-                    ("created_at", Type::TIMESTAMPTZ),
-                    ("updated_at", Type::TIMESTAMPTZ),
-                    ("payload", Type::JSONB),
-                ],
-            )
-            .await?
-        }
-        "security_events" => {
-            open_copy(
-                conn,
-                schema,
-                table,
-                &[
-                    ("id", Type::INT8),
-                    ("user_id", Type::INT4),
-                    ("event_type", Type::TEXT),
-                    ("severity", Type::TEXT),
-                    ("source_ip", Type::INET),
-                    ("occurred_at", Type::TIMESTAMPTZ),
-                    ("details", Type::JSONB),
-                ],
-            )
-            .await?
-        }
-        "audit_logs" => {
-            open_copy(
-                conn,
-                schema,
-                table,
-                &[
-                    ("id", Type::INT8),
-                    ("actor_id", Type::INT4),
-                    ("resource_type", Type::TEXT),
-                    ("resource_id", Type::INT8),
-                    ("action", Type::TEXT),
-                    ("occurred_at", Type::TIMESTAMPTZ),
-                    ("payload", Type::JSONB),
-                ],
-            )
-            .await?
-        }
-        "compliance_checks" => {
-            open_copy(
-                conn,
-                schema,
-                table,
-                &[
-                    ("id", Type::INT8),
-                    ("policy_rule_id", Type::INT4),
-                    ("workflow_id", Type::INT8),
-                    ("result", Type::TEXT),
-                    ("score", Type::FLOAT8),
-                    ("checked_at", Type::TIMESTAMPTZ),
-                    ("details", Type::JSONB),
-                ],
-            )
-            .await?
-        }
-        other => return Err(Error::Internal(format!("no generator for table {other}"))),
-    };
-    let err = copy_error(table);
-    let users = Popularity::new(counts.users, dist::USER_SKEW);
-    let rules = Popularity::new(counts.policy_rules, dist::RULE_SKEW);
+    let mut w = open_copy(conn, schema, table, &columns(table)?).await?;
     let end = dist::data_end();
-    let history_start = end - chrono::Duration::days(dist::HISTORY_DAYS);
-    let mut json = String::with_capacity(256);
-    let mut text = String::with_capacity(512);
-
-    for i in 1..=n {
-        match table {
-            "users" => {
-                let id = i as i32;
-                // Sign-ups spread over three years, in id order.
-                let span = chrono::Duration::days(3 * 365).num_seconds() as f64;
-                let created = end - chrono::Duration::days(3 * 365)
-                    + chrono::Duration::seconds((span * (i - 1) as f64 / n as f64) as i64)
-                    + chrono::Duration::seconds(rng.gen_range(0..3600));
-                let last_login: Option<DateTime<Utc>> = if rng.gen_bool(0.05) {
-                    None
-                } else {
-                    // Most users logged in recently; a tail did not for months.
-                    let days_ago = rng.gen::<f64>().powi(3) * 180.0;
-                    let t = end - chrono::Duration::seconds((days_ago * 86_400.0) as i64);
-                    Some(t.max(created))
-                };
-                let display = format!("User {id}");
-                w.as_mut()
-                    .write(&[
-                        &id,
-                        &dist::username(id),
-                        &dist::email(id),
-                        &display,
-                        &dist::weighted(rng, dist::ROLES),
-                        &rng.gen_bool(dist::ACTIVE_USERS),
-                        &created,
-                        &last_login,
-                    ])
-                    .await
-                    .map_err(&err)?;
-            }
-            "constitutional_principles" => {
-                let id = i as i32;
-                let (theme, aspect) = principle_title(i as usize - 1);
-                let title = format!("{theme}: {aspect}");
-                text.clear();
-                let _ = write!(
-                    text,
-                    "Governance decisions must uphold {} with respect to {}.",
-                    theme.to_lowercase(),
-                    aspect.to_lowercase()
-                );
-                let category = dist::PRINCIPLE_CATEGORIES[(i as usize - 1) % 5];
-                let priority = rng.gen_range(1..=5i16);
-                let adopted = end - chrono::Duration::days(4 * 365)
-                    + chrono::Duration::days(rng.gen_range(0..365));
-                w.as_mut()
-                    .write(&[
-                        &id,
-                        &format!("P{i:02}"),
-                        &title,
-                        &text,
-                        &category,
-                        &priority,
-                        &adopted,
-                    ])
-                    .await
-                    .map_err(&err)?;
-            }
-            "policy_rules" => {
-                let id = i as i32;
-                let principles = Popularity::new(PRINCIPLES, 0.8);
-                let version = 1 + (rng.gen::<f64>().powi(2) * 5.0) as i32;
-                let created = history_start
-                    + chrono::Duration::seconds(rng.gen_range(0..dist::HISTORY_DAYS * 86_400));
-                let updated = created
-                    + chrono::Duration::seconds(
-                        (rng.gen::<f64>() * (end - created).num_seconds() as f64) as i64,
-                    );
-                let name = dist::rule_name(id);
-                text.clear();
-                let role = dist::weighted(rng, dist::ROLES);
-                let _ = write!(
-                    text,
-                    "package acgs.{}\n\ndefault allow := false\n\nallow if {{\n    input.user.is_active\n    \
-                     input.user.role == \"{role}\"\n    input.action in {{\"read\", \"update\"}}\n    \
-                     count(input.violations) < {}\n}}\n",
-                    name.replace('-', "_"),
-                    rng.gen_range(1..10)
-                );
-                w.as_mut()
-                    .write(&[
-                        &id,
-                        &name,
-                        &version,
-                        &rng.gen_bool(dist::ACTIVE_RULES),
-                        &(principles.sample(rng) as i32),
-                        &dist::weighted(rng, dist::ENFORCEMENTS),
-                        &text,
-                        &(users.sample(rng) as i32),
-                        &created,
-                        &updated,
-                    ])
-                    .await
-                    .map_err(&err)?;
-            }
-            _ => {
-                // The time-ordered tables are written by the loop below.
-                break;
-            }
-        }
-        if i % TICK == 0 {
-            bar.inc(TICK);
-        }
-    }
-
-    if matches!(
+    let c = Ctx {
         table,
-        "governance_workflows" | "security_events" | "audit_logs" | "compliance_checks"
-    ) {
-        let mut timeline = Timeline::new(n);
-        let resources = dist::Resources::new(
-            counts.users,
-            counts.policy_rules,
-            counts.governance_workflows,
-            PRINCIPLES,
-            counts.compliance_checks,
-        );
-        let mut i: u64 = 0;
-        while let Some(at) = timeline.next(rng) {
-            i += 1;
-            json.clear();
-            match table {
-                "governance_workflows" => {
-                    let kind = dist::weighted(rng, dist::WORKFLOW_KINDS);
-                    let title = format!("{} #{i}", kind.replace('_', " "));
-                    let status = dist::weighted(rng, dist::WORKFLOW_STATUSES);
-                    let rule: Option<i32> =
-                        kind.starts_with("policy").then(|| rules.sample(rng) as i32);
-                    let room = (end - at).num_seconds().clamp(0, 30 * 86_400);
-                    let updated = at + chrono::Duration::seconds(rng.gen_range(0..=room));
-                    let priority = if rng.gen_bool(0.2) { "high" } else { "normal" };
-                    let _ = write!(
-                        json,
-                        r#"{{"priority": "{priority}", "reviewers": {}, "comments": {}}}"#,
-                        rng.gen_range(1..6),
-                        rng.gen_range(0..40)
-                    );
-                    w.as_mut()
-                        .write(&[
-                            &(i as i64),
-                            &kind,
-                            &title,
-                            &status,
-                            &(users.sample(rng) as i32),
-                            &rule,
-                            &at,
-                            &updated,
-                            &RawJsonb(&json),
-                        ])
-                        .await
-                        .map_err(&err)?;
-                }
-                "security_events" => {
-                    let user = users.sample(rng) as u32;
-                    let ip = IpAddr::V4(Ipv4Addr::new(
-                        10,
-                        (user >> 8) as u8,
-                        user as u8,
-                        rng.gen_range(1..=254),
-                    ));
-                    let _ = write!(
-                        json,
-                        r#"{{"session": "{:016x}", "user_agent": "{}", "mfa": {}}}"#,
-                        rng.gen::<u64>(),
-                        USER_AGENTS[rng.gen_range(0..USER_AGENTS.len())],
-                        rng.gen_bool(0.7)
-                    );
-                    w.as_mut()
-                        .write(&[
-                            &(i as i64),
-                            &(user as i32),
-                            &dist::weighted(rng, dist::EVENT_TYPES),
-                            &dist::weighted(rng, dist::SEVERITIES),
-                            &ip,
-                            &at,
-                            &RawJsonb(&json),
-                        ])
-                        .await
-                        .map_err(&err)?;
-                }
-                "audit_logs" => {
-                    let (resource_type, resource_id) = resources.sample(rng);
-                    let _ = write!(
-                        json,
-                        r#"{{"request_id": "{:016x}", "client": "{}", "changed_fields": {}}}"#,
-                        rng.gen::<u64>(),
-                        ["api", "web", "cli"][rng.gen_range(0..3)],
-                        rng.gen_range(0..8)
-                    );
-                    w.as_mut()
-                        .write(&[
-                            &(i as i64),
-                            &(users.sample(rng) as i32),
-                            &resource_type,
-                            &resource_id,
-                            &dist::weighted(rng, dist::ACTIONS),
-                            &at,
-                            &RawJsonb(&json),
-                        ])
-                        .await
-                        .map_err(&err)?;
-                }
-                _ => {
-                    let result = dist::weighted(rng, dist::CHECK_RESULTS);
-                    let score = match result {
-                        "pass" => rng.gen_range(80.0..=100.0),
-                        "warning" => rng.gen_range(60.0..80.0),
-                        "fail" => rng.gen_range(0.0..60.0),
-                        _ => 0.0f64,
-                    };
-                    let score = (score * 100.0f64).round() / 100.0;
-                    let workflow: Option<i64> = rng
-                        .gen_bool(0.3)
-                        .then(|| rng.gen_range(1..=counts.governance_workflows) as i64);
-                    let _ = write!(
-                        json,
-                        r#"{{"evaluator": "opa", "duration_ms": {}, "violations": {}}}"#,
-                        rng.gen_range(1..250),
-                        if result == "pass" {
-                            0
-                        } else {
-                            rng.gen_range(1..6)
-                        }
-                    );
-                    w.as_mut()
-                        .write(&[
-                            &(i as i64),
-                            &(rules.sample(rng) as i32),
-                            &workflow,
-                            &result,
-                            &score,
-                            &at,
-                            &RawJsonb(&json),
-                        ])
-                        .await
-                        .map_err(&err)?;
-                }
-            }
-            if i % TICK == 0 {
-                bar.inc(TICK);
-            }
+        n,
+        counts,
+        bar,
+        users: Popularity::new(counts.users, dist::USER_SKEW),
+        rules: Popularity::new(counts.policy_rules, dist::RULE_SKEW),
+        end,
+        history_start: end - chrono::Duration::days(dist::HISTORY_DAYS),
+    };
+    match table {
+        "users" => users(&mut w, &c, rng).await?,
+        "constitutional_principles" => constitutional_principles(&mut w, &c, rng).await?,
+        "policy_rules" => policy_rules(&mut w, &c, rng).await?,
+        "governance_workflows" => governance_workflows(&mut w, &c, rng).await?,
+        "security_events" => security_events(&mut w, &c, rng).await?,
+        "audit_logs" => audit_logs(&mut w, &c, rng).await?,
+        "compliance_checks" => compliance_checks(&mut w, &c, rng).await?,
+        other => return Err(Error::Internal(format!("no generator for table {other}"))),
+    }
+    bar.inc(table, n % TICK);
+    w.as_mut().finish().await.map_err(copy_error(table))
+}
+
+/// The COPY columns of each table, in the order its generator writes them.
+fn columns(table: &str) -> Result<Vec<(&'static str, Type)>> {
+    Ok(match table {
+        "users" => vec![
+            ("id", Type::INT4),
+            ("username", Type::TEXT),
+            ("email", Type::TEXT),
+            ("display_name", Type::TEXT),
+            ("role", Type::TEXT),
+            ("is_active", Type::BOOL),
+            ("created_at", Type::TIMESTAMPTZ),
+            ("last_login_at", Type::TIMESTAMPTZ),
+        ],
+        "constitutional_principles" => vec![
+            ("id", Type::INT4),
+            ("code", Type::TEXT),
+            ("title", Type::TEXT),
+            ("description", Type::TEXT),
+            ("category", Type::TEXT),
+            ("priority", Type::INT2),
+            ("adopted_at", Type::TIMESTAMPTZ),
+        ],
+        "policy_rules" => vec![
+            ("id", Type::INT4),
+            ("name", Type::TEXT),
+            ("version", Type::INT4),
+            ("is_active", Type::BOOL),
+            ("principle_id", Type::INT4),
+            ("enforcement", Type::TEXT),
+            ("rule_body", Type::TEXT),
+            ("created_by", Type::INT4),
+            ("created_at", Type::TIMESTAMPTZ),
+            ("updated_at", Type::TIMESTAMPTZ),
+        ],
+        "governance_workflows" => vec![
+            ("id", Type::INT8),
+            ("kind", Type::TEXT),
+            ("title", Type::TEXT),
+            ("status", Type::TEXT),
+            ("initiator_id", Type::INT4),
+            ("policy_rule_id", Type::INT4),
+            ("created_at", Type::TIMESTAMPTZ),
+            ("updated_at", Type::TIMESTAMPTZ),
+            ("payload", Type::JSONB),
+        ],
+        "security_events" => vec![
+            ("id", Type::INT8),
+            ("user_id", Type::INT4),
+            ("event_type", Type::TEXT),
+            ("severity", Type::TEXT),
+            ("source_ip", Type::INET),
+            ("occurred_at", Type::TIMESTAMPTZ),
+            ("details", Type::JSONB),
+        ],
+        "audit_logs" => vec![
+            ("id", Type::INT8),
+            ("actor_id", Type::INT4),
+            ("resource_type", Type::TEXT),
+            ("resource_id", Type::INT8),
+            ("action", Type::TEXT),
+            ("occurred_at", Type::TIMESTAMPTZ),
+            ("payload", Type::JSONB),
+        ],
+        "compliance_checks" => vec![
+            ("id", Type::INT8),
+            ("policy_rule_id", Type::INT4),
+            ("workflow_id", Type::INT8),
+            ("result", Type::TEXT),
+            ("score", Type::FLOAT8),
+            ("checked_at", Type::TIMESTAMPTZ),
+            ("details", Type::JSONB),
+        ],
+        other => return Err(Error::Internal(format!("no generator for table {other}"))),
+    })
+}
+
+/// What every table's generator shares.
+struct Ctx<'a> {
+    table: &'a str,
+    /// Rows to write.
+    n: u64,
+    counts: &'a RowCounts,
+    bar: &'a Tally<'a>,
+    /// Who acts: a few users do most.
+    users: Popularity,
+    /// Which rules are checked: a few most often.
+    rules: Popularity,
+    /// The newest time in the data.
+    end: DateTime<Utc>,
+    /// The oldest time of the history tables.
+    history_start: DateTime<Utc>,
+}
+
+impl Ctx<'_> {
+    /// Counts row `i` towards the progress.
+    fn tick(&self, i: u64) {
+        if i % TICK == 0 {
+            self.bar.inc(self.table, TICK);
         }
     }
-    bar.inc(n % TICK);
-    w.as_mut().finish().await.map_err(&err)
+}
+
+/// Users: sign-ups spread over three years in id order, most logged in recently.
+async fn users(w: &mut Writer, c: &Ctx<'_>, rng: &mut SmallRng) -> Result<()> {
+    let n = c.n;
+    let end = c.end;
+    let err = copy_error(c.table);
+    for i in 1..=n {
+        let id = i as i32;
+        // Sign-ups spread over three years, in id order.
+        let span = chrono::Duration::days(3 * 365).num_seconds() as f64;
+        let created = end - chrono::Duration::days(3 * 365)
+            + chrono::Duration::seconds((span * (i - 1) as f64 / n as f64) as i64)
+            + chrono::Duration::seconds(rng.gen_range(0..3600));
+        let last_login: Option<DateTime<Utc>> = if rng.gen_bool(0.05) {
+            None
+        } else {
+            // Most users logged in recently; a tail did not for months.
+            let days_ago = rng.gen::<f64>().powi(3) * 180.0;
+            let t = end - chrono::Duration::seconds((days_ago * 86_400.0) as i64);
+            Some(t.max(created))
+        };
+        let display = format!("User {id}");
+        w.as_mut()
+            .write(&[
+                &id,
+                &dist::username(id),
+                &dist::email(id),
+                &display,
+                &dist::weighted(rng, dist::ROLES),
+                &rng.gen_bool(dist::ACTIVE_USERS),
+                &created,
+                &last_login,
+            ])
+            .await
+            .map_err(&err)?;
+        c.tick(i);
+    }
+    Ok(())
+}
+
+/// The constitutional principles: a fixed list of themes and aspects.
+async fn constitutional_principles(w: &mut Writer, c: &Ctx<'_>, rng: &mut SmallRng) -> Result<()> {
+    let n = c.n;
+    let end = c.end;
+    let err = copy_error(c.table);
+    let mut text = String::with_capacity(512);
+    for i in 1..=n {
+        let id = i as i32;
+        let (theme, aspect) = principle_title(i as usize - 1);
+        let title = format!("{theme}: {aspect}");
+        text.clear();
+        let _ = write!(
+            text,
+            "Governance decisions must uphold {} with respect to {}.",
+            theme.to_lowercase(),
+            aspect.to_lowercase()
+        );
+        let category = dist::PRINCIPLE_CATEGORIES[(i as usize - 1) % 5];
+        let priority = rng.gen_range(1..=5i16);
+        let adopted =
+            end - chrono::Duration::days(4 * 365) + chrono::Duration::days(rng.gen_range(0..365));
+        w.as_mut()
+            .write(&[
+                &id,
+                &format!("P{i:02}"),
+                &title,
+                &text,
+                &category,
+                &priority,
+                &adopted,
+            ])
+            .await
+            .map_err(&err)?;
+        c.tick(i);
+    }
+    Ok(())
+}
+
+/// Policy rules: Rego bodies, versions, the principle each serves.
+async fn policy_rules(w: &mut Writer, c: &Ctx<'_>, rng: &mut SmallRng) -> Result<()> {
+    let n = c.n;
+    let users = &c.users;
+    let end = c.end;
+    let history_start = c.history_start;
+    let err = copy_error(c.table);
+    let mut text = String::with_capacity(512);
+    for i in 1..=n {
+        let id = i as i32;
+        let principles = Popularity::new(PRINCIPLES, 0.8);
+        let version = 1 + (rng.gen::<f64>().powi(2) * 5.0) as i32;
+        let created = history_start
+            + chrono::Duration::seconds(rng.gen_range(0..dist::HISTORY_DAYS * 86_400));
+        let updated = created
+            + chrono::Duration::seconds(
+                (rng.gen::<f64>() * (end - created).num_seconds() as f64) as i64,
+            );
+        let name = dist::rule_name(id);
+        text.clear();
+        let role = dist::weighted(rng, dist::ROLES);
+        let _ = write!(
+            text,
+            "package acgs.{}\n\ndefault allow := false\n\nallow if {{\n    input.user.is_active\n    \
+             input.user.role == \"{role}\"\n    input.action in {{\"read\", \"update\"}}\n    \
+             count(input.violations) < {}\n}}\n",
+            name.replace('-', "_"),
+            rng.gen_range(1..10)
+        );
+        w.as_mut()
+            .write(&[
+                &id,
+                &name,
+                &version,
+                &rng.gen_bool(dist::ACTIVE_RULES),
+                &(principles.sample(rng) as i32),
+                &dist::weighted(rng, dist::ENFORCEMENTS),
+                &text,
+                &(users.sample(rng) as i32),
+                &created,
+                &updated,
+            ])
+            .await
+            .map_err(&err)?;
+        c.tick(i);
+    }
+    Ok(())
+}
+
+/// Governance workflows, in time order.
+async fn governance_workflows(w: &mut Writer, c: &Ctx<'_>, rng: &mut SmallRng) -> Result<()> {
+    let n = c.n;
+    let users = &c.users;
+    let rules = &c.rules;
+    let end = c.end;
+    let err = copy_error(c.table);
+    let mut json = String::with_capacity(256);
+    let mut timeline = Timeline::new(n);
+    let mut i: u64 = 0;
+    while let Some(at) = timeline.next(rng) {
+        i += 1;
+        json.clear();
+        let kind = dist::weighted(rng, dist::WORKFLOW_KINDS);
+        let title = format!("{} #{i}", kind.replace('_', " "));
+        let status = dist::weighted(rng, dist::WORKFLOW_STATUSES);
+        let rule: Option<i32> = kind.starts_with("policy").then(|| rules.sample(rng) as i32);
+        let room = (end - at).num_seconds().clamp(0, 30 * 86_400);
+        let updated = at + chrono::Duration::seconds(rng.gen_range(0..=room));
+        let priority = if rng.gen_bool(0.2) { "high" } else { "normal" };
+        let _ = write!(
+            json,
+            r#"{{"priority": "{priority}", "reviewers": {}, "comments": {}}}"#,
+            rng.gen_range(1..6),
+            rng.gen_range(0..40)
+        );
+        w.as_mut()
+            .write(&[
+                &(i as i64),
+                &kind,
+                &title,
+                &status,
+                &(users.sample(rng) as i32),
+                &rule,
+                &at,
+                &updated,
+                &RawJsonb(&json),
+            ])
+            .await
+            .map_err(&err)?;
+        c.tick(i);
+    }
+    Ok(())
+}
+
+/// Security events, in time order, from the users' addresses.
+async fn security_events(w: &mut Writer, c: &Ctx<'_>, rng: &mut SmallRng) -> Result<()> {
+    let n = c.n;
+    let users = &c.users;
+    let err = copy_error(c.table);
+    let mut json = String::with_capacity(256);
+    let mut timeline = Timeline::new(n);
+    let mut i: u64 = 0;
+    while let Some(at) = timeline.next(rng) {
+        i += 1;
+        json.clear();
+        let user = users.sample(rng) as u32;
+        let ip = IpAddr::V4(Ipv4Addr::new(
+            10,
+            (user >> 8) as u8,
+            user as u8,
+            rng.gen_range(1..=254),
+        ));
+        let _ = write!(
+            json,
+            r#"{{"session": "{:016x}", "user_agent": "{}", "mfa": {}}}"#,
+            rng.gen::<u64>(),
+            USER_AGENTS[rng.gen_range(0..USER_AGENTS.len())],
+            rng.gen_bool(0.7)
+        );
+        w.as_mut()
+            .write(&[
+                &(i as i64),
+                &(user as i32),
+                &dist::weighted(rng, dist::EVENT_TYPES),
+                &dist::weighted(rng, dist::SEVERITIES),
+                &ip,
+                &at,
+                &RawJsonb(&json),
+            ])
+            .await
+            .map_err(&err)?;
+        c.tick(i);
+    }
+    Ok(())
+}
+
+/// Audit log entries, in time order, on every kind of resource.
+async fn audit_logs(w: &mut Writer, c: &Ctx<'_>, rng: &mut SmallRng) -> Result<()> {
+    let n = c.n;
+    let users = &c.users;
+    let err = copy_error(c.table);
+    let mut json = String::with_capacity(256);
+    let resources = dist::Resources::new(
+        c.counts.users,
+        c.counts.policy_rules,
+        c.counts.governance_workflows,
+        PRINCIPLES,
+        c.counts.compliance_checks,
+    );
+    let mut timeline = Timeline::new(n);
+    let mut i: u64 = 0;
+    while let Some(at) = timeline.next(rng) {
+        i += 1;
+        json.clear();
+        let (resource_type, resource_id) = resources.sample(rng);
+        let _ = write!(
+            json,
+            r#"{{"request_id": "{:016x}", "client": "{}", "changed_fields": {}}}"#,
+            rng.gen::<u64>(),
+            ["api", "web", "cli"][rng.gen_range(0..3)],
+            rng.gen_range(0..8)
+        );
+        w.as_mut()
+            .write(&[
+                &(i as i64),
+                &(users.sample(rng) as i32),
+                &resource_type,
+                &resource_id,
+                &dist::weighted(rng, dist::ACTIONS),
+                &at,
+                &RawJsonb(&json),
+            ])
+            .await
+            .map_err(&err)?;
+        c.tick(i);
+    }
+    Ok(())
+}
+
+/// Compliance checks, in time order: a result and its score.
+async fn compliance_checks(w: &mut Writer, c: &Ctx<'_>, rng: &mut SmallRng) -> Result<()> {
+    let n = c.n;
+    let counts = c.counts;
+    let rules = &c.rules;
+    let err = copy_error(c.table);
+    let mut json = String::with_capacity(256);
+    let mut timeline = Timeline::new(n);
+    let mut i: u64 = 0;
+    while let Some(at) = timeline.next(rng) {
+        i += 1;
+        json.clear();
+        let result = dist::weighted(rng, dist::CHECK_RESULTS);
+        let score = match result {
+            "pass" => rng.gen_range(80.0..=100.0),
+            "warning" => rng.gen_range(60.0..80.0),
+            "fail" => rng.gen_range(0.0..60.0),
+            _ => 0.0f64,
+        };
+        let score = (score * 100.0f64).round() / 100.0;
+        let workflow: Option<i64> = rng
+            .gen_bool(0.3)
+            .then(|| rng.gen_range(1..=counts.governance_workflows) as i64);
+        let _ = write!(
+            json,
+            r#"{{"evaluator": "opa", "duration_ms": {}, "violations": {}}}"#,
+            rng.gen_range(1..250),
+            if result == "pass" {
+                0
+            } else {
+                rng.gen_range(1..6)
+            }
+        );
+        w.as_mut()
+            .write(&[
+                &(i as i64),
+                &(rules.sample(rng) as i32),
+                &workflow,
+                &result,
+                &score,
+                &at,
+                &RawJsonb(&json),
+            ])
+            .await
+            .map_err(&err)?;
+        c.tick(i);
+    }
+    Ok(())
 }
 
 const USER_AGENTS: &[&str] = &[

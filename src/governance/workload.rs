@@ -5,7 +5,7 @@
 //!
 //! Building the workload reads a few maximum ids (primary-key lookups) once; the generators
 //! then never touch the server. The schema name enters the SQL here, once, through
-//! [`QualifiedName`](crate::db::QualifiedName).
+//! [`QualifiedName`](crate::ident::QualifiedName).
 
 use std::fmt;
 use std::str::FromStr;
@@ -24,7 +24,7 @@ use crate::db::Conn;
 use crate::error::{Error, Result};
 
 /// The balance of reads and writes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Mix {
     /// About 90 % reads: the platform in daily use.
     #[default]

@@ -17,7 +17,8 @@ pub use term::TextOptions;
 use crate::advise::{Finding, Severity};
 use crate::snapshot::{SectionState, Snapshot};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+/// How a report is written (the CLI's `--format`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
     Table,
     Json,

@@ -12,9 +12,9 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::compare::{same_value, ServerSetting};
-use crate::db::ident::{quote_literal, Ident};
 use crate::db::Conn;
 use crate::error::{Error, Result};
+use crate::ident::{quote_literal, Ident};
 
 const JOURNAL_VERSION: u32 = 1;
 /// How long to wait for a reload to reach this session before reporting a value unverified.

@@ -14,7 +14,7 @@ use super::pgtune::PgTuneOutput;
 use super::rules::{self, Builder};
 use super::TuneInput;
 use crate::advise::Thresholds;
-use crate::db::ident::{quote_literal, Ident, QualifiedName};
+use crate::ident::{quote_literal, Ident, QualifiedName};
 use crate::snapshot::Snapshot;
 
 /// statement_timeout given to application roles by the governance profile.

@@ -1,0 +1,138 @@
+//! The rooms of the crate keep to their doors: only the command line (`src/cli/`,
+//! `src/main.rs`) uses clap or indicatif, so the library works without its CLI; advisors and
+//! report code (pure) never use the database layer.
+
+use std::path::{Path, PathBuf};
+
+/// Files allowed a CLI crate for now, each with the reason.
+const CLI_CRATES_ALLOWED: &[(&str, &str)] = &[
+    // TUNE removes this: tune's argument enums still derive clap::ValueEnum.
+    ("src/tune/mod.rs", "TUNE removes this"),
+];
+
+fn rust_files(dir: &Path, out: &mut Vec<PathBuf>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            rust_files(&path, out);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            out.push(path);
+        }
+    }
+}
+
+/// The crate's source files as (path relative to the crate, code lines without comments).
+fn sources() -> Vec<(String, Vec<String>)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    rust_files(&root.join("src"), &mut files);
+    assert!(files.len() > 50, "found the sources: {}", files.len());
+    files
+        .into_iter()
+        .map(|p| {
+            let rel = p
+                .strip_prefix(root)
+                .unwrap()
+                .to_string_lossy()
+                .replace('\\', "/");
+            let code = std::fs::read_to_string(&p)
+                .unwrap()
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.starts_with("//"))
+                .map(str::to_string)
+                .collect();
+            (rel, code)
+        })
+        .collect()
+}
+
+/// The lines of `code` that use one of `crates` (a path through it or an import).
+fn uses(code: &[String], crates: &[&str]) -> Vec<String> {
+    code.iter()
+        .filter(|l| {
+            crates.iter().any(|c| {
+                l.contains(&format!("{c}::"))
+                    && !l.contains(&format!("_{c}::"))
+                    && !l.contains(&format!("crate::{c}::"))
+            })
+        })
+        .cloned()
+        .collect()
+}
+
+#[test]
+fn only_the_command_line_uses_clap_or_indicatif() {
+    let mut offenders = Vec::new();
+    for (path, code) in sources() {
+        if path.starts_with("src/cli/") || path == "src/main.rs" {
+            continue;
+        }
+        let found = uses(&code, &["clap", "indicatif"]);
+        let allowed = CLI_CRATES_ALLOWED.iter().any(|(p, _)| *p == path);
+        if !found.is_empty() && !allowed {
+            offenders.push(format!("{path}: {}", found.join(" | ")));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "clap or indicatif outside src/cli/ (mirror the argument enum in src/cli/, report \
+         progress through crate::progress):\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn the_allow_list_names_only_files_that_still_need_it() {
+    let sources = sources();
+    for (path, why) in CLI_CRATES_ALLOWED {
+        let code = &sources
+            .iter()
+            .find(|(p, _)| p == path)
+            .unwrap_or_else(|| panic!("{path} is allowed but gone: drop it from the list"))
+            .1;
+        assert!(
+            !uses(code, &["clap", "indicatif"]).is_empty(),
+            "{path} is allowed ({why}) but no longer uses clap or indicatif: drop it from the list"
+        );
+    }
+}
+
+#[test]
+fn advisors_and_reports_do_not_use_the_database_layer() {
+    let mut offenders = Vec::new();
+    for (path, code) in sources() {
+        if !(path.starts_with("src/advise/") || path.starts_with("src/report/")) {
+            continue;
+        }
+        let found: Vec<&String> = code
+            .iter()
+            .filter(|l| {
+                l.contains("crate::db") || l.contains("super::db") || l.contains("pgopt::db")
+            })
+            .collect();
+        if !found.is_empty() {
+            offenders.push(format!("{path}: {found:?}"));
+        }
+    }
+    assert!(
+        offenders.is_empty(),
+        "pure code uses the database layer (quote names with crate::ident, take data from the \
+         Snapshot):\n{}",
+        offenders.join("\n")
+    );
+}
+
+#[test]
+fn the_checks_see_a_use_when_there_is_one() {
+    let code = vec![
+        "use clap::Args;".to_string(),
+        "let b = indicatif::ProgressBar::new(1);".to_string(),
+        "use tokio_postgres::Client;".to_string(),
+    ];
+    assert_eq!(uses(&code, &["clap", "indicatif"]).len(), 2);
+    assert!(
+        uses(&code, &["postgres"]).is_empty(),
+        "tokio_postgres:: is not postgres::"
+    );
+}
