@@ -13,6 +13,7 @@
 //! pure functions over data, tested on saved snapshots without a server.
 
 pub mod advise;
+pub mod apply;
 pub mod bench;
 pub mod cli;
 pub mod collect;
@@ -22,6 +23,7 @@ pub mod embedded;
 pub mod error;
 pub mod files;
 pub mod governance;
+pub mod plan;
 pub mod report;
 pub mod snapshot;
 pub mod tune;

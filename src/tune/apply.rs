@@ -197,7 +197,7 @@ pub fn default_journal_name() -> String {
 /// The value of `name` in postgresql.auto.conf now: from pg_file_settings when readable,
 /// else from pg_settings.sourcefile (superuser or pg_read_all_settings); else unknown, taken
 /// as not set.
-async fn auto_conf_value(conn: &Conn, name: &str) -> Result<Option<String>> {
+pub(crate) async fn auto_conf_value(conn: &Conn, name: &str) -> Result<Option<String>> {
     let from_file = conn
         .query(
             "reading pg_file_settings",
@@ -308,7 +308,10 @@ async fn reload(conn: &Conn) -> Result<()> {
 
 /// Errors pg_file_settings reports for `names` (a value that failed to parse), other than a
 /// postmaster setting waiting for a restart. None when pg_file_settings is not readable.
-async fn file_setting_errors(conn: &Conn, names: &[&str]) -> Result<Option<Vec<String>>> {
+pub(crate) async fn file_setting_errors(
+    conn: &Conn,
+    names: &[&str],
+) -> Result<Option<Vec<String>>> {
     let rows = match conn
         .query(
             "reading pg_file_settings",
