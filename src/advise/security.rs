@@ -9,6 +9,7 @@
 
 use super::{Finding, Severity, Thresholds};
 use crate::db::ident::{quote_literal, Ident};
+use crate::plan::{Lock, Step};
 use crate::snapshot::{HbaRule, PasswordKind, Snapshot};
 
 pub const SSL_OFF_RULE: &str = "ssl_off";
@@ -96,7 +97,7 @@ fn ssl_off(snap: &Snapshot, out: &mut Vec<Finding>) {
         .next_step(
             "Install a server certificate and key (ssl_cert_file, ssl_key_file), turn ssl on and reload; then make remote pg_hba.conf lines hostssl so clients cannot fall back to clear text",
         )
-        .sql("ALTER SYSTEM SET ssl = 'on';\nSELECT pg_reload_conf();")
+        .fixes(set_and_reload("ALTER SYSTEM SET ssl = 'on'", None))
         .docs(SSL_DOCS),
     );
 }
@@ -123,7 +124,7 @@ fn password_encryption(snap: &Snapshot, out: &mut Vec<Finding>) {
         .next_step(
             "Store new passwords as SCRAM-SHA-256 (clients need libpq 10 or newer), then set each role's password again so it is re-hashed",
         )
-        .sql("ALTER SYSTEM SET password_encryption = 'scram-sha-256';\nSELECT pg_reload_conf();")
+        .fixes(set_and_reload("ALTER SYSTEM SET password_encryption = 'scram-sha-256'", None))
         .docs(PASSWORD_DOCS),
     );
 }
@@ -169,7 +170,7 @@ fn listen_all(snap: &Snapshot, out: &mut Vec<Finding>) {
         .next_step(
             "List only the interfaces clients use (e.g. 'localhost,10.0.0.5'); listen_addresses needs a restart",
         )
-        .sql("ALTER SYSTEM SET listen_addresses = 'localhost';  -- add the interfaces clients use; restart")
+        .fix(alter_system("ALTER SYSTEM SET listen_addresses = 'localhost'").with_note("add the interfaces clients use; restart"))
         .docs(LISTEN_DOCS),
     );
 }
@@ -236,7 +237,7 @@ fn hba(snap: &Snapshot, out: &mut Vec<Finding>) {
                 .next_step(
                     "Change the method of this line to scram-sha-256 (after giving the roles SCRAM passwords) or cert, narrow the address to the clients that need it, then reload",
                 )
-                .sql("SELECT pg_reload_conf();  -- after editing pg_hba.conf"),
+                .fix(Step::call("SELECT pg_reload_conf()").with_note("after editing pg_hba.conf")),
             );
         }
         if matches!(method, "md5" | "password") {
@@ -259,7 +260,7 @@ fn hba(snap: &Snapshot, out: &mut Vec<Finding>) {
                 .next_step(
                     "Set password_encryption = 'scram-sha-256', set the passwords of the roles using this line again, then change the method to scram-sha-256 and reload",
                 )
-                .sql("ALTER SYSTEM SET password_encryption = 'scram-sha-256';\nSELECT pg_reload_conf();  -- then re-set passwords and edit pg_hba.conf"),
+                .fixes(set_and_reload("ALTER SYSTEM SET password_encryption = 'scram-sha-256'", Some("then re-set passwords and edit pg_hba.conf"))),
             );
         }
         if r.is_host() && r.is_open_to_all() && !rejects(r) {
@@ -287,7 +288,7 @@ fn hba(snap: &Snapshot, out: &mut Vec<Finding>) {
                 .next_step(
                     "Replace the address with the networks the clients are in (e.g. 10.0.1.0/24), use hostssl, then reload",
                 )
-                .sql("SELECT pg_reload_conf();  -- after editing pg_hba.conf"),
+                .fix(Step::call("SELECT pg_reload_conf()").with_note("after editing pg_hba.conf")),
             );
         }
     }
@@ -320,9 +321,9 @@ fn superusers(snap: &Snapshot, out: &mut Vec<Finding>) {
     if extra.is_empty() {
         return;
     }
-    let sql: Vec<String> = extra
+    let sql: Vec<Step> = extra
         .iter()
-        .map(|n| format!("ALTER ROLE {} NOSUPERUSER;", Ident::new(*n)))
+        .map(|n| Step::call(format!("ALTER ROLE {} NOSUPERUSER", Ident::new(*n))))
         .collect();
     out.push(
         Finding::new(
@@ -342,7 +343,7 @@ fn superusers(snap: &Snapshot, out: &mut Vec<Finding>) {
         .next_step(
             "Keep one superuser for administration; give the others only what they need (pg_monitor, pg_read_all_data, CREATEROLE, ownership of their databases)",
         )
-        .sql(sql.join("\n"))
+        .fixes(sql)
         .docs(ROLE_DOCS),
     );
 }
@@ -364,14 +365,15 @@ fn login_without_password(snap: &Snapshot, out: &mut Vec<Finding>) {
     if names.is_empty() {
         return;
     }
-    let sql: Vec<String> = names
+    let sql: Vec<Step> = names
         .iter()
         .map(|n| {
-            format!(
-                "ALTER ROLE {} PASSWORD {};  -- or NOLOGIN if nobody logs in as it",
+            Step::call(format!(
+                "ALTER ROLE {} PASSWORD {}",
                 Ident::new(*n),
                 quote_literal("a new strong password")
-            )
+            ))
+            .with_note("or NOLOGIN if nobody logs in as it")
         })
         .collect();
     out.push(
@@ -390,7 +392,7 @@ fn login_without_password(snap: &Snapshot, out: &mut Vec<Finding>) {
         .next_step(
             "Give each role a password (psql's \\password sends it hashed), or make it NOLOGIN; check that no trust or peer line is how it gets in",
         )
-        .sql(sql.join("\n"))
+        .fixes(sql)
         .docs(PASSWORD_DOCS),
     );
 }
@@ -417,10 +419,13 @@ fn md5_passwords(snap: &Snapshot, out: &mut Vec<Finding>) {
             .next_step(
                 "With password_encryption = 'scram-sha-256', set the password again (psql: \\password ROLE) so it is stored as SCRAM",
             )
-            .sql(format!(
-                "SET password_encryption = 'scram-sha-256';\nALTER ROLE {name} PASSWORD {};",
-                quote_literal("the same or a new password")
-            ))
+            .fixes(vec![
+                Step::call("SET password_encryption = 'scram-sha-256'"),
+                Step::call(format!(
+                    "ALTER ROLE {name} PASSWORD {}",
+                    quote_literal("the same or a new password")
+                )),
+            ])
             .docs(PASSWORD_DOCS),
         );
     }
@@ -549,4 +554,21 @@ pub fn review_coverage_text(parts: &[ReviewPart], no_findings: bool) -> String {
         ));
     }
     out
+}
+
+/// An ALTER SYSTEM statement as written for people (the name as PostgreSQL spells it).
+fn alter_system(sql: &str) -> Step {
+    Step::sql(sql, Lock::None, false)
+}
+
+/// ALTER SYSTEM, then pg_reload_conf() (with `note` after it).
+fn set_and_reload(sql: &str, note: Option<&str>) -> Vec<Step> {
+    let reload = Step::call("SELECT pg_reload_conf()");
+    vec![
+        alter_system(sql),
+        match note {
+            Some(n) => reload.with_note(n),
+            None => reload,
+        },
+    ]
 }

@@ -143,10 +143,11 @@ pub async fn run(
             )));
         }
     }
-    if plan.steps.iter().any(|s| s.action == Action::Restart) {
-        return Err(Error::Internal(
-            "a restart step reached the executor: the command restarts the server itself".into(),
-        ));
+    if let Some(s) = plan.steps.iter().find(|s| s.action.sql().is_none()) {
+        return Err(Error::Internal(format!(
+            "the executor runs statements only, not: {}; nothing was changed",
+            s.action.describe()
+        )));
     }
     lock::acquire(conn, opts.lock_wait).await?;
     let (lock_before, statement_before) = match session_timeouts(conn).await {

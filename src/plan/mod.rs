@@ -83,6 +83,9 @@ pub enum Action {
     },
     /// Restart the server (`pg_ctl restart -m fast`) so that postmaster settings take effect.
     Restart,
+    /// Something for a person to do or decide, with no statement pgopt could run (a value
+    /// only they can pick). Printed as comment lines; the executor refuses it.
+    Manual { text: String },
 }
 
 /// Settings whose value is a list with each element quoted (GUC_LIST_QUOTE): one quoted
@@ -158,7 +161,7 @@ impl Action {
                     Ident::new(name)
                 ),
             }),
-            Action::Restart => None,
+            Action::Restart | Action::Manual { .. } => None,
         }
     }
 
@@ -166,6 +169,7 @@ impl Action {
     pub fn describe(&self) -> String {
         match self {
             Action::Restart => "restart the server (pg_ctl restart -m fast)".to_string(),
+            Action::Manual { text } => text.clone(),
             other => other.sql().unwrap_or_default(),
         }
     }
@@ -183,6 +187,8 @@ pub enum Lock {
     ShareUpdateExclusive,
     /// Blocks writes (CREATE INDEX without CONCURRENTLY).
     Share,
+    /// Blocks writes and other such locks (ALTER TABLE .. ENABLE TRIGGER).
+    ShareRowExclusive,
     /// Blocks everything on the table (DROP INDEX, most ALTER TABLE, VACUUM FULL).
     AccessExclusive,
     /// Every session is disconnected.
@@ -276,6 +282,9 @@ pub struct Step {
     /// A remark printed after the statement (`-- then re-set passwords`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// A warning printed on its own comment line before the statement (`-- blocks writes`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub caution: Option<String>,
 }
 
 impl Step {
@@ -289,6 +298,7 @@ impl Step {
             undo: None,
             cost: None,
             note: None,
+            caution: None,
         }
     }
 
@@ -458,6 +468,16 @@ impl Step {
         Step::of(Action::Restart, Lock::Restart, false)
     }
 
+    /// Something only a person can do: printed as comment lines, never run.
+    pub fn manual(text: impl Into<String>) -> Step {
+        Step::of(Action::Manual { text: text.into() }, Lock::None, true)
+    }
+
+    pub fn with_caution(mut self, caution: impl Into<String>) -> Step {
+        self.caution = Some(caution.into());
+        self
+    }
+
     pub fn with_note(mut self, note: impl Into<String>) -> Step {
         self.note = Some(note.into());
         self
@@ -468,13 +488,28 @@ impl Step {
         self
     }
 
-    /// The statement as a report prints it: `SQL;`, then `  -- note` when there is one. A
-    /// restart prints as a comment.
+    /// The statement as a report prints it: `-- caution` on its own line when there is one,
+    /// `SQL;`, then `  -- note` when there is one. A restart or a manual step prints as
+    /// comment lines.
     pub fn display_sql(&self) -> String {
-        let mut out = match self.action.sql() {
-            Some(sql) => format!("{sql};"),
-            None => format!("-- {}", self.action.describe()),
-        };
+        let mut out = String::new();
+        if let Some(c) = &self.caution {
+            for line in c.lines() {
+                out.push_str(&format!("-- {line}\n"));
+            }
+        }
+        match self.action.sql() {
+            Some(sql) => out.push_str(&format!("{sql};")),
+            None => {
+                let lines: Vec<String> = self
+                    .action
+                    .describe()
+                    .lines()
+                    .map(|l| format!("-- {l}"))
+                    .collect();
+                out.push_str(&lines.join("\n"));
+            }
+        }
         if let Some(note) = &self.note {
             out.push_str("  -- ");
             out.push_str(&note.replace('\n', " "));
@@ -679,6 +714,22 @@ mod tests {
             "ALTER SYSTEM SET \"ssl\" = 'on';\nSELECT pg_reload_conf();  -- after editing \
              pg_hba.conf\n-- restart the server (pg_ctl restart -m fast)"
         );
+    }
+
+    #[test]
+    fn a_caution_goes_before_and_a_manual_step_is_only_comments() {
+        let t = QualifiedName::new("s", "t");
+        let s = Step::vacuum(&t, "FULL, ANALYZE").with_caution("ACCESS EXCLUSIVE lock");
+        assert_eq!(
+            s.display_sql(),
+            "-- ACCESS EXCLUSIVE lock\nVACUUM (FULL, ANALYZE) \"s\".\"t\";"
+        );
+        let m = Step::manual("pick a cap:\nALTER SYSTEM SET x = '...';");
+        assert_eq!(
+            m.display_sql(),
+            "-- pick a cap:\n-- ALTER SYSTEM SET x = '...';"
+        );
+        assert_eq!(m.action.sql(), None, "nothing to run");
     }
 
     #[test]
