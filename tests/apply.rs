@@ -5,6 +5,8 @@
 //! run is replayed; a journal of another server, or with an old value the server rejects,
 //! changes nothing.
 
+mod cli_support;
+
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -396,4 +398,46 @@ async fn a_journal_of_another_server_or_with_a_rejected_old_value_changes_nothin
     assert!(e.to_string().contains("max_connections"), "{e}");
     assert!(e.to_string().contains("nothing was changed"), "{e}");
     assert_eq!(auto_conf(&conn).await, before, "work_mem was not reset");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tune_rollback_replays_an_executor_journal_and_refuses_one_of_another_server() {
+    let (_c, conn) = start().await;
+    conn.batch("test", "CREATE INDEX CONCURRENTLY t_a ON t (a)")
+        .await
+        .unwrap();
+    let server = checks::server_id(&conn).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let write = |server: apply::ServerId, name: &str| {
+        let mut j = Journal::new(
+            server,
+            &[Step::create_index("public", "t_a", "t", &["a"], None)],
+        );
+        j.mark(0, StepState::Done, None);
+        let path = dir.path().join(name);
+        j.save(&path).unwrap();
+        path
+    };
+    let mut other = server.clone();
+    other.system_identifier = Some("1".into());
+    let foreign = write(other, "foreign.json");
+    let o = cli_support::pgopt(&["tune", "--rollback", foreign.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(2), "{}", cli_support::stderr(&o));
+    assert!(cli_support::stderr(&o).contains("another server"));
+    assert_eq!(
+        index_state(&conn, "t_a").await,
+        Some(true),
+        "nothing changed"
+    );
+
+    let ours = write(server, "ours.json");
+    let o = cli_support::pgopt(&["tune", "--rollback", ours.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(0), "{}", cli_support::stderr(&o));
+    assert!(
+        cli_support::stdout(&o).contains("DROP INDEX CONCURRENTLY"),
+        "{}",
+        cli_support::stdout(&o)
+    );
+    assert_eq!(index_state(&conn, "t_a").await, None);
+    assert_eq!(states(&ours), vec![StepState::Undone]);
 }

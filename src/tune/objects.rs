@@ -10,9 +10,10 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use serde::{Deserialize, Serialize};
 
-use super::evidence::{object_label, reset_object_sql, set_object_sql, ObjectKind, ObjectSetting};
+use super::evidence::{object_label, ObjectKind, ObjectSetting};
 use crate::db::Conn;
 use crate::error::{Error, Result};
+use crate::plan::{Action, Object};
 use crate::report::markdown_cell;
 
 /// One object setting in the journal: its own value before (None: it had none, so rollback
@@ -32,18 +33,36 @@ impl ObjectEntry {
         object_label(self.kind, self.schema.as_deref(), &self.object)
     }
 
+    /// The object as the plan names it.
+    fn plan_object(&self) -> Object {
+        match self.kind {
+            ObjectKind::Table => Object::Table {
+                schema: self.schema.clone(),
+                name: self.object.clone(),
+            },
+            ObjectKind::Role => Object::Role {
+                name: self.object.clone(),
+            },
+        }
+    }
+
+    /// The statement that sets `value` (None: RESET), rendered by the plan's step.
+    fn statement(&self, value: Option<&str>) -> String {
+        Action::SetObject {
+            object: self.plan_object(),
+            name: self.name.clone(),
+            value: value.map(str::to_string),
+        }
+        .sql()
+        .expect("ALTER TABLE/ROLE is a statement")
+    }
+
     fn set_sql(&self, value: &str) -> String {
-        set_object_sql(
-            self.kind,
-            self.schema.as_deref(),
-            &self.object,
-            &self.name,
-            value,
-        )
+        self.statement(Some(value))
     }
 
     fn reset_sql(&self) -> String {
-        reset_object_sql(self.kind, self.schema.as_deref(), &self.object, &self.name)
+        self.statement(None)
     }
 }
 
