@@ -314,7 +314,7 @@ fn left_as_is(j: &Journal, path: Option<&Path>, opts: &Options) -> String {
 
 fn after_undo(left: &[String], path: Option<&Path>, opts: &Options) -> String {
     if left.is_empty() {
-        return "The steps done before were undone: nothing was left changed".to_string();
+        return "The steps done before were put back: nothing was left changed".to_string();
     }
     let how = match path {
         Some(p) => format!(

@@ -463,6 +463,31 @@ impl Step {
         }
     }
 
+    /// Puts an object's own setting back to `old` (None: RESET), whatever it is now;
+    /// verified, not undone.
+    pub fn restore_object(object: Object, name: &str, old: Option<&str>) -> Step {
+        let lock = match object {
+            Object::Table { .. } => Lock::ShareUpdateExclusive,
+            _ => Lock::None,
+        };
+        Step {
+            verify: Some(Verify::ObjectSetting {
+                object: object.clone(),
+                name: name.to_string(),
+                value: old.map(str::to_string),
+            }),
+            ..Step::of(
+                Action::SetObject {
+                    object,
+                    name: name.to_string(),
+                    value: old.map(str::to_string),
+                },
+                lock,
+                true,
+            )
+        }
+    }
+
     /// A server restart.
     pub fn restart() -> Step {
         Step::of(Action::Restart, Lock::Restart, false)
