@@ -13,6 +13,7 @@
 //! pure functions over data, tested on saved snapshots without a server.
 
 pub mod advise;
+pub mod apply;
 pub mod bench;
 pub mod cli;
 pub mod collect;
@@ -23,6 +24,7 @@ pub mod error;
 pub mod files;
 pub mod governance;
 pub mod ident;
+pub mod plan;
 pub mod progress;
 pub mod report;
 pub mod snapshot;

@@ -2342,6 +2342,7 @@ fn bare(rule: &str, object: &str, sql: &str) -> pgopt::advise::Finding {
         message: String::new(),
         evidence: Default::default(),
         next_step: String::new(),
+        fix: Vec::new(),
         sql: Some(sql.to_string()),
         docs: None,
     }

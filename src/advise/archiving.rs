@@ -3,6 +3,7 @@
 //! in pg_wal until its disk is full and the server stops. archive_mode off: silent. A standby
 //! archives only with archive_mode = always.
 
+use crate::plan::{Lock, Step};
 use chrono::{DateTime, Utc};
 
 use super::{count, duration, num, time_value, Finding, Severity, Thresholds};
@@ -81,10 +82,15 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         };
         let mut f = Finding::new(FAILING_RULE, severity, "archiver", message).next_step(step);
         if unconfigured {
-            f = f.sql(
-                "ALTER SYSTEM SET archive_command = '...';  -- what copies %p to your archive\n\
-                 SELECT pg_reload_conf();",
-            );
+            f = f.fixes(vec![
+                Step::sql(
+                    "ALTER SYSTEM SET archive_command = '...'",
+                    Lock::None,
+                    false,
+                )
+                .with_note("what copies %p to your archive"),
+                Step::call("SELECT pg_reload_conf()"),
+            ]);
         }
         return vec![evidence(f, a, mode, command, stalled_s, th).docs(DOCS)];
     }

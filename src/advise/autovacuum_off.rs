@@ -5,6 +5,7 @@
 //! autovacuum_freeze_max_age); warning otherwise. autovacuum on: silent.
 
 use super::{num, Finding, Severity, Thresholds};
+use crate::plan::{Lock, Step};
 use crate::snapshot::Snapshot;
 
 pub const AUTOVACUUM_RULE: &str = "autovacuum_off";
@@ -92,9 +93,14 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 .evidence("xid_warning_age", num(warn_age))
                 .evidence("autovacuum_freeze_max_age", num(max_age))
                 .next_step(step)
-                .sql(format!(
-                    "ALTER SYSTEM SET {setting} = on;\nSELECT pg_reload_conf();"
-                ))
+                .fixes(vec![
+                    Step::sql(
+                        format!("ALTER SYSTEM SET {setting} = on"),
+                        Lock::None,
+                        false,
+                    ),
+                    Step::call("SELECT pg_reload_conf()"),
+                ])
                 .docs(docs),
         );
     }

@@ -1,6 +1,7 @@
 //! Lock waits from pg_blocking_pids(): one finding per blocked session naming its blockers, and
 //! one per root blocker (a blocker not itself blocked) with how many sessions wait behind it.
 
+use crate::plan::Step;
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::{duration, long_running::who, num, Finding, Severity, Thresholds};
@@ -92,12 +93,12 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         let (step, sql) = if idle_in_xact || session.is_none() {
             (
                 "This session holds locks others wait for; end it if it is stuck, and fix the application so it does not keep transactions open",
-                format!("SELECT pg_terminate_backend({root});"),
+                format!("SELECT pg_terminate_backend({root})"),
             )
         } else {
             (
                 "This session holds locks others wait for; cancel its query if it can be retried, or wait for it to finish",
-                format!("SELECT pg_cancel_backend({root});"),
+                format!("SELECT pg_cancel_backend({root})"),
             )
         };
         out.push(
@@ -120,7 +121,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             )
             .evidence("query", session.and_then(|s| s.query.clone()))
             .next_step(step)
-            .sql(sql)
+            .fix(Step::call(sql))
             .docs(DOCS),
         );
     }

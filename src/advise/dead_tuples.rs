@@ -10,6 +10,7 @@
 use super::horizon::{Holder, Horizon};
 use super::{duration, has_own_storage, num, Finding, Severity, Thresholds};
 use crate::ident::QualifiedName;
+use crate::plan::Step;
 use crate::snapshot::{Snapshot, Table};
 
 pub const RULE: &str = "autovacuum_behind";
@@ -128,10 +129,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     } else {
                         format!("{first}; then find why autovacuum does not keep up: too few autovacuum_max_workers, or a cost limit too low (autovacuum_vacuum_cost_limit)")
                     })
-                    .sql(format!(
-                        "VACUUM (ANALYZE) {};",
-                        QualifiedName::new(&t.schema, &t.name)
-                    ))
+                    .fix(Step::vacuum(&QualifiedName::new(&t.schema, &t.name), "ANALYZE"))
                     .docs(DOCS),
             )
         })

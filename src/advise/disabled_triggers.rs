@@ -4,6 +4,7 @@
 //! to find out why before enabling. Triggers set to fire on replicas only ('R') or always
 //! ('A') are not findings; they are listed in the evidence of the table's findings.
 
+use crate::plan::{Lock, Step};
 use std::collections::BTreeMap;
 
 use super::{Finding, Severity, Thresholds};
@@ -71,10 +72,14 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
                      rows changed while it was off were not processed by it, so check whether \
                      they need to be fixed by hand",
                 )
-                .sql(format!(
-                    "ALTER TABLE {} ENABLE TRIGGER {};",
-                    QualifiedName::new(schema, table),
-                    Ident::new(&t.name)
+                .fix(Step::sql(
+                    format!(
+                        "ALTER TABLE {} ENABLE TRIGGER {}",
+                        QualifiedName::new(schema, table),
+                        Ident::new(&t.name)
+                    ),
+                    Lock::ShareRowExclusive,
+                    true,
                 ))
                 .docs(DOCS),
             );

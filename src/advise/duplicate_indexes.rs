@@ -13,10 +13,10 @@
 //! use: then dropping the prefix would be the wrong way round, and the unused rule advises
 //! dropping the wide one instead (see [`Pair::drop_covering`]).
 
+use crate::plan::Step;
 use std::collections::BTreeMap;
 
 use super::{unused_indexes::is_protected, Finding, Severity, Thresholds};
-use crate::ident::QualifiedName;
 use crate::snapshot::{Index, Snapshot};
 
 pub const DUPLICATE_RULE: &str = "duplicate_index";
@@ -207,10 +207,7 @@ fn duplicate_finding(dup: &Index, keep: &Index) -> Finding {
             "Drop it and keep {}, which serves the same queries",
             keep.qualified_name()
         ))
-        .sql(format!(
-            "DROP INDEX CONCURRENTLY {};",
-            QualifiedName::new(&dup.schema, &dup.name)
-        ))
+        .fix(Step::drop_index(&dup.schema, &dup.name))
     } else {
         f.next_step(format!(
             "Both indexes enforce something (constraint or replica identity); drop the constraint that {} backs if it repeats another one",
@@ -309,10 +306,7 @@ fn redundant_finding(a: &Index, b: &Index) -> Finding {
         "Drop it and keep {}, which serves the same lookups (it is somewhat larger, so check the hottest queries with EXPLAIN first)",
         b.qualified_name()
     ))
-    .sql(format!(
-        "DROP INDEX CONCURRENTLY {};",
-        QualifiedName::new(&a.schema, &a.name)
-    ))
+    .fix(Step::drop_index(&a.schema, &a.name))
     .docs(DOCS)
 }
 

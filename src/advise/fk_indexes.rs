@@ -4,6 +4,7 @@
 //! table, and a cascading delete does so per row. An FK is covered when some valid, non-partial
 //! btree (or single-column hash) index's leading key columns, as a set, are the FK's columns.
 
+use crate::plan::{Lock, Step};
 use std::collections::BTreeSet;
 
 use super::{Finding, Severity, Thresholds};
@@ -76,9 +77,10 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
             .next_step(
                 "Create an index on the referencing columns so deletes and key updates on the referenced table need not scan this table",
             )
-            .sql(format!(
-                "CREATE INDEX CONCURRENTLY ON {table} ({});",
-                columns.join(", ")
+            .fix(Step::sql(
+                format!("CREATE INDEX CONCURRENTLY ON {table} ({})", columns.join(", ")),
+                Lock::ShareUpdateExclusive,
+                false,
             ))
             .docs(DOCS)
         })

@@ -3,6 +3,7 @@
 
 use super::horizon::Horizon;
 use super::{duration, num, Finding, Severity, Thresholds};
+use crate::plan::Step;
 use crate::snapshot::{Session, Snapshot};
 
 pub const RULE: &str = "idle_in_transaction";
@@ -74,7 +75,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 .next_step(
                     "Fix the application so it commits or rolls back promptly, and set idle_in_transaction_session_timeout (e.g. ALTER ROLE ... SET idle_in_transaction_session_timeout = '5min'); end this session if it is stuck",
                 )
-                .sql(format!("SELECT pg_terminate_backend({});", s.pid))
+                .fix(Step::call(format!("SELECT pg_terminate_backend({})", s.pid)))
                 .docs(DOCS),
             )
         })

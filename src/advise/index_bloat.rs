@@ -12,6 +12,7 @@
 use super::table_bloat::{dead_tuples_to_vacuum, figure, judged, rewrite_advised, Judged};
 use super::{bytes, num, pct, Finding, Severity, Thresholds};
 use crate::ident::QualifiedName;
+use crate::plan::{Lock, Step};
 use crate::snapshot::{RelationBloat, Snapshot};
 
 pub const RULE: &str = "index_bloat";
@@ -107,7 +108,7 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
                 .evidence("n_dead_tup", dead)
                 .evidence("dead_tuples_threshold", num(threshold))
                 .next_step("VACUUM the table first, then look at the index's bloat again")
-                .sql(format!("VACUUM (ANALYZE) {table};")),
+                .fix(Step::vacuum(&table, "ANALYZE")),
         );
     }
     if rewrite_advised(snap, th, &r.schema, &r.table) {
@@ -117,7 +118,7 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
         );
         return Some(finding.next_step(
             "Rewrite the table as the table_bloat finding says; rebuild this index on its own only if the table is left as it is",
-        ).sql(format!("REINDEX INDEX CONCURRENTLY {name};")));
+        ).fix(Step::reindex(&name)));
     }
     let concurrently = snap
         .server
@@ -133,14 +134,15 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
             .next_step(
                 "Rebuild it with REINDEX INDEX CONCURRENTLY (PostgreSQL 12+): it builds a new copy without blocking reads or writes, then swaps them under a brief lock; it needs free disk for the new index, cannot run inside a transaction block, and if it fails leaves an invalid copy (its name ending in _ccnew) to drop",
             )
-            .sql(format!("REINDEX INDEX CONCURRENTLY {name};"))
+            .fix(Step::reindex(&name))
     } else {
         finding
             .next_step(
                 "Before PostgreSQL 12 there is no REINDEX CONCURRENTLY: REINDEX INDEX blocks writes to the table (and reads through the index) for the whole rebuild; instead CREATE INDEX CONCURRENTLY a copy with the same definition, then DROP INDEX CONCURRENTLY the old one (a constraint's index needs ALTER TABLE ... USING INDEX)",
             )
-            .sql(format!(
-                "-- blocks writes to {table} for the whole rebuild\nREINDEX INDEX {name};"
-            ))
+            .fix(
+                Step::sql(format!("REINDEX INDEX {name}"), Lock::Share, true)
+                    .with_caution(format!("blocks writes to {table} for the whole rebuild")),
+            )
     })
 }

@@ -7,6 +7,7 @@
 
 use super::{Finding, Severity, Thresholds};
 use crate::ident::QualifiedName;
+use crate::plan::{Lock, Step};
 use crate::snapshot::Snapshot;
 
 pub const RULE: &str = "invalid_index";
@@ -48,25 +49,33 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
             let (step, sql) = if !idx.is_live {
                 (
                     "A DROP INDEX CONCURRENTLY of it was started and did not finish: unless it is still running, finish the drop",
-                    format!("DROP INDEX CONCURRENTLY IF EXISTS {name};"),
+                    vec![Step::sql(
+                        format!("DROP INDEX CONCURRENTLY IF EXISTS {name}"),
+                        Lock::ShareUpdateExclusive,
+                        false,
+                    )],
                 )
             } else if idx.constraint_name.is_some() && concurrent_reindex {
                 (
                     "It backs a constraint, so rebuild it in place, unless a REINDEX CONCURRENTLY of it is still running",
-                    format!("REINDEX INDEX CONCURRENTLY {name};"),
+                    vec![Step::reindex(&name)],
                 )
             } else if idx.constraint_name.is_some() {
                 (
                     "It backs a constraint, so rebuild it in place; before PostgreSQL 12 REINDEX locks out writes to the table, so run it in a quiet window",
-                    format!("REINDEX INDEX {name};"),
+                    vec![Step::sql(format!("REINDEX INDEX {name}"), Lock::Share, true)],
                 )
             } else {
                 (
                     "Unless a CREATE INDEX CONCURRENTLY of it is still running, drop it and build it again",
-                    format!(
-                        "DROP INDEX CONCURRENTLY {name};\n{};",
-                        concurrent_definition(idx.definition.trim_end_matches(';'))
-                    ),
+                    vec![
+                        Step::drop_index(&idx.schema, &idx.name),
+                        Step::sql(
+                            concurrent_definition(idx.definition.trim_end_matches(';')),
+                            Lock::ShareUpdateExclusive,
+                            false,
+                        ),
+                    ],
                 )
             };
             Finding::new(
@@ -88,7 +97,7 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
             .evidence("is_live", idx.is_live)
             .evidence("definition", idx.definition.as_str())
             .next_step(step)
-            .sql(sql)
+            .fixes(sql)
             .docs(DOCS)
         })
         .collect()

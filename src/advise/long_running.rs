@@ -7,6 +7,7 @@
 
 use super::horizon::{Horizon, SessionRole};
 use super::{duration, idle_in_transaction, num, Finding, Severity, Thresholds};
+use crate::plan::Step;
 use crate::snapshot::{Session, Snapshot};
 
 pub const QUERY_RULE: &str = "long_running_query";
@@ -136,7 +137,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 f.next_step(
                     "Look at the plan of this query (EXPLAIN) and whether it waits on a lock; cancel it if it is not meant to run this long, and set statement_timeout for the role that runs it",
                 )
-                .sql(format!("SELECT pg_cancel_backend({});", s.pid))
+                .fix(Step::call(format!("SELECT pg_cancel_backend({})", s.pid)))
             } else {
                 let holders: Vec<String> =
                     s.blocked_by.iter().map(|p| format!("pid {p}")).collect();
@@ -180,7 +181,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 .next_step(
                     "Find why the application keeps this transaction open (batch jobs should commit in chunks); end it if it is stuck",
                 )
-                .sql(format!("SELECT pg_terminate_backend({});", s.pid))
+                .fix(Step::call(format!("SELECT pg_terminate_backend({})", s.pid)))
                 .docs(XACT_DOCS),
             );
         }

@@ -14,6 +14,7 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
+use crate::plan::Step;
 use crate::snapshot::Snapshot;
 
 mod archiving;
@@ -34,7 +35,7 @@ mod invalid_indexes;
 mod long_running;
 mod prepared_xacts;
 mod replication_slots;
-mod security;
+pub(crate) mod security;
 mod seq_scans;
 mod sequences;
 mod slow_statements;
@@ -103,7 +104,12 @@ pub struct Finding {
     /// The numbers the rule used; units are in the key names (`size_bytes`, `age_seconds`).
     pub evidence: BTreeMap<String, serde_json::Value>,
     pub next_step: String,
-    /// SQL to run, every name quoted.
+    /// The fix as steps ([`crate::plan::Step`]): what each does, its lock, whether it may
+    /// run in a transaction, how to check and undo it. Empty: no statement fixes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub fix: Vec<Step>,
+    /// The fix's SQL text as reports print it, rendered from `fix` (kept beside it for
+    /// readers of the JSON report).
     pub sql: Option<String>,
     /// The PostgreSQL documentation page behind the advice.
     pub docs: Option<String>,
@@ -123,6 +129,7 @@ impl Finding {
             message: message.into(),
             evidence: BTreeMap::new(),
             next_step: String::new(),
+            fix: Vec::new(),
             sql: None,
             docs: None,
         }
@@ -138,8 +145,15 @@ impl Finding {
         self
     }
 
-    pub(crate) fn sql(mut self, sql: impl Into<String>) -> Self {
-        self.sql = Some(sql.into());
+    /// The fix: one step.
+    pub(crate) fn fix(self, step: Step) -> Self {
+        self.fixes(vec![step])
+    }
+
+    /// The fix: steps in order; the SQL text is rendered from them.
+    pub(crate) fn fixes(mut self, steps: Vec<Step>) -> Self {
+        self.sql = (!steps.is_empty()).then(|| crate::plan::script(&steps));
+        self.fix = steps;
         self
     }
 

@@ -5,6 +5,7 @@
 use super::horizon::Horizon;
 use super::{count, duration, num, Finding, Severity, Thresholds};
 use crate::ident::quote_literal;
+use crate::plan::{Lock, Step};
 use crate::snapshot::Snapshot;
 
 pub const RULE: &str = "prepared_transaction";
@@ -50,7 +51,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                 .next_step(format!(
                     "Ask the transaction manager that prepared it to finish it; if it is lost, connect to database {db} (as {owner} or a superuser) and run ROLLBACK PREPARED {gid}, or COMMIT PREPARED {gid} if its other participants committed. No session holds it: ending backends does not release it, and a restart keeps it"
                 ))
-                .sql(format!("ROLLBACK PREPARED {gid};"))
+                .fix(Step::sql(format!("ROLLBACK PREPARED {gid}"), Lock::None, false))
                 .docs(DOCS)
         })
         .collect()

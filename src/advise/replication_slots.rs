@@ -9,6 +9,7 @@
 
 use super::{bytes, setting_bytes, Finding, Severity, Thresholds};
 use crate::ident::quote_literal;
+use crate::plan::{Lock, Step};
 use crate::snapshot::{ReplicationSlot, Snapshot};
 
 pub const LOST_RULE: &str = "replication_slot_lost";
@@ -59,11 +60,11 @@ fn with_slot_evidence(f: Finding, slot: &ReplicationSlot, keep: f64) -> Finding 
         .evidence("catalog_xmin_age", slot.catalog_xmin_age)
 }
 
-fn drop_sql(slot: &ReplicationSlot) -> String {
-    format!(
-        "SELECT pg_drop_replication_slot({});",
+fn drop_slot(slot: &ReplicationSlot) -> Step {
+    Step::call(format!(
+        "SELECT pg_drop_replication_slot({})",
         quote_literal(&slot.name)
-    )
+    ))
 }
 
 fn lost(slot: &ReplicationSlot, keep: f64) -> Finding {
@@ -88,7 +89,7 @@ fn lost(slot: &ReplicationSlot, keep: f64) -> Finding {
             "Its consumer cannot resume: {consumer}, then drop this slot; if the consumer is \
              gone for good, just drop the slot"
         ))
-        .sql(drop_sql(slot))
+        .fix(drop_slot(slot))
         .docs(DOCS)
 }
 
@@ -158,9 +159,9 @@ fn retaining(
             .to_string()
     };
     let mut sql = if slot.active {
-        String::new()
+        Vec::new()
     } else {
-        format!("{}\n", drop_sql(slot))
+        vec![drop_slot(slot)]
     };
     if keep < 0.0 {
         step.push_str(
@@ -171,16 +172,25 @@ fn retaining(
             .map(|free| (((free as f64 + retained as f64) / 2.0) / (1u64 << 30) as f64) as u64)
             .filter(|gb| *gb > 0);
         match cap {
-            Some(gb) => sql.push_str(&format!(
-                "-- half of the free space of pg_wal's disk plus what this slot retains\n\
-                 ALTER SYSTEM SET max_slot_wal_keep_size = {};\nSELECT pg_reload_conf();",
-                quote_literal(&format!("{gb}GB"))
+            Some(gb) => sql.extend([
+                Step::sql(
+                    format!(
+                        "ALTER SYSTEM SET max_slot_wal_keep_size = {}",
+                        quote_literal(&format!("{gb}GB"))
+                    ),
+                    Lock::None,
+                    false,
+                )
+                .with_caution(
+                    "half of the free space of pg_wal's disk plus what this slot retains",
+                ),
+                Step::call("SELECT pg_reload_conf()"),
+            ]),
+            None => sql.push(Step::manual(
+                "pick a cap that fits the free space of pg_wal's disk (unknown from here):\n\
+                 ALTER SYSTEM SET max_slot_wal_keep_size = '...GB';\n\
+                 SELECT pg_reload_conf();",
             )),
-            None => sql.push_str(
-                "-- pick a cap that fits the free space of pg_wal's disk (unknown from here):\n\
-                 -- ALTER SYSTEM SET max_slot_wal_keep_size = '...GB';\n\
-                 -- SELECT pg_reload_conf();",
-            ),
         }
     }
     let f = Finding::new(
@@ -195,9 +205,5 @@ fn retaining(
         .evidence("wal_disk_available_bytes", wal_disk_free)
         .next_step(step)
         .docs(if keep < 0.0 { KEEP_DOCS } else { DOCS });
-    Some(if sql.is_empty() {
-        f
-    } else {
-        f.sql(sql.trim_end().to_string())
-    })
+    Some(if sql.is_empty() { f } else { f.fixes(sql) })
 }

@@ -9,7 +9,24 @@
 
 use super::{Finding, Severity, Thresholds};
 use crate::ident::{quote_literal, Ident};
+use crate::plan::{Lock, Step};
 use crate::snapshot::{HbaRule, PasswordKind, Snapshot};
+
+/// Why the hba section is skipped and what grants it, for people (also used by reports of
+/// snapshots where the section is missing).
+pub(crate) const HBA_SKIPPED_REASON: &str = "pg_hba_file_rules is readable by superusers only (pg_monitor and pg_read_all_settings do not include it)";
+/// The grants that let `role` read pg_hba_file_rules (both: the view calls the function with
+/// the reader's privileges).
+pub(crate) fn hba_grant(role: &str) -> String {
+    let role = Ident::new(role);
+    format!(
+        "connect as a superuser, or have a superuser run GRANT SELECT ON pg_catalog.pg_hba_file_rules TO {role}; GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO {role};"
+    )
+}
+/// Why the password kinds are skipped and what allows them.
+pub(crate) const PASSWORDS_SKIPPED_REASON: &str =
+    "how passwords are stored is in pg_authid, readable by superusers only";
+pub(crate) const PASSWORDS_GRANT: &str = "run pgopt as a superuser for this part (granting SELECT on pg_authid would expose the password hashes to the role: do not)";
 
 pub const SSL_OFF_RULE: &str = "ssl_off";
 pub const PASSWORD_ENCRYPTION_RULE: &str = "password_encryption_weak";
@@ -96,7 +113,7 @@ fn ssl_off(snap: &Snapshot, out: &mut Vec<Finding>) {
         .next_step(
             "Install a server certificate and key (ssl_cert_file, ssl_key_file), turn ssl on and reload; then make remote pg_hba.conf lines hostssl so clients cannot fall back to clear text",
         )
-        .sql("ALTER SYSTEM SET ssl = 'on';\nSELECT pg_reload_conf();")
+        .fixes(set_and_reload("ALTER SYSTEM SET ssl = 'on'", None))
         .docs(SSL_DOCS),
     );
 }
@@ -123,7 +140,7 @@ fn password_encryption(snap: &Snapshot, out: &mut Vec<Finding>) {
         .next_step(
             "Store new passwords as SCRAM-SHA-256 (clients need libpq 10 or newer), then set each role's password again so it is re-hashed",
         )
-        .sql("ALTER SYSTEM SET password_encryption = 'scram-sha-256';\nSELECT pg_reload_conf();")
+        .fixes(set_and_reload("ALTER SYSTEM SET password_encryption = 'scram-sha-256'", None))
         .docs(PASSWORD_DOCS),
     );
 }
@@ -169,7 +186,7 @@ fn listen_all(snap: &Snapshot, out: &mut Vec<Finding>) {
         .next_step(
             "List only the interfaces clients use (e.g. 'localhost,10.0.0.5'); listen_addresses needs a restart",
         )
-        .sql("ALTER SYSTEM SET listen_addresses = 'localhost';  -- add the interfaces clients use; restart")
+        .fix(alter_system("ALTER SYSTEM SET listen_addresses = 'localhost'").with_note("add the interfaces clients use; restart"))
         .docs(LISTEN_DOCS),
     );
 }
@@ -236,7 +253,7 @@ fn hba(snap: &Snapshot, out: &mut Vec<Finding>) {
                 .next_step(
                     "Change the method of this line to scram-sha-256 (after giving the roles SCRAM passwords) or cert, narrow the address to the clients that need it, then reload",
                 )
-                .sql("SELECT pg_reload_conf();  -- after editing pg_hba.conf"),
+                .fix(Step::call("SELECT pg_reload_conf()").with_note("after editing pg_hba.conf")),
             );
         }
         if matches!(method, "md5" | "password") {
@@ -259,7 +276,7 @@ fn hba(snap: &Snapshot, out: &mut Vec<Finding>) {
                 .next_step(
                     "Set password_encryption = 'scram-sha-256', set the passwords of the roles using this line again, then change the method to scram-sha-256 and reload",
                 )
-                .sql("ALTER SYSTEM SET password_encryption = 'scram-sha-256';\nSELECT pg_reload_conf();  -- then re-set passwords and edit pg_hba.conf"),
+                .fixes(set_and_reload("ALTER SYSTEM SET password_encryption = 'scram-sha-256'", Some("then re-set passwords and edit pg_hba.conf"))),
             );
         }
         if r.is_host() && r.is_open_to_all() && !rejects(r) {
@@ -287,7 +304,7 @@ fn hba(snap: &Snapshot, out: &mut Vec<Finding>) {
                 .next_step(
                     "Replace the address with the networks the clients are in (e.g. 10.0.1.0/24), use hostssl, then reload",
                 )
-                .sql("SELECT pg_reload_conf();  -- after editing pg_hba.conf"),
+                .fix(Step::call("SELECT pg_reload_conf()").with_note("after editing pg_hba.conf")),
             );
         }
     }
@@ -320,9 +337,9 @@ fn superusers(snap: &Snapshot, out: &mut Vec<Finding>) {
     if extra.is_empty() {
         return;
     }
-    let sql: Vec<String> = extra
+    let sql: Vec<Step> = extra
         .iter()
-        .map(|n| format!("ALTER ROLE {} NOSUPERUSER;", Ident::new(*n)))
+        .map(|n| Step::call(format!("ALTER ROLE {} NOSUPERUSER", Ident::new(*n))))
         .collect();
     out.push(
         Finding::new(
@@ -342,7 +359,7 @@ fn superusers(snap: &Snapshot, out: &mut Vec<Finding>) {
         .next_step(
             "Keep one superuser for administration; give the others only what they need (pg_monitor, pg_read_all_data, CREATEROLE, ownership of their databases)",
         )
-        .sql(sql.join("\n"))
+        .fixes(sql)
         .docs(ROLE_DOCS),
     );
 }
@@ -364,14 +381,15 @@ fn login_without_password(snap: &Snapshot, out: &mut Vec<Finding>) {
     if names.is_empty() {
         return;
     }
-    let sql: Vec<String> = names
+    let sql: Vec<Step> = names
         .iter()
         .map(|n| {
-            format!(
-                "ALTER ROLE {} PASSWORD {};  -- or NOLOGIN if nobody logs in as it",
+            Step::call(format!(
+                "ALTER ROLE {} PASSWORD {}",
                 Ident::new(*n),
                 quote_literal("a new strong password")
-            )
+            ))
+            .with_note("or NOLOGIN if nobody logs in as it")
         })
         .collect();
     out.push(
@@ -390,7 +408,7 @@ fn login_without_password(snap: &Snapshot, out: &mut Vec<Finding>) {
         .next_step(
             "Give each role a password (psql's \\password sends it hashed), or make it NOLOGIN; check that no trust or peer line is how it gets in",
         )
-        .sql(sql.join("\n"))
+        .fixes(sql)
         .docs(PASSWORD_DOCS),
     );
 }
@@ -417,10 +435,13 @@ fn md5_passwords(snap: &Snapshot, out: &mut Vec<Finding>) {
             .next_step(
                 "With password_encryption = 'scram-sha-256', set the password again (psql: \\password ROLE) so it is stored as SCRAM",
             )
-            .sql(format!(
-                "SET password_encryption = 'scram-sha-256';\nALTER ROLE {name} PASSWORD {};",
-                quote_literal("the same or a new password")
-            ))
+            .fixes(vec![
+                Step::call("SET password_encryption = 'scram-sha-256'"),
+                Step::call(format!(
+                    "ALTER ROLE {name} PASSWORD {}",
+                    quote_literal("the same or a new password")
+                )),
+            ])
             .docs(PASSWORD_DOCS),
         );
     }
@@ -458,7 +479,6 @@ pub struct ReviewPart {
 
 /// The parts of the security review and whether each was read, in a fixed order.
 pub fn review_coverage(snap: &Snapshot) -> Vec<ReviewPart> {
-    use crate::collect::security as c;
     let section = |name: &str, reason: &str, step: String| {
         let s = snap.section(name);
         (
@@ -498,8 +518,8 @@ pub fn review_coverage(snap: &Snapshot) -> Vec<ReviewPart> {
             snap.hba_rules.is_some(),
             section(
                 "hba_rules",
-                c::HBA_SKIPPED_REASON,
-                c::hba_grant(&snap.target.user),
+                HBA_SKIPPED_REASON,
+                hba_grant(&snap.target.user),
             ),
         ),
         part(
@@ -516,8 +536,8 @@ pub fn review_coverage(snap: &Snapshot) -> Vec<ReviewPart> {
             passwords_read,
             section(
                 "role_passwords",
-                c::PASSWORDS_SKIPPED_REASON,
-                c::PASSWORDS_GRANT.to_string(),
+                PASSWORDS_SKIPPED_REASON,
+                PASSWORDS_GRANT.to_string(),
             ),
         ),
     ]
@@ -549,4 +569,21 @@ pub fn review_coverage_text(parts: &[ReviewPart], no_findings: bool) -> String {
         ));
     }
     out
+}
+
+/// An ALTER SYSTEM statement as written for people (the name as PostgreSQL spells it).
+fn alter_system(sql: &str) -> Step {
+    Step::sql(sql, Lock::None, false)
+}
+
+/// ALTER SYSTEM, then pg_reload_conf() (with `note` after it).
+fn set_and_reload(sql: &str, note: Option<&str>) -> Vec<Step> {
+    let reload = Step::call("SELECT pg_reload_conf()");
+    vec![
+        alter_system(sql),
+        match note {
+            Some(n) => reload.with_note(n),
+            None => reload,
+        },
+    ]
 }

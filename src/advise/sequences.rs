@@ -7,6 +7,7 @@
 
 use super::{num, pct, Finding, Severity, Thresholds};
 use crate::ident::QualifiedName;
+use crate::plan::{Lock, Step};
 use crate::snapshot::{Sequence, Snapshot};
 
 pub const RULE: &str = "sequence_exhaustion";
@@ -81,10 +82,18 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     let column = crate::ident::Ident::new(&col.column);
                     let mut sql = Vec::new();
                     if type_bounds(&col.data_type).is_some_and(|b| b.1 < i64::MAX) {
-                        sql.push(format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE bigint;"));
+                        sql.push(Step::sql(
+                            format!("ALTER TABLE {table} ALTER COLUMN {column} TYPE bigint"),
+                            Lock::AccessExclusive,
+                            true,
+                        ));
                     }
                     if seq.data_type != "bigint" {
-                        sql.push(format!("ALTER SEQUENCE {seq_name} AS bigint;"));
+                        sql.push(Step::sql(
+                            format!("ALTER SEQUENCE {seq_name} AS bigint"),
+                            Lock::None,
+                            true,
+                        ));
                     }
                     let bound_by = if u.column_binds {
                         format!("column {}.{}.{} ({})", col.schema, col.table, col.column, col.data_type)
@@ -97,13 +106,17 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                             "Move {}.{}.{} and the sequence to bigint before it runs out (ALTER COLUMN ... TYPE rewrites the table under an ACCESS EXCLUSIVE lock: plan a window or migrate through a new column)",
                             col.schema, col.table, col.column
                         ),
-                        (!sql.is_empty()).then(|| sql.join("\n")),
+                        (!sql.is_empty()).then_some(sql),
                     )
                 }
                 _ if seq.data_type != "bigint" => (
                     format!("sequence type {}", seq.data_type),
                     "Move the sequence to bigint before it runs out".to_string(),
-                    Some(format!("ALTER SEQUENCE {seq_name} AS bigint;")),
+                    Some(vec![Step::sql(
+                        format!("ALTER SEQUENCE {seq_name} AS bigint"),
+                        Lock::None,
+                        true,
+                    )]),
                 ),
                 _ => (
                     "the sequence's own bound".to_string(),
@@ -133,7 +146,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             .next_step(step)
             .docs(DOCS);
             if let Some(sql) = sql {
-                f = f.sql(sql);
+                f = f.fixes(sql);
             }
             Some(f)
         })

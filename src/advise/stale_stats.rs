@@ -7,6 +7,7 @@
 
 use super::{dead_tuples::autovacuum_param, has_own_storage, num, Finding, Severity, Thresholds};
 use crate::ident::QualifiedName;
+use crate::plan::Step;
 use crate::snapshot::Snapshot;
 
 pub const RULE: &str = "stale_statistics";
@@ -65,7 +66,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                     .next_step(
                         "Analyze it now; if autoanalyze keeps falling behind, lower the table's autovacuum_analyze_scale_factor or look for what blocks autovacuum",
                     )
-                    .sql(format!("ANALYZE {};", QualifiedName::new(&t.schema, &t.name)))
+                    .fix(Step::analyze(&QualifiedName::new(&t.schema, &t.name)))
                     .docs(DOCS),
             )
         })

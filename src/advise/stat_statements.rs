@@ -6,6 +6,7 @@
 
 use super::{Finding, Severity, Thresholds};
 use crate::ident::quote_literal;
+use crate::plan::{Lock, Step};
 use crate::snapshot::{SectionState, Snapshot};
 
 pub const NOT_PRELOADED_RULE: &str = "pg_stat_statements_not_preloaded";
@@ -63,9 +64,13 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
             .next_step(
                 "Add pg_stat_statements to shared_preload_libraries and restart the server, then CREATE EXTENSION pg_stat_statements in this database",
             )
-            .sql(format!(
-                "ALTER SYSTEM SET shared_preload_libraries = {};",
-                quote_literal(&libs.join(", "))
+            .fix(Step::sql(
+                format!(
+                    "ALTER SYSTEM SET shared_preload_libraries = {}",
+                    quote_literal(&libs.join(", "))
+                ),
+                Lock::None,
+                false,
             ))
             .docs(DOCS),
         );
@@ -89,7 +94,11 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
             } else {
                 "After preloading it (see pg_stat_statements_not_preloaded), run CREATE EXTENSION pg_stat_statements in this database"
             })
-            .sql("CREATE EXTENSION IF NOT EXISTS pg_stat_statements;")
+            .fix(Step::sql(
+                "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+                Lock::None,
+                true,
+            ))
             .docs(DOCS),
         );
     }

@@ -12,6 +12,7 @@
 use super::dead_tuples::autovacuum_param;
 use super::{bytes, num, pct, Finding, Severity, Thresholds};
 use crate::ident::QualifiedName;
+use crate::plan::{Lock, Step};
 use crate::snapshot::{BloatFigure, RelationBloat, Snapshot};
 
 pub const RULE: &str = "table_bloat";
@@ -181,7 +182,7 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
             .next_step(
                 "ANALYZE it (the estimate needs a pg_stats row for every column, readable by the role pgopt connects as), or CREATE EXTENSION pgstattuple so pgopt measures it",
             )
-            .sql(format!("ANALYZE {name};"))
+            .fix(Step::analyze(&name))
             .docs(DOCS),
         );
     };
@@ -217,7 +218,7 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
                 .next_step(
                     "VACUUM it first (it makes the dead tuples' space reusable without any lock that blocks reads or writes), then look at its bloat again",
                 )
-                .sql(format!("VACUUM (ANALYZE) {name};")),
+                .fix(Step::vacuum(&name, "ANALYZE")),
         );
     }
     finding.message = format!(
@@ -230,8 +231,14 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
             .next_step(format!(
                 "If new rows will not refill it soon, rewrite the table to give the space back: pg_repack (`pg_repack --table {name}`) rebuilds it online, holding an ACCESS EXCLUSIVE lock only briefly at the start and the end; it needs the pg_repack extension, a primary key or unique index, and free disk of the table's size plus its indexes. VACUUM FULL needs nothing installed but holds an ACCESS EXCLUSIVE lock for the whole rewrite (no reads, no writes) and also needs free disk of the table's size plus its indexes; both rebuild the table's indexes"
             ))
-            .sql(format!(
-                "-- ACCESS EXCLUSIVE lock for the whole rewrite: run it in a maintenance window\nSET lock_timeout = '5s';\nVACUUM (FULL, ANALYZE) {name};"
-            )),
+            .fixes(vec![
+                Step::call("SET lock_timeout = '5s'").with_caution(
+                    "ACCESS EXCLUSIVE lock for the whole rewrite: run it in a maintenance window",
+                ),
+                Step {
+                    lock: Lock::AccessExclusive,
+                    ..Step::vacuum(&name, "FULL, ANALYZE")
+                },
+            ]),
     )
 }

@@ -12,6 +12,7 @@
 //! that rule's business ([`duplicate_indexes::pairs`]), except a wide index nobody scans whose
 //! prefix is in use: that one is reported here, and the prefix kept.
 
+use crate::plan::Step;
 use std::collections::HashMap;
 
 use chrono::{DateTime, Utc};
@@ -20,7 +21,6 @@ use super::{
     bytes, count, duplicate_indexes, duration, fk_indexes, time_value, Finding, Severity,
     Thresholds,
 };
-use crate::ident::QualifiedName;
 use crate::snapshot::{ForeignKey, Index, Snapshot};
 
 pub const RULE: &str = "unused_index";
@@ -137,10 +137,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
             .evidence("definition", idx.definition.as_str())
             .evidence("stats_reset", time_value(stats_reset))
             .evidence("stats_window_seconds", super::num(window_seconds.unwrap_or_default()))
-            .sql(format!(
-                "DROP INDEX CONCURRENTLY {};",
-                QualifiedName::new(&idx.schema, &idx.name)
-            ))
+            .fix(Step::drop_index(&idx.schema, &idx.name))
             .docs(DOCS);
             f = match prefix {
                 Some(p) => f

@@ -10,6 +10,7 @@
 use super::horizon::{Holder, Horizon};
 use super::{num, pct, Finding, Severity, Thresholds};
 use crate::ident::QualifiedName;
+use crate::plan::Step;
 use crate::snapshot::Snapshot;
 
 pub const XID_RULE: &str = "xid_wraparound";
@@ -96,9 +97,9 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
                         "{}vacuum the table with FREEZE and check that autovacuum can keep up with it",
                         blockers_first(&blockers)
                     )))
-                    .sql(format!(
-                        "VACUUM (FREEZE, VERBOSE) {};",
-                        QualifiedName::new(&t.schema, &t.name)
+                    .fix(Step::vacuum(
+                        &QualifiedName::new(&t.schema, &t.name),
+                        "FREEZE, VERBOSE",
                     )),
                 );
             }

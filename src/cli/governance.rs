@@ -123,11 +123,23 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
                 .into());
             }
             let (_, conn) = a.common.target.connect().await?;
+            let (stop, interrupt) = tokio::sync::watch::channel(false);
+            let watcher = tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    let _ = stop.send(true);
+                }
+            });
             let opts = IndexOptions {
                 lock_timeout: std::time::Duration::from_secs(a.lock_timeout),
+                interrupt: Some(interrupt),
                 ..IndexOptions::default()
             };
-            let outcomes = governance::create_indexes(&conn, &a.common.schema, &opts).await?;
+            let outcomes = governance::create_indexes(&conn, &a.common.schema, &opts).await;
+            watcher.abort();
+            let outcomes = outcomes?;
+            let interrupted = outcomes
+                .iter()
+                .any(|o| o.status == IndexStatus::Interrupted);
             let mut t = crate::report::term::table();
             t.load_preset(UTF8_FULL_CONDENSED)
                 .set_header(vec!["index", "table", "status", "seconds"]);
@@ -136,6 +148,7 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
                     IndexStatus::Created => "created",
                     IndexStatus::AlreadyValid => "already valid",
                     IndexStatus::Rebuilt => "invalid leftover rebuilt",
+                    IndexStatus::Interrupted => "interrupted, nothing left",
                 };
                 t.add_row(vec![
                     o.name.to_string(),
@@ -146,6 +159,10 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
             }
             crate::report::term::keep_words(&mut t);
             println!("{t}");
+            if interrupted {
+                eprintln!("interrupted: run `pgopt governance indexes` again to build the rest");
+                return Ok(super::EXIT_INTERRUPTED);
+            }
         }
         GovernanceCommand::Drop(a) => {
             let (_, conn) = a.common.target.connect().await?;

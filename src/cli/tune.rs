@@ -557,7 +557,64 @@ fn print_report(what: &str, report: &apply::ApplyReport, restarting: bool) -> u8
     }
 }
 
+/// The version a journal file says it is, when it is JSON that says one.
+fn journal_version(path: &Path) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    serde_json::from_str::<serde_json::Value>(&text)
+        .ok()?
+        .get("journal_version")?
+        .as_u64()
+}
+
+/// `--rollback` of a journal of the executor (version 2 and later): any kind of step, undone
+/// newest first by [`crate::apply::rollback`].
+async fn run_replay(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
+    let journal = crate::apply::Journal::load(path)?;
+    if args.restart {
+        return Err(Error::BadInput(
+            "--restart is not taken with this journal: roll back without it, then restart \
+             the server if a setting waits for it; nothing was changed"
+                .into(),
+        )
+        .into());
+    }
+    let mut target = args.target.clone();
+    if target.dsn.is_none() && target.discover.is_none() {
+        let s = &journal.server;
+        target.dsn = Some(format!(
+            "host={} port={} dbname={} user={}",
+            conninfo_value(&s.host),
+            s.port,
+            conninfo_value(&s.database),
+            conninfo_value(&s.user)
+        ));
+    }
+    let conn = target.connect().await?.1;
+    let report = crate::apply::rollback(
+        &conn,
+        journal,
+        Some(path),
+        &crate::apply::Options::default(),
+    )
+    .await?;
+    if report.steps.is_empty() {
+        eprintln!("nothing to roll back: every step of the journal is undone or never ran");
+    }
+    for s in &report.steps {
+        let state = match (s.state, s.pending_restart) {
+            (crate::apply::StepState::Undone, false) => "undone",
+            (crate::apply::StepState::Undone, true) => "undone, waits for a restart",
+            _ => s.reason.as_deref().unwrap_or("left as it is"),
+        };
+        println!("restored: {}: {state}", s.what);
+    }
+    Ok(EXIT_OK)
+}
+
 async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
+    if journal_version(path).is_some_and(|v| v >= 2) {
+        return run_replay(args, path).await;
+    }
     let journal = apply::Journal::load(path)?;
     let mut target = args.target.clone();
     if target.dsn.is_none() && target.discover.is_none() {

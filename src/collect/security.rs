@@ -10,9 +10,11 @@
 use std::collections::HashMap;
 
 use super::{get, Outcome};
+use crate::advise::security::{
+    hba_grant, HBA_SKIPPED_REASON, PASSWORDS_GRANT, PASSWORDS_SKIPPED_REASON,
+};
 use crate::db::Conn;
 use crate::error::Result;
-use crate::ident::Ident;
 use crate::snapshot::{HbaRule, PasswordKind, Role};
 
 const HBA_PRIVILEGE_SQL: &str = include_str!("../sql/hba_privilege.sql");
@@ -20,22 +22,6 @@ const HBA_SQL: &str = include_str!("../sql/hba_rules.sql");
 const ROLES_SQL: &str = include_str!("../sql/roles.sql");
 const PASSWORDS_SQL: &str = include_str!("../sql/role_passwords.sql");
 const AUTHID_PRIVILEGE_SQL: &str = include_str!("../sql/authid_privilege.sql");
-
-/// Why the hba section is skipped and what grants it, for people (also used by reports of
-/// snapshots where the section is missing).
-pub(crate) const HBA_SKIPPED_REASON: &str = "pg_hba_file_rules is readable by superusers only (pg_monitor and pg_read_all_settings do not include it)";
-/// The grants that let `role` read pg_hba_file_rules (both: the view calls the function with
-/// the reader's privileges).
-pub(crate) fn hba_grant(role: &str) -> String {
-    let role = Ident::new(role);
-    format!(
-        "connect as a superuser, or have a superuser run GRANT SELECT ON pg_catalog.pg_hba_file_rules TO {role}; GRANT EXECUTE ON FUNCTION pg_catalog.pg_hba_file_rules() TO {role};"
-    )
-}
-/// Why the password kinds are skipped and what allows them.
-pub(crate) const PASSWORDS_SKIPPED_REASON: &str =
-    "how passwords are stored is in pg_authid, readable by superusers only";
-pub(crate) const PASSWORDS_GRANT: &str = "run pgopt as a superuser for this part (granting SELECT on pg_authid would expose the password hashes to the role: do not)";
 
 pub(crate) async fn collect_hba(conn: &Conn) -> Result<Outcome<Vec<HbaRule>>> {
     const S: &str = "hba_rules";

@@ -150,14 +150,8 @@ impl Detached {
                 self.data_dir.display()
             )));
         }
-        let mut cmd = self.inst.run_as.command(&self.inst.bin.program("pg_ctl"));
-        cmd.arg("restart")
-            .args(["-w", "-t", "60", "-m", "fast", "-D"])
-            .arg(&self.data_dir)
-            .arg("-l")
-            .arg(self.log_file())
-            .stdin(Stdio::null());
-        run_checked(cmd, "pg_ctl restart")?;
+        let cmd = self.inst.run_as.command(&self.inst.bin.program("pg_ctl"));
+        super::pg_ctl_restart(cmd, &self.data_dir, &self.log_file(), 60)?;
         Ok(self.status())
     }
 

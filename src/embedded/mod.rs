@@ -111,6 +111,24 @@ fn run_checked(mut cmd: Command, what: &str) -> Result<()> {
     Ok(())
 }
 
+/// `pg_ctl restart` of `data_dir`: fast shutdown, waiting up to `wait_s` for each half, the
+/// server's output to `log`. The one way pgopt restarts a server; `cmd` is pg_ctl, set up to
+/// run as the data directory's owner.
+pub(crate) fn pg_ctl_restart(
+    mut cmd: Command,
+    data_dir: &Path,
+    log: &Path,
+    wait_s: u64,
+) -> Result<()> {
+    cmd.arg("restart")
+        .args(["-w", "-t", &wait_s.to_string(), "-m", "fast", "-D"])
+        .arg(data_dir)
+        .arg("-l")
+        .arg(log)
+        .stdin(Stdio::null());
+    run_checked(cmd, "pg_ctl restart")
+}
+
 /// A port on 127.0.0.1 that nothing listens on right now.
 pub fn free_port() -> Result<u16> {
     let l = std::net::TcpListener::bind("127.0.0.1:0")

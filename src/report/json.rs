@@ -40,6 +40,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_finding_carries_its_fix_as_steps_beside_the_sql_text() {
+        let target = crate::snapshot::TargetInfo {
+            host: "h".into(),
+            port: 5432,
+            database: "d".into(),
+            user: "u".into(),
+        };
+        let snap = Snapshot::new(target, chrono::Utc::now());
+        let f = Finding::new(
+            "unused_index",
+            crate::advise::Severity::Warning,
+            "s.i",
+            "unused",
+        )
+        .fix(crate::plan::Step::drop_index("s", "i"));
+        let v: serde_json::Value = serde_json::from_str(&render(&snap, &[f])).unwrap();
+        let finding = &v["findings"][0];
+        assert_eq!(finding["sql"], r#"DROP INDEX CONCURRENTLY "s"."i";"#);
+        let step = &finding["fix"][0];
+        assert_eq!(step["action"]["sql"], r#"DROP INDEX CONCURRENTLY "s"."i""#);
+        assert_eq!(step["transactional"], false);
+        assert_eq!(step["lock"], "share_update_exclusive");
+        assert_eq!(step["precondition"]["kind"], "index_exists");
+    }
+
+    #[test]
     fn written_json_is_the_rendered_json_and_a_newline() {
         let target = crate::snapshot::TargetInfo {
             host: "h".into(),

@@ -260,6 +260,7 @@ mod tests {
             .into_iter()
             .collect(),
             next_step: next.into(),
+            fix: Vec::new(),
             sql: Some("CREATE INDEX CONCURRENTLY ON \"public\".\"t\" (a);".into()),
             docs: None,
         }

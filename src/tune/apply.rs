@@ -14,9 +14,11 @@ use serde::{Deserialize, Serialize};
 use super::compare::{same_value, ServerSetting};
 use crate::db::Conn;
 use crate::error::{Error, Result};
-use crate::ident::{quote_literal, Ident};
+use crate::ident::Ident;
 
 const JOURNAL_VERSION: u32 = 1;
+/// How long to wait for another pgopt run changing the server.
+const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// How long to wait for a reload to reach this session before reporting a value unverified.
 const VERIFY_WITHIN: Duration = Duration::from_secs(10);
 /// pg_file_settings' error for a postmaster setting changed in the file: it waits for a restart.
@@ -197,7 +199,7 @@ pub fn default_journal_name() -> String {
 /// The value of `name` in postgresql.auto.conf now: from pg_file_settings when readable,
 /// else from pg_settings.sourcefile (superuser or pg_read_all_settings); else unknown, taken
 /// as not set.
-async fn auto_conf_value(conn: &Conn, name: &str) -> Result<Option<String>> {
+pub(crate) async fn auto_conf_value(conn: &Conn, name: &str) -> Result<Option<String>> {
     let from_file = conn
         .query(
             "reading pg_file_settings",
@@ -236,47 +238,31 @@ async fn auto_conf_value(conn: &Conn, name: &str) -> Result<Option<String>> {
     }
 }
 
-/// Settings whose value is a list with each element quoted (GUC_LIST_QUOTE): one quoted
-/// literal `'a,b'` would be a single element named `a,b`.
-const QUOTED_LISTS: &[&str] = &[
-    "shared_preload_libraries",
-    "session_preload_libraries",
-    "local_preload_libraries",
-];
-
-/// The right-hand side of `ALTER SYSTEM SET name = ...`: one literal, or for a quoted list
-/// one literal per element (`'auto_explain', 'pg_stat_statements'`).
+/// The right-hand side of `ALTER SYSTEM SET name = ...` (see [`crate::plan::setting_value_sql`]).
 pub fn set_value_sql(name: &str, value: &str) -> String {
-    let items: Vec<&str> = value
-        .split(',')
-        .map(|v| v.trim().trim_matches('"'))
-        .filter(|v| !v.is_empty())
-        .collect();
-    if QUOTED_LISTS.contains(&name) && !items.is_empty() {
-        items
-            .iter()
-            .map(|v| quote_literal(v))
-            .collect::<Vec<_>>()
-            .join(", ")
-    } else {
-        quote_literal(value)
+    crate::plan::setting_value_sql(name, value)
+}
+
+/// The ALTER SYSTEM statement, rendered by the plan's step.
+fn system_sql(name: &str, value: Option<&str>) -> String {
+    crate::plan::Action::SetSystem {
+        name: name.to_string(),
+        value: value.map(str::to_string),
     }
+    .sql()
+    .expect("ALTER SYSTEM is a statement")
 }
 
 /// Runs `ALTER SYSTEM SET name = 'value'` alone.
 async fn alter_set(conn: &Conn, name: &str, value: &str) -> Result<()> {
-    let sql = format!(
-        "ALTER SYSTEM SET {} = {}",
-        Ident::new(name),
-        set_value_sql(name, value)
-    );
+    let sql = system_sql(name, Some(value));
     conn.batch(&format!("ALTER SYSTEM SET {name} = {value:?}"), &sql)
         .await
 }
 
 /// Runs `ALTER SYSTEM RESET name` alone.
 async fn alter_reset(conn: &Conn, name: &str) -> Result<()> {
-    let sql = format!("ALTER SYSTEM RESET {}", Ident::new(name));
+    let sql = system_sql(name, None);
     conn.batch(&format!("ALTER SYSTEM RESET {name}"), &sql)
         .await
 }
@@ -308,7 +294,10 @@ async fn reload(conn: &Conn) -> Result<()> {
 
 /// Errors pg_file_settings reports for `names` (a value that failed to parse), other than a
 /// postmaster setting waiting for a restart. None when pg_file_settings is not readable.
-async fn file_setting_errors(conn: &Conn, names: &[&str]) -> Result<Option<Vec<String>>> {
+pub(crate) async fn file_setting_errors(
+    conn: &Conn,
+    names: &[&str],
+) -> Result<Option<Vec<String>>> {
     let rows = match conn
         .query(
             "reading pg_file_settings",
@@ -446,37 +435,14 @@ pub async fn apply_settings(
     result
 }
 
-/// Held while applying or rolling back, so two runs do not interleave.
+/// The pgopt advisory lock every change to a server takes ([`crate::apply::lock`]), held
+/// while applying or rolling back, so that two runs never interleave.
 async fn lock(conn: &Conn) -> Result<()> {
-    let row = conn
-        .query_one(
-            "taking the pgopt tune advisory lock",
-            "SELECT pg_try_advisory_lock(hashtext('pgopt tune apply'))",
-            &[],
-        )
-        .await?;
-    if row.get::<_, bool>(0) {
-        Ok(())
-    } else {
-        Err(Error::BadInput(
-            "another pgopt tune --apply or --rollback is running on this server; nothing was \
-             changed. Wait for it to finish and run again"
-                .into(),
-        ))
-    }
+    crate::apply::lock::acquire(conn, LOCK_WAIT).await
 }
 
 async fn unlock(conn: &Conn) {
-    let r = conn
-        .query_one(
-            "releasing the pgopt tune advisory lock",
-            "SELECT pg_advisory_unlock(hashtext('pgopt tune apply'))",
-            &[],
-        )
-        .await;
-    if let Err(e) = r {
-        tracing::warn!("{e}");
-    }
+    crate::apply::lock::release(conn).await
 }
 
 async fn apply_locked(

@@ -10,9 +10,11 @@
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use serde::{Deserialize, Serialize};
 
-use super::evidence::{object_label, reset_object_sql, set_object_sql, ObjectKind, ObjectSetting};
+use super::evidence::{object_label, ObjectKind, ObjectSetting};
+use crate::apply::OnFailure;
 use crate::db::Conn;
 use crate::error::{Error, Result};
+use crate::plan::{Object, Plan, Step};
 use crate::report::markdown_cell;
 
 /// One object setting in the journal: its own value before (None: it had none, so rollback
@@ -32,18 +34,17 @@ impl ObjectEntry {
         object_label(self.kind, self.schema.as_deref(), &self.object)
     }
 
-    fn set_sql(&self, value: &str) -> String {
-        set_object_sql(
-            self.kind,
-            self.schema.as_deref(),
-            &self.object,
-            &self.name,
-            value,
-        )
-    }
-
-    fn reset_sql(&self) -> String {
-        reset_object_sql(self.kind, self.schema.as_deref(), &self.object, &self.name)
+    /// The object as the plan names it.
+    fn plan_object(&self) -> Object {
+        match self.kind {
+            ObjectKind::Table => Object::Table {
+                schema: self.schema.clone(),
+                name: self.object.clone(),
+            },
+            ObjectKind::Role => Object::Role {
+                name: self.object.clone(),
+            },
+        }
     }
 }
 
@@ -231,52 +232,44 @@ pub async fn journal_entries(conn: &Conn, objects: &[ObjectSetting]) -> Result<V
     Ok(entries)
 }
 
-/// Sets each entry's new value, one statement at a time, and reads it back. When one fails,
-/// the ones already set are put back and the error says so.
+/// Sets each entry's new value on the executor ([`crate::apply`]): one statement at a time
+/// under the pgopt advisory lock, each only while the object still has the old value the
+/// journal recorded, each read back. When one fails, the ones already set are put back and
+/// the error says so.
 pub async fn apply(conn: &Conn, entries: &[ObjectEntry]) -> Result<Vec<ObjectOutcome>> {
-    for (done, e) in entries.iter().enumerate() {
-        if let Err(err) = conn
-            .batch(&format!("{} SET {}", e.label(), e.name), &e.set_sql(&e.new))
-            .await
-        {
-            let undo = restore(conn, &entries[..done]).await;
-            return Err(Error::BadInput(format!(
-                "{err}. {}",
-                match undo {
-                    Ok(()) => format!(
-                        "the {} already set {} put back",
-                        crate::advise::count(done, "per-object setting", "per-object settings"),
-                        if done == 1 { "was" } else { "were" }
-                    ),
-                    Err(u) => format!("putting back the {done} already set failed too ({u})"),
-                }
-            )));
-        }
+    let mut plan = Plan::new();
+    for e in entries {
+        plan.push(Step::set_object(
+            e.plan_object(),
+            &e.name,
+            &e.new,
+            e.old.as_deref(),
+        ));
     }
+    crate::apply::run(conn, &plan, None, &executor_options(OnFailure::Undo)).await?;
     verify(conn, entries, false).await
 }
 
-/// Puts back the old values (SET or RESET), newest first, and reads them back.
+/// Puts back the old values (SET or RESET) on the executor, newest first, and reads them
+/// back.
 pub async fn rollback(conn: &Conn, entries: &[ObjectEntry]) -> Result<Vec<ObjectOutcome>> {
-    restore(conn, entries).await?;
+    let mut plan = Plan::new();
+    for e in entries.iter().rev() {
+        plan.push(Step::restore_object(
+            e.plan_object(),
+            &e.name,
+            e.old.as_deref(),
+        ));
+    }
+    crate::apply::run(conn, &plan, None, &executor_options(OnFailure::Stop)).await?;
     verify(conn, entries, true).await
 }
 
-async fn restore(conn: &Conn, entries: &[ObjectEntry]) -> Result<()> {
-    let mut first = None;
-    for e in entries.iter().rev() {
-        let sql = match &e.old {
-            Some(old) => e.set_sql(old),
-            None => e.reset_sql(),
-        };
-        if let Err(err) = conn
-            .batch(&format!("restoring {} {}", e.label(), e.name), &sql)
-            .await
-        {
-            first.get_or_insert(err);
-        }
+fn executor_options(on_failure: OnFailure) -> crate::apply::Options {
+    crate::apply::Options {
+        on_failure,
+        ..crate::apply::Options::default()
     }
-    first.map_or(Ok(()), Err)
 }
 
 async fn verify(conn: &Conn, entries: &[ObjectEntry], old: bool) -> Result<Vec<ObjectOutcome>> {

@@ -11,7 +11,7 @@ use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
 use crate::embedded::{Binaries, Detached};
 use crate::error::{Error, Result};
@@ -206,26 +206,13 @@ pub fn restart(plan: &Plan) -> Result<()> {
     if unsafe { libc::getuid() } == 0 && plan.owner.0 != 0 {
         cmd.uid(plan.owner.0).gid(plan.owner.1);
     }
-    cmd.arg("restart")
-        .args(["-w", "-t", &PG_CTL_WAIT_S.to_string(), "-m", "fast", "-D"])
-        .arg(&plan.data_dir)
-        .arg("-l")
-        .arg(&plan.log)
-        .env_remove("PGDATA")
-        .env("LC_ALL", "C")
-        .stdin(Stdio::null());
-    let out = cmd
-        .output()
-        .map_err(|e| Error::Restart(format!("cannot run pg_ctl restart: {e}")))?;
-    if !out.status.success() {
-        return Err(Error::Restart(format!(
-            "pg_ctl restart failed ({}): {} {}",
-            out.status,
-            String::from_utf8_lossy(&out.stderr).trim(),
-            String::from_utf8_lossy(&out.stdout).trim()
-        )));
-    }
-    Ok(())
+    cmd.env_remove("PGDATA").env("LC_ALL", "C");
+    crate::embedded::pg_ctl_restart(cmd, &plan.data_dir, &plan.log, PG_CTL_WAIT_S).map_err(|e| {
+        match e {
+            Error::Embedded(msg) => Error::Restart(msg),
+            other => other,
+        }
+    })
 }
 
 #[cfg(test)]

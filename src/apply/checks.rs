@@ -1,0 +1,220 @@
+//! What the executor reads from the server around a step: whether its precondition still
+//! holds, whether it worked, the old value its undo restores, and which server this is.
+
+use std::time::{Duration, Instant};
+
+use crate::db::Conn;
+use crate::error::Result;
+use crate::ident::QualifiedName;
+use crate::plan::{Object, Precondition, Verify};
+use crate::tune::apply::read_settings;
+use crate::tune::compare::same_value;
+
+use super::journal::ServerId;
+
+/// How long a reload may take to reach this session before a setting counts as unverified.
+const VERIFY_WITHIN: Duration = Duration::from_secs(10);
+
+const INDEX_STATE_SQL: &str = include_str!("sql/index_state.sql");
+
+/// Some(valid) when the index exists.
+pub async fn index_state(conn: &Conn, index: &QualifiedName) -> Result<Option<bool>> {
+    Ok(conn
+        .query_opt(
+            "checking the index",
+            INDEX_STATE_SQL,
+            &[&index.schema.as_str(), &index.name.as_str()],
+        )
+        .await?
+        .map(|r| r.get(0)))
+}
+
+/// The object's own value of `name` now; None when it has none (or the object is gone).
+pub async fn object_value(conn: &Conn, object: &Object, name: &str) -> Result<Option<String>> {
+    let row = match object {
+        Object::Table { schema, name: t } => {
+            conn.query_opt(
+                "reading a table's storage parameters",
+                "SELECT coalesce(c.reloptions, '{}')::text[] FROM pg_catalog.pg_class c \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace \
+                 WHERE n.nspname = $1 AND c.relname = $2",
+                &[&schema.as_deref().unwrap_or("public"), t],
+            )
+            .await?
+        }
+        Object::Role { name: r } => {
+            conn.query_opt(
+                "reading a role's settings",
+                "SELECT coalesce(rolconfig, '{}')::text[] FROM pg_catalog.pg_roles \
+                 WHERE rolname = $1",
+                &[r],
+            )
+            .await?
+        }
+        Object::Database { name: d } => {
+            conn.query_opt(
+                "reading a database's settings",
+                "SELECT coalesce((SELECT s.setconfig FROM pg_catalog.pg_db_role_setting s \
+                 WHERE s.setrole = 0 AND s.setdatabase = d.oid), '{}')::text[] \
+                 FROM pg_catalog.pg_database d WHERE d.datname = $1",
+                &[d],
+            )
+            .await?
+        }
+    };
+    let options: Vec<String> = row.map(|r| r.get(0)).unwrap_or_default();
+    Ok(options.iter().find_map(|o| {
+        let (k, v) = o.split_once('=')?;
+        (k == name).then(|| v.to_string())
+    }))
+}
+
+/// What a precondition check found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holds {
+    Yes,
+    /// Yes, once the invalid leftover of an earlier build of the index is dropped.
+    AfterDroppingLeftover,
+    /// No longer: the reason.
+    No(String),
+}
+
+pub async fn precondition(conn: &Conn, p: &Precondition) -> Result<Holds> {
+    Ok(match p {
+        Precondition::IndexAbsent { index } => match index_state(conn, index).await? {
+            None => Holds::Yes,
+            Some(false) => Holds::AfterDroppingLeftover,
+            Some(true) => Holds::No(format!(
+                "index {index} exists already (valid): created meanwhile, nothing to do"
+            )),
+        },
+        Precondition::IndexExists { index } => match index_state(conn, index).await? {
+            Some(_) => Holds::Yes,
+            None => Holds::No(format!("index {index} no longer exists")),
+        },
+        Precondition::SettingIs { name, value } => {
+            let settings = read_settings(conn).await?;
+            match settings.iter().find(|s| s.name == *name) {
+                None => Holds::No(format!("{name} is unknown to this server")),
+                Some(s) if same_value(s, value) => Holds::Yes,
+                Some(s) => Holds::No(format!(
+                    "{name} is {} now, not {value} as planned: changed meanwhile",
+                    s.display_value()
+                )),
+            }
+        }
+        Precondition::ObjectSettingIs {
+            object,
+            name,
+            value,
+        } => {
+            let now = object_value(conn, object, name).await?;
+            if now == *value {
+                Holds::Yes
+            } else {
+                Holds::No(format!(
+                    "{} {name} is {} now, not {} as planned: changed meanwhile",
+                    object.label(),
+                    now.as_deref().unwrap_or("unset"),
+                    value.as_deref().unwrap_or("unset")
+                ))
+            }
+        }
+    })
+}
+
+/// What a verification found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verified {
+    Yes,
+    /// Written, in effect after a restart (pending_restart).
+    PendingRestart,
+    No(String),
+}
+
+pub async fn verify(conn: &Conn, v: &Verify) -> Result<Verified> {
+    Ok(match v {
+        Verify::IndexValid { index } => match index_state(conn, index).await? {
+            Some(true) => Verified::Yes,
+            Some(false) => Verified::No(format!("index {index} is not valid in pg_index")),
+            None => Verified::No(format!("index {index} does not exist")),
+        },
+        Verify::IndexAbsent { index } => match index_state(conn, index).await? {
+            None => Verified::Yes,
+            Some(_) => Verified::No(format!("index {index} still exists")),
+        },
+        Verify::Setting { name, value } => {
+            // A reload reaches this session in its own time: poll, bounded.
+            let start = Instant::now();
+            loop {
+                let settings = read_settings(conn).await?;
+                let found = match settings.iter().find(|s| s.name == *name) {
+                    None => Verified::No(format!("{name} is unknown to this server")),
+                    Some(s) if s.pending_restart => Verified::PendingRestart,
+                    Some(s) => match value {
+                        Some(v) if !same_value(s, v) => Verified::No(format!(
+                            "{name} shows {} (source {}), not {v}",
+                            s.display_value(),
+                            s.source
+                        )),
+                        _ => Verified::Yes,
+                    },
+                };
+                if !matches!(found, Verified::No(_)) || start.elapsed() > VERIFY_WITHIN {
+                    break found;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+        Verify::ObjectSetting {
+            object,
+            name,
+            value,
+        } => {
+            let now = object_value(conn, object, name).await?;
+            if now == *value {
+                Verified::Yes
+            } else {
+                Verified::No(format!(
+                    "{} {name} is {}, not {}",
+                    object.label(),
+                    now.as_deref().unwrap_or("unset"),
+                    value.as_deref().unwrap_or("unset")
+                ))
+            }
+        }
+    })
+}
+
+/// The server behind `conn`: how it was reached, its system identifier (when this role may
+/// read pg_control_system()) and its own port.
+pub async fn server_id(conn: &Conn) -> Result<ServerId> {
+    let sysid = conn
+        .query_opt(
+            "reading the system identifier",
+            "SELECT system_identifier::text FROM pg_catalog.pg_control_system()",
+            &[],
+        )
+        .await;
+    let system_identifier = match sysid {
+        Ok(r) => r.map(|r| r.get::<_, String>(0)),
+        Err(e) if e.is_connection_lost() => return Err(e),
+        Err(_) => None,
+    };
+    let port: i32 = conn
+        .query_one(
+            "reading the server's port",
+            "SELECT current_setting('port')::int",
+            &[],
+        )
+        .await?
+        .get(0);
+    Ok(ServerId {
+        host: conn.host.clone(),
+        port: conn.port,
+        database: conn.database.clone(),
+        user: conn.user.clone(),
+        system_identifier,
+        server_port: u16::try_from(port).ok(),
+    })
+}

@@ -1,0 +1,785 @@
+//! The one executor of [`Plan`]s: the only place pgopt changes a server (I/O).
+//!
+//! A run takes the pgopt advisory lock (bounded wait, then refuses naming the holder), writes
+//! the journal, and then for each step, one statement at a time and never in a transaction
+//! block: re-checks its precondition under the lock (not holding: skipped with the reason),
+//! records its undo, marks it started in the journal, runs it under its own lock_timeout and
+//! statement_timeout (retrying a bounded number of times on a lock timeout, 55P03), verifies
+//! it and marks it done. On failure the step is cleaned up (an invalid index left by a failed
+//! or cancelled CREATE INDEX CONCURRENTLY is dropped) and, as asked, this run's steps are
+//! undone newest first, or the run stops and says what is left. An interrupt (Ctrl-C) cancels
+//! the running step on the server, cleans it up, completes the journal and ends the run.
+//! [`rollback`] replays any journal, of this run or an old one.
+
+pub mod checks;
+pub mod journal;
+pub mod lock;
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+use tokio_postgres::error::SqlState;
+
+use crate::db::Conn;
+use crate::error::{Error, Result};
+use crate::plan::{Action, Plan, Precondition, Step, Verify};
+
+use checks::{Holds, Verified};
+pub use journal::{Journal, JournalStep, ServerId, StepState};
+
+/// Extra time the client waits beyond a step's statement_timeout before cancelling it itself.
+const CLIENT_SLACK: Duration = Duration::from_secs(5);
+/// How long a reload may take to reach this session.
+const RELOAD_WITHIN: Duration = Duration::from_secs(10);
+
+/// What to do when a step fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OnFailure {
+    /// Undo this run's done steps, newest first.
+    Undo,
+    /// Keep them and say what is left (steps that are harmless to keep, like index builds a
+    /// rerun continues).
+    Stop,
+}
+
+/// Bounds and behaviour of a run.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// How long to wait for another pgopt run on the server to finish.
+    pub lock_wait: Duration,
+    /// lock_timeout of each step.
+    pub lock_timeout: Duration,
+    /// statement_timeout of each step.
+    pub statement_timeout: Duration,
+    /// How many times a step that hit its lock_timeout is tried again.
+    pub lock_retries: u32,
+    pub on_failure: OnFailure,
+    /// Becomes true on an interrupt (Ctrl-C): the running step is cancelled and cleaned up.
+    pub interrupt: Option<watch::Receiver<bool>>,
+    /// The command that replays the journal, for messages (`pgopt tune --rollback`).
+    pub rollback_command: String,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            lock_wait: Duration::from_secs(10),
+            lock_timeout: Duration::from_secs(5),
+            statement_timeout: Duration::from_secs(30 * 60),
+            lock_retries: 2,
+            on_failure: OnFailure::Undo,
+            interrupt: None,
+            rollback_command: "pgopt tune --rollback".to_string(),
+        }
+    }
+}
+
+/// How one step ended.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StepReport {
+    pub index: usize,
+    /// The statement, or what is done instead.
+    pub what: String,
+    pub state: StepState,
+    pub reason: Option<String>,
+    /// Written; takes effect at the next restart.
+    pub pending_restart: bool,
+    /// An invalid leftover of an earlier build was dropped before it ran.
+    pub dropped_leftover: bool,
+    pub elapsed: Duration,
+}
+
+/// What a run or a rollback did.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Report {
+    pub steps: Vec<StepReport>,
+    /// Ended by an interrupt: the journal is complete, the command exits 130.
+    pub interrupted: bool,
+    pub journal: Option<PathBuf>,
+}
+
+impl Report {
+    pub fn with_state(&self, state: StepState) -> Vec<&StepReport> {
+        self.steps.iter().filter(|s| s.state == state).collect()
+    }
+}
+
+/// A journal kept in memory, and on disk when a path is given.
+struct Recorder<'a> {
+    journal: Journal,
+    path: Option<&'a Path>,
+}
+
+impl Recorder<'_> {
+    fn mark(&mut self, i: usize, state: StepState, reason: Option<String>) -> Result<()> {
+        self.journal.mark(i, state, reason);
+        self.save()
+    }
+
+    fn save(&mut self) -> Result<()> {
+        match self.path {
+            Some(p) => self.journal.save(p),
+            None => Ok(()),
+        }
+    }
+}
+
+/// Runs `plan` on the server behind `conn`, journaled to `journal_path` (never overwritten;
+/// None: the journal is kept in memory only, for steps a rerun repairs). Returns what each
+/// step did; a failed step is an error that says what was undone or what is left.
+pub async fn run(
+    conn: &Conn,
+    plan: &Plan,
+    journal_path: Option<&Path>,
+    opts: &Options,
+) -> Result<Report> {
+    if let Some(p) = journal_path {
+        if p.exists() {
+            return Err(Error::BadInput(format!(
+                "{} already exists: a journal is never overwritten (it may be the only record \
+                 of earlier values); give another journal path; nothing was changed",
+                p.display()
+            )));
+        }
+    }
+    if let Some(s) = plan.steps.iter().find(|s| s.action.sql().is_none()) {
+        return Err(Error::Internal(format!(
+            "the executor runs statements only, not: {}; nothing was changed",
+            s.action.describe()
+        )));
+    }
+    lock::acquire(conn, opts.lock_wait).await?;
+    let (lock_before, statement_before) = match session_timeouts(conn).await {
+        Ok(v) => v,
+        Err(e) => {
+            lock::release(conn).await;
+            return Err(e);
+        }
+    };
+    let result = run_locked(conn, plan, journal_path, opts).await;
+    let _ = set_session(conn, "lock_timeout", &lock_before).await;
+    let _ = set_session(conn, "statement_timeout", &statement_before).await;
+    lock::release(conn).await;
+    result
+}
+
+async fn run_locked(
+    conn: &Conn,
+    plan: &Plan,
+    journal_path: Option<&Path>,
+    opts: &Options,
+) -> Result<Report> {
+    let server = checks::server_id(conn).await?;
+    let mut rec = Recorder {
+        journal: Journal::new(server, &plan.steps),
+        path: journal_path,
+    };
+    rec.save()?;
+    let mut report = Report {
+        journal: journal_path.map(Path::to_path_buf),
+        ..Report::default()
+    };
+    for (i, step) in plan.steps.iter().enumerate() {
+        let started = Instant::now();
+        let mut sr = StepReport {
+            index: i,
+            what: step.action.describe(),
+            state: StepState::Pending,
+            reason: None,
+            pending_restart: false,
+            dropped_leftover: false,
+            elapsed: Duration::ZERO,
+        };
+        if interrupted(opts) {
+            report.interrupted = true;
+            break;
+        }
+        let missing = plan.after[i]
+            .iter()
+            .find(|d| rec.journal.steps[**d].state != StepState::Done);
+        if let Some(d) = missing {
+            let why = format!(
+                "step {} ({}) did not run",
+                d + 1,
+                plan.steps[*d].action.describe()
+            );
+            rec.mark(i, StepState::Skipped, Some(why.clone()))?;
+            sr.state = StepState::Skipped;
+            sr.reason = Some(why);
+            report.steps.push(sr);
+            continue;
+        }
+        if let Some(p) = &step.precondition {
+            match checks::precondition(conn, p).await? {
+                Holds::Yes => {}
+                Holds::AfterDroppingLeftover => {
+                    if let Precondition::IndexAbsent { index } = p {
+                        let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
+                        set_step_timeouts(conn, opts).await?;
+                        execute_sql(conn, &drop, opts, None).await?;
+                        sr.dropped_leftover = true;
+                    }
+                }
+                Holds::No(why) => {
+                    rec.mark(i, StepState::Skipped, Some(why.clone()))?;
+                    sr.state = StepState::Skipped;
+                    sr.reason = Some(why);
+                    report.steps.push(sr);
+                    continue;
+                }
+            }
+        }
+        rec.journal.steps[i].undo = undo_for(conn, step).await?;
+        rec.mark(i, StepState::Started, None)?;
+        let outcome = run_step(conn, step, opts).await;
+        let failure = match outcome {
+            StepOutcome::Done { pending_restart } => {
+                rec.mark(i, StepState::Done, None)?;
+                sr.state = StepState::Done;
+                sr.pending_restart = pending_restart;
+                sr.elapsed = started.elapsed();
+                report.steps.push(sr);
+                continue;
+            }
+            StepOutcome::Skipped(why) => {
+                rec.mark(i, StepState::Skipped, Some(why.clone()))?;
+                sr.state = StepState::Skipped;
+                sr.reason = Some(why);
+                report.steps.push(sr);
+                continue;
+            }
+            StepOutcome::Interrupted => {
+                report.interrupted = true;
+                "interrupted (cancelled on the server)".to_string()
+            }
+            StepOutcome::Failed(e) => e.to_string(),
+        };
+        let cleanup = clean_up(conn, step, opts).await;
+        let reason = match &cleanup {
+            Ok(None) => failure.clone(),
+            Ok(Some(what)) => format!("{failure}; {what}"),
+            Err(e) => format!("{failure}; cleaning up failed too ({e})"),
+        };
+        rec.mark(i, StepState::Failed, Some(reason.clone()))?;
+        sr.state = StepState::Failed;
+        sr.reason = Some(reason.clone());
+        sr.elapsed = started.elapsed();
+        report.steps.push(sr);
+        if report.interrupted {
+            break;
+        }
+        let what = step.action.describe();
+        let msg = match opts.on_failure {
+            OnFailure::Undo => {
+                let left = undo_done(conn, &mut rec, opts).await;
+                format!(
+                    "step {} ({what}) failed: {reason}. {}",
+                    i + 1,
+                    after_undo(&left, journal_path, opts)
+                )
+            }
+            OnFailure::Stop => format!(
+                "step {} ({what}) failed: {reason}. {}",
+                i + 1,
+                left_as_is(&rec.journal, journal_path, opts)
+            ),
+        };
+        return Err(Error::BadInput(msg));
+    }
+    Ok(report)
+}
+
+/// What a run stopped with changed, and how to take it back.
+fn left_as_is(j: &Journal, path: Option<&Path>, opts: &Options) -> String {
+    let done: Vec<String> = j
+        .steps
+        .iter()
+        .filter(|s| s.state == StepState::Done)
+        .map(|s| s.step.action.describe())
+        .collect();
+    if done.is_empty() {
+        return "Nothing was left changed".to_string();
+    }
+    let how = match path {
+        Some(p) => format!(
+            "; {} {} takes them back",
+            opts.rollback_command,
+            p.display()
+        ),
+        None => "; run the command again to finish".to_string(),
+    };
+    format!("Kept as done: {}{how}", done.join("; "))
+}
+
+fn after_undo(left: &[String], path: Option<&Path>, opts: &Options) -> String {
+    if left.is_empty() {
+        return "The steps done before were put back: nothing was left changed".to_string();
+    }
+    let how = match path {
+        Some(p) => format!(
+            "fix the cause and run {} {} to finish",
+            opts.rollback_command,
+            p.display()
+        ),
+        None => "undo them by hand".to_string(),
+    };
+    format!(
+        "Undoing the steps done before failed for: {}; {how}",
+        left.join("; ")
+    )
+}
+
+/// Undoes the journal's done steps newest first; returns what could not be undone.
+async fn undo_done(conn: &Conn, rec: &mut Recorder<'_>, opts: &Options) -> Vec<String> {
+    let mut left = Vec::new();
+    for i in rec.journal.to_undo() {
+        let step = rec.journal.steps[i].clone();
+        match undo_one(conn, &step, opts).await {
+            Ok(()) => {
+                if let Err(e) = rec.mark(i, StepState::Undone, None) {
+                    left.push(format!("{} (journal: {e})", step.step.action.describe()));
+                }
+            }
+            Err(e) => left.push(format!("{} ({e})", step.step.action.describe())),
+        }
+    }
+    left
+}
+
+/// Runs one step's undo and checks it.
+async fn undo_one(conn: &Conn, s: &JournalStep, opts: &Options) -> Result<()> {
+    let Some(undo) = &s.undo else {
+        return Err(Error::BadInput(format!(
+            "{} cannot be undone",
+            s.step.action.describe()
+        )));
+    };
+    set_step_timeouts(conn, opts).await?;
+    match execute(conn, undo, opts, None).await {
+        StepOutcome::Done { .. } => {}
+        StepOutcome::Failed(e) => return Err(e),
+        StepOutcome::Skipped(why) => return Err(Error::BadInput(why)),
+        StepOutcome::Interrupted => return Err(Error::BadInput("interrupted".into())),
+    }
+    let check = match undo {
+        Action::SetSystem { name, value } => Some(Verify::Setting {
+            name: name.clone(),
+            value: value.clone(),
+        }),
+        Action::SetObject {
+            object,
+            name,
+            value,
+        } => Some(Verify::ObjectSetting {
+            object: object.clone(),
+            name: name.clone(),
+            value: value.clone(),
+        }),
+        _ => match &s.step.verify {
+            Some(Verify::IndexValid { index }) => Some(Verify::IndexAbsent {
+                index: index.clone(),
+            }),
+            _ => None,
+        },
+    };
+    if let Some(v) = check {
+        // A RESET restores what the files say, which a verification by value cannot know.
+        let lenient = matches!(undo, Action::SetSystem { value: None, .. });
+        if let Verified::No(why) = checks::verify(conn, &v).await? {
+            if !lenient {
+                return Err(Error::BadInput(format!("not restored: {why}")));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The undo as known when the step starts: for ALTER SYSTEM, the value postgresql.auto.conf
+/// holds now (None: not set there, so RESET).
+async fn undo_for(conn: &Conn, step: &Step) -> Result<Option<Action>> {
+    match &step.action {
+        Action::SetSystem { name, .. } => Ok(Some(Action::SetSystem {
+            name: name.clone(),
+            value: crate::tune::apply::auto_conf_value(conn, name).await?,
+        })),
+        _ => Ok(step.undo.clone()),
+    }
+}
+
+enum StepOutcome {
+    Done { pending_restart: bool },
+    Skipped(String),
+    Failed(Error),
+    Interrupted,
+}
+
+/// Runs a step (retrying on lock timeouts) and verifies it.
+async fn run_step(conn: &Conn, step: &Step, opts: &Options) -> StepOutcome {
+    if let Err(e) = set_step_timeouts(conn, opts).await {
+        return StepOutcome::Failed(e);
+    }
+    let mut attempt = 0;
+    loop {
+        match execute(conn, &step.action, opts, opts.interrupt.clone()).await {
+            StepOutcome::Failed(e)
+                if e.sqlstate() == Some(&SqlState::LOCK_NOT_AVAILABLE)
+                    && attempt < opts.lock_retries =>
+            {
+                attempt += 1;
+                tracing::warn!(
+                    "{} hit its lock_timeout; trying again ({attempt} of {})",
+                    step.action.describe(),
+                    opts.lock_retries
+                );
+                if let Err(e) = clean_up(conn, step, opts).await {
+                    return StepOutcome::Failed(e);
+                }
+                tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+            }
+            StepOutcome::Failed(e) if e.sqlstate() == Some(&SqlState::DUPLICATE_TABLE) => {
+                // Someone created the object between the precondition and the statement.
+                if matches!(step.precondition, Some(Precondition::IndexAbsent { .. })) {
+                    return StepOutcome::Skipped(format!(
+                        "created meanwhile by another session ({e})"
+                    ));
+                }
+                return StepOutcome::Failed(e);
+            }
+            StepOutcome::Done { .. } => break,
+            other => return other,
+        }
+    }
+    let Some(v) = &step.verify else {
+        return StepOutcome::Done {
+            pending_restart: false,
+        };
+    };
+    match checks::verify(conn, v).await {
+        Ok(Verified::Yes) => StepOutcome::Done {
+            pending_restart: false,
+        },
+        Ok(Verified::PendingRestart) => StepOutcome::Done {
+            pending_restart: true,
+        },
+        Ok(Verified::No(why)) => {
+            StepOutcome::Failed(Error::BadInput(format!("not verified: {why}")))
+        }
+        Err(e) => StepOutcome::Failed(e),
+    }
+}
+
+/// Runs one action: its statement alone, then for ALTER SYSTEM a check of the configuration
+/// files and a reload.
+async fn execute(
+    conn: &Conn,
+    action: &Action,
+    opts: &Options,
+    interrupt: Option<watch::Receiver<bool>>,
+) -> StepOutcome {
+    let Some(sql) = action.sql() else {
+        return StepOutcome::Failed(Error::Internal(
+            "a restart is not run by the executor".into(),
+        ));
+    };
+    match execute_sql(conn, &sql, opts, interrupt).await {
+        Ok(true) => {}
+        Ok(false) => return StepOutcome::Interrupted,
+        Err(e) => return StepOutcome::Failed(e),
+    }
+    if let Action::SetSystem { name, .. } = action {
+        match crate::tune::apply::file_setting_errors(conn, &[name.as_str()]).await {
+            Ok(Some(errors)) if !errors.is_empty() => {
+                return StepOutcome::Failed(Error::BadInput(format!(
+                    "postgresql.auto.conf has errors after ALTER SYSTEM: {}",
+                    errors.join("; ")
+                )))
+            }
+            Ok(_) => {}
+            Err(e) => return StepOutcome::Failed(e),
+        }
+        if let Err(e) = reload(conn).await {
+            return StepOutcome::Failed(e);
+        }
+    }
+    StepOutcome::Done {
+        pending_restart: false,
+    }
+}
+
+/// Runs `sql` alone (simple protocol, no transaction block), bounded by the step's
+/// statement_timeout plus slack. Ok(false): interrupted, and cancelled on the server.
+async fn execute_sql(
+    conn: &Conn,
+    sql: &str,
+    opts: &Options,
+    interrupt: Option<watch::Receiver<bool>>,
+) -> Result<bool> {
+    let limit = opts.statement_timeout + CLIENT_SLACK;
+    let work = tokio::time::timeout(limit, conn.client().batch_execute(sql));
+    tokio::pin!(work);
+    tokio::select! {
+        r = &mut work => match r {
+            Ok(Ok(())) => Ok(true),
+            Ok(Err(e)) => Err(Error::query(format!("running {}", first_words(sql)), e)),
+            Err(_) => {
+                conn.cancel_running().await;
+                Err(Error::Timeout {
+                    what: format!("running {}", first_words(sql)),
+                    after: limit,
+                    next_step: Some("raise the step's statement timeout or run it off-peak".into()),
+                })
+            }
+        },
+        _ = wait_interrupt(interrupt) => {
+            conn.cancel_running().await;
+            // The statement ends (cancelled, or done just before): wait for it, bounded.
+            let _ = tokio::time::timeout(CLIENT_SLACK * 2, &mut work).await;
+            Ok(false)
+        }
+    }
+}
+
+/// `CREATE INDEX` words for messages, never values.
+fn first_words(sql: &str) -> String {
+    sql.split_whitespace().take(3).collect::<Vec<_>>().join(" ")
+}
+
+async fn wait_interrupt(rx: Option<watch::Receiver<bool>>) {
+    let Some(mut rx) = rx else {
+        return std::future::pending().await;
+    };
+    loop {
+        if *rx.borrow_and_update() {
+            return;
+        }
+        if rx.changed().await.is_err() {
+            return std::future::pending().await;
+        }
+    }
+}
+
+fn interrupted(opts: &Options) -> bool {
+    opts.interrupt.as_ref().is_some_and(|rx| *rx.borrow())
+}
+
+/// After a failed or cancelled step: drops the invalid index a CREATE INDEX CONCURRENTLY of
+/// ours left behind. Ok(Some(what)) when something was cleaned.
+async fn clean_up(conn: &Conn, step: &Step, opts: &Options) -> Result<Option<String>> {
+    let (Some(Precondition::IndexAbsent { index }), Some(Verify::IndexValid { .. })) =
+        (&step.precondition, &step.verify)
+    else {
+        return Ok(None);
+    };
+    if checks::index_state(conn, index).await? != Some(false) {
+        return Ok(None);
+    }
+    set_step_timeouts(conn, opts).await?;
+    execute_sql(
+        conn,
+        &format!("DROP INDEX CONCURRENTLY IF EXISTS {index}"),
+        opts,
+        None,
+    )
+    .await?;
+    Ok(Some(format!(
+        "the invalid index {index} it left was dropped"
+    )))
+}
+
+/// pg_reload_conf(), then waits (bounded) until this session has re-read the files.
+async fn reload(conn: &Conn) -> Result<()> {
+    const LOAD_TIME: &str = "SELECT pg_conf_load_time()::text";
+    let before: String = conn
+        .query_one("reading pg_conf_load_time()", LOAD_TIME, &[])
+        .await?
+        .get(0);
+    conn.query_one("pg_reload_conf()", "SELECT pg_reload_conf()", &[])
+        .await?;
+    let start = Instant::now();
+    while start.elapsed() < RELOAD_WITHIN {
+        let now: String = conn
+            .query_one("reading pg_conf_load_time()", LOAD_TIME, &[])
+            .await?
+            .get(0);
+        if now != before {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    Ok(())
+}
+
+async fn session_timeouts(conn: &Conn) -> Result<(String, String)> {
+    let r = conn
+        .query_one(
+            "reading the session timeouts",
+            "SELECT current_setting('lock_timeout'), current_setting('statement_timeout')",
+            &[],
+        )
+        .await?;
+    Ok((r.get(0), r.get(1)))
+}
+
+async fn set_step_timeouts(conn: &Conn, opts: &Options) -> Result<()> {
+    set_session(conn, "lock_timeout", &ms(opts.lock_timeout)).await?;
+    set_session(conn, "statement_timeout", &ms(opts.statement_timeout)).await
+}
+
+fn ms(d: Duration) -> String {
+    format!("{}ms", d.as_millis().max(1))
+}
+
+async fn set_session(conn: &Conn, name: &str, value: &str) -> Result<()> {
+    conn.query(
+        "setting a session parameter",
+        "SELECT set_config($1, $2, false)",
+        &[&name, &value],
+    )
+    .await?;
+    Ok(())
+}
+
+/// Takes back what `journal` (at `path`, updated as steps are undone) records as done or
+/// started, newest first, on the server behind `conn`. Refused, with nothing changed, when
+/// the journal is of another server or an old value would be rejected by this one.
+pub async fn rollback(
+    conn: &Conn,
+    journal: Journal,
+    path: Option<&Path>,
+    opts: &Options,
+) -> Result<Report> {
+    let here = checks::server_id(conn).await?;
+    same_server(&journal.server, &here)?;
+    lock::acquire(conn, opts.lock_wait).await?;
+    let (lock_before, statement_before) = match session_timeouts(conn).await {
+        Ok(v) => v,
+        Err(e) => {
+            lock::release(conn).await;
+            return Err(e);
+        }
+    };
+    let result = rollback_locked(conn, journal, path, opts).await;
+    let _ = set_session(conn, "lock_timeout", &lock_before).await;
+    let _ = set_session(conn, "statement_timeout", &statement_before).await;
+    lock::release(conn).await;
+    result
+}
+
+/// Refuses a journal whose server is not `here` (system identifier, then the server's port).
+pub fn same_server(journal: &ServerId, here: &ServerId) -> Result<()> {
+    let differs = |what: &str, j: &str, h: &str| {
+        Error::BadInput(format!(
+            "the journal is of another server: its {what} is {j}, this server's is {h}; \
+             nothing was changed. Connect to the server the journal names ({}:{}, database {})",
+            journal.host, journal.port, journal.database
+        ))
+    };
+    if let (Some(j), Some(h)) = (&journal.system_identifier, &here.system_identifier) {
+        if j != h {
+            return Err(differs("system identifier", j, h));
+        }
+    }
+    if let (Some(j), Some(h)) = (journal.server_port, here.server_port) {
+        if j != h {
+            return Err(differs("port", &j.to_string(), &h.to_string()));
+        }
+    }
+    Ok(())
+}
+
+async fn rollback_locked(
+    conn: &Conn,
+    journal: Journal,
+    path: Option<&Path>,
+    opts: &Options,
+) -> Result<Report> {
+    let todo = journal.to_undo();
+    // Every old value must be one this server takes before anything is changed.
+    let settings = crate::tune::apply::read_settings(conn).await?;
+    let mut problems = Vec::new();
+    for i in &todo {
+        if let Some(Action::SetSystem {
+            name,
+            value: Some(v),
+        }) = &journal.steps[*i].undo
+        {
+            match settings.iter().find(|s| s.name == *name) {
+                None => problems.push(format!("{name}: unknown to this server")),
+                Some(s) => {
+                    if let Err(e) = crate::tune::compare::validate_value(s, v) {
+                        problems.push(e);
+                    }
+                }
+            }
+        }
+    }
+    if !problems.is_empty() {
+        return Err(Error::BadInput(format!(
+            "this server would reject the journal's old values, so nothing was changed: {}. \
+             Set them by hand to values it takes",
+            problems.join("; ")
+        )));
+    }
+    let mut rec = Recorder { journal, path };
+    let mut report = Report {
+        journal: path.map(Path::to_path_buf),
+        ..Report::default()
+    };
+    for i in todo {
+        let s = rec.journal.steps[i].clone();
+        let started = Instant::now();
+        let mut sr = StepReport {
+            index: i,
+            what: s
+                .undo
+                .as_ref()
+                .map(Action::describe)
+                .unwrap_or_else(|| s.step.action.describe()),
+            state: StepState::Undone,
+            reason: None,
+            pending_restart: false,
+            dropped_leftover: false,
+            elapsed: Duration::ZERO,
+        };
+        if s.undo.is_none() {
+            // Nothing takes it back (VACUUM, ANALYZE): leave it recorded as it was.
+            sr.state = s.state;
+            sr.reason = Some("cannot be undone; left as it is".into());
+            report.steps.push(sr);
+            continue;
+        }
+        if let Err(e) = undo_one(conn, &s, opts).await {
+            let left: Vec<String> = rec
+                .journal
+                .to_undo()
+                .iter()
+                .map(|j| rec.journal.steps[*j].step.action.describe())
+                .collect();
+            return Err(Error::BadInput(format!(
+                "undoing step {} ({}) failed: {e}. Still to undo: {}; fix the cause and run \
+                 the rollback again",
+                i + 1,
+                s.step.action.describe(),
+                left.join("; ")
+            )));
+        }
+        rec.mark(i, StepState::Undone, None)?;
+        if let Some(Action::SetSystem { name, .. }) = &s.undo {
+            sr.pending_restart = matches!(
+                checks::verify(
+                    conn,
+                    &Verify::Setting {
+                        name: name.clone(),
+                        value: None
+                    }
+                )
+                .await?,
+                Verified::PendingRestart
+            );
+        }
+        sr.elapsed = started.elapsed();
+        report.steps.push(sr);
+    }
+    Ok(report)
+}
