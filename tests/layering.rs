@@ -139,3 +139,34 @@ fn the_checks_see_a_use_when_there_is_one() {
         "tokio_postgres:: is not postgres::"
     );
 }
+
+#[test]
+fn commands_do_not_call_each_others_files() {
+    // A command's file in src/cli/ is parsing and wiring; what two commands share lives in the
+    // library or in cli's shared modules (mod.rs, progress.rs, target.rs, values.rs).
+    let commands = ["analyze", "bench", "demo", "embedded", "governance", "tune"];
+    let mut offenders = Vec::new();
+    for (path, code) in sources() {
+        let Some(name) = path
+            .strip_prefix("src/cli/")
+            .and_then(|p| p.strip_suffix(".rs"))
+        else {
+            continue;
+        };
+        for other in commands.iter().filter(|c| **c != name) {
+            let needles = [
+                format!("super::{other}::"),
+                format!("super::{other}}}"),
+                format!("crate::cli::{other}::"),
+            ];
+            if name != "mod"
+                && code
+                    .iter()
+                    .any(|l| needles.iter().any(|n| l.contains(n.as_str())))
+            {
+                offenders.push(format!("{path} uses cli/{other}.rs"));
+            }
+        }
+    }
+    assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}

@@ -5,12 +5,13 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 
-use super::{TargetArgs, EXIT_FINDINGS, EXIT_OK};
+use super::progress::collect_with_progress;
+use super::{exit_code, TargetArgs, EXIT_OK};
 use crate::advise::{self, Severity, Thresholds};
-use crate::collect::{self, CollectOptions};
+use crate::collect::CollectOptions;
 use crate::error::Error;
 use crate::report::{self, Format};
-use crate::snapshot::{Snapshot, TargetInfo};
+use crate::snapshot::Snapshot;
 
 #[derive(Debug, Args)]
 pub struct AnalyzeArgs {
@@ -92,43 +93,10 @@ pub async fn run(args: AnalyzeArgs, verbose: bool) -> anyhow::Result<u8> {
     Ok(exit_code(&findings, args.fail_on))
 }
 
-/// Collects a snapshot with a spinner on stderr when it is a terminal.
-pub async fn collect_with_progress(
-    conn: &crate::db::Conn,
-    opts: &CollectOptions,
-) -> crate::error::Result<Snapshot> {
-    let spinner = indicatif::ProgressBar::new_spinner();
-    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    spinner.set_message(format!(
-        "collecting a snapshot of {}:{}",
-        conn.host, conn.port
-    ));
-    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
-    let target = TargetInfo {
-        host: conn.host.clone(),
-        port: conn.port,
-        database: conn.database.clone(),
-        user: conn.user.clone(),
-    };
-    let result = collect::collect(conn, target, opts).await;
-    spinner.finish_and_clear();
-    result
-}
-
 pub fn parse_thresholds(items: &[String]) -> Result<Thresholds, Error> {
     Thresholds::with_overrides(items)
 }
 
 fn thresholds_help() -> String {
     crate::report::thresholds::list()
-}
-
-/// 1 when a finding at or above `fail_on` exists, else 0.
-pub fn exit_code(findings: &[advise::Finding], fail_on: Option<Severity>) -> u8 {
-    match fail_on {
-        Some(level) if findings.iter().any(|f| f.severity >= level) => EXIT_FINDINGS,
-        _ => EXIT_OK,
-    }
 }

@@ -4,7 +4,8 @@ use std::time::Instant;
 
 use clap::Args;
 
-use super::analyze::{collect_with_progress, exit_code};
+use super::exit_code;
+use super::progress::collect_with_progress;
 use crate::advise::{self, Thresholds};
 use crate::collect::CollectOptions;
 use crate::db;

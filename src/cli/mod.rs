@@ -175,3 +175,14 @@ fn init_tracing(verbose: u8) {
         .with_ansi(crate::report::term::color_stderr())
         .try_init();
 }
+
+/// 1 when a finding at or above `fail_on` exists, else 0.
+pub fn exit_code(
+    findings: &[crate::advise::Finding],
+    fail_on: Option<crate::advise::Severity>,
+) -> u8 {
+    match fail_on {
+        Some(level) if findings.iter().any(|f| f.severity >= level) => EXIT_FINDINGS,
+        _ => EXIT_OK,
+    }
+}

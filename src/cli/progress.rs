@@ -77,3 +77,28 @@ impl Progress for Bars {
         }
     }
 }
+
+/// Collects a snapshot with a spinner on stderr when it is a terminal.
+pub async fn collect_with_progress(
+    conn: &crate::db::Conn,
+    opts: &crate::collect::CollectOptions,
+) -> crate::error::Result<crate::snapshot::Snapshot> {
+    let spinner = indicatif::ProgressBar::new_spinner();
+    if !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        spinner.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    spinner.set_message(format!(
+        "collecting a snapshot of {}:{}",
+        conn.host, conn.port
+    ));
+    spinner.enable_steady_tick(std::time::Duration::from_millis(100));
+    let target = crate::snapshot::TargetInfo {
+        host: conn.host.clone(),
+        port: conn.port,
+        database: conn.database.clone(),
+        user: conn.user.clone(),
+    };
+    let result = crate::collect::collect(conn, target, opts).await;
+    spinner.finish_and_clear();
+    result
+}
