@@ -9,9 +9,11 @@ use cli_support::{pgopt_tune, stderr, stdout};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use pgopt::apply::{Journal, StepState};
 use pgopt::db::{connect, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
-use pgopt::tune::apply::{apply_settings, Journal};
+use pgopt::plan::Action;
+use pgopt::tune::apply::apply_settings;
 
 const SETTINGS: &str =
     "SELECT name, setting, source, pending_restart FROM pg_settings ORDER BY name";
@@ -172,16 +174,32 @@ fn apply_verifies_and_rollback_restores_exactly() {
     assert!(text.contains("random_page_cost = 1.1: in effect"), "{text}");
     assert!(stderr(&o).contains("restart the server"), "{}", stderr(&o));
 
+    // A version-2 journal of the executor: one ALTER SYSTEM step per setting, each with
+    // its undo (the old postgresql.auto.conf value, or RESET when it had none).
     let j = Journal::load(&journal).unwrap();
-    let rpc = j
-        .entries
-        .iter()
-        .find(|e| e.name == "random_page_cost")
-        .unwrap();
-    assert_eq!(rpc.old_auto_conf.as_deref(), Some("3"));
-    let wm = j.entries.iter().find(|e| e.name == "work_mem").unwrap();
-    assert_eq!(wm.old_auto_conf, None);
-    wait_for(&c, "SHOW work_mem", &wm.new);
+    assert_eq!(j.journal_version, 2);
+    let undo_of = |name: &str| {
+        j.steps
+            .iter()
+            .find_map(|s| match (&s.step.action, &s.undo) {
+                (
+                    Action::SetSystem {
+                        name: n,
+                        value: Some(new),
+                    },
+                    Some(Action::SetSystem { value: old, .. }),
+                ) if n == name => {
+                    assert_eq!(s.state, StepState::Done, "{name}");
+                    Some((old.clone(), new.clone()))
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert_eq!(undo_of("random_page_cost").0.as_deref(), Some("3"));
+    let (wm_old, wm_new) = undo_of("work_mem");
+    assert_eq!(wm_old, None);
+    wait_for(&c, "SHOW work_mem", &wm_new);
     wait_for(
         &c,
         "SELECT pending_restart FROM pg_settings WHERE name = 'shared_buffers'",
@@ -518,7 +536,14 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
     );
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
-    assert_eq!(j["objects"].as_array().unwrap().len(), 3, "{j}");
+    // Version 2: the three per-object settings are steps of the one journal.
+    let object_steps = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"]["action"]["kind"] == "set_object")
+        .count();
+    assert_eq!(object_steps, 3, "{j}");
     // The library list stays a list of libraries, not one library named "a,b".
     let auto = c.psql("postgres", AUTO_CONF).unwrap();
     assert!(
