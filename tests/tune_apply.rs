@@ -800,3 +800,98 @@ fn rollback_reports_the_value_it_restores() {
     );
     assert!(!text.contains("shared_buffers = 1GB"), "{text}");
 }
+
+/// Ctrl-C during `tune --apply` (the interrupt the command wires to Ctrl-C): the step waiting
+/// on a table lock is cancelled on the server, the run ends interrupted with the journal
+/// complete (the settings done, the object step failed, nothing after it run), and the
+/// journal rolls the settings back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_during_tune_apply_cancels_the_step_and_completes_the_journal() {
+    use pgopt::tune::evidence::ObjectKind;
+    use pgopt::tune::objects::ObjectEntry;
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    c.psql("postgres", "CREATE TABLE t (a int)").unwrap();
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let target = Target::parse(&c.dsn("postgres")).unwrap();
+    let conn = connect(&target).await.unwrap();
+    let holder = connect(&target).await.unwrap();
+    let watcher = connect(&target).await.unwrap();
+    holder
+        .batch("test", "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.json");
+    let entry = |name: &str| ObjectEntry {
+        kind: ObjectKind::Table,
+        schema: Some("public".into()),
+        object: "t".into(),
+        name: name.into(),
+        old: None,
+        new: "0.05".into(),
+    };
+    let objects = vec![
+        entry("autovacuum_vacuum_scale_factor"),
+        entry("autovacuum_analyze_scale_factor"),
+    ];
+    let (stop, interrupt) = tokio::sync::watch::channel(false);
+    let j = journal.clone();
+    let run = tokio::spawn(async move {
+        let r = pgopt::tune::apply::apply_plan(
+            &conn,
+            &[("work_mem", "8MB")],
+            &objects,
+            &j,
+            Some(interrupt),
+        )
+        .await;
+        (r, conn)
+    });
+    let start = Instant::now();
+    loop {
+        let waiting = watcher
+            .query_opt(
+                "test",
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE%' \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if waiting.is_some() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never waited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    let (r, conn) = run.await.unwrap();
+    let run = r.unwrap();
+    assert!(run.interrupted);
+    assert_eq!(
+        run.report.settings[0].outcome,
+        pgopt::tune::apply::Outcome::Applied
+    );
+    assert!(run.objects.iter().all(|o| !o.verified), "{:?}", run.objects);
+    holder.batch("test", "COMMIT").await.unwrap();
+    let states: Vec<StepState> = Journal::load(&journal)
+        .unwrap()
+        .steps
+        .iter()
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(
+        states,
+        vec![StepState::Done, StepState::Failed, StepState::Pending]
+    );
+    let report = pgopt::apply::rollback(
+        &conn,
+        Journal::load(&journal).unwrap(),
+        Some(&journal),
+        &pgopt::apply::Options::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.steps.len(), 1, "only the setting is undone");
+    wait_for(&c, SETTINGS, &before);
+}
