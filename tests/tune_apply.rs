@@ -9,9 +9,11 @@ use cli_support::{pgopt_tune, stderr, stdout};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use pgopt::apply::{Journal, StepState};
 use pgopt::db::{connect, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
-use pgopt::tune::apply::{apply_settings, Journal};
+use pgopt::plan::Action;
+use pgopt::tune::apply::apply_settings;
 
 const SETTINGS: &str =
     "SELECT name, setting, source, pending_restart FROM pg_settings ORDER BY name";
@@ -172,16 +174,32 @@ fn apply_verifies_and_rollback_restores_exactly() {
     assert!(text.contains("random_page_cost = 1.1: in effect"), "{text}");
     assert!(stderr(&o).contains("restart the server"), "{}", stderr(&o));
 
+    // A version-2 journal of the executor: one ALTER SYSTEM step per setting, each with
+    // its undo (the old postgresql.auto.conf value, or RESET when it had none).
     let j = Journal::load(&journal).unwrap();
-    let rpc = j
-        .entries
-        .iter()
-        .find(|e| e.name == "random_page_cost")
-        .unwrap();
-    assert_eq!(rpc.old_auto_conf.as_deref(), Some("3"));
-    let wm = j.entries.iter().find(|e| e.name == "work_mem").unwrap();
-    assert_eq!(wm.old_auto_conf, None);
-    wait_for(&c, "SHOW work_mem", &wm.new);
+    assert_eq!(j.journal_version, 2);
+    let undo_of = |name: &str| {
+        j.steps
+            .iter()
+            .find_map(|s| match (&s.step.action, &s.undo) {
+                (
+                    Action::SetSystem {
+                        name: n,
+                        value: Some(new),
+                    },
+                    Some(Action::SetSystem { value: old, .. }),
+                ) if n == name => {
+                    assert_eq!(s.state, StepState::Done, "{name}");
+                    Some((old.clone(), new.clone()))
+                }
+                _ => None,
+            })
+            .unwrap()
+    };
+    assert_eq!(undo_of("random_page_cost").0.as_deref(), Some("3"));
+    let (wm_old, wm_new) = undo_of("work_mem");
+    assert_eq!(wm_old, None);
+    wait_for(&c, "SHOW work_mem", &wm_new);
     wait_for(
         &c,
         "SELECT pending_restart FROM pg_settings WHERE name = 'shared_buffers'",
@@ -518,7 +536,14 @@ fn method_pgopt_applies_and_rolls_back_exactly() {
     );
     let j: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(&journal).unwrap()).unwrap();
-    assert_eq!(j["objects"].as_array().unwrap().len(), 3, "{j}");
+    // Version 2: the three per-object settings are steps of the one journal.
+    let object_steps = j["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["step"]["action"]["kind"] == "set_object")
+        .count();
+    assert_eq!(object_steps, 3, "{j}");
     // The library list stays a list of libraries, not one library named "a,b".
     let auto = c.psql("postgres", AUTO_CONF).unwrap();
     assert!(
@@ -774,4 +799,99 @@ fn rollback_reports_the_value_it_restores() {
         "{text}"
     );
     assert!(!text.contains("shared_buffers = 1GB"), "{text}");
+}
+
+/// Ctrl-C during `tune --apply` (the interrupt the command wires to Ctrl-C): the step waiting
+/// on a table lock is cancelled on the server, the run ends interrupted with the journal
+/// complete (the settings done, the object step failed, nothing after it run), and the
+/// journal rolls the settings back.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupt_during_tune_apply_cancels_the_step_and_completes_the_journal() {
+    use pgopt::tune::evidence::ObjectKind;
+    use pgopt::tune::objects::ObjectEntry;
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    c.psql("postgres", "CREATE TABLE t (a int)").unwrap();
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let target = Target::parse(&c.dsn("postgres")).unwrap();
+    let conn = connect(&target).await.unwrap();
+    let holder = connect(&target).await.unwrap();
+    let watcher = connect(&target).await.unwrap();
+    holder
+        .batch("test", "BEGIN; LOCK TABLE t IN ACCESS EXCLUSIVE MODE")
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.json");
+    let entry = |name: &str| ObjectEntry {
+        kind: ObjectKind::Table,
+        schema: Some("public".into()),
+        object: "t".into(),
+        name: name.into(),
+        old: None,
+        new: "0.05".into(),
+    };
+    let objects = vec![
+        entry("autovacuum_vacuum_scale_factor"),
+        entry("autovacuum_analyze_scale_factor"),
+    ];
+    let (stop, interrupt) = tokio::sync::watch::channel(false);
+    let j = journal.clone();
+    let run = tokio::spawn(async move {
+        let r = pgopt::tune::apply::apply_plan(
+            &conn,
+            &[("work_mem", "8MB")],
+            &objects,
+            &j,
+            Some(interrupt),
+        )
+        .await;
+        (r, conn)
+    });
+    let start = Instant::now();
+    loop {
+        let waiting = watcher
+            .query_opt(
+                "test",
+                "SELECT pid FROM pg_stat_activity WHERE query LIKE 'ALTER TABLE%' \
+                 AND wait_event_type = 'Lock'",
+                &[],
+            )
+            .await
+            .unwrap();
+        if waiting.is_some() {
+            break;
+        }
+        assert!(start.elapsed() < Duration::from_secs(60), "never waited");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    stop.send(true).unwrap();
+    let (r, conn) = run.await.unwrap();
+    let run = r.unwrap();
+    assert!(run.interrupted);
+    assert_eq!(
+        run.report.settings[0].outcome,
+        pgopt::tune::apply::Outcome::Applied
+    );
+    assert!(run.objects.iter().all(|o| !o.verified), "{:?}", run.objects);
+    holder.batch("test", "COMMIT").await.unwrap();
+    let states: Vec<StepState> = Journal::load(&journal)
+        .unwrap()
+        .steps
+        .iter()
+        .map(|s| s.state)
+        .collect();
+    assert_eq!(
+        states,
+        vec![StepState::Done, StepState::Failed, StepState::Pending]
+    );
+    let report = pgopt::apply::rollback(
+        &conn,
+        Journal::load(&journal).unwrap(),
+        Some(&journal),
+        &pgopt::apply::Options::default(),
+    )
+    .await
+    .unwrap();
+    assert_eq!(report.steps.len(), 1, "only the setting is undone");
+    wait_for(&c, SETTINGS, &before);
 }

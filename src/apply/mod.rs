@@ -314,7 +314,8 @@ fn left_as_is(j: &Journal, path: Option<&Path>, opts: &Options) -> String {
 
 fn after_undo(left: &[String], path: Option<&Path>, opts: &Options) -> String {
     if left.is_empty() {
-        return "The steps done before were put back: nothing was left changed".to_string();
+        return "The steps done before were put back (rolled back): nothing was left changed"
+            .to_string();
     }
     let how = match path {
         Some(p) => format!(
@@ -765,21 +766,72 @@ async fn rollback_locked(
             )));
         }
         rec.mark(i, StepState::Undone, None)?;
-        if let Some(Action::SetSystem { name, .. }) = &s.undo {
-            sr.pending_restart = matches!(
-                checks::verify(
-                    conn,
-                    &Verify::Setting {
-                        name: name.clone(),
-                        value: None
-                    }
-                )
-                .await?,
-                Verified::PendingRestart
-            );
+        if let Some(Action::SetSystem { name, value }) = &s.undo {
+            sr.pending_restart = pending_restart(conn, name).await?;
+            if sr.pending_restart && value.is_none() && !from_a_file(conn, name).await? {
+                clear_pending_restart(conn, name, opts).await?;
+                sr.pending_restart = pending_restart(conn, name).await?;
+            }
         }
         sr.elapsed = started.elapsed();
         report.steps.push(sr);
     }
     Ok(report)
+}
+
+async fn pending_restart(conn: &Conn, name: &str) -> Result<bool> {
+    Ok(matches!(
+        checks::verify(
+            conn,
+            &Verify::Setting {
+                name: name.to_string(),
+                value: None
+            }
+        )
+        .await?,
+        Verified::PendingRestart
+    ))
+}
+
+/// Whether the running value of `name` was read from a configuration file (at the last start
+/// or reload).
+async fn from_a_file(conn: &Conn, name: &str) -> Result<bool> {
+    let settings = crate::tune::apply::read_settings(conn).await?;
+    Ok(settings
+        .iter()
+        .any(|s| s.name == name && s.source == "configuration file"))
+}
+
+/// A postmaster setting that came from no file keeps pending_restart after ALTER SYSTEM RESET
+/// (the server never re-reads a value no file holds). Writing the running value makes the
+/// server see "no change" and clear the flag; resetting it afterwards changes nothing more.
+async fn clear_pending_restart(conn: &Conn, name: &str, opts: &Options) -> Result<()> {
+    let settings = crate::tune::apply::read_settings(conn).await?;
+    let Some(running) = settings.iter().find(|s| s.name == name) else {
+        return Ok(());
+    };
+    let set = Action::SetSystem {
+        name: name.to_string(),
+        value: Some(running.setting.clone()),
+    };
+    let reset = Action::SetSystem {
+        name: name.to_string(),
+        value: None,
+    };
+    set_step_timeouts(conn, opts).await?;
+    for (k, action) in [set, reset].iter().enumerate() {
+        match execute(conn, action, opts, None).await {
+            StepOutcome::Done { .. } => {}
+            StepOutcome::Failed(e) => return Err(e),
+            StepOutcome::Skipped(why) => return Err(Error::BadInput(why)),
+            StepOutcome::Interrupted => return Err(Error::BadInput("interrupted".into())),
+        }
+        if k == 0 {
+            let start = Instant::now();
+            while pending_restart(conn, name).await? && start.elapsed() < RELOAD_WITHIN {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+    Ok(())
 }

@@ -23,6 +23,7 @@ use crate::advise::Thresholds;
 use crate::collect;
 use crate::db::Conn;
 use crate::error::Error;
+use crate::plan::Action;
 use crate::report::{self, Format};
 use crate::snapshot::Snapshot;
 use crate::tune::compare;
@@ -294,15 +295,30 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         .unwrap_or_else(|| PathBuf::from(apply::default_journal_name()));
     tune::objects::check_privileges(&conn, &objects).await?;
     let object_entries = tune::objects::journal_entries(&conn, &objects).await?;
-    let report = apply::apply_settings(&conn, &changes, &journal).await?;
+    let (stop, interrupt) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            let _ = stop.send(true);
+        }
+    });
+    let run = apply::apply_plan(&conn, &changes, &object_entries, &journal, Some(interrupt)).await;
+    watcher.abort();
+    let run = run?;
     eprintln!(
         "journal written to {} (undo with: pgopt tune --rollback {})",
         journal.display(),
         journal.display()
     );
+    let report = run.report;
     let mut code = print_report("applied", &report, plan.is_some());
-    if !object_entries.is_empty() {
-        code = code.max(apply_objects(&conn, &journal, object_entries).await?);
+    code = code.max(print_object_outcomes("applied", &run.objects));
+    if run.interrupted {
+        eprintln!(
+            "interrupted: the journal is complete; pgopt tune --rollback {} takes back what \
+             was done",
+            journal.display()
+        );
+        return Ok(super::EXIT_INTERRUPTED);
     }
     let pending = report.waiting_for_restart();
     match plan {
@@ -438,7 +454,9 @@ async fn restart_and_verify(
         let state = match o.outcome {
             apply::Outcome::Applied => "in effect after the restart",
             apply::Outcome::PendingRestart => "STILL WAITS FOR A RESTART",
-            apply::Outcome::Unverified => "NOT VERIFIED",
+            apply::Outcome::Unverified | apply::Outcome::Skipped | apply::Outcome::NotRun => {
+                "NOT VERIFIED"
+            }
         };
         println!("{what} {} = {}: {state}", o.name, o.value);
     }
@@ -479,37 +497,6 @@ async fn collect_snapshot(conn: &Conn, method: Method) -> crate::Result<Snapshot
     collect::collect(conn, target, &opts).await
 }
 
-/// Records the per-object settings in the journal, then applies them. When one fails, the
-/// ones set are put back and so are the server settings just applied.
-async fn apply_objects(
-    conn: &Conn,
-    path: &Path,
-    entries: Vec<tune::objects::ObjectEntry>,
-) -> crate::Result<u8> {
-    let mut journal = apply::Journal::load(path)?;
-    journal.objects = entries;
-    journal.save(path)?;
-    match tune::objects::apply(conn, &journal.objects).await {
-        Ok(outcomes) => Ok(print_object_outcomes("applied", &outcomes)),
-        Err(e) => {
-            let undo = apply::rollback(conn, &journal).await;
-            Err(Error::BadInput(format!(
-                "{e}; {}",
-                match undo {
-                    Ok(_) => "the server settings applied before were rolled back too: nothing \
-                              was left changed"
-                        .to_string(),
-                    Err(u) => format!(
-                        "rolling back the server settings failed ({u}); run pgopt tune \
-                         --rollback {} to finish",
-                        path.display()
-                    ),
-                }
-            )))
-        }
-    }
-}
-
 fn print_object_outcomes(what: &str, outcomes: &[tune::objects::ObjectOutcome]) -> u8 {
     let mut code = EXIT_OK;
     for o in outcomes {
@@ -531,8 +518,13 @@ fn print_report(what: &str, report: &apply::ApplyReport, restarting: bool) -> u8
             apply::Outcome::Applied => "in effect",
             apply::Outcome::PendingRestart => "waits for a restart",
             apply::Outcome::Unverified => "NOT VERIFIED",
+            apply::Outcome::Skipped => "skipped",
+            apply::Outcome::NotRun => "NOT RUN",
         };
-        println!("{what} {} = {}: {state}", s.name, s.value);
+        match &s.reason {
+            Some(why) => println!("{what} {} = {}: {state} ({why})", s.name, s.value),
+            None => println!("{what} {} = {}: {state}", s.name, s.value),
+        }
     }
     for n in &report.notes {
         eprintln!("note: {n}");
@@ -545,7 +537,13 @@ fn print_report(what: &str, report: &apply::ApplyReport, restarting: bool) -> u8
         );
     }
     let unverified = report.unverified();
-    if unverified.is_empty() {
+    if report
+        .settings
+        .iter()
+        .any(|s| s.outcome == apply::Outcome::NotRun)
+    {
+        EXIT_FAILED
+    } else if unverified.is_empty() {
         EXIT_OK
     } else {
         eprintln!(
@@ -566,18 +564,17 @@ fn journal_version(path: &Path) -> Option<u64> {
         .as_u64()
 }
 
-/// `--rollback` of a journal of the executor (version 2 and later): any kind of step, undone
-/// newest first by [`crate::apply::rollback`].
-async fn run_replay(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
-    let journal = crate::apply::Journal::load(path)?;
-    if args.restart {
-        return Err(Error::BadInput(
-            "--restart is not taken with this journal: roll back without it, then restart \
-             the server if a setting waits for it; nothing was changed"
-                .into(),
-        )
-        .into());
-    }
+/// `--rollback JOURNAL`: any journal of the executor (a version 1 tune journal is converted),
+/// undone newest first by [`crate::apply::rollback`]; with `--restart`, then restarts the
+/// server when a restored setting waits for it.
+async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
+    let journal = crate::apply::Journal::load(path).map_err(|e| {
+        if path.exists() && journal_version(path).is_none() {
+            Error::BadInput(format!("not a pgopt tune journal: {e}"))
+        } else {
+            e
+        }
+    })?;
     let mut target = args.target.clone();
     if target.dsn.is_none() && target.discover.is_none() {
         let s = &journal.server;
@@ -590,56 +587,28 @@ async fn run_replay(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
         ));
     }
     let conn = target.connect().await?.1;
-    let report = crate::apply::rollback(
-        &conn,
-        journal,
-        Some(path),
-        &crate::apply::Options::default(),
-    )
-    .await?;
-    if report.steps.is_empty() {
-        eprintln!("nothing to roll back: every step of the journal is undone or never ran");
-    }
-    for s in &report.steps {
-        let state = match (s.state, s.pending_restart) {
-            (crate::apply::StepState::Undone, false) => "undone",
-            (crate::apply::StepState::Undone, true) => "undone, waits for a restart",
-            _ => s.reason.as_deref().unwrap_or("left as it is"),
-        };
-        println!("restored: {}: {state}", s.what);
-    }
-    Ok(EXIT_OK)
-}
-
-async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
-    if journal_version(path).is_some_and(|v| v >= 2) {
-        return run_replay(args, path).await;
-    }
-    let journal = apply::Journal::load(path)?;
-    let mut target = args.target.clone();
-    if target.dsn.is_none() && target.discover.is_none() {
-        target.dsn = Some(format!(
-            "host={} port={} dbname={} user={}",
-            conninfo_value(&journal.host),
-            journal.port,
-            conninfo_value(&journal.database),
-            conninfo_value(&journal.user)
-        ));
-    }
-    let conn = target.connect().await?.1;
     check_yes_restart(args, &conn)?;
-    if (conn.host.as_str(), conn.port) != (journal.host.as_str(), journal.port) {
+    let (jhost, jport) = (journal.server.host.clone(), journal.server.port);
+    if (conn.host.as_str(), conn.port) != (jhost.as_str(), jport) {
         eprintln!(
-            "note: the journal was written for {}:{}; restoring on {}:{} as asked",
-            journal.host, journal.port, conn.host, conn.port
+            "note: the journal was written for {jhost}:{jport}; restoring on {}:{} as asked",
+            conn.host, conn.port
         );
     }
+    // The settings the rollback takes back: (step index, name, old value).
+    let system: Vec<(usize, String, Option<String>)> = journal
+        .to_undo()
+        .into_iter()
+        .filter_map(|i| match &journal.steps[i].undo {
+            Some(Action::SetSystem { name, value }) => Some((i, name.clone(), value.clone())),
+            _ => None,
+        })
+        .collect();
     let plan = if args.restart {
         let settings = apply::read_settings(&conn).await?;
-        let postmaster: Vec<&str> = journal
-            .entries
+        let postmaster: Vec<&str> = system
             .iter()
-            .map(|e| e.name.as_str())
+            .map(|(_, n, _)| n.as_str())
             .filter(|n| {
                 settings
                     .iter()
@@ -663,18 +632,57 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
     } else {
         None
     };
-    let report = apply::rollback(&conn, &journal).await?;
-    let mut code = print_report("restored", &report, plan.is_some());
-    let objects = tune::objects::rollback(&conn, &journal.objects).await?;
-    code = code.max(print_object_outcomes("restored", &objects));
-    let pending = report.waiting_for_restart();
+    let steps = journal.steps.clone();
+    let report = crate::apply::rollback(
+        &conn,
+        journal,
+        Some(path),
+        &crate::apply::Options::default(),
+    )
+    .await?;
+    if report.steps.is_empty() {
+        eprintln!("nothing to roll back: every step of the journal is undone or never ran");
+    }
+    let running = apply::read_settings(&conn).await?;
+    let mut pending = Vec::new();
+    for s in &report.steps {
+        let undo = steps[s.index].undo.as_ref();
+        let state = match (s.state, s.pending_restart) {
+            (crate::apply::StepState::Undone, false) => "in effect",
+            (crate::apply::StepState::Undone, true) => "waits for a restart",
+            _ => s.reason.as_deref().unwrap_or("left as it is"),
+        };
+        match undo {
+            Some(Action::SetSystem { name, value }) => {
+                // A RESET restores what the configuration files or the built-in default
+                // say, which a setting waiting for a restart does not show yet.
+                let shown = match value {
+                    Some(v) => Some(v.clone()),
+                    None => apply::restored_value(&conn, &running, name).await?,
+                };
+                let shown = shown.unwrap_or_else(|| "(reset)".to_string());
+                println!("restored {name} = {shown}: {state}");
+                if s.pending_restart {
+                    pending.push(name.clone());
+                }
+            }
+            Some(Action::SetObject {
+                object,
+                name,
+                value,
+            }) => {
+                let value = value.as_deref().unwrap_or("(reset)");
+                println!("restored {} {name} = {value}: {state}", object.label());
+            }
+            _ => println!("restored: {}: {state}", s.what),
+        }
+    }
     match plan {
-        Some(plan) if code == EXIT_OK && !pending.is_empty() => {
-            let expected: Vec<(&str, Option<&str>)> = journal
-                .entries
+        Some(plan) if !pending.is_empty() => {
+            let expected: Vec<(&str, Option<&str>)> = system
                 .iter()
-                .filter(|e| pending.contains(&e.name.as_str()))
-                .map(|e| (e.name.as_str(), e.old_auto_conf.as_deref()))
+                .filter(|(_, n, _)| pending.contains(n))
+                .map(|(_, n, v)| (n.as_str(), v.as_deref()))
                 .collect();
             let undo = format!(
                 "postgresql.auto.conf holds the old values again; once the server runs, \
@@ -683,11 +691,7 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
             );
             restart_and_verify(&target, &plan, &expected, "restored", &undo).await
         }
-        Some(_) if code != EXIT_OK => {
-            eprintln!("not restarting: not every setting was verified");
-            Ok(code)
-        }
-        _ => Ok(code),
+        _ => Ok(EXIT_OK),
     }
 }
 

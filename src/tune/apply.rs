@@ -1,10 +1,14 @@
-//! Applying settings to a live server and rolling them back (I/O).
+//! Applying settings to a live server (I/O): what `pgopt tune --apply` reads and checks
+//! before it hands its plan to the one executor, [`crate::apply`].
 //!
-//! The house rules: one ALTER SYSTEM statement at a time (it cannot run in a transaction),
-//! the name through [`Ident`] and the value through [`quote_literal`] (ALTER SYSTEM takes no
-//! bind parameters), a journal of the old values written before the first change, errors in
-//! pg_file_settings checked, pg_reload_conf(), each value verified. When the server rejects a
-//! value, what was already done is rolled back from the journal: nothing is left half-applied.
+//! The role's privileges and whether postgresql.auto.conf can be read are checked before any
+//! change and before the journal; then each setting is one ALTER SYSTEM step of a
+//! [`crate::plan::Plan`] (precondition: the value read now; verification: pg_settings value or
+//! pending_restart; undo: the old postgresql.auto.conf value, or RESET), with the per-object
+//! settings after them, run and journaled (version 2) by [`crate::apply::run`]. When the
+//! server rejects a value, what was already done is rolled back. `--rollback` replays the
+//! journal through [`crate::apply::rollback`]; the version 1 [`Journal`] is kept only to be
+//! converted.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -12,13 +16,11 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::compare::{same_value, ServerSetting};
+use crate::apply::StepState;
 use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::ident::Ident;
 
-const JOURNAL_VERSION: u32 = 1;
-/// How long to wait for another pgopt run changing the server.
-const LOCK_WAIT: Duration = Duration::from_secs(10);
 /// How long to wait for a reload to reach this session before reporting a value unverified.
 const VERIFY_WITHIN: Duration = Duration::from_secs(10);
 /// pg_file_settings' error for a postmaster setting changed in the file: it waits for a restart.
@@ -144,7 +146,8 @@ pub struct JournalEntry {
     pub new: String,
 }
 
-/// The journal `--rollback` replays.
+/// The journal `pgopt tune --apply` wrote before version 2; read only, converted by
+/// [`crate::apply::Journal::from_v1`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Journal {
     pub journal_version: u32,
@@ -158,34 +161,6 @@ pub struct Journal {
     /// Settings of single tables and roles, applied after `entries`.
     #[serde(default)]
     pub objects: Vec<super::objects::ObjectEntry>,
-}
-
-impl Journal {
-    /// Reads a journal; anything that does not parse is bad input.
-    pub fn load(path: &Path) -> Result<Journal> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::input_file(path, &e))?;
-        let j: Journal = serde_json::from_str(&text).map_err(|e| {
-            Error::BadInput(format!(
-                "{}: not a pgopt tune journal ({e}); give the file --apply wrote",
-                path.display()
-            ))
-        })?;
-        if j.journal_version != JOURNAL_VERSION {
-            return Err(Error::BadInput(format!(
-                "{}: journal version {} is not one this pgopt reads ({JOURNAL_VERSION})",
-                path.display(),
-                j.journal_version
-            )));
-        }
-        Ok(j)
-    }
-
-    /// Writes the journal atomically (a temporary file renamed over `path`), synced.
-    pub fn save(&self, path: &Path) -> Result<()> {
-        let text = serde_json::to_string_pretty(self)
-            .map_err(|e| Error::Internal(format!("journal: {e}")))?;
-        crate::files::write_atomically(path, &text)
-    }
 }
 
 /// The default journal name: `pgopt-tune-journal-<UTC timestamp>.json`.
@@ -243,55 +218,6 @@ pub fn set_value_sql(name: &str, value: &str) -> String {
     crate::plan::setting_value_sql(name, value)
 }
 
-/// The ALTER SYSTEM statement, rendered by the plan's step.
-fn system_sql(name: &str, value: Option<&str>) -> String {
-    crate::plan::Action::SetSystem {
-        name: name.to_string(),
-        value: value.map(str::to_string),
-    }
-    .sql()
-    .expect("ALTER SYSTEM is a statement")
-}
-
-/// Runs `ALTER SYSTEM SET name = 'value'` alone.
-async fn alter_set(conn: &Conn, name: &str, value: &str) -> Result<()> {
-    let sql = system_sql(name, Some(value));
-    conn.batch(&format!("ALTER SYSTEM SET {name} = {value:?}"), &sql)
-        .await
-}
-
-/// Runs `ALTER SYSTEM RESET name` alone.
-async fn alter_reset(conn: &Conn, name: &str) -> Result<()> {
-    let sql = system_sql(name, None);
-    conn.batch(&format!("ALTER SYSTEM RESET {name}"), &sql)
-        .await
-}
-
-/// pg_reload_conf(), then waits (up to [`VERIFY_WITHIN`]) until this session has re-read the
-/// files: the postmaster passes the signal on in its own time, and a setting read before then
-/// still shows the old state (a RESET would look done, with no restart pending).
-async fn reload(conn: &Conn) -> Result<()> {
-    const LOAD_TIME: &str = "SELECT pg_conf_load_time()::text";
-    let before: String = conn
-        .query_one("reading pg_conf_load_time()", LOAD_TIME, &[])
-        .await?
-        .get(0);
-    conn.query_one("pg_reload_conf()", "SELECT pg_reload_conf()", &[])
-        .await?;
-    let start = Instant::now();
-    while start.elapsed() < VERIFY_WITHIN {
-        let now: String = conn
-            .query_one("reading pg_conf_load_time()", LOAD_TIME, &[])
-            .await?
-            .get(0);
-        if now != before {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    Ok(())
-}
-
 /// Errors pg_file_settings reports for `names` (a value that failed to parse), other than a
 /// postmaster setting waiting for a restart. None when pg_file_settings is not readable.
 pub(crate) async fn file_setting_errors(
@@ -316,7 +242,7 @@ pub(crate) async fn file_setting_errors(
             .filter(|r| {
                 let name: String = r.get(0);
                 let error: String = r.get(3);
-                error != WAITS_FOR_RESTART && (name.is_empty() || names.contains(&name.as_str()))
+                !waits_for_restart(&error) && (name.is_empty() || names.contains(&name.as_str()))
             })
             .map(|r| {
                 let (name, file, line, error): (String, String, i32, String) =
@@ -325,6 +251,12 @@ pub(crate) async fn file_setting_errors(
             })
             .collect(),
     ))
+}
+
+/// A postmaster setting changed in the file (or reset back to another file's value) waits for
+/// a restart: pg_file_settings reports it on the line or, after a restart, with no line.
+fn waits_for_restart(error: &str) -> bool {
+    error == WAITS_FOR_RESTART || error.ends_with("cannot be changed without restarting the server")
 }
 
 /// How one setting ended.
@@ -337,6 +269,10 @@ pub enum Outcome {
     PendingRestart,
     /// The reload did not show the value in time.
     Unverified,
+    /// Not run: its precondition no longer held (the value changed meanwhile).
+    Skipped,
+    /// Not run, or failed and rolled back (an interrupt, a failure).
+    NotRun,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -344,6 +280,9 @@ pub struct SettingOutcome {
     pub name: String,
     pub value: String,
     pub outcome: Outcome,
+    /// Why it was skipped or not run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
 }
 
 /// What apply or rollback did.
@@ -397,6 +336,7 @@ pub async fn verify(conn: &Conn, expected: &[(&str, Option<&str>)]) -> Result<Ve
                         .or_else(|| s.map(|s| s.display_value()))
                         .unwrap_or_default(),
                     outcome,
+                    reason: None,
                 }
             })
             .collect();
@@ -408,18 +348,43 @@ pub async fn verify(conn: &Conn, expected: &[(&str, Option<&str>)]) -> Result<Ve
     }
 }
 
-/// Applies `changes` (name, value) to the server behind `conn`: checks the role may ALTER
-/// SYSTEM each one (refusing before any change), writes the journal to `journal_path`, runs
-/// one ALTER SYSTEM per setting, checks pg_file_settings, reloads and verifies. When the
-/// server rejects a value, what was done is rolled back and the error returned.
-///
-/// Values are not validated here against pg_settings or the host: see
-/// [`super::compare::validate_value`], which the command runs first.
+/// What `pgopt tune --apply` did: the settings, the per-object settings, and whether an
+/// interrupt (Ctrl-C) ended the run (the journal is complete; the command exits 130).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SettingsRun {
+    pub report: ApplyReport,
+    pub objects: Vec<super::objects::ObjectOutcome>,
+    pub interrupted: bool,
+}
+
+/// Applies `changes` (name, value) to the server behind `conn` on the executor
+/// ([`crate::apply::run`]); see [`apply_plan`].
 pub async fn apply_settings(
     conn: &Conn,
     changes: &[(&str, &str)],
     journal_path: &Path,
 ) -> Result<ApplyReport> {
+    Ok(apply_plan(conn, changes, &[], journal_path, None)
+        .await?
+        .report)
+}
+
+/// Applies `changes` (name, value) and then the per-object settings `objects` as one plan on
+/// the executor: checks the role may ALTER SYSTEM each setting and that it can tell what
+/// postgresql.auto.conf holds (refusing before any change and before the journal), then one
+/// step per setting (precondition: the value is still the one read now; verification:
+/// pg_settings value or pending_restart; undo: the old postgresql.auto.conf value, or RESET),
+/// journaled to `journal_path` (version 2). When a step fails, what was done is rolled back.
+///
+/// Values are not validated here against pg_settings or the host: see
+/// [`super::compare::validate_value`], which the command runs first.
+pub async fn apply_plan(
+    conn: &Conn,
+    changes: &[(&str, &str)],
+    objects: &[super::objects::ObjectEntry],
+    journal_path: &Path,
+    interrupt: Option<tokio::sync::watch::Receiver<bool>>,
+) -> Result<SettingsRun> {
     if journal_path.exists() {
         return Err(Error::BadInput(format!(
             "{} already exists: a journal is never overwritten (it may be the only record of \
@@ -428,197 +393,92 @@ pub async fn apply_settings(
         )));
     }
     let names: Vec<&str> = changes.iter().map(|(n, _)| *n).collect();
-    check_alter_system_privilege(conn, &names).await?;
-    lock(conn).await?;
-    let result = apply_locked(conn, changes, &names, journal_path).await;
-    unlock(conn).await;
-    result
-}
-
-/// The pgopt advisory lock every change to a server takes ([`crate::apply::lock`]), held
-/// while applying or rolling back, so that two runs never interleave.
-async fn lock(conn: &Conn) -> Result<()> {
-    crate::apply::lock::acquire(conn, LOCK_WAIT).await
-}
-
-async fn unlock(conn: &Conn) {
-    crate::apply::lock::release(conn).await
-}
-
-async fn apply_locked(
-    conn: &Conn,
-    changes: &[(&str, &str)],
-    names: &[&str],
-    journal_path: &Path,
-) -> Result<ApplyReport> {
-    let mut entries = Vec::with_capacity(changes.len());
+    if !names.is_empty() {
+        check_alter_system_privilege(conn, &names).await?;
+    }
+    let settings = read_settings(conn).await?;
+    let mut plan = crate::plan::Plan::new();
     for (name, value) in changes {
-        entries.push(JournalEntry {
-            name: name.to_string(),
-            old_auto_conf: auto_conf_value(conn, name).await?,
-            new: value.to_string(),
-        });
+        // Refuses now, not mid-run, when the undo could not be known.
+        auto_conf_value(conn, name).await?;
+        let s = settings.iter().find(|s| s.name == *name);
+        let old = s.map(|s| s.setting.clone());
+        let restart = s.is_some_and(|s| s.context == "postmaster");
+        plan.push(crate::plan::Step::set_system(
+            name,
+            value,
+            old.as_deref(),
+            restart,
+        ));
     }
-    let journal = Journal {
-        journal_version: JOURNAL_VERSION,
-        pgopt_version: env!("CARGO_PKG_VERSION").to_string(),
-        created_at: chrono::Utc::now().to_rfc3339(),
-        host: conn.host.clone(),
-        port: conn.port,
-        database: conn.database.clone(),
-        user: conn.user.clone(),
-        entries,
-        objects: Vec::new(),
+    for e in objects {
+        plan.push(crate::plan::Step::set_object(
+            e.plan_object(),
+            &e.name,
+            &e.new,
+            e.old.as_deref(),
+        ));
+    }
+    let opts = crate::apply::Options {
+        interrupt,
+        rollback_command: "pgopt tune --rollback".to_string(),
+        ..crate::apply::Options::default()
     };
-    journal.save(journal_path)?;
-
-    for (done, (name, value)) in changes.iter().enumerate() {
-        if let Err(e) = alter_set(conn, name, value).await {
-            let undo = undo(conn, &journal.entries[..done]).await;
-            return Err(failed_with_rollback(e, done, undo, journal_path));
-        }
-    }
+    let run = crate::apply::run(conn, &plan, Some(journal_path), &opts).await?;
     let mut notes = Vec::new();
-    match file_setting_errors(conn, names).await? {
-        Some(errors) if !errors.is_empty() => {
-            let undo = undo(conn, &journal.entries).await;
-            let e = Error::BadInput(format!(
-                "postgresql.auto.conf has errors after ALTER SYSTEM: {}",
-                errors.join("; ")
-            ));
-            return Err(failed_with_rollback(e, changes.len(), undo, journal_path));
-        }
-        Some(_) => {}
-        None => notes.push(
+    if !names.is_empty() && file_setting_errors(conn, &[]).await?.is_none() {
+        notes.push(
             "pg_file_settings is not readable by this role: configuration-file errors were \
              not checked"
                 .to_string(),
-        ),
+        );
     }
-    reload(conn).await?;
-    let expected: Vec<(&str, Option<&str>)> = changes.iter().map(|(n, v)| (*n, Some(*v))).collect();
-    let settings = verify(conn, &expected).await?;
-    Ok(ApplyReport { settings, notes })
-}
-
-/// Restores `entries` (SET back or RESET), in reverse order, then reloads.
-async fn undo(conn: &Conn, entries: &[JournalEntry]) -> Result<()> {
-    let mut first_error = None;
-    for e in entries.iter().rev() {
-        let r = match &e.old_auto_conf {
-            Some(old) => alter_set(conn, &e.name, old).await,
-            None => alter_reset(conn, &e.name).await,
-        };
-        if let Err(err) = r {
-            first_error.get_or_insert(err);
-        }
-    }
-    let reloaded = reload(conn).await;
-    match first_error {
-        Some(e) => Err(e),
-        None => reloaded,
-    }
-}
-
-fn failed_with_rollback(e: Error, done: usize, undo: Result<()>, journal: &Path) -> Error {
-    let what = match undo {
-        Ok(()) => {
-            format!(
-                "{} already written rolled back; nothing was left changed",
-                crate::advise::count(done, "setting was", "settings were")
-            )
-        }
-        Err(u) => format!(
-            "rolling back the {} already written failed too ({u}); run \
-             pgopt tune --rollback {} to finish",
-            crate::advise::count(done, "setting", "settings"),
-            journal.display()
-        ),
-    };
-    let msg = format!("{e}. {what}");
-    match e {
-        Error::Query { .. } | Error::BadInput(_) => Error::BadInput(msg),
-        _ => Error::Internal(msg),
-    }
-}
-
-/// Replays a journal: for each entry ALTER SYSTEM SET the old value, or RESET when it was not
-/// set; reload; verify.
-pub async fn rollback(conn: &Conn, journal: &Journal) -> Result<ApplyReport> {
-    let names: Vec<&str> = journal.entries.iter().map(|e| e.name.as_str()).collect();
-    check_alter_system_privilege(conn, &names).await?;
-    lock(conn).await?;
-    let result = rollback_locked(conn, journal).await;
-    unlock(conn).await;
-    result
-}
-
-async fn rollback_locked(conn: &Conn, journal: &Journal) -> Result<ApplyReport> {
-    for e in journal.entries.iter().rev() {
-        match &e.old_auto_conf {
-            Some(old) => alter_set(conn, &e.name, old).await?,
-            None => alter_reset(conn, &e.name).await?,
-        }
-    }
-    reload(conn).await?;
-    let expected: Vec<(&str, Option<&str>)> = journal
-        .entries
-        .iter()
-        .map(|e| (e.name.as_str(), e.old_auto_conf.as_deref()))
-        .collect();
-    let mut settings = verify(conn, &expected).await?;
-    // Only a value that never came from a file is stuck; one the server read from
-    // postgresql.auto.conf at its last start (the apply was followed by a restart) really
-    // waits for the next restart to go back to its default.
-    let running = read_settings(conn).await?;
-    let from_file = |name: &str| {
-        running
-            .iter()
-            .any(|s| s.name == name && s.source == "configuration file")
-    };
-    let stuck: Vec<&str> = settings
-        .iter()
-        .filter(|s| s.outcome == Outcome::PendingRestart)
-        .filter(|s| {
-            journal
-                .entries
-                .iter()
-                .any(|e| e.name == s.name && e.old_auto_conf.is_none())
-        })
-        .filter(|s| !from_file(&s.name))
-        .map(|s| s.name.as_str())
-        .collect();
-    let mut notes = Vec::new();
-    if !stuck.is_empty() {
-        let stuck: Vec<String> = stuck.into_iter().map(str::to_string).collect();
-        clear_pending_restart(conn, &stuck).await?;
-        settings = verify(conn, &expected).await?;
-        notes.push(format!(
-            "{} came from no configuration file: set to the running value and reset again \
-             so that no restart is pending",
-            stuck.join(", ")
-        ));
-    }
-    // A RESET restores what the configuration files or the built-in default say, which a
-    // setting waiting for a restart does not show yet: report that value, not the undone one.
-    for s in &mut settings {
-        if journal
-            .entries
-            .iter()
-            .any(|e| e.name == s.name && e.old_auto_conf.is_none())
-        {
-            if let Some(v) = restored_value(conn, &running, &s.name).await? {
-                s.value = v;
+    let step = |i: usize| run.steps.iter().find(|s| s.index == i);
+    let mut out = Vec::with_capacity(changes.len());
+    for (i, (name, value)) in changes.iter().enumerate() {
+        let (outcome, reason) = match step(i) {
+            Some(s) if s.state == StepState::Done && s.pending_restart => {
+                (Outcome::PendingRestart, None)
             }
-        }
+            Some(s) if s.state == StepState::Done => (Outcome::Applied, None),
+            Some(s) if s.state == StepState::Skipped => (Outcome::Skipped, s.reason.clone()),
+            Some(s) => (Outcome::NotRun, s.reason.clone()),
+            None => (Outcome::NotRun, Some("not reached".to_string())),
+        };
+        out.push(SettingOutcome {
+            name: name.to_string(),
+            value: value.to_string(),
+            outcome,
+            reason,
+        });
     }
-    Ok(ApplyReport { settings, notes })
+    let objects = objects
+        .iter()
+        .enumerate()
+        .map(|(k, e)| {
+            let done = step(changes.len() + k).is_some_and(|s| s.state == StepState::Done);
+            super::objects::ObjectOutcome {
+                object: e.label(),
+                name: e.name.clone(),
+                verified: done,
+                value: Some(e.new.clone()),
+            }
+        })
+        .collect();
+    Ok(SettingsRun {
+        report: ApplyReport {
+            settings: out,
+            notes,
+        },
+        objects,
+        interrupted: run.interrupted,
+    })
 }
 
 /// The value `name` takes once postgresql.auto.conf no longer sets it: the last line of the
 /// other configuration files (pg_file_settings, when readable), else the built-in default
 /// (boot_val), in the setting's display units. None when neither can be read.
-async fn restored_value(
+pub async fn restored_value(
     conn: &Conn,
     running: &[ServerSetting],
     name: &str,
@@ -661,38 +521,4 @@ async fn restored_value(
         }
         .display_value()
     }))
-}
-
-/// A postmaster setting that came from no file keeps pending_restart after ALTER SYSTEM RESET
-/// (the server never re-reads a value no file holds). Writing the running value makes the
-/// server see "no change" and clear the flag; resetting it afterwards changes nothing more.
-async fn clear_pending_restart(conn: &Conn, names: &[String]) -> Result<()> {
-    let settings = read_settings(conn).await?;
-    let running: Vec<(&str, &str)> = names
-        .iter()
-        .filter_map(|n| {
-            settings
-                .iter()
-                .find(|s| &s.name == n)
-                .map(|s| (s.name.as_str(), s.setting.as_str()))
-        })
-        .collect();
-    for (name, value) in &running {
-        alter_set(conn, name, value).await?;
-    }
-    reload(conn).await?;
-    let expected: Vec<(&str, Option<&str>)> = running.iter().map(|(n, _)| (*n, None)).collect();
-    let start = Instant::now();
-    while verify(conn, &expected)
-        .await?
-        .iter()
-        .any(|o| o.outcome == Outcome::PendingRestart)
-        && start.elapsed() < VERIFY_WITHIN
-    {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    for (name, _) in &running {
-        alter_reset(conn, name).await?;
-    }
-    reload(conn).await
 }

@@ -30,12 +30,12 @@ pub struct ObjectEntry {
 }
 
 impl ObjectEntry {
-    fn label(&self) -> String {
+    pub fn label(&self) -> String {
         object_label(self.kind, self.schema.as_deref(), &self.object)
     }
 
     /// The object as the plan names it.
-    fn plan_object(&self) -> Object {
+    pub fn plan_object(&self) -> Object {
         match self.kind {
             ObjectKind::Table => Object::Table {
                 schema: self.schema.clone(),
