@@ -69,6 +69,23 @@ pub async fn object_value(conn: &Conn, object: &Object, name: &str) -> Result<Op
     }))
 }
 
+/// None when `object`'s setting `name` is `value` now; otherwise "<object> <name> is <now>".
+async fn object_differs(
+    conn: &Conn,
+    object: &Object,
+    name: &str,
+    value: &Option<String>,
+) -> Result<Option<String>> {
+    let now = object_value(conn, object, name).await?;
+    Ok((now != *value).then(|| {
+        format!(
+            "{} {name} is {}",
+            object.label(),
+            now.as_deref().unwrap_or("unset")
+        )
+    }))
+}
+
 /// What a precondition check found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Holds {
@@ -107,19 +124,13 @@ pub async fn precondition(conn: &Conn, p: &Precondition) -> Result<Holds> {
             object,
             name,
             value,
-        } => {
-            let now = object_value(conn, object, name).await?;
-            if now == *value {
-                Holds::Yes
-            } else {
-                Holds::No(format!(
-                    "{} {name} is {} now, not {} as planned: changed meanwhile",
-                    object.label(),
-                    now.as_deref().unwrap_or("unset"),
-                    value.as_deref().unwrap_or("unset")
-                ))
-            }
-        }
+        } => match object_differs(conn, object, name, value).await? {
+            None => Holds::Yes,
+            Some(is) => Holds::No(format!(
+                "{is} now, not {} as planned: changed meanwhile",
+                value.as_deref().unwrap_or("unset")
+            )),
+        },
     })
 }
 
@@ -170,19 +181,10 @@ pub async fn verify(conn: &Conn, v: &Verify) -> Result<Verified> {
             object,
             name,
             value,
-        } => {
-            let now = object_value(conn, object, name).await?;
-            if now == *value {
-                Verified::Yes
-            } else {
-                Verified::No(format!(
-                    "{} {name} is {}, not {}",
-                    object.label(),
-                    now.as_deref().unwrap_or("unset"),
-                    value.as_deref().unwrap_or("unset")
-                ))
-            }
-        }
+        } => match object_differs(conn, object, name, value).await? {
+            None => Verified::Yes,
+            Some(is) => Verified::No(format!("{is}, not {}", value.as_deref().unwrap_or("unset"))),
+        },
     })
 }
 

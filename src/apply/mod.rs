@@ -149,6 +149,16 @@ pub async fn run(
             s.action.describe()
         )));
     }
+    under_lock(conn, opts, run_locked(conn, plan, journal_path, opts)).await
+}
+
+/// Runs `work` (not started until then) under the pgopt advisory lock, and puts the
+/// session's lock_timeout and statement_timeout back afterwards: each step sets its own.
+async fn under_lock<T>(
+    conn: &Conn,
+    opts: &Options,
+    work: impl std::future::Future<Output = Result<T>>,
+) -> Result<T> {
     lock::acquire(conn, opts.lock_wait).await?;
     let (lock_before, statement_before) = match session_timeouts(conn).await {
         Ok(v) => v,
@@ -157,7 +167,7 @@ pub async fn run(
             return Err(e);
         }
     };
-    let result = run_locked(conn, plan, journal_path, opts).await;
+    let result = work.await;
     let _ = set_session(conn, "lock_timeout", &lock_before).await;
     let _ = set_session(conn, "statement_timeout", &statement_before).await;
     lock::release(conn).await;
@@ -652,19 +662,7 @@ pub async fn rollback(
 ) -> Result<Report> {
     let here = checks::server_id(conn).await?;
     same_server(&journal.server, &here)?;
-    lock::acquire(conn, opts.lock_wait).await?;
-    let (lock_before, statement_before) = match session_timeouts(conn).await {
-        Ok(v) => v,
-        Err(e) => {
-            lock::release(conn).await;
-            return Err(e);
-        }
-    };
-    let result = rollback_locked(conn, journal, path, opts).await;
-    let _ = set_session(conn, "lock_timeout", &lock_before).await;
-    let _ = set_session(conn, "statement_timeout", &statement_before).await;
-    lock::release(conn).await;
-    result
+    under_lock(conn, opts, rollback_locked(conn, journal, path, opts)).await
 }
 
 /// Refuses a journal whose server is not `here` (system identifier, then the server's port).
