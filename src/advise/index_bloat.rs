@@ -9,7 +9,9 @@
 //! advised a rewrite, that rebuilds the index too. An index another rule advises to drop
 //! (unused, duplicate, redundant) gets no bloat finding: the drop frees all of it.
 
-use super::table_bloat::{dead_tuples_to_vacuum, figure, judged, rewrite_advised, Judged};
+use super::table_bloat::{
+    dead_tuples_to_vacuum, figure, judged, rewrite_advised, unknown, Judged, Unknown,
+};
 use super::{bytes, num, pct, Finding, Severity, Thresholds};
 use crate::ident::QualifiedName;
 use crate::plan::{Lock, Step};
@@ -52,28 +54,15 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
     let table = QualifiedName::new(&r.schema, &r.table);
     let object = r.qualified_name();
     let Some((f, method)) = figure(r, "pgstatindex") else {
-        if (r.size_bytes as f64) < th.index_bloat_min_wasted_bytes as f64 {
-            return None;
-        }
-        let why = r.untrusted.as_deref().unwrap_or("no estimate");
-        return Some(
-            Finding::new(
-                RULE,
-                Severity::Info,
-                &object,
-                format!(
-                    "bloat of btree index {object} ({}) is not known: its estimate cannot be trusted ({why}), and it was not measured; no figure is claimed",
-                    bytes(r.size_bytes)
-                ),
-            )
-            .evidence("size_bytes", r.size_bytes)
-            .evidence("estimate_trusted", false)
-            .evidence("untrusted_reason", why)
-            .next_step(
-                "CREATE EXTENSION pgstattuple so pgopt measures it with pgstatindex (it reads the whole index); for a plain index, ANALYZE its table",
-            )
-            .docs(DOCS),
-        );
+        return unknown(Unknown {
+            rule: RULE,
+            docs: DOCS,
+            kind: "btree index",
+            object: &object,
+            r,
+            min_bytes: th.index_bloat_min_wasted_bytes,
+            next_step: "CREATE EXTENSION pgstattuple so pgopt measures it with pgstatindex (it reads the whole index); for a plain index, ANALYZE its table",
+        });
     };
     let (mut finding, how) = judged(
         snap,

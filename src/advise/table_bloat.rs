@@ -157,34 +157,63 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
         .collect()
 }
 
+/// What a relation whose bloat has no figure is reported with.
+pub(crate) struct Unknown<'a> {
+    pub rule: &'static str,
+    pub docs: &'static str,
+    /// `table` or `btree index`, for the message.
+    pub kind: &'static str,
+    pub object: &'a str,
+    pub r: &'a RelationBloat,
+    /// Smaller relations are not worth a finding without a figure.
+    pub min_bytes: u64,
+    pub next_step: &'static str,
+}
+
+/// The info finding for a relation big enough to matter whose estimate cannot be trusted and
+/// that was not measured: it says why and claims no figure.
+pub(crate) fn unknown(u: Unknown<'_>) -> Option<Finding> {
+    if (u.r.size_bytes as f64) < u.min_bytes as f64 {
+        return None;
+    }
+    let why = u.r.untrusted.as_deref().unwrap_or("no estimate");
+    Some(
+        Finding::new(
+            u.rule,
+            Severity::Info,
+            u.object,
+            format!(
+                "bloat of {} {} ({}) is not known: its estimate cannot be trusted ({why}), and it was not measured; no figure is claimed",
+                u.kind,
+                u.object,
+                bytes(u.r.size_bytes)
+            ),
+        )
+        .evidence("size_bytes", u.r.size_bytes)
+        .evidence("estimate_trusted", false)
+        .evidence("untrusted_reason", why)
+        .next_step(u.next_step)
+        .docs(u.docs),
+    )
+}
+
 fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Finding> {
     let name = QualifiedName::new(&r.schema, &r.table);
     let object = r.qualified_name();
     let Some((f, method)) = figure(r, "pgstattuple_approx") else {
         // No number to judge: say so when the table is big enough to matter.
-        if (r.size_bytes as f64) < th.table_bloat_min_wasted_bytes as f64 {
-            return None;
-        }
-        let why = r.untrusted.as_deref().unwrap_or("no estimate");
-        return Some(
-            Finding::new(
-                RULE,
-                Severity::Info,
-                &object,
-                format!(
-                    "bloat of table {object} ({}) is not known: its estimate cannot be trusted ({why}), and it was not measured; no figure is claimed",
-                    bytes(r.size_bytes)
-                ),
-            )
-            .evidence("size_bytes", r.size_bytes)
-            .evidence("estimate_trusted", false)
-            .evidence("untrusted_reason", why)
-            .next_step(
-                "ANALYZE it (the estimate needs a pg_stats row for every column, readable by the role pgopt connects as), or CREATE EXTENSION pgstattuple so pgopt measures it",
-            )
-            .fix(Step::analyze(&name))
-            .docs(DOCS),
-        );
+        return unknown(
+            Unknown {
+                rule: RULE,
+                docs: DOCS,
+                kind: "table",
+                object: &object,
+                r,
+                min_bytes: th.table_bloat_min_wasted_bytes,
+                next_step: "ANALYZE it (the estimate needs a pg_stats row for every column, readable by the role pgopt connects as), or CREATE EXTENSION pgstattuple so pgopt measures it",
+            },
+        )
+        .map(|f| f.fix(Step::analyze(&name)));
     };
     let (mut finding, how) = judged(
         snap,
