@@ -35,6 +35,7 @@ pub mod error;
 pub mod files;
 pub mod governance;
 pub mod ident;
+pub mod indexes;
 pub mod plan;
 pub mod progress;
 pub mod report;
