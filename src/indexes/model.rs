@@ -466,6 +466,22 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     })
 }
 
+/// What the candidate stage hands on: the candidates worth costing, which of them each
+/// query may use, and what it set aside structurally (with the reason).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct CandidateSet {
+    /// Distinct candidates (no two equal).
+    pub candidates: Vec<Candidate>,
+    /// For each query (by [`QueryId`]), the candidates that may serve it.
+    pub per_query: Vec<Vec<CandidateId>>,
+    /// Candidates considered and set aside before costing (already indexed, low
+    /// selectivity, ...).
+    pub dropped: Vec<Dropped>,
+    /// Queries that get no candidate at all, with the reason (not parseable, tiny table,
+    /// nothing to index, ...).
+    pub left_alone: Vec<(QueryId, Reason)>,
+}
+
 /// Why a statement gets no suggestion, or a candidate is not proposed.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "reason", rename_all = "snake_case")]
