@@ -349,6 +349,36 @@ thresholds! {
     /// `pgopt tune`: share of the data disk's free space max_wal_size may take.
     /// <https://www.postgresql.org/docs/current/disk-full.html>
     tune_wal_disk_share: f64 = 0.25, "tune: share of the data disk's free space max_wal_size may take";
+    // index advisor: candidates
+    /// `pgopt indexes`: a table with fewer rows than this (pg_class.reltuples), and fewer
+    /// pages than `index_tiny_table_pages`, gets no index: reading it whole is as cheap.
+    /// <https://www.postgresql.org/docs/current/indexes-intro.html>
+    index_tiny_table_rows: f64 = 1_000.0, "indexes: tables with fewer rows (and pages) than this get no index";
+    /// `pgopt indexes`: the page count (pg_class.relpages) below which, with
+    /// `index_tiny_table_rows`, a table is too small to index.
+    /// <https://www.postgresql.org/docs/current/storage-page-layout.html>
+    index_tiny_table_pages: u64 = 10, "indexes: tables with fewer pages (and rows) than this get no index";
+    /// `pgopt indexes`: a lone equality column whose value keeps more than this share of the
+    /// rows (pg_stats most_common_freqs / n_distinct) is not indexed: the planner reads the
+    /// table instead. <https://www.postgresql.org/docs/current/planner-stats-details.html>
+    index_low_selectivity_share: f64 = 0.1, "indexes: a lone equality keeping more than this share of rows is too unselective";
+    /// `pgopt indexes`: a constant condition (a boolean, IS NULL, a common value) keeping at
+    /// most this share of the rows becomes a partial index's WHERE.
+    /// <https://www.postgresql.org/docs/current/indexes-partial.html>
+    index_partial_max_share: f64 = 0.1, "indexes: constant conditions keeping at most this share of rows make a partial index";
+    /// `pgopt indexes`: an equality constant makes a partial index only on a column with at
+    /// most this many distinct values (an enum-like status, not an id).
+    /// <https://www.postgresql.org/docs/current/indexes-partial.html>
+    index_partial_max_distinct: f64 = 100.0, "indexes: partial indexes on equality constants only for columns with at most this many distinct values";
+    /// `pgopt indexes`: a covering index INCLUDEs at most this many columns the statement
+    /// reads. <https://www.postgresql.org/docs/current/indexes-index-only-scans.html>
+    index_include_max_columns: usize = 3, "indexes: most columns a covering index INCLUDEs";
+    /// `pgopt indexes`: a covering index INCLUDEs columns of at most this many bytes in all
+    /// (pg_stats.avg_width). <https://www.postgresql.org/docs/current/indexes-index-only-scans.html>
+    index_include_max_bytes: f64 = 64.0, "indexes: most bytes (average width) a covering index INCLUDEs";
+    /// `pgopt indexes`: most equality columns put before the range or sort column of one
+    /// candidate. <https://www.postgresql.org/docs/current/indexes-multicolumn.html>
+    index_max_key_columns: usize = 4, "indexes: most key columns of one candidate";
 }
 
 #[cfg(test)]

@@ -10,5 +10,6 @@
 //!
 //! What is proposed becomes plan steps (`CREATE INDEX CONCURRENTLY`) run by `apply`.
 
+pub mod candidates;
 pub mod model;
 pub mod shape;

@@ -513,6 +513,12 @@ impl<'c> Walker<'c> {
     }
 }
 
+/// The SQL text pg_query deparses an expression node to (names quoted as PostgreSQL needs
+/// them): the common form the candidate stage compares index keys and predicates in.
+pub(crate) fn deparse_expression(node: &Node) -> Option<String> {
+    expr::deparse(node)
+}
+
 /// Applies a column alias list (`AS s(a, b)`) to output columns.
 fn rename(mut cols: Vec<OutCol>, names: &[Node]) -> Vec<OutCol> {
     for (col, n) in cols.iter_mut().zip(names) {

@@ -1,0 +1,138 @@
+//! Whether an existing index already serves a candidate: same leading keys (the equality
+//! prefix in any order, then the rest in order with one direction or its reverse, as a
+//! btree scans both ways), its INCLUDE columns among the index's, the same partial
+//! predicate; a unique index (or primary key) whose keys are all equalities of the
+//! candidate returns at most one row already.
+//!
+//! The index's keys and directions come from its definition (pg_get_indexdef, parsed with
+//! pg_query) when the catalog has it, else from its key columns (taken as ascending).
+
+use pg_query::{Node, NodeEnum};
+
+use crate::indexes::model::{Candidate, Catalog, KeyExpr, SortKey};
+use crate::indexes::shape::deparse_expression;
+use crate::snapshot::Index;
+
+/// The name of an existing valid index that serves the candidate, if any.
+pub(super) fn serving(c: &Candidate, n_eq: usize, catalog: &Catalog) -> Option<String> {
+    catalog
+        .indexes_of(&c.schema, &c.table)
+        .find(|ix| serves(ix, c, n_eq))
+        .map(|ix| ix.name.to_string())
+}
+
+/// One key of an existing index: the column name or the deparsed expression.
+struct IndexKey {
+    text: String,
+    desc: bool,
+}
+
+fn serves(ix: &Index, c: &Candidate, n_eq: usize) -> bool {
+    if !ix.access_method.is_empty() && ix.access_method != c.method {
+        return false;
+    }
+    if !same_predicate(ix, c) {
+        return false;
+    }
+    let keys = index_keys(ix);
+    let n_eq = n_eq.min(c.keys.len());
+    let (eq, rest) = c.keys.split_at(n_eq);
+    let unique = (ix.is_unique || ix.is_primary)
+        && !keys.is_empty()
+        && keys.len() <= n_eq
+        && keys.iter().all(|k| eq.iter().any(|e| matches(e, k)));
+    if unique {
+        return true;
+    }
+    if keys.len() < c.keys.len() {
+        return false;
+    }
+    let eq_served = eq
+        .iter()
+        .all(|e| keys[..n_eq].iter().any(|k| matches(e, k)));
+    let pairs: Vec<(&SortKey, &IndexKey)> = rest.iter().zip(&keys[n_eq..]).collect();
+    let rest_served = pairs.iter().all(|(s, k)| matches(s, k))
+        && (pairs.iter().all(|(s, k)| s.desc == k.desc)
+            || pairs.iter().all(|(s, k)| s.desc != k.desc));
+    eq_served && rest_served && includes(ix, &keys, c)
+}
+
+fn matches(s: &SortKey, k: &IndexKey) -> bool {
+    match &s.key {
+        KeyExpr::Column { name } => name == k.text.as_str(),
+        KeyExpr::Expression { sql, .. } => *sql == k.text,
+    }
+}
+
+/// Every INCLUDE column of the candidate is a key or INCLUDE column of the index.
+fn includes(ix: &Index, keys: &[IndexKey], c: &Candidate) -> bool {
+    c.include
+        .iter()
+        .all(|col| keys.iter().any(|k| k.text == col.as_str()) || ix.include_columns.contains(col))
+}
+
+/// The index's keys: parsed from its definition, else its key columns, ascending.
+fn index_keys(ix: &Index) -> Vec<IndexKey> {
+    let parsed = parse_definition(&ix.definition).map(|stmt| {
+        stmt.index_params
+            .iter()
+            .filter_map(|p| match p.node.as_ref() {
+                Some(NodeEnum::IndexElem(e)) => Some(IndexKey {
+                    text: match e.expr.as_deref() {
+                        Some(expr) => deparse_expression(expr).unwrap_or_default(),
+                        None => e.name.clone(),
+                    },
+                    desc: e.ordering() == pg_query::protobuf::SortByDir::SortbyDesc,
+                }),
+                _ => None,
+            })
+            .collect::<Vec<_>>()
+    });
+    match parsed {
+        Some(keys) if !keys.is_empty() => keys,
+        _ => ix
+            .key_columns
+            .iter()
+            .map(|k| IndexKey {
+                text: k.to_string(),
+                desc: false,
+            })
+            .collect(),
+    }
+}
+
+fn parse_definition(definition: &str) -> Option<Box<pg_query::protobuf::IndexStmt>> {
+    if definition.is_empty() {
+        return None;
+    }
+    let parsed = pg_query::parse(definition).ok()?;
+    let stmt = parsed.protobuf.stmts.into_iter().next()?.stmt?;
+    match stmt.node? {
+        NodeEnum::IndexStmt(s) => Some(s),
+        _ => None,
+    }
+}
+
+/// Both without a predicate, or the same predicate once both are deparsed by pg_query.
+fn same_predicate(ix: &Index, c: &Candidate) -> bool {
+    match (&ix.predicate, &c.predicate) {
+        (None, None) => true,
+        (Some(a), Some(b)) => {
+            let (a, b) = (condition_text(a), condition_text(b));
+            a.is_some() && a == b
+        }
+        _ => false,
+    }
+}
+
+/// A condition's text as pg_query deparses it (so `(status = 'x')` and `"status" = 'x'`
+/// compare equal). The text is only parsed, never run.
+fn condition_text(condition: &str) -> Option<String> {
+    let parsed = pg_query::parse(&format!("SELECT 1 WHERE {condition}")).ok()?;
+    let stmt = parsed.protobuf.stmts.into_iter().next()?.stmt?;
+    let NodeEnum::SelectStmt(select) = stmt.node? else {
+        return None;
+    };
+    let condition: Node = *select.where_clause?;
+    deparse_expression(&condition)
+}
