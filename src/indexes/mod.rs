@@ -11,3 +11,4 @@
 //! What is proposed becomes plan steps (`CREATE INDEX CONCURRENTLY`) run by `apply`.
 
 pub mod model;
+pub mod whatif;
