@@ -13,3 +13,4 @@
 pub mod candidates;
 pub mod model;
 pub mod shape;
+pub mod whatif;

@@ -530,6 +530,10 @@ pub struct Costs {
     pub with: BTreeMap<(QueryId, Vec<CandidateId>), Costed>,
     /// Estimated size in bytes of each candidate (hypopg_relation_size), by candidate.
     pub size_bytes: BTreeMap<CandidateId, i64>,
+    /// Candidates the server would not make (HypoPG or the trial build refused the DDL),
+    /// with its error: never costed, never proposed.
+    #[serde(default)]
+    pub candidate_failed: BTreeMap<CandidateId, String>,
 }
 
 /// One what-if plan.
