@@ -10,4 +10,6 @@
 //!
 //! What is proposed becomes plan steps (`CREATE INDEX CONCURRENTLY`) run by `apply`.
 
+pub mod catalog;
 pub mod model;
+pub mod sources;
