@@ -27,7 +27,7 @@ mod databases;
 mod extensions;
 mod foreign_keys;
 pub(crate) mod host;
-mod indexes;
+pub(crate) mod indexes;
 mod prepared_xacts;
 mod privileges;
 mod replication;

@@ -14,3 +14,6 @@ pub mod candidates;
 pub mod model;
 pub mod shape;
 pub mod whatif;
+pub mod catalog;
+pub mod model;
+pub mod sources;

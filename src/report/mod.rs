@@ -3,6 +3,7 @@
 
 pub mod bench;
 pub mod bench_html;
+pub mod indexes;
 mod json;
 mod markdown;
 pub(crate) use markdown::cell as markdown_cell;

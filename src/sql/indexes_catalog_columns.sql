@@ -1,0 +1,27 @@
+/* the columns of the tables $1 (oids), in order: type, NOT NULL, and the planner statistics of pg_stats where this role may read them (has_stats false otherwise, or before the first ANALYZE); most_common_vals as text. Of a partitioned table's two rows the one with inheritance, of a plain table's the one without */
+SELECT a.attrelid::oid AS table_oid,
+       a.attname::text AS name,
+       a.attnum AS attnum,
+       pg_catalog.format_type(a.atttypid, a.atttypmod) AS type_name,
+       a.attnotnull AS not_null,
+       s.attname IS NOT NULL AS has_stats,
+       s.null_frac::float8 AS null_frac,
+       s.avg_width AS avg_width,
+       s.n_distinct::float8 AS n_distinct,
+       s.most_common_vals::text::text[] AS most_common_vals,
+       s.most_common_freqs::float8[] AS most_common_freqs,
+       s.correlation::float8 AS correlation
+FROM pg_catalog.pg_attribute a
+JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
+JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
+LEFT JOIN LATERAL (
+  SELECT st.*
+  FROM pg_catalog.pg_stats st
+  WHERE st.schemaname = n.nspname AND st.tablename = c.relname AND st.attname = a.attname
+  ORDER BY st.inherited = (c.relkind = 'p') DESC
+  LIMIT 1
+) s ON true
+WHERE a.attrelid = ANY($1::oid[])
+  AND a.attnum > 0
+  AND NOT a.attisdropped
+ORDER BY a.attrelid, a.attnum
