@@ -15,5 +15,4 @@ pub mod model;
 pub mod shape;
 pub mod whatif;
 pub mod catalog;
-pub mod model;
 pub mod sources;
