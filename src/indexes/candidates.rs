@@ -41,6 +41,7 @@ pub fn generate(
             ..CandidateSet::default()
         },
         ids: HashMap::new(),
+        existing: existing::Existing::new(catalog),
     };
     for qid in 0..queries.len() {
         match shapes.get(qid) {
@@ -63,12 +64,13 @@ struct Proposal {
     lone: Option<(String, f64)>,
 }
 
-struct Builder {
+struct Builder<'c> {
     set: CandidateSet,
     ids: HashMap<Candidate, CandidateId>,
+    existing: existing::Existing<'c>,
 }
 
-impl Builder {
+impl Builder<'_> {
     fn query(&mut self, qid: QueryId, shape: &Shape, catalog: &Catalog, t: &Thresholds) {
         let mut tiny = None;
         let mut all_tiny = true;
@@ -83,7 +85,7 @@ impl Builder {
             }
             all_tiny = false;
             for proposal in rules::proposals(access, table, t) {
-                match check(&proposal, catalog, table, t) {
+                match self.check(&proposal, table, t) {
                     Ok(()) => self.keep(qid, proposal.candidate),
                     Err(reason) => {
                         first_drop.get_or_insert_with(|| reason.clone());
@@ -98,6 +100,23 @@ impl Builder {
                 None => first_drop.unwrap_or(Reason::NothingToIndex),
             };
             self.set.left_alone.push((qid, reason));
+        }
+    }
+
+    /// The structural checks: an existing index serves it, or it is a lone unselective
+    /// column.
+    fn check(&self, p: &Proposal, table: &Table, t: &Thresholds) -> Result<(), Reason> {
+        if let Some(index) = self.existing.serving(&p.candidate, p.n_eq) {
+            return Err(Reason::AlreadyIndexed { index });
+        }
+        match &p.lone {
+            Some((column, share)) if *share > t.index_low_selectivity_share => {
+                Err(Reason::LowSelectivity {
+                    column: column.clone(),
+                    rows_per_value: (share * table.reltuples.max(0.0)).round(),
+                })
+            }
+            _ => Ok(()),
         }
     }
 
@@ -131,20 +150,4 @@ fn tiny_table(table: &Table, t: &Thresholds) -> Option<Reason> {
         rows: table.reltuples,
         pages: table.relpages,
     })
-}
-
-/// The structural checks: an existing index serves it, or it is a lone unselective column.
-fn check(p: &Proposal, catalog: &Catalog, table: &Table, t: &Thresholds) -> Result<(), Reason> {
-    if let Some(index) = existing::serving(&p.candidate, p.n_eq, catalog) {
-        return Err(Reason::AlreadyIndexed { index });
-    }
-    match &p.lone {
-        Some((column, share)) if *share > t.index_low_selectivity_share => {
-            Err(Reason::LowSelectivity {
-                column: column.clone(),
-                rows_per_value: (share * table.reltuples.max(0.0)).round(),
-            })
-        }
-        _ => Ok(()),
-    }
 }

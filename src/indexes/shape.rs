@@ -12,8 +12,9 @@
 //!   a top-N. `LIMIT ALL`/`LIMIT NULL` is no limit.
 //! - An unqualified column resolves to the one relation of the innermost query level that
 //!   has it (then the outer levels, as PostgreSQL does); ambiguous or unknown, the
-//!   condition is skipped. A subquery or CTE whose select list has `*` has unknown
-//!   columns and never takes an unqualified name.
+//!   condition is skipped. A `*` in a subquery or CTE stands for its relations' columns;
+//!   over a relation whose columns are unknown (a function, an unknown table) the
+//!   subquery's columns are unknown and never take an unqualified name.
 //! - A plain column of a simple subquery or CTE (no GROUP BY, DISTINCT, LIMIT or set
 //!   operation) stands for the table column it selects, so conditions on it reach the
 //!   table's access.

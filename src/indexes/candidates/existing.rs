@@ -13,12 +13,42 @@ use crate::indexes::model::{Candidate, Catalog, KeyExpr, SortKey};
 use crate::indexes::shape::deparse_expression;
 use crate::snapshot::Index;
 
-/// The name of an existing valid index that serves the candidate, if any.
-pub(super) fn serving(c: &Candidate, n_eq: usize, catalog: &Catalog) -> Option<String> {
-    catalog
-        .indexes_of(&c.schema, &c.table)
-        .find(|ix| serves(ix, c, n_eq))
-        .map(|ix| ix.name.to_string())
+/// The existing valid indexes of the catalog, their keys and predicates parsed once.
+pub(super) struct Existing<'c> {
+    indexes: Vec<Known<'c>>,
+}
+
+struct Known<'c> {
+    index: &'c Index,
+    keys: Vec<IndexKey>,
+    /// The partial predicate as pg_query deparses it.
+    predicate: Option<String>,
+}
+
+impl<'c> Existing<'c> {
+    pub(super) fn new(catalog: &'c Catalog) -> Self {
+        let indexes = catalog
+            .indexes
+            .iter()
+            .filter(|ix| ix.is_valid)
+            .map(|index| Known {
+                index,
+                keys: index_keys(index),
+                predicate: index.predicate.as_deref().and_then(condition_text),
+            })
+            .collect();
+        Existing { indexes }
+    }
+
+    /// The name of an existing valid index that serves the candidate, if any.
+    pub(super) fn serving(&self, c: &Candidate, n_eq: usize) -> Option<String> {
+        let predicate = c.predicate.as_deref().and_then(condition_text);
+        self.indexes
+            .iter()
+            .filter(|k| k.index.schema == c.schema && k.index.table == c.table)
+            .find(|k| k.serves(c, n_eq, predicate.as_deref()))
+            .map(|k| k.index.name.to_string())
+    }
 }
 
 /// One key of an existing index: the column name or the deparsed expression.
@@ -27,34 +57,40 @@ struct IndexKey {
     desc: bool,
 }
 
-fn serves(ix: &Index, c: &Candidate, n_eq: usize) -> bool {
-    if !ix.access_method.is_empty() && ix.access_method != c.method {
-        return false;
+impl Known<'_> {
+    fn serves(&self, c: &Candidate, n_eq: usize, predicate: Option<&str>) -> bool {
+        let ix = self.index;
+        if !ix.access_method.is_empty() && ix.access_method != c.method {
+            return false;
+        }
+        if ix.predicate.is_some() != c.predicate.is_some()
+            || (c.predicate.is_some()
+                && (predicate.is_none() || self.predicate.as_deref() != predicate))
+        {
+            return false;
+        }
+        let keys = &self.keys;
+        let n_eq = n_eq.min(c.keys.len());
+        let (eq, rest) = c.keys.split_at(n_eq);
+        let unique = (ix.is_unique || ix.is_primary)
+            && !keys.is_empty()
+            && keys.len() <= n_eq
+            && keys.iter().all(|k| eq.iter().any(|e| matches(e, k)));
+        if unique {
+            return true;
+        }
+        if keys.len() < c.keys.len() {
+            return false;
+        }
+        let eq_served = eq
+            .iter()
+            .all(|e| keys[..n_eq].iter().any(|k| matches(e, k)));
+        let pairs: Vec<(&SortKey, &IndexKey)> = rest.iter().zip(&keys[n_eq..]).collect();
+        let rest_served = pairs.iter().all(|(s, k)| matches(s, k))
+            && (pairs.iter().all(|(s, k)| s.desc == k.desc)
+                || pairs.iter().all(|(s, k)| s.desc != k.desc));
+        eq_served && rest_served && includes(ix, keys, c)
     }
-    if !same_predicate(ix, c) {
-        return false;
-    }
-    let keys = index_keys(ix);
-    let n_eq = n_eq.min(c.keys.len());
-    let (eq, rest) = c.keys.split_at(n_eq);
-    let unique = (ix.is_unique || ix.is_primary)
-        && !keys.is_empty()
-        && keys.len() <= n_eq
-        && keys.iter().all(|k| eq.iter().any(|e| matches(e, k)));
-    if unique {
-        return true;
-    }
-    if keys.len() < c.keys.len() {
-        return false;
-    }
-    let eq_served = eq
-        .iter()
-        .all(|e| keys[..n_eq].iter().any(|k| matches(e, k)));
-    let pairs: Vec<(&SortKey, &IndexKey)> = rest.iter().zip(&keys[n_eq..]).collect();
-    let rest_served = pairs.iter().all(|(s, k)| matches(s, k))
-        && (pairs.iter().all(|(s, k)| s.desc == k.desc)
-            || pairs.iter().all(|(s, k)| s.desc != k.desc));
-    eq_served && rest_served && includes(ix, &keys, c)
 }
 
 fn matches(s: &SortKey, k: &IndexKey) -> bool {
@@ -110,18 +146,6 @@ fn parse_definition(definition: &str) -> Option<Box<pg_query::protobuf::IndexStm
     match stmt.node? {
         NodeEnum::IndexStmt(s) => Some(s),
         _ => None,
-    }
-}
-
-/// Both without a predicate, or the same predicate once both are deparsed by pg_query.
-fn same_predicate(ix: &Index, c: &Candidate) -> bool {
-    match (&ix.predicate, &c.predicate) {
-        (None, None) => true,
-        (Some(a), Some(b)) => {
-            let (a, b) = (condition_text(a), condition_text(b));
-            a.is_some() && a == b
-        }
-        _ => false,
     }
 }
 

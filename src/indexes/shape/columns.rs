@@ -115,7 +115,8 @@ impl Walker<'_> {
 
     fn scan_column(&mut self, c: &pb::ColumnRef, scan: &mut Scan) {
         if expr::column_fields(c).1 {
-            return self.star(c);
+            self.star(c);
+            return;
         }
         match self.resolve(c) {
             Res::Col(a, name) => {
@@ -137,23 +138,48 @@ impl Walker<'_> {
         }
     }
 
-    /// `*` or `t.*`: every column of the relations it covers is read.
-    fn star(&mut self, c: &pb::ColumnRef) {
+    /// `*` or `t.*`: every column of the relations it covers is read. Returns the output
+    /// columns it stands for (None when a relation's columns are unknown).
+    fn star(&mut self, c: &pb::ColumnRef) -> Out {
         let (names, _) = expr::column_fields(c);
-        let Some(scope) = self.scopes.last() else {
-            return;
-        };
-        let all: Vec<usize> = scope
-            .iter()
-            .filter(|r| names.last().map_or(true, |n| r.name == *n))
-            .filter_map(|r| match &r.kind {
-                RelKind::Table(a) => Some(*a),
-                RelKind::Derived(_) => None,
+        let rels: Vec<RelKind> = self
+            .scopes
+            .last()
+            .map(|scope| {
+                scope
+                    .iter()
+                    .filter(|r| names.last().map_or(true, |n| r.name == *n))
+                    .map(|r| r.kind.clone())
+                    .collect()
             })
-            .collect();
-        for a in all {
-            self.shape.accesses[a].reads_all = true;
+            .unwrap_or_default();
+        let mut out = Some(Vec::new());
+        for kind in rels {
+            let cols = match kind {
+                RelKind::Table(a) => {
+                    self.shape.accesses[a].reads_all = true;
+                    Some(self.table_columns(a))
+                }
+                RelKind::Derived(cols) => cols,
+            };
+            out = out.zip(cols).map(|(mut all, cols)| {
+                all.extend(cols);
+                all
+            });
         }
+        out
+    }
+
+    /// Every column of an access's table, as output columns of a `*`.
+    fn table_columns(&self, a: usize) -> Vec<OutCol> {
+        self.tables[a]
+            .columns
+            .iter()
+            .map(|col| OutCol {
+                name: col.name.to_string(),
+                source: Some((a, col.name.clone())),
+            })
+            .collect()
     }
 
     /// What one side of a comparison is.
@@ -200,22 +226,21 @@ impl Walker<'_> {
             let Some(val) = rt.val.as_deref() else {
                 continue;
             };
-            let col = self.output_column(rt, val);
-            match (&mut out, col) {
-                (Some(cols), Some(c)) => cols.push(c),
-                _ => out = None,
-            }
+            let cols = self.output_columns(rt, val);
+            out = out.zip(cols).map(|(mut all, cols)| {
+                all.extend(cols);
+                all
+            });
         }
         out
     }
 
-    /// One select-list entry: its output column, None for `*`.
-    fn output_column(&mut self, rt: &pb::ResTarget, val: &Node) -> Option<OutCol> {
+    /// One select-list entry: its output columns (several for `*`; None when unknown).
+    fn output_columns(&mut self, rt: &pb::ResTarget, val: &Node) -> Out {
         if let Some(NodeEnum::ColumnRef(c)) = val.node.as_ref() {
             let (names, star) = expr::column_fields(c);
             if star {
-                self.star(c);
-                return None;
+                return self.star(c);
             }
             let source = match self.resolve(c) {
                 Res::Col(a, name) => Some((a, name)),
@@ -226,13 +251,13 @@ impl Walker<'_> {
             } else {
                 rt.name.clone()
             };
-            return Some(OutCol { name, source });
+            return Some(vec![OutCol { name, source }]);
         }
         self.scan(val);
-        Some(OutCol {
+        Some(vec![OutCol {
             name: rt.name.clone(),
             source: None,
-        })
+        }])
     }
 
     /// The expression an ORDER BY / GROUP BY item stands for: an output column's

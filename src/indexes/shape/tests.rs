@@ -329,7 +329,8 @@ fn cte_that_shadows_a_table_name_is_the_cte() {
         s.accesses
     );
     let i = access(&s, "items");
-    assert_eq!(i.predicates.len(), 1);
+    assert_eq!(i.predicates.len(), 2, "{:?}", i.predicates);
+    assert_eq!(i.predicates[1], p("sku", PredicateOp::Eq, Some("'x'")));
     assert!(i.reads_all);
 }
 
@@ -545,4 +546,22 @@ fn unparseable_ddl_and_tableless_statements_are_refused_with_their_reason() {
         Err(Reason::NotIndexable)
     );
     assert_eq!(shape("SELECT 1", &catalog()), Err(Reason::NotIndexable));
+}
+
+#[test]
+fn star_subquery_and_cte_columns_reach_the_table() {
+    let s = ok(
+        "WITH recent AS (SELECT * FROM orders WHERE created_at > $1) \
+                SELECT r.id FROM recent r WHERE r.status = 'x'",
+    );
+    let o = access(&s, "orders");
+    assert_eq!(o.predicates.len(), 2, "{:?}", o.predicates);
+    assert_eq!(o.predicates[1], p("status", PredicateOp::Eq, Some("'x'")));
+    let s = ok(
+        "SELECT * FROM (SELECT o.*, 1 AS one FROM orders o) s WHERE s.customer_id = 3 AND one = 1",
+    );
+    assert_eq!(
+        access(&s, "orders").predicates,
+        vec![p("customer_id", PredicateOp::Eq, Some("3"))]
+    );
 }
