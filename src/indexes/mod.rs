@@ -11,4 +11,5 @@
 //! What is proposed becomes plan steps (`CREATE INDEX CONCURRENTLY`) run by `apply`.
 
 pub mod model;
+pub mod select;
 pub mod whatif;
