@@ -379,6 +379,28 @@ thresholds! {
     /// `pgopt indexes`: most equality columns put before the range or sort column of one
     /// candidate. <https://www.postgresql.org/docs/current/indexes-multicolumn.html>
     index_max_key_columns: usize = 4, "indexes: most key columns of one candidate";
+
+    // index advisor: select
+    /// `pgopt indexes`: a statement whose plan costs less than this (planner cost units, one
+    /// run) is left alone: there is too little to win (Dexter's "low initial cost" is 100 too).
+    /// <https://www.postgresql.org/docs/current/runtime-config-query.html#RUNTIME-CONFIG-QUERY-CONSTANTS>
+    index_min_initial_cost: f64 = 100.0, "indexes: leave alone statements whose plan costs less than this (plan cost units)";
+    /// `pgopt indexes`: an index must cut the plan cost of at least one statement by this much
+    /// (planner cost units, one run; about one random page read is 4).
+    /// <https://www.postgresql.org/docs/current/runtime-config-query.html#GUC-RANDOM-PAGE-COST>
+    index_min_gain_cost: f64 = 10.0, "indexes: least plan cost an index must save a statement (plan cost units per run)";
+    /// `pgopt indexes`: ... and by at least this share of that statement's plan cost without
+    /// new indexes (Dexter asks for half; lower, so that an index that cuts a statement by a
+    /// third is still proposed).
+    /// <https://www.postgresql.org/docs/current/using-explain.html>
+    index_min_gain_ratio: f64 = 0.2, "indexes: least share of a statement's plan cost an index must save";
+    /// `pgopt indexes`: what keeping one index up to date costs per row written to its table,
+    /// in planner cost units: about the plan cost of one single-row index lookup (a descent to
+    /// a leaf page: 8 at the default random_page_cost), plus the dirtied page and its WAL.
+    /// An index is refused when the table's writes over the statistics window cost more than
+    /// the index saves the pg_stat_statements workload over that window.
+    /// <https://www.postgresql.org/docs/current/btree-implementation.html>
+    index_write_cost_per_row: f64 = 10.0, "indexes: maintenance cost of an index per row written to its table (plan cost units)";
 }
 
 #[cfg(test)]

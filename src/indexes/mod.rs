@@ -13,6 +13,7 @@
 pub mod candidates;
 pub mod model;
 pub mod shape;
+pub mod select;
 pub mod whatif;
 pub mod catalog;
 pub mod sources;
