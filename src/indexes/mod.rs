@@ -13,3 +13,4 @@
 pub mod catalog;
 pub mod model;
 pub mod sources;
+pub mod steps;
