@@ -176,3 +176,65 @@ async fn an_invalid_leftover_of_the_same_name_is_dropped_before_the_build() {
     assert!(report.steps[0].dropped_leftover);
     assert_eq!(state(&conn, &name).await, Some(true));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drop_plan_drops_a_duplicate_index_and_its_rollback_builds_it_again() {
+    let (_c, conn) = start().await;
+    conn.batch(
+        "test",
+        "CREATE INDEX keep_me ON \"Or\"\"ders\" (status);
+         CREATE INDEX \"copy\"\"of\" ON \"Or\"\"ders\" (status)",
+    )
+    .await
+    .unwrap();
+    let th = pgopt::advise::Thresholds::default();
+    let target = pgopt::snapshot::TargetInfo {
+        host: conn.host.clone(),
+        port: conn.port,
+        database: conn.database.clone(),
+        user: conn.user.clone(),
+    };
+    let snap = pgopt::collect::collect(
+        &conn,
+        target,
+        &pgopt::collect::CollectOptions {
+            thresholds: Some(th.clone()),
+            ..pgopt::collect::CollectOptions::default()
+        },
+    )
+    .await
+    .expect("collect");
+    let findings = pgopt::advise::advise(&snap, &th);
+    let plan = steps::drop_plan(&findings, &snap);
+    assert_eq!(plan.len(), 1, "{}", plan.script());
+    let dropped = if plan.script().contains("keep_me") {
+        "keep_me"
+    } else {
+        "copy\"of"
+    };
+    assert!(plan.steps[0]
+        .note
+        .as_deref()
+        .unwrap()
+        .contains("duplicate_index: returns"));
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.json");
+    let report = apply::run(&conn, &plan, Some(&journal), &opts())
+        .await
+        .expect("run");
+    assert_eq!(report.steps[0].state, StepState::Done, "{report:?}");
+    assert_eq!(state(&conn, dropped).await, None);
+    apply::rollback(
+        &conn,
+        Journal::load(&journal).unwrap(),
+        Some(&journal),
+        &opts(),
+    )
+    .await
+    .expect("rollback");
+    assert_eq!(
+        state(&conn, dropped).await,
+        Some(true),
+        "built again, valid"
+    );
+}
