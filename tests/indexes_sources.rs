@@ -112,6 +112,41 @@ async fn catalog_reads_columns_stats_indexes_and_resolves_the_search_path() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_leaves_out_the_statistics_a_role_may_not_read() {
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let conn = connect(&c, "postgres").await;
+    conn.batch(
+        "test",
+        "CREATE TABLE secrets (id int, token text);
+         INSERT INTO secrets SELECT g, md5(g::text) FROM generate_series(1, 500) g;
+         ANALYZE secrets;
+         CREATE ROLE reader LOGIN;
+         GRANT SELECT (id) ON secrets TO reader",
+    )
+    .await
+    .unwrap();
+    // The same server as the role `reader`.
+    let dsn = c.dsn("postgres");
+    let (scheme, rest) = dsn.split_once("//").unwrap();
+    let (_, host) = rest.split_once('@').unwrap();
+    let reader = db::connect(&Target::parse(&format!("{scheme}//reader@{host}")).unwrap())
+        .await
+        .expect("connect as reader");
+    let cat = catalog::collect(&reader, &[(None, "secrets".to_string())])
+        .await
+        .expect("catalog");
+    let t = cat.resolve(None, "secrets").expect("the table is read");
+    assert!(
+        t.column("id").unwrap().stats.is_some(),
+        "a column it may read"
+    );
+    assert!(
+        t.column("token").unwrap().stats.is_none(),
+        "pg_stats hides a column it may not read"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn catalog_of_no_tables_still_gives_the_search_path() {
     let c = Cluster::start(ClusterOptions::default()).expect("cluster");
     let conn = connect(&c, "postgres").await;

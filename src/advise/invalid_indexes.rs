@@ -15,7 +15,7 @@ const DOCS: &str =
     "https://www.postgresql.org/docs/current/sql-createindex.html#SQL-CREATEINDEX-CONCURRENTLY";
 
 /// pg_get_indexdef() text (already quoted by the server) rewritten to build concurrently.
-fn concurrent_definition(def: &str) -> String {
+pub(crate) fn concurrent_definition(def: &str) -> String {
     for prefix in ["CREATE UNIQUE INDEX ", "CREATE INDEX "] {
         if let Some(rest) = def.strip_prefix(prefix) {
             return format!("{prefix}CONCURRENTLY {rest}");

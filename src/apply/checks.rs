@@ -69,6 +69,33 @@ pub async fn object_value(conn: &Conn, object: &Object, name: &str) -> Result<Op
     }))
 }
 
+const INDEX_DEFINITIONS_SQL: &str = include_str!("sql/index_definitions.sql");
+
+/// The name of a valid index of `table` that is the index `keys` and `predicate` describe
+/// (compared as the parser reads them), if one exists.
+async fn equivalent_index(
+    conn: &Conn,
+    table: &QualifiedName,
+    keys: &str,
+    predicate: Option<&str>,
+) -> Result<Option<String>> {
+    let Some(planned) = crate::indexes::steps::planned_signature(table, keys, predicate) else {
+        return Ok(None);
+    };
+    let rows = conn
+        .query(
+            "reading the table's indexes",
+            INDEX_DEFINITIONS_SQL,
+            &[&table.schema.as_str(), &table.name.as_str()],
+        )
+        .await?;
+    Ok(rows.iter().find_map(|r| {
+        let definition: String = r.get("definition");
+        (crate::indexes::steps::index_signature(&definition).as_ref() == Some(&planned))
+            .then(|| r.get::<_, String>("name"))
+    }))
+}
+
 /// None when `object`'s setting `name` is `value` now; otherwise "<object> <name> is <now>".
 async fn object_differs(
     conn: &Conn,
@@ -105,6 +132,29 @@ pub async fn precondition(conn: &Conn, p: &Precondition) -> Result<Holds> {
                 "index {index} exists already (valid): created meanwhile, nothing to do"
             )),
         },
+        Precondition::NoEquivalentIndex {
+            index,
+            table,
+            keys,
+            predicate,
+        } => {
+            let named = index_state(conn, index).await?;
+            if named == Some(true) {
+                return Ok(Holds::No(format!(
+                    "index {index} exists already (valid): created meanwhile, nothing to do"
+                )));
+            }
+            if let Some(other) = equivalent_index(conn, table, keys, predicate.as_deref()).await? {
+                return Ok(Holds::No(format!(
+                    "index {other} of {table} is the same index under another name: \
+                     created meanwhile, nothing to do"
+                )));
+            }
+            match named {
+                Some(_) => Holds::AfterDroppingLeftover,
+                None => Holds::Yes,
+            }
+        }
         Precondition::IndexExists { index } => match index_state(conn, index).await? {
             Some(_) => Holds::Yes,
             None => Holds::No(format!("index {index} no longer exists")),

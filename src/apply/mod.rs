@@ -224,7 +224,7 @@ async fn run_locked(
             match checks::precondition(conn, p).await? {
                 Holds::Yes => {}
                 Holds::AfterDroppingLeftover => {
-                    if let Precondition::IndexAbsent { index } = p {
+                    if let Some(index) = p.index_to_create() {
                         let drop = format!("DROP INDEX CONCURRENTLY IF EXISTS {index}");
                         set_step_timeouts(conn, opts).await?;
                         execute_sql(conn, &drop, opts, None).await?;
@@ -450,7 +450,11 @@ async fn run_step(conn: &Conn, step: &Step, opts: &Options) -> StepOutcome {
             }
             StepOutcome::Failed(e) if e.sqlstate() == Some(&SqlState::DUPLICATE_TABLE) => {
                 // Someone created the object between the precondition and the statement.
-                if matches!(step.precondition, Some(Precondition::IndexAbsent { .. })) {
+                if step
+                    .precondition
+                    .as_ref()
+                    .is_some_and(|p| p.index_to_create().is_some())
+                {
                     return StepOutcome::Skipped(format!(
                         "created meanwhile by another session ({e})"
                     ));
@@ -577,9 +581,12 @@ fn interrupted(opts: &Options) -> bool {
 /// After a failed or cancelled step: drops the invalid index a CREATE INDEX CONCURRENTLY of
 /// ours left behind. Ok(Some(what)) when something was cleaned.
 async fn clean_up(conn: &Conn, step: &Step, opts: &Options) -> Result<Option<String>> {
-    let (Some(Precondition::IndexAbsent { index }), Some(Verify::IndexValid { .. })) =
-        (&step.precondition, &step.verify)
-    else {
+    let (Some(index), Some(Verify::IndexValid { .. })) = (
+        step.precondition
+            .as_ref()
+            .and_then(Precondition::index_to_create),
+        &step.verify,
+    ) else {
         return Ok(None);
     };
     if checks::index_state(conn, index).await? != Some(false) {

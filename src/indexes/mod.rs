@@ -17,3 +17,4 @@ pub mod select;
 pub mod whatif;
 pub mod catalog;
 pub mod sources;
+pub mod steps;

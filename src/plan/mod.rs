@@ -205,6 +205,17 @@ pub enum Precondition {
     IndexAbsent { index: QualifiedName },
     /// The index exists (for a DROP or a REINDEX).
     IndexExists { index: QualifiedName },
+    /// As [`Precondition::IndexAbsent`] for `index`, and no valid index of `table` is the same
+    /// index under another name: the same `keys` (the DDL's `USING method (keys) [INCLUDE
+    /// (..)]`, names quoted) and the same `predicate` (SQL text, None: not partial), compared
+    /// as the parser reads them (quoting and parentheses aside).
+    NoEquivalentIndex {
+        index: QualifiedName,
+        table: QualifiedName,
+        keys: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        predicate: Option<String>,
+    },
     /// pg_settings still shows `value` for `name` (compared in the setting's units).
     SettingIs { name: String, value: String },
     /// The object's own value of `name` is still `value` (None: it has none).
@@ -216,10 +227,24 @@ pub enum Precondition {
 }
 
 impl Precondition {
+    /// The index a step with this precondition creates, when it creates one: the executor
+    /// drops an invalid leftover of it before the step and after a failed attempt.
+    pub fn index_to_create(&self) -> Option<&QualifiedName> {
+        match self {
+            Precondition::IndexAbsent { index } | Precondition::NoEquivalentIndex { index, .. } => {
+                Some(index)
+            }
+            _ => None,
+        }
+    }
+
     pub fn describe(&self) -> String {
         match self {
             Precondition::IndexAbsent { index } => format!("index {index} is absent"),
             Precondition::IndexExists { index } => format!("index {index} exists"),
+            Precondition::NoEquivalentIndex { index, table, .. } => {
+                format!("index {index} is absent and no index of {table} is the same")
+            }
             Precondition::SettingIs { name, value } => format!("{name} is still {value}"),
             Precondition::ObjectSettingIs {
                 object,
