@@ -11,6 +11,7 @@ mod bench;
 mod demo;
 mod embedded;
 mod governance;
+mod indexes;
 mod progress;
 mod target;
 mod tune;
@@ -68,6 +69,10 @@ enum Command {
     Embedded(embedded::EmbeddedArgs),
     /// Deploy, seed, index or drop the ACGS governance database (the benchmark workload).
     Governance(governance::GovernanceArgs),
+    /// Advise indexes from the workload (pg_stat_statements, --query, --file, --log), each
+    /// costed with hypothetical indexes (HypoPG) and explained; `--apply` builds them with
+    /// CREATE INDEX CONCURRENTLY (journaled), `--rollback JOURNAL` drops them again.
+    Indexes(indexes::IndexesArgs),
     /// Recommend settings: `--method pgtune` gives exactly PGTune's numbers for the given
     /// hardware (`--memory 16GB --cpus 8`), as a report, a conf file or ALTER SYSTEM; with a
     /// TARGET, current against recommended, `--apply` (journaled) and `--rollback JOURNAL`.
@@ -112,6 +117,7 @@ pub fn run() -> ExitCode {
             Command::Demo(args) => demo::run(args, cli.verbose > 0).await,
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
+            Command::Indexes(args) => indexes::run(args, cli.verbose > 0).await,
             Command::Tune(args) => tune::run(args).await,
         }
     });

@@ -18,3 +18,5 @@ pub mod whatif;
 pub mod catalog;
 pub mod sources;
 pub mod steps;
+pub mod advisor;
+pub mod measure;

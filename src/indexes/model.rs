@@ -611,6 +611,15 @@ pub struct Advice {
     pub workload_cost_after: f64,
 }
 
+/// The measured time of one statement (EXPLAIN ANALYZE), or why it has none.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Timing {
+    pub query: QueryId,
+    /// Execution time in milliseconds ("Execution Time"), the best of a few runs.
+    pub ms: Option<f64>,
+    pub note: Option<String>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -713,3 +722,4 @@ mod tests {
         assert!((unique.equality_selectivity(1000.0) - 0.001).abs() < 1e-9);
     }
 }
+

@@ -619,3 +619,84 @@ mod tests {
             .is_empty());
     }
 }
+
+/// One step of an `--apply` run, as the command line shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct AppliedRow {
+    pub what: String,
+    pub outcome: String,
+    pub seconds: f64,
+}
+
+/// What `--apply` did, one line per step, fitting [`WIDTH`].
+pub fn applied(rows: &[AppliedRow]) -> String {
+    let mut t = term::table_of_width(WIDTH);
+    t.set_header(["Step", "Outcome", "Seconds"]);
+    let fixed = 10
+        + rows
+            .iter()
+            .map(|r| r.outcome.chars().count())
+            .chain(["Outcome".len()])
+            .max()
+            .unwrap_or(0)
+        + 7;
+    let room = WIDTH.saturating_sub(fixed).max(20);
+    for r in rows {
+        t.add_row([
+            fit(&r.what, room),
+            r.outcome.clone(),
+            format!("{:.2}", r.seconds),
+        ]);
+    }
+    format!("{t}\n")
+}
+
+/// The helped statements' measured time before and after the build, beside the estimated
+/// plan cost before and after: one line each, fitting [`WIDTH`].
+pub fn measured(
+    advice: &Advice,
+    queries: &[crate::indexes::model::Query],
+    before: &[crate::indexes::model::Timing],
+    after: &[crate::indexes::model::Timing],
+) -> String {
+    let mut t = term::table_of_width(WIDTH);
+    t.set_header(["Statement", "Cost before→after", "ms before→after"]);
+    let ms = |x: Option<f64>| x.map_or("-".to_string(), |v| format!("{v:.2}"));
+    let mut notes = Vec::new();
+    for b in before {
+        let Some(q) = queries.get(b.query) else {
+            continue;
+        };
+        let a = after.iter().find(|a| a.query == b.query);
+        let costs = advice
+            .suggestions
+            .iter()
+            .flat_map(|s| s.helps.iter())
+            .filter(|h| h.fingerprint == q.fingerprint && h.text == q.text)
+            .fold(None, |acc: Option<(f64, f64)>, h| {
+                Some(match acc {
+                    None => (h.cost_before, h.cost_after),
+                    Some((cb, ca)) => (cb.max(h.cost_before), ca.min(h.cost_after)),
+                })
+            });
+        let cost = costs.map_or("-".to_string(), |(cb, ca)| format!("{cb:.0}→{ca:.0}"));
+        t.add_row([
+            fit(&one_line(&q.text), 36),
+            cost,
+            format!("{}→{}", ms(b.ms), ms(a.and_then(|a| a.ms))),
+        ]);
+        if let Some(n) = b.note.as_ref().or(a.and_then(|a| a.note.as_ref())) {
+            notes.push(fit(&format!("{}: {n}", one_line(&q.text)), WIDTH));
+        }
+    }
+    let mut out = format!("{t}\n");
+    for n in notes {
+        out.push_str(&n);
+        out.push('\n');
+    }
+    out
+}
+
+fn one_line(text: &str) -> String {
+    text.split_whitespace().collect::<Vec<_>>().join(" ")
+}

@@ -1,0 +1,366 @@
+//! The index advisor's catalogue: (schema, data, statement -> expected index, or none with
+//! the reason) on one embedded cluster with HypoPG.
+//!
+//! The expected answer is what the planner prefers when the real index exists: each case's
+//! expected index is built for real (in a rolled-back transaction) and must lower the
+//! statement's plan cost; pgopt's answer is accepted when its own indexes, built the same
+//! way, give a plan cost within a small tolerance of that (so `(a)` and `(a) INCLUDE (b)` may
+//! both be right where the planner costs them alike). Cases with no index expect the reason.
+
+use std::sync::OnceLock;
+
+use pgopt::advise::Thresholds;
+use pgopt::db::{self, Conn, Target};
+use pgopt::embedded::{Cluster, ClusterOptions};
+use pgopt::indexes::advisor::{self, AdviseOptions};
+use pgopt::indexes::model::{Query, Reason, Source};
+use pgopt::progress::NoProgress;
+
+/// pgopt's indexes may cost this much more than the expected one (relative), and still be
+/// right.
+const TOLERANCE: f64 = 0.10;
+
+const SCHEMA: &str = r#"
+CREATE EXTENSION hypopg;
+CREATE TABLE customers (
+    id bigint PRIMARY KEY,
+    email text NOT NULL,
+    phone text,
+    country text NOT NULL,
+    created_at timestamptz NOT NULL
+);
+INSERT INTO customers
+SELECT g, 'user' || g || '@example.org', '+1-555-' || lpad(g::text, 7, '0'),
+       (ARRAY['de','fr','us','jp','br'])[1 + g % 5],
+       timestamptz '2025-01-01' + (g % 10000) * interval '1 hour'
+FROM generate_series(1, 50000) g;
+
+CREATE TABLE orders (
+    id bigint PRIMARY KEY,
+    customer_id bigint NOT NULL REFERENCES customers,
+    sku text NOT NULL,
+    status text NOT NULL,
+    region int NOT NULL,
+    channel int NOT NULL,
+    total numeric(12,2) NOT NULL,
+    note text,
+    created_at timestamptz NOT NULL,
+    deleted_at timestamptz
+);
+INSERT INTO orders
+SELECT g, 1 + (g * 7919) % 50000, 'sku-' || (g % 20000),
+       CASE WHEN g % 200 = 0 THEN 'failed' ELSE (ARRAY['paid','shipped','done','open'])[1 + g % 4] END,
+       g % 100, (g / 100) % 100,
+       (g % 1000) / 10.0, repeat('x', 60),
+       timestamptz '2025-01-01' + g * interval '1 minute',
+       CASE WHEN g % 50 = 0 THEN NULL ELSE timestamptz '2025-06-01' END
+FROM generate_series(1, 200000) g;
+CREATE INDEX orders_sku_idx ON orders (sku);
+CREATE TABLE ledger (id bigint PRIMARY KEY, account int NOT NULL, booked_at timestamptz NOT NULL, amount numeric NOT NULL);
+INSERT INTO ledger SELECT g, g % 5000, timestamptz '2025-01-01' + g * interval '1 second', g % 100
+FROM generate_series(1, 100000) g;
+CREATE INDEX ledger_account_booked_idx ON ledger (account, booked_at);
+
+CREATE TABLE settings_small (key text PRIMARY KEY, value text, scope int);
+INSERT INTO settings_small SELECT 'k' || g, 'v', g % 3 FROM generate_series(1, 40) g;
+ANALYZE;
+"#;
+
+struct Db {
+    _cluster: Cluster,
+    dsn: String,
+}
+
+fn db() -> &'static Db {
+    static DB: OnceLock<Db> = OnceLock::new();
+    DB.get_or_init(|| {
+        let cluster = Cluster::start(ClusterOptions::default()).expect("cluster");
+        let dsn = cluster.dsn("postgres");
+        cluster.psql("postgres", SCHEMA).expect("catalogue schema");
+        Db {
+            _cluster: cluster,
+            dsn,
+        }
+    })
+}
+
+async fn connect(dsn: &str) -> Conn {
+    db::connect(&Target::parse(dsn).unwrap())
+        .await
+        .expect("connect")
+}
+
+fn query(sql: &str) -> Query {
+    Query {
+        fingerprint: pg_query::fingerprint(sql)
+            .map(|f| f.hex)
+            .unwrap_or_default(),
+        text: sql.to_string(),
+        calls: 1000,
+        mean_ms: Some(5.0),
+        source: Source::Argument,
+    }
+}
+
+/// The plan cost of `sql` with the indexes `ddl` built for real, in a transaction that is
+/// rolled back.
+async fn planner_cost(conn: &Conn, sql: &str, ddl: &[String]) -> f64 {
+    conn.batch("test", "BEGIN").await.unwrap();
+    for d in ddl {
+        conn.batch("test", d).await.expect(d);
+    }
+    let row = conn
+        .query_one("test", &format!("EXPLAIN (FORMAT JSON) {sql}"), &[])
+        .await
+        .expect(sql);
+    conn.batch("test", "ROLLBACK").await.unwrap();
+    let plan: serde_json::Value = row.get(0);
+    plan[0]["Plan"]["Total Cost"].as_f64().unwrap()
+}
+
+/// pgopt's answer for one statement alone.
+async fn advise(conn: &Conn, sql: &str) -> advisor::Run {
+    let opts = AdviseOptions {
+        thresholds: Thresholds::default(),
+        ..AdviseOptions::default()
+    };
+    advisor::advise(conn, vec![query(sql)], &opts, &NoProgress)
+        .await
+        .expect("advise")
+}
+
+/// A case whose right answer is an index: `expected` is checked to be what the planner
+/// prefers (it lowers the cost), then pgopt's suggestions must cost within TOLERANCE of it.
+async fn expect_index(sql: &str, expected: &[&str]) {
+    let conn = connect(&db().dsn).await;
+    let base = planner_cost(&conn, sql, &[]).await;
+    let expected: Vec<String> = expected.iter().map(|s| s.to_string()).collect();
+    let best = planner_cost(&conn, sql, &expected).await;
+    assert!(
+        best < base * 0.9,
+        "the catalogue's own expectation must help: {sql}: {base} -> {best} with {expected:?}"
+    );
+    let run = advise(&conn, sql).await;
+    let ddl: Vec<String> = run
+        .advice
+        .suggestions
+        .iter()
+        .map(|s| s.candidate.ddl(&s.name, false))
+        .collect();
+    assert!(
+        !ddl.is_empty(),
+        "{sql}: no suggestion; left alone: {:?}; dropped: {:?}",
+        run.advice.left_alone,
+        run.advice.dropped
+    );
+    let got = planner_cost(&conn, sql, &ddl).await;
+    assert!(
+        got <= best * (1.0 + TOLERANCE) + 1.0,
+        "{sql}: pgopt's {ddl:?} costs {got}, the expected {expected:?} costs {best} (base {base}); \
+         dropped: {:?}; candidates: {:?}; costs: {:?}",
+        run.advice.dropped,
+        run.set.candidates,
+        run.costs
+    );
+}
+
+/// A case whose right answer is no index, for `reason`.
+async fn expect_none(sql: &str, reason: fn(&Reason) -> bool) {
+    let conn = connect(&db().dsn).await;
+    let run = advise(&conn, sql).await;
+    assert!(
+        run.advice.suggestions.is_empty(),
+        "{sql}: expected no index, got {:?}",
+        run.advice
+            .suggestions
+            .iter()
+            .map(|s| &s.ddl)
+            .collect::<Vec<_>>()
+    );
+    let reasons: Vec<&Reason> = run
+        .advice
+        .left_alone
+        .iter()
+        .map(|l| &l.reason)
+        .chain(run.advice.dropped.iter().map(|d| &d.reason))
+        .collect();
+    assert!(
+        reasons.iter().any(|r| reason(r)),
+        "{sql}: the reason given is not the expected one: {reasons:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn equality() {
+    expect_index(
+        "SELECT * FROM orders WHERE customer_id = 4242",
+        &["CREATE INDEX ON orders (customer_id)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn range() {
+    expect_index(
+        "SELECT id, total FROM orders WHERE created_at >= '2025-04-01' AND created_at < '2025-04-02'",
+        &["CREATE INDEX ON orders (created_at)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn equality_then_range_in_that_order() {
+    expect_index(
+        "SELECT * FROM orders WHERE region = 7 AND created_at >= '2025-03-01' AND created_at < '2025-03-08'",
+        &["CREATE INDEX ON orders (region, created_at)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_by_limit_ascending() {
+    expect_index(
+        "SELECT * FROM orders WHERE region = 3 ORDER BY created_at LIMIT 20",
+        &["CREATE INDEX ON orders (region, created_at)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn order_by_limit_descending() {
+    expect_index(
+        "SELECT * FROM orders WHERE region = 3 ORDER BY created_at DESC LIMIT 20",
+        &["CREATE INDEX ON orders (region, created_at DESC)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn pure_top_n() {
+    expect_index(
+        "SELECT * FROM orders ORDER BY created_at DESC LIMIT 50",
+        &["CREATE INDEX ON orders (created_at)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_equalities() {
+    expect_index(
+        "SELECT * FROM orders WHERE region = 12 AND channel = 34",
+        &["CREATE INDEX ON orders (region, channel)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_very_selective_column_is_enough() {
+    expect_index(
+        "SELECT * FROM customers WHERE email = 'user77@example.org' AND country = 'de'",
+        &["CREATE INDEX ON customers (email)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn partial_index_for_a_rare_constant() {
+    expect_index(
+        "SELECT id, customer_id FROM orders WHERE status = 'failed' AND created_at >= '2025-02-01'",
+        &["CREATE INDEX ON orders (created_at) WHERE status = 'failed'"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn covering_index_for_an_index_only_scan() {
+    expect_index(
+        "SELECT customer_id, total FROM orders WHERE customer_id BETWEEN 1000 AND 3000",
+        &["CREATE INDEX ON orders (customer_id) INCLUDE (total)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn join_keys_on_the_inner_side() {
+    expect_index(
+        "SELECT o.id, o.total FROM customers c JOIN orders o ON o.customer_id = c.id \
+         WHERE c.phone = '+1-555-0000777'",
+        &[
+            "CREATE INDEX ON customers (phone)",
+            "CREATE INDEX ON orders (customer_id)",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn expression() {
+    expect_index(
+        "SELECT * FROM customers WHERE lower(email) = 'user99@example.org'",
+        &["CREATE INDEX ON customers (lower(email))"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn or_across_two_columns() {
+    expect_index(
+        "SELECT * FROM customers WHERE email = 'user5@example.org' OR phone = '+1-555-0000009'",
+        &[
+            "CREATE INDEX ON customers (email)",
+            "CREATE INDEX ON customers (phone)",
+        ],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn tiny_table_gets_nothing() {
+    expect_none("SELECT * FROM settings_small WHERE scope = 2", |r| {
+        matches!(r, Reason::TinyTable { .. })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn primary_key_already_serves() {
+    expect_none("SELECT * FROM orders WHERE id = 77", |r| {
+        matches!(r, Reason::AlreadyIndexed { .. })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn secondary_index_already_serves() {
+    expect_none("SELECT * FROM orders WHERE sku = 'sku-17'", |r| {
+        matches!(r, Reason::AlreadyIndexed { .. })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn prefix_of_a_composite_already_serves() {
+    expect_none("SELECT * FROM ledger WHERE account = 17", |r| {
+        matches!(r, Reason::AlreadyIndexed { .. })
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn low_selectivity_column_gets_nothing() {
+    expect_none("SELECT * FROM orders WHERE status = 'paid'", |r| {
+        matches!(
+            r,
+            Reason::LowSelectivity { .. } | Reason::GainBelowThreshold { .. }
+        )
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn statement_that_does_not_parse() {
+    expect_none("SELEC * FORM orders WHERE", |r| {
+        matches!(r, Reason::NotParseable { .. })
+    })
+    .await;
+}
