@@ -842,7 +842,10 @@ async fn an_interrupt_during_tune_apply_cancels_the_step_and_completes_the_journ
             &[("work_mem", "8MB")],
             &objects,
             &j,
-            Some(interrupt),
+            pgopt::apply::Options {
+                interrupt: Some(interrupt),
+                ..pgopt::apply::Options::default()
+            },
         )
         .await;
         (r, conn)

@@ -14,8 +14,10 @@
 pub mod checks;
 pub mod journal;
 pub mod lock;
+pub mod progress;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -24,9 +26,11 @@ use tokio_postgres::error::SqlState;
 use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::plan::{Action, Plan, Precondition, Step, Verify};
+use crate::progress::Progress;
 
 use checks::{Holds, Verified};
 pub use journal::{Journal, JournalStep, ServerId, StepState};
+pub use progress::Reconnect;
 
 /// Extra time the client waits beyond a step's statement_timeout before cancelling it itself.
 const CLIENT_SLACK: Duration = Duration::from_secs(5);
@@ -44,7 +48,7 @@ pub enum OnFailure {
 }
 
 /// Bounds and behaviour of a run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// How long to wait for another pgopt run on the server to finish.
     pub lock_wait: Duration,
@@ -59,6 +63,27 @@ pub struct Options {
     pub interrupt: Option<watch::Receiver<bool>>,
     /// The command that replays the journal, for messages (`pgopt tune --rollback`).
     pub rollback_command: String,
+    /// Where the run's progress goes: its steps, and the progress of index builds.
+    pub progress: Option<Arc<dyn Progress>>,
+    /// Opens a second session to the same server (watching an index build, reconnecting
+    /// after a restart). None: index builds are not watched.
+    pub reconnect: Option<Arc<dyn Reconnect>>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("lock_wait", &self.lock_wait)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("lock_retries", &self.lock_retries)
+            .field("on_failure", &self.on_failure)
+            .field("interrupt", &self.interrupt.is_some())
+            .field("rollback_command", &self.rollback_command)
+            .field("progress", &self.progress.is_some())
+            .field("reconnect", &self.reconnect.is_some())
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -71,6 +96,8 @@ impl Default for Options {
             on_failure: OnFailure::Undo,
             interrupt: None,
             rollback_command: "pgopt tune --rollback".to_string(),
+            progress: None,
+            reconnect: None,
         }
     }
 }
@@ -149,7 +176,12 @@ pub async fn run(
             s.action.describe()
         )));
     }
-    under_lock(conn, opts, run_locked(conn, plan, journal_path, opts)).await
+    let result = under_lock(conn, opts, run_locked(conn, plan, journal_path, opts)).await;
+    if let Some(sink) = &opts.progress {
+        let ended = result.as_ref().map_or(0, |r| r.steps.len());
+        progress::finished(sink.as_ref(), ended, plan.steps.len());
+    }
+    result
 }
 
 /// Runs `work` (not started until then) under the pgopt advisory lock, and puts the
@@ -190,6 +222,16 @@ async fn run_locked(
         journal: journal_path.map(Path::to_path_buf),
         ..Report::default()
     };
+    let total = plan.steps.len();
+    let sink = opts.progress.as_deref();
+    if let Some(sink) = sink {
+        progress::started(sink, total);
+    }
+    let step_event = |i: usize, ended: bool| {
+        if let Some(sink) = sink {
+            progress::step(sink, i, total, &plan.steps[i].action.describe(), ended);
+        }
+    };
     for (i, step) in plan.steps.iter().enumerate() {
         let started = Instant::now();
         let mut sr = StepReport {
@@ -218,8 +260,10 @@ async fn run_locked(
             sr.state = StepState::Skipped;
             sr.reason = Some(why);
             report.steps.push(sr);
+            step_event(i, true);
             continue;
         }
+        step_event(i, false);
         if let Some(p) = &step.precondition {
             match checks::precondition(conn, p).await? {
                 Holds::Yes => {}
@@ -236,6 +280,7 @@ async fn run_locked(
                     sr.state = StepState::Skipped;
                     sr.reason = Some(why);
                     report.steps.push(sr);
+                    step_event(i, true);
                     continue;
                 }
             }
@@ -250,6 +295,7 @@ async fn run_locked(
                 sr.pending_restart = pending_restart;
                 sr.elapsed = started.elapsed();
                 report.steps.push(sr);
+                step_event(i, true);
                 continue;
             }
             StepOutcome::Skipped(why) => {
@@ -257,6 +303,7 @@ async fn run_locked(
                 sr.state = StepState::Skipped;
                 sr.reason = Some(why);
                 report.steps.push(sr);
+                step_event(i, true);
                 continue;
             }
             StepOutcome::Interrupted => {
@@ -276,6 +323,7 @@ async fn run_locked(
         sr.reason = Some(reason.clone());
         sr.elapsed = started.elapsed();
         report.steps.push(sr);
+        step_event(i, true);
         if report.interrupted {
             break;
         }
@@ -430,9 +478,24 @@ async fn run_step(conn: &Conn, step: &Step, opts: &Options) -> StepOutcome {
     if let Err(e) = set_step_timeouts(conn, opts).await {
         return StepOutcome::Failed(e);
     }
+    // The backend that builds an index, for watching its progress from a second session.
+    let builder = match (&opts.progress, &opts.reconnect) {
+        (Some(_), Some(_)) if step.action.builds_index() => backend_pid(conn).await,
+        _ => None,
+    };
+    let what = step.action.describe();
     let mut attempt = 0;
     loop {
-        match execute(conn, &step.action, opts, opts.interrupt.clone()).await {
+        let work = execute(conn, &step.action, opts, opts.interrupt.clone());
+        let outcome = progress::with_index_watch(
+            opts.progress.as_ref(),
+            opts.reconnect.as_ref(),
+            builder,
+            &what,
+            work,
+        )
+        .await;
+        match outcome {
             StepOutcome::Failed(e)
                 if e.sqlstate() == Some(&SqlState::LOCK_NOT_AVAILABLE)
                     && attempt < opts.lock_retries =>
@@ -477,6 +540,20 @@ async fn run_step(conn: &Conn, step: &Step, opts: &Options) -> StepOutcome {
             StepOutcome::Failed(Error::BadInput(format!("not verified: {why}")))
         }
         Err(e) => StepOutcome::Failed(e),
+    }
+}
+
+/// This session's backend pid; None (and the build goes unwatched) when it cannot be read.
+async fn backend_pid(conn: &Conn) -> Option<i32> {
+    match conn
+        .query_one("reading pg_backend_pid()", "SELECT pg_backend_pid()", &[])
+        .await
+    {
+        Ok(r) => Some(r.get(0)),
+        Err(e) => {
+            tracing::warn!("not watching the index build: {e}");
+            None
+        }
     }
 }
 

@@ -232,10 +232,10 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let (conn, snap) = match &args.from {
         Some(path) => (None, Snapshot::load(path)?),
         None => {
-            let (_, conn) = args.target.connect().await?;
+            let (target, conn) = args.target.connect().await?;
             check_yes_restart(&args, &conn)?;
             let snap = collect_snapshot(&conn, args.method).await?;
-            (Some(conn), snap)
+            (Some((target, conn)), snap)
         }
     };
     let (input, detected) = tune::advice::inputs(&snap, raw_input(&args))?;
@@ -271,7 +271,7 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let restart = rec.restart();
-    let Some(conn) = conn.filter(|_| args.apply) else {
+    let Some((target, conn)) = conn.filter(|_| args.apply) else {
         eprintln!("{}", report::tune::dry_run_note(rec));
         return Ok(EXIT_OK);
     };
@@ -301,7 +301,13 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
             let _ = stop.send(true);
         }
     });
-    let run = apply::apply_plan(&conn, &changes, &object_entries, &journal, Some(interrupt)).await;
+    let opts = crate::apply::Options {
+        interrupt: Some(interrupt),
+        progress: Some(std::sync::Arc::new(super::progress::Bars::stderr())),
+        reconnect: Some(std::sync::Arc::new(target)),
+        ..crate::apply::Options::default()
+    };
+    let run = apply::apply_plan(&conn, &changes, &object_entries, &journal, opts).await;
     watcher.abort();
     let run = run?;
     eprintln!(

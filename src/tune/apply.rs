@@ -364,13 +364,16 @@ pub async fn apply_settings(
     changes: &[(&str, &str)],
     journal_path: &Path,
 ) -> Result<ApplyReport> {
-    Ok(apply_plan(conn, changes, &[], journal_path, None)
-        .await?
-        .report)
+    Ok(
+        apply_plan(conn, changes, &[], journal_path, Default::default())
+            .await?
+            .report,
+    )
 }
 
 /// Applies `changes` (name, value) and then the per-object settings `objects` as one plan on
-/// the executor: checks the role may ALTER SYSTEM each setting and that it can tell what
+/// the executor, run with `opts` (interrupt, progress, reconnect; its rollback command is
+/// tune's): checks the role may ALTER SYSTEM each setting and that it can tell what
 /// postgresql.auto.conf holds (refusing before any change and before the journal), then one
 /// step per setting (precondition: the value is still the one read now; verification:
 /// pg_settings value or pending_restart; undo: the old postgresql.auto.conf value, or RESET),
@@ -383,7 +386,7 @@ pub async fn apply_plan(
     changes: &[(&str, &str)],
     objects: &[super::objects::ObjectEntry],
     journal_path: &Path,
-    interrupt: Option<tokio::sync::watch::Receiver<bool>>,
+    opts: crate::apply::Options,
 ) -> Result<SettingsRun> {
     if journal_path.exists() {
         return Err(Error::BadInput(format!(
@@ -420,9 +423,8 @@ pub async fn apply_plan(
         ));
     }
     let opts = crate::apply::Options {
-        interrupt,
         rollback_command: "pgopt tune --rollback".to_string(),
-        ..crate::apply::Options::default()
+        ..opts
     };
     let run = crate::apply::run(conn, &plan, Some(journal_path), &opts).await?;
     let mut notes = Vec::new();
