@@ -561,3 +561,20 @@ async fn a_concurrent_index_build_reports_its_phase_from_a_second_session() {
         "the build's display is ended"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_step_without_a_checked_restart_is_refused_before_anything_changes() {
+    let (_c, conn) = start().await;
+    let before = auto_conf(&conn).await;
+    let mut plan = Plan::new();
+    plan.push(Step::set_system("shared_buffers", "256MB", None, true));
+    plan.push(Step::restart());
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.json");
+    let e = apply::run(&conn, &plan, Some(&journal), &opts())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("nothing was changed"), "{e}");
+    assert!(!journal.exists(), "no journal: nothing ran");
+    assert_eq!(auto_conf(&conn).await, before);
+}

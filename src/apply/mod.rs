@@ -9,12 +9,17 @@
 //! or cancelled CREATE INDEX CONCURRENTLY is dropped) and, as asked, this run's steps are
 //! undone newest first, or the run stops and says what is left. An interrupt (Ctrl-C) cancels
 //! the running step on the server, cleans it up, completes the journal and ends the run.
+//! A restart step ([`Action::Restart`], run when an earlier step of the run waits for one)
+//! restarts the server through the plan [`restart::plan`] made and the command confirmed,
+//! connects again through [`Options::reconnect`], takes the advisory lock again on the new
+//! session and verifies the settings that waited; the rest of the run uses that session.
 //! [`rollback`] replays any journal, of this run or an old one.
 
 pub mod checks;
 pub mod journal;
 pub mod lock;
 pub mod progress;
+pub mod restart;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -68,6 +73,9 @@ pub struct Options {
     /// Opens a second session to the same server (watching an index build, reconnecting
     /// after a restart). None: index builds are not watched.
     pub reconnect: Option<Arc<dyn Reconnect>>,
+    /// How the server is restarted, checked (and confirmed by the command) before the run:
+    /// needed by a plan with a restart step, and by a rollback that should restart.
+    pub restart: Option<restart::Plan>,
 }
 
 impl std::fmt::Debug for Options {
@@ -82,6 +90,7 @@ impl std::fmt::Debug for Options {
             .field("rollback_command", &self.rollback_command)
             .field("progress", &self.progress.is_some())
             .field("reconnect", &self.reconnect.is_some())
+            .field("restart", &self.restart)
             .finish()
     }
 }
@@ -98,6 +107,7 @@ impl Default for Options {
             rollback_command: "pgopt tune --rollback".to_string(),
             progress: None,
             reconnect: None,
+            restart: None,
         }
     }
 }
@@ -123,6 +133,9 @@ pub struct Report {
     pub steps: Vec<StepReport>,
     /// Ended by an interrupt: the journal is complete, the command exits 130.
     pub interrupted: bool,
+    /// The server was restarted and the settings that waited for it are in effect. The
+    /// connection the run was given is closed then: connect again.
+    pub restarted: bool,
     pub journal: Option<PathBuf>,
 }
 
@@ -170,11 +183,23 @@ pub async fn run(
             )));
         }
     }
-    if let Some(s) = plan.steps.iter().find(|s| s.action.sql().is_none()) {
+    if let Some(s) = plan
+        .steps
+        .iter()
+        .find(|s| s.action.sql().is_none() && s.action != Action::Restart)
+    {
         return Err(Error::Internal(format!(
-            "the executor runs statements only, not: {}; nothing was changed",
+            "the executor runs statements and restarts only, not: {}; nothing was changed",
             s.action.describe()
         )));
+    }
+    let restarts = plan.steps.iter().any(|s| s.action == Action::Restart);
+    if restarts && (opts.restart.is_none() || opts.reconnect.is_none()) {
+        return Err(Error::Internal(
+            "a plan with a restart needs the restart checked beforehand and a way to connect \
+             again (Options::restart, Options::reconnect); nothing was changed"
+                .into(),
+        ));
     }
     let result = under_lock(conn, opts, run_locked(conn, plan, journal_path, opts)).await;
     if let Some(sink) = &opts.progress {
@@ -200,9 +225,12 @@ async fn under_lock<T>(
         }
     };
     let result = work.await;
-    let _ = set_session(conn, "lock_timeout", &lock_before).await;
-    let _ = set_session(conn, "statement_timeout", &statement_before).await;
-    lock::release(conn).await;
+    // After a restart this session is gone, and with it the lock.
+    if !conn.is_closed() {
+        let _ = set_session(conn, "lock_timeout", &lock_before).await;
+        let _ = set_session(conn, "statement_timeout", &statement_before).await;
+        lock::release(conn).await;
+    }
     result
 }
 
@@ -232,7 +260,10 @@ async fn run_locked(
             progress::step(sink, i, total, &plan.steps[i].action.describe(), ended);
         }
     };
+    // The session after a restart (holding the lock again); dropped, it releases the lock.
+    let mut fresh: Option<Conn> = None;
     for (i, step) in plan.steps.iter().enumerate() {
+        let conn = fresh.as_ref().unwrap_or(conn);
         let started = Instant::now();
         let mut sr = StepReport {
             index: i,
@@ -264,6 +295,55 @@ async fn run_locked(
             continue;
         }
         step_event(i, false);
+        if step.action == Action::Restart {
+            let pending: Vec<Verify> = report
+                .steps
+                .iter()
+                .filter(|s| s.state == StepState::Done && s.pending_restart)
+                .filter_map(|s| plan.steps[s.index].verify.clone())
+                .collect();
+            if pending.is_empty() {
+                let why = "no step of this run waits for a restart".to_string();
+                rec.mark(i, StepState::Skipped, Some(why.clone()))?;
+                sr.state = StepState::Skipped;
+                sr.reason = Some(why);
+                report.steps.push(sr);
+                step_event(i, true);
+                continue;
+            }
+            rec.mark(i, StepState::Started, None)?;
+            let undo = match journal_path {
+                Some(j) => format!(
+                    "The new values are in postgresql.auto.conf; the journal {j} undoes them: \
+                     {} {j} (with --restart once the server runs)",
+                    opts.rollback_command,
+                    j = j.display()
+                ),
+                None => "The new values are in postgresql.auto.conf".to_string(),
+            };
+            match restart_and_verify(&pending, opts, &undo).await {
+                Ok(new) => {
+                    rec.mark(i, StepState::Done, None)?;
+                    sr.state = StepState::Done;
+                    sr.elapsed = started.elapsed();
+                    report.steps.push(sr);
+                    report.restarted = true;
+                    step_event(i, true);
+                    fresh = Some(new);
+                    continue;
+                }
+                Err(e) => {
+                    // Nothing is undone: that would need another restart. The error says
+                    // what is left and how to take it back.
+                    rec.mark(i, StepState::Failed, Some(e.to_string()))?;
+                    sr.state = StepState::Failed;
+                    sr.reason = Some(e.to_string());
+                    report.steps.push(sr);
+                    step_event(i, true);
+                    return Err(e);
+                }
+            }
+        }
         if let Some(p) = &step.precondition {
             match checks::precondition(conn, p).await? {
                 Holds::Yes => {}
@@ -346,6 +426,52 @@ async fn run_locked(
         return Err(Error::BadInput(msg));
     }
     Ok(report)
+}
+
+/// Restarts the server as `opts.restart` says, connects again (taking the advisory lock on
+/// the new session) and checks that each of `pending` is in effect now. Returns the new
+/// session. `undo` says how to go back, for the errors.
+async fn restart_and_verify(pending: &[Verify], opts: &Options, undo: &str) -> Result<Conn> {
+    let (Some(plan), Some(reconnect)) = (&opts.restart, &opts.reconnect) else {
+        return Err(Error::Internal(
+            "a restart without its plan or a way to connect again".into(),
+        ));
+    };
+    if let Some(sink) = &opts.progress {
+        sink.event(
+            crate::progress::Event::update(progress::PHASE, crate::progress::Unit::Steps, 0, None)
+                .kind(crate::progress::Kind::Line)
+                .message(format!(
+                    "restarting the server at {} (data directory {}): pg_ctl restart -m fast",
+                    plan.target(),
+                    plan.data_dir.display()
+                )),
+        );
+    }
+    let conn =
+        restart::restart_and_reconnect(plan, reconnect.as_ref(), opts.lock_wait, undo).await?;
+    let mut failed = Vec::new();
+    for v in pending {
+        match checks::verify(&conn, v).await? {
+            Verified::Yes => {}
+            Verified::PendingRestart => {
+                let name = match v {
+                    Verify::Setting { name, .. } => name.as_str(),
+                    _ => "a setting",
+                };
+                failed.push(format!("{name} still waits for a restart"));
+            }
+            Verified::No(why) => failed.push(why),
+        }
+    }
+    if failed.is_empty() {
+        Ok(conn)
+    } else {
+        Err(Error::Restart(format!(
+            "after the restart {}; check the server log and pg_file_settings. {undo}",
+            failed.join("; ")
+        )))
+    }
 }
 
 /// What a run stopped with changed, and how to take it back.
@@ -804,6 +930,10 @@ async fn rollback_locked(
     };
     for i in todo {
         let s = rec.journal.steps[i].clone();
+        if s.step.action == Action::Restart {
+            // Done already; the settings it brought into effect are restored below.
+            continue;
+        }
         let started = Instant::now();
         let mut sr = StepReport {
             index: i,
@@ -850,6 +980,33 @@ async fn rollback_locked(
         }
         sr.elapsed = started.elapsed();
         report.steps.push(sr);
+    }
+    if opts.restart.is_some() {
+        // The restored settings that wait for a restart: (name, the value restored; None for
+        // a RESET, whose value the files decide).
+        let pending: Vec<Verify> = report
+            .steps
+            .iter()
+            .filter(|s| s.pending_restart)
+            .filter_map(|s| match &rec.journal.steps[s.index].undo {
+                Some(Action::SetSystem { name, value }) => Some(Verify::Setting {
+                    name: name.clone(),
+                    value: value.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        if !pending.is_empty() {
+            let undo = format!(
+                "postgresql.auto.conf holds the old values again; once the server runs, {}{} \
+                 --restart finishes the job",
+                opts.rollback_command,
+                path.map(|p| format!(" {}", p.display()))
+                    .unwrap_or_default()
+            );
+            restart_and_verify(&pending, opts, &undo).await?;
+            report.restarted = true;
+        }
     }
     Ok(report)
 }

@@ -6,20 +6,22 @@
 //! --save`, offline) and hands it to the library: `tune::advice::inputs` takes the version,
 //! and this machine's memory (the cgroup limit when lower), CPUs and storage when the server
 //! is local (flags override), `tune::advise` recommends (pure) and `report::tune` renders.
-//! With `--apply` it changes the server (journal, ALTER SYSTEM one at a time, reload,
-//! verify); `--rollback JOURNAL` undoes that. With `--restart`, either then restarts the
-//! server when a changed setting waits for it and verifies again: a pgopt embedded cluster
-//! directly, another server on this machine only once confirmed (a typed `restart` on a
-//! terminal, or `--yes-restart HOST:PORT`), a remote one never.
+//! With `--apply` it changes the server on the executor, `crate::apply` (journal, ALTER
+//! SYSTEM one at a time, reload, verify); `--rollback JOURNAL` undoes that. With `--restart`,
+//! the executor then restarts the server when a changed setting waits for it and verifies
+//! again (a restart step): a pgopt embedded cluster directly, another server on this machine
+//! only once confirmed here (a typed `restart` on a terminal, or `--yes-restart HOST:PORT`),
+//! a remote one never.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
 use super::{TargetArgs, EXIT_FAILED, EXIT_OK};
 use crate::advise::Thresholds;
+use crate::apply::restart::{self, Plan};
 use crate::collect;
 use crate::db::Conn;
 use crate::error::Error;
@@ -27,7 +29,6 @@ use crate::plan::Action;
 use crate::report::{self, Format};
 use crate::snapshot::Snapshot;
 use crate::tune::compare;
-use crate::tune::restart::{self, Plan};
 use crate::tune::{self, apply, pgtune, RawInput, TuneInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -171,9 +172,6 @@ pub struct TuneArgs {
     yes_restart: Option<String>,
 }
 
-/// How long the server may take to accept connections again after pg_ctl said it started.
-const RECONNECT_WITHIN: Duration = Duration::from_secs(60);
-
 /// The inputs as given on the command line.
 fn raw_input(args: &TuneArgs) -> RawInput {
     RawInput {
@@ -275,7 +273,7 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         eprintln!("{}", report::tune::dry_run_note(rec));
         return Ok(EXIT_OK);
     };
-    let plan = match (args.restart, restart.is_empty()) {
+    let restart_plan = match (args.restart, restart.is_empty()) {
         (false, _) => None,
         (true, true) => {
             eprintln!("note: no setting to change waits for a restart: not restarting");
@@ -289,6 +287,7 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
             &restart,
         )?),
     };
+    let restarting = restart_plan.is_some();
     let journal = args
         .journal
         .clone()
@@ -303,8 +302,9 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     });
     let opts = crate::apply::Options {
         interrupt: Some(interrupt),
-        progress: Some(std::sync::Arc::new(super::progress::Bars::stderr())),
-        reconnect: Some(std::sync::Arc::new(target)),
+        progress: Some(Arc::new(super::progress::Bars::stderr())),
+        reconnect: Some(Arc::new(target)),
+        restart: restart_plan,
         ..crate::apply::Options::default()
     };
     let run = apply::apply_plan(&conn, &changes, &object_entries, &journal, opts).await;
@@ -316,7 +316,7 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         journal.display()
     );
     let report = run.report;
-    let mut code = print_report("applied", &report, plan.is_some());
+    let mut code = print_report("applied", &report, restarting);
     code = code.max(print_object_outcomes("applied", &run.objects));
     if run.interrupted {
         eprintln!(
@@ -326,27 +326,17 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         );
         return Ok(super::EXIT_INTERRUPTED);
     }
-    let pending = report.waiting_for_restart();
-    match plan {
-        Some(plan) if code == EXIT_OK && !pending.is_empty() => {
-            let expected: Vec<(&str, Option<&str>)> = changes
-                .iter()
-                .filter(|(n, _)| pending.contains(n))
-                .map(|(n, v)| (*n, Some(*v)))
-                .collect();
-            let undo = format!(
-                "The new values are in postgresql.auto.conf; the journal {j} undoes them: \
-                 pgopt tune --rollback {j} (with --restart once the server runs)",
-                j = journal.display()
-            );
-            restart_and_verify(&args.target, &plan, &expected, "applied", &undo).await
+    if run.restarted {
+        for s in &report.settings {
+            if s.outcome == apply::Outcome::PendingRestart {
+                println!(
+                    "applied {} = {}: in effect after the restart",
+                    s.name, s.value
+                );
+            }
         }
-        Some(_) if code != EXIT_OK => {
-            eprintln!("not restarting: not every setting was verified");
-            Ok(code)
-        }
-        _ => Ok(code),
     }
+    Ok(code)
 }
 
 /// `--yes-restart` must name the target exactly.
@@ -410,76 +400,6 @@ fn prepare_restart(
         Ok(plan)
     } else {
         Err(not_confirmed("the answer was not 'restart'"))
-    }
-}
-
-/// Restarts the server of `plan`, reconnects within [`RECONNECT_WITHIN`] and checks that each
-/// of `expected` (name, value; None: only that no restart is pending) is now in effect.
-/// `undo` says how to go back when the restart fails.
-async fn restart_and_verify(
-    target: &TargetArgs,
-    plan: &Plan,
-    expected: &[(&str, Option<&str>)],
-    what: &str,
-    undo: &str,
-) -> anyhow::Result<u8> {
-    eprintln!(
-        "restarting the server at {} (data directory {}): pg_ctl restart -m fast",
-        plan.target(),
-        plan.data_dir.display()
-    );
-    let p = plan.clone();
-    tokio::task::spawn_blocking(move || restart::restart(&p))
-        .await
-        .map_err(|e| Error::Internal(format!("restart: {e}")))?
-        .map_err(|e| {
-            Error::Restart(format!(
-                "{e}. Look at {} and the server's log. {undo}",
-                plan.log.display()
-            ))
-        })?;
-    let start = Instant::now();
-    let conn = loop {
-        match target.connect().await {
-            Ok((_, c)) => break c,
-            Err(e) if start.elapsed() > RECONNECT_WITHIN => {
-                return Err(Error::Restart(format!(
-                    "the server at {} did not accept connections within {} s of the restart \
-                     ({e}). Look at {} and the server's log. {undo}",
-                    plan.target(),
-                    RECONNECT_WITHIN.as_secs(),
-                    plan.log.display()
-                ))
-                .into())
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    };
-    let outcomes = apply::verify(&conn, expected).await?;
-    for o in &outcomes {
-        let state = match o.outcome {
-            apply::Outcome::Applied => "in effect after the restart",
-            apply::Outcome::PendingRestart => "STILL WAITS FOR A RESTART",
-            apply::Outcome::Unverified | apply::Outcome::Skipped | apply::Outcome::NotRun => {
-                "NOT VERIFIED"
-            }
-        };
-        println!("{what} {} = {}: {state}", o.name, o.value);
-    }
-    let failed: Vec<&str> = outcomes
-        .iter()
-        .filter(|o| o.outcome != apply::Outcome::Applied)
-        .map(|o| o.name.as_str())
-        .collect();
-    if failed.is_empty() {
-        Ok(EXIT_OK)
-    } else {
-        eprintln!(
-            "error: after the restart {} did not show the expected value; check the server \
-             log and pg_file_settings. {undo}",
-            failed.join(", ")
-        );
-        Ok(EXIT_FAILED)
     }
 }
 
@@ -592,7 +512,7 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
             conninfo_value(&s.user)
         ));
     }
-    let conn = target.connect().await?.1;
+    let (resolved, conn) = target.connect().await?;
     check_yes_restart(args, &conn)?;
     let (jhost, jport) = (journal.server.host.clone(), journal.server.port);
     if (conn.host.as_str(), conn.port) != (jhost.as_str(), jport) {
@@ -601,12 +521,12 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
             conn.host, conn.port
         );
     }
-    // The settings the rollback takes back: (step index, name, old value).
-    let system: Vec<(usize, String, Option<String>)> = journal
+    // The settings the rollback takes back.
+    let system: Vec<&str> = journal
         .to_undo()
         .into_iter()
         .filter_map(|i| match &journal.steps[i].undo {
-            Some(Action::SetSystem { name, value }) => Some((i, name.clone(), value.clone())),
+            Some(Action::SetSystem { name, .. }) => Some(name.as_str()),
             _ => None,
         })
         .collect();
@@ -614,7 +534,7 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
         let settings = apply::read_settings(&conn).await?;
         let postmaster: Vec<&str> = system
             .iter()
-            .map(|(_, n, _)| n.as_str())
+            .copied()
             .filter(|n| {
                 settings
                     .iter()
@@ -639,16 +559,22 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
         None
     };
     let steps = journal.steps.clone();
-    let report = crate::apply::rollback(
-        &conn,
-        journal,
-        Some(path),
-        &crate::apply::Options::default(),
-    )
-    .await?;
+    let opts = crate::apply::Options {
+        reconnect: Some(Arc::new(resolved.clone())),
+        restart: plan,
+        progress: Some(Arc::new(super::progress::Bars::stderr())),
+        ..crate::apply::Options::default()
+    };
+    let report = crate::apply::rollback(&conn, journal, Some(path), &opts).await?;
     if report.steps.is_empty() {
         eprintln!("nothing to roll back: every step of the journal is undone or never ran");
     }
+    // After a restart the rollback's session is gone: read what is shown on a new one.
+    let conn = if report.restarted {
+        crate::db::connect(&resolved).await?
+    } else {
+        conn
+    };
     let running = apply::read_settings(&conn).await?;
     let mut pending = Vec::new();
     for s in &report.steps {
@@ -669,7 +595,7 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
                 let shown = shown.unwrap_or_else(|| "(reset)".to_string());
                 println!("restored {name} = {shown}: {state}");
                 if s.pending_restart {
-                    pending.push(name.clone());
+                    pending.push((name.clone(), value.clone()));
                 }
             }
             Some(Action::SetObject {
@@ -683,22 +609,28 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
             _ => println!("restored: {}: {state}", s.what),
         }
     }
-    match plan {
-        Some(plan) if !pending.is_empty() => {
-            let expected: Vec<(&str, Option<&str>)> = system
-                .iter()
-                .filter(|(_, n, _)| pending.contains(n))
-                .map(|(_, n, v)| (n.as_str(), v.as_deref()))
-                .collect();
-            let undo = format!(
-                "postgresql.auto.conf holds the old values again; once the server runs, \
-                 pgopt tune --rollback {} --restart finishes the job",
-                path.display()
+    if report.restarted {
+        for (name, value) in &pending {
+            let shown = value.clone().or_else(|| {
+                running
+                    .iter()
+                    .find(|s| s.name == *name)
+                    .map(|s| s.display_value())
+            });
+            println!(
+                "restored {name} = {}: in effect after the restart",
+                shown.unwrap_or_default()
             );
-            restart_and_verify(&target, &plan, &expected, "restored", &undo).await
         }
-        _ => Ok(EXIT_OK),
+    } else if !pending.is_empty() {
+        let names: Vec<&str> = pending.iter().map(|(n, _)| n.as_str()).collect();
+        eprintln!(
+            "note: {} is restored at the next restart of the server (--rollback with \
+             --restart restarts it)",
+            names.join(", ")
+        );
     }
+    Ok(EXIT_OK)
 }
 
 /// A conninfo value, quoted.

@@ -188,6 +188,7 @@ pub async fn create_indexes(
         rollback_command: "pgopt tune --rollback".into(),
         progress: opts.progress.clone(),
         reconnect: opts.reconnect.clone(),
+        restart: None,
     };
     let report = apply::run(conn, &plan(schema), None, &exec)
         .await

@@ -355,6 +355,9 @@ pub struct SettingsRun {
     pub report: ApplyReport,
     pub objects: Vec<super::objects::ObjectOutcome>,
     pub interrupted: bool,
+    /// The server was restarted after the settings (`opts.restart`, when one waited for it)
+    /// and those that waited are in effect now.
+    pub restarted: bool,
 }
 
 /// Applies `changes` (name, value) to the server behind `conn` on the executor
@@ -373,7 +376,8 @@ pub async fn apply_settings(
 
 /// Applies `changes` (name, value) and then the per-object settings `objects` as one plan on
 /// the executor, run with `opts` (interrupt, progress, reconnect; its rollback command is
-/// tune's): checks the role may ALTER SYSTEM each setting and that it can tell what
+/// tune's; with `opts.restart`, a restart step comes last, run when a setting waits for it,
+/// after which `conn` is closed): checks the role may ALTER SYSTEM each setting and that it can tell what
 /// postgresql.auto.conf holds (refusing before any change and before the journal), then one
 /// step per setting (precondition: the value is still the one read now; verification:
 /// pg_settings value or pending_restart; undo: the old postgresql.auto.conf value, or RESET),
@@ -422,11 +426,14 @@ pub async fn apply_plan(
             e.old.as_deref(),
         ));
     }
+    if opts.restart.is_some() {
+        plan.push(crate::plan::Step::restart());
+    }
     let opts = crate::apply::Options {
         rollback_command: "pgopt tune --rollback".to_string(),
         ..opts
     };
-    let run = crate::apply::run(conn, &plan, Some(journal_path), &opts).await?;
+    // Read before the run: after a restart step, `conn` is closed.
     let mut notes = Vec::new();
     if !names.is_empty() && file_setting_errors(conn, &[]).await?.is_none() {
         notes.push(
@@ -435,6 +442,7 @@ pub async fn apply_plan(
                 .to_string(),
         );
     }
+    let run = crate::apply::run(conn, &plan, Some(journal_path), &opts).await?;
     let step = |i: usize| run.steps.iter().find(|s| s.index == i);
     let mut out = Vec::with_capacity(changes.len());
     for (i, (name, value)) in changes.iter().enumerate() {
@@ -474,6 +482,7 @@ pub async fn apply_plan(
         },
         objects,
         interrupted: run.interrupted,
+        restarted: run.restarted,
     })
 }
 

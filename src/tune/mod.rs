@@ -4,8 +4,8 @@
 //! size, version) with their parsing and validation, the PGTune-exact calculator
 //! ([`pgtune`]), current-against-recommended comparison and value validation ([`compare`])
 //! and the rendering ([`render`]): all pure. [`apply`] changes the server: ALTER SYSTEM with
-//! a journal, and rollback; [`restart`] restarts a server on this machine for settings that
-//! wait for it. [`storage`] maps the storage the snapshot recorded under the data directory
+//! a journal, and rollback (the executor, [`crate::apply`], restarts a server on this machine
+//! for settings that wait for it). [`storage`] maps the storage the snapshot recorded under the data directory
 //! to a kind. [`advice`] is the pure entry point over a snapshot: the inputs it shows
 //! ([`advice::detected`]), then [`advise`]: PGTune's baseline, the evidence rules
 //! ([`evidence`], one rule per file in `rules/`) and the comparison with the server's values.
@@ -17,7 +17,6 @@ pub mod compare;
 pub mod evidence;
 pub mod objects;
 pub mod pgtune;
-pub mod restart;
 pub(crate) mod rules;
 pub mod storage;
 
