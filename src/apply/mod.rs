@@ -747,9 +747,13 @@ async fn execute_sql(
         },
         _ = wait_interrupt(interrupt) => {
             conn.cancel_running().await;
-            // The statement ends (cancelled, or done just before): wait for it, bounded.
-            let _ = tokio::time::timeout(CLIENT_SLACK * 2, &mut work).await;
-            Ok(false)
+            // The statement ends (cancelled, or done just before): wait for it, bounded. Done
+            // before the cancel reached it, it ran: the step is verified and journaled as done,
+            // and the run stops before the next one.
+            match tokio::time::timeout(CLIENT_SLACK * 2, &mut work).await {
+                Ok(Ok(Ok(()))) => Ok(true),
+                _ => Ok(false),
+            }
         }
     }
 }
