@@ -10,11 +10,11 @@ use cli_support::{pgopt_tune, stderr, stdout};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use pgopt::apply::settings::apply_settings;
 use pgopt::apply::{Journal, StepState};
 use pgopt::db::{connect, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt::plan::Action;
-use pgopt::tune::apply::apply_settings;
 
 const SETTINGS: &str =
     "SELECT name, setting, source, pending_restart FROM pg_settings ORDER BY name";
@@ -694,8 +694,8 @@ async fn requested_checkpoints_raise_max_wal_size() {
 /// before anything changes; a value the server rejects puts back the ones already set.
 #[tokio::test]
 async fn object_settings_are_checked_first_and_put_back_on_failure() {
+    use pgopt::apply::objects;
     use pgopt::tune::evidence::{ObjectKind, ObjectSetting};
-    use pgopt::tune::objects;
 
     let c = Cluster::start(ClusterOptions::default()).unwrap();
     c.psql(
@@ -838,7 +838,7 @@ async fn an_interrupt_during_tune_apply_cancels_the_step_and_completes_the_journ
     let (stop, interrupt) = tokio::sync::watch::channel(false);
     let j = journal.clone();
     let run = tokio::spawn(async move {
-        let r = pgopt::tune::apply::apply_plan(
+        let r = pgopt::apply::settings::apply_plan(
             &conn,
             &[("work_mem", "8MB")],
             &objects,
@@ -874,7 +874,7 @@ async fn an_interrupt_during_tune_apply_cancels_the_step_and_completes_the_journ
     assert!(run.interrupted);
     assert_eq!(
         run.report.settings[0].outcome,
-        pgopt::tune::apply::Outcome::Applied
+        pgopt::apply::settings::Outcome::Applied
     );
     assert!(run.objects.iter().all(|o| !o.verified), "{:?}", run.objects);
     holder.batch("test", "COMMIT").await.unwrap();

@@ -18,8 +18,10 @@
 pub mod checks;
 pub mod journal;
 pub mod lock;
+pub mod objects;
 pub mod progress;
 pub mod restart;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -586,7 +588,7 @@ async fn undo_for(conn: &Conn, step: &Step) -> Result<Option<Action>> {
     match &step.action {
         Action::SetSystem { name, .. } => Ok(Some(Action::SetSystem {
             name: name.clone(),
-            value: crate::tune::apply::auto_conf_value(conn, name).await?,
+            value: settings::auto_conf_value(conn, name).await?,
         })),
         _ => Ok(step.undo.clone()),
     }
@@ -702,7 +704,7 @@ async fn execute(
         Err(e) => return StepOutcome::Failed(e),
     }
     if let Action::SetSystem { name, .. } = action {
-        match crate::tune::apply::file_setting_errors(conn, &[name.as_str()]).await {
+        match settings::file_setting_errors(conn, &[name.as_str()]).await {
             Ok(Some(errors)) if !errors.is_empty() => {
                 return StepOutcome::Failed(Error::BadInput(format!(
                     "postgresql.auto.conf has errors after ALTER SYSTEM: {}",
@@ -902,7 +904,7 @@ async fn rollback_locked(
 ) -> Result<Report> {
     let todo = journal.to_undo();
     // Every old value must be one this server takes before anything is changed.
-    let settings = crate::tune::apply::read_settings(conn).await?;
+    let settings = settings::read_settings(conn).await?;
     let mut problems = Vec::new();
     for i in &todo {
         if let Some(Action::SetSystem {
@@ -1032,7 +1034,7 @@ async fn pending_restart(conn: &Conn, name: &str) -> Result<bool> {
 /// Whether the running value of `name` was read from a configuration file (at the last start
 /// or reload).
 async fn from_a_file(conn: &Conn, name: &str) -> Result<bool> {
-    let settings = crate::tune::apply::read_settings(conn).await?;
+    let settings = settings::read_settings(conn).await?;
     Ok(settings
         .iter()
         .any(|s| s.name == name && s.source == "configuration file"))
@@ -1042,7 +1044,7 @@ async fn from_a_file(conn: &Conn, name: &str) -> Result<bool> {
 /// (the server never re-reads a value no file holds). Writing the running value makes the
 /// server see "no change" and clear the flag; resetting it afterwards changes nothing more.
 async fn clear_pending_restart(conn: &Conn, name: &str, opts: &Options) -> Result<()> {
-    let settings = crate::tune::apply::read_settings(conn).await?;
+    let settings = settings::read_settings(conn).await?;
     let Some(running) = settings.iter().find(|s| s.name == name) else {
         return Ok(());
     };

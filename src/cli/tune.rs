@@ -22,6 +22,7 @@ use clap::{Args, ValueEnum};
 use super::{TargetArgs, EXIT_FAILED, EXIT_OK};
 use crate::advise::Thresholds;
 use crate::apply::restart::{self, Plan};
+use crate::apply::settings;
 use crate::collect;
 use crate::db::Conn;
 use crate::error::Error;
@@ -29,7 +30,7 @@ use crate::plan::Action;
 use crate::report::{self, Format};
 use crate::snapshot::Snapshot;
 use crate::tune::compare;
-use crate::tune::{self, apply, pgtune, RawInput, TuneInput};
+use crate::tune::{self, pgtune, RawInput, TuneInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Method {
@@ -291,9 +292,9 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let journal = args
         .journal
         .clone()
-        .unwrap_or_else(|| PathBuf::from(apply::default_journal_name()));
-    tune::objects::check_privileges(&conn, &objects).await?;
-    let object_entries = tune::objects::journal_entries(&conn, &objects).await?;
+        .unwrap_or_else(|| PathBuf::from(settings::default_journal_name()));
+    crate::apply::objects::check_privileges(&conn, &objects).await?;
+    let object_entries = crate::apply::objects::journal_entries(&conn, &objects).await?;
     let (stop, interrupt) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
@@ -307,7 +308,7 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         restart: restart_plan,
         ..crate::apply::Options::default()
     };
-    let run = apply::apply_plan(&conn, &changes, &object_entries, &journal, opts).await;
+    let run = settings::apply_plan(&conn, &changes, &object_entries, &journal, opts).await;
     watcher.abort();
     let run = run?;
     eprintln!(
@@ -328,7 +329,7 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     }
     if run.restarted {
         for s in &report.settings {
-            if s.outcome == apply::Outcome::PendingRestart {
+            if s.outcome == settings::Outcome::PendingRestart {
                 println!(
                     "applied {} = {}: in effect after the restart",
                     s.name, s.value
@@ -438,14 +439,14 @@ fn print_object_outcomes(what: &str, outcomes: &[tune::objects::ObjectOutcome]) 
 }
 
 /// Prints each setting's outcome; `restarting`: pgopt restarts the server next.
-fn print_report(what: &str, report: &apply::ApplyReport, restarting: bool) -> u8 {
+fn print_report(what: &str, report: &settings::ApplyReport, restarting: bool) -> u8 {
     for s in &report.settings {
         let state = match s.outcome {
-            apply::Outcome::Applied => "in effect",
-            apply::Outcome::PendingRestart => "waits for a restart",
-            apply::Outcome::Unverified => "NOT VERIFIED",
-            apply::Outcome::Skipped => "skipped",
-            apply::Outcome::NotRun => "NOT RUN",
+            settings::Outcome::Applied => "in effect",
+            settings::Outcome::PendingRestart => "waits for a restart",
+            settings::Outcome::Unverified => "NOT VERIFIED",
+            settings::Outcome::Skipped => "skipped",
+            settings::Outcome::NotRun => "NOT RUN",
         };
         match &s.reason {
             Some(why) => println!("{what} {} = {}: {state} ({why})", s.name, s.value),
@@ -466,7 +467,7 @@ fn print_report(what: &str, report: &apply::ApplyReport, restarting: bool) -> u8
     if report
         .settings
         .iter()
-        .any(|s| s.outcome == apply::Outcome::NotRun)
+        .any(|s| s.outcome == settings::Outcome::NotRun)
     {
         EXIT_FAILED
     } else if unverified.is_empty() {
@@ -531,12 +532,12 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
         })
         .collect();
     let plan = if args.restart {
-        let settings = apply::read_settings(&conn).await?;
+        let server = settings::read_settings(&conn).await?;
         let postmaster: Vec<&str> = system
             .iter()
             .copied()
             .filter(|n| {
-                settings
+                server
                     .iter()
                     .any(|s| s.name == *n && s.context == "postmaster")
             })
@@ -545,7 +546,7 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
             eprintln!("note: no setting of the journal needs a restart: not restarting");
             None
         } else {
-            let data_directory = apply::data_directory(&conn).await?;
+            let data_directory = settings::data_directory(&conn).await?;
             let local = collect::host::is_local(&conn.host);
             Some(prepare_restart(
                 args,
@@ -575,7 +576,7 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
     } else {
         conn
     };
-    let running = apply::read_settings(&conn).await?;
+    let running = settings::read_settings(&conn).await?;
     let mut pending = Vec::new();
     for s in &report.steps {
         let undo = steps[s.index].undo.as_ref();
@@ -590,7 +591,7 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
                 // say, which a setting waiting for a restart does not show yet.
                 let shown = match value {
                     Some(v) => Some(v.clone()),
-                    None => apply::restored_value(&conn, &running, name).await?,
+                    None => settings::restored_value(&conn, &running, name).await?,
                 };
                 let shown = shown.unwrap_or_else(|| "(reset)".to_string());
                 println!("restored {name} = {shown}: {state}");
