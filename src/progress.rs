@@ -1,6 +1,6 @@
 //! Progress of long work as events, so that the library draws nothing itself.
 //!
-//! Long work (seeding, bench runs; index builds and vacuum later) reports [`Event`]s to a
+//! Long work (seeding, bench runs, the executor's steps and index builds; vacuum later) reports [`Event`]s to a
 //! [`Progress`] sink it is given. The CLI renders them with indicatif (`cli::progress`), tests
 //! collect them ([`Collect`]), the daemon will publish them; [`NoProgress`] drops them. Nothing
 //! here knows about terminals.
@@ -13,6 +13,10 @@ pub enum Unit {
     Rows,
     Transactions,
     Steps,
+    /// Table or index blocks (pages) scanned, as `pg_stat_progress_*` counts them.
+    Blocks,
+    /// Tuples (rows) sorted, loaded or validated by an index build.
+    Tuples,
 }
 
 impl Unit {
@@ -21,6 +25,8 @@ impl Unit {
             Unit::Rows => "rows",
             Unit::Transactions => "transactions",
             Unit::Steps => "steps",
+            Unit::Blocks => "blocks",
+            Unit::Tuples => "tuples",
         }
     }
 }

@@ -3,17 +3,20 @@
 //! invalid index; a second run is refused after its bounded wait, naming the holder; a
 //! precondition that stopped holding skips its step with the reason; the journal of a killed
 //! run is replayed; a journal of another server, or with an old value the server rejects,
-//! changes nothing.
+//! changes nothing. A run reports its steps as progress events, and an index build its
+//! phase, read from a second session.
 
 mod cli_support;
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use pgopt::apply::{self, checks, Journal, StepState};
 use pgopt::db::{self, Conn, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt::plan::{Action, Plan, Step};
+use pgopt::progress::{Collect, Event, Kind, Progress, Unit};
 
 async fn connect(c: &Cluster) -> Conn {
     db::connect(&Target::parse(&c.dsn("postgres")).unwrap())
@@ -440,4 +443,138 @@ async fn tune_rollback_replays_an_executor_journal_and_refuses_one_of_another_se
     );
     assert_eq!(index_state(&conn, "t_a").await, None);
     assert_eq!(states(&ours), vec![StepState::Undone]);
+}
+
+fn collector() -> (Arc<Collect>, Arc<dyn Progress>) {
+    let c = Arc::new(Collect::new());
+    let sink: Arc<dyn Progress> = c.clone();
+    (c, sink)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_executor_reports_its_start_each_step_and_its_finish() {
+    let (c, conn) = start().await;
+    let (events, sink) = collector();
+    let mut plan = Plan::new();
+    plan.push(Step::create_index("public", "t_a", "t", &["a"], None));
+    plan.push(Step::set_system("work_mem", "64MB", Some("4MB"), false));
+    let o = apply::Options {
+        progress: Some(sink),
+        reconnect: Some(Arc::new(Target::parse(&c.dsn("postgres")).unwrap())),
+        ..opts()
+    };
+    let report = apply::run(&conn, &plan, None, &o).await.unwrap();
+    assert_eq!(report.with_state(StepState::Done).len(), 2);
+    let steps: Vec<_> = events
+        .events()
+        .into_iter()
+        .filter(|e| e.phase == apply::progress::PHASE)
+        .collect();
+    let first = steps.first().expect("events");
+    assert_eq!((first.kind, first.unit), (Kind::Update, Unit::Steps));
+    assert_eq!((first.done, first.total), (0, Some(2)));
+    for (i, step) in plan.steps.iter().enumerate() {
+        let what = step.action.describe();
+        let of_step: Vec<_> = steps
+            .iter()
+            .filter(|e| e.message.as_deref() == Some(what.as_str()))
+            .collect();
+        assert_eq!(of_step.len(), 2, "step {i} begun and ended: {steps:?}");
+        assert_eq!((of_step[0].done, of_step[1].done), (i as u64, i as u64 + 1));
+    }
+    let last = steps.last().unwrap();
+    assert_eq!(
+        (last.kind, last.done, last.total),
+        (Kind::Finish, 2, Some(2))
+    );
+    conn.batch("test", "ALTER SYSTEM RESET work_mem")
+        .await
+        .unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_concurrent_index_build_reports_its_phase_from_a_second_session() {
+    let (c, conn) = start().await;
+    // Big enough for a build that takes a while; the held snapshot keeps it going (waiting
+    // for old snapshots) until a reading was seen, so no timing decides the test.
+    conn.batch(
+        "test",
+        "INSERT INTO t SELECT g, g % 7 FROM generate_series(1, 2000000) g",
+    )
+    .await
+    .unwrap();
+    let holder = hold_snapshot(&c).await;
+    let (events, sink) = collector();
+    let mut plan = Plan::new();
+    plan.push(Step::create_index("public", "t_a", "t", &["a"], None));
+    let o = apply::Options {
+        progress: Some(sink),
+        reconnect: Some(Arc::new(Target::parse(&c.dsn("postgres")).unwrap())),
+        ..opts()
+    };
+    let run = tokio::spawn(async move {
+        let r = apply::run(&conn, &plan, None, &o).await;
+        (r, conn)
+    });
+    let builds = |events: &Collect| -> Vec<Event> {
+        events
+            .events()
+            .into_iter()
+            .filter(|e| e.phase == apply::progress::INDEX_PHASE && e.kind == Kind::Update)
+            .collect()
+    };
+    let start = Instant::now();
+    while builds(&events).is_empty() {
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "no index build progress was reported: {:?}",
+            events.events()
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    holder.batch("test", "COMMIT").await.unwrap();
+    let (r, conn) = run.await.unwrap();
+    assert_eq!(r.unwrap().with_state(StepState::Done).len(), 1);
+    assert_eq!(index_state(&conn, "t_a").await, Some(true));
+    let seen = builds(&events);
+    let e = &seen[0];
+    let phase = e.step.as_deref().unwrap_or_default();
+    assert!(
+        phase.starts_with("building index")
+            || phase.starts_with("waiting")
+            || phase.starts_with("index validation"),
+        "a phase name of pg_stat_progress_create_index: {e:?}"
+    );
+    assert!(matches!(e.unit, Unit::Blocks | Unit::Tuples), "{e:?}");
+    assert!(
+        e.message
+            .as_deref()
+            .unwrap_or_default()
+            .contains("CREATE INDEX CONCURRENTLY"),
+        "{e:?}"
+    );
+    assert!(
+        events
+            .events()
+            .iter()
+            .any(|e| e.phase == apply::progress::INDEX_PHASE && e.kind == Kind::Finish),
+        "the build's display is ended"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_step_without_a_checked_restart_is_refused_before_anything_changes() {
+    let (_c, conn) = start().await;
+    let before = auto_conf(&conn).await;
+    let mut plan = Plan::new();
+    plan.push(Step::set_system("shared_buffers", "256MB", None, true));
+    plan.push(Step::restart());
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.json");
+    let e = apply::run(&conn, &plan, Some(&journal), &opts())
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("nothing was changed"), "{e}");
+    assert!(!journal.exists(), "no journal: nothing ran");
+    assert_eq!(auto_conf(&conn).await, before);
 }

@@ -1,7 +1,8 @@
 //! `pgopt tune TARGET` on real embedded clusters: current against recommended with detected
 //! inputs, dry run by default, --apply with its journal and --rollback restoring pg_settings
 //! and postgresql.auto.conf exactly, refusal of a role without ALTER SYSTEM, rollback of a
-//! half-done apply when the server rejects a value, and a corrupt journal.
+//! half-done apply when the server rejects a value, a corrupt journal, and the binary under
+//! Ctrl-C (exit 130, a complete journal).
 
 mod cli_support;
 
@@ -9,11 +10,11 @@ use cli_support::{pgopt_tune, stderr, stdout};
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use pgopt::apply::settings::apply_settings;
 use pgopt::apply::{Journal, StepState};
 use pgopt::db::{connect, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt::plan::Action;
-use pgopt::tune::apply::apply_settings;
 
 const SETTINGS: &str =
     "SELECT name, setting, source, pending_restart FROM pg_settings ORDER BY name";
@@ -693,8 +694,8 @@ async fn requested_checkpoints_raise_max_wal_size() {
 /// before anything changes; a value the server rejects puts back the ones already set.
 #[tokio::test]
 async fn object_settings_are_checked_first_and_put_back_on_failure() {
+    use pgopt::apply::objects;
     use pgopt::tune::evidence::{ObjectKind, ObjectSetting};
-    use pgopt::tune::objects;
 
     let c = Cluster::start(ClusterOptions::default()).unwrap();
     c.psql(
@@ -837,12 +838,15 @@ async fn an_interrupt_during_tune_apply_cancels_the_step_and_completes_the_journ
     let (stop, interrupt) = tokio::sync::watch::channel(false);
     let j = journal.clone();
     let run = tokio::spawn(async move {
-        let r = pgopt::tune::apply::apply_plan(
+        let r = pgopt::apply::settings::apply_plan(
             &conn,
             &[("work_mem", "8MB")],
             &objects,
             &j,
-            Some(interrupt),
+            pgopt::apply::Options {
+                interrupt: Some(interrupt),
+                ..pgopt::apply::Options::default()
+            },
         )
         .await;
         (r, conn)
@@ -870,7 +874,7 @@ async fn an_interrupt_during_tune_apply_cancels_the_step_and_completes_the_journ
     assert!(run.interrupted);
     assert_eq!(
         run.report.settings[0].outcome,
-        pgopt::tune::apply::Outcome::Applied
+        pgopt::apply::settings::Outcome::Applied
     );
     assert!(run.objects.iter().all(|o| !o.verified), "{:?}", run.objects);
     holder.batch("test", "COMMIT").await.unwrap();
@@ -893,5 +897,128 @@ async fn an_interrupt_during_tune_apply_cancels_the_step_and_completes_the_journ
     .await
     .unwrap();
     assert_eq!(report.steps.len(), 1, "only the setting is undone");
+    wait_for(&c, SETTINGS, &before);
+}
+
+/// The real binary under Ctrl-C: `pgopt tune --apply` whose per-role step waits on a lock
+/// (another session holds pg_db_role_setting against writes) gets SIGINT once the journal
+/// shows that step started: it exits 130, every step of the journal ended in a final state,
+/// the role is unchanged, and the journal's rollback restores the server exactly.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_tune_apply_exits_130_with_a_complete_journal() {
+    use std::process::Stdio;
+
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    c.psql("postgres", "CREATE ROLE acgs_app LOGIN").unwrap();
+    let before = c.psql("postgres", SETTINGS).unwrap();
+    let auto_before = c.psql("postgres", AUTO_CONF).unwrap();
+    const ROLE: &str = "SELECT coalesce(rolconfig::text, '') FROM pg_roles \
+         WHERE rolname = 'acgs_app'";
+    let role_before = c.psql("postgres", ROLE).unwrap();
+    let dsn = c.dsn("postgres");
+    // Reads of the catalog go on (the snapshot reads it); ALTER ROLE ... SET waits.
+    let holder = connect(&Target::parse(&dsn).unwrap()).await.unwrap();
+    holder
+        .batch("test", "BEGIN")
+        .await
+        .and(
+            holder
+                .batch(
+                    "test",
+                    "LOCK TABLE pg_catalog.pg_db_role_setting IN EXCLUSIVE MODE",
+                )
+                .await,
+        )
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("journal.json");
+    let mut child = cli_support::pgopt_cmd(&[
+        "tune",
+        &dsn,
+        "--method",
+        "pgopt",
+        "--profile",
+        "governance",
+        "--memory",
+        "4GB",
+        "--cpus",
+        "4",
+        "--apply",
+        "--journal",
+        journal.to_str().unwrap(),
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let role_step_started = |j: &Journal| {
+        j.steps.iter().any(|s| {
+            matches!(s.step.action, Action::SetObject { .. }) && s.state == StepState::Started
+        })
+    };
+    let start = Instant::now();
+    loop {
+        if let Ok(j) = Journal::load(&journal) {
+            if role_step_started(&j) {
+                break;
+            }
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "pgopt ended ({status}) before the role step started: {}\n{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the role step never started"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // SAFETY: kill sends a signal to the child we started; no memory is involved.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(sent, 0, "SIGINT sent");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(60) {
+            let _ = child.kill();
+            panic!("pgopt did not end within 60 s of SIGINT");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    assert!(stderr(&out).contains("interrupted"), "{}", stderr(&out));
+    let j = Journal::load(&journal).unwrap();
+    assert!(
+        j.steps.iter().all(|s| s.state != StepState::Started),
+        "every step in a final state: {:?}",
+        j.steps.iter().map(|s| s.state).collect::<Vec<_>>()
+    );
+    assert!(
+        j.steps.iter().any(|s| {
+            matches!(s.step.action, Action::SetObject { .. }) && s.state == StepState::Failed
+        }),
+        "the interrupted step is recorded as failed"
+    );
+    assert_eq!(
+        c.psql("postgres", ROLE).unwrap(),
+        role_before,
+        "the role is unchanged"
+    );
+    holder.batch("test", "COMMIT").await.unwrap();
+
+    // What was done before the interrupt is taken back by the journal, exactly.
+    let o = pgopt_tune(&["--rollback", journal.to_str().unwrap(), &dsn]);
+    assert_eq!(o.status.code(), Some(0), "{}\n{}", stdout(&o), stderr(&o));
+    assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
     wait_for(&c, SETTINGS, &before);
 }

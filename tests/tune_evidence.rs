@@ -515,7 +515,7 @@ fn governance_profile_adds_its_settings() {
 
 #[test]
 fn library_lists_are_quoted_per_element_for_alter_system() {
-    use pgopt::tune::apply::set_value_sql;
+    use pgopt::plan::setting_value_sql as set_value_sql;
     assert_eq!(
         set_value_sql(
             "shared_preload_libraries",

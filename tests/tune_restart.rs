@@ -3,15 +3,18 @@
 //! restart are verified in effect, then the rollback restores pg_settings exactly; any other
 //! server needs `--yes-restart HOST:PORT` off a terminal; and every refusal exits 2 with
 //! nothing changed and the postmaster still the same process. (A server on another machine
-//! is refused by the plan itself: unit tests in src/tune/restart.rs.)
+//! is refused by the plan itself: unit tests in src/apply/restart.rs.) The restart is a step
+//! of the executor, recorded in the journal.
 
 mod cli_support;
 
 use cli_support::{pgopt_tune, stderr, stdout};
 use std::path::{Path, PathBuf};
 
+use pgopt::apply::{Journal, StepState};
 use pgopt::db::{connect, Target};
 use pgopt::embedded::{Cluster, ClusterOptions, Detached, DETACHED_MARKER};
+use pgopt::plan::Action;
 
 const SETTINGS: &str =
     "SELECT name || '=' || setting || ' ' || source || ' ' || pending_restart::text \
@@ -295,4 +298,52 @@ fn refusals_exit_2_and_leave_the_server_untouched() {
     let o = pgopt_tune(&["--rollback", j]);
     assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
     assert_eq!(c.psql("postgres", AUTO_CONF).unwrap(), auto_before);
+}
+
+#[test]
+fn the_journal_records_the_restart_and_a_rollback_without_restart_says_what_waits() {
+    let c = Embedded::start();
+    let dsn = c.dsn();
+    let journal = c._dir.path().join("journal.json");
+    let j = journal.to_str().unwrap();
+    let o = pgopt_tune(&with_hardware(
+        &[&dsn],
+        &["--apply", "--restart", "--journal", j],
+    ));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("restarting the server at 127.0.0.1:"),
+        "{}",
+        stderr(&o)
+    );
+    let recorded = Journal::load(&journal).unwrap();
+    let last = recorded.steps.last().unwrap();
+    assert_eq!(last.step.action, Action::Restart, "the restart is a step");
+    assert_eq!(last.state, StepState::Done);
+
+    let o = pgopt_tune(&["--rollback", j]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("restored shared_buffers = 128MB: waits for a restart"),
+        "{}",
+        stdout(&o)
+    );
+    assert!(
+        stderr(&o).contains("shared_buffers")
+            && stderr(&o).contains("is restored at the next restart of the server"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(
+        !stdout(&o).contains("restart the server (pg_ctl"),
+        "the restart step is not reported as something to undo: {}",
+        stdout(&o)
+    );
+    assert_eq!(
+        query(
+            &dsn,
+            "SELECT pending_restart::text FROM pg_settings WHERE name = 'shared_buffers'"
+        ),
+        "true"
+    );
 }

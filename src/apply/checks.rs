@@ -3,11 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use super::settings::read_settings;
 use crate::db::Conn;
 use crate::error::Result;
 use crate::ident::QualifiedName;
 use crate::plan::{Object, Precondition, Verify};
-use crate::tune::apply::read_settings;
 use crate::tune::compare::same_value;
 
 use super::journal::ServerId;

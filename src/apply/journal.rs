@@ -147,7 +147,7 @@ impl Journal {
             .ok_or("not a pgopt journal (no journal_version); give the file the run wrote")?;
         match version {
             1 => {
-                let old: crate::tune::apply::Journal = serde_json::from_value(value)
+                let old: JournalV1 = serde_json::from_value(value)
                     .map_err(|e| format!("not a readable version 1 tune journal ({e})"))?;
                 Ok(Journal::from_v1(old))
             }
@@ -173,7 +173,7 @@ impl Journal {
     }
 
     /// The settings journal of `pgopt tune --apply` before version 2: every entry was done.
-    pub fn from_v1(old: crate::tune::apply::Journal) -> Journal {
+    pub fn from_v1(old: JournalV1) -> Journal {
         let server = ServerId {
             host: old.host,
             port: old.port,
@@ -233,6 +233,32 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
         h = h.wrapping_mul(0x0000_0100_0000_01b3);
     }
     h
+}
+
+/// One setting in the journal: its value in postgresql.auto.conf before the change (None when
+/// it was not set there, so rollback RESETs it) and the value applied.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalEntryV1 {
+    pub name: String,
+    pub old_auto_conf: Option<String>,
+    pub new: String,
+}
+
+/// The journal `pgopt tune --apply` wrote before version 2; read only, converted by
+/// [`Journal::from_v1`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JournalV1 {
+    pub journal_version: u32,
+    pub pgopt_version: String,
+    pub created_at: String,
+    pub host: String,
+    pub port: u16,
+    pub database: String,
+    pub user: String,
+    pub entries: Vec<JournalEntryV1>,
+    /// Settings of single tables and roles, applied after `entries`.
+    #[serde(default)]
+    pub objects: Vec<crate::tune::objects::ObjectEntry>,
 }
 
 #[cfg(test)]

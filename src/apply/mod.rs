@@ -9,13 +9,22 @@
 //! or cancelled CREATE INDEX CONCURRENTLY is dropped) and, as asked, this run's steps are
 //! undone newest first, or the run stops and says what is left. An interrupt (Ctrl-C) cancels
 //! the running step on the server, cleans it up, completes the journal and ends the run.
+//! A restart step ([`Action::Restart`], run when an earlier step of the run waits for one)
+//! restarts the server through the plan [`restart::plan`] made and the command confirmed,
+//! connects again through [`Options::reconnect`], takes the advisory lock again on the new
+//! session and verifies the settings that waited; the rest of the run uses that session.
 //! [`rollback`] replays any journal, of this run or an old one.
 
 pub mod checks;
 pub mod journal;
 pub mod lock;
+pub mod objects;
+pub mod progress;
+pub mod restart;
+pub mod settings;
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::watch;
@@ -24,9 +33,11 @@ use tokio_postgres::error::SqlState;
 use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::plan::{Action, Plan, Precondition, Step, Verify};
+use crate::progress::Progress;
 
 use checks::{Holds, Verified};
 pub use journal::{Journal, JournalStep, ServerId, StepState};
+pub use progress::Reconnect;
 
 /// Extra time the client waits beyond a step's statement_timeout before cancelling it itself.
 const CLIENT_SLACK: Duration = Duration::from_secs(5);
@@ -44,7 +55,7 @@ pub enum OnFailure {
 }
 
 /// Bounds and behaviour of a run.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Options {
     /// How long to wait for another pgopt run on the server to finish.
     pub lock_wait: Duration,
@@ -59,6 +70,31 @@ pub struct Options {
     pub interrupt: Option<watch::Receiver<bool>>,
     /// The command that replays the journal, for messages (`pgopt tune --rollback`).
     pub rollback_command: String,
+    /// Where the run's progress goes: its steps, and the progress of index builds.
+    pub progress: Option<Arc<dyn Progress>>,
+    /// Opens a second session to the same server (watching an index build, reconnecting
+    /// after a restart). None: index builds are not watched.
+    pub reconnect: Option<Arc<dyn Reconnect>>,
+    /// How the server is restarted, checked (and confirmed by the command) before the run:
+    /// needed by a plan with a restart step, and by a rollback that should restart.
+    pub restart: Option<restart::Plan>,
+}
+
+impl std::fmt::Debug for Options {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Options")
+            .field("lock_wait", &self.lock_wait)
+            .field("lock_timeout", &self.lock_timeout)
+            .field("statement_timeout", &self.statement_timeout)
+            .field("lock_retries", &self.lock_retries)
+            .field("on_failure", &self.on_failure)
+            .field("interrupt", &self.interrupt.is_some())
+            .field("rollback_command", &self.rollback_command)
+            .field("progress", &self.progress.is_some())
+            .field("reconnect", &self.reconnect.is_some())
+            .field("restart", &self.restart)
+            .finish()
+    }
 }
 
 impl Default for Options {
@@ -71,6 +107,9 @@ impl Default for Options {
             on_failure: OnFailure::Undo,
             interrupt: None,
             rollback_command: "pgopt tune --rollback".to_string(),
+            progress: None,
+            reconnect: None,
+            restart: None,
         }
     }
 }
@@ -96,6 +135,9 @@ pub struct Report {
     pub steps: Vec<StepReport>,
     /// Ended by an interrupt: the journal is complete, the command exits 130.
     pub interrupted: bool,
+    /// The server was restarted and the settings that waited for it are in effect. The
+    /// connection the run was given is closed then: connect again.
+    pub restarted: bool,
     pub journal: Option<PathBuf>,
 }
 
@@ -143,13 +185,30 @@ pub async fn run(
             )));
         }
     }
-    if let Some(s) = plan.steps.iter().find(|s| s.action.sql().is_none()) {
+    if let Some(s) = plan
+        .steps
+        .iter()
+        .find(|s| s.action.sql().is_none() && s.action != Action::Restart)
+    {
         return Err(Error::Internal(format!(
-            "the executor runs statements only, not: {}; nothing was changed",
+            "the executor runs statements and restarts only, not: {}; nothing was changed",
             s.action.describe()
         )));
     }
-    under_lock(conn, opts, run_locked(conn, plan, journal_path, opts)).await
+    let restarts = plan.steps.iter().any(|s| s.action == Action::Restart);
+    if restarts && (opts.restart.is_none() || opts.reconnect.is_none()) {
+        return Err(Error::Internal(
+            "a plan with a restart needs the restart checked beforehand and a way to connect \
+             again (Options::restart, Options::reconnect); nothing was changed"
+                .into(),
+        ));
+    }
+    let result = under_lock(conn, opts, run_locked(conn, plan, journal_path, opts)).await;
+    if let Some(sink) = &opts.progress {
+        let ended = result.as_ref().map_or(0, |r| r.steps.len());
+        progress::finished(sink.as_ref(), ended, plan.steps.len());
+    }
+    result
 }
 
 /// Runs `work` (not started until then) under the pgopt advisory lock, and puts the
@@ -168,9 +227,12 @@ async fn under_lock<T>(
         }
     };
     let result = work.await;
-    let _ = set_session(conn, "lock_timeout", &lock_before).await;
-    let _ = set_session(conn, "statement_timeout", &statement_before).await;
-    lock::release(conn).await;
+    // After a restart this session is gone, and with it the lock.
+    if !conn.is_closed() {
+        let _ = set_session(conn, "lock_timeout", &lock_before).await;
+        let _ = set_session(conn, "statement_timeout", &statement_before).await;
+        lock::release(conn).await;
+    }
     result
 }
 
@@ -190,7 +252,20 @@ async fn run_locked(
         journal: journal_path.map(Path::to_path_buf),
         ..Report::default()
     };
+    let total = plan.steps.len();
+    let sink = opts.progress.as_deref();
+    if let Some(sink) = sink {
+        progress::started(sink, total);
+    }
+    let step_event = |i: usize, ended: bool| {
+        if let Some(sink) = sink {
+            progress::step(sink, i, total, &plan.steps[i].action.describe(), ended);
+        }
+    };
+    // The session after a restart (holding the lock again); dropped, it releases the lock.
+    let mut fresh: Option<Conn> = None;
     for (i, step) in plan.steps.iter().enumerate() {
+        let conn = fresh.as_ref().unwrap_or(conn);
         let started = Instant::now();
         let mut sr = StepReport {
             index: i,
@@ -218,7 +293,58 @@ async fn run_locked(
             sr.state = StepState::Skipped;
             sr.reason = Some(why);
             report.steps.push(sr);
+            step_event(i, true);
             continue;
+        }
+        step_event(i, false);
+        if step.action == Action::Restart {
+            let pending: Vec<Verify> = report
+                .steps
+                .iter()
+                .filter(|s| s.state == StepState::Done && s.pending_restart)
+                .filter_map(|s| plan.steps[s.index].verify.clone())
+                .collect();
+            if pending.is_empty() {
+                let why = "no step of this run waits for a restart".to_string();
+                rec.mark(i, StepState::Skipped, Some(why.clone()))?;
+                sr.state = StepState::Skipped;
+                sr.reason = Some(why);
+                report.steps.push(sr);
+                step_event(i, true);
+                continue;
+            }
+            rec.mark(i, StepState::Started, None)?;
+            let undo = match journal_path {
+                Some(j) => format!(
+                    "The new values are in postgresql.auto.conf; the journal {j} undoes them: \
+                     {} {j} (with --restart once the server runs)",
+                    opts.rollback_command,
+                    j = j.display()
+                ),
+                None => "The new values are in postgresql.auto.conf".to_string(),
+            };
+            match restart_and_verify(&pending, opts, &undo).await {
+                Ok(new) => {
+                    rec.mark(i, StepState::Done, None)?;
+                    sr.state = StepState::Done;
+                    sr.elapsed = started.elapsed();
+                    report.steps.push(sr);
+                    report.restarted = true;
+                    step_event(i, true);
+                    fresh = Some(new);
+                    continue;
+                }
+                Err(e) => {
+                    // Nothing is undone: that would need another restart. The error says
+                    // what is left and how to take it back.
+                    rec.mark(i, StepState::Failed, Some(e.to_string()))?;
+                    sr.state = StepState::Failed;
+                    sr.reason = Some(e.to_string());
+                    report.steps.push(sr);
+                    step_event(i, true);
+                    return Err(e);
+                }
+            }
         }
         if let Some(p) = &step.precondition {
             match checks::precondition(conn, p).await? {
@@ -236,6 +362,7 @@ async fn run_locked(
                     sr.state = StepState::Skipped;
                     sr.reason = Some(why);
                     report.steps.push(sr);
+                    step_event(i, true);
                     continue;
                 }
             }
@@ -250,6 +377,7 @@ async fn run_locked(
                 sr.pending_restart = pending_restart;
                 sr.elapsed = started.elapsed();
                 report.steps.push(sr);
+                step_event(i, true);
                 continue;
             }
             StepOutcome::Skipped(why) => {
@@ -257,6 +385,7 @@ async fn run_locked(
                 sr.state = StepState::Skipped;
                 sr.reason = Some(why);
                 report.steps.push(sr);
+                step_event(i, true);
                 continue;
             }
             StepOutcome::Interrupted => {
@@ -276,6 +405,7 @@ async fn run_locked(
         sr.reason = Some(reason.clone());
         sr.elapsed = started.elapsed();
         report.steps.push(sr);
+        step_event(i, true);
         if report.interrupted {
             break;
         }
@@ -298,6 +428,52 @@ async fn run_locked(
         return Err(Error::BadInput(msg));
     }
     Ok(report)
+}
+
+/// Restarts the server as `opts.restart` says, connects again (taking the advisory lock on
+/// the new session) and checks that each of `pending` is in effect now. Returns the new
+/// session. `undo` says how to go back, for the errors.
+async fn restart_and_verify(pending: &[Verify], opts: &Options, undo: &str) -> Result<Conn> {
+    let (Some(plan), Some(reconnect)) = (&opts.restart, &opts.reconnect) else {
+        return Err(Error::Internal(
+            "a restart without its plan or a way to connect again".into(),
+        ));
+    };
+    if let Some(sink) = &opts.progress {
+        sink.event(
+            crate::progress::Event::update(progress::PHASE, crate::progress::Unit::Steps, 0, None)
+                .kind(crate::progress::Kind::Line)
+                .message(format!(
+                    "restarting the server at {} (data directory {}): pg_ctl restart -m fast",
+                    plan.target(),
+                    plan.data_dir.display()
+                )),
+        );
+    }
+    let conn =
+        restart::restart_and_reconnect(plan, reconnect.as_ref(), opts.lock_wait, undo).await?;
+    let mut failed = Vec::new();
+    for v in pending {
+        match checks::verify(&conn, v).await? {
+            Verified::Yes => {}
+            Verified::PendingRestart => {
+                let name = match v {
+                    Verify::Setting { name, .. } => name.as_str(),
+                    _ => "a setting",
+                };
+                failed.push(format!("{name} still waits for a restart"));
+            }
+            Verified::No(why) => failed.push(why),
+        }
+    }
+    if failed.is_empty() {
+        Ok(conn)
+    } else {
+        Err(Error::Restart(format!(
+            "after the restart {}; check the server log and pg_file_settings. {undo}",
+            failed.join("; ")
+        )))
+    }
 }
 
 /// What a run stopped with changed, and how to take it back.
@@ -412,7 +588,7 @@ async fn undo_for(conn: &Conn, step: &Step) -> Result<Option<Action>> {
     match &step.action {
         Action::SetSystem { name, .. } => Ok(Some(Action::SetSystem {
             name: name.clone(),
-            value: crate::tune::apply::auto_conf_value(conn, name).await?,
+            value: settings::auto_conf_value(conn, name).await?,
         })),
         _ => Ok(step.undo.clone()),
     }
@@ -430,9 +606,24 @@ async fn run_step(conn: &Conn, step: &Step, opts: &Options) -> StepOutcome {
     if let Err(e) = set_step_timeouts(conn, opts).await {
         return StepOutcome::Failed(e);
     }
+    // The backend that builds an index, for watching its progress from a second session.
+    let builder = match (&opts.progress, &opts.reconnect) {
+        (Some(_), Some(_)) if step.action.builds_index() => backend_pid(conn).await,
+        _ => None,
+    };
+    let what = step.action.describe();
     let mut attempt = 0;
     loop {
-        match execute(conn, &step.action, opts, opts.interrupt.clone()).await {
+        let work = execute(conn, &step.action, opts, opts.interrupt.clone());
+        let outcome = progress::with_index_watch(
+            opts.progress.as_ref(),
+            opts.reconnect.as_ref(),
+            builder,
+            &what,
+            work,
+        )
+        .await;
+        match outcome {
             StepOutcome::Failed(e)
                 if e.sqlstate() == Some(&SqlState::LOCK_NOT_AVAILABLE)
                     && attempt < opts.lock_retries =>
@@ -484,6 +675,20 @@ async fn run_step(conn: &Conn, step: &Step, opts: &Options) -> StepOutcome {
     }
 }
 
+/// This session's backend pid; None (and the build goes unwatched) when it cannot be read.
+async fn backend_pid(conn: &Conn) -> Option<i32> {
+    match conn
+        .query_one("reading pg_backend_pid()", "SELECT pg_backend_pid()", &[])
+        .await
+    {
+        Ok(r) => Some(r.get(0)),
+        Err(e) => {
+            tracing::warn!("not watching the index build: {e}");
+            None
+        }
+    }
+}
+
 /// Runs one action: its statement alone, then for ALTER SYSTEM a check of the configuration
 /// files and a reload.
 async fn execute(
@@ -503,7 +708,7 @@ async fn execute(
         Err(e) => return StepOutcome::Failed(e),
     }
     if let Action::SetSystem { name, .. } = action {
-        match crate::tune::apply::file_setting_errors(conn, &[name.as_str()]).await {
+        match settings::file_setting_errors(conn, &[name.as_str()]).await {
             Ok(Some(errors)) if !errors.is_empty() => {
                 return StepOutcome::Failed(Error::BadInput(format!(
                     "postgresql.auto.conf has errors after ALTER SYSTEM: {}",
@@ -548,9 +753,13 @@ async fn execute_sql(
         },
         _ = wait_interrupt(interrupt) => {
             conn.cancel_running().await;
-            // The statement ends (cancelled, or done just before): wait for it, bounded.
-            let _ = tokio::time::timeout(CLIENT_SLACK * 2, &mut work).await;
-            Ok(false)
+            // The statement ends (cancelled, or done just before): wait for it, bounded. Done
+            // before the cancel reached it, it ran: the step is verified and journaled as done,
+            // and the run stops before the next one.
+            match tokio::time::timeout(CLIENT_SLACK * 2, &mut work).await {
+                Ok(Ok(Ok(()))) => Ok(true),
+                _ => Ok(false),
+            }
         }
     }
 }
@@ -702,7 +911,7 @@ async fn rollback_locked(
 ) -> Result<Report> {
     let todo = journal.to_undo();
     // Every old value must be one this server takes before anything is changed.
-    let settings = crate::tune::apply::read_settings(conn).await?;
+    let settings = settings::read_settings(conn).await?;
     let mut problems = Vec::new();
     for i in &todo {
         if let Some(Action::SetSystem {
@@ -734,6 +943,10 @@ async fn rollback_locked(
     };
     for i in todo {
         let s = rec.journal.steps[i].clone();
+        if s.step.action == Action::Restart {
+            // Done already; the settings it brought into effect are restored below.
+            continue;
+        }
         let started = Instant::now();
         let mut sr = StepReport {
             index: i,
@@ -781,6 +994,33 @@ async fn rollback_locked(
         sr.elapsed = started.elapsed();
         report.steps.push(sr);
     }
+    if opts.restart.is_some() {
+        // The restored settings that wait for a restart: (name, the value restored; None for
+        // a RESET, whose value the files decide).
+        let pending: Vec<Verify> = report
+            .steps
+            .iter()
+            .filter(|s| s.pending_restart)
+            .filter_map(|s| match &rec.journal.steps[s.index].undo {
+                Some(Action::SetSystem { name, value }) => Some(Verify::Setting {
+                    name: name.clone(),
+                    value: value.clone(),
+                }),
+                _ => None,
+            })
+            .collect();
+        if !pending.is_empty() {
+            let undo = format!(
+                "postgresql.auto.conf holds the old values again; once the server runs, {}{} \
+                 --restart finishes the job",
+                opts.rollback_command,
+                path.map(|p| format!(" {}", p.display()))
+                    .unwrap_or_default()
+            );
+            restart_and_verify(&pending, opts, &undo).await?;
+            report.restarted = true;
+        }
+    }
     Ok(report)
 }
 
@@ -801,7 +1041,7 @@ async fn pending_restart(conn: &Conn, name: &str) -> Result<bool> {
 /// Whether the running value of `name` was read from a configuration file (at the last start
 /// or reload).
 async fn from_a_file(conn: &Conn, name: &str) -> Result<bool> {
-    let settings = crate::tune::apply::read_settings(conn).await?;
+    let settings = settings::read_settings(conn).await?;
     Ok(settings
         .iter()
         .any(|s| s.name == name && s.source == "configuration file"))
@@ -811,7 +1051,7 @@ async fn from_a_file(conn: &Conn, name: &str) -> Result<bool> {
 /// (the server never re-reads a value no file holds). Writing the running value makes the
 /// server see "no change" and clear the flag; resetting it afterwards changes nothing more.
 async fn clear_pending_restart(conn: &Conn, name: &str, opts: &Options) -> Result<()> {
-    let settings = crate::tune::apply::read_settings(conn).await?;
+    let settings = settings::read_settings(conn).await?;
     let Some(running) = settings.iter().find(|s| s.name == name) else {
         return Ok(());
     };

@@ -122,7 +122,7 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
                 )
                 .into());
             }
-            let (_, conn) = a.common.target.connect().await?;
+            let (target, conn) = a.common.target.connect().await?;
             let (stop, interrupt) = tokio::sync::watch::channel(false);
             let watcher = tokio::spawn(async move {
                 if tokio::signal::ctrl_c().await.is_ok() {
@@ -132,6 +132,8 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
             let opts = IndexOptions {
                 lock_timeout: std::time::Duration::from_secs(a.lock_timeout),
                 interrupt: Some(interrupt),
+                progress: Some(std::sync::Arc::new(super::progress::Bars::stderr())),
+                reconnect: Some(std::sync::Arc::new(target)),
                 ..IndexOptions::default()
             };
             let outcomes = governance::create_indexes(&conn, &a.common.schema, &opts).await;

@@ -1,68 +1,84 @@
 //! Progress events drawn on stderr with indicatif: a bar for work with a known total, a
-//! spinner line otherwise; [`Kind::Line`] events printed as lines, on a terminal or not.
+//! spinner line otherwise, one line per phase that runs (the executor's steps and, below
+//! them, the index build of the running step); [`Kind::Line`] events printed as lines, on a
+//! terminal or not.
 
+use std::collections::HashMap;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
-use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::progress::{Event, Kind, Progress};
+use crate::progress::{Event, Kind, Progress, Unit};
 
-/// Draws the events of one phase at a time on stderr. Live displays (bars, spinners) only
-/// when stderr is a terminal.
+/// A phase's display and what it was styled for (unit, known total).
+type Display = (ProgressBar, Option<(Unit, bool)>);
+
+/// Draws the events on stderr, one live display per phase. Live displays (bars, spinners)
+/// only when stderr is a terminal.
 pub struct Bars {
     live: bool,
-    bar: Mutex<Option<ProgressBar>>,
+    multi: MultiProgress,
+    bars: Mutex<HashMap<&'static str, Display>>,
 }
 
 impl Bars {
     pub fn stderr() -> Self {
         Bars {
             live: std::io::stderr().is_terminal(),
-            bar: Mutex::new(None),
+            multi: MultiProgress::with_draw_target(ProgressDrawTarget::stderr_with_hz(10)),
+            bars: Mutex::new(HashMap::new()),
         }
     }
 }
 
-fn new_bar(e: &Event) -> ProgressBar {
-    match e.total {
-        Some(total) => {
-            let b =
-                ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10));
-            let template = format!(
-                "{{msg:>26}} [{{bar:30}}] {{human_pos}}/{{human_len}} {} {{per_sec}} eta {{eta}}",
-                e.unit.as_str()
-            );
-            if let Ok(style) = ProgressStyle::with_template(&template) {
-                b.set_style(style.progress_chars("=> "));
-            }
-            b
-        }
-        None => ProgressBar::new_spinner(),
-    }
+fn style(e: &Event) -> Option<ProgressStyle> {
+    let template = match e.total {
+        Some(_) => format!(
+            "{{msg:>26}} [{{bar:30}}] {{human_pos}}/{{human_len}} {} {{per_sec}} eta {{eta}}",
+            e.unit.as_str()
+        ),
+        None => "{spinner} {msg}".to_string(),
+    };
+    ProgressStyle::with_template(&template)
+        .ok()
+        .map(|s| s.progress_chars("=> "))
 }
 
 impl Progress for Bars {
     fn event(&self, e: Event) {
-        let mut bar = self.bar.lock().expect("not poisoned");
+        let mut bars = self.bars.lock().expect("not poisoned");
         match e.kind {
             Kind::Line => {
                 let text = e.message.unwrap_or_default();
-                match bar.as_ref() {
-                    Some(b) => b.suspend(|| eprintln!("{text}")),
-                    None => eprintln!("{text}"),
+                if bars.is_empty() {
+                    eprintln!("{text}");
+                } else {
+                    self.multi.suspend(|| eprintln!("{text}"));
                 }
             }
             Kind::Finish => {
-                if let Some(b) = bar.take() {
+                if let Some((b, _)) = bars.remove(e.phase) {
                     b.finish_and_clear();
+                    self.multi.remove(&b);
                 }
             }
             Kind::Update => {
                 if !self.live {
                     return;
                 }
-                let b = bar.get_or_insert_with(|| new_bar(&e));
+                let (b, shape) = bars
+                    .entry(e.phase)
+                    .or_insert_with(|| (self.multi.add(ProgressBar::new(0)), None));
+                // A phase may change what it counts (an index build: blocks, then tuples).
+                let now = Some((e.unit, e.total.is_some()));
+                if *shape != now {
+                    if let Some(s) = style(&e) {
+                        b.set_style(s);
+                    }
+                    *shape = now;
+                    b.reset();
+                }
                 if let Some(total) = e.total {
                     b.set_length(total);
                     b.set_position(e.done);

@@ -6,20 +6,23 @@
 //! --save`, offline) and hands it to the library: `tune::advice::inputs` takes the version,
 //! and this machine's memory (the cgroup limit when lower), CPUs and storage when the server
 //! is local (flags override), `tune::advise` recommends (pure) and `report::tune` renders.
-//! With `--apply` it changes the server (journal, ALTER SYSTEM one at a time, reload,
-//! verify); `--rollback JOURNAL` undoes that. With `--restart`, either then restarts the
-//! server when a changed setting waits for it and verifies again: a pgopt embedded cluster
-//! directly, another server on this machine only once confirmed (a typed `restart` on a
-//! terminal, or `--yes-restart HOST:PORT`), a remote one never.
+//! With `--apply` it changes the server on the executor, `crate::apply` (journal, ALTER
+//! SYSTEM one at a time, reload, verify); `--rollback JOURNAL` undoes that. With `--restart`,
+//! the executor then restarts the server when a changed setting waits for it and verifies
+//! again (a restart step): a pgopt embedded cluster directly, another server on this machine
+//! only once confirmed here (a typed `restart` on a terminal, or `--yes-restart HOST:PORT`),
+//! a remote one never.
 
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
 
 use clap::{Args, ValueEnum};
 
 use super::{TargetArgs, EXIT_FAILED, EXIT_OK};
 use crate::advise::Thresholds;
+use crate::apply::restart::{self, Plan};
+use crate::apply::settings;
 use crate::collect;
 use crate::db::Conn;
 use crate::error::Error;
@@ -27,8 +30,7 @@ use crate::plan::Action;
 use crate::report::{self, Format};
 use crate::snapshot::Snapshot;
 use crate::tune::compare;
-use crate::tune::restart::{self, Plan};
-use crate::tune::{self, apply, pgtune, RawInput, TuneInput};
+use crate::tune::{self, pgtune, RawInput, TuneInput};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Method {
@@ -171,9 +173,6 @@ pub struct TuneArgs {
     yes_restart: Option<String>,
 }
 
-/// How long the server may take to accept connections again after pg_ctl said it started.
-const RECONNECT_WITHIN: Duration = Duration::from_secs(60);
-
 /// The inputs as given on the command line.
 fn raw_input(args: &TuneArgs) -> RawInput {
     RawInput {
@@ -232,10 +231,10 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let (conn, snap) = match &args.from {
         Some(path) => (None, Snapshot::load(path)?),
         None => {
-            let (_, conn) = args.target.connect().await?;
+            let (target, conn) = args.target.connect().await?;
             check_yes_restart(&args, &conn)?;
             let snap = collect_snapshot(&conn, args.method).await?;
-            (Some(conn), snap)
+            (Some((target, conn)), snap)
         }
     };
     let (input, detected) = tune::advice::inputs(&snap, raw_input(&args))?;
@@ -271,11 +270,11 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         return Ok(EXIT_OK);
     }
     let restart = rec.restart();
-    let Some(conn) = conn.filter(|_| args.apply) else {
+    let Some((target, conn)) = conn.filter(|_| args.apply) else {
         eprintln!("{}", report::tune::dry_run_note(rec));
         return Ok(EXIT_OK);
     };
-    let plan = match (args.restart, restart.is_empty()) {
+    let restart_plan = match (args.restart, restart.is_empty()) {
         (false, _) => None,
         (true, true) => {
             eprintln!("note: no setting to change waits for a restart: not restarting");
@@ -289,19 +288,27 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
             &restart,
         )?),
     };
+    let restarting = restart_plan.is_some();
     let journal = args
         .journal
         .clone()
-        .unwrap_or_else(|| PathBuf::from(apply::default_journal_name()));
-    tune::objects::check_privileges(&conn, &objects).await?;
-    let object_entries = tune::objects::journal_entries(&conn, &objects).await?;
+        .unwrap_or_else(|| PathBuf::from(settings::default_journal_name()));
+    crate::apply::objects::check_privileges(&conn, &objects).await?;
+    let object_entries = crate::apply::objects::journal_entries(&conn, &objects).await?;
     let (stop, interrupt) = tokio::sync::watch::channel(false);
     let watcher = tokio::spawn(async move {
         if tokio::signal::ctrl_c().await.is_ok() {
             let _ = stop.send(true);
         }
     });
-    let run = apply::apply_plan(&conn, &changes, &object_entries, &journal, Some(interrupt)).await;
+    let opts = crate::apply::Options {
+        interrupt: Some(interrupt),
+        progress: Some(Arc::new(super::progress::Bars::stderr())),
+        reconnect: Some(Arc::new(target)),
+        restart: restart_plan,
+        ..crate::apply::Options::default()
+    };
+    let run = settings::apply_plan(&conn, &changes, &object_entries, &journal, opts).await;
     watcher.abort();
     let run = run?;
     eprintln!(
@@ -310,7 +317,7 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         journal.display()
     );
     let report = run.report;
-    let mut code = print_report("applied", &report, plan.is_some());
+    let mut code = print_report("applied", &report, restarting);
     code = code.max(print_object_outcomes("applied", &run.objects));
     if run.interrupted {
         eprintln!(
@@ -320,27 +327,17 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
         );
         return Ok(super::EXIT_INTERRUPTED);
     }
-    let pending = report.waiting_for_restart();
-    match plan {
-        Some(plan) if code == EXIT_OK && !pending.is_empty() => {
-            let expected: Vec<(&str, Option<&str>)> = changes
-                .iter()
-                .filter(|(n, _)| pending.contains(n))
-                .map(|(n, v)| (*n, Some(*v)))
-                .collect();
-            let undo = format!(
-                "The new values are in postgresql.auto.conf; the journal {j} undoes them: \
-                 pgopt tune --rollback {j} (with --restart once the server runs)",
-                j = journal.display()
-            );
-            restart_and_verify(&args.target, &plan, &expected, "applied", &undo).await
+    if run.restarted {
+        for s in &report.settings {
+            if s.outcome == settings::Outcome::PendingRestart {
+                println!(
+                    "applied {} = {}: in effect after the restart",
+                    s.name, s.value
+                );
+            }
         }
-        Some(_) if code != EXIT_OK => {
-            eprintln!("not restarting: not every setting was verified");
-            Ok(code)
-        }
-        _ => Ok(code),
     }
+    Ok(code)
 }
 
 /// `--yes-restart` must name the target exactly.
@@ -407,76 +404,6 @@ fn prepare_restart(
     }
 }
 
-/// Restarts the server of `plan`, reconnects within [`RECONNECT_WITHIN`] and checks that each
-/// of `expected` (name, value; None: only that no restart is pending) is now in effect.
-/// `undo` says how to go back when the restart fails.
-async fn restart_and_verify(
-    target: &TargetArgs,
-    plan: &Plan,
-    expected: &[(&str, Option<&str>)],
-    what: &str,
-    undo: &str,
-) -> anyhow::Result<u8> {
-    eprintln!(
-        "restarting the server at {} (data directory {}): pg_ctl restart -m fast",
-        plan.target(),
-        plan.data_dir.display()
-    );
-    let p = plan.clone();
-    tokio::task::spawn_blocking(move || restart::restart(&p))
-        .await
-        .map_err(|e| Error::Internal(format!("restart: {e}")))?
-        .map_err(|e| {
-            Error::Restart(format!(
-                "{e}. Look at {} and the server's log. {undo}",
-                plan.log.display()
-            ))
-        })?;
-    let start = Instant::now();
-    let conn = loop {
-        match target.connect().await {
-            Ok((_, c)) => break c,
-            Err(e) if start.elapsed() > RECONNECT_WITHIN => {
-                return Err(Error::Restart(format!(
-                    "the server at {} did not accept connections within {} s of the restart \
-                     ({e}). Look at {} and the server's log. {undo}",
-                    plan.target(),
-                    RECONNECT_WITHIN.as_secs(),
-                    plan.log.display()
-                ))
-                .into())
-            }
-            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
-        }
-    };
-    let outcomes = apply::verify(&conn, expected).await?;
-    for o in &outcomes {
-        let state = match o.outcome {
-            apply::Outcome::Applied => "in effect after the restart",
-            apply::Outcome::PendingRestart => "STILL WAITS FOR A RESTART",
-            apply::Outcome::Unverified | apply::Outcome::Skipped | apply::Outcome::NotRun => {
-                "NOT VERIFIED"
-            }
-        };
-        println!("{what} {} = {}: {state}", o.name, o.value);
-    }
-    let failed: Vec<&str> = outcomes
-        .iter()
-        .filter(|o| o.outcome != apply::Outcome::Applied)
-        .map(|o| o.name.as_str())
-        .collect();
-    if failed.is_empty() {
-        Ok(EXIT_OK)
-    } else {
-        eprintln!(
-            "error: after the restart {} did not show the expected value; check the server \
-             log and pg_file_settings. {undo}",
-            failed.join(", ")
-        );
-        Ok(EXIT_FAILED)
-    }
-}
-
 /// A snapshot of the same server: the security review (issue 4, part 4: ssl,
 /// password_encryption, pg_hba.conf rules, listen_addresses, superusers, passwords) reads it,
 /// and `--method pgopt` takes its evidence from it (with pg_stat_statements).
@@ -512,14 +439,14 @@ fn print_object_outcomes(what: &str, outcomes: &[tune::objects::ObjectOutcome]) 
 }
 
 /// Prints each setting's outcome; `restarting`: pgopt restarts the server next.
-fn print_report(what: &str, report: &apply::ApplyReport, restarting: bool) -> u8 {
+fn print_report(what: &str, report: &settings::ApplyReport, restarting: bool) -> u8 {
     for s in &report.settings {
         let state = match s.outcome {
-            apply::Outcome::Applied => "in effect",
-            apply::Outcome::PendingRestart => "waits for a restart",
-            apply::Outcome::Unverified => "NOT VERIFIED",
-            apply::Outcome::Skipped => "skipped",
-            apply::Outcome::NotRun => "NOT RUN",
+            settings::Outcome::Applied => "in effect",
+            settings::Outcome::PendingRestart => "waits for a restart",
+            settings::Outcome::Unverified => "NOT VERIFIED",
+            settings::Outcome::Skipped => "skipped",
+            settings::Outcome::NotRun => "NOT RUN",
         };
         match &s.reason {
             Some(why) => println!("{what} {} = {}: {state} ({why})", s.name, s.value),
@@ -540,7 +467,7 @@ fn print_report(what: &str, report: &apply::ApplyReport, restarting: bool) -> u8
     if report
         .settings
         .iter()
-        .any(|s| s.outcome == apply::Outcome::NotRun)
+        .any(|s| s.outcome == settings::Outcome::NotRun)
     {
         EXIT_FAILED
     } else if unverified.is_empty() {
@@ -586,7 +513,7 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
             conninfo_value(&s.user)
         ));
     }
-    let conn = target.connect().await?.1;
+    let (resolved, conn) = target.connect().await?;
     check_yes_restart(args, &conn)?;
     let (jhost, jport) = (journal.server.host.clone(), journal.server.port);
     if (conn.host.as_str(), conn.port) != (jhost.as_str(), jport) {
@@ -595,22 +522,22 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
             conn.host, conn.port
         );
     }
-    // The settings the rollback takes back: (step index, name, old value).
-    let system: Vec<(usize, String, Option<String>)> = journal
+    // The settings the rollback takes back.
+    let system: Vec<&str> = journal
         .to_undo()
         .into_iter()
         .filter_map(|i| match &journal.steps[i].undo {
-            Some(Action::SetSystem { name, value }) => Some((i, name.clone(), value.clone())),
+            Some(Action::SetSystem { name, .. }) => Some(name.as_str()),
             _ => None,
         })
         .collect();
     let plan = if args.restart {
-        let settings = apply::read_settings(&conn).await?;
+        let server = settings::read_settings(&conn).await?;
         let postmaster: Vec<&str> = system
             .iter()
-            .map(|(_, n, _)| n.as_str())
+            .copied()
             .filter(|n| {
-                settings
+                server
                     .iter()
                     .any(|s| s.name == *n && s.context == "postmaster")
             })
@@ -619,7 +546,7 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
             eprintln!("note: no setting of the journal needs a restart: not restarting");
             None
         } else {
-            let data_directory = apply::data_directory(&conn).await?;
+            let data_directory = settings::data_directory(&conn).await?;
             let local = collect::host::is_local(&conn.host);
             Some(prepare_restart(
                 args,
@@ -633,17 +560,23 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
         None
     };
     let steps = journal.steps.clone();
-    let report = crate::apply::rollback(
-        &conn,
-        journal,
-        Some(path),
-        &crate::apply::Options::default(),
-    )
-    .await?;
+    let opts = crate::apply::Options {
+        reconnect: Some(Arc::new(resolved.clone())),
+        restart: plan,
+        progress: Some(Arc::new(super::progress::Bars::stderr())),
+        ..crate::apply::Options::default()
+    };
+    let report = crate::apply::rollback(&conn, journal, Some(path), &opts).await?;
     if report.steps.is_empty() {
         eprintln!("nothing to roll back: every step of the journal is undone or never ran");
     }
-    let running = apply::read_settings(&conn).await?;
+    // After a restart the rollback's session is gone: read what is shown on a new one.
+    let conn = if report.restarted {
+        crate::db::connect(&resolved).await?
+    } else {
+        conn
+    };
+    let running = settings::read_settings(&conn).await?;
     let mut pending = Vec::new();
     for s in &report.steps {
         let undo = steps[s.index].undo.as_ref();
@@ -658,12 +591,12 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
                 // say, which a setting waiting for a restart does not show yet.
                 let shown = match value {
                     Some(v) => Some(v.clone()),
-                    None => apply::restored_value(&conn, &running, name).await?,
+                    None => settings::restored_value(&conn, &running, name).await?,
                 };
                 let shown = shown.unwrap_or_else(|| "(reset)".to_string());
                 println!("restored {name} = {shown}: {state}");
                 if s.pending_restart {
-                    pending.push(name.clone());
+                    pending.push((name.clone(), value.clone()));
                 }
             }
             Some(Action::SetObject {
@@ -677,22 +610,28 @@ async fn run_rollback(args: &TuneArgs, path: &Path) -> anyhow::Result<u8> {
             _ => println!("restored: {}: {state}", s.what),
         }
     }
-    match plan {
-        Some(plan) if !pending.is_empty() => {
-            let expected: Vec<(&str, Option<&str>)> = system
-                .iter()
-                .filter(|(_, n, _)| pending.contains(n))
-                .map(|(_, n, v)| (n.as_str(), v.as_deref()))
-                .collect();
-            let undo = format!(
-                "postgresql.auto.conf holds the old values again; once the server runs, \
-                 pgopt tune --rollback {} --restart finishes the job",
-                path.display()
+    if report.restarted {
+        for (name, value) in &pending {
+            let shown = value.clone().or_else(|| {
+                running
+                    .iter()
+                    .find(|s| s.name == *name)
+                    .map(|s| s.display_value())
+            });
+            println!(
+                "restored {name} = {}: in effect after the restart",
+                shown.unwrap_or_default()
             );
-            restart_and_verify(&target, &plan, &expected, "restored", &undo).await
         }
-        _ => Ok(EXIT_OK),
+    } else if !pending.is_empty() {
+        let names: Vec<&str> = pending.iter().map(|(n, _)| n.as_str()).collect();
+        eprintln!(
+            "note: {} is restored at the next restart of the server (--rollback with \
+             --restart restarts it)",
+            names.join(", ")
+        );
     }
+    Ok(EXIT_OK)
 }
 
 /// A conninfo value, quoted.

@@ -8,15 +8,17 @@
 //! checked valid in pg_index after. A build that fails or is interrupted leaves no invalid
 //! index behind.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 
-use crate::apply::{self, OnFailure, StepState};
+use crate::apply::{self, OnFailure, Reconnect, StepState};
 use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::ident::Ident;
 use crate::plan::{Plan, Step};
+use crate::progress::Progress;
 
 use super::qualified;
 
@@ -80,7 +82,7 @@ pub const ACGS_INDEXES: &[IndexSpec] = &[
 ];
 
 /// Bounds of the index builds.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct IndexOptions {
     /// How long a build may wait for its lock before giving up (and being retried once).
     pub lock_timeout: Duration,
@@ -90,6 +92,23 @@ pub struct IndexOptions {
     pub lock_wait: Duration,
     /// Becomes true on Ctrl-C: the running build is cancelled and its leftover dropped.
     pub interrupt: Option<watch::Receiver<bool>>,
+    /// Where the builds' progress goes (steps, and each build's phase, blocks and tuples).
+    pub progress: Option<Arc<dyn Progress>>,
+    /// Opens the second session that watches a build's progress.
+    pub reconnect: Option<Arc<dyn Reconnect>>,
+}
+
+impl std::fmt::Debug for IndexOptions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IndexOptions")
+            .field("lock_timeout", &self.lock_timeout)
+            .field("build_timeout", &self.build_timeout)
+            .field("lock_wait", &self.lock_wait)
+            .field("interrupt", &self.interrupt.is_some())
+            .field("progress", &self.progress.is_some())
+            .field("reconnect", &self.reconnect.is_some())
+            .finish()
+    }
 }
 
 impl Default for IndexOptions {
@@ -99,6 +118,8 @@ impl Default for IndexOptions {
             build_timeout: Duration::from_secs(30 * 60),
             lock_wait: Duration::from_secs(10),
             interrupt: None,
+            progress: None,
+            reconnect: None,
         }
     }
 }
@@ -165,6 +186,9 @@ pub async fn create_indexes(
         on_failure: OnFailure::Stop,
         interrupt: opts.interrupt.clone(),
         rollback_command: "pgopt tune --rollback".into(),
+        progress: opts.progress.clone(),
+        reconnect: opts.reconnect.clone(),
+        restart: None,
     };
     let report = apply::run(conn, &plan(schema), None, &exec)
         .await

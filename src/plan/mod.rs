@@ -165,6 +165,24 @@ impl Action {
         }
     }
 
+    /// Builds an index (CREATE [UNIQUE] INDEX [CONCURRENTLY], REINDEX): its progress shows in
+    /// `pg_stat_progress_create_index`.
+    pub fn builds_index(&self) -> bool {
+        let Action::Sql { sql } = self else {
+            return false;
+        };
+        let words: Vec<String> = sql
+            .split_whitespace()
+            .take(3)
+            .map(str::to_ascii_uppercase)
+            .collect();
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        matches!(
+            words.as_slice(),
+            ["CREATE", "INDEX", ..] | ["CREATE", "UNIQUE", "INDEX"] | ["REINDEX", ..]
+        )
+    }
+
     /// One line for people: the statement, or what is done instead of one.
     pub fn describe(&self) -> String {
         match self {
@@ -750,6 +768,24 @@ mod tests {
             Step::vacuum(&t, "FREEZE, ANALYZE").display_sql(),
             r#"VACUUM (FREEZE, ANALYZE) "s"."t";"#
         );
+    }
+
+    #[test]
+    fn index_builds_are_told_from_other_statements() {
+        let t = QualifiedName::new("s", "t");
+        assert!(Step::create_index("s", "i", "t", &["a"], None)
+            .action
+            .builds_index());
+        assert!(Step::reindex(&QualifiedName::new("s", "i"))
+            .action
+            .builds_index());
+        assert!(Action::Sql {
+            sql: "create unique index u on t (a)".into()
+        }
+        .builds_index());
+        assert!(!Step::drop_index("s", "i").action.builds_index());
+        assert!(!Step::vacuum(&t, "ANALYZE").action.builds_index());
+        assert!(!Step::restart().action.builds_index());
     }
 
     #[test]

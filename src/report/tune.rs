@@ -13,8 +13,9 @@ use crate::report::markdown_cell as cell;
 use crate::snapshot::StorageSource;
 use crate::tune::advice::{Recommendation, TuneAdvice};
 use crate::tune::compare::Comparison;
+use crate::tune::evidence::ObjectSetting;
 use crate::tune::pgtune::PgTuneOutput;
-use crate::tune::{objects, TuneInput};
+use crate::tune::TuneInput;
 
 /// Instead of the report: a file to apply.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -56,8 +57,8 @@ pub fn advice(
     let method = rec.method.name();
     let sources = [storage_source.describe(input.storage)];
     Ok(match (emit, format) {
-        (Some(Emit::Conf), _) => conf(input, out) + &objects::conf_comments(&rec.objects),
-        (Some(Emit::Sql), _) => sql(input, out) + &objects::sql(&rec.objects),
+        (Some(Emit::Conf), _) => conf(input, out) + &objects_conf_comments(&rec.objects),
+        (Some(Emit::Sql), _) => sql(input, out) + &objects_sql(&rec.objects),
         (None, Format::Json) => {
             let json_err = |e: serde_json::Error| Error::Internal(format!("tune json: {e}"));
             let mut v: serde_json::Value =
@@ -83,7 +84,7 @@ pub fn advice(
             } else {
                 compare_table(method, input, out, &rec.rows, &sources)
             };
-            text.push_str(&objects::render(&rec.objects, markdown));
+            text.push_str(&objects_table(&rec.objects, markdown));
             text.push_str(if markdown {
                 "\n## Security review\n"
             } else {
@@ -114,7 +115,7 @@ pub fn settings(advice: &TuneAdvice, storage_source: &StorageSource, format: For
     } else {
         compare_table("pgopt", &advice.input, &rec.output, &rec.rows, &sources)
     };
-    text.push_str(&objects::render(&rec.objects, markdown));
+    text.push_str(&objects_table(&rec.objects, markdown));
     text
 }
 
@@ -217,7 +218,7 @@ pub fn sql(input: &TuneInput, out: &PgTuneOutput) -> String {
         s.push_str(&format!(
             "ALTER SYSTEM SET {} = {};\n",
             x.name,
-            crate::tune::apply::set_value_sql(x.name, &x.value)
+            crate::plan::setting_value_sql(x.name, &x.value)
         ));
     }
     s
@@ -418,4 +419,72 @@ pub fn compare_json(
 /// between its elements instead of inside one; other values as they are.
 fn list_breaks(value: &str) -> String {
     value.replace(',', ", ").replace(",  ", ", ")
+}
+
+/// The per-object settings as a table (or a markdown table), with their reasons.
+fn objects_table(objects: &[ObjectSetting], markdown: bool) -> String {
+    if objects.is_empty() {
+        return String::new();
+    }
+    let mut out = String::new();
+    if markdown {
+        out.push_str("\n## Per-table and per-role settings\n\n");
+        out.push_str("| object | setting | current | recommended | reason |\n");
+        out.push_str("|---|---|---|---|---|\n");
+        for o in objects {
+            out.push_str(&format!(
+                "| {} | {} | {} | {} | {} |\n",
+                cell(&o.label()),
+                o.name,
+                cell(o.current.as_deref().unwrap_or("(server's)")),
+                cell(&o.value),
+                cell(&o.reason)
+            ));
+        }
+        return out;
+    }
+    let mut t = crate::report::term::table();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(vec![
+        "object",
+        "setting",
+        "current",
+        "recommended",
+        "reason",
+    ]);
+    for o in objects {
+        t.add_row(vec![
+            o.label(),
+            o.name.to_string(),
+            o.current.clone().unwrap_or_else(|| "(server's)".into()),
+            o.value.clone(),
+            o.reason.clone(),
+        ]);
+    }
+    out.push_str("\nPer-table and per-role settings\n");
+    crate::report::term::keep_words(&mut t);
+    out.push_str(&t.to_string());
+    out.push('\n');
+    out
+}
+
+/// The statements that set them, one per line, for `--emit sql`.
+fn objects_sql(objects: &[ObjectSetting]) -> String {
+    objects
+        .iter()
+        .map(|o| format!("-- {}\n{};\n", o.reason.replace('\n', " "), o.set_sql()))
+        .collect()
+}
+
+/// For `--emit conf`: they are not postgresql.conf settings, so they come as comments.
+fn objects_conf_comments(objects: &[ObjectSetting]) -> String {
+    if objects.is_empty() {
+        return String::new();
+    }
+    let mut out = String::from(
+        "\n# Per-table and per-role settings (not postgresql.conf settings; run these in SQL):\n",
+    );
+    for o in objects {
+        out.push_str(&format!("# {};\n", o.set_sql()));
+    }
+    out
 }

@@ -1,23 +1,23 @@
-//! `pgopt tune`: the settings advisor.
+//! `pgopt tune`: the settings advisor. Pure: no I/O anywhere in this module (checked by
+//! `tests/layering.rs`).
 //!
 //! This module holds the inputs every method shares (memory, CPUs, storage, OS, profile, data
 //! size, version) with their parsing and validation, the PGTune-exact calculator
-//! ([`pgtune`]), current-against-recommended comparison and value validation ([`compare`])
-//! and the rendering ([`render`]): all pure. [`apply`] changes the server: ALTER SYSTEM with
-//! a journal, and rollback; [`restart`] restarts a server on this machine for settings that
-//! wait for it. [`storage`] maps the storage the snapshot recorded under the data directory
-//! to a kind. [`advice`] is the pure entry point over a snapshot: the inputs it shows
-//! ([`advice::detected`]), then [`advise`]: PGTune's baseline, the evidence rules
-//! ([`evidence`], one rule per file in `rules/`) and the comparison with the server's values.
-//! No clap here: the command mirrors these enums (`cli/tune.rs`).
+//! ([`pgtune`]), current-against-recommended comparison and value validation ([`compare`]),
+//! and per-table and per-role settings as data ([`objects`]). [`storage`] maps the storage the
+//! snapshot recorded under the data directory to a kind. [`advice`] is the entry point over a
+//! snapshot: the inputs it shows ([`advice::detected`]), then [`advise`]: PGTune's baseline,
+//! the evidence rules ([`evidence`], one rule per file in `rules/`) and the comparison with
+//! the server's values. `crate::report::tune` renders the advice; the executor,
+//! [`crate::apply`], changes the server (its `settings`, `objects` and `restart` files read and
+//! check what tune's plan needs). No clap here: the command mirrors these enums
+//! (`cli/tune.rs`).
 
 pub mod advice;
-pub mod apply;
 pub mod compare;
 pub mod evidence;
 pub mod objects;
 pub mod pgtune;
-pub mod restart;
 pub(crate) mod rules;
 pub mod storage;
 

@@ -1,5 +1,6 @@
 //! Applying settings to a live server (I/O): what `pgopt tune --apply` reads and checks
-//! before it hands its plan to the one executor, [`crate::apply`].
+//! before it hands its plan to the executor ([`crate::apply::run`]), and what its rollback
+//! reads to show the restored values.
 //!
 //! The role's privileges and whether postgresql.auto.conf can be read are checked before any
 //! change and before the journal; then each setting is one ALTER SYSTEM step of a
@@ -7,19 +8,20 @@
 //! pending_restart; undo: the old postgresql.auto.conf value, or RESET), with the per-object
 //! settings after them, run and journaled (version 2) by [`crate::apply::run`]. When the
 //! server rejects a value, what was already done is rolled back. `--rollback` replays the
-//! journal through [`crate::apply::rollback`]; the version 1 [`Journal`] is kept only to be
-//! converted.
+//! journal through [`crate::apply::rollback`]; the version 1 journal
+//! ([`super::journal::JournalV1`]) is only converted.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
-use super::compare::{same_value, ServerSetting};
-use crate::apply::StepState;
+use super::StepState;
 use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::ident::Ident;
+use crate::tune::compare::{same_value, ServerSetting};
+use crate::tune::objects::{ObjectEntry, ObjectOutcome};
 
 /// How long to wait for a reload to reach this session before reporting a value unverified.
 const VERIFY_WITHIN: Duration = Duration::from_secs(10);
@@ -137,32 +139,6 @@ pub async fn check_alter_system_privilege(conn: &Conn, names: &[&str]) -> Result
     )))
 }
 
-/// One setting in the journal: its value in postgresql.auto.conf before the change (None when
-/// it was not set there, so rollback RESETs it) and the value applied.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct JournalEntry {
-    pub name: String,
-    pub old_auto_conf: Option<String>,
-    pub new: String,
-}
-
-/// The journal `pgopt tune --apply` wrote before version 2; read only, converted by
-/// [`crate::apply::Journal::from_v1`].
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Journal {
-    pub journal_version: u32,
-    pub pgopt_version: String,
-    pub created_at: String,
-    pub host: String,
-    pub port: u16,
-    pub database: String,
-    pub user: String,
-    pub entries: Vec<JournalEntry>,
-    /// Settings of single tables and roles, applied after `entries`.
-    #[serde(default)]
-    pub objects: Vec<super::objects::ObjectEntry>,
-}
-
 /// The default journal name: `pgopt-tune-journal-<UTC timestamp>.json`.
 pub fn default_journal_name() -> String {
     format!(
@@ -174,7 +150,7 @@ pub fn default_journal_name() -> String {
 /// The value of `name` in postgresql.auto.conf now: from pg_file_settings when readable,
 /// else from pg_settings.sourcefile (superuser or pg_read_all_settings); else unknown, taken
 /// as not set.
-pub(crate) async fn auto_conf_value(conn: &Conn, name: &str) -> Result<Option<String>> {
+pub async fn auto_conf_value(conn: &Conn, name: &str) -> Result<Option<String>> {
     let from_file = conn
         .query(
             "reading pg_file_settings",
@@ -213,17 +189,9 @@ pub(crate) async fn auto_conf_value(conn: &Conn, name: &str) -> Result<Option<St
     }
 }
 
-/// The right-hand side of `ALTER SYSTEM SET name = ...` (see [`crate::plan::setting_value_sql`]).
-pub fn set_value_sql(name: &str, value: &str) -> String {
-    crate::plan::setting_value_sql(name, value)
-}
-
 /// Errors pg_file_settings reports for `names` (a value that failed to parse), other than a
 /// postmaster setting waiting for a restart. None when pg_file_settings is not readable.
-pub(crate) async fn file_setting_errors(
-    conn: &Conn,
-    names: &[&str],
-) -> Result<Option<Vec<String>>> {
+pub async fn file_setting_errors(conn: &Conn, names: &[&str]) -> Result<Option<Vec<String>>> {
     let rows = match conn
         .query(
             "reading pg_file_settings",
@@ -353,8 +321,11 @@ pub async fn verify(conn: &Conn, expected: &[(&str, Option<&str>)]) -> Result<Ve
 #[derive(Debug, Clone, PartialEq)]
 pub struct SettingsRun {
     pub report: ApplyReport,
-    pub objects: Vec<super::objects::ObjectOutcome>,
+    pub objects: Vec<ObjectOutcome>,
     pub interrupted: bool,
+    /// The server was restarted after the settings (`opts.restart`, when one waited for it)
+    /// and those that waited are in effect now.
+    pub restarted: bool,
 }
 
 /// Applies `changes` (name, value) to the server behind `conn` on the executor
@@ -364,26 +335,30 @@ pub async fn apply_settings(
     changes: &[(&str, &str)],
     journal_path: &Path,
 ) -> Result<ApplyReport> {
-    Ok(apply_plan(conn, changes, &[], journal_path, None)
-        .await?
-        .report)
+    Ok(
+        apply_plan(conn, changes, &[], journal_path, Default::default())
+            .await?
+            .report,
+    )
 }
 
 /// Applies `changes` (name, value) and then the per-object settings `objects` as one plan on
-/// the executor: checks the role may ALTER SYSTEM each setting and that it can tell what
+/// the executor, run with `opts` (interrupt, progress, reconnect; its rollback command is
+/// tune's; with `opts.restart`, a restart step comes last, run when a setting waits for it,
+/// after which `conn` is closed): checks the role may ALTER SYSTEM each setting and that it can tell what
 /// postgresql.auto.conf holds (refusing before any change and before the journal), then one
 /// step per setting (precondition: the value is still the one read now; verification:
 /// pg_settings value or pending_restart; undo: the old postgresql.auto.conf value, or RESET),
 /// journaled to `journal_path` (version 2). When a step fails, what was done is rolled back.
 ///
 /// Values are not validated here against pg_settings or the host: see
-/// [`super::compare::validate_value`], which the command runs first.
+/// [`crate::tune::compare::validate_value`], which the command runs first.
 pub async fn apply_plan(
     conn: &Conn,
     changes: &[(&str, &str)],
-    objects: &[super::objects::ObjectEntry],
+    objects: &[ObjectEntry],
     journal_path: &Path,
-    interrupt: Option<tokio::sync::watch::Receiver<bool>>,
+    opts: crate::apply::Options,
 ) -> Result<SettingsRun> {
     if journal_path.exists() {
         return Err(Error::BadInput(format!(
@@ -419,12 +394,14 @@ pub async fn apply_plan(
             e.old.as_deref(),
         ));
     }
+    if opts.restart.is_some() {
+        plan.push(crate::plan::Step::restart());
+    }
     let opts = crate::apply::Options {
-        interrupt,
         rollback_command: "pgopt tune --rollback".to_string(),
-        ..crate::apply::Options::default()
+        ..opts
     };
-    let run = crate::apply::run(conn, &plan, Some(journal_path), &opts).await?;
+    // Read before the run: after a restart step, `conn` is closed.
     let mut notes = Vec::new();
     if !names.is_empty() && file_setting_errors(conn, &[]).await?.is_none() {
         notes.push(
@@ -433,6 +410,7 @@ pub async fn apply_plan(
                 .to_string(),
         );
     }
+    let run = crate::apply::run(conn, &plan, Some(journal_path), &opts).await?;
     let step = |i: usize| run.steps.iter().find(|s| s.index == i);
     let mut out = Vec::with_capacity(changes.len());
     for (i, (name, value)) in changes.iter().enumerate() {
@@ -457,7 +435,7 @@ pub async fn apply_plan(
         .enumerate()
         .map(|(k, e)| {
             let done = step(changes.len() + k).is_some_and(|s| s.state == StepState::Done);
-            super::objects::ObjectOutcome {
+            ObjectOutcome {
                 object: e.label(),
                 name: e.name.clone(),
                 verified: done,
@@ -472,6 +450,7 @@ pub async fn apply_plan(
         },
         objects,
         interrupted: run.interrupted,
+        restarted: run.restarted,
     })
 }
 
@@ -502,7 +481,7 @@ pub async fn restored_value(
     let in_units = match file_value {
         Some(v) => match s.unit_kb() {
             // A file value may carry its own unit (`128MB`): back to the setting's unit.
-            Some(k) => super::compare::value_kb(&v, k).map(|kb| (kb / k).round().to_string()),
+            Some(k) => crate::tune::compare::value_kb(&v, k).map(|kb| (kb / k).round().to_string()),
             None => Some(v),
         },
         None => conn

@@ -1,18 +1,24 @@
-//! Restarting the server so that settings waiting for a restart take effect (I/O).
+//! Restarting the server so that settings waiting for a restart take effect (I/O): the
+//! executor's [`crate::plan::Action::Restart`] step.
 //!
 //! Only a server on this machine, whose data directory pgopt can read, is restarted, with
 //! `pg_ctl restart -m fast -w -t 60` run as the data directory's owner. [`plan`] checks all
 //! of that before anything changes and tells a pgopt embedded cluster (its marker file) from
 //! any other server: the command restarts the first directly and asks before restarting the
 //! second. A server run by a systemd unit is refused (systemctl must restart it, or the unit
-//! loses its server). This module never asks for confirmation and never connects.
+//! loses its server). This module never asks for confirmation (the command does, before
+//! anything changes); [`restart_and_reconnect`] restarts, waits (bounded) for the server to
+//! accept connections and takes the pgopt advisory lock again on the new session.
 
 use std::fs;
 use std::os::unix::fs::MetadataExt;
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::{Duration, Instant};
 
+use super::{lock, Reconnect};
+use crate::db::Conn;
 use crate::embedded::{Binaries, Detached};
 use crate::error::{Error, Result};
 
@@ -213,6 +219,48 @@ pub fn restart(plan: &Plan) -> Result<()> {
             other => other,
         }
     })
+}
+
+/// How long the server may take to accept connections again after pg_ctl said it started.
+pub const RECONNECT_WITHIN: Duration = Duration::from_secs(60);
+
+/// Restarts the server of `plan` (pg_ctl on a blocking thread), connects again through
+/// `reconnect` within [`RECONNECT_WITHIN`] and takes the pgopt advisory lock on the new
+/// session (waiting up to `lock_wait`). `undo` says how to go back, for the errors.
+pub async fn restart_and_reconnect(
+    plan: &Plan,
+    reconnect: &dyn Reconnect,
+    lock_wait: Duration,
+    undo: &str,
+) -> Result<Conn> {
+    let p = plan.clone();
+    tokio::task::spawn_blocking(move || restart(&p))
+        .await
+        .map_err(|e| Error::Internal(format!("restart: {e}")))?
+        .map_err(|e| {
+            Error::Restart(format!(
+                "{e}. Look at {} and the server's log. {undo}",
+                plan.log.display()
+            ))
+        })?;
+    let start = Instant::now();
+    let conn = loop {
+        match reconnect.connect().await {
+            Ok(c) => break c,
+            Err(e) if start.elapsed() > RECONNECT_WITHIN => {
+                return Err(Error::Restart(format!(
+                    "the server at {} did not accept connections within {} s of the restart \
+                     ({e}). Look at {} and the server's log. {undo}",
+                    plan.target(),
+                    RECONNECT_WITHIN.as_secs(),
+                    plan.log.display()
+                )))
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    };
+    lock::acquire(&conn, lock_wait).await?;
+    Ok(conn)
 }
 
 #[cfg(test)]
