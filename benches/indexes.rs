@@ -30,19 +30,29 @@ fn main() {
     let duration = std::env::var("PGOPT_BENCH_DURATION").unwrap_or_else(|_| "30s".into());
     let c = Cluster::start(ClusterOptions {
         settings: vec![
-            ("shared_preload_libraries".into(), "pg_stat_statements".into()),
+            (
+                "shared_preload_libraries".into(),
+                "pg_stat_statements".into(),
+            ),
             ("pg_stat_statements.max".into(), "10000".into()),
         ],
         ..Default::default()
     })
     .expect("cluster");
     let dsn = c.dsn("postgres");
-    psql(&c, "CREATE EXTENSION pg_stat_statements");
-    psql(&c, "CREATE EXTENSION hypopg");
+    psql(&c, "CREATE EXTENSION IF NOT EXISTS pg_stat_statements");
+    psql(&c, "CREATE EXTENSION IF NOT EXISTS hypopg");
     run(bin, &["governance", "deploy", &dsn]);
     run(
         bin,
-        &["governance", "seed", &dsn, "--scale", &scale, "--no-progress"],
+        &[
+            "governance",
+            "seed",
+            &dsn,
+            "--scale",
+            &scale,
+            "--no-progress",
+        ],
     );
 
     // The workload with no secondary index, long enough for pg_stat_statements to see every
@@ -58,7 +68,10 @@ fn main() {
     for spec in pgopt::governance::indexes::ACGS_INDEXES {
         psql(
             &c,
-            &format!("DROP INDEX governance.{}", pgopt::ident::Ident::new(spec.name)),
+            &format!(
+                "DROP INDEX governance.{}",
+                pgopt::ident::Ident::new(spec.name)
+            ),
         );
     }
 
@@ -77,7 +90,8 @@ fn main() {
     for s in advice["suggestions"].as_array().into_iter().flatten() {
         println!("  {}", s["ddl"].as_str().unwrap_or("?"));
     }
-    let journal = std::env::temp_dir().join(format!("pgopt-bench-indexes-{}.json", std::process::id()));
+    let journal =
+        std::env::temp_dir().join(format!("pgopt-bench-indexes-{}.json", std::process::id()));
     let (wall, _, out) = run_measured(
         bin,
         &[
@@ -138,11 +152,23 @@ fn distinct_statements(n: usize) -> String {
     const TABLES: &[(&str, &[&str])] = &[
         (
             "governance.security_events",
-            &["user_id", "event_type", "severity", "source_ip", "occurred_at"],
+            &[
+                "user_id",
+                "event_type",
+                "severity",
+                "source_ip",
+                "occurred_at",
+            ],
         ),
         (
             "governance.audit_logs",
-            &["actor_id", "resource_type", "resource_id", "action", "occurred_at"],
+            &[
+                "actor_id",
+                "resource_type",
+                "resource_id",
+                "action",
+                "occurred_at",
+            ],
         ),
         (
             "governance.compliance_checks",

@@ -3,6 +3,7 @@
 //! journaled), timed before and after; `--rollback JOURNAL` drops what a run built.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -15,8 +16,8 @@ use crate::indexes::advisor::{self, AdviseOptions, Workload};
 use crate::indexes::measure;
 use crate::indexes::select::Budget;
 use crate::indexes::sources::StatOptions;
-use crate::indexes::whatif::{self, Mode, WhatIfOptions};
 use crate::indexes::steps;
+use crate::indexes::whatif::{self, Mode, WhatIfOptions};
 use crate::progress::Progress;
 use crate::report::{self, Format};
 
@@ -94,11 +95,7 @@ pub async fn run(args: IndexesArgs, verbose: bool) -> anyhow::Result<u8> {
     let thresholds = crate::advise::Thresholds::with_overrides(&args.thresholds)?;
     let budget = Budget {
         max_indexes: args.max_indexes,
-        max_size_bytes: args
-            .max_size
-            .as_deref()
-            .map(parse_size)
-            .transpose()?,
+        max_size_bytes: args.max_size.as_deref().map(parse_size).transpose()?,
     };
     if args.lock_timeout == 0 || args.explain_timeout == 0 {
         return Err(Error::BadInput(
@@ -106,16 +103,14 @@ pub async fn run(args: IndexesArgs, verbose: bool) -> anyhow::Result<u8> {
         )
         .into());
     }
-    let (_, conn) = args.target.connect().await?;
+    let (target, conn) = args.target.connect().await?;
     if let Some(path) = &args.rollback {
         return rollback(&conn, path).await;
     }
-    let bars;
-    let progress: &dyn Progress = if args.no_progress {
-        &crate::progress::NoProgress
+    let progress: Arc<dyn Progress> = if args.no_progress {
+        Arc::new(crate::progress::NoProgress)
     } else {
-        bars = super::progress::Bars::stderr();
-        &bars
+        Arc::new(super::progress::Bars::stderr())
     };
     let mode = if args.trial_real_indexes {
         Mode::TrialReal
@@ -144,7 +139,7 @@ pub async fn run(args: IndexesArgs, verbose: bool) -> anyhow::Result<u8> {
         budget,
         thresholds,
     };
-    let run = advisor::advise(&conn, queries, &opts, progress).await?;
+    let run = advisor::advise(&conn, queries, &opts, progress.as_ref()).await?;
     match args.format {
         Format::Json => println!(
             "{}",
@@ -159,7 +154,7 @@ pub async fn run(args: IndexesArgs, verbose: bool) -> anyhow::Result<u8> {
         }
         return Ok(EXIT_OK);
     }
-    apply_advice(&args, &conn, &run, progress).await
+    apply_advice(&args, &conn, target, &run, progress).await
 }
 
 /// `--apply`: times the helped statements, builds (and with --drop drops) through the
@@ -167,8 +162,9 @@ pub async fn run(args: IndexesArgs, verbose: bool) -> anyhow::Result<u8> {
 async fn apply_advice(
     args: &IndexesArgs,
     conn: &crate::db::Conn,
+    target: crate::db::Target,
     run: &advisor::Run,
-    progress: &dyn Progress,
+    progress: Arc<dyn Progress>,
 ) -> anyhow::Result<u8> {
     let mut plan = steps::create_plan(&run.advice);
     if args.drop {
@@ -211,9 +207,10 @@ async fn apply_advice(
         on_failure: OnFailure::Stop,
         interrupt: Some(interrupt.clone()),
         rollback_command: "pgopt indexes --rollback".into(),
+        progress: Some(progress),
+        reconnect: Some(Arc::new(target)),
         ..apply::Options::default()
     };
-    let _ = progress;
     let outcome = apply::run(conn, &plan, Some(&journal), &exec).await;
     watcher.abort();
     let report = outcome.with_context(|| {

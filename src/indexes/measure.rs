@@ -105,7 +105,9 @@ async fn time_once(
         conn.query_one("timing a statement", &explain, &[]).await
     }
     .await;
-    let rollback = conn.batch("ending the read-only transaction", "ROLLBACK").await;
+    let rollback = conn
+        .batch("ending the read-only transaction", "ROLLBACK")
+        .await;
     let row = match outcome {
         Ok(row) => row,
         Err(e) if conn.is_closed() => return Err(e),
@@ -115,9 +117,9 @@ async fn time_once(
         }
     };
     rollback?;
-    let plan: serde_json::Value = row.try_get(0).map_err(|e| {
-        crate::error::Error::Internal(format!("reading EXPLAIN's JSON: {e}"))
-    })?;
+    let plan: serde_json::Value = row
+        .try_get(0)
+        .map_err(|e| crate::error::Error::Internal(format!("reading EXPLAIN's JSON: {e}")))?;
     Ok(plan
         .get(0)
         .and_then(|p| p.get("Execution Time"))
@@ -143,7 +145,10 @@ mod tests {
     #[test]
     fn only_reads_without_parameters_are_run() {
         assert_eq!(not_runnable(&q("select 1 from t where a = 2")), None);
-        assert_eq!(not_runnable(&q("  WITH x AS (select 1) select * from x")), None);
+        assert_eq!(
+            not_runnable(&q("  WITH x AS (select 1) select * from x")),
+            None
+        );
         assert!(not_runnable(&q("select * from t where a = $1")).is_some());
         assert!(not_runnable(&q("update t set a = 1")).is_some());
         assert!(not_runnable(&q("delete from t")).is_some());

@@ -10,13 +10,13 @@
 //!
 //! What is proposed becomes plan steps (`CREATE INDEX CONCURRENTLY`) run by `apply`.
 
+pub mod advisor;
 pub mod candidates;
-pub mod model;
-pub mod shape;
-pub mod select;
-pub mod whatif;
 pub mod catalog;
+pub mod measure;
+pub mod model;
+pub mod select;
+pub mod shape;
 pub mod sources;
 pub mod steps;
-pub mod advisor;
-pub mod measure;
+pub mod whatif;

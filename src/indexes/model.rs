@@ -722,4 +722,3 @@ mod tests {
         assert!((unique.equality_selectivity(1000.0) - 0.001).abs() < 1e-9);
     }
 }
-
