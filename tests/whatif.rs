@@ -389,3 +389,74 @@ async fn without_the_extension_the_error_says_create_extension_and_trial_real_in
         .unwrap();
     assert_eq!(with(&costs, 0, &[0]).1, vec![0]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explain_past_its_timeout_is_recorded_and_the_next_statement_is_costed() {
+    let (c, conn) = start(true).await;
+    // An IMMUTABLE function is run while planning (constant folding): it holds the EXPLAIN.
+    c.psql(
+        "postgres",
+        "CREATE FUNCTION slow() RETURNS int IMMUTABLE LANGUAGE plpgsql \
+         AS $$ BEGIN PERFORM pg_sleep(30); RETURN 1; END $$",
+    )
+    .unwrap();
+    let queries = vec![
+        query("SELECT * FROM t WHERE a = slow()"),
+        query("SELECT * FROM t WHERE a = 7"),
+    ];
+    let s = set(vec![btree("t", &["a"])], vec![vec![0], vec![0]]);
+    let opts = WhatIfOptions {
+        statement_timeout: std::time::Duration::from_millis(500),
+        ..WhatIfOptions::default()
+    };
+    let costs = whatif::cost(&conn, &queries, &s, &opts, &NoProgress)
+        .await
+        .unwrap();
+    assert!(costs.failed[&0].contains("statement timeout"), "{costs:#?}");
+    assert_eq!(with(&costs, 1, &[0]).1, vec![0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costing_in_small_batches_resets_hypopg_and_gives_the_same_costs() {
+    let (_c, conn) = start(true).await;
+    let queries = vec![
+        query("SELECT * FROM t WHERE a = 1 OR b = 2"),
+        query("SELECT * FROM t WHERE b = 3 AND a > 5"),
+        query("SELECT id FROM t WHERE a = $1 OR b = $2"),
+    ];
+    let s = set(
+        vec![
+            btree("t", &["a"]),
+            btree("t", &["b"]),
+            btree("t", &["flag"]),
+        ],
+        vec![vec![0, 1], vec![1, 2], vec![0, 1, 2]],
+    );
+    let whole = whatif::cost(&conn, &queries, &s, &WhatIfOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    // Three at a time: every set fits, and HypoPG is reset several times on the way.
+    let small = WhatIfOptions {
+        batch: 3,
+        ..WhatIfOptions::default()
+    };
+    let batched = whatif::cost(&conn, &queries, &s, &small, &NoProgress)
+        .await
+        .unwrap();
+    assert!(whole.failed.is_empty(), "{whole:#?}");
+    assert_eq!(whole.base, batched.base);
+    assert_eq!(whole.with, batched.with);
+    assert_eq!(whole.size_bytes, batched.size_bytes);
+    // Two at a time: the set of three exceeds a batch; that set is left out, not the run.
+    let tiny = WhatIfOptions {
+        batch: 2,
+        ..WhatIfOptions::default()
+    };
+    let batched = whatif::cost(&conn, &queries, &s, &tiny, &NoProgress)
+        .await
+        .unwrap();
+    assert!(batched.failed.is_empty());
+    assert!(!batched.with.contains_key(&(2, vec![0, 1, 2])));
+    assert_eq!(batched.with[&(2, vec![0])], whole.with[&(2, vec![0])]);
+    assert_eq!(batched.with[&(0, vec![0, 1])], whole.with[&(0, vec![0, 1])]);
+}

@@ -348,11 +348,16 @@ impl<'a> Context<'a> {
         // Candidates: the stage's structural drops as they are, then every costed one not
         // chosen, once.
         advice.dropped.extend(self.set.dropped.iter().cloned());
+        let pairs: Vec<Vec<CandidateId>> = self
+            .moves(chosen, &BTreeSet::new())
+            .into_iter()
+            .filter(|m| m.len() > 1)
+            .collect();
         for c in 0..self.set.candidates.len() {
             if chosen.contains(&c) {
                 continue;
             }
-            let reason = self.candidate_reason(c, chosen, over_budget);
+            let reason = self.candidate_reason(c, chosen, over_budget, &pairs);
             advice.dropped.push(Dropped {
                 candidate: self.set.candidates[c].clone(),
                 reason,
@@ -420,6 +425,7 @@ impl<'a> Context<'a> {
         c: CandidateId,
         chosen: &[CandidateId],
         over_budget: &BTreeSet<CandidateId>,
+        pairs: &[Vec<CandidateId>],
     ) -> Reason {
         if let Some(e) = self.costs.candidate_failed.get(&c) {
             return Reason::ExplainFailed { error: e.clone() };
@@ -432,11 +438,10 @@ impl<'a> Context<'a> {
             // chosen index already does its work) or refused for its write cost. A candidate
             // that helps only together with another one is judged with it.
             let alone = self.judge(&[c], chosen);
-            let together = self
-                .moves(chosen, &BTreeSet::new())
-                .into_iter()
-                .filter(|m| m.len() > 1 && m.contains(&c))
-                .map(|m| self.judge(&m, chosen))
+            let together = pairs
+                .iter()
+                .filter(|m| m.contains(&c))
+                .map(|m| self.judge(m, chosen))
                 .find(|v| matches!(v.reason, Some(Reason::WriteCost { .. })));
             return match (alone.reason, together) {
                 (Some(Reason::GainBelowThreshold { .. }), Some(v)) => v.reason.expect("some"),

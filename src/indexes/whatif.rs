@@ -25,8 +25,9 @@
 //! unused ones below FirstNormalObjectId (16384): at most `16384 - (max(pg_class.oid below
 //! 16384) + 1)` hypothetical indexes (about 2,500-2,800 on PostgreSQL 15) exist at once in a
 //! session, and after that many have been made the search for a free OID slows down until
-//! `hypopg_reset()`. This module keeps far fewer at once and resets after every
-//! [`RESET_EVERY`] creations.
+//! `hypopg_reset()`. This module keeps far fewer at once and works in batches: after
+//! [`WhatIfOptions::batch`] creations (1,000 by default), or when half the OID range would be
+//! in use, it calls `hypopg_reset()` and makes again what the next plan needs.
 //!
 //! An EXPLAIN that fails or runs past its timeout is recorded in `Costs::failed` and the rest
 //! goes on; a lost connection ends the run with an error.
@@ -45,7 +46,7 @@ const FIRST_NORMAL_OBJECT_ID: i64 = 16384;
 
 /// Hypothetical indexes made in a session before `hypopg_reset()` starts HypoPG's OID search
 /// afresh (well below the ~2,500 it can hand out before the search slows down).
-pub const RESET_EVERY: usize = 1000;
+pub const DEFAULT_BATCH: usize = 1000;
 
 /// How a candidate is made to exist for the planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +68,8 @@ pub struct WhatIfOptions {
     /// `lock_timeout` of a trial index build ([`Mode::TrialReal`]): how long it may wait for
     /// writers of the table to finish.
     pub lock_timeout: Duration,
+    /// Hypothetical indexes made between two `hypopg_reset()` calls ([`DEFAULT_BATCH`]).
+    pub batch: usize,
 }
 
 impl Default for WhatIfOptions {
@@ -75,6 +78,7 @@ impl Default for WhatIfOptions {
             statement_timeout: Duration::from_secs(10),
             mode: Mode::Hypothetical,
             lock_timeout: Duration::from_secs(5),
+            batch: DEFAULT_BATCH,
         }
     }
 }
@@ -204,6 +208,7 @@ pub async fn cost(
         mode: opts.mode,
         hypopg: hypopg_schema,
         lock_timeout: opts.lock_timeout,
+        batch: opts.batch.max(1),
         present: BTreeMap::new(),
         made_since_reset: 0,
         limit: 0,
@@ -309,6 +314,8 @@ struct Session<'a> {
     /// Hypothetical indexes that exist now, by candidate.
     present: BTreeMap<CandidateId, Present>,
     made_since_reset: usize,
+    /// Creations between two resets.
+    batch: usize,
     /// How many hypothetical indexes HypoPG can hold at once in this session.
     limit: usize,
     /// Prepared statements made so far (for unique names).
@@ -569,9 +576,17 @@ impl<'a> Session<'a> {
         if missing.is_empty() {
             return Ok(());
         }
+        let room = (self.limit / 2).min(self.batch);
         if self.present.len() + missing.len() > self.limit / 2
-            || self.made_since_reset + missing.len() > RESET_EVERY
+            || self.made_since_reset + missing.len() > self.batch
         {
+            if missing.len() > room {
+                return Err(Failure::Statement(format!(
+                    "{} candidate indexes at once exceed what HypoPG holds in a session here \
+                     ({room})",
+                    missing.len()
+                )));
+            }
             self.reset().await.map_err(Failure::Fatal)?;
             return Box::pin(self.make_hypothetical(set)).await;
         }
