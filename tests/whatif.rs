@@ -229,9 +229,15 @@ async fn a_failing_explain_is_recorded_and_the_other_statements_are_still_costed
     ];
     // The table is dropped between reading the workload and costing it.
     c.psql("postgres", "DROP TABLE gone").unwrap();
+    // A candidate HypoPG refuses (its expression names no function there).
+    let mut refused = btree("t", &["a"]);
+    refused.keys[0].key = KeyExpr::Expression {
+        sql: "no_such_function(a)".into(),
+        columns: vec!["a".into()],
+    };
     let s = set(
-        vec![btree("gone", &["x"]), btree("t", &["a"])],
-        vec![vec![0], vec![1], vec![1], vec![1]],
+        vec![btree("gone", &["x"]), btree("t", &["a"]), refused],
+        vec![vec![0], vec![1], vec![2, 1], vec![1]],
     );
     let costs = whatif::cost(&conn, &queries, &s, &WhatIfOptions::default(), &NoProgress)
         .await
@@ -242,6 +248,11 @@ async fn a_failing_explain_is_recorded_and_the_other_statements_are_still_costed
     assert_eq!(costs.base[1], None);
     assert!(costs.base[2].is_some());
     assert_eq!(with(&costs, 2, &[1]).1, vec![1]);
+    assert!(
+        costs.candidate_failed[&2].contains("no_such_function"),
+        "{costs:#?}"
+    );
+    assert!(!costs.with.keys().any(|(_, s)| s.contains(&2)));
     // A generic plan whose constant expression fails while planning (1/0 is folded then).
     assert!(costs.failed[&3].contains("division by zero"), "{costs:#?}");
 }

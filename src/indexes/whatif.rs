@@ -40,6 +40,7 @@ use crate::error::{Error, Result};
 use crate::ident::{Ident, QualifiedName};
 use crate::indexes::model::{Candidate, CandidateId, CandidateSet, Costed, Costs, Query, QueryId};
 use crate::progress::{Event, Kind, Progress, Unit};
+use tokio_postgres::types::Type;
 
 /// PostgreSQL's FirstNormalObjectId: HypoPG's fake OIDs are the free ones below it.
 const FIRST_NORMAL_OBJECT_ID: i64 = 16384;
@@ -213,6 +214,7 @@ pub async fn cost(
         made_since_reset: 0,
         limit: 0,
         prepared: 0,
+        parameters: None,
         undeallocated: Vec::new(),
         candidates: &set.candidates,
         costs: Costs {
@@ -320,6 +322,8 @@ struct Session<'a> {
     limit: usize,
     /// Prepared statements made so far (for unique names).
     prepared: u64,
+    /// The number of `$n` parameters of the statement being costed, once known.
+    parameters: Option<i32>,
     /// Prepared statements whose DEALLOCATE failed in an aborted transaction.
     undeallocated: Vec<Ident>,
     candidates: &'a [Candidate],
@@ -400,6 +404,7 @@ impl<'a> Session<'a> {
         ids.sort_unstable();
         ids.dedup();
         let text = statement_text(&query.text);
+        self.parameters = None;
 
         // The base plan first: a statement that cannot be planned is not costed further.
         if let Err(e) = self.cost_set(q, text, query.has_parameters(), &[]).await {
@@ -556,7 +561,11 @@ impl<'a> Session<'a> {
             self.hypopg_fn("hypopg_drop_index")
         );
         self.conn
-            .query("dropping hypothetical indexes", &sql, &[&oids])
+            .query_typed(
+                "dropping hypothetical indexes",
+                &sql,
+                &[(&oids, Type::OID_ARRAY)],
+            )
             .await?;
         for c in ids {
             self.present.remove(c);
@@ -594,6 +603,11 @@ impl<'a> Session<'a> {
             Ok(()) => Ok(()),
             Err(e) if e.is_connection_lost() => Err(Failure::Fatal(e)),
             Err(_) if missing.len() > 1 => {
+                // The indexes made before the failing one stay in HypoPG (its state is not
+                // transactional) without being known here: start again from nothing, then
+                // one at a time.
+                self.reset().await.map_err(Failure::Fatal)?;
+                let missing: Vec<CandidateId> = set.to_vec();
                 let mut first = None;
                 for c in &missing {
                     match self.create_hypothetical(&[*c]).await {
@@ -636,7 +650,11 @@ impl<'a> Session<'a> {
         );
         let rows = self
             .conn
-            .query("creating hypothetical indexes", &sql, &[&ddls])
+            .query_typed(
+                "creating hypothetical indexes",
+                &sql,
+                &[(&ddls, Type::TEXT_ARRAY)],
+            )
             .await?;
         if rows.len() != ids.len() {
             return Err(Error::Internal(format!(
@@ -754,13 +772,16 @@ impl<'a> Session<'a> {
         if !parameters {
             let sql = format!("EXPLAIN (FORMAT JSON) {text}");
             // The extended protocol: one statement only, whatever the text holds.
-            let rows = self.conn.query("planning a statement", &sql, &[]).await?;
+            let rows = self
+                .conn
+                .query_typed("planning a statement", &sql, &[])
+                .await?;
             return parse_plan(&rows).map_err(Failure::Statement);
         }
         self.prepared += 1;
         let name = Ident::new(format!("pgopt_whatif_{}", self.prepared));
         self.conn
-            .execute(
+            .query_typed(
                 "preparing a statement for its generic plan",
                 &format!("PREPARE {name} AS {text}"),
                 &[],
@@ -795,19 +816,29 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    async fn explain_prepared(&self, name: &Ident) -> std::result::Result<Plan, Failure> {
-        let row = self
-            .conn
-            .query_one(
-                "counting a prepared statement's parameters",
-                "SELECT coalesce(cardinality(parameter_types), 0) \
-                 FROM pg_catalog.pg_prepared_statements WHERE name = $1",
-                &[&name.as_str()],
-            )
-            .await?;
-        let n: i32 = row
-            .try_get(0)
-            .map_err(|e| Error::query("reading pg_prepared_statements", e))?;
+    async fn explain_prepared(&mut self, name: &Ident) -> std::result::Result<Plan, Failure> {
+        // The number of parameters, asked once per statement (the same text each time).
+        let n = match self.parameters {
+            Some(n) => n,
+            None => {
+                let rows = self
+                    .conn
+                    .query_typed(
+                        "counting a prepared statement's parameters",
+                        "SELECT coalesce(cardinality(parameter_types), 0) \
+                         FROM pg_catalog.pg_prepared_statements WHERE name = $1",
+                        &[(&name.as_str(), Type::TEXT)],
+                    )
+                    .await?;
+                let n: i32 = rows
+                    .first()
+                    .ok_or_else(|| Failure::Statement("the prepared statement is gone".into()))?
+                    .try_get(0)
+                    .map_err(|e| Error::query("reading pg_prepared_statements", e))?;
+                self.parameters = Some(n);
+                n
+            }
+        };
         let args = vec!["NULL"; n.max(0) as usize].join(", ");
         let sql = if args.is_empty() {
             format!("EXPLAIN (FORMAT JSON) EXECUTE {name}")
@@ -816,7 +847,7 @@ impl<'a> Session<'a> {
         };
         let rows = self
             .conn
-            .query("planning a statement's generic plan", &sql, &[])
+            .query_typed("planning a statement's generic plan", &sql, &[])
             .await?;
         parse_plan(&rows).map_err(Failure::Statement)
     }
