@@ -4,7 +4,9 @@
 
 use pgopt::db::{self, Conn, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
-use pgopt::indexes::model::{Candidate, CandidateSet, Costs, KeyExpr, Query, SortKey, Source};
+use pgopt::indexes::model::{
+    Candidate, CandidateSet, Costs, KeyExpr, Query, Reason, SortKey, Source,
+};
 use pgopt::indexes::whatif::{self, Mode, WhatIfOptions};
 use pgopt::progress::{Collect, Kind, NoProgress};
 
@@ -226,6 +228,7 @@ async fn a_failing_explain_is_recorded_and_the_other_statements_are_still_costed
         query("SELECT * FROM t WHERE a = 'not a number'::int"),
         query("SELECT * FROM t WHERE a = 99"),
         query("SELECT * FROM t WHERE b = $1::text::int AND a = $2 AND 1/0 = 1"),
+        query("SELEC what"),
     ];
     // The table is dropped between reading the workload and costing it.
     c.psql("postgres", "DROP TABLE gone").unwrap();
@@ -235,10 +238,17 @@ async fn a_failing_explain_is_recorded_and_the_other_statements_are_still_costed
         sql: "no_such_function(a)".into(),
         columns: vec!["a".into()],
     };
-    let s = set(
+    let mut s = set(
         vec![btree("gone", &["x"]), btree("t", &["a"]), refused],
-        vec![vec![0], vec![1], vec![2, 1], vec![1]],
+        vec![vec![0], vec![1], vec![2, 1], vec![1], vec![]],
     );
+    // What the candidate stage could not parse is not planned at all.
+    s.left_alone.push((
+        4,
+        Reason::NotParseable {
+            error: "syntax error".into(),
+        },
+    ));
     let costs = whatif::cost(&conn, &queries, &s, &WhatIfOptions::default(), &NoProgress)
         .await
         .unwrap();
@@ -255,6 +265,7 @@ async fn a_failing_explain_is_recorded_and_the_other_statements_are_still_costed
     assert!(!costs.with.keys().any(|(_, s)| s.contains(&2)));
     // A generic plan whose constant expression fails while planning (1/0 is folded then).
     assert!(costs.failed[&3].contains("division by zero"), "{costs:#?}");
+    assert!(!costs.failed.contains_key(&4) && costs.base[4].is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

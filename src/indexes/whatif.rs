@@ -38,7 +38,9 @@ use std::time::Duration;
 use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::ident::{Ident, QualifiedName};
-use crate::indexes::model::{Candidate, CandidateId, CandidateSet, Costed, Costs, Query, QueryId};
+use crate::indexes::model::{
+    Candidate, CandidateId, CandidateSet, Costed, Costs, Query, QueryId, Reason,
+};
 use crate::progress::{Event, Kind, Progress, Unit};
 use tokio_postgres::types::Type;
 
@@ -230,6 +232,20 @@ pub async fn cost(
                 Event::update("costing", Unit::Steps, q as u64, Some(total))
                     .step(format!("statement {} of {total}", q + 1)),
             );
+            // What cannot be planned at all is not asked; the rest gets at least its base
+            // cost (the workload's cost counts every statement).
+            let unplannable = set.left_alone.iter().any(|(x, r)| {
+                *x == q
+                    && matches!(
+                        r,
+                        Reason::NotParseable { .. }
+                            | Reason::NotIndexable
+                            | Reason::UnknownTable { .. }
+                    )
+            });
+            if unplannable {
+                continue;
+            }
             let ids = set.per_query.get(q).cloned().unwrap_or_default();
             session.cost_query(q, query, &ids).await?;
         }
