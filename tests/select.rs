@@ -468,3 +468,29 @@ fn every_candidate_and_statement_is_accounted_for_exactly_once() {
     assert_eq!(advice.dropped.len(), 4);
     assert_eq!(advice.left_alone.len(), 4);
 }
+
+#[test]
+fn a_pair_over_budget_does_not_keep_its_member_from_coming_in_alone() {
+    let mut case = Case::new(vec![cand("t", "a"), cand("t", "b")], &[MB, MB]);
+    // The pair serves an OR (990 saved); (a) alone serves another statement (900 saved).
+    case.statement(
+        1,
+        1000.0,
+        &[
+            (&[0], 1000.0, &[]),
+            (&[1], 1000.0, &[]),
+            (&[0, 1], 10.0, &[0, 1]),
+        ],
+    );
+    case.statement(1, 1000.0, &[(&[0], 100.0, &[0])]);
+    let advice = case.select(Budget {
+        max_indexes: Some(1),
+        max_size_bytes: None,
+    });
+    assert_eq!(proposed(&advice), vec!["t_a_idx"]);
+    assert_eq!(
+        reason_of(&advice, &case.set.candidates[1]),
+        &Reason::OverBudget
+    );
+    assert_eq!(left_alone(&advice, "f0"), &Reason::OverBudget);
+}

@@ -4,7 +4,9 @@
 
 use pgopt::db::{self, Conn, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
-use pgopt::indexes::model::{Candidate, CandidateSet, Costs, KeyExpr, Query, SortKey, Source};
+use pgopt::indexes::model::{
+    Candidate, CandidateSet, Costs, KeyExpr, Query, Reason, SortKey, Source,
+};
 use pgopt::indexes::whatif::{self, Mode, WhatIfOptions};
 use pgopt::progress::{Collect, Kind, NoProgress};
 
@@ -226,13 +228,27 @@ async fn a_failing_explain_is_recorded_and_the_other_statements_are_still_costed
         query("SELECT * FROM t WHERE a = 'not a number'::int"),
         query("SELECT * FROM t WHERE a = 99"),
         query("SELECT * FROM t WHERE b = $1::text::int AND a = $2 AND 1/0 = 1"),
+        query("SELEC what"),
     ];
     // The table is dropped between reading the workload and costing it.
     c.psql("postgres", "DROP TABLE gone").unwrap();
-    let s = set(
-        vec![btree("gone", &["x"]), btree("t", &["a"])],
-        vec![vec![0], vec![1], vec![1], vec![1]],
+    // A candidate HypoPG refuses (its expression names no function there).
+    let mut refused = btree("t", &["a"]);
+    refused.keys[0].key = KeyExpr::Expression {
+        sql: "no_such_function(a)".into(),
+        columns: vec!["a".into()],
+    };
+    let mut s = set(
+        vec![btree("gone", &["x"]), btree("t", &["a"]), refused],
+        vec![vec![0], vec![1], vec![2, 1], vec![1], vec![]],
     );
+    // What the candidate stage could not parse is not planned at all.
+    s.left_alone.push((
+        4,
+        Reason::NotParseable {
+            error: "syntax error".into(),
+        },
+    ));
     let costs = whatif::cost(&conn, &queries, &s, &WhatIfOptions::default(), &NoProgress)
         .await
         .unwrap();
@@ -242,8 +258,14 @@ async fn a_failing_explain_is_recorded_and_the_other_statements_are_still_costed
     assert_eq!(costs.base[1], None);
     assert!(costs.base[2].is_some());
     assert_eq!(with(&costs, 2, &[1]).1, vec![1]);
+    assert!(
+        costs.candidate_failed[&2].contains("no_such_function"),
+        "{costs:#?}"
+    );
+    assert!(!costs.with.keys().any(|(_, s)| s.contains(&2)));
     // A generic plan whose constant expression fails while planning (1/0 is folded then).
     assert!(costs.failed[&3].contains("division by zero"), "{costs:#?}");
+    assert!(!costs.failed.contains_key(&4) && costs.base[4].is_none());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -388,4 +410,75 @@ async fn without_the_extension_the_error_says_create_extension_and_trial_real_in
         .await
         .unwrap();
     assert_eq!(with(&costs, 0, &[0]).1, vec![0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explain_past_its_timeout_is_recorded_and_the_next_statement_is_costed() {
+    let (c, conn) = start(true).await;
+    // An IMMUTABLE function is run while planning (constant folding): it holds the EXPLAIN.
+    c.psql(
+        "postgres",
+        "CREATE FUNCTION slow() RETURNS int IMMUTABLE LANGUAGE plpgsql \
+         AS $$ BEGIN PERFORM pg_sleep(30); RETURN 1; END $$",
+    )
+    .unwrap();
+    let queries = vec![
+        query("SELECT * FROM t WHERE a = slow()"),
+        query("SELECT * FROM t WHERE a = 7"),
+    ];
+    let s = set(vec![btree("t", &["a"])], vec![vec![0], vec![0]]);
+    let opts = WhatIfOptions {
+        statement_timeout: std::time::Duration::from_millis(500),
+        ..WhatIfOptions::default()
+    };
+    let costs = whatif::cost(&conn, &queries, &s, &opts, &NoProgress)
+        .await
+        .unwrap();
+    assert!(costs.failed[&0].contains("statement timeout"), "{costs:#?}");
+    assert_eq!(with(&costs, 1, &[0]).1, vec![0]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn costing_in_small_batches_resets_hypopg_and_gives_the_same_costs() {
+    let (_c, conn) = start(true).await;
+    let queries = vec![
+        query("SELECT * FROM t WHERE a = 1 OR b = 2"),
+        query("SELECT * FROM t WHERE b = 3 AND a > 5"),
+        query("SELECT id FROM t WHERE a = $1 OR b = $2"),
+    ];
+    let s = set(
+        vec![
+            btree("t", &["a"]),
+            btree("t", &["b"]),
+            btree("t", &["flag"]),
+        ],
+        vec![vec![0, 1], vec![1, 2], vec![0, 1, 2]],
+    );
+    let whole = whatif::cost(&conn, &queries, &s, &WhatIfOptions::default(), &NoProgress)
+        .await
+        .unwrap();
+    // Three at a time: every set fits, and HypoPG is reset several times on the way.
+    let small = WhatIfOptions {
+        batch: 3,
+        ..WhatIfOptions::default()
+    };
+    let batched = whatif::cost(&conn, &queries, &s, &small, &NoProgress)
+        .await
+        .unwrap();
+    assert!(whole.failed.is_empty(), "{whole:#?}");
+    assert_eq!(whole.base, batched.base);
+    assert_eq!(whole.with, batched.with);
+    assert_eq!(whole.size_bytes, batched.size_bytes);
+    // Two at a time: the set of three exceeds a batch; that set is left out, not the run.
+    let tiny = WhatIfOptions {
+        batch: 2,
+        ..WhatIfOptions::default()
+    };
+    let batched = whatif::cost(&conn, &queries, &s, &tiny, &NoProgress)
+        .await
+        .unwrap();
+    assert!(batched.failed.is_empty());
+    assert!(!batched.with.contains_key(&(2, vec![0, 1, 2])));
+    assert_eq!(batched.with[&(2, vec![0])], whole.with[&(2, vec![0])]);
+    assert_eq!(batched.with[&(0, vec![0, 1])], whole.with[&(0, vec![0, 1])]);
 }

@@ -146,6 +146,18 @@ impl Conn {
         self.bounded(context, work).await?
     }
 
+    /// [`Conn::query`] in one round trip: with the parameters' types given, the statement is
+    /// parsed, bound and run at once instead of prepared first (still one statement only).
+    pub async fn query_typed(
+        &self,
+        context: &str,
+        sql: &str,
+        params: &[(&(dyn ToSql + Sync), tokio_postgres::types::Type)],
+    ) -> Result<Vec<Row>> {
+        self.bounded(context, self.client.query_typed(sql, params))
+            .await
+    }
+
     pub async fn query_one(
         &self,
         context: &str,

@@ -68,12 +68,14 @@ pub fn select(
     let ctx = Context::new(queries, set, costs, catalog, t);
     let mut chosen: Vec<CandidateId> = Vec::new();
     let mut benefits: Vec<f64> = Vec::new();
-    let mut over_budget: BTreeSet<CandidateId> = BTreeSet::new();
+    // Moves that did not fit the budget: not offered again (their members may still come
+    // in alone or in another move).
+    let mut skipped: BTreeSet<Vec<CandidateId>> = BTreeSet::new();
     let mut size_used: i64 = 0;
 
     loop {
         let mut moves: Vec<(Vec<CandidateId>, Verdict)> = ctx
-            .moves(&chosen, &over_budget)
+            .moves(&chosen, &skipped)
             .into_iter()
             .map(|m| {
                 let v = ctx.judge(&m, &chosen);
@@ -90,10 +92,6 @@ pub fn select(
             let rb = b.benefit / ctx.bytes(mb) as f64;
             rb.total_cmp(&ra).then_with(|| ma.cmp(mb))
         });
-        if budget.max_indexes.is_some_and(|n| chosen.len() >= n) {
-            over_budget.extend(moves.iter().flat_map(|(m, _)| m.iter().copied()));
-            break;
-        }
         let fits = |m: &[CandidateId]| {
             budget
                 .max_indexes
@@ -106,9 +104,7 @@ pub fn select(
             Some(i) => {
                 let (m, v) = &moves[i];
                 // Everything better per byte that did not fit is over budget.
-                for (skipped, _) in &moves[..i] {
-                    over_budget.extend(skipped.iter().copied());
-                }
+                skipped.extend(moves[..i].iter().map(|(m, _)| m.clone()));
                 size_used += ctx.bytes(m);
                 // A move of several shares its benefit by size.
                 let total = ctx.bytes(m) as f64;
@@ -118,13 +114,18 @@ pub fn select(
                 }
             }
             None => {
-                over_budget.extend(moves.iter().flat_map(|(m, _)| m.iter().copied()));
+                skipped.extend(moves.into_iter().map(|(m, _)| m));
                 break;
             }
         }
     }
-    // Over budget only what is not chosen after all (a pair's member may be chosen alone).
-    over_budget.retain(|c| !chosen.contains(c));
+    // Over budget: the members of a move that did not fit, unless chosen after all.
+    let over_budget: BTreeSet<CandidateId> = skipped
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|c| !chosen.contains(c))
+        .collect();
     ctx.advice(&chosen, &benefits, &over_budget)
 }
 
@@ -220,9 +221,9 @@ impl<'a> Context<'a> {
     fn moves(
         &self,
         chosen: &[CandidateId],
-        excluded: &BTreeSet<CandidateId>,
+        skipped: &BTreeSet<Vec<CandidateId>>,
     ) -> Vec<Vec<CandidateId>> {
-        let open = |c: &CandidateId| !chosen.contains(c) && !excluded.contains(c);
+        let open = |c: &CandidateId| !chosen.contains(c);
         let mut moves: BTreeSet<Vec<CandidateId>> = self
             .statements_of
             .keys()
@@ -247,7 +248,7 @@ impl<'a> Context<'a> {
                 moves.insert(rest);
             }
         }
-        moves.into_iter().collect()
+        moves.into_iter().filter(|m| !skipped.contains(m)).collect()
     }
 
     /// What adding `m` to `chosen` saves, and why it would not be taken.
@@ -348,11 +349,16 @@ impl<'a> Context<'a> {
         // Candidates: the stage's structural drops as they are, then every costed one not
         // chosen, once.
         advice.dropped.extend(self.set.dropped.iter().cloned());
+        let pairs: Vec<Vec<CandidateId>> = self
+            .moves(chosen, &BTreeSet::new())
+            .into_iter()
+            .filter(|m| m.len() > 1)
+            .collect();
         for c in 0..self.set.candidates.len() {
             if chosen.contains(&c) {
                 continue;
             }
-            let reason = self.candidate_reason(c, chosen, over_budget);
+            let reason = self.candidate_reason(c, chosen, over_budget, &pairs);
             advice.dropped.push(Dropped {
                 candidate: self.set.candidates[c].clone(),
                 reason,
@@ -420,6 +426,7 @@ impl<'a> Context<'a> {
         c: CandidateId,
         chosen: &[CandidateId],
         over_budget: &BTreeSet<CandidateId>,
+        pairs: &[Vec<CandidateId>],
     ) -> Reason {
         if let Some(e) = self.costs.candidate_failed.get(&c) {
             return Reason::ExplainFailed { error: e.clone() };
@@ -432,11 +439,10 @@ impl<'a> Context<'a> {
             // chosen index already does its work) or refused for its write cost. A candidate
             // that helps only together with another one is judged with it.
             let alone = self.judge(&[c], chosen);
-            let together = self
-                .moves(chosen, &BTreeSet::new())
-                .into_iter()
-                .filter(|m| m.len() > 1 && m.contains(&c))
-                .map(|m| self.judge(&m, chosen))
+            let together = pairs
+                .iter()
+                .filter(|m| m.contains(&c))
+                .map(|m| self.judge(m, chosen))
                 .find(|v| matches!(v.reason, Some(Reason::WriteCost { .. })));
             return match (alone.reason, together) {
                 (Some(Reason::GainBelowThreshold { .. }), Some(v)) => v.reason.expect("some"),

@@ -25,8 +25,9 @@
 //! unused ones below FirstNormalObjectId (16384): at most `16384 - (max(pg_class.oid below
 //! 16384) + 1)` hypothetical indexes (about 2,500-2,800 on PostgreSQL 15) exist at once in a
 //! session, and after that many have been made the search for a free OID slows down until
-//! `hypopg_reset()`. This module keeps far fewer at once and resets after every
-//! [`RESET_EVERY`] creations.
+//! `hypopg_reset()`. This module keeps far fewer at once and works in batches: after
+//! [`WhatIfOptions::batch`] creations (1,000 by default), or when half the OID range would be
+//! in use, it calls `hypopg_reset()` and makes again what the next plan needs.
 //!
 //! An EXPLAIN that fails or runs past its timeout is recorded in `Costs::failed` and the rest
 //! goes on; a lost connection ends the run with an error.
@@ -37,15 +38,18 @@ use std::time::Duration;
 use crate::db::Conn;
 use crate::error::{Error, Result};
 use crate::ident::{Ident, QualifiedName};
-use crate::indexes::model::{Candidate, CandidateId, CandidateSet, Costed, Costs, Query, QueryId};
+use crate::indexes::model::{
+    Candidate, CandidateId, CandidateSet, Costed, Costs, Query, QueryId, Reason,
+};
 use crate::progress::{Event, Kind, Progress, Unit};
+use tokio_postgres::types::Type;
 
 /// PostgreSQL's FirstNormalObjectId: HypoPG's fake OIDs are the free ones below it.
 const FIRST_NORMAL_OBJECT_ID: i64 = 16384;
 
 /// Hypothetical indexes made in a session before `hypopg_reset()` starts HypoPG's OID search
 /// afresh (well below the ~2,500 it can hand out before the search slows down).
-pub const RESET_EVERY: usize = 1000;
+pub const DEFAULT_BATCH: usize = 1000;
 
 /// How a candidate is made to exist for the planner.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -67,6 +71,8 @@ pub struct WhatIfOptions {
     /// `lock_timeout` of a trial index build ([`Mode::TrialReal`]): how long it may wait for
     /// writers of the table to finish.
     pub lock_timeout: Duration,
+    /// Hypothetical indexes made between two `hypopg_reset()` calls ([`DEFAULT_BATCH`]).
+    pub batch: usize,
 }
 
 impl Default for WhatIfOptions {
@@ -75,6 +81,7 @@ impl Default for WhatIfOptions {
             statement_timeout: Duration::from_secs(10),
             mode: Mode::Hypothetical,
             lock_timeout: Duration::from_secs(5),
+            batch: DEFAULT_BATCH,
         }
     }
 }
@@ -204,10 +211,12 @@ pub async fn cost(
         mode: opts.mode,
         hypopg: hypopg_schema,
         lock_timeout: opts.lock_timeout,
+        batch: opts.batch.max(1),
         present: BTreeMap::new(),
         made_since_reset: 0,
         limit: 0,
         prepared: 0,
+        parameters: None,
         undeallocated: Vec::new(),
         candidates: &set.candidates,
         costs: Costs {
@@ -223,6 +232,20 @@ pub async fn cost(
                 Event::update("costing", Unit::Steps, q as u64, Some(total))
                     .step(format!("statement {} of {total}", q + 1)),
             );
+            // What cannot be planned at all is not asked; the rest gets at least its base
+            // cost (the workload's cost counts every statement).
+            let unplannable = set.left_alone.iter().any(|(x, r)| {
+                *x == q
+                    && matches!(
+                        r,
+                        Reason::NotParseable { .. }
+                            | Reason::NotIndexable
+                            | Reason::UnknownTable { .. }
+                    )
+            });
+            if unplannable {
+                continue;
+            }
             let ids = set.per_query.get(q).cloned().unwrap_or_default();
             session.cost_query(q, query, &ids).await?;
         }
@@ -309,10 +332,14 @@ struct Session<'a> {
     /// Hypothetical indexes that exist now, by candidate.
     present: BTreeMap<CandidateId, Present>,
     made_since_reset: usize,
+    /// Creations between two resets.
+    batch: usize,
     /// How many hypothetical indexes HypoPG can hold at once in this session.
     limit: usize,
     /// Prepared statements made so far (for unique names).
     prepared: u64,
+    /// The number of `$n` parameters of the statement being costed, once known.
+    parameters: Option<i32>,
     /// Prepared statements whose DEALLOCATE failed in an aborted transaction.
     undeallocated: Vec<Ident>,
     candidates: &'a [Candidate],
@@ -393,6 +420,7 @@ impl<'a> Session<'a> {
         ids.sort_unstable();
         ids.dedup();
         let text = statement_text(&query.text);
+        self.parameters = None;
 
         // The base plan first: a statement that cannot be planned is not costed further.
         if let Err(e) = self.cost_set(q, text, query.has_parameters(), &[]).await {
@@ -549,7 +577,11 @@ impl<'a> Session<'a> {
             self.hypopg_fn("hypopg_drop_index")
         );
         self.conn
-            .query("dropping hypothetical indexes", &sql, &[&oids])
+            .query_typed(
+                "dropping hypothetical indexes",
+                &sql,
+                &[(&oids, Type::OID_ARRAY)],
+            )
             .await?;
         for c in ids {
             self.present.remove(c);
@@ -569,9 +601,17 @@ impl<'a> Session<'a> {
         if missing.is_empty() {
             return Ok(());
         }
+        let room = (self.limit / 2).min(self.batch);
         if self.present.len() + missing.len() > self.limit / 2
-            || self.made_since_reset + missing.len() > RESET_EVERY
+            || self.made_since_reset + missing.len() > self.batch
         {
+            if missing.len() > room {
+                return Err(Failure::Statement(format!(
+                    "{} candidate indexes at once exceed what HypoPG holds in a session here \
+                     ({room})",
+                    missing.len()
+                )));
+            }
             self.reset().await.map_err(Failure::Fatal)?;
             return Box::pin(self.make_hypothetical(set)).await;
         }
@@ -579,6 +619,11 @@ impl<'a> Session<'a> {
             Ok(()) => Ok(()),
             Err(e) if e.is_connection_lost() => Err(Failure::Fatal(e)),
             Err(_) if missing.len() > 1 => {
+                // The indexes made before the failing one stay in HypoPG (its state is not
+                // transactional) without being known here: start again from nothing, then
+                // one at a time.
+                self.reset().await.map_err(Failure::Fatal)?;
+                let missing: Vec<CandidateId> = set.to_vec();
                 let mut first = None;
                 for c in &missing {
                     match self.create_hypothetical(&[*c]).await {
@@ -621,7 +666,11 @@ impl<'a> Session<'a> {
         );
         let rows = self
             .conn
-            .query("creating hypothetical indexes", &sql, &[&ddls])
+            .query_typed(
+                "creating hypothetical indexes",
+                &sql,
+                &[(&ddls, Type::TEXT_ARRAY)],
+            )
             .await?;
         if rows.len() != ids.len() {
             return Err(Error::Internal(format!(
@@ -739,13 +788,16 @@ impl<'a> Session<'a> {
         if !parameters {
             let sql = format!("EXPLAIN (FORMAT JSON) {text}");
             // The extended protocol: one statement only, whatever the text holds.
-            let rows = self.conn.query("planning a statement", &sql, &[]).await?;
+            let rows = self
+                .conn
+                .query_typed("planning a statement", &sql, &[])
+                .await?;
             return parse_plan(&rows).map_err(Failure::Statement);
         }
         self.prepared += 1;
         let name = Ident::new(format!("pgopt_whatif_{}", self.prepared));
         self.conn
-            .execute(
+            .query_typed(
                 "preparing a statement for its generic plan",
                 &format!("PREPARE {name} AS {text}"),
                 &[],
@@ -780,19 +832,29 @@ impl<'a> Session<'a> {
         Ok(())
     }
 
-    async fn explain_prepared(&self, name: &Ident) -> std::result::Result<Plan, Failure> {
-        let row = self
-            .conn
-            .query_one(
-                "counting a prepared statement's parameters",
-                "SELECT coalesce(cardinality(parameter_types), 0) \
-                 FROM pg_catalog.pg_prepared_statements WHERE name = $1",
-                &[&name.as_str()],
-            )
-            .await?;
-        let n: i32 = row
-            .try_get(0)
-            .map_err(|e| Error::query("reading pg_prepared_statements", e))?;
+    async fn explain_prepared(&mut self, name: &Ident) -> std::result::Result<Plan, Failure> {
+        // The number of parameters, asked once per statement (the same text each time).
+        let n = match self.parameters {
+            Some(n) => n,
+            None => {
+                let rows = self
+                    .conn
+                    .query_typed(
+                        "counting a prepared statement's parameters",
+                        "SELECT coalesce(cardinality(parameter_types), 0) \
+                         FROM pg_catalog.pg_prepared_statements WHERE name = $1",
+                        &[(&name.as_str(), Type::TEXT)],
+                    )
+                    .await?;
+                let n: i32 = rows
+                    .first()
+                    .ok_or_else(|| Failure::Statement("the prepared statement is gone".into()))?
+                    .try_get(0)
+                    .map_err(|e| Error::query("reading pg_prepared_statements", e))?;
+                self.parameters = Some(n);
+                n
+            }
+        };
         let args = vec!["NULL"; n.max(0) as usize].join(", ");
         let sql = if args.is_empty() {
             format!("EXPLAIN (FORMAT JSON) EXECUTE {name}")
@@ -801,7 +863,7 @@ impl<'a> Session<'a> {
         };
         let rows = self
             .conn
-            .query("planning a statement's generic plan", &sql, &[])
+            .query_typed("planning a statement's generic plan", &sql, &[])
             .await?;
         parse_plan(&rows).map_err(Failure::Statement)
     }
