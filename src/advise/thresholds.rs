@@ -401,6 +401,11 @@ thresholds! {
     /// the index saves the pg_stat_statements workload over that window.
     /// <https://www.postgresql.org/docs/current/btree-implementation.html>
     index_write_cost_per_row: f64 = 10.0, "indexes: maintenance cost of an index per row written to its table (plan cost units)";
+    /// `pgopt indexes`: a statement under `index_min_initial_cost` is still worked for when it
+    /// takes more than this share of the workload's time (calls × mean time): a cheap lookup
+    /// run thousands of times a second is where an index pays most.
+    /// <https://www.postgresql.org/docs/current/pgstatstatements.html>
+    index_cheap_statement_min_share: f64 = 0.001, "indexes: share of the workload's time that makes a cheap statement worth an index";
 }
 
 #[cfg(test)]

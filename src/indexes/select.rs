@@ -119,6 +119,7 @@ pub fn select(
             }
         }
     }
+    ctx.prune(&mut chosen, &mut benefits);
     // Over budget: the members of a move that did not fit, unless chosen after all.
     let over_budget: BTreeSet<CandidateId> = skipped
         .iter()
@@ -158,16 +159,17 @@ impl<'a> Context<'a> {
         t: &'a Thresholds,
     ) -> Self {
         let set_aside: BTreeSet<QueryId> = set.left_alone.iter().map(|(q, _)| *q).collect();
+        let total_weight: f64 = queries.iter().map(Query::weight).sum();
         let eligible: Vec<bool> = (0..queries.len())
             .map(|q| {
                 !set_aside.contains(&q)
                     && !costs.failed.contains_key(&q)
-                    && costs
-                        .base
-                        .get(q)
-                        .copied()
-                        .flatten()
-                        .is_some_and(|b| b >= t.index_min_initial_cost)
+                    && costs.base.get(q).copied().flatten().is_some_and(|b| {
+                        b >= t.index_min_initial_cost
+                            || (queries[q].mean_ms.is_some()
+                                && queries[q].weight()
+                                    >= t.index_cheap_statement_min_share * total_weight)
+                    })
             })
             .collect();
         let mut statements_of: BTreeMap<CandidateId, BTreeSet<QueryId>> = BTreeMap::new();
@@ -188,6 +190,50 @@ impl<'a> Context<'a> {
             t,
             eligible,
             statements_of,
+        }
+    }
+
+    /// The share of `q`'s base cost saved by a costed set of two or more indexes its plan
+    /// used together, all of them in `after` and one of them in `m` (0 when there is none).
+    fn completed_together(&self, q: QueryId, m: &[CandidateId], after: &[CandidateId]) -> f64 {
+        let base = self.base(q).max(EPSILON);
+        self.costs
+            .with
+            .range((q, Vec::new())..(q + 1, Vec::new()))
+            .filter(|(_, c)| {
+                c.used.len() >= 2
+                    && c.used.iter().all(|x| after.contains(x))
+                    && c.used.iter().any(|x| m.contains(x))
+            })
+            .map(|(_, c)| (base - c.cost) / base)
+            .fold(0.0, f64::max)
+    }
+
+    /// Drops every chosen index the others make useless: one whose removal raises no
+    /// statement's estimated cost (a `(a)` chosen first, then `(a, b)` that serves its
+    /// statements as well). Newest kept first; the benefit of a dropped one goes to none.
+    fn prune(&self, chosen: &mut Vec<CandidateId>, benefits: &mut Vec<f64>) {
+        let mut i = 0;
+        while i < chosen.len() {
+            let without: Vec<CandidateId> = chosen
+                .iter()
+                .enumerate()
+                .filter(|(k, _)| *k != i)
+                .map(|(_, c)| *c)
+                .collect();
+            let needed = (0..self.queries.len()).any(|q| {
+                self.eligible[q] && self.estimate(q, &without) > self.estimate(q, chosen) + EPSILON
+            });
+            if needed {
+                i += 1;
+            } else {
+                chosen.remove(i);
+                let b = benefits.remove(i);
+                // What it saved is now saved by the ones that made it redundant.
+                if let Some(last) = benefits.last_mut() {
+                    *last += b;
+                }
+            }
         }
     }
 
@@ -275,7 +321,11 @@ impl<'a> Context<'a> {
                 continue;
             }
             helps_any = true;
-            let relative = gain / self.base(q).max(EPSILON);
+            // Relative to the statement's base cost; a move that completes a set of indexes
+            // one plan used together (both sides of a join, a BitmapOr) is judged by what the
+            // whole set saves, so the second index of a join is not refused for coming second.
+            let together = self.completed_together(q, m, &after);
+            let relative = (gain / self.base(q).max(EPSILON)).max(together);
             if best.map_or(true, |(g, _)| gain > g) {
                 best = Some((gain, relative));
             }
@@ -499,7 +549,7 @@ impl<'a> Context<'a> {
                 error: "not costed".to_string(),
             };
         };
-        if base < self.t.index_min_initial_cost {
+        if !self.eligible[q] && base < self.t.index_min_initial_cost {
             return Reason::LowInitialCost { cost: base };
         }
         let mine: BTreeSet<CandidateId> = self
