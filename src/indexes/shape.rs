@@ -128,6 +128,8 @@ struct Scan {
     volatile: bool,
     aggregate: bool,
     sublink: bool,
+    /// A `$n` parameter or a row constructor: not part of an index expression.
+    not_indexable: bool,
 }
 
 struct Walker<'c> {

@@ -565,3 +565,16 @@ fn star_subquery_and_cte_columns_reach_the_table() {
         vec![p("customer_id", PredicateOp::Eq, Some("3"))]
     );
 }
+
+#[test]
+fn expressions_with_parameters_or_rows_are_no_index_keys() {
+    let s = ok(
+        "SELECT 1 FROM orders WHERE total + $1 > 5 AND (customer_id, status) = ($2, 'x') \
+                AND date_trunc('day', created_at) = $3",
+    );
+    let o = access(&s, "orders");
+    assert_eq!(o.predicates.len(), 1, "{:?}", o.predicates);
+    assert!(
+        matches!(&o.predicates[0].key, KeyExpr::Expression { sql, .. } if sql == "date_trunc('day', created_at)")
+    );
+}
