@@ -18,6 +18,8 @@
 //! - A plain column of a simple subquery or CTE (no GROUP BY, DISTINCT, LIMIT or set
 //!   operation) stands for the table column it selects, so conditions on it reach the
 //!   table's access.
+//! - `Predicate.constant` is the literal's SQL text for `=`, ranges, LIKE and booleans
+//!   (`'pending'`, `42`, `true`); None for a parameter, an expression and an IN list.
 //! - `a = 1 OR a = 2` on one key becomes `IN`; other ORs whose alternatives all search one
 //!   table become that table's `or_groups` (the first such OR of a table; later ones are
 //!   only read).
@@ -128,6 +130,8 @@ struct Scan {
     volatile: bool,
     aggregate: bool,
     sublink: bool,
+    /// A `$n` parameter or a row constructor: not part of an index expression.
+    not_indexable: bool,
 }
 
 struct Walker<'c> {

@@ -526,3 +526,11 @@ fn candidates_are_shared_across_queries() {
     assert!(set.per_query[1].contains(&id));
     assert_eq!(set.candidates.iter().filter(|c| **c == want).count(), 1);
 }
+
+#[test]
+fn update_and_delete_conditions_get_candidates() {
+    let set = run("DELETE FROM orders WHERE created_at < $1");
+    assert_eq!(ddls(&set), vec!["USING \"btree\" (\"created_at\")"]);
+    let set = run("UPDATE customers SET name = $1 WHERE email = $2");
+    assert_eq!(ddls(&set), vec!["USING \"btree\" (\"email\")"]);
+}

@@ -106,6 +106,7 @@ impl Walker<'_> {
                     scan.volatile |= expr::is_volatile(f);
                     scan.aggregate |= expr::is_aggregate(f);
                 }
+                NodeEnum::ParamRef(_) | NodeEnum::RowExpr(_) => scan.not_indexable = true,
                 _ => {}
             }
             true
@@ -202,7 +203,7 @@ impl Walker<'_> {
         }
         match (scan.accesses.as_slice(), scan.foreign) {
             ([], false) => Term::Value(expr::constant(node)),
-            ([a], false) if !scan.aggregate && !scan.sublink => {
+            ([a], false) if !scan.aggregate && !scan.sublink && !scan.not_indexable => {
                 match expr::index_expression(node) {
                     Some(sql) => {
                         let mut columns = scan.columns;

@@ -565,3 +565,32 @@ fn star_subquery_and_cte_columns_reach_the_table() {
         vec![p("customer_id", PredicateOp::Eq, Some("3"))]
     );
 }
+
+#[test]
+fn expressions_with_parameters_or_rows_are_no_index_keys() {
+    let s = ok(
+        "SELECT 1 FROM orders WHERE total + $1 > 5 AND (customer_id, status) = ($2, 'x') \
+                AND date_trunc('day', created_at) = $3",
+    );
+    let o = access(&s, "orders");
+    assert_eq!(o.predicates.len(), 1, "{:?}", o.predicates);
+    assert!(
+        matches!(&o.predicates[0].key, KeyExpr::Expression { sql, .. } if sql == "date_trunc('day', created_at)")
+    );
+}
+
+#[test]
+fn not_exists_and_any_array_literal() {
+    let s = ok("SELECT 1 FROM customers c WHERE NOT EXISTS (SELECT 1 FROM orders o WHERE o.customer_id = c.id) \
+                AND c.region = ANY(ARRAY['eu', 'us'])");
+    assert_eq!(access(&s, "orders").join_keys, vec!["customer_id"]);
+    let c = access(&s, "customers");
+    assert_eq!(c.join_keys, vec!["id"]);
+    assert_eq!(c.predicates[0].op, PredicateOp::In { values: Some(2) });
+}
+
+#[test]
+fn fetch_first_is_a_limit() {
+    let s = ok("SELECT id FROM orders ORDER BY created_at FETCH FIRST 3 ROWS ONLY");
+    assert_eq!(access(&s, "orders").limit, Some(3));
+}
