@@ -387,23 +387,19 @@ struct Entry {
 /// with a tab continues the entry before it. A `DETAIL:  parameters: ...` entry right after
 /// an `execute` one gives its parameters.
 pub fn parse_stderr(reader: impl Read, label: &str) -> std::result::Result<LogRead, String> {
-    let mut out = LogRead {
-        queries: Vec::new(),
-        format: LogFormat::Stderr,
-        skipped: 0,
-    };
+    let mut out = Gather::new(LogFormat::Stderr);
     // The entry being read (continuation lines still to come), and the one before it, kept
     // until the next one shows whether it is its DETAIL.
     let mut current: Option<Entry> = None;
     let mut previous: Option<Entry> = None;
-    let handle = |out: &mut LogRead, e: Entry, detail: Option<&str>| match (e.severity == "LOG")
+    let handle = |out: &mut Gather, e: Entry, detail: Option<&str>| match (e.severity == "LOG")
         .then(|| statement_of(&e.message, detail))
         .flatten()
     {
-        Some((ms, text)) => push_statement(out, text, ms, label, e.line),
-        None => out.skipped += 1,
+        Some((ms, text)) => out.push(text, ms, label, e.line),
+        None => out.skip(),
     };
-    let complete = |out: &mut LogRead, previous: &mut Option<Entry>, e: Entry| match previous.take()
+    let complete = |out: &mut Gather, previous: &mut Option<Entry>, e: Entry| match previous.take()
     {
         Some(p) if e.severity == "DETAIL" => handle(out, p, Some(&e.message)),
         Some(p) => {
@@ -421,7 +417,7 @@ pub fn parse_stderr(reader: impl Read, label: &str) -> std::result::Result<LogRe
                     e.message.push('\n');
                     e.message.push_str(cont);
                 }
-                None => out.skipped += 1,
+                None => out.skip(),
             }
             continue;
         }
@@ -429,7 +425,7 @@ pub fn parse_stderr(reader: impl Read, label: &str) -> std::result::Result<LogRe
             continue;
         }
         let Some((severity, message)) = split_severity(line) else {
-            out.skipped += 1;
+            out.skip();
             continue;
         };
         if let Some(e) = current.take() {
@@ -447,7 +443,7 @@ pub fn parse_stderr(reader: impl Read, label: &str) -> std::result::Result<LogRe
     if let Some(p) = previous.take() {
         handle(&mut out, p, None);
     }
-    Ok(out)
+    Ok(out.out)
 }
 
 /// csvlog: one record per entry (quoted fields may span lines); the severity, message and
@@ -456,11 +452,7 @@ pub fn parse_csv(reader: impl Read, label: &str) -> std::result::Result<LogRead,
     const SEVERITY: usize = 11;
     const MESSAGE: usize = 13;
     const DETAIL: usize = 14;
-    let mut out = LogRead {
-        queries: Vec::new(),
-        format: LogFormat::Csv,
-        skipped: 0,
-    };
+    let mut out = Gather::new(LogFormat::Csv);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -480,27 +472,23 @@ pub fn parse_csv(reader: impl Read, label: &str) -> std::result::Result<LogRead,
             .then(|| statement_of(message, detail))
             .flatten()
         {
-            Some((ms, text)) => push_statement(&mut out, text, ms, label, line),
-            None => out.skipped += 1,
+            Some((ms, text)) => out.push(text, ms, label, line),
+            None => out.skip(),
         }
     }
-    Ok(out)
+    Ok(out.out)
 }
 
 /// jsonlog: one JSON object per line; its `error_severity`, `message` and `detail`.
 pub fn parse_json(reader: impl Read, label: &str) -> std::result::Result<LogRead, String> {
-    let mut out = LogRead {
-        queries: Vec::new(),
-        format: LogFormat::Json,
-        skipped: 0,
-    };
+    let mut out = Gather::new(LogFormat::Json);
     for (no, line) in BufReader::new(reader).lines().enumerate() {
         let line = line.map_err(|e| format!("reading line {}: {e}", no + 1))?;
         if line.trim().is_empty() {
             continue;
         }
         let Ok(v) = serde_json::from_str::<serde_json::Value>(&line) else {
-            out.skipped += 1;
+            out.skip();
             continue;
         };
         let field = |k: &str| v.get(k).and_then(|x| x.as_str());
@@ -508,27 +496,61 @@ pub fn parse_json(reader: impl Read, label: &str) -> std::result::Result<LogRead
             .then(|| statement_of(field("message").unwrap_or(""), field("detail")))
             .flatten();
         match found {
-            Some((ms, text)) => push_statement(&mut out, text, ms, label, no + 1),
-            None => out.skipped += 1,
+            Some((ms, text)) => out.push(text, ms, label, no + 1),
+            None => out.skip(),
         }
     }
-    Ok(out)
+    Ok(out.out)
 }
 
-fn push_statement(out: &mut LogRead, text: String, ms: Option<f64>, label: &str, line: usize) {
-    if skip_reason(&text).is_some() {
-        out.skipped += 1;
-        return;
+/// What a log reader gathers: the statements and skipped entries, and for each fingerprint
+/// seen whether it is workload (parsing once per fingerprint, not once per logged run).
+struct Gather {
+    out: LogRead,
+    workload: HashMap<String, bool>,
+}
+
+impl Gather {
+    fn new(format: LogFormat) -> Gather {
+        Gather {
+            out: LogRead {
+                queries: Vec::new(),
+                format,
+                skipped: 0,
+            },
+            workload: HashMap::new(),
+        }
     }
-    out.queries.push(query(
-        text,
-        1,
-        ms,
-        Source::Log {
-            path: label.to_string(),
-            line,
-        },
-    ));
+
+    fn skip(&mut self) {
+        self.out.skipped += 1;
+    }
+
+    fn push(&mut self, text: String, ms: Option<f64>, label: &str, line: usize) {
+        let fingerprint = fingerprint(&text);
+        let keep = if fingerprint.is_empty() {
+            true
+        } else {
+            *self
+                .workload
+                .entry(fingerprint.clone())
+                .or_insert_with(|| skip_reason(&text).is_none())
+        };
+        if !keep {
+            self.out.skipped += 1;
+            return;
+        }
+        self.out.queries.push(Query {
+            fingerprint,
+            text,
+            calls: 1,
+            mean_ms: ms,
+            source: Source::Log {
+                path: label.to_string(),
+                line,
+            },
+        });
+    }
 }
 
 /// The statement a LOG message holds, with its duration when logged: `[duration: N ms  ]
