@@ -494,3 +494,40 @@ fn a_pair_over_budget_does_not_keep_its_member_from_coming_in_alone() {
     );
     assert_eq!(left_alone(&advice, "f0"), &Reason::OverBudget);
 }
+
+#[test]
+fn an_extension_of_a_chosen_index_replaces_it_when_it_cuts_what_is_left() {
+    // (a) takes 10,000 to 400 in 1 MB; (a, b) takes it to 20 in 1.3 MB: 1 % of the base but
+    // 95 % of what (a) leaves. It is taken, and (a) is pruned: one index, not a redundant pair.
+    let mut ab = cand("t", "a");
+    ab.keys.push(SortKey {
+        key: KeyExpr::column("b"),
+        desc: true,
+        nulls_first: None,
+    });
+    let mut case = Case::new(vec![cand("t", "a"), ab], &[MB, MB + MB / 3]);
+    case.statement(
+        100,
+        10_000.0,
+        &[
+            (&[0], 400.0, &[0]),
+            (&[1], 20.0, &[1]),
+            (&[0, 1], 20.0, &[1]),
+        ],
+    );
+    let advice = case.select(Budget::default());
+    assert_eq!(proposed(&advice), vec!["t_a_b_idx"]);
+    assert_eq!(advice.suggestions[0].helps[0].cost_after, 20.0);
+    // A different column is no extension: judged against the base, 4 % is too little.
+    let mut case = Case::new(vec![cand("t", "a"), cand("t", "c")], &[MB, MB]);
+    case.statement(
+        100,
+        10_000.0,
+        &[
+            (&[0], 400.0, &[0]),
+            (&[1], 9_700.0, &[1]),
+            (&[0, 1], 20.0, &[0]),
+        ],
+    );
+    assert_eq!(proposed(&case.select(Budget::default())), vec!["t_a_idx"]);
+}

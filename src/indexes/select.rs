@@ -193,6 +193,26 @@ impl<'a> Context<'a> {
         }
     }
 
+    /// Whether `m` is one candidate whose leading keys are all the keys of a chosen one on
+    /// the same table, with the same predicate (`(a, b)` after `(a)`).
+    fn extends_chosen(&self, m: &[CandidateId], chosen: &[CandidateId]) -> bool {
+        let [c] = m else {
+            return false;
+        };
+        let new = &self.set.candidates[*c];
+        chosen.iter().any(|x| {
+            let old = &self.set.candidates[*x];
+            old.schema == new.schema
+                && old.table == new.table
+                && old.predicate == new.predicate
+                && old.keys.len() < new.keys.len()
+                && new.keys[..old.keys.len()]
+                    .iter()
+                    .zip(&old.keys)
+                    .all(|(a, b)| a.key == b.key)
+        })
+    }
+
     /// The share of `q`'s base cost saved by a costed set of two or more indexes its plan
     /// used together, all of them in `after` and one of them in `m` (0 when there is none).
     fn completed_together(&self, q: QueryId, m: &[CandidateId], after: &[CandidateId]) -> f64 {
@@ -324,8 +344,16 @@ impl<'a> Context<'a> {
             // Relative to the statement's base cost; a move that completes a set of indexes
             // one plan used together (both sides of a join, a BitmapOr) is judged by what the
             // whole set saves, so the second index of a join is not refused for coming second.
+            // An extension of a chosen index (its keys first, more after: Extend's move) is
+            // judged against what the statement costs with the chosen ones, since it replaces
+            // the index it extends (see `prune`).
             let together = self.completed_together(q, m, &after);
-            let relative = (gain / self.base(q).max(EPSILON)).max(together);
+            let of = if self.extends_chosen(m, chosen) {
+                before
+            } else {
+                self.base(q)
+            };
+            let relative = (gain / of.max(EPSILON)).max(together);
             if best.map_or(true, |(g, _)| gain > g) {
                 best = Some((gain, relative));
             }
