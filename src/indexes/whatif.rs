@@ -142,37 +142,27 @@ pub async fn check_hypopg(conn: &Conn) -> Result<()> {
 
 /// The error for a server that has HypoPG where this database has not created it.
 pub fn not_created_error(database: &str, version: &str) -> Error {
-    Error::Query {
-        context: "costing candidate indexes".to_string(),
-        code: None,
-        message: format!(
-            "the hypopg extension ({version}) is available but not created in database {}",
-            Ident::new(database)
-        ),
-        next_step: Some(
-            "run `CREATE EXTENSION hypopg;` in that database (it needs the CREATE privilege \
-             on the database), or pass --trial-real-indexes to cost with real indexes built \
-             in a rolled-back transaction"
-                .to_string(),
-        ),
-    }
+    // Bad input (exit 2): the user has something to do before pgopt can cost anything.
+    Error::BadInput(format!(
+        "costing candidate indexes: the hypopg extension ({version}) is available but not \
+         created in database {}: run `CREATE EXTENSION hypopg;` in that database (it needs the \
+         CREATE privilege on the database), or pass --trial-real-indexes to cost with real \
+         indexes built in a rolled-back transaction",
+        Ident::new(database)
+    ))
 }
 
 /// The error for a server without HypoPG, for PostgreSQL `major`.
 pub fn missing_error(major: i32) -> Error {
-    Error::Query {
-        context: "costing candidate indexes".to_string(),
-        code: None,
-        message: "the hypopg extension is not installed on the server".to_string(),
-        next_step: Some(format!(
-            "install it on the server (Debian/Ubuntu: `apt-get install postgresql-{major}-hypopg`; \
+    Error::BadInput(format!(
+        "costing candidate indexes: the hypopg extension is not installed on the server: \
+         install it on the server (Debian/Ubuntu: `apt-get install postgresql-{major}-hypopg`; \
              RHEL: the hypopg_{major} package from the PGDG repository; or build it from source: \
              https://github.com/HypoPG/hypopg, `make && make install` with pg_config on the PATH), \
              then run `CREATE EXTENSION hypopg;` in the database; or pass --trial-real-indexes \
              to cost with real indexes built in a rolled-back transaction (they hold a SHARE \
              lock on the table while they are built)"
-        )),
-    }
+    ))
 }
 
 /// Plans every statement of `queries` with the candidate sets described in the module

@@ -686,7 +686,7 @@ pub fn measured(
             format!("{}→{}", ms(b.ms), ms(a.and_then(|a| a.ms))),
         ]);
         if let Some(n) = b.note.as_ref().or(a.and_then(|a| a.note.as_ref())) {
-            notes.push(fit(&format!("{}: {n}", one_line(&q.text)), WIDTH));
+            notes.push(format!("{}: {n}", fit(&one_line(&q.text), 36)));
         }
     }
     let mut out = format!("{t}\n");
