@@ -173,3 +173,73 @@ fn trial_real_indexes_need_no_hypopg_and_leave_nothing_behind() {
         .unwrap();
     assert_eq!(left.trim(), "0");
 }
+
+#[test]
+fn drop_advice_is_shown_and_only_applied_with_drop() {
+    let c = cluster();
+    c.psql(
+        "postgres",
+        &format!(
+            "CREATE INDEX total_a ON public.{TABLE} (total); \
+             CREATE INDEX total_b ON public.{TABLE} (total);"
+        ),
+    )
+    .expect("duplicates");
+    let dsn = c.dsn("postgres");
+    let query = format!("SELECT total FROM public.{TABLE} WHERE customer = 77");
+    let out = pgopt(&[
+        "indexes",
+        &dsn,
+        "--query",
+        &query,
+        "--format",
+        "json",
+        "--no-progress",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let advice: Value = serde_json::from_str(&stdout(&out)).expect("json");
+    let drops = advice["drops"].as_array().unwrap();
+    assert_eq!(drops.len(), 1, "one side of the pair only: {advice:#}");
+    assert_eq!(drops[0]["rule"], "duplicate_index", "{advice:#}");
+    assert!(drops[0]["ddl"]
+        .as_str()
+        .unwrap()
+        .starts_with("DROP INDEX CONCURRENTLY"));
+    let count = || {
+        c.psql(
+            "postgres",
+            "SELECT count(*) FROM pg_indexes WHERE indexname IN ('total_a', 'total_b')",
+        )
+        .unwrap()
+    };
+    assert_eq!(count().trim(), "2", "a dry run drops nothing");
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("j.json");
+    let out = pgopt(&[
+        "indexes",
+        &dsn,
+        "--query",
+        &query,
+        "--apply",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(count().trim(), "2", "--apply without --drop drops nothing");
+    let journal2 = dir.path().join("j2.json");
+    let out = pgopt(&[
+        "indexes",
+        &dsn,
+        "--query",
+        &query,
+        "--apply",
+        "--drop",
+        "--journal",
+        journal2.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(count().trim(), "1", "--apply --drop drops the duplicate");
+}

@@ -139,7 +139,21 @@ pub async fn run(args: IndexesArgs, verbose: bool) -> anyhow::Result<u8> {
         budget,
         thresholds,
     };
-    let run = advisor::advise(&conn, queries, &opts, progress.as_ref()).await?;
+    let mut run = advisor::advise(&conn, queries, &opts, progress.as_ref()).await?;
+    // Drop advice: analyze's unused, duplicate, redundant and invalid index findings.
+    let snap = super::progress::collect_with_progress(
+        &conn,
+        &crate::collect::CollectOptions {
+            skip_statements: true,
+            include_host: false,
+            thresholds: Some(opts.thresholds.clone()),
+            ..crate::collect::CollectOptions::default()
+        },
+    )
+    .await?;
+    let findings = crate::advise::advise(&snap, &opts.thresholds);
+    run.advice.drops = steps::drop_suggestions(&findings, &snap);
+    let drops = steps::drop_plan(&findings, &snap);
     match args.format {
         Format::Json => println!(
             "{}",
@@ -149,12 +163,15 @@ pub async fn run(args: IndexesArgs, verbose: bool) -> anyhow::Result<u8> {
         Format::Table => print!("{}", report::indexes::table(&run.advice, verbose)),
     }
     if !args.apply {
-        if !run.advice.suggestions.is_empty() {
-            eprintln!("dry run: nothing was changed; --apply builds these indexes");
+        if !run.advice.suggestions.is_empty() || !run.advice.drops.is_empty() {
+            eprintln!(
+                "dry run: nothing was changed; --apply builds the suggested indexes (--apply \
+                 --drop also drops the ones listed to drop)"
+            );
         }
         return Ok(EXIT_OK);
     }
-    apply_advice(&args, &conn, target, &run, progress).await
+    apply_advice(&args, &conn, target, &run, drops, progress).await
 }
 
 /// `--apply`: times the helped statements, builds (and with --drop drops) through the
@@ -164,22 +181,12 @@ async fn apply_advice(
     conn: &crate::db::Conn,
     target: crate::db::Target,
     run: &advisor::Run,
+    drops: crate::plan::Plan,
     progress: Arc<dyn Progress>,
 ) -> anyhow::Result<u8> {
     let mut plan = steps::create_plan(&run.advice);
     if args.drop {
-        let snap = super::progress::collect_with_progress(
-            conn,
-            &crate::collect::CollectOptions {
-                skip_statements: true,
-                include_host: false,
-                thresholds: Some(run_thresholds(args)?),
-                ..crate::collect::CollectOptions::default()
-            },
-        )
-        .await?;
-        let findings = crate::advise::advise(&snap, &run_thresholds(args)?);
-        plan.steps.extend(steps::drop_plan(&findings, &snap).steps);
+        plan.append(drops);
     }
     if plan.steps.is_empty() {
         eprintln!("nothing to apply");
@@ -278,10 +285,6 @@ async fn rollback(conn: &crate::db::Conn, path: &std::path::Path) -> anyhow::Res
         );
     }
     Ok(EXIT_OK)
-}
-
-fn run_thresholds(args: &IndexesArgs) -> crate::error::Result<crate::advise::Thresholds> {
-    crate::advise::Thresholds::with_overrides(&args.thresholds)
 }
 
 /// `--max-size`: bytes, or a number with kB, MB, GB or TB (1024-based, as PostgreSQL's

@@ -600,10 +600,28 @@ pub struct LeftAlone {
     pub reason: Reason,
 }
 
+/// An existing index analyze's diagnostics say to drop (unused, duplicate, redundant or
+/// invalid): shown with the advice, dropped only with `--apply --drop`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DropSuggestion {
+    /// `schema.index`, quoted as SQL.
+    pub index: String,
+    /// The analyze rule that names it (`unused_index`, `duplicate_index`, ...).
+    pub rule: String,
+    /// The finding's sentence: why it can go.
+    pub message: String,
+    /// The space dropping it returns.
+    pub size_bytes: i64,
+    pub ddl: String,
+}
+
 /// The advisor's answer.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Advice {
     pub suggestions: Vec<Suggestion>,
+    /// Existing indexes to drop (filled from analyze's findings, not by the selection).
+    #[serde(default)]
+    pub drops: Vec<DropSuggestion>,
     pub dropped: Vec<Dropped>,
     pub left_alone: Vec<LeftAlone>,
     /// The weighted plan cost of the workload as it is, and with every suggestion.

@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 
 use serde_json::Value;
 
-use super::model::{Advice, Suggestion};
+use super::model::{Advice, DropSuggestion, Suggestion};
 use crate::advise::Finding;
 use crate::ident::QualifiedName;
 use crate::plan::{Action, Cost, Plan, Precondition, Step, Verify};
@@ -108,6 +108,31 @@ pub fn drop_plan(findings: &[Finding], snap: &Snapshot) -> Plan {
         plan.push(drop_step(idx, f));
     }
     plan
+}
+
+/// The drops of [`drop_plan`] as advice to show: index, rule, why, space, DDL.
+pub fn drop_suggestions(findings: &[Finding], snap: &Snapshot) -> Vec<DropSuggestion> {
+    let plan = drop_plan(findings, snap);
+    plan.steps
+        .iter()
+        .filter_map(|step| {
+            let ddl = step.action.sql()?;
+            let (f, idx) = findings.iter().find_map(|f| {
+                let idx = snap.indexes.iter().find(|i| {
+                    i.qualified_name() == f.object
+                        && ddl.ends_with(&QualifiedName::new(&i.schema, &i.name).to_string())
+                })?;
+                DROP_RULES.contains(&f.rule.as_str()).then_some((f, idx))
+            })?;
+            Some(DropSuggestion {
+                index: QualifiedName::new(&idx.schema, &idx.name).to_string(),
+                rule: f.rule.clone(),
+                message: f.message.clone(),
+                size_bytes: idx.size_bytes,
+                ddl,
+            })
+        })
+        .collect()
 }
 
 fn is_drop(s: &Step) -> bool {

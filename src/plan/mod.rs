@@ -632,6 +632,15 @@ impl Plan {
         i
     }
 
+    /// Appends `other`'s steps after these, its dependencies kept (renumbered).
+    pub fn append(&mut self, other: Plan) {
+        let offset = self.steps.len();
+        for (step, deps) in other.steps.into_iter().zip(other.after) {
+            let deps: Vec<usize> = deps.iter().map(|d| d + offset).collect();
+            self.push_after(step, &deps);
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.steps.len()
     }
@@ -836,5 +845,17 @@ mod tests {
         assert_eq!((a, r), (0, 1));
         assert_eq!(p.after, vec![vec![], vec![0]]);
         assert_eq!(p.len(), 2);
+    }
+
+    #[test]
+    fn an_appended_plan_keeps_its_dependencies_renumbered() {
+        let mut p = Plan::new();
+        p.push(Step::set_system("work_mem", "8MB", None, true));
+        let mut q = Plan::new();
+        let a = q.push(Step::set_system("shared_buffers", "1GB", None, true));
+        q.push_after(Step::restart(), &[a]);
+        p.append(q);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p.after, vec![vec![], vec![], vec![1]]);
     }
 }

@@ -58,6 +58,7 @@ pub fn table_of_width(advice: &Advice, verbose: bool, width: usize) -> String {
     }
     out.push_str(&fit(&summary(advice), width));
     out.push('\n');
+    out.push_str(&drops_table(advice, width));
     if !verbose {
         if !advice.left_alone.is_empty() || !advice.dropped.is_empty() {
             out.push_str(&fit(
@@ -355,6 +356,13 @@ pub fn json(advice: &Advice) -> Value {
             o.insert("detail".into(), json!(reason_text(&d.reason)));
             v
         }).collect::<Vec<_>>(),
+        "drops": advice.drops.iter().map(|d| json!({
+            "index": d.index,
+            "rule": d.rule,
+            "message": d.message,
+            "size_bytes": d.size_bytes,
+            "ddl": d.ddl,
+        })).collect::<Vec<_>>(),
         "workload_cost_before": advice.workload_cost_before,
         "workload_cost_after": advice.workload_cost_after,
     })
@@ -394,6 +402,18 @@ pub fn markdown(advice: &Advice) -> String {
                     cell(&fit(&h.text, 200))
                 ));
             }
+        }
+    }
+    if !advice.drops.is_empty() {
+        out.push_str("\n## Indexes to drop (`--apply --drop`)\n\n| index | why | returns | DDL |\n|---|---|---|---|\n");
+        for d in &advice.drops {
+            out.push_str(&format!(
+                "| {} | {} | {} | `{}` |\n",
+                cell(&d.index),
+                cell(&d.message),
+                super::bytes(d.size_bytes),
+                cell(&d.ddl)
+            ));
         }
     }
     if !advice.left_alone.is_empty() {
@@ -453,6 +473,13 @@ mod tests {
             cost_after: after,
         };
         Advice {
+            drops: vec![crate::indexes::model::DropSuggestion {
+                index: "\"app\".\"orders_total_dup\"".into(),
+                rule: "duplicate_index".into(),
+                message: "orders_total_dup duplicates orders_total".into(),
+                size_bytes: 2 * 1024 * 1024,
+                ddl: "DROP INDEX CONCURRENTLY \"app\".\"orders_total_dup\"".into(),
+            }],
             suggestions: vec![
                 Suggestion {
                     ddl: c.ddl(&name, true),
@@ -557,6 +584,24 @@ mod tests {
     }
 
     #[test]
+    fn drop_advice_is_in_every_format_with_the_space_it_returns() {
+        let a = advice();
+        let text = table(&a, false);
+        assert!(text.contains("orders_total_dup"), "{text}");
+        assert!(text.contains("duplicate index"), "{text}");
+        assert!(text.contains("1 index to drop, returning 2.0 MB"), "{text}");
+        assert!(text.lines().all(|l| l.chars().count() <= WIDTH), "{text}");
+        let v = json(&a);
+        let d = &v["drops"][0];
+        for field in ["index", "rule", "message", "size_bytes", "ddl"] {
+            assert!(!d[field].is_null(), "{field} in {v:#}");
+        }
+        let md = markdown(&a);
+        assert!(md.contains("## Indexes to drop"), "{md}");
+        assert!(md.contains("DROP INDEX CONCURRENTLY"), "{md}");
+    }
+
+    #[test]
     fn json_names_the_fields_programs_read() {
         let v = json(&advice());
         let s = &v["suggestions"][0];
@@ -618,6 +663,35 @@ mod tests {
             .unwrap()
             .is_empty());
     }
+}
+
+/// The existing indexes to drop, one line each (index, why, space), and the total; empty
+/// when there are none.
+fn drops_table(advice: &Advice, width: usize) -> String {
+    if advice.drops.is_empty() {
+        return String::new();
+    }
+    let mut t = term::table_of_width(width);
+    t.set_header(["Drop (--apply --drop)", "Why", "Returns"]);
+    for d in &advice.drops {
+        t.add_row([
+            fit(&d.index, 34),
+            d.rule.replace('_', " "),
+            super::bytes(d.size_bytes),
+        ]);
+    }
+    let total: i64 = advice.drops.iter().map(|d| d.size_bytes).sum();
+    format!(
+        "{t}\n{}\n",
+        fit(
+            &format!(
+                "{} to drop, returning {} (analyze's findings say why).",
+                count(advice.drops.len(), "index", "indexes"),
+                super::bytes(total)
+            ),
+            width
+        )
+    )
 }
 
 /// One step of an `--apply` run, as the command line shows it.
