@@ -317,6 +317,19 @@ pub struct SortKey {
     pub nulls_first: Option<bool>,
 }
 
+impl SortKey {
+    /// What follows the key in SQL: ` DESC`, and NULLS FIRST/LAST where it differs from the
+    /// direction's default; empty for a plain ascending key.
+    pub fn order_sql(&self) -> &'static str {
+        match (self.desc, self.nulls_first) {
+            (false, Some(true)) => " NULLS FIRST",
+            (true, Some(false)) => " DESC NULLS LAST",
+            (true, _) => " DESC",
+            (false, _) => "",
+        }
+    }
+}
+
 /// How one table is used by one statement (each reference to it separately: a self-join has
 /// two).
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -422,14 +435,7 @@ impl Candidate {
             .iter()
             .map(|k| {
                 let mut s = k.key.sql();
-                if k.desc {
-                    s.push_str(" DESC");
-                }
-                match (k.nulls_first, k.desc) {
-                    (Some(true), false) => s.push_str(" NULLS FIRST"),
-                    (Some(false), true) => s.push_str(" NULLS LAST"),
-                    _ => {}
-                }
+                s.push_str(k.order_sql());
                 s
             })
             .collect();
@@ -668,6 +674,20 @@ mod tests {
              (\"tenant id\", \"created_at\" DESC) INCLUDE (\"total\") WHERE \"deleted_at\" IS NULL"
         );
         assert_eq!(c.index_name(), "Order\"s_tenant id_created_at_part_idx");
+    }
+
+    #[test]
+    fn sort_keys_write_nulls_only_where_they_differ_from_the_default() {
+        let k = |desc, nulls_first| SortKey {
+            key: KeyExpr::column("a"),
+            desc,
+            nulls_first,
+        };
+        assert_eq!(k(false, None).order_sql(), "");
+        assert_eq!(k(false, Some(false)).order_sql(), "");
+        assert_eq!(k(false, Some(true)).order_sql(), " NULLS FIRST");
+        assert_eq!(k(true, Some(true)).order_sql(), " DESC");
+        assert_eq!(k(true, Some(false)).order_sql(), " DESC NULLS LAST");
     }
 
     #[test]

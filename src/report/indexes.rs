@@ -236,14 +236,7 @@ pub fn columns(c: &Candidate) -> Vec<String> {
                 KeyExpr::Column { name } => name.to_string(),
                 KeyExpr::Expression { sql, .. } => sql.clone(),
             };
-            if k.desc {
-                s.push_str(" DESC");
-            }
-            match (k.nulls_first, k.desc) {
-                (Some(true), false) => s.push_str(" NULLS FIRST"),
-                (Some(false), true) => s.push_str(" NULLS LAST"),
-                _ => {}
-            }
+            s.push_str(k.order_sql());
             s
         })
         .collect()
