@@ -15,6 +15,7 @@ use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt::indexes::advisor::{self, AdviseOptions};
 use pgopt::indexes::model::{Query, Reason, Source};
 use pgopt::progress::NoProgress;
+use serde_json::Value;
 
 /// pgopt's indexes may cost this much more than the expected one (relative), and still be
 /// right.
@@ -363,4 +364,76 @@ async fn statement_that_does_not_parse() {
         matches!(r, Reason::NotParseable { .. })
     })
     .await;
+}
+
+/// The catalogue's write-heavy case, from pg_stat_statements (the write-cost model weighs
+/// call counts against the table's writes over one statistics window): the same statement
+/// gets its index on a table that is read, and none, for its write cost, on one written
+/// far more than the statement is run.
+#[test]
+fn write_heavy_table_gets_no_index_where_a_read_heavy_one_does() {
+    let advise = |reads: usize, writes: usize| -> Value {
+        let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+        c.psql(
+            "postgres",
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements; \
+             CREATE EXTENSION IF NOT EXISTS hypopg; \
+             CREATE TABLE events (id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY, \
+                                  kind int NOT NULL, body text); \
+             INSERT INTO events (kind, body) SELECT g % 5000, 'x' FROM generate_series(1, 100000) g; \
+             ANALYZE events;",
+        )
+        .expect("schema");
+        c.psql(
+            "postgres",
+            "SELECT pg_stat_statements_reset(); SELECT pg_stat_reset();",
+        )
+        .expect("reset");
+        let mut script = String::new();
+        for i in 0..writes {
+            script.push_str(&format!(
+                "INSERT INTO events (kind, body) SELECT {i} % 5000, 'y' FROM generate_series(1, 100);\n"
+            ));
+        }
+        for i in 0..reads {
+            script.push_str(&format!(
+                "SELECT id FROM events WHERE kind = {};\n",
+                i % 5000
+            ));
+        }
+        c.psql("postgres", &script).expect("workload");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_pgopt"))
+            .args([
+                "indexes",
+                &c.dsn("postgres"),
+                "--format",
+                "json",
+                "--no-progress",
+            ])
+            .output()
+            .expect("pgopt");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).expect("json")
+    };
+    let read_heavy = advise(200, 2);
+    assert_eq!(
+        read_heavy["suggestions"][0]["columns"][0], "kind",
+        "{read_heavy:#}"
+    );
+    let write_heavy = advise(1, 500);
+    assert!(
+        write_heavy["suggestions"].as_array().unwrap().is_empty(),
+        "{write_heavy:#}"
+    );
+    let reasons: Vec<&str> = write_heavy["left_alone"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|l| l["reason"].as_str())
+        .collect();
+    assert!(reasons.contains(&"write_cost"), "{write_heavy:#}");
 }
