@@ -159,6 +159,15 @@ impl Recorder<'_> {
         self.save()
     }
 
+    /// Records step `sr.index` as skipped for `why`, in the journal and in `report`.
+    fn skip(&mut self, report: &mut Report, mut sr: StepReport, why: String) -> Result<()> {
+        self.mark(sr.index, StepState::Skipped, Some(why.clone()))?;
+        sr.state = StepState::Skipped;
+        sr.reason = Some(why);
+        report.steps.push(sr);
+        Ok(())
+    }
+
     fn save(&mut self) -> Result<()> {
         match self.path {
             Some(p) => self.journal.save(p),
@@ -289,10 +298,7 @@ async fn run_locked(
                 d + 1,
                 plan.steps[*d].action.describe()
             );
-            rec.mark(i, StepState::Skipped, Some(why.clone()))?;
-            sr.state = StepState::Skipped;
-            sr.reason = Some(why);
-            report.steps.push(sr);
+            rec.skip(&mut report, sr, why)?;
             step_event(i, true);
             continue;
         }
@@ -306,10 +312,7 @@ async fn run_locked(
                 .collect();
             if pending.is_empty() {
                 let why = "no step of this run waits for a restart".to_string();
-                rec.mark(i, StepState::Skipped, Some(why.clone()))?;
-                sr.state = StepState::Skipped;
-                sr.reason = Some(why);
-                report.steps.push(sr);
+                rec.skip(&mut report, sr, why)?;
                 step_event(i, true);
                 continue;
             }
@@ -358,10 +361,7 @@ async fn run_locked(
                     }
                 }
                 Holds::No(why) => {
-                    rec.mark(i, StepState::Skipped, Some(why.clone()))?;
-                    sr.state = StepState::Skipped;
-                    sr.reason = Some(why);
-                    report.steps.push(sr);
+                    rec.skip(&mut report, sr, why)?;
                     step_event(i, true);
                     continue;
                 }
@@ -381,10 +381,7 @@ async fn run_locked(
                 continue;
             }
             StepOutcome::Skipped(why) => {
-                rec.mark(i, StepState::Skipped, Some(why.clone()))?;
-                sr.state = StepState::Skipped;
-                sr.reason = Some(why);
-                report.steps.push(sr);
+                rec.skip(&mut report, sr, why)?;
                 step_event(i, true);
                 continue;
             }
