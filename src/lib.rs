@@ -34,6 +34,7 @@ pub mod embedded;
 pub mod error;
 pub mod files;
 pub mod governance;
+pub mod hash;
 pub mod ident;
 pub mod indexes;
 pub mod plan;

@@ -112,7 +112,7 @@ impl Journal {
             ..self.clone()
         };
         let text = serde_json::to_string(&body).expect("a journal serialises");
-        format!("{:016x}", fnv1a64(text.as_bytes()))
+        format!("{:016x}", crate::hash::fnv1a64(text.as_bytes()))
     }
 
     /// Writes the journal atomically (a temporary file renamed over `path`), synced, with
@@ -223,16 +223,6 @@ impl Journal {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339()
-}
-
-/// FNV-1a, 64 bits: a checksum against accidents and hand edits, not an attacker.
-fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in bytes {
-        h ^= u64::from(*b);
-        h = h.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    h
 }
 
 /// One setting in the journal: its value in postgresql.auto.conf before the change (None when

@@ -266,12 +266,7 @@ fn millis(d: Duration) -> String {
 /// rows as they were.
 fn table_seed(seed: u64, table: &str) -> u64 {
     // FNV-1a of the table name, mixed with the seed.
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
-    for b in table.bytes() {
-        h ^= b as u64;
-        h = h.wrapping_mul(0x0100_0000_01b3);
-    }
-    h ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
+    crate::hash::fnv1a64(table.as_bytes()) ^ seed.wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
 async fn check_deployed_and_empty(conn: &Conn, schema: &str) -> Result<()> {

@@ -400,7 +400,7 @@ impl Candidate {
     }
 
     /// A name for the index: `table_col1_col2_idx` cut to PostgreSQL's 63 bytes, with a
-    /// short hash of the whole definition when cut or when `salt` asks for another one.
+    /// short hash of the whole definition when cut.
     pub fn index_name(&self) -> String {
         let mut parts = vec![self.table.to_string()];
         for k in &self.keys {
@@ -417,7 +417,7 @@ impl Candidate {
         }
         name.push_str("_idx");
         if name.len() > 63 {
-            let hash = fnv1a(self.key_sql().as_bytes());
+            let hash = crate::hash::fnv1a64(self.key_sql().as_bytes());
             let mut cut = 63 - 9;
             while !name.is_char_boundary(cut) {
                 cut -= 1;
@@ -464,12 +464,6 @@ impl Candidate {
             self.key_sql()
         )
     }
-}
-
-fn fnv1a(bytes: &[u8]) -> u64 {
-    bytes.iter().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-        (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3)
-    })
 }
 
 /// What the candidate stage hands on: the candidates worth costing, which of them each
