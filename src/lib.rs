@@ -37,6 +37,8 @@ pub mod governance;
 pub mod hash;
 pub mod ident;
 pub mod indexes;
+pub mod maintain;
+pub mod optimize;
 pub mod plan;
 pub mod progress;
 pub mod report;
