@@ -31,6 +31,7 @@ mod fk_indexes;
 pub mod horizon;
 mod idle_in_transaction;
 mod index_bloat;
+mod insert_vacuum;
 pub(crate) mod invalid_indexes;
 mod long_running;
 mod prepared_xacts;
@@ -172,6 +173,10 @@ pub struct RuleInfo {
 
 /// Every rule pgopt runs, by id.
 pub const RULES: &[RuleInfo] = &[
+    RuleInfo {
+        id: insert_vacuum::RULE,
+        description: "Rows inserted since the last vacuum far past the insert threshold (visibility map, freezing)",
+    },
     RuleInfo {
         id: cache_hit::RULE,
         description: "Buffer cache hit ratio of the current database is low",
@@ -381,6 +386,7 @@ const CHECKS: &[Check] = &[
     fk_indexes::check,
     seq_scans::check,
     dead_tuples::check,
+    insert_vacuum::check,
     table_bloat::check,
     index_bloat::check,
     stale_stats::check,

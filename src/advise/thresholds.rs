@@ -182,6 +182,12 @@ thresholds! {
     /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#AUTOVACUUM>
     vacuum_overdue_seconds: f64 = 86_400.0, "dead tuples past the threshold matter when the last vacuum is older than this (s)";
 
+    /// Rows inserted since the last vacuum are reported when they exceed this multiple of the
+    /// insert vacuum threshold (autovacuum_vacuum_insert_threshold +
+    /// autovacuum_vacuum_insert_scale_factor × reltuples) and the last vacuum is overdue.
+    /// <https://www.postgresql.org/docs/current/routine-vacuuming.html#AUTOVACUUM>
+    vacuum_inserts_factor: f64 = 2.0, "report inserts since vacuum past this multiple of the insert vacuum threshold";
+
     /// A table is reported as bloated when it wastes at least this many bytes (measured by
     /// pgstattuple, else estimated from its statistics) ... A rewrite of a small table gains
     /// nothing worth its lock or its disk space.

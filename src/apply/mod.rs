@@ -52,6 +52,9 @@ pub enum OnFailure {
     /// Keep them and say what is left (steps that are harmless to keep, like index builds a
     /// rerun continues).
     Stop,
+    /// Record the failure and go on with the next steps (independent maintenance steps:
+    /// one table's lock timeout does not stop the others' VACUUM).
+    Continue,
 }
 
 /// Bounds and behaviour of a run.
@@ -78,6 +81,9 @@ pub struct Options {
     /// How the server is restarted, checked (and confirmed by the command) before the run:
     /// needed by a plan with a restart step, and by a rollback that should restart.
     pub restart: Option<restart::Plan>,
+    /// No step starts once this much time has passed since the run began; the steps left
+    /// are recorded as skipped with the reason. None: no limit.
+    pub budget: Option<Duration>,
 }
 
 impl std::fmt::Debug for Options {
@@ -93,6 +99,7 @@ impl std::fmt::Debug for Options {
             .field("progress", &self.progress.is_some())
             .field("reconnect", &self.reconnect.is_some())
             .field("restart", &self.restart)
+            .field("budget", &self.budget)
             .finish()
     }
 }
@@ -110,6 +117,7 @@ impl Default for Options {
             progress: None,
             reconnect: None,
             restart: None,
+            budget: None,
         }
     }
 }
@@ -271,6 +279,7 @@ async fn run_locked(
             progress::step(sink, i, total, &plan.steps[i].action.describe(), ended);
         }
     };
+    let run_started = Instant::now();
     // The session after a restart (holding the lock again); dropped, it releases the lock.
     let mut fresh: Option<Conn> = None;
     for (i, step) in plan.steps.iter().enumerate() {
@@ -288,6 +297,19 @@ async fn run_locked(
         if interrupted(opts) {
             report.interrupted = true;
             break;
+        }
+        if let Some(budget) = opts.budget {
+            let spent = run_started.elapsed();
+            if spent >= budget {
+                let why = format!(
+                    "not started: the time budget of {} was spent ({} since the run began)",
+                    seconds_text(budget),
+                    seconds_text(spent)
+                );
+                rec.skip(&mut report, sr, why)?;
+                step_event(i, true);
+                continue;
+            }
         }
         let missing = plan.after[i]
             .iter()
@@ -421,6 +443,7 @@ async fn run_locked(
                 i + 1,
                 left_as_is(&rec.journal, journal_path, opts)
             ),
+            OnFailure::Continue => continue,
         };
         return Err(Error::BadInput(msg));
     }
@@ -604,18 +627,19 @@ async fn run_step(conn: &Conn, step: &Step, opts: &Options) -> StepOutcome {
         return StepOutcome::Failed(e);
     }
     // The backend that builds an index, for watching its progress from a second session.
+    let watched = progress::Watched::of(&step.action);
     let builder = match (&opts.progress, &opts.reconnect) {
-        (Some(_), Some(_)) if step.action.builds_index() => backend_pid(conn).await,
+        (Some(_), Some(_)) if watched.is_some() => backend_pid(conn).await,
         _ => None,
     };
     let what = step.action.describe();
     let mut attempt = 0;
     loop {
         let work = execute(conn, &step.action, opts, opts.interrupt.clone());
-        let outcome = progress::with_index_watch(
+        let outcome = progress::with_watch(
             opts.progress.as_ref(),
             opts.reconnect.as_ref(),
-            builder,
+            builder.zip(watched),
             &what,
             work,
         )
@@ -758,6 +782,16 @@ async fn execute_sql(
                 _ => Ok(false),
             }
         }
+    }
+}
+
+/// `1h 2m 3s` for budget messages.
+fn seconds_text(d: Duration) -> String {
+    let s = d.as_secs();
+    match (s / 3600, (s % 3600) / 60, s % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m {s}s"),
+        (h, m, s) => format!("{h}h {m}m {s}s"),
     }
 }
 

@@ -12,6 +12,7 @@ mod demo;
 mod embedded;
 mod governance;
 mod indexes;
+mod maintain;
 mod progress;
 mod target;
 mod tune;
@@ -73,6 +74,10 @@ enum Command {
     /// costed with hypothetical indexes (HypoPG) and explained; `--apply` builds them with
     /// CREATE INDEX CONCURRENTLY (journaled), `--rollback JOURNAL` drops them again.
     Indexes(indexes::IndexesArgs),
+    /// Maintenance from the snapshot: VACUUM, ANALYZE, VACUUM (FREEZE) and REINDEX INDEX
+    /// CONCURRENTLY where analyze's thresholds say so, biggest need first; `--apply` runs them
+    /// (journaled, within `--budget`); `--next-window` reads the maintenance windows.
+    Maintain(maintain::MaintainArgs),
     /// Recommend settings: `--method pgtune` gives exactly PGTune's numbers for the given
     /// hardware (`--memory 16GB --cpus 8`), as a report, a conf file or ALTER SYSTEM; with a
     /// TARGET, current against recommended, `--apply` (journaled) and `--rollback JOURNAL`.
@@ -118,6 +123,7 @@ pub fn run() -> ExitCode {
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
             Command::Indexes(args) => indexes::run(args, cli.verbose > 0).await,
+            Command::Maintain(args) => maintain::run(args).await,
             Command::Tune(args) => tune::run(args).await,
         }
     });

@@ -189,6 +189,7 @@ pub async fn create_indexes(
         progress: opts.progress.clone(),
         reconnect: opts.reconnect.clone(),
         restart: None,
+        budget: None,
     };
     let report = apply::run(conn, &plan(schema), None, &exec)
         .await

@@ -5,6 +5,7 @@ pub mod bench;
 pub mod bench_html;
 pub mod indexes;
 mod json;
+pub mod maintain;
 mod markdown;
 pub(crate) use markdown::cell as markdown_cell;
 mod table;

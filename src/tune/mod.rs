@@ -26,6 +26,7 @@ use std::fmt;
 use serde::Serialize;
 
 pub use advice::{advise, TuneAdvice};
+pub(crate) use rules::table_scale_factors;
 
 use crate::error::{Error, Result};
 

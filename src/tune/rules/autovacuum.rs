@@ -51,62 +51,13 @@ pub(super) fn autovacuum(b: &mut Builder, input: &TuneInput, snap: &Snapshot, th
     if behind.is_empty() {
         return;
     }
-    let global_sf = snap
-        .setting_f64("autovacuum_vacuum_scale_factor")
-        .unwrap_or(0.2);
-    let large: Vec<&Table> = behind
+    let large = behind
         .iter()
-        .copied()
         .filter(|t| t.n_live_tup >= (th.tune_large_table_rows as i64))
-        .collect();
-    let per_table = large.len() <= th.tune_per_table_max;
-    if per_table {
-        for t in &large {
-            let sf = ((th.tune_target_dead_rows / t.n_live_tup as f64).clamp(0.001, 0.05) * 1000.0)
-                .round()
-                / 1000.0;
-            let own = t
-                .reloption("autovacuum_vacuum_scale_factor")
-                .and_then(|v| v.parse::<f64>().ok());
-            if own.is_some_and(|v| v <= sf) {
-                continue;
-            }
-            let now_sf = own.unwrap_or(global_sf);
-            let evidence = ev(&[
-                ("n_live_tup", json!(t.n_live_tup)),
-                ("n_dead_tup", json!(t.n_dead_tup)),
-                ("last_autovacuum", json!(t.last_autovacuum)),
-                ("scale_factor_now", json!(now_sf)),
-            ]);
-            let reason = format!(
-                "{} dead tuples ({:.0}% of {} live), no autovacuum for over a day: with scale \
-                 factor {now_sf} autovacuum waits for about {} dead tuples; {sf} starts it at \
-                 about {}",
-                t.n_dead_tup,
-                100.0 * t.n_dead_tup as f64 / t.n_live_tup.max(1) as f64,
-                t.n_live_tup,
-                (now_sf * t.n_live_tup as f64).round() as i64,
-                (sf * t.n_live_tup as f64).round() as i64
-            );
-            for (name, value) in [
-                ("autovacuum_vacuum_scale_factor", sf),
-                ("autovacuum_analyze_scale_factor", (sf / 2.0).max(0.001)),
-            ] {
-                b.objects.push(ObjectSetting {
-                    rule: "autovacuum",
-                    kind: ObjectKind::Table,
-                    schema: Some(t.schema.to_string()),
-                    object: t.name.to_string(),
-                    name,
-                    value: format!("{value}"),
-                    current: t.reloption(name).map(str::to_string),
-                    reason: reason.clone(),
-                    evidence: evidence.clone(),
-                });
-            }
-        }
-    }
-    let small = behind.len() - large.len();
+        .count();
+    let per_table = large <= th.tune_per_table_max;
+    b.objects.extend(table_scale_factors(snap, th));
+    let small = behind.len() - large;
     let names: Vec<String> = behind
         .iter()
         .map(|t| format!("{}.{} ({} dead)", t.schema, t.name, t.n_dead_tup))
@@ -180,4 +131,79 @@ pub(super) fn autovacuum(b: &mut Builder, input: &TuneInput, snap: &Snapshot, th
             );
         }
     }
+}
+
+/// Autovacuum scale factors of their own (`ALTER TABLE .. SET (autovacuum_vacuum_scale_factor
+/// = .., autovacuum_analyze_scale_factor = ..)`) for the large tables autovacuum falls behind
+/// on, when they are few (`tune_per_table_max`; more, and the global settings change
+/// instead). One rule for `pgopt tune` and `pgopt maintain`, so the two never disagree.
+pub(crate) fn table_scale_factors(snap: &Snapshot, th: &Thresholds) -> Vec<ObjectSetting> {
+    let behind: Vec<&Table> = behind_tables(snap, th)
+        .into_iter()
+        .filter(|t| {
+            !t.reloption("autovacuum_enabled").is_some_and(|v| {
+                matches!(
+                    v.to_ascii_lowercase().as_str(),
+                    "false" | "off" | "no" | "0"
+                )
+            })
+        })
+        .collect();
+    let mut out = Vec::new();
+    let global_sf = snap
+        .setting_f64("autovacuum_vacuum_scale_factor")
+        .unwrap_or(0.2);
+    let large: Vec<&Table> = behind
+        .iter()
+        .copied()
+        .filter(|t| t.n_live_tup >= (th.tune_large_table_rows as i64))
+        .collect();
+    let per_table = large.len() <= th.tune_per_table_max;
+    if per_table {
+        for t in &large {
+            let sf = ((th.tune_target_dead_rows / t.n_live_tup as f64).clamp(0.001, 0.05) * 1000.0)
+                .round()
+                / 1000.0;
+            let own = t
+                .reloption("autovacuum_vacuum_scale_factor")
+                .and_then(|v| v.parse::<f64>().ok());
+            if own.is_some_and(|v| v <= sf) {
+                continue;
+            }
+            let now_sf = own.unwrap_or(global_sf);
+            let evidence = ev(&[
+                ("n_live_tup", json!(t.n_live_tup)),
+                ("n_dead_tup", json!(t.n_dead_tup)),
+                ("last_autovacuum", json!(t.last_autovacuum)),
+                ("scale_factor_now", json!(now_sf)),
+            ]);
+            let reason = format!(
+                "{} dead tuples ({:.0}% of {} live), no autovacuum for over a day: with scale \
+                 factor {now_sf} autovacuum waits for about {} dead tuples; {sf} starts it at \
+                 about {}",
+                t.n_dead_tup,
+                100.0 * t.n_dead_tup as f64 / t.n_live_tup.max(1) as f64,
+                t.n_live_tup,
+                (now_sf * t.n_live_tup as f64).round() as i64,
+                (sf * t.n_live_tup as f64).round() as i64
+            );
+            for (name, value) in [
+                ("autovacuum_vacuum_scale_factor", sf),
+                ("autovacuum_analyze_scale_factor", (sf / 2.0).max(0.001)),
+            ] {
+                out.push(ObjectSetting {
+                    rule: "autovacuum",
+                    kind: ObjectKind::Table,
+                    schema: Some(t.schema.to_string()),
+                    object: t.name.to_string(),
+                    name,
+                    value: format!("{value}"),
+                    current: t.reloption(name).map(str::to_string),
+                    reason: reason.clone(),
+                    evidence: evidence.clone(),
+                });
+            }
+        }
+    }
+    out
 }

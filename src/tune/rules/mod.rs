@@ -5,6 +5,7 @@
 //! or a note. Pure: no I/O, no database layer.
 
 mod autovacuum;
+pub(crate) use autovacuum::table_scale_factors;
 mod cache;
 mod checkpoints;
 mod connections;
