@@ -1601,6 +1601,12 @@ fn every_listed_rule_fires_on_a_snapshot_with_every_problem() {
         t.last_autovacuum = None;
         t.n_mod_since_analyze = 3_000_000;
     }
+    {
+        // A bulk load not vacuumed since (vacuum_after_inserts).
+        let t = table_mut(&mut snap, "products");
+        t.n_ins_since_vacuum = 100_000;
+        t.last_autovacuum = ago(3 * 86_400);
+    }
     snap.sequences[1].last_value = Some(2_000_000_000);
     {
         let st = snap.statements.as_mut().unwrap();

@@ -133,8 +133,10 @@ pub async fn run(args: MaintainArgs) -> anyhow::Result<u8> {
         let indexes = b.indexes.iter().filter(|r| r.measured.is_some()).count();
         if args.exact || tables + indexes > 0 {
             notes.push(format!(
-                "bloat: {tables} tables and {indexes} btree indexes measured with pgstattuple; \
-                 the other figures are estimates from the planner statistics"
+                "bloat: {} and {} measured with pgstattuple; the other figures are estimates \
+                 from the planner statistics",
+                crate::advise::count(tables, "table", "tables"),
+                crate::advise::count(indexes, "btree index", "btree indexes")
             ));
         }
         notes.extend(b.measure_notes.iter().cloned());

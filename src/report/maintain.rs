@@ -326,7 +326,7 @@ mod tests {
             assert!(l.chars().count() <= WIDTH, "{l:?} is wider than {WIDTH}");
         }
         assert!(
-            text.contains("  1  vacuum     warning     3.0 MB  t\n"),
+            text.contains("  1  vacuum     warning      3.0 MB  t\n"),
             "{text}"
         );
         assert!(
