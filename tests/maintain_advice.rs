@@ -62,7 +62,7 @@ fn assert_no_contradiction(
                     panic!("an autovacuum task sets table options: {s:?}");
                 };
                 assert!(
-                    objects.iter().any(|o| &o.name == name
+                    objects.iter().any(|o| o.name == name.as_str()
                         && Some(&o.value) == value.as_ref()
                         && t.table.ends_with(&format!(".{}", o.object))),
                     "tune advises the same {name} for {}: {:?}",

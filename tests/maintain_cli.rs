@@ -14,7 +14,12 @@ fn next_window_prints_when_the_window_opens_and_closes() {
         "[[maintenance.window]]\ncron = \"0 2 * * 6\"\nduration = \"3h\"\ntimezone = \"UTC\"\n",
     )
     .unwrap();
-    let out = pgopt(&["maintain", "--next-window", "--config", file.to_str().unwrap()]);
+    let out = pgopt(&[
+        "maintain",
+        "--next-window",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
     let text = stdout(&out);
     assert!(out.status.success(), "{text}\n{}", stderr(&out));
     // Saturday 02:00 to 05:00 UTC: either open now or opening on a Saturday at 02:00.
@@ -23,7 +28,10 @@ fn next_window_prints_when_the_window_opens_and_closes() {
         "{text}"
     );
     assert!(text.contains("05:00 UTC"), "{text}");
-    assert!(text.contains("\"0 2 * * 6\" for 3h (UTC, line 2)"), "{text}");
+    assert!(
+        text.contains("\"0 2 * * 6\" for 3h (UTC, line 2)"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -35,11 +43,29 @@ fn a_bad_window_is_bad_input_naming_the_line() {
         "# windows\n[[maintenance.window]]\ncron = \"0 2 * * 6\"\nduration = \"three hours\"\n",
     )
     .unwrap();
-    let out = pgopt(&["maintain", "--next-window", "--config", file.to_str().unwrap()]);
+    let out = pgopt(&[
+        "maintain",
+        "--next-window",
+        "--config",
+        file.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
-    assert!(stderr(&out).contains("line 4: duration"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("line 4: duration"),
+        "{}",
+        stderr(&out)
+    );
     let missing = dir.path().join("absent.toml");
-    let out = pgopt(&["maintain", "--next-window", "--config", missing.to_str().unwrap()]);
+    let out = pgopt(&[
+        "maintain",
+        "--next-window",
+        "--config",
+        missing.to_str().unwrap(),
+    ]);
     assert_eq!(out.status.code(), Some(2));
-    assert!(stderr(&out).contains("[[maintenance.window]]"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("[[maintenance.window]]"),
+        "{}",
+        stderr(&out)
+    );
 }
