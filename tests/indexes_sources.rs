@@ -275,3 +275,37 @@ async fn stat_statements_says_how_to_enable_the_extension_when_it_is_missing() {
     assert!(msg.contains("not installed in database postgres"), "{msg}");
     assert!(msg.contains("--query, --file or --log"), "{msg}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_reads_what_each_column_sorts_by() {
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let conn = connect(&c, "postgres").await;
+    conn.batch(
+        "test",
+        "CREATE TABLE words (n int, plain text, c text COLLATE \"C\", posix varchar(9) COLLATE \"POSIX\",
+                             icu text COLLATE \"und-x-icu\");",
+    )
+    .await
+    .unwrap();
+    let datcollate: String = conn
+        .query_one(
+            "test",
+            "SELECT datcollate::text FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let cat = catalog::collect(&conn, &catalog::referenced_tables(&["SELECT * FROM words"]))
+        .await
+        .expect("catalog");
+    let words = cat.resolve(None, "words").expect("words");
+    let collation = |name: &str| words.column(name).unwrap().collation.clone();
+    assert_eq!(collation("n"), None, "an integer has no collation");
+    assert_eq!(collation("plain"), Some(datcollate), "the database's");
+    assert_eq!(collation("c"), Some("C".into()));
+    assert_eq!(collation("posix"), Some("POSIX".into()));
+    assert_eq!(collation("icu"), Some("und-x-icu".into()));
+    assert!(words.column("c").unwrap().sorts_bytewise());
+    assert!(!words.column("icu").unwrap().sorts_bytewise());
+}
