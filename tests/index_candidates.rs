@@ -56,6 +56,7 @@ fn catalog(c: &Cluster) -> Catalog {
             attnum: col["attnum"].as_i64().unwrap() as i16,
             type_name: col["type"].as_str().unwrap().into(),
             not_null: false,
+            collation: None,
             stats: Some(ColumnStats {
                 null_frac: col["null_frac"].as_f64().unwrap(),
                 avg_width: col["avg_width"].as_i64().unwrap() as i32,

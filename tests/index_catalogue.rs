@@ -13,7 +13,7 @@ use pgopt::advise::Thresholds;
 use pgopt::db::{self, Conn, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt::indexes::advisor::{self, AdviseOptions};
-use pgopt::indexes::model::{Query, Reason, Source};
+use pgopt::indexes::model::{PatternLimit, Query, Reason, Source};
 use pgopt::progress::NoProgress;
 use serde_json::Value;
 
@@ -64,6 +64,27 @@ CREATE INDEX ledger_account_booked_idx ON ledger (account, booked_at);
 
 CREATE TABLE settings_small (key text PRIMARY KEY, value text, scope int);
 INSERT INTO settings_small SELECT 'k' || g, 'v', g % 3 FROM generate_series(1, 40) g;
+
+-- A column sorting by an ICU collation (not C): only a text_pattern_ops btree serves a LIKE
+-- prefix on it. The database's own collation is C (initdb --no-locale): customers.email is
+-- served by a plain btree.
+CREATE TABLE people (
+    id bigint PRIMARY KEY,
+    name text COLLATE "und-x-icu" NOT NULL,
+    team int NOT NULL,
+    bio text NOT NULL
+);
+INSERT INTO people SELECT g, 'name' || lpad(g::text, 6, '0'), g % 10, repeat('b', 400)
+FROM generate_series(1, 100000) g;
+
+-- GROUP BY over a wide table (an index-only scan of the grouping key reads a fraction of
+-- its pages) and over a narrow one (the index is about as big as the table).
+CREATE TABLE visits (id bigint NOT NULL, site int NOT NULL, ms int NOT NULL, page text NOT NULL);
+INSERT INTO visits SELECT g, g % 20, g % 1000, repeat('p', 300) FROM generate_series(1, 100000) g;
+CREATE TABLE taps (device int NOT NULL, at int NOT NULL);
+INSERT INTO taps SELECT g % 20, g FROM generate_series(1, 200000) g;
+VACUUM ANALYZE visits;
+VACUUM ANALYZE taps;
 ANALYZE;
 "#;
 
@@ -364,6 +385,105 @@ async fn statement_that_does_not_parse() {
         matches!(r, Reason::NotParseable { .. })
     })
     .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn like_prefix_on_a_c_column_takes_a_plain_btree() {
+    expect_index(
+        "SELECT * FROM customers WHERE email LIKE 'user123%'",
+        &["CREATE INDEX ON customers (email)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn like_prefix_on_a_column_not_sorting_as_c_takes_text_pattern_ops() {
+    let sql = "SELECT id, name FROM people WHERE name LIKE 'name00012%'";
+    // The planner's own word that a plain btree does not serve it there.
+    let conn = connect(&db().dsn).await;
+    let base = planner_cost(&conn, sql, &[]).await;
+    let plain = planner_cost(&conn, sql, &["CREATE INDEX ON people (name)".into()]).await;
+    assert!(
+        plain > base * 0.9,
+        "a plain btree on an ICU column must not serve LIKE: {base} -> {plain}"
+    );
+    expect_index(sql, &["CREATE INDEX ON people (name text_pattern_ops)"]).await;
+    let run = advise(&conn, sql).await;
+    assert_eq!(
+        run.advice.suggestions[0]
+            .candidate
+            .opclass(0)
+            .map(|o| o.as_str()),
+        Some("text_pattern_ops"),
+        "{:?}",
+        run.advice.suggestions
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn like_with_a_parameter_gets_nothing_with_the_reason() {
+    expect_none("SELECT * FROM people WHERE name LIKE $1", |r| {
+        matches!(
+            r,
+            Reason::UnsearchablePattern {
+                why: PatternLimit::Parameter,
+                ..
+            }
+        )
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ilike_gets_nothing_with_the_reason() {
+    expect_none("SELECT * FROM people WHERE name ILIKE 'name00012%'", |r| {
+        matches!(
+            r,
+            Reason::UnsearchablePattern {
+                why: PatternLimit::CaseInsensitive,
+                ..
+            }
+        )
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_by_on_a_wide_table_reads_the_groups_from_an_index() {
+    expect_index(
+        "SELECT site, count(*) FROM visits GROUP BY site ORDER BY site",
+        &["CREATE INDEX ON visits (site)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn min_max_per_group_reads_an_index_including_the_aggregated_column() {
+    expect_index(
+        "SELECT site, min(ms), max(ms) FROM visits GROUP BY site",
+        &["CREATE INDEX ON visits (site) INCLUDE (ms)"],
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn group_by_on_a_narrow_table_gets_nothing() {
+    let sql = "SELECT device, count(*) FROM taps GROUP BY device";
+    // The planner's own word: even the real index does not make it much cheaper.
+    let conn = connect(&db().dsn).await;
+    let base = planner_cost(&conn, sql, &[]).await;
+    let real = planner_cost(&conn, sql, &["CREATE INDEX ON taps (device)".into()]).await;
+    assert!(real > base * 0.8, "{sql}: {base} -> {real} with the index");
+    expect_none(sql, |r| matches!(r, Reason::GainBelowThreshold { .. })).await;
+    let run = advise(&conn, sql).await;
+    assert!(
+        run.set
+            .candidates
+            .iter()
+            .any(|c| c.keys.len() == 1 && c.keys[0].key.as_column() == Some("device")),
+        "the candidate was costed, and lost: {:?}",
+        run.set.candidates
+    );
 }
 
 /// The catalogue's write-heavy case, from pg_stat_statements (the write-cost model weighs

@@ -243,3 +243,85 @@ fn drop_advice_is_shown_and_only_applied_with_drop() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(count().trim(), "1", "--apply --drop drops the duplicate");
 }
+
+/// `--log` keeps the target database's statements of a log that holds two databases' (and
+/// `--log-database` picks another); a stderr log without %d in its prefix is read whole and
+/// pgopt says so on stderr.
+#[test]
+fn log_is_filtered_to_the_target_database_through_the_binary() {
+    let c = cluster();
+    let dsn = c.dsn("postgres");
+    let dir = tempfile::tempdir().unwrap();
+    let mine = format!("SELECT total FROM public.{TABLE} WHERE customer = 77");
+    let theirs = format!("SELECT total FROM public.{TABLE} WHERE total = 5");
+    let json_line = |db: &str, sql: &str| {
+        serde_json::json!({
+            "dbname": db,
+            "error_severity": "LOG",
+            "message": format!("duration: 9.000 ms  statement: {sql}"),
+        })
+        .to_string()
+    };
+    let log = dir.path().join("pg.json");
+    std::fs::write(
+        &log,
+        format!(
+            "{}\n{}\n",
+            json_line("postgres", &mine),
+            json_line("crm", &theirs)
+        ),
+    )
+    .unwrap();
+    let statements = |extra: &[&str]| -> Vec<String> {
+        let log = log.to_str().unwrap();
+        let mut args = vec![
+            "indexes",
+            &dsn,
+            "--log",
+            log,
+            "--format",
+            "json",
+            "--no-progress",
+        ];
+        args.extend_from_slice(extra);
+        let out = pgopt(&args);
+        assert!(out.status.success(), "{}", stderr(&out));
+        let advice: Value = serde_json::from_str(&stdout(&out)).expect("json");
+        let mut texts: Vec<String> = advice["suggestions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .flat_map(|s| s["statements"].as_array().unwrap().clone())
+            .chain(advice["left_alone"].as_array().unwrap().clone())
+            .map(|s| s["text"].as_str().unwrap().to_string())
+            .collect();
+        texts.sort();
+        texts.dedup();
+        texts
+    };
+    assert_eq!(statements(&[]), vec![mine.clone()]);
+    assert_eq!(statements(&["--log-database", "crm"]), vec![theirs.clone()]);
+
+    let plain = dir.path().join("pg.log");
+    std::fs::write(
+        &plain,
+        format!("2026-01-02 10:00:00 UTC [1] LOG:  duration: 9.000 ms  statement: {theirs}\n"),
+    )
+    .unwrap();
+    let out = pgopt(&[
+        "indexes",
+        &dsn,
+        "--log",
+        plain.to_str().unwrap(),
+        "--format",
+        "json",
+        "--no-progress",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert_eq!(
+        err.matches("statements of every database are read").count(),
+        1,
+        "{err}"
+    );
+}

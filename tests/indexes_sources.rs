@@ -1,7 +1,8 @@
 //! The index advisor's I/O on real clusters: the catalog read (columns, statistics after
 //! ANALYZE, search-path resolution, hostile names, missing tables, existing indexes) and the
 //! pg_stat_statements source (the top statements of this database only, and the message when
-//! the extension is missing).
+//! the extension is missing); server logs of several databases read for one (files only, no
+//! server).
 
 use pgopt::db::{self, Conn, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
@@ -274,4 +275,106 @@ async fn stat_statements_says_how_to_enable_the_extension_when_it_is_missing() {
     let msg = e.to_string();
     assert!(msg.contains("not installed in database postgres"), "{msg}");
     assert!(msg.contains("--query, --file or --log"), "{msg}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn catalog_reads_what_each_column_sorts_by() {
+    let c = Cluster::start(ClusterOptions::default()).expect("cluster");
+    let conn = connect(&c, "postgres").await;
+    conn.batch(
+        "test",
+        "CREATE TABLE words (n int, plain text, c text COLLATE \"C\", posix varchar(9) COLLATE \"POSIX\",
+                             icu text COLLATE \"und-x-icu\");",
+    )
+    .await
+    .unwrap();
+    let datcollate: String = conn
+        .query_one(
+            "test",
+            "SELECT datcollate::text FROM pg_database WHERE datname = current_database()",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let cat = catalog::collect(&conn, &catalog::referenced_tables(&["SELECT * FROM words"]))
+        .await
+        .expect("catalog");
+    let words = cat.resolve(None, "words").expect("words");
+    let collation = |name: &str| words.column(name).unwrap().collation.clone();
+    assert_eq!(collation("n"), None, "an integer has no collation");
+    assert_eq!(collation("plain"), Some(datcollate), "the database's");
+    assert_eq!(collation("c"), Some("C".into()));
+    assert_eq!(collation("posix"), Some("POSIX".into()));
+    assert_eq!(collation("icu"), Some("und-x-icu".into()));
+    assert!(words.column("c").unwrap().sorts_bytewise());
+    assert!(!words.column("icu").unwrap().sorts_bytewise());
+}
+
+/// A csvlog, a jsonlog and two stderr logs (one whose log_line_prefix has %d as `db=%d`, one
+/// without it) of two databases, read for one of them.
+#[test]
+fn logs_of_every_database_are_filtered_to_the_asked_one_and_unfiltered_ones_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    };
+    let csv = write(
+        "pg.csv",
+        "2026-01-02 10:00:00.123 UTC,\"app\",\"shop\",1,\"[local]\",6571,1,\"SELECT\",2026-01-02 09:00:00 UTC,3/10,0,LOG,00000,\"duration: 5.000 ms  statement: SELECT * FROM orders WHERE id = 1\",,,,,,,,,\"psql\",\"client backend\",,0\n\
+         2026-01-02 10:00:00.123 UTC,\"app\",\"crm\",2,\"[local]\",6572,1,\"SELECT\",2026-01-02 09:00:00 UTC,3/11,0,LOG,00000,\"duration: 5.000 ms  statement: SELECT * FROM leads WHERE id = 1\",,,,,,,,,\"psql\",\"client backend\",,0\n",
+    );
+    let json = write(
+        "pg.json",
+        concat!(
+            r#"{"dbname":"crm","error_severity":"LOG","message":"duration: 1.000 ms  statement: SELECT * FROM leads WHERE id = 2"}"#,
+            "\n",
+            r#"{"dbname":"shop","error_severity":"LOG","message":"duration: 1.000 ms  statement: SELECT * FROM items WHERE id = 2"}"#,
+            "\n"
+        ),
+    );
+    let tagged = write(
+        "tagged.log",
+        "2026-01-02 10:00:00 UTC [1] db=crm,user=app LOG:  duration: 1.000 ms  statement: SELECT * FROM leads\n\
+         2026-01-02 10:00:00 UTC [2] db=shop,user=app LOG:  duration: 1.000 ms  statement: SELECT * FROM orders\n",
+    );
+    let plain = write(
+        "plain.log",
+        "2026-01-02 10:00:00 UTC [1] LOG:  duration: 1.000 ms  statement: SELECT * FROM leads\n",
+    );
+    let texts = |r: &sources::LogsRead| -> Vec<String> {
+        r.queries.iter().map(|q| q.text.clone()).collect()
+    };
+
+    let read = sources::from_logs(&[csv.clone(), json.clone(), tagged.clone()], "shop").unwrap();
+    assert_eq!(
+        texts(&read),
+        vec![
+            "SELECT * FROM orders WHERE id = 1",
+            "SELECT * FROM items WHERE id = 2",
+            "SELECT * FROM orders"
+        ]
+    );
+    assert_eq!(read.other_databases, 3);
+    assert!(read.unfiltered.is_empty());
+    assert_eq!(
+        read.note("shop"),
+        None,
+        "nothing to say when every log was filtered"
+    );
+
+    let read = sources::from_logs(&[tagged, plain.clone()], "crm").unwrap();
+    assert_eq!(
+        texts(&read),
+        vec!["SELECT * FROM leads", "SELECT * FROM leads"]
+    );
+    assert_eq!(read.unfiltered, vec![plain.display().to_string()]);
+    let note = read.note("crm").expect("said once");
+    assert!(note.starts_with(&plain.display().to_string()), "{note}");
+    assert!(
+        note.contains("every database") && note.contains("db=%d"),
+        "{note}"
+    );
 }

@@ -36,6 +36,12 @@ pub struct IndexesArgs {
     /// or jsonlog (repeatable).
     #[arg(long = "log", value_name = "FILE")]
     pub logs: Vec<PathBuf>,
+    /// The database whose statements --log reads [default: the target's database]. csvlog and
+    /// jsonlog name each entry's database; stderr only with %d in log_line_prefix, written as
+    /// db=%d (or database=, dbname=) or as %u@%d ending the prefix; a log that names none is
+    /// read whole, and pgopt says so.
+    #[arg(long, value_name = "NAME", requires = "logs")]
+    pub log_database: Option<String>,
     /// Read pg_stat_statements as well as the statements given.
     #[arg(long)]
     pub stat_statements: bool,
@@ -128,6 +134,7 @@ pub async fn run(args: IndexesArgs, verbose: bool) -> anyhow::Result<u8> {
         queries: args.queries.clone(),
         files: args.files.clone(),
         logs: args.logs.clone(),
+        log_database: args.log_database.clone(),
     };
     let queries = advisor::workload(&conn, &workload).await?;
     let opts = AdviseOptions {

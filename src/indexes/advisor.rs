@@ -27,6 +27,9 @@ pub struct Workload {
     pub files: Vec<PathBuf>,
     /// `--log FILE` (stderr, csvlog or jsonlog; log_min_duration_statement or auto_explain).
     pub logs: Vec<PathBuf>,
+    /// The database whose log entries are read (`--log-database`; None: the one connected
+    /// to). Entries that do not say their database are all read.
+    pub log_database: Option<String>,
 }
 
 /// How the advice is costed and chosen.
@@ -58,8 +61,13 @@ pub async fn workload(conn: &Conn, w: &Workload) -> Result<Vec<Query>> {
     for f in &w.files {
         raw.extend(sources::from_file(f)?);
     }
-    for l in &w.logs {
-        raw.extend(sources::from_log(l)?);
+    if !w.logs.is_empty() {
+        let database = w.log_database.as_deref().unwrap_or(&conn.database);
+        let read = sources::from_logs(&w.logs, database)?;
+        if let Some(note) = read.note(database) {
+            tracing::warn!("{note}");
+        }
+        raw.extend(read.queries);
     }
     let queries = sources::group(raw);
     if queries.is_empty() {

@@ -7,12 +7,18 @@
 //! most selective column alone; a covering variant (INCLUDE the few narrow columns the
 //! statement still reads) so an index-only scan pays; a partial variant for a constant
 //! condition that keeps a small share of rows; expression keys as they are; each join key
-//! on its own table; one candidate per alternative of an OR group.
+//! on its own table; one candidate per alternative of an OR group; the GROUP BY keys in the
+//! order given (and INCLUDing the columns aggregated), so that a GroupAggregate reads the
+//! groups in index order; a `LIKE 'prefix%'` key with the pattern operator class of its type
+//! (`text_pattern_ops`, ...) when its collation is not C, as only such a btree serves it there
+//! (<https://www.postgresql.org/docs/current/indexes-opclass.html>).
 //!
 //! It sets aside, with the reason and before any costing: tables too small to matter
 //! ([`Reason::TinyTable`]), candidates an existing valid index already serves
 //! ([`Reason::AlreadyIndexed`]) and lone equality columns that keep too many rows per value
-//! ([`Reason::LowSelectivity`]). It never decides by cost: that is `whatif` and `select`.
+//! ([`Reason::LowSelectivity`]); a statement whose only condition is a LIKE or ILIKE no btree
+//! searches (ILIKE, `LIKE $1`) says so ([`Reason::UnsearchablePattern`]).
+//! It never decides by cost: that is `whatif` and `select`.
 
 mod existing;
 mod rules;
@@ -75,6 +81,7 @@ impl Builder<'_> {
         let mut tiny = None;
         let mut all_tiny = true;
         let mut first_drop = None;
+        let mut unsearchable = None;
         for access in &shape.accesses {
             let Some(table) = catalog.table(&access.schema, &access.table) else {
                 continue;
@@ -84,6 +91,9 @@ impl Builder<'_> {
                 continue;
             }
             all_tiny = false;
+            if unsearchable.is_none() {
+                unsearchable = rules::unsearchable(access, table);
+            }
             for proposal in rules::proposals(access, table, t) {
                 match self.check(&proposal, table, t) {
                     Ok(()) => self.keep(qid, proposal.candidate),
@@ -97,7 +107,9 @@ impl Builder<'_> {
         if self.set.per_query[qid].is_empty() {
             let reason = match tiny.filter(|_| all_tiny) {
                 Some(tiny) => tiny,
-                None => first_drop.unwrap_or(Reason::NothingToIndex),
+                None => first_drop
+                    .or(unsearchable)
+                    .unwrap_or(Reason::NothingToIndex),
             };
             self.set.left_alone.push((qid, reason));
         }

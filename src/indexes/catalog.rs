@@ -1,6 +1,6 @@
 //! The part of the catalog the index advisor judges candidates by: the tables the workload
-//! names (size, write rates, columns with their pg_stats), their existing indexes and the
-//! session's search path.
+//! names (size, write rates, columns with their pg_stats and what they sort by), their
+//! existing indexes and the session's search path.
 //!
 //! [`referenced_tables`] is pure (pg_query); [`collect`] reads the server in one read-only
 //! transaction with bind parameters only, every statement bounded by the connection's
@@ -174,6 +174,7 @@ async fn collect_in_transaction(
             type_name: r.get("type_name"),
             not_null: r.get("not_null"),
             stats,
+            collation: r.get("collation"),
         });
     }
     catalog.indexes = conn

@@ -129,6 +129,35 @@ pub struct Column {
     pub not_null: bool,
     /// None when the table was never analyzed (or the role cannot read pg_stats).
     pub stats: Option<ColumnStats>,
+    /// What its values sort by: the LC_COLLATE of its libc collation, or of the database
+    /// (datcollate) for the default one (`C`, `POSIX`, `en_US.UTF-8`); an ICU collation's
+    /// name. None when its type has no collation, or not known.
+    #[serde(default)]
+    pub collation: Option<String>,
+}
+
+impl Column {
+    /// Whether its values sort byte by byte (the `C` or `POSIX` collation), so that a plain
+    /// btree serves `LIKE 'prefix%'`; otherwise only a `text_pattern_ops` one does
+    /// (<https://www.postgresql.org/docs/current/indexes-opclass.html>).
+    pub fn sorts_bytewise(&self) -> bool {
+        matches!(self.collation.as_deref(), Some("C" | "POSIX"))
+    }
+
+    /// The btree operator class that serves `LIKE 'prefix%'` on this column whatever its
+    /// collation, by its type; None for a type without one.
+    pub fn pattern_opclass(&self) -> Option<&'static str> {
+        let t = self.type_name.as_str();
+        if t == "text" {
+            Some("text_pattern_ops")
+        } else if t == "character varying" || t.starts_with("character varying(") {
+            Some("varchar_pattern_ops")
+        } else if t == "character" || t.starts_with("character(") {
+            Some("bpchar_pattern_ops")
+        } else {
+            None
+        }
+    }
 }
 
 /// One table the workload reads, with what the advisor judges candidates by.
@@ -268,6 +297,13 @@ pub enum PredicateOp {
     },
     /// `LIKE 'prefix%'` (an index with text_pattern_ops or the C collation serves it).
     LikePrefix,
+    /// A LIKE or ILIKE no btree searches, and why: read, not searched (as [`Other`]), kept
+    /// apart so that the advice can say why the statement gets nothing for it.
+    ///
+    /// [`Other`]: PredicateOp::Other
+    Pattern {
+        why: PatternLimit,
+    },
     /// `<>`, a LIKE with a leading wildcard, a function an index cannot serve: read, not
     /// searched.
     Other,
@@ -286,6 +322,15 @@ impl PredicateOp {
         )
     }
 
+    /// Whether an index searches it at all (an equality or a range): not for [`Other`] and
+    /// [`Pattern`].
+    ///
+    /// [`Other`]: PredicateOp::Other
+    /// [`Pattern`]: PredicateOp::Pattern
+    pub fn searches(&self) -> bool {
+        self.is_equality() || self.is_range()
+    }
+
     /// Whether a btree serves it as a range (one per index, after the equalities).
     pub fn is_range(&self) -> bool {
         matches!(
@@ -293,6 +338,21 @@ impl PredicateOp {
             PredicateOp::Range { .. } | PredicateOp::LikePrefix | PredicateOp::IsNotNull
         )
     }
+}
+
+/// Why a LIKE or ILIKE condition gets no btree candidate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PatternLimit {
+    /// ILIKE: case-insensitive, no btree order serves it (an index on `lower(col)` with
+    /// `lower(col) LIKE lower('abc%')` would).
+    CaseInsensitive,
+    /// The pattern is a parameter (`LIKE $1`): a generic plan does not know its prefix, so
+    /// it cannot search an index with it.
+    Parameter,
+    /// A prefix on a column whose collation is not C and whose type has no pattern operator
+    /// class (text_pattern_ops and its varchar/bpchar twins).
+    NoPatternOpclass,
 }
 
 /// One condition on one table of a statement.
@@ -381,6 +441,11 @@ pub struct Candidate {
     pub predicate: Option<String>,
     /// The access method (`btree`).
     pub method: Name,
+    /// The operator class of each key, by position, where it is not the type's default
+    /// (`text_pattern_ops` for a LIKE prefix on a column whose collation is not C); empty
+    /// when every key has the default. Set through [`Candidate::set_opclass`].
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub opclasses: Vec<Option<Name>>,
 }
 
 impl Candidate {
@@ -392,6 +457,26 @@ impl Candidate {
             include: Vec::new(),
             predicate: None,
             method: "btree".into(),
+            opclasses: Vec::new(),
+        }
+    }
+
+    /// The operator class of key `i`, when it is not the default.
+    pub fn opclass(&self, i: usize) -> Option<&Name> {
+        self.opclasses.get(i).and_then(Option::as_ref)
+    }
+
+    /// Gives key `i` an operator class (None: the default), keeping `opclasses` empty when
+    /// every key has the default so that equal candidates compare equal.
+    pub fn set_opclass(&mut self, i: usize, opclass: Option<Name>) {
+        if opclass.is_some() && self.opclasses.len() <= i {
+            self.opclasses.resize(i + 1, None);
+        }
+        if let Some(slot) = self.opclasses.get_mut(i) {
+            *slot = opclass;
+        }
+        while self.opclasses.last().is_some_and(Option::is_none) {
+            self.opclasses.pop();
         }
     }
 
@@ -412,6 +497,9 @@ impl Candidate {
             }
         }
         let mut name = parts.join("_");
+        if !self.opclasses.is_empty() {
+            name.push_str("_pattern");
+        }
         if self.predicate.is_some() {
             name.push_str("_part");
         }
@@ -433,8 +521,13 @@ impl Candidate {
         let keys: Vec<String> = self
             .keys
             .iter()
-            .map(|k| {
+            .enumerate()
+            .map(|(i, k)| {
                 let mut s = k.key.sql();
+                if let Some(opclass) = self.opclass(i) {
+                    s.push(' ');
+                    s.push_str(&Ident::new(opclass).to_string());
+                }
                 s.push_str(k.order_sql());
                 s
             })
@@ -514,6 +607,8 @@ pub enum Reason {
     WriteCost { writes_per_second: f64 },
     /// No condition, join key or sort an index could serve.
     NothingToIndex,
+    /// Its only condition on the column is a LIKE or ILIKE no btree searches.
+    UnsearchablePattern { column: String, why: PatternLimit },
 }
 
 /// The what-if costs of the workload: the plan cost of each query with no new index and
@@ -668,6 +763,76 @@ mod tests {
              (\"tenant id\", \"created_at\" DESC) INCLUDE (\"total\") WHERE \"deleted_at\" IS NULL"
         );
         assert_eq!(c.index_name(), "Order\"s_tenant id_created_at_part_idx");
+    }
+
+    #[test]
+    fn opclass_is_quoted_in_the_ddl_named_and_kept_empty_when_all_default() {
+        let mut c = Candidate::btree(
+            "s",
+            "people",
+            vec![
+                SortKey {
+                    key: KeyExpr::column("team"),
+                    desc: false,
+                    nulls_first: None,
+                },
+                SortKey {
+                    key: KeyExpr::column("na\"me"),
+                    desc: true,
+                    nulls_first: None,
+                },
+            ],
+        );
+        let plain = c.clone();
+        c.set_opclass(0, None);
+        assert_eq!(c, plain, "no class given: equal to the plain candidate");
+        c.set_opclass(1, Some("text_pattern_ops".into()));
+        assert_eq!(c.opclasses, vec![None, Some("text_pattern_ops".into())]);
+        assert_eq!(
+            c.key_sql(),
+            "USING \"btree\" (\"team\", \"na\"\"me\" \"text_pattern_ops\" DESC)"
+        );
+        assert_eq!(c.index_name(), "people_team_na\"me_pattern_idx");
+        assert_ne!(c.index_name(), plain.index_name());
+        c.set_opclass(1, None);
+        assert_eq!(c, plain, "back to the default: equal again");
+        let json = serde_json::to_value(&plain).unwrap();
+        assert!(json.get("opclasses").is_none(), "{json}");
+        let old: Candidate = serde_json::from_value(json).unwrap();
+        assert_eq!(
+            old, plain,
+            "a candidate saved without opclasses still loads"
+        );
+    }
+
+    #[test]
+    fn pattern_opclass_by_type_and_bytewise_collations() {
+        let col = |type_name: &str, collation: Option<&str>| Column {
+            type_name: type_name.into(),
+            collation: collation.map(str::to_string),
+            ..Column::default()
+        };
+        assert_eq!(
+            col("text", None).pattern_opclass(),
+            Some("text_pattern_ops")
+        );
+        assert_eq!(
+            col("character varying(40)", None).pattern_opclass(),
+            Some("varchar_pattern_ops")
+        );
+        assert_eq!(
+            col("character(3)", None).pattern_opclass(),
+            Some("bpchar_pattern_ops")
+        );
+        assert_eq!(col("citext", None).pattern_opclass(), None);
+        assert!(col("text", Some("C")).sorts_bytewise());
+        assert!(col("text", Some("POSIX")).sorts_bytewise());
+        assert!(!col("text", Some("en_US.UTF-8")).sorts_bytewise());
+        assert!(!col("text", Some("und-x-icu")).sorts_bytewise());
+        assert!(
+            !col("text", None).sorts_bytewise(),
+            "unknown: not assumed C"
+        );
     }
 
     #[test]

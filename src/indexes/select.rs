@@ -210,6 +210,7 @@ impl<'a> Context<'a> {
                     .iter()
                     .zip(&old.keys)
                     .all(|(a, b)| a.key == b.key)
+                && (0..old.keys.len()).all(|i| old.opclass(i) == new.opclass(i))
         })
     }
 

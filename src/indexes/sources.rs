@@ -264,32 +264,92 @@ pub enum LogFormat {
     Json,
 }
 
-/// What a log gave: its statements (one per logged run, not yet grouped), its format, and how
+/// What a log gave: its statements (one per logged run, not yet grouped), its format, how
 /// many of its entries were not statements (other messages, utility statements, catalog
-/// reads).
+/// reads), how many were of another database than the one asked for, and whether any entry
+/// said which database it is of.
 #[derive(Debug, Clone, PartialEq)]
 pub struct LogRead {
     pub queries: Vec<Query>,
     pub format: LogFormat,
     pub skipped: usize,
+    pub other_databases: usize,
+    pub database_known: bool,
 }
 
 /// The statements of a server log (stderr, csvlog or jsonlog, told apart by the first line),
-/// with log_min_duration_statement's durations or auto_explain's plans.
-pub fn from_log(path: &Path) -> Result<Vec<Query>> {
-    let read = read_log(path)?;
-    if read.skipped > 0 {
+/// with log_min_duration_statement's durations or auto_explain's plans; only those of
+/// `database` when it is given and the log names each entry's database (see [`read_log`]).
+pub fn from_log(path: &Path, database: Option<&str>) -> Result<Vec<Query>> {
+    let read = read_log(path, database)?;
+    if read.skipped > 0 || read.other_databases > 0 {
         tracing::info!(
-            "{}: {} log entries are not statements of the workload and were skipped",
+            "{}: {} log entries are not statements of the workload and {} are of other \
+             databases; both were skipped",
             path.display(),
-            read.skipped
+            read.skipped,
+            read.other_databases
         );
     }
     Ok(read.queries)
 }
 
-/// [`from_log`] with the format and the count of skipped entries.
-pub fn read_log(path: &Path) -> Result<LogRead> {
+/// What several logs gave for one database.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogsRead {
+    pub queries: Vec<Query>,
+    /// Entries of other databases, left out.
+    pub other_databases: usize,
+    /// The logs with statements that do not say which database each entry is of (an stderr
+    /// log whose log_line_prefix has no recognisable %d): all their statements were kept.
+    pub unfiltered: Vec<String>,
+}
+
+impl LogsRead {
+    /// The one line to tell the user when some logs could not be filtered.
+    pub fn note(&self, database: &str) -> Option<String> {
+        if self.unfiltered.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "{}: the log does not say which database each entry is of, so the statements of \
+             every database are read, not only {database}'s. csvlog and jsonlog always say it; \
+             for stderr add %d to log_line_prefix as db=%d (or %u@%d at its end)",
+            self.unfiltered.join(", ")
+        ))
+    }
+}
+
+/// The statements of every log of `paths` that are of `database` ([`read_log`] on each).
+pub fn from_logs(paths: &[std::path::PathBuf], database: &str) -> Result<LogsRead> {
+    let mut out = LogsRead::default();
+    for path in paths {
+        let read = read_log(path, Some(database))?;
+        if !read.database_known && !read.queries.is_empty() {
+            out.unfiltered.push(path.display().to_string());
+        }
+        if read.skipped > 0 {
+            tracing::info!(
+                "{}: {} log entries are not statements of the workload and were skipped",
+                path.display(),
+                read.skipped
+            );
+        }
+        out.other_databases += read.other_databases;
+        out.queries.extend(read.queries);
+    }
+    Ok(out)
+}
+
+/// [`from_log`] with the format and the counts of skipped entries.
+///
+/// With `database`, an entry that names another database is left out: csvlog's
+/// database_name column, jsonlog's `dbname`, and in stderr the database log_line_prefix
+/// puts before the severity when its `%d` is written as `db=%d`, `database=%d` or
+/// `dbname=%d` (ended by a space, comma, semicolon or bracket), or as the `%u@%d` word that
+/// ends the prefix (Debian's default '%m [%p] %q%u@%d '). An entry that names none (a
+/// prefix without %d, a background process) is kept.
+pub fn read_log(path: &Path, database: Option<&str>) -> Result<LogRead> {
     let open = || std::fs::File::open(path).map_err(|e| Error::input_file(path, &e));
     let mut first = String::new();
     let mut probe = BufReader::new(open()?);
@@ -305,9 +365,9 @@ pub fn read_log(path: &Path) -> Result<LogRead> {
     let label = path.display().to_string();
     let reader = BufReader::new(open()?);
     let read = match detect(&first) {
-        LogFormat::Stderr => parse_stderr(reader, &label),
-        LogFormat::Csv => parse_csv(reader, &label),
-        LogFormat::Json => parse_json(reader, &label),
+        LogFormat::Stderr => parse_stderr(reader, &label, database),
+        LogFormat::Csv => parse_csv(reader, &label, database),
+        LogFormat::Json => parse_json(reader, &label, database),
     };
     read.map_err(|reason| Error::InputFile {
         path: label.clone(),
@@ -357,9 +417,9 @@ const SEVERITIES: &[&str] = &[
     "LOCATION",
 ];
 
-/// The severity and message of a stderr log line, found after whatever log_line_prefix put
-/// before it: the first `WORD:  ` whose word is a severity.
-fn split_severity(line: &str) -> Option<(&str, &str)> {
+/// The prefix, severity and message of a stderr log line, found after whatever
+/// log_line_prefix put before it: the first `WORD:  ` whose word is a severity.
+fn split_severity(line: &str) -> Option<(&str, &str, &str)> {
     let mut from = 0;
     while let Some(i) = line[from..].find(":  ") {
         let at = from + i;
@@ -368,36 +428,76 @@ fn split_severity(line: &str) -> Option<(&str, &str)> {
             .map_or(0, |p| p + 1);
         let word = &line[word_start..at];
         if SEVERITIES.contains(&word) {
-            return Some((word, &line[at + 3..]));
+            return Some((&line[..word_start], word, &line[at + 3..]));
         }
         from = at + 3;
     }
     None
 }
 
-/// A log entry being read: severity, message (continuation lines joined with newlines) and
-/// the line it starts on.
+/// The database a stderr line's log_line_prefix names (see [`read_log`]): `db=NAME`,
+/// `database=NAME` or `dbname=NAME`, else the `user@NAME` word that ends the prefix. None
+/// when it names none, or an empty or `[unknown]` one.
+pub fn prefix_database(prefix: &str) -> Option<&str> {
+    let known = |name: &str| !name.is_empty() && name != "[unknown]";
+    for key in ["dbname=", "database=", "db="] {
+        let mut from = 0;
+        while let Some(i) = prefix[from..].find(key) {
+            let at = from + i;
+            let boundary = !prefix[..at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+            if boundary {
+                let rest = &prefix[at + key.len()..];
+                let end = rest
+                    .find([' ', '\t', ',', ';', ']', ')'])
+                    .unwrap_or(rest.len());
+                let name = &rest[..end];
+                return known(name).then_some(name);
+            }
+            from = at + key.len();
+        }
+    }
+    let last = prefix.split_whitespace().last()?;
+    let (_, name) = last.rsplit_once('@')?;
+    if name == "[unknown]" {
+        return None;
+    }
+    let name = name.trim_end_matches([']', ')', ':', ',', ';']);
+    known(name).then_some(name)
+}
+
+/// A log entry being read: severity, message (continuation lines joined with newlines), the
+/// line it starts on and the database its prefix names.
 struct Entry {
     severity: String,
     message: String,
     line: usize,
+    database: Option<String>,
 }
 
 /// The stderr format: entries start with log_line_prefix and a severity; a line that starts
 /// with a tab continues the entry before it. A `DETAIL:  parameters: ...` entry right after
 /// an `execute` one gives its parameters.
-pub fn parse_stderr(reader: impl Read, label: &str) -> std::result::Result<LogRead, String> {
-    let mut out = Gather::new(LogFormat::Stderr);
+pub fn parse_stderr(
+    reader: impl Read,
+    label: &str,
+    database: Option<&str>,
+) -> std::result::Result<LogRead, String> {
+    let mut out = Gather::new(LogFormat::Stderr, database);
     // The entry being read (continuation lines still to come), and the one before it, kept
     // until the next one shows whether it is its DETAIL.
     let mut current: Option<Entry> = None;
     let mut previous: Option<Entry> = None;
-    let handle = |out: &mut Gather, e: Entry, detail: Option<&str>| match (e.severity == "LOG")
-        .then(|| statement_of(&e.message, detail))
-        .flatten()
-    {
-        Some((ms, text)) => out.push(text, ms, label, e.line),
-        None => out.skip(),
+    let handle = |out: &mut Gather, e: Entry, detail: Option<&str>| {
+        if out.of_other_database(e.database.as_deref()) {
+            return;
+        }
+        match (e.severity == "LOG")
+            .then(|| statement_of(&e.message, detail))
+            .flatten()
+        {
+            Some((ms, text)) => out.push(text, ms, label, e.line),
+            None => out.skip(),
+        }
     };
     let complete = |out: &mut Gather, previous: &mut Option<Entry>, e: Entry| match previous.take()
     {
@@ -424,7 +524,7 @@ pub fn parse_stderr(reader: impl Read, label: &str) -> std::result::Result<LogRe
         if line.trim().is_empty() {
             continue;
         }
-        let Some((severity, message)) = split_severity(line) else {
+        let Some((prefix, severity, message)) = split_severity(line) else {
             out.skip();
             continue;
         };
@@ -435,6 +535,7 @@ pub fn parse_stderr(reader: impl Read, label: &str) -> std::result::Result<LogRe
             severity: severity.to_string(),
             message: message.to_string(),
             line: no + 1,
+            database: prefix_database(prefix).map(str::to_string),
         });
     }
     if let Some(e) = current.take() {
@@ -446,13 +547,18 @@ pub fn parse_stderr(reader: impl Read, label: &str) -> std::result::Result<LogRe
     Ok(out.out)
 }
 
-/// csvlog: one record per entry (quoted fields may span lines); the severity, message and
-/// detail columns.
-pub fn parse_csv(reader: impl Read, label: &str) -> std::result::Result<LogRead, String> {
+/// csvlog: one record per entry (quoted fields may span lines); the database, severity,
+/// message and detail columns.
+pub fn parse_csv(
+    reader: impl Read,
+    label: &str,
+    database: Option<&str>,
+) -> std::result::Result<LogRead, String> {
+    const DATABASE: usize = 2;
     const SEVERITY: usize = 11;
     const MESSAGE: usize = 13;
     const DETAIL: usize = 14;
-    let mut out = Gather::new(LogFormat::Csv);
+    let mut out = Gather::new(LogFormat::Csv, database);
     let mut rdr = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
@@ -464,6 +570,9 @@ pub fn parse_csv(reader: impl Read, label: &str) -> std::result::Result<LogRead,
             Ok(false) => break,
             Ok(true) => {}
             Err(e) => return Err(format!("csvlog record at line {line}: {e}")),
+        }
+        if out.of_other_database(rec.get(DATABASE)) {
+            continue;
         }
         let severity = rec.get(SEVERITY).unwrap_or("");
         let message = rec.get(MESSAGE).unwrap_or("");
@@ -479,9 +588,13 @@ pub fn parse_csv(reader: impl Read, label: &str) -> std::result::Result<LogRead,
     Ok(out.out)
 }
 
-/// jsonlog: one JSON object per line; its `error_severity`, `message` and `detail`.
-pub fn parse_json(reader: impl Read, label: &str) -> std::result::Result<LogRead, String> {
-    let mut out = Gather::new(LogFormat::Json);
+/// jsonlog: one JSON object per line; its `dbname`, `error_severity`, `message` and `detail`.
+pub fn parse_json(
+    reader: impl Read,
+    label: &str,
+    database: Option<&str>,
+) -> std::result::Result<LogRead, String> {
+    let mut out = Gather::new(LogFormat::Json, database);
     for (no, line) in BufReader::new(reader).lines().enumerate() {
         let line = line.map_err(|e| format!("reading line {}: {e}", no + 1))?;
         if line.trim().is_empty() {
@@ -492,6 +605,9 @@ pub fn parse_json(reader: impl Read, label: &str) -> std::result::Result<LogRead
             continue;
         };
         let field = |k: &str| v.get(k).and_then(|x| x.as_str());
+        if out.of_other_database(field("dbname")) {
+            continue;
+        }
         let found = (field("error_severity") == Some("LOG"))
             .then(|| statement_of(field("message").unwrap_or(""), field("detail")))
             .flatten();
@@ -508,18 +624,37 @@ pub fn parse_json(reader: impl Read, label: &str) -> std::result::Result<LogRead
 struct Gather {
     out: LogRead,
     workload: HashMap<String, bool>,
+    /// The database whose entries are kept (None: every one).
+    database: Option<String>,
 }
 
 impl Gather {
-    fn new(format: LogFormat) -> Gather {
+    fn new(format: LogFormat, database: Option<&str>) -> Gather {
         Gather {
             out: LogRead {
                 queries: Vec::new(),
                 format,
                 skipped: 0,
+                other_databases: 0,
+                database_known: false,
             },
             workload: HashMap::new(),
+            database: database.map(str::to_string),
         }
+    }
+
+    /// Whether an entry that names `database` (None or empty: names none) is of another
+    /// database than the one kept; counts it when so.
+    fn of_other_database(&mut self, database: Option<&str>) -> bool {
+        let Some(name) = database.filter(|d| !d.is_empty()) else {
+            return false;
+        };
+        self.out.database_known = true;
+        let other = self.database.as_deref().is_some_and(|want| want != name);
+        if other {
+            self.out.other_databases += 1;
+        }
+        other
     }
 
     fn skip(&mut self) {
@@ -741,7 +876,7 @@ mod tests {
                    [4243] LOG:  duration: 1.000 ms  statement: BEGIN\n\
                    < 2026-01-02 10:00:02 > LOG:  duration: 3.250 ms  statement: select id from orders where status = 'x: y';\n\
                    garbage line\n";
-        let r = parse_stderr(log.as_bytes(), "pg.log").unwrap();
+        let r = parse_stderr(log.as_bytes(), "pg.log", None).unwrap();
         assert_eq!(r.format, LogFormat::Stderr);
         assert_eq!(
             texts(&r),
@@ -770,7 +905,7 @@ mod tests {
                    2026-01-02 10:00:00 UTC [1] LOG:  duration: 0.900 ms  execute S_1: UPDATE orders SET status = $1 WHERE id = $2\n\
                    2026-01-02 10:00:00 UTC [1] DETAIL:  parameters: $1 = NULL, $2 = '10'\n\
                    2026-01-02 10:00:00 UTC [1] LOG:  duration: 0.100 ms  parse S_2: SELECT 1 FROM orders\n";
-        let r = parse_stderr(log.as_bytes(), "pg.log").unwrap();
+        let r = parse_stderr(log.as_bytes(), "pg.log", None).unwrap();
         assert_eq!(
             texts(&r),
             vec![
@@ -795,7 +930,7 @@ mod tests {
                    \t  \"Query Text\": \"SELECT * FROM items\\n WHERE sku = 'a'\",\n\
                    \t  \"Plan\": {\"Node Type\": \"Seq Scan\"}\n\
                    \t}\n";
-        let r = parse_stderr(log.as_bytes(), "pg.log").unwrap();
+        let r = parse_stderr(log.as_bytes(), "pg.log", None).unwrap();
         assert_eq!(
             texts(&r),
             vec![
@@ -815,7 +950,7 @@ mod tests {
     #[test]
     fn csvlog_reads_multi_line_quoted_messages_and_the_detail_column() {
         assert_eq!(detect(CSV.lines().next().unwrap()), LogFormat::Csv);
-        let r = parse_csv(CSV.as_bytes(), "pg.csv").unwrap();
+        let r = parse_csv(CSV.as_bytes(), "pg.csv", None).unwrap();
         assert_eq!(
             texts(&r),
             vec![
@@ -848,7 +983,7 @@ mod tests {
             "\nnot json\n"
         );
         assert_eq!(detect(log.lines().next().unwrap()), LogFormat::Json);
-        let r = parse_json(log.as_bytes(), "pg.json").unwrap();
+        let r = parse_json(log.as_bytes(), "pg.json", None).unwrap();
         assert_eq!(
             texts(&r),
             vec![
@@ -871,11 +1006,93 @@ mod tests {
         .unwrap();
         let csv = dir.path().join("b.csv");
         std::fs::write(&csv, CSV).unwrap();
-        assert_eq!(read_log(&stderr).unwrap().format, LogFormat::Stderr);
-        assert_eq!(read_log(&csv).unwrap().format, LogFormat::Csv);
-        assert_eq!(from_log(&csv).unwrap().len(), 2);
-        let e = from_log(&dir.path().join("missing.log")).unwrap_err();
+        assert_eq!(read_log(&stderr, None).unwrap().format, LogFormat::Stderr);
+        assert_eq!(read_log(&csv, None).unwrap().format, LogFormat::Csv);
+        assert_eq!(from_log(&csv, None).unwrap().len(), 2);
+        let e = from_log(&dir.path().join("missing.log"), None).unwrap_err();
         assert!(e.is_bad_input(), "{e}");
+    }
+
+    #[test]
+    fn stderr_prefix_names_the_database_in_the_documented_forms() {
+        let db = prefix_database;
+        assert_eq!(
+            db("2026-01-02 10:00:00.123 UTC [4242] app@shop "),
+            Some("shop")
+        );
+        assert_eq!(db("[4242] [app@shop] "), Some("shop"));
+        assert_eq!(
+            db("2026-01-02 10:00:00 UTC [1]: db=shop,user=app "),
+            Some("shop")
+        );
+        assert_eq!(db("user=app database=shop "), Some("shop"));
+        assert_eq!(db("[dbname=shop] "), Some("shop"));
+        assert_eq!(
+            db("pid=1 db=,user= "),
+            None,
+            "a background process names none"
+        );
+        assert_eq!(db("[4242] app@[unknown] "), None);
+        assert_eq!(db("2026-01-02 10:00:00 UTC [1] "), None);
+        assert_eq!(db("< 2026-01-02 10:00:02 > "), None);
+        assert_eq!(db("mydb=x "), None, "db= only as a word of its own");
+    }
+
+    #[test]
+    fn stderr_keeps_the_asked_databases_entries_and_their_details() {
+        let log = "2026-01-02 10:00:00 UTC [1] app@shop LOG:  duration: 1.000 ms  execute s1: SELECT * FROM orders WHERE id = $1\n\
+                   2026-01-02 10:00:00 UTC [1] app@shop DETAIL:  parameters: $1 = '7'\n\
+                   2026-01-02 10:00:00 UTC [2] app@crm LOG:  duration: 2.000 ms  statement: SELECT * FROM leads\n\
+                   \tWHERE id = 1\n\
+                   2026-01-02 10:00:00 UTC [3] LOG:  checkpoint starting: time\n\
+                   2026-01-02 10:00:01 UTC [1] app@shop LOG:  duration: 3.000 ms  statement: SELECT * FROM items\n";
+        let r = parse_stderr(log.as_bytes(), "pg.log", Some("shop")).unwrap();
+        assert_eq!(
+            texts(&r),
+            vec!["SELECT * FROM orders WHERE id = '7'", "SELECT * FROM items"]
+        );
+        assert!(r.database_known);
+        assert_eq!(r.other_databases, 1);
+        assert_eq!(
+            r.skipped, 1,
+            "the checkpoint line names no database: read, not a run"
+        );
+        let all = parse_stderr(log.as_bytes(), "pg.log", None).unwrap();
+        assert_eq!(all.queries.len(), 3);
+        let other = parse_stderr(log.as_bytes(), "pg.log", Some("crm")).unwrap();
+        assert_eq!(texts(&other), vec!["SELECT * FROM leads\nWHERE id = 1"]);
+    }
+
+    #[test]
+    fn stderr_without_the_database_in_its_prefix_is_read_whole() {
+        let log = "2026-01-02 10:00:00 UTC [1] LOG:  duration: 1.000 ms  statement: SELECT * FROM a\n\
+                   2026-01-02 10:00:00 UTC [2] LOG:  duration: 1.000 ms  statement: SELECT * FROM b\n";
+        let r = parse_stderr(log.as_bytes(), "pg.log", Some("shop")).unwrap();
+        assert_eq!(r.queries.len(), 2);
+        assert!(!r.database_known);
+        assert_eq!(r.other_databases, 0);
+    }
+
+    #[test]
+    fn csvlog_and_jsonlog_keep_the_asked_databases_entries() {
+        let r = parse_csv(CSV.as_bytes(), "pg.csv", Some("shop")).unwrap();
+        assert_eq!(r.queries.len(), 2);
+        assert!(r.database_known);
+        let r = parse_csv(CSV.as_bytes(), "pg.csv", Some("crm")).unwrap();
+        assert!(r.queries.is_empty());
+        assert_eq!(r.other_databases, 3);
+        let log = concat!(
+            r#"{"dbname":"shop","error_severity":"LOG","message":"duration: 7.000 ms  statement: SELECT * FROM orders"}"#,
+            "\n",
+            r#"{"dbname":"crm","error_severity":"LOG","message":"duration: 7.000 ms  statement: SELECT * FROM leads"}"#,
+            "\n",
+            r#"{"error_severity":"LOG","message":"checkpoint complete"}"#,
+            "\n",
+        );
+        let r = parse_json(log.as_bytes(), "pg.json", Some("crm")).unwrap();
+        assert_eq!(texts(&r), vec!["SELECT * FROM leads"]);
+        assert_eq!((r.other_databases, r.skipped), (1, 1));
+        assert!(r.database_known);
     }
 
     #[test]

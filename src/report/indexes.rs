@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::markdown_cell as cell;
 use super::term::{self, fit};
-use crate::indexes::model::{Advice, Candidate, Helped, KeyExpr, Reason, Suggestion};
+use crate::indexes::model::{Advice, Candidate, Helped, KeyExpr, PatternLimit, Reason, Suggestion};
 
 /// The width the table view fits.
 pub const WIDTH: usize = 80;
@@ -227,15 +227,21 @@ fn count(n: usize, one: &str, many: &str) -> String {
     format!("{n} {}", if n == 1 { one } else { many })
 }
 
-/// The keys of a candidate as people read them: `a`, `b DESC`, `lower(email)`.
+/// The keys of a candidate as people read them: `a`, `b DESC`, `lower(email)`,
+/// `name text_pattern_ops`.
 pub fn columns(c: &Candidate) -> Vec<String> {
     c.keys
         .iter()
-        .map(|k| {
+        .enumerate()
+        .map(|(i, k)| {
             let mut s = match &k.key {
                 KeyExpr::Column { name } => name.to_string(),
                 KeyExpr::Expression { sql, .. } => sql.clone(),
             };
+            if let Some(opclass) = c.opclass(i) {
+                s.push(' ');
+                s.push_str(opclass);
+            }
             s.push_str(k.order_sql());
             s
         })
@@ -287,6 +293,17 @@ pub fn reason_text(r: &Reason) -> String {
             number(*writes_per_second)
         ),
         Reason::NothingToIndex => "no condition, join key or sort an index could serve".to_string(),
+        Reason::UnsearchablePattern { column, why } => format!(
+            "no btree searches {column}'s pattern: {}",
+            match why {
+                PatternLimit::CaseInsensitive =>
+                    "ILIKE is case-insensitive (index lower(column) and compare lower() with LIKE)",
+                PatternLimit::Parameter =>
+                    "the pattern is a parameter, its prefix unknown to a generic plan",
+                PatternLimit::NoPatternOpclass =>
+                    "its collation is not C and its type has no pattern operator class",
+            }
+        ),
     }
 }
 

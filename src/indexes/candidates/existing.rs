@@ -2,7 +2,9 @@
 //! prefix in any order, then the rest in order with one direction or its reverse, as a
 //! btree scans both ways), its INCLUDE columns among the index's, the same partial
 //! predicate; a unique index (or primary key) whose keys are all equalities of the
-//! candidate returns at most one row already.
+//! candidate returns at most one row already. Operator classes count: a plain btree on a
+//! column whose collation is not C does not serve a `text_pattern_ops` candidate (a LIKE
+//! prefix), the `text_pattern_ops` index does.
 //!
 //! The index's keys and directions come from its definition (pg_get_indexdef, parsed with
 //! pg_query) when the catalog has it, else from its key columns (taken as ascending).
@@ -51,10 +53,13 @@ impl<'c> Existing<'c> {
     }
 }
 
-/// One key of an existing index: the column name or the deparsed expression.
+/// One key of an existing index: the column name or the deparsed expression, and its
+/// operator class where the definition names one (pg_get_indexdef names only those that are
+/// not the type's default).
 struct IndexKey {
     text: String,
     desc: bool,
+    opclass: Option<String>,
 }
 
 impl Known<'_> {
@@ -71,11 +76,16 @@ impl Known<'_> {
         }
         let keys = &self.keys;
         let n_eq = n_eq.min(c.keys.len());
-        let (eq, rest) = c.keys.split_at(n_eq);
+        let eq: Vec<(&SortKey, Option<&str>)> = (0..n_eq)
+            .map(|i| (&c.keys[i], c.opclass(i).map(|o| o.as_str())))
+            .collect();
+        let rest: Vec<(&SortKey, Option<&str>)> = (n_eq..c.keys.len())
+            .map(|i| (&c.keys[i], c.opclass(i).map(|o| o.as_str())))
+            .collect();
         let unique = (ix.is_unique || ix.is_primary)
             && !keys.is_empty()
             && keys.len() <= n_eq
-            && keys.iter().all(|k| eq.iter().any(|e| matches(e, k)));
+            && keys.iter().all(|k| eq.iter().any(|e| matches_eq(*e, k)));
         if unique {
             return true;
         }
@@ -84,9 +94,16 @@ impl Known<'_> {
         }
         let eq_served = eq
             .iter()
-            .all(|e| keys[..n_eq].iter().any(|k| matches(e, k)));
-        let pairs: Vec<(&SortKey, &IndexKey)> = rest.iter().zip(&keys[n_eq..]).collect();
-        let rest_served = pairs.iter().all(|(s, k)| matches(s, k))
+            .all(|e| keys[..n_eq].iter().any(|k| matches_eq(*e, k)));
+        let pairs: Vec<(&SortKey, &IndexKey)> = rest
+            .iter()
+            .zip(&keys[n_eq..])
+            .filter(|((s, opclass), k)| {
+                matches(s, k) && same_opclass(*opclass, k.opclass.as_deref())
+            })
+            .map(|((s, _), k)| (*s, k))
+            .collect();
+        let rest_served = pairs.len() == rest.len()
             && (pairs.iter().all(|(s, k)| s.desc == k.desc)
                 || pairs.iter().all(|(s, k)| s.desc != k.desc));
         eq_served && rest_served && includes(ix, keys, c)
@@ -98,6 +115,35 @@ fn matches(s: &SortKey, k: &IndexKey) -> bool {
         KeyExpr::Column { name } => name == k.text.as_str(),
         KeyExpr::Expression { sql, .. } => *sql == k.text,
     }
+}
+
+/// An equality key is served by the same key with the same operator class, and a key with
+/// the default class also by a pattern class (those keep `=`); a range or sort key only by
+/// the same class: a default btree on a column whose collation is not C does not serve a
+/// LIKE prefix, a `text_pattern_ops` one serves no ORDER BY or `<`.
+fn matches_eq((s, opclass): (&SortKey, Option<&str>), k: &IndexKey) -> bool {
+    matches(s, k)
+        && (same_opclass(opclass, k.opclass.as_deref())
+            || (opclass.is_none() && k.opclass.as_deref().is_some_and(is_pattern_opclass)))
+}
+
+fn same_opclass(a: Option<&str>, b: Option<&str>) -> bool {
+    a.map(pattern_family) == b.map(pattern_family)
+}
+
+/// varchar_pattern_ops is an operator class of the text_pattern_ops family: one is the other.
+fn pattern_family(opclass: &str) -> &str {
+    match opclass {
+        "varchar_pattern_ops" => "text_pattern_ops",
+        other => other,
+    }
+}
+
+fn is_pattern_opclass(opclass: &str) -> bool {
+    matches!(
+        opclass,
+        "text_pattern_ops" | "varchar_pattern_ops" | "bpchar_pattern_ops"
+    )
 }
 
 /// Every INCLUDE column of the candidate is a key or INCLUDE column of the index.
@@ -119,6 +165,10 @@ fn index_keys(ix: &Index) -> Vec<IndexKey> {
                         None => e.name.clone(),
                     },
                     desc: e.ordering() == pg_query::protobuf::SortByDir::SortbyDesc,
+                    opclass: e.opclass.iter().rev().find_map(|n| match n.node.as_ref() {
+                        Some(NodeEnum::String(s)) => Some(s.sval.clone()),
+                        _ => None,
+                    }),
                 }),
                 _ => None,
             })
@@ -132,6 +182,7 @@ fn index_keys(ix: &Index) -> Vec<IndexKey> {
             .map(|k| IndexKey {
                 text: k.to_string(),
                 desc: false,
+                opclass: None,
             })
             .collect(),
     }

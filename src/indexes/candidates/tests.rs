@@ -4,8 +4,8 @@
 use super::generate;
 use crate::advise::thresholds::Thresholds;
 use crate::indexes::model::{
-    Candidate, CandidateSet, Catalog, Column, ColumnStats, KeyExpr, Query, Reason, SortKey, Source,
-    Table,
+    Candidate, CandidateSet, Catalog, Column, ColumnStats, KeyExpr, PatternLimit, Query, Reason,
+    SortKey, Source, Table,
 };
 use crate::indexes::shape::shape;
 use crate::snapshot::Index;
@@ -116,9 +116,37 @@ fn index(name: &str, table: &str, keys: &[&str], definition: &str) -> Index {
     }
 }
 
+/// A text-like column of `type_name` sorting by `collation`.
+fn text_column(name: &str, type_name: &str, collation: &str) -> Column {
+    Column {
+        name: name.into(),
+        type_name: type_name.into(),
+        collation: Some(collation.into()),
+        stats: stats(-0.5, &[]),
+        ..Column::default()
+    }
+}
+
+fn people() -> Table {
+    table(
+        "people",
+        200_000.0,
+        4_000,
+        vec![
+            column("id", stats(-1.0, &[])),
+            text_column("name", "text", "en_US.UTF-8"),
+            text_column("code", "character varying(20)", "en_US.UTF-8"),
+            text_column("tag", "text", "C"),
+            text_column("nick", "citext", "en_US.UTF-8"),
+            column("team", stats(20.0, &[])),
+            column("score", stats(-0.2, &[])),
+        ],
+    )
+}
+
 fn catalog(indexes: Vec<Index>) -> Catalog {
     Catalog {
-        tables: vec![orders(), customers(), settings()],
+        tables: vec![orders(), customers(), settings(), people()],
         indexes,
         search_path: vec!["public".into()],
     }
@@ -533,4 +561,163 @@ fn update_and_delete_conditions_get_candidates() {
     assert_eq!(ddls(&set), vec!["USING \"btree\" (\"created_at\")"]);
     let set = run("UPDATE customers SET name = $1 WHERE email = $2");
     assert_eq!(ddls(&set), vec!["USING \"btree\" (\"email\")"]);
+}
+
+#[test]
+fn like_prefix_on_a_c_column_gets_a_plain_btree() {
+    let set = run("SELECT * FROM people WHERE tag LIKE 'ab%'");
+    assert_eq!(ddls(&set), vec!["USING \"btree\" (\"tag\")"]);
+}
+
+#[test]
+fn like_prefix_on_a_column_not_sorting_as_c_gets_its_types_pattern_opclass() {
+    let set = run("SELECT * FROM people WHERE name LIKE 'Ann%'");
+    assert_eq!(
+        ddls(&set),
+        vec!["USING \"btree\" (\"name\" \"text_pattern_ops\")"]
+    );
+    let set = run("SELECT * FROM people WHERE code LIKE 'X-1%'");
+    assert_eq!(
+        ddls(&set),
+        vec!["USING \"btree\" (\"code\" \"varchar_pattern_ops\")"]
+    );
+    // After the equalities, as any range; the equality key keeps the default class.
+    let set = run("SELECT * FROM people WHERE team = $1 AND name LIKE 'Ann%'");
+    assert_eq!(
+        ddls(&set)[0],
+        "USING \"btree\" (\"team\", \"name\" \"text_pattern_ops\")"
+    );
+    let c = &set.candidates[set.per_query[0][0]];
+    assert_eq!(c.opclass(0), None);
+    assert_eq!(c.opclass(1).map(|o| o.as_str()), Some("text_pattern_ops"));
+}
+
+#[test]
+fn like_prefix_with_a_sort_on_the_same_column_keeps_both_options() {
+    // The pattern class serves the LIKE but not the collation's order: both are costed.
+    let set = run("SELECT * FROM people WHERE name LIKE 'Ann%' ORDER BY name LIMIT 10");
+    assert!(has(&set, "USING \"btree\" (\"name\")"), "{:?}", ddls(&set));
+    assert!(has(&set, "USING \"btree\" (\"name\" \"text_pattern_ops\")"));
+}
+
+#[test]
+fn like_with_a_parameter_and_ilike_get_nothing_with_the_reason() {
+    let reason = |sql: &str| {
+        let set = run(sql);
+        assert!(set.per_query[0].is_empty(), "{sql}: {:?}", ddls(&set));
+        left_alone(&set).cloned()
+    };
+    let why = |column: &str, why| {
+        Some(Reason::UnsearchablePattern {
+            column: column.into(),
+            why,
+        })
+    };
+    assert_eq!(
+        reason("SELECT * FROM people WHERE tag LIKE $1"),
+        why("tag", PatternLimit::Parameter)
+    );
+    assert_eq!(
+        reason("SELECT * FROM people WHERE name LIKE $1::text"),
+        why("name", PatternLimit::Parameter)
+    );
+    assert_eq!(
+        reason("SELECT * FROM people WHERE tag ILIKE 'ab%'"),
+        why("tag", PatternLimit::CaseInsensitive)
+    );
+    assert_eq!(
+        reason("SELECT * FROM people WHERE name LIKE '%nn'"),
+        Some(Reason::NothingToIndex)
+    );
+    assert_eq!(
+        reason("SELECT * FROM people WHERE nick LIKE 'ab%'"),
+        why("nick", PatternLimit::NoPatternOpclass)
+    );
+    assert_eq!(
+        reason("SELECT * FROM people WHERE name NOT LIKE 'ab%'"),
+        Some(Reason::NothingToIndex)
+    );
+    // Another condition still gets its candidate.
+    let set = run("SELECT * FROM people WHERE name ILIKE 'ab%' AND score = $1");
+    assert_eq!(ddls(&set), vec!["USING \"btree\" (\"score\")"]);
+}
+
+#[test]
+fn a_plain_btree_does_not_serve_a_like_prefix_where_the_collation_is_not_c() {
+    let plain = index(
+        "people_name_idx",
+        "people",
+        &["name"],
+        "CREATE INDEX people_name_idx ON public.people USING btree (name)",
+    );
+    let pattern = index(
+        "people_name_pattern_idx",
+        "people",
+        &["name"],
+        "CREATE INDEX people_name_pattern_idx ON public.people USING btree (name text_pattern_ops)",
+    );
+    let like = "SELECT * FROM people WHERE name LIKE 'Ann%'";
+    let set = run_with(&catalog(vec![plain.clone()]), &[like]);
+    assert_eq!(
+        ddls(&set),
+        vec!["USING \"btree\" (\"name\" \"text_pattern_ops\")"]
+    );
+    let set = run_with(&catalog(vec![pattern.clone()]), &[like]);
+    assert!(set.per_query[0].is_empty(), "{:?}", ddls(&set));
+    assert_eq!(
+        left_alone(&set),
+        Some(&Reason::AlreadyIndexed {
+            index: "people_name_pattern_idx".into()
+        })
+    );
+    // The pattern class keeps `=`: it serves an equality; not a sort.
+    let set = run_with(
+        &catalog(vec![pattern]),
+        &["SELECT * FROM people WHERE name = $1"],
+    );
+    assert!(set.per_query[0].is_empty(), "{:?}", ddls(&set));
+    let varchar = index(
+        "people_code_idx",
+        "people",
+        &["code"],
+        "CREATE INDEX people_code_idx ON public.people USING btree (code text_pattern_ops)",
+    );
+    let set = run_with(
+        &catalog(vec![varchar]),
+        &["SELECT * FROM people WHERE code LIKE 'X%'"],
+    );
+    assert!(
+        set.per_query[0].is_empty(),
+        "text_pattern_ops and varchar_pattern_ops are one family: {:?}",
+        ddls(&set)
+    );
+}
+
+#[test]
+fn group_by_without_a_condition_gets_its_keys_in_order_and_a_covering_variant() {
+    let set = run("SELECT team, score, count(*) FROM people GROUP BY team, score ORDER BY team");
+    assert_eq!(ddls(&set), vec!["USING \"btree\" (\"team\", \"score\")"]);
+    let set = run("SELECT team, max(score) FROM people GROUP BY team");
+    assert_eq!(
+        ddls(&set),
+        vec![
+            "USING \"btree\" (\"team\")",
+            "USING \"btree\" (\"team\") INCLUDE (\"score\")"
+        ]
+    );
+}
+
+#[test]
+fn group_by_after_a_range_is_an_option_of_its_own() {
+    let set = run("SELECT team, count(*) FROM people WHERE score > $1 GROUP BY team");
+    assert!(has(&set, "USING \"btree\" (\"score\")"), "{:?}", ddls(&set));
+    assert!(has(&set, "USING \"btree\" (\"team\")"), "{:?}", ddls(&set));
+    assert!(has(&set, "USING \"btree\" (\"team\") INCLUDE (\"score\")"));
+    // After an equality the grouping keys follow it.
+    let set = run("SELECT score, count(*) FROM people WHERE team = $1 GROUP BY score");
+    assert!(
+        has(&set, "USING \"btree\" (\"team\", \"score\")"),
+        "{:?}",
+        ddls(&set)
+    );
 }

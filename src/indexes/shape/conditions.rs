@@ -5,7 +5,7 @@ use pg_query::{Node, NodeEnum};
 
 use super::expr;
 use super::{Atom, Term, Walker};
-use crate::indexes::model::{KeyExpr, Predicate, PredicateOp};
+use crate::indexes::model::{KeyExpr, PatternLimit, Predicate, PredicateOp};
 
 impl Walker<'_> {
     /// Records a WHERE/ON clause. `keep` says which accesses its predicates may filter
@@ -49,7 +49,7 @@ impl Walker<'_> {
             let mut preds = Vec::new();
             for conjunct in conjuncts(arg) {
                 match self.atom(conjunct) {
-                    Atom::Pred(a, p) if p.op != PredicateOp::Other => {
+                    Atom::Pred(a, p) if p.op.searches() => {
                         usable &= access.map_or(true, |x| x == a);
                         access = Some(a);
                         preds.push(p);
@@ -152,7 +152,7 @@ impl Walker<'_> {
             pb::AExprKind::AexprOp => self.comparison(&op, l, r),
             pb::AExprKind::AexprOpAny => self.any(&op, l, r),
             pb::AExprKind::AexprIn => self.in_list(&op, l, r),
-            pb::AExprKind::AexprLike => self.like(&op, l, r),
+            pb::AExprKind::AexprLike | pb::AExprKind::AexprIlike => self.like(&op, l, r),
             pb::AExprKind::AexprBetween => self.between(l, r),
             _ => {
                 self.scan(l);
@@ -231,12 +231,26 @@ impl Walker<'_> {
         )
     }
 
-    /// `k LIKE 'abc%'` searches a prefix; any other LIKE (or ILIKE, NOT LIKE) only reads.
+    /// `k LIKE 'abc%'` searches a prefix; ILIKE and `LIKE $1` only read, as a
+    /// [`PredicateOp::Pattern`] that says why; any other LIKE (a leading wildcard, NOT LIKE)
+    /// only reads, as [`PredicateOp::Other`].
     fn like(&mut self, op: &str, l: &Node, r: &Node) -> Atom {
-        let prefix = op == "~~" && expr::string_value(r).is_some_and(expr::like_prefix);
+        let pattern = expr::string_value(r);
+        let prefix = op == "~~" && pattern.is_some_and(expr::like_prefix);
         match (self.term(l), self.term(r)) {
             (Term::Key(a, k), Term::Value(c)) if prefix => {
                 Atom::Pred(a, pred(k, PredicateOp::LikePrefix, c))
+            }
+            (Term::Key(a, k), Term::Value(_)) => {
+                let why = match op {
+                    "~~*" => Some(PatternLimit::CaseInsensitive),
+                    "~~" if pattern.is_none() && expr::is_parameter(r) => {
+                        Some(PatternLimit::Parameter)
+                    }
+                    _ => None,
+                };
+                let op = why.map_or(PredicateOp::Other, |why| PredicateOp::Pattern { why });
+                Atom::Pred(a, pred(k, op, None))
             }
             (Term::Key(a, k), _) => Atom::Pred(a, pred(k, PredicateOp::Other, None)),
             _ => Atom::Nothing,

@@ -196,6 +196,15 @@ pub(super) fn string_value(node: &Node) -> Option<&str> {
     }
 }
 
+/// Whether the node is a parameter (`$1`, `$1::text`).
+pub(super) fn is_parameter(node: &Node) -> bool {
+    match node.node.as_ref() {
+        Some(NodeEnum::ParamRef(_)) => true,
+        Some(NodeEnum::TypeCast(c)) => c.arg.as_deref().is_some_and(is_parameter),
+        _ => false,
+    }
+}
+
 /// The integer value of an integer constant (LIMIT, ORDER BY 1).
 pub(super) fn integer_value(node: &Node) -> Option<i64> {
     match &literal(node)?.val {
