@@ -5,72 +5,17 @@
 use plotters::coord::Shift;
 use plotters::prelude::*;
 
+use super::chart::{chart_error, ms, palette, positive_range, Bars, Scale, Series, WIDTH};
+use super::html::{esc, page};
 use crate::bench::compare::{Comparison, Pair};
 use crate::bench::{BenchResult, Latency, ScriptResult};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
-const WIDTH: u32 = 960;
 const HEIGHT: u32 = 480;
 const PERCENTILES: [&str; 5] = ["p50", "p90", "p99", "p99.9", "max"];
 
-/// Text for HTML: `&`, `<`, `>`, `"` and `'` escaped.
-fn esc(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
-
-fn page(title: &str, body: &str) -> String {
-    format!(
-        "<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n\
-         <title>{t}</title>\n<style>\n\
-         body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}\n\
-         table {{ border-collapse: collapse; margin: 1em 0; }}\n\
-         th, td {{ border: 1px solid #ccc; padding: 0.25em 0.6em; text-align: right; }}\n\
-         th:first-child, td:first-child {{ text-align: left; }}\n\
-         th {{ background: #f3f3f3; }}\n\
-         .better {{ color: #1a7f37; }} .worse {{ color: #cf222e; }}\n\
-         </style>\n</head>\n<body>\n<h1>{t}</h1>\n{body}</body>\n</html>\n",
-        t = esc(title)
-    )
-}
-
-fn chart_error(e: impl std::fmt::Display) -> Error {
-    Error::Internal(format!("drawing the chart: {e}"))
-}
-
-fn ms(v: f64) -> String {
-    if v >= 100.0 {
-        format!("{v:.0}")
-    } else if v >= 1.0 {
-        format!("{v:.2}")
-    } else {
-        format!("{v:.3}")
-    }
-}
-
 fn latency_values(l: &Latency) -> [f64; 5] {
     [l.p50_ms, l.p90_ms, l.p99_ms, l.p999_ms, l.max_ms]
-}
-
-/// A log-scale range of milliseconds covering `values` (positive ones), with some room.
-fn ms_range(values: impl Iterator<Item = f64>) -> std::ops::Range<f64> {
-    let (lo, hi) = values
-        .filter(|v| *v > 0.0)
-        .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
-    if hi <= 0.0 {
-        return 0.001..1.0;
-    }
-    (lo / 1.5)..(hi * 1.5)
 }
 
 /// The latency percentiles of each operation as lines over p50 .. max (log scale).
@@ -90,7 +35,7 @@ fn draw_percentiles(
     title: &str,
     series: &[(String, [f64; 5])],
 ) -> Result<()> {
-    let range = ms_range(series.iter().flat_map(|(_, v)| v.iter().copied()));
+    let range = positive_range(series.iter().flat_map(|(_, v)| v.iter().copied()));
     let mut chart = ChartBuilder::on(root)
         .caption(title, ("sans-serif", 18))
         .margin(12)
@@ -149,75 +94,25 @@ fn before_after_chart(
     labels: (&str, &str),
     rows: &[(String, Option<f64>, Option<f64>)],
 ) -> Result<String> {
-    let mut svg = String::new();
-    {
-        let n = rows.len().max(1);
-        let height = (HEIGHT / 2).max(90 + 34 * n as u32);
-        let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
-        root.fill(&WHITE).map_err(chart_error)?;
-        let range = ms_range(
-            rows.iter()
-                .flat_map(|(_, a, b)| [a.unwrap_or(0.0), b.unwrap_or(0.0)]),
-        );
-        let left = range.start;
-        let mut chart = ChartBuilder::on(&root)
-            .caption(title, ("sans-serif", 18))
-            .margin(12)
-            .x_label_area_size(36)
-            .y_label_area_size(190)
-            .build_cartesian_2d(range.log_scale(), 0f64..n as f64)
-            .map_err(chart_error)?;
-        // Row i is drawn at n - 1 - i, so the first operation is on top.
-        let names: Vec<String> = rows.iter().map(|r| r.0.clone()).collect();
-        chart
-            .configure_mesh()
-            .disable_y_mesh()
-            .y_labels(n * 2 + 1)
-            .y_label_formatter(&|y| {
-                let i = (y - 0.5).round();
-                if (y - 0.5 - i).abs() < 0.01 && i >= 0.0 && (i as usize) < names.len() {
-                    names[names.len() - 1 - i as usize].clone()
-                } else {
-                    String::new()
-                }
+    Bars {
+        title,
+        axis: "latency (ms)",
+        series: [labels.0, labels.1]
+            .into_iter()
+            .enumerate()
+            .map(|(i, label)| Series {
+                label: label.to_string(),
+                color: palette(i),
             })
-            .x_desc("ms (log scale)")
-            .x_label_formatter(&|x| ms(*x))
-            .draw()
-            .map_err(chart_error)?;
-        let colors = [Palette99::pick(0).to_rgba(), Palette99::pick(1).to_rgba()];
-        for (side, label) in [labels.0, labels.1].into_iter().enumerate() {
-            let color = colors[side];
-            let bars: Vec<Rectangle<(f64, f64)>> = rows
-                .iter()
-                .enumerate()
-                .filter_map(|(i, r)| {
-                    let v = if side == 0 { r.1 } else { r.2 }?;
-                    (v > 0.0).then(|| {
-                        // A above B within the operation's row.
-                        let y1 = (n - 1 - i) as f64 + 0.9 - side as f64 * 0.4;
-                        Rectangle::new([(left, y1), (v, y1 - 0.38)], color.filled())
-                    })
-                })
-                .collect();
-            chart
-                .draw_series(bars)
-                .map_err(chart_error)?
-                .label(label.to_string())
-                .legend(move |(x, y)| {
-                    Rectangle::new([(x, y - 5), (x + 12, y + 5)], color.filled())
-                });
-        }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::LowerRight)
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .draw()
-            .map_err(chart_error)?;
-        root.present().map_err(chart_error)?;
+            .collect(),
+        rows: rows
+            .iter()
+            .map(|(name, a, b)| (name.clone(), vec![*a, *b]))
+            .collect(),
+        scale: Scale::Log,
+        format: ms,
     }
-    Ok(svg)
+    .svg()
 }
 
 fn run_summary(r: &BenchResult) -> String {

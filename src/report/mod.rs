@@ -3,10 +3,13 @@
 
 pub mod bench;
 pub mod bench_html;
+mod chart;
+mod html;
 pub mod indexes;
 mod json;
 pub mod maintain;
 mod markdown;
+pub mod optimize;
 pub(crate) use markdown::cell as markdown_cell;
 mod table;
 pub mod term;
