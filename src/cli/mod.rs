@@ -12,6 +12,7 @@ mod demo;
 mod embedded;
 mod governance;
 mod indexes;
+mod optimize;
 mod progress;
 mod target;
 mod tune;
@@ -73,6 +74,10 @@ enum Command {
     /// costed with hypothetical indexes (HypoPG) and explained; `--apply` builds them with
     /// CREATE INDEX CONCURRENTLY (journaled), `--rollback JOURNAL` drops them again.
     Indexes(indexes::IndexesArgs),
+    /// The five phases in one run: analyze, indexes, maintenance, settings and a benchmark
+    /// before and after; the plan by default, `--apply` applies what is safe (journaled),
+    /// `--report DIR` writes report.json, report.md and report.html.
+    Optimize(optimize::OptimizeArgs),
     /// Recommend settings: `--method pgtune` gives exactly PGTune's numbers for the given
     /// hardware (`--memory 16GB --cpus 8`), as a report, a conf file or ALTER SYSTEM; with a
     /// TARGET, current against recommended, `--apply` (journaled) and `--rollback JOURNAL`.
@@ -118,6 +123,7 @@ pub fn run() -> ExitCode {
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
             Command::Indexes(args) => indexes::run(args, cli.verbose > 0).await,
+            Command::Optimize(args) => optimize::run(args).await,
             Command::Tune(args) => tune::run(args).await,
         }
     });

@@ -7,6 +7,7 @@ pub mod indexes;
 mod json;
 mod markdown;
 pub(crate) use markdown::cell as markdown_cell;
+pub mod optimize;
 mod table;
 pub mod term;
 pub mod thresholds;
