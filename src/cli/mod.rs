@@ -64,7 +64,9 @@ enum Command {
     /// Load-test a server: latency percentiles, throughput, errors by SQLSTATE; `bench compare`
     /// puts two saved results side by side.
     Bench(bench::BenchArgs),
-    /// Start a throw-away cluster, plant problems in a sample database, analyze it, stop.
+    /// Start a throw-away cluster, deploy and seed the governance database, run its workload,
+    /// then `optimize --apply` with a benchmark before and after; print the summary and the
+    /// report paths, stop.
     Demo(demo::DemoArgs),
     /// Keep an embedded PostgreSQL cluster running for interactive use.
     Embedded(embedded::EmbeddedArgs),
@@ -119,7 +121,7 @@ pub fn run() -> ExitCode {
         match cli.command {
             Command::Analyze(args) => analyze::run(args, cli.verbose > 0).await,
             Command::Bench(args) => bench::run(args).await,
-            Command::Demo(args) => demo::run(args, cli.verbose > 0).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
             Command::Indexes(args) => indexes::run(args, cli.verbose > 0).await,

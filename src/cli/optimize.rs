@@ -53,45 +53,84 @@ pub struct OptimizeArgs {
 }
 
 pub async fn run(args: OptimizeArgs) -> anyhow::Result<u8> {
-    Ok(run_report(&args).await?.1)
+    let settings = Settings::from(&args);
+    settings.check_dirs()?;
+    let (target, conn) = args.target.connect().await?;
+    Ok(run_on(&target, &conn, &settings).await?.1)
 }
 
-/// Runs optimize as `args` say and prints the plan, the outcome and the summary. Returns the
-/// report and the exit code (0 every phase done or skipped, 3 a phase failed, 130
-/// interrupted). Used by `pgopt demo` as well.
-pub async fn run_report(args: &OptimizeArgs) -> anyhow::Result<(Report, u8)> {
-    // Before connecting, before any change: where the report and the journals go.
-    if let Some(dir) = &args.report {
-        crate::report::optimize::check_writable(dir)?;
+/// What a run is asked to do, resolved from the flags (`pgopt demo` fills it itself).
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub mode: Mode,
+    pub profile: Option<crate::tune::Profile>,
+    pub report: Option<PathBuf>,
+    pub bench_duration: Duration,
+    pub clients: usize,
+    pub journal_dir: PathBuf,
+    pub schema: String,
+    pub no_progress: bool,
+}
+
+impl From<&OptimizeArgs> for Settings {
+    fn from(args: &OptimizeArgs) -> Self {
+        Settings {
+            mode: match (args.apply, args.quick) {
+                (true, _) => Mode::Apply,
+                (_, true) => Mode::Quick,
+                _ => Mode::DryRun,
+            },
+            profile: args.profile.map(Into::into),
+            report: args.report.clone(),
+            bench_duration: args.bench_duration,
+            clients: args.clients,
+            journal_dir: args
+                .journal_dir
+                .clone()
+                .or_else(|| args.report.clone())
+                .unwrap_or_else(|| PathBuf::from(".")),
+            schema: args.schema.clone(),
+            no_progress: args.no_progress,
+        }
     }
-    let journal_dir = args
-        .journal_dir
-        .clone()
-        .or_else(|| args.report.clone())
-        .unwrap_or_else(|| PathBuf::from("."));
-    if args.apply {
-        crate::report::optimize::check_writable(&journal_dir).map_err(|_| {
-            crate::Error::BadInput(format!(
-                "the journal directory {} cannot be written; give another --journal-dir; \
-                 nothing was changed",
-                journal_dir.display()
-            ))
-        })?;
+}
+
+impl Settings {
+    /// Before connecting, before any change: the report and journal directories can be
+    /// written.
+    pub fn check_dirs(&self) -> crate::Result<()> {
+        if let Some(dir) = &self.report {
+            crate::report::optimize::check_writable(dir)?;
+        }
+        if self.mode == Mode::Apply {
+            crate::report::optimize::check_writable(&self.journal_dir).map_err(|_| {
+                crate::Error::BadInput(format!(
+                    "the journal directory {} cannot be written; give another --journal-dir; \
+                     nothing was changed",
+                    self.journal_dir.display()
+                ))
+            })?;
+        }
+        Ok(())
     }
-    let (target, conn) = args.target.connect().await?;
-    let mode = match (args.apply, args.quick) {
-        (true, _) => Mode::Apply,
-        (_, true) => Mode::Quick,
-        _ => Mode::DryRun,
-    };
-    let progress: Arc<dyn crate::progress::Progress> = if args.no_progress {
+}
+
+/// Runs optimize on the server behind `conn` and prints the plan, the outcome and the summary.
+/// Returns the report and the exit code (0 every phase done or skipped, 3 a phase failed, 130
+/// interrupted). Call [`Settings::check_dirs`] first.
+pub async fn run_on(
+    target: &crate::db::Target,
+    conn: &crate::db::Conn,
+    settings: &Settings,
+) -> anyhow::Result<(Report, u8)> {
+    let progress: Arc<dyn crate::progress::Progress> = if settings.no_progress {
         Arc::new(crate::progress::NoProgress)
     } else {
         Arc::new(super::progress::Bars::stderr())
     };
     // Ctrl-C while changing: the step in flight finishes or is rolled back, the journal is
     // completed and the report says where it stopped. A dry run changes nothing: Ctrl-C ends it.
-    let (interrupt, watcher) = if args.apply {
+    let (interrupt, watcher) = if settings.mode == Mode::Apply {
         let (stop, rx) = tokio::sync::watch::channel(false);
         let watcher = tokio::spawn(async move {
             if tokio::signal::ctrl_c().await.is_ok() {
@@ -105,12 +144,12 @@ pub async fn run_report(args: &OptimizeArgs) -> anyhow::Result<(Report, u8)> {
     };
     let started = std::time::Instant::now();
     let opts = optimize::Options {
-        mode,
-        profile: args.profile.map(Into::into),
-        bench_duration: args.bench_duration,
-        clients: args.clients,
-        journal_dir,
-        schema: args.schema.clone(),
+        mode: settings.mode,
+        profile: settings.profile,
+        bench_duration: settings.bench_duration,
+        clients: settings.clients,
+        journal_dir: settings.journal_dir.clone(),
+        schema: settings.schema.clone(),
         interrupt,
         progress,
         say: Arc::new(move |line: &str| {
@@ -118,12 +157,12 @@ pub async fn run_report(args: &OptimizeArgs) -> anyhow::Result<(Report, u8)> {
         }),
         ..optimize::Options::default()
     };
-    let report = optimize::run(&target, &conn, &opts).await;
+    let report = optimize::run(target, conn, &opts).await;
     if let Some(w) = watcher {
         w.abort();
     }
     print!("{}", plan_text(&report));
-    match &args.report {
+    match &settings.report {
         Some(dir) => {
             let written = crate::report::optimize::write(dir, &report)?;
             print!("{}", crate::report::optimize::summary(&report, &written));
