@@ -821,7 +821,7 @@ impl Runner<'_> {
 }
 
 /// The reason of a phase an interrupt kept from running.
-const INTERRUPTED: &str = "not run: the run was interrupted (Ctrl-C)";
+const INTERRUPTED: &str = "the run was interrupted (Ctrl-C)";
 
 /// analyze's rules about indexes (the `--quick` diagnostics).
 const INDEX_RULES: &[&str] = &[
