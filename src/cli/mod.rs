@@ -13,6 +13,7 @@ mod embedded;
 mod governance;
 mod indexes;
 mod maintain;
+mod optimize;
 mod progress;
 mod target;
 mod tune;
@@ -64,7 +65,9 @@ enum Command {
     /// Load-test a server: latency percentiles, throughput, errors by SQLSTATE; `bench compare`
     /// puts two saved results side by side.
     Bench(bench::BenchArgs),
-    /// Start a throw-away cluster, plant problems in a sample database, analyze it, stop.
+    /// Start a throw-away cluster, deploy and seed the governance database, run its workload,
+    /// then `optimize --apply` with a benchmark before and after; print the summary and the
+    /// report paths, stop.
     Demo(demo::DemoArgs),
     /// Keep an embedded PostgreSQL cluster running for interactive use.
     Embedded(embedded::EmbeddedArgs),
@@ -78,6 +81,10 @@ enum Command {
     /// CONCURRENTLY where analyze's thresholds say so, biggest need first; `--apply` runs them
     /// (journaled, within `--budget`); `--next-window` reads the maintenance windows.
     Maintain(maintain::MaintainArgs),
+    /// The five phases in one run: analyze, indexes, maintenance, settings and a benchmark
+    /// before and after; the plan by default, `--apply` applies what is safe (journaled),
+    /// `--report DIR` writes report.json, report.md and report.html.
+    Optimize(optimize::OptimizeArgs),
     /// Recommend settings: `--method pgtune` gives exactly PGTune's numbers for the given
     /// hardware (`--memory 16GB --cpus 8`), as a report, a conf file or ALTER SYSTEM; with a
     /// TARGET, current against recommended, `--apply` (journaled) and `--rollback JOURNAL`.
@@ -119,11 +126,12 @@ pub fn run() -> ExitCode {
         match cli.command {
             Command::Analyze(args) => analyze::run(args, cli.verbose > 0).await,
             Command::Bench(args) => bench::run(args).await,
-            Command::Demo(args) => demo::run(args, cli.verbose > 0).await,
+            Command::Demo(args) => demo::run(args).await,
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
             Command::Indexes(args) => indexes::run(args, cli.verbose > 0).await,
             Command::Maintain(args) => maintain::run(args).await,
+            Command::Optimize(args) => optimize::run(args).await,
             Command::Tune(args) => tune::run(args).await,
         }
     });
