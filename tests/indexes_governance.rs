@@ -51,7 +51,19 @@ fn advice_from_the_governance_workload_covers_the_five_acgs_access_paths() {
     ]);
     assert!(out.status.success(), "bench: {}", stderr(&out));
 
-    let out = pgopt(&["indexes", &dsn, "--format", "json", "--no-progress"]);
+    // At this scale users and policy_rules are a few pages: their lookups cost about 50, under
+    // index_min_initial_cost, and are worked for only by their share of the workload's time,
+    // which on a loaded machine the reports' inflated times can push under the default share.
+    // The share is timing, not advice: take every cheap statement's share as enough here.
+    let out = pgopt(&[
+        "indexes",
+        &dsn,
+        "--format",
+        "json",
+        "--no-progress",
+        "--threshold",
+        "index_cheap_statement_min_share=0",
+    ]);
     assert!(out.status.success(), "{}", stderr(&out));
     let advice: Value = serde_json::from_str(&stdout(&out)).expect("json");
     let suggested: Vec<(String, Vec<String>)> = advice["suggestions"]
