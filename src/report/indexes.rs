@@ -437,7 +437,7 @@ pub fn markdown(advice: &Advice) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::indexes::model::{Dropped, LeftAlone, SortKey};
+    use crate::indexes::model::{Dropped, LeftAlone, SortKey, Timing};
 
     fn key(name: &str, desc: bool) -> SortKey {
         SortKey {
@@ -648,6 +648,47 @@ mod tests {
     }
 
     #[test]
+    fn measured_times_show_the_parameter_values_within_80_columns() {
+        let advice = advice();
+        let query = |text: &str| crate::indexes::model::Query {
+            fingerprint: "abc123".into(),
+            text: text.into(),
+            calls: 1,
+            mean_ms: None,
+            source: crate::indexes::model::Source::Argument,
+        };
+        let queries = vec![
+            query(&advice.suggestions[0].helps[0].text),
+            query("SELECT 1 FROM t"),
+        ];
+        let timing = |q, ms, values: &[&str], note: Option<&str>| Timing {
+            query: q,
+            ms,
+            note: note.map(str::to_string),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        };
+        let values = ["$1 = 'a rather long representative value'", "$2 = 10"];
+        let before = [
+            timing(0, Some(120.5), &values, None),
+            timing(1, None, &[], Some("$1 (t.a) has no statistics: not run")),
+        ];
+        let after = [
+            timing(0, Some(0.25), &values, None),
+            timing(1, None, &[], Some("$1 (t.a) has no statistics: not run")),
+        ];
+        let text = measured(&advice, &queries, &before, &after);
+        assert!(text.contains("120.50→0.25"), "{text}");
+        assert!(text.contains(": run with $1 = 'a rather"), "{text}");
+        assert!(
+            text.contains("SELECT 1 FROM t: $1 (t.a) has no statistics"),
+            "{text}"
+        );
+        for line in text.lines() {
+            assert!(line.chars().count() <= WIDTH, "{line:?} in\n{text}");
+        }
+    }
+
+    #[test]
     fn no_suggestion_says_so() {
         let text = table(&Advice::default(), false);
         assert!(text.starts_with("No index to suggest."), "{text}");
@@ -719,7 +760,8 @@ pub fn applied(rows: &[AppliedRow]) -> String {
 }
 
 /// The helped statements' measured time before and after the build, beside the estimated
-/// plan cost before and after: one line each, fitting [`WIDTH`].
+/// plan cost before and after: one line each, fitting [`WIDTH`]; below, the representative
+/// values a statement's `$n` parameters ran with, and why a statement has no time.
 pub fn measured(
     advice: &Advice,
     queries: &[crate::indexes::model::Query],
@@ -752,6 +794,14 @@ pub fn measured(
             cost,
             format!("{}→{}", ms(b.ms), ms(a.and_then(|a| a.ms))),
         ]);
+        if !b.values.is_empty() {
+            let with = format!(
+                "{}: run with {}",
+                fit(&one_line(&q.text), 36),
+                b.values.join(", ")
+            );
+            notes.push(fit(&with, WIDTH));
+        }
         if let Some(n) = b.note.as_ref().or(a.and_then(|a| a.note.as_ref())) {
             notes.push(format!("{}: {n}", fit(&one_line(&q.text), 36)));
         }

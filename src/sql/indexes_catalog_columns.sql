@@ -1,4 +1,4 @@
-/* the columns of the tables $1 (oids), in order: type, NOT NULL, and the planner statistics of pg_stats where this role may read them (has_stats false otherwise, or before the first ANALYZE); most_common_vals as text. Of a partitioned table's two rows the one with inheritance, of a plain table's the one without */
+/* the columns of the tables $1 (oids), in order: type, NOT NULL, and the planner statistics of pg_stats where this role may read them (has_stats false otherwise, or before the first ANALYZE); most_common_vals and histogram_bounds as text arrays. Of a partitioned table's two rows the one with inheritance, of a plain table's the one without */
 SELECT a.attrelid::oid AS table_oid,
        a.attname::text AS name,
        a.attnum AS attnum,
@@ -10,7 +10,8 @@ SELECT a.attrelid::oid AS table_oid,
        s.n_distinct::float8 AS n_distinct,
        s.most_common_vals::text::text[] AS most_common_vals,
        s.most_common_freqs::float8[] AS most_common_freqs,
-       s.correlation::float8 AS correlation
+       s.correlation::float8 AS correlation,
+       s.histogram_bounds::text::text[] AS histogram_bounds
 FROM pg_catalog.pg_attribute a
 JOIN pg_catalog.pg_class c ON c.oid = a.attrelid
 JOIN pg_catalog.pg_namespace n ON n.oid = c.relnamespace
