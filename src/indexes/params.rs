@@ -63,8 +63,8 @@ pub fn representative(sql: &str, shape: &Shape, catalog: &Catalog) -> Result<Vec
     for n in numbers {
         let uses: Vec<&ParamUse> = shape.params.iter().filter(|u| u.number == n).collect();
         let mut why = format!(
-            "${n} is not compared with a table column (select list, or inside an expression): \
-             no representative value for it"
+            "${n} is compared with no table column (it is in the select list, or inside an \
+             expression), so it has no representative value"
         );
         let mut found = None;
         for u in uses {
@@ -479,10 +479,7 @@ mod tests {
         // $3 in the select list is compared with nothing.
         let sql = "SELECT $3, * FROM orders WHERE status = $1 AND total > $2";
         let e = representative(sql, &shape, &catalog()).unwrap_err();
-        assert!(
-            e.starts_with("$3 is not compared with a table column"),
-            "{e}"
-        );
+        assert!(e.starts_with("$3 is compared with no table column"), "{e}");
         // A use without a value, and a later one with a value: the later one serves.
         let shape = Shape {
             params: vec![on(1, ParamRole::Eq, "note"), on(1, ParamRole::Eq, "status")],

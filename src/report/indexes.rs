@@ -667,7 +667,11 @@ mod tests {
             note: note.map(str::to_string),
             values: values.iter().map(|v| v.to_string()).collect(),
         };
-        let values = ["$1 = 'a rather long representative value'", "$2 = 10"];
+        let values = [
+            "$1 = 'a rather long representative value'",
+            "$2 = 10",
+            "$3 = '2024-01-01 00:00:00+00'",
+        ];
         let before = [
             timing(0, Some(120.5), &values, None),
             timing(1, None, &[], Some("$1 (t.a) has no statistics: not run")),
@@ -678,7 +682,13 @@ mod tests {
         ];
         let text = measured(&advice, &queries, &before, &after);
         assert!(text.contains("120.50→0.25"), "{text}");
-        assert!(text.contains(": run with $1 = 'a rather"), "{text}");
+        assert!(text.contains("governance_workflow_t…: run with"), "{text}");
+        assert!(
+            text.contains("$1 = 'a rather long representative value', $2 = 10"),
+            "{text}"
+        );
+        // Every value is shown, on a continuation line where the first one is full.
+        assert!(text.contains("$3 = '2024-01-01 00:00:00+00'"), "{text}");
         assert!(
             text.contains("SELECT 1 FROM t: $1 (t.a) has no statistics"),
             "{text}"
@@ -795,12 +805,8 @@ pub fn measured(
             format!("{}→{}", ms(b.ms), ms(a.and_then(|a| a.ms))),
         ]);
         if !b.values.is_empty() {
-            let with = format!(
-                "{}: run with {}",
-                fit(&one_line(&q.text), 36),
-                b.values.join(", ")
-            );
-            notes.push(fit(&with, WIDTH));
+            let head = format!("{}: run with", fit(&one_line(&q.text), 36));
+            notes.extend(wrapped(&head, &b.values, WIDTH));
         }
         if let Some(n) = b.note.as_ref().or(a.and_then(|a| a.note.as_ref())) {
             notes.push(format!("{}: {n}", fit(&one_line(&q.text), 36)));
@@ -812,6 +818,35 @@ pub fn measured(
         out.push('\n');
     }
     out
+}
+
+/// `head` followed by `items` separated by commas, wrapped into lines of at most `width`
+/// (continuation lines indented); an item too long for a line of its own is cut.
+fn wrapped(head: &str, items: &[String], width: usize) -> Vec<String> {
+    const INDENT: &str = "   ";
+    let mut lines = Vec::new();
+    let mut line = head.to_string();
+    for (i, item) in items.iter().enumerate() {
+        let sep = if i + 1 < items.len() { "," } else { "" };
+        let piece = format!(" {item}{sep}");
+        if line.chars().count() + piece.chars().count() > width {
+            lines.push(line);
+            line = INDENT.to_string();
+        }
+        line.push_str(&piece);
+    }
+    lines.push(line);
+    lines
+        .into_iter()
+        .map(|l| {
+            if l.chars().count() <= width {
+                return l;
+            }
+            let mut cut: String = l.chars().take(width.saturating_sub(1)).collect();
+            cut.push('…');
+            cut
+        })
+        .collect()
 }
 
 fn one_line(text: &str) -> String {
