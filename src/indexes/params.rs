@@ -40,8 +40,8 @@ pub const BETWEEN_AT: (f64, f64) = (0.45, 0.55);
 pub const REPRESENTATIVE_LIMIT: i64 = 10;
 /// How many values an array parameter (`= ANY($n)`) gets.
 const ARRAY_VALUES: usize = 3;
-/// How much of a value the report shows.
-const SHOWN_CHARS: usize = 24;
+/// How much of a value the report shows (a quoted timestamp with time zone fits).
+const SHOWN_CHARS: usize = 34;
 
 /// The value one parameter is run with.
 #[derive(Debug, Clone, PartialEq)]
