@@ -267,8 +267,8 @@ fn param_tokens(sql: &str) -> Result<Vec<(usize, usize, u32)>, String> {
 }
 
 /// `sql` with each `$n` the lexer finds replaced by its binding's SQL (in parentheses); the
-/// rest of the text as it was. Errors when a parameter has no binding or the result does
-/// not parse.
+/// rest of the text as it was. Errors when a parameter has no binding, or the result does
+/// not parse or has another number of statements.
 pub fn substitute(sql: &str, bindings: &[Binding]) -> Result<String, String> {
     let mut out = String::with_capacity(sql.len() + 16 * bindings.len());
     let mut at = 0;
@@ -284,8 +284,12 @@ pub fn substitute(sql: &str, bindings: &[Binding]) -> Result<String, String> {
         at = end;
     }
     out.push_str(&sql[at..]);
-    pg_query::parse(&out)
+    let parsed = pg_query::parse(&out)
         .map_err(|e| format!("the statement with its values does not parse: {e}"))?;
+    let statements = pg_query::parse(sql).map(|p| p.protobuf.stmts.len()).ok();
+    if statements.is_some_and(|n| n != parsed.protobuf.stmts.len()) {
+        return Err("the statement with its values is not one statement as it was".into());
+    }
     Ok(out)
 }
 
