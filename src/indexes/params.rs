@@ -535,5 +535,13 @@ mod tests {
             got.ends_with("hostile = ('''); DROP TABLE x; --'::text)"),
             "{got}"
         );
+        // Should a binding ever carry unquoted SQL, the extra statement is refused.
+        let raw = Binding {
+            number: 1,
+            sql: "1); DROP TABLE x; SELECT (1".into(),
+            shown: String::new(),
+        };
+        let e = substitute("SELECT 1 FROM orders WHERE total = $1", &[raw]).unwrap_err();
+        assert!(e.contains("not one statement"), "{e}");
     }
 }
