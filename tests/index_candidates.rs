@@ -67,6 +67,7 @@ fn catalog(c: &Cluster) -> Catalog {
                     .map(|a| a.iter().filter_map(|f| f.as_f64()).collect())
                     .unwrap_or_default(),
                 correlation: None,
+                histogram_bounds: Vec::new(),
             }),
         })
         .collect();

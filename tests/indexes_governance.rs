@@ -2,7 +2,9 @@
 //! workload run through `pgopt bench` to fill pg_stat_statements, then `pgopt indexes` with
 //! no statement given. The advice must cover the five access paths ACGS named (shared
 //! DESIGN.md): users by e-mail and by username, policy rules by name, a user's security
-//! events, a resource's audit trail. (`cargo bench --bench indexes` measures the throughput.)
+//! events, a resource's audit trail. `--apply` then builds them and times the statements
+//! they help, parameters and all, before and after. (`cargo bench --bench indexes` measures
+//! the throughput.)
 
 mod cli_support;
 
@@ -107,4 +109,32 @@ fn advice_from_the_governance_workload_covers_the_five_acgs_access_paths() {
             assert!(st["calls"].as_i64().unwrap() > 0, "{st:#}");
         }
     }
+
+    let dir = tempfile::tempdir().unwrap();
+    let journal = dir.path().join("governance.json");
+    let out = pgopt(&[
+        "indexes",
+        &dsn,
+        "--apply",
+        "--journal",
+        journal.to_str().unwrap(),
+        "--no-progress",
+    ]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    // The statements the indexes help came from pg_stat_statements with $n parameters: they
+    // are timed before and after the build with representative values, at least the five
+    // access paths'.
+    let report = stdout(&out);
+    let timed = report
+        .lines()
+        .filter_map(|l| {
+            let ms = l
+                .split(|c: char| c.is_whitespace() || c == '│')
+                .rfind(|cell| cell.contains('→'))?;
+            let (before, after) = ms.split_once('→')?;
+            Some((before.parse::<f64>().ok()?, after.parse::<f64>().ok()?))
+        })
+        .count();
+    let with_values = report.lines().filter(|l| l.contains(": run with ")).count();
+    assert!(timed >= 5 && with_values >= 5, "{report}");
 }

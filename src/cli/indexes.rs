@@ -201,7 +201,8 @@ async fn apply_advice(
     }
     let timeout = Duration::from_secs(args.explain_timeout);
     let helped = measure::helped(&run.advice, &run.queries);
-    let before = measure::time_statements(conn, &run.queries, &helped, 3, timeout).await?;
+    let helped = measure::prepare(&run.queries, &run.shapes, &run.catalog, &helped);
+    let before = measure::time_statements(conn, &helped, 3, timeout).await?;
     let journal = args.journal.clone().unwrap_or_else(|| {
         PathBuf::from(format!(
             "pgopt-indexes-journal-{}.json",
@@ -262,7 +263,7 @@ async fn apply_advice(
         eprintln!("interrupted: the journal is complete; run again to build the rest");
         return Ok(EXIT_INTERRUPTED);
     }
-    let after = measure::time_statements(conn, &run.queries, &helped, 3, timeout).await?;
+    let after = measure::time_statements(conn, &helped, 3, timeout).await?;
     print!(
         "{}",
         report::indexes::measured(&run.advice, &run.queries, &before, &after)

@@ -167,6 +167,12 @@ async fn collect_in_transaction(
                 .get::<_, Option<Vec<f64>>>("most_common_freqs")
                 .unwrap_or_default(),
             correlation: r.get("correlation"),
+            histogram_bounds: r
+                .get::<_, Option<Vec<Option<String>>>>("histogram_bounds")
+                .unwrap_or_default()
+                .into_iter()
+                .flatten()
+                .collect(),
         });
         catalog.tables[i].columns.push(Column {
             name: r.get::<_, &str>("name").into(),

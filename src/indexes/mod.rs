@@ -8,6 +8,9 @@
 //! - `whatif`: plan costs with hypothetical indexes (HypoPG, I/O) into [`model::Costs`];
 //! - `select`: the greedy choice over the whole workload (pure), giving [`model::Advice`].
 //!
+//! After `--apply`, `measure` times the helped statements before and after the build, with
+//! representative values for their `$n` parameters from `params` (pure).
+//!
 //! What is proposed becomes plan steps (`CREATE INDEX CONCURRENTLY`) run by `apply`.
 
 pub mod advisor;
@@ -15,6 +18,7 @@ pub mod candidates;
 pub mod catalog;
 pub mod measure;
 pub mod model;
+pub mod params;
 pub mod select;
 pub mod shape;
 pub mod sources;

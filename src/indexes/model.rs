@@ -81,6 +81,10 @@ pub struct ColumnStats {
     pub most_common_vals: Vec<String>,
     pub most_common_freqs: Vec<f64>,
     pub correlation: Option<f64>,
+    /// histogram_bounds as text, in the column type's order (empty when the column has
+    /// none: every value is among the most common ones, or the type has no ordering).
+    #[serde(default)]
+    pub histogram_bounds: Vec<String>,
 }
 
 impl ColumnStats {
@@ -426,6 +430,55 @@ pub struct Shape {
     pub unknown_tables: Vec<String>,
     /// The statement only reads (a SELECT without FOR UPDATE/SHARE, no data-modifying CTE).
     pub read_only: bool,
+    /// What each `$n` parameter the statement compares with a key, or uses as LIMIT or
+    /// OFFSET, stands for (a parameter used twice has two entries); what representative
+    /// values are picked from when the statement is timed.
+    #[serde(default)]
+    pub params: Vec<ParamUse>,
+}
+
+/// One use of a `$n` parameter in a statement.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamUse {
+    /// The `n` of `$n`.
+    pub number: u32,
+    pub role: ParamRole,
+    /// The table and key it is compared with; None for LIMIT and OFFSET.
+    pub key: Option<ParamKey>,
+}
+
+/// The table key a parameter is compared with.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ParamKey {
+    pub schema: Name,
+    pub table: Name,
+    pub key: KeyExpr,
+}
+
+/// How a parameter is used.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "role", rename_all = "snake_case")]
+pub enum ParamRole {
+    /// `key = $n`, and any other comparison that is no range (`<>`, IS DISTINCT FROM).
+    Eq,
+    /// The `position`-th (0-based) element of `key IN (.., $n, ..)`.
+    InItem {
+        position: usize,
+    },
+    /// `key = ANY($n)`: an array of values.
+    AnyArray,
+    /// `key > $n` / `key >= $n`: a lower bound.
+    Lower,
+    /// `key < $n` / `key <= $n`: an upper bound.
+    Upper,
+    /// `key BETWEEN $n AND ..`.
+    BetweenLow,
+    /// `key BETWEEN .. AND $n`.
+    BetweenHigh,
+    /// `key LIKE $n` (and ILIKE): a pattern.
+    Pattern,
+    Limit,
+    Offset,
 }
 
 /// A btree (or other) index the advisor may propose.
@@ -731,6 +784,10 @@ pub struct Timing {
     /// Execution time in milliseconds ("Execution Time"), the best of a few runs.
     pub ms: Option<f64>,
     pub note: Option<String>,
+    /// The representative values the `$n` parameters were run with (`$1 = 'active'`), in
+    /// parameter order; empty for a statement without parameters.
+    #[serde(default)]
+    pub values: Vec<String>,
 }
 
 #[cfg(test)]

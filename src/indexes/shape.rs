@@ -20,6 +20,10 @@
 //!   table's access.
 //! - `Predicate.constant` is the literal's SQL text for `=`, ranges, LIKE and booleans
 //!   (`'pending'`, `42`, `true`); None for a parameter, an expression and an IN list.
+//! - `Shape.params` says what each `$n` is compared with (a key of a table, as equality,
+//!   IN element, array of `= ANY`, lower or upper bound, BETWEEN bound, LIKE pattern) or
+//!   whether it is a LIMIT/OFFSET; a parameter anywhere else (select list, inside an
+//!   expression) has no entry. The timing of `--apply` picks representative values from it.
 //! - `a = 1 OR a = 2` on one key becomes `IN`; other ORs whose alternatives all search one
 //!   table become that table's `or_groups` (the first such OR of a table; later ones are
 //!   only read).
@@ -31,7 +35,9 @@ mod tests;
 use pg_query::protobuf::{self as pb};
 use pg_query::{Node, NodeEnum};
 
-use super::model::{Catalog, KeyExpr, Predicate, Reason, Shape, Table, TableAccess};
+use super::model::{
+    Catalog, KeyExpr, ParamRole, ParamUse, Predicate, Reason, Shape, Table, TableAccess,
+};
 use crate::snapshot::Name;
 
 /// The `limit` of an access whose LIMIT is a parameter or an expression (`LIMIT $1`).
@@ -256,6 +262,7 @@ impl<'c> Walker<'c> {
             self.shape.read_only = false;
         }
         let pushed = self.with_clause(s.with_clause.as_ref());
+        self.limit_params(s);
         let out = if s.op() != pb::SetOperation::SetopNone && s.op() != pb::SetOperation::Undefined
         {
             let left = s.larg.as_deref().and_then(|l| self.select(l));
@@ -272,6 +279,23 @@ impl<'c> Walker<'c> {
         };
         self.pop_with(pushed);
         out
+    }
+
+    /// `LIMIT $n` / `OFFSET $n` (FETCH FIRST $n ROWS too): recorded as parameter uses.
+    fn limit_params(&mut self, s: &pb::SelectStmt) {
+        let uses = [
+            (s.limit_count.as_deref(), ParamRole::Limit),
+            (s.limit_offset.as_deref(), ParamRole::Offset),
+        ];
+        for (node, role) in uses {
+            if let Some(number) = node.and_then(expr::param_number) {
+                self.shape.params.push(ParamUse {
+                    number,
+                    role,
+                    key: None,
+                });
+            }
+        }
     }
 
     /// Pushes a WITH list's CTEs (walking each body); true when something was pushed.

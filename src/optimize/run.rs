@@ -434,8 +434,9 @@ impl Runner<'_> {
             return self.refused(PhaseName::Indexes, e);
         }
         let helped = measure::helped(&run.advice, &run.queries);
+        let helped = measure::prepare(&run.queries, &run.shapes, &run.catalog, &helped);
         let timeout = self.opts.explain_timeout;
-        let before = measure::time_statements(conn, &run.queries, &helped, 3, timeout)
+        let before = measure::time_statements(conn, &helped, 3, timeout)
             .await
             .unwrap_or_default();
         let plan = steps::create_plan(&run.advice);
@@ -462,7 +463,7 @@ impl Runner<'_> {
             Err(end) => return end,
         };
         if !self.interrupted() {
-            let after = measure::time_statements(conn, &run.queries, &helped, 3, timeout)
+            let after = measure::time_statements(conn, &helped, 3, timeout)
                 .await
                 .unwrap_or_default();
             for (row, s) in self.report.indexes.iter_mut().zip(&run.advice.suggestions) {

@@ -454,7 +454,7 @@ pub fn markdown(advice: &Advice) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::indexes::model::{Dropped, LeftAlone, SortKey};
+    use crate::indexes::model::{Dropped, LeftAlone, SortKey, Timing};
 
     fn key(name: &str, desc: bool) -> SortKey {
         SortKey {
@@ -665,6 +665,57 @@ mod tests {
     }
 
     #[test]
+    fn measured_times_show_the_parameter_values_within_80_columns() {
+        let advice = advice();
+        let query = |text: &str| crate::indexes::model::Query {
+            fingerprint: "abc123".into(),
+            text: text.into(),
+            calls: 1,
+            mean_ms: None,
+            source: crate::indexes::model::Source::Argument,
+        };
+        let queries = vec![
+            query(&advice.suggestions[0].helps[0].text),
+            query("SELECT 1 FROM t"),
+        ];
+        let timing = |q, ms, values: &[&str], note: Option<&str>| Timing {
+            query: q,
+            ms,
+            note: note.map(str::to_string),
+            values: values.iter().map(|v| v.to_string()).collect(),
+        };
+        let values = [
+            "$1 = 'a rather long representative value'",
+            "$2 = 10",
+            "$3 = '2024-01-01 00:00:00+00'",
+        ];
+        let before = [
+            timing(0, Some(120.5), &values, None),
+            timing(1, None, &[], Some("$1 (t.a) has no statistics: not run")),
+        ];
+        let after = [
+            timing(0, Some(0.25), &values, None),
+            timing(1, None, &[], Some("$1 (t.a) has no statistics: not run")),
+        ];
+        let text = measured(&advice, &queries, &before, &after);
+        assert!(text.contains("120.50→0.25"), "{text}");
+        assert!(text.contains("governance_workflow_t…: run with"), "{text}");
+        assert!(
+            text.contains("$1 = 'a rather long representative value', $2 = 10"),
+            "{text}"
+        );
+        // Every value is shown, on a continuation line where the first one is full.
+        assert!(text.contains("$3 = '2024-01-01 00:00:00+00'"), "{text}");
+        assert!(
+            text.contains("SELECT 1 FROM t: $1 (t.a) has no statistics"),
+            "{text}"
+        );
+        for line in text.lines() {
+            assert!(line.chars().count() <= WIDTH, "{line:?} in\n{text}");
+        }
+    }
+
+    #[test]
     fn no_suggestion_says_so() {
         let text = table(&Advice::default(), false);
         assert!(text.starts_with("No index to suggest."), "{text}");
@@ -736,7 +787,8 @@ pub fn applied(rows: &[AppliedRow]) -> String {
 }
 
 /// The helped statements' measured time before and after the build, beside the estimated
-/// plan cost before and after: one line each, fitting [`WIDTH`].
+/// plan cost before and after: one line each, fitting [`WIDTH`]; below, the representative
+/// values a statement's `$n` parameters ran with, and why a statement has no time.
 pub fn measured(
     advice: &Advice,
     queries: &[crate::indexes::model::Query],
@@ -769,6 +821,10 @@ pub fn measured(
             cost,
             format!("{}→{}", ms(b.ms), ms(a.and_then(|a| a.ms))),
         ]);
+        if !b.values.is_empty() {
+            let head = format!("{}: run with", fit(&one_line(&q.text), 36));
+            notes.extend(wrapped(&head, &b.values, WIDTH));
+        }
         if let Some(n) = b.note.as_ref().or(a.and_then(|a| a.note.as_ref())) {
             notes.push(format!("{}: {n}", fit(&one_line(&q.text), 36)));
         }
@@ -779,6 +835,35 @@ pub fn measured(
         out.push('\n');
     }
     out
+}
+
+/// `head` followed by `items` separated by commas, wrapped into lines of at most `width`
+/// (continuation lines indented); an item too long for a line of its own is cut.
+fn wrapped(head: &str, items: &[String], width: usize) -> Vec<String> {
+    const INDENT: &str = "   ";
+    let mut lines = Vec::new();
+    let mut line = head.to_string();
+    for (i, item) in items.iter().enumerate() {
+        let sep = if i + 1 < items.len() { "," } else { "" };
+        let piece = format!(" {item}{sep}");
+        if line.chars().count() + piece.chars().count() > width {
+            lines.push(line);
+            line = INDENT.to_string();
+        }
+        line.push_str(&piece);
+    }
+    lines.push(line);
+    lines
+        .into_iter()
+        .map(|l| {
+            if l.chars().count() <= width {
+                return l;
+            }
+            let mut cut: String = l.chars().take(width.saturating_sub(1)).collect();
+            cut.push('…');
+            cut
+        })
+        .collect()
 }
 
 fn one_line(text: &str) -> String {

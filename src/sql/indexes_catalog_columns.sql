@@ -1,4 +1,4 @@
-/* the columns of the tables $1 (oids), in order: type, NOT NULL, and the planner statistics of pg_stats where this role may read them (has_stats false otherwise, or before the first ANALYZE); most_common_vals as text. Of a partitioned table's two rows the one with inheritance, of a plain table's the one without. And what the column sorts by: the LC_COLLATE of its libc collation, the database's (datcollate) for the default one, an ICU collation's name; NULL when its type has no collation */
+/* the columns of the tables $1 (oids), in order: type, NOT NULL, and the planner statistics of pg_stats where this role may read them (has_stats false otherwise, or before the first ANALYZE); most_common_vals and histogram_bounds as text arrays. Of a partitioned table's two rows the one with inheritance, of a plain table's the one without. And what the column sorts by: the LC_COLLATE of its libc collation, the database's (datcollate) for the default one, an ICU collation's name; NULL when its type has no collation */
 SELECT a.attrelid::oid AS table_oid,
        a.attname::text AS name,
        a.attnum AS attnum,
@@ -11,6 +11,7 @@ SELECT a.attrelid::oid AS table_oid,
        s.most_common_vals::text::text[] AS most_common_vals,
        s.most_common_freqs::float8[] AS most_common_freqs,
        s.correlation::float8 AS correlation,
+       s.histogram_bounds::text::text[] AS histogram_bounds,
        CASE WHEN a.attcollation = 0 THEN NULL
             WHEN co.collprovider = 'd' THEN
               (SELECT d.datcollate::text FROM pg_catalog.pg_database d

@@ -18,6 +18,7 @@ fn stats(n_distinct: f64, mcv: &[(&str, f64)]) -> Option<ColumnStats> {
         most_common_vals: mcv.iter().map(|(v, _)| v.to_string()).collect(),
         most_common_freqs: mcv.iter().map(|(_, f)| *f).collect(),
         correlation: None,
+        histogram_bounds: Vec::new(),
     })
 }
 

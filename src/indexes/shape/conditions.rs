@@ -5,7 +5,9 @@ use pg_query::{Node, NodeEnum};
 
 use super::expr;
 use super::{Atom, Term, Walker};
-use crate::indexes::model::{KeyExpr, PatternLimit, Predicate, PredicateOp};
+use crate::indexes::model::{
+    KeyExpr, ParamKey, ParamRole, ParamUse, PatternLimit, Predicate, PredicateOp,
+};
 
 impl Walker<'_> {
     /// Records a WHERE/ON clause. `keep` says which accesses its predicates may filter
@@ -157,7 +159,12 @@ impl Walker<'_> {
             _ => {
                 self.scan(l);
                 self.scan(r);
-                self.key_other(l)
+                let atom = self.key_other(l);
+                if let Atom::Pred(a, p) = &atom {
+                    let key = p.key.clone();
+                    self.param(r, ParamRole::Eq, *a, &key);
+                }
+                atom
             }
         }
     }
@@ -178,8 +185,14 @@ impl Walker<'_> {
             (Term::Key(a, k), Term::Mixed) | (Term::Mixed, Term::Key(a, k)) => {
                 join(op, (a, k), None)
             }
-            (Term::Key(a, k), Term::Value(c)) => Atom::Pred(a, compare(op, k, c)),
-            (Term::Value(c), Term::Key(a, k)) => Atom::Pred(a, compare(flip(op), k, c)),
+            (Term::Key(a, k), Term::Value(c)) => {
+                self.param(r, role_of(op), a, &k);
+                Atom::Pred(a, compare(op, k, c))
+            }
+            (Term::Value(c), Term::Key(a, k)) => {
+                self.param(l, role_of(flip(op)), a, &k);
+                Atom::Pred(a, compare(flip(op), k, c))
+            }
             _ => Atom::Nothing,
         }
     }
@@ -192,6 +205,10 @@ impl Walker<'_> {
         };
         match (self.term(l), self.term(r)) {
             (Term::Key(a, k), Term::Value(_)) if op == "=" => {
+                match r.node.as_ref() {
+                    Some(NodeEnum::AArrayExpr(arr)) => self.in_params(&arr.elements, a, &k),
+                    _ => self.param(r, ParamRole::AnyArray, a, &k),
+                }
                 Atom::Pred(a, pred(k, PredicateOp::In { values }, None))
             }
             (Term::Key(a, k), _) => Atom::Pred(a, pred(k, PredicateOp::Other, None)),
@@ -216,6 +233,7 @@ impl Walker<'_> {
         if op != "=" || !all_values {
             return Atom::Pred(a, pred(k, PredicateOp::Other, None));
         }
+        self.in_params(items.iter().copied(), a, &k);
         if let [single] = items.as_slice() {
             return Atom::Pred(a, compare("=", k, expr::constant(single)));
         }
@@ -242,6 +260,7 @@ impl Walker<'_> {
                 Atom::Pred(a, pred(k, PredicateOp::LikePrefix, c))
             }
             (Term::Key(a, k), Term::Value(_)) => {
+                self.param(r, ParamRole::Pattern, a, &k);
                 let why = match op {
                     "~~*" => Some(PatternLimit::CaseInsensitive),
                     "~~" if pattern.is_none() && expr::is_parameter(r) => {
@@ -252,7 +271,10 @@ impl Walker<'_> {
                 let op = why.map_or(PredicateOp::Other, |why| PredicateOp::Pattern { why });
                 Atom::Pred(a, pred(k, op, None))
             }
-            (Term::Key(a, k), _) => Atom::Pred(a, pred(k, PredicateOp::Other, None)),
+            (Term::Key(a, k), _) => {
+                self.param(r, ParamRole::Pattern, a, &k);
+                Atom::Pred(a, pred(k, PredicateOp::Other, None))
+            }
             _ => Atom::Nothing,
         }
     }
@@ -260,19 +282,54 @@ impl Walker<'_> {
     fn between(&mut self, l: &Node, r: &Node) -> Atom {
         let values = matches!(self.term(r), Term::Value(_));
         match self.term(l) {
-            Term::Key(a, k) if values => Atom::Pred(
-                a,
-                pred(
-                    k,
-                    PredicateOp::Range {
-                        lower: true,
-                        upper: true,
-                    },
-                    None,
-                ),
-            ),
+            Term::Key(a, k) if values => {
+                if let Some(NodeEnum::List(bounds)) = r.node.as_ref() {
+                    let roles = [ParamRole::BetweenLow, ParamRole::BetweenHigh];
+                    for (bound, role) in bounds.items.iter().zip(roles) {
+                        self.param(bound, role, a, &k);
+                    }
+                }
+                Atom::Pred(
+                    a,
+                    pred(
+                        k,
+                        PredicateOp::Range {
+                            lower: true,
+                            upper: true,
+                        },
+                        None,
+                    ),
+                )
+            }
             Term::Key(a, k) => Atom::Pred(a, pred(k, PredicateOp::Other, None)),
             _ => Atom::Nothing,
+        }
+    }
+
+    /// Records `node` as a use of its `$n` compared with `key` of access `a`, when it is a
+    /// parameter.
+    fn param(&mut self, node: &Node, role: ParamRole, a: usize, key: &KeyExpr) {
+        let Some(number) = expr::param_number(node) else {
+            return;
+        };
+        let access = &self.shape.accesses[a];
+        let key = Some(ParamKey {
+            schema: access.schema.clone(),
+            table: access.table.clone(),
+            key: key.clone(),
+        });
+        self.shape.params.push(ParamUse { number, role, key });
+    }
+
+    /// The parameters of an IN list (or `ANY(ARRAY[..])`), each with its position.
+    fn in_params<'n>(
+        &mut self,
+        items: impl IntoIterator<Item = &'n Node>,
+        a: usize,
+        key: &KeyExpr,
+    ) {
+        for (position, item) in items.into_iter().enumerate() {
+            self.param(item, ParamRole::InItem { position }, a, key);
         }
     }
 
@@ -325,6 +382,15 @@ fn compare(op: &str, key: KeyExpr, constant: Option<String>) -> Predicate {
         _ => PredicateOp::Other,
     };
     pred(key, op, constant)
+}
+
+/// What a parameter compared by `op` (the key on the left) stands for.
+fn role_of(op: &str) -> ParamRole {
+    match op {
+        "<" | "<=" => ParamRole::Upper,
+        ">" | ">=" => ParamRole::Lower,
+        _ => ParamRole::Eq,
+    }
 }
 
 /// The operator with its sides swapped (`5 < k` is `k > 5`).

@@ -188,6 +188,15 @@ pub(super) fn constant(node: &Node) -> Option<String> {
     deparse(node)
 }
 
+/// The number of a `$n` parameter, through casts (`$1::int`), when the node is one.
+pub(super) fn param_number(node: &Node) -> Option<u32> {
+    match node.node.as_ref()? {
+        NodeEnum::ParamRef(p) => u32::try_from(p.number).ok(),
+        NodeEnum::TypeCast(t) => param_number(t.arg.as_deref()?),
+        _ => None,
+    }
+}
+
 /// The string value of a string constant (a LIKE pattern).
 pub(super) fn string_value(node: &Node) -> Option<&str> {
     match &literal(node)?.val {

@@ -594,3 +594,83 @@ fn fetch_first_is_a_limit() {
     let s = ok("SELECT id FROM orders ORDER BY created_at FETCH FIRST 3 ROWS ONLY");
     assert_eq!(access(&s, "orders").limit, Some(3));
 }
+
+#[test]
+fn parameters_record_the_key_and_role_they_stand_for() {
+    use crate::indexes::model::{ParamKey, ParamRole, ParamUse};
+    let s = ok("SELECT $11, o.* FROM orders o \
+         WHERE o.status = $1 AND $2 < o.total AND o.customer_id IN ($3, $4) \
+         AND o.created_at BETWEEN $5 AND $6 AND o.note LIKE $7 AND o.id = ANY($8::int[]) \
+         AND lower(o.note) = $12 AND o.total + $13 > 5 \
+         ORDER BY created_at LIMIT $9 OFFSET $10");
+    let on = |number, role, key: KeyExpr| ParamUse {
+        number,
+        role,
+        key: Some(ParamKey {
+            schema: "public".into(),
+            table: "orders".into(),
+            key,
+        }),
+    };
+    let mut got = s.params.clone();
+    got.sort_by_key(|u| u.number);
+    assert_eq!(
+        got,
+        vec![
+            on(1, ParamRole::Eq, col("status")),
+            on(2, ParamRole::Lower, col("total")),
+            on(3, ParamRole::InItem { position: 0 }, col("customer_id")),
+            on(4, ParamRole::InItem { position: 1 }, col("customer_id")),
+            on(5, ParamRole::BetweenLow, col("created_at")),
+            on(6, ParamRole::BetweenHigh, col("created_at")),
+            on(7, ParamRole::Pattern, col("note")),
+            on(8, ParamRole::AnyArray, col("id")),
+            ParamUse {
+                number: 9,
+                role: ParamRole::Limit,
+                key: None,
+            },
+            ParamUse {
+                number: 10,
+                role: ParamRole::Offset,
+                key: None,
+            },
+            on(
+                12,
+                ParamRole::Eq,
+                KeyExpr::Expression {
+                    sql: "lower(note)".into(),
+                    columns: vec!["note".into()],
+                }
+            ),
+        ],
+        "{s:#?}"
+    );
+}
+
+#[test]
+fn parameters_in_subqueries_and_joins_reach_their_table() {
+    use crate::indexes::model::ParamRole;
+    let s = ok("WITH recent AS (SELECT * FROM orders WHERE created_at > $1) \
+         SELECT * FROM recent r JOIN customers c ON c.id = r.customer_id AND c.region = $2 \
+         WHERE r.status IN ($3) AND EXISTS (SELECT 1 FROM items i WHERE i.order_id = r.id AND i.qty >= $4)");
+    let find = |n: u32| {
+        let u = s.params.iter().find(|u| u.number == n).expect("use");
+        let k = u.key.as_ref().expect("key");
+        (k.table.to_string(), k.key.clone(), u.role)
+    };
+    assert_eq!(
+        find(1),
+        ("orders".into(), col("created_at"), ParamRole::Lower)
+    );
+    assert_eq!(find(2), ("customers".into(), col("region"), ParamRole::Eq));
+    assert_eq!(
+        find(3),
+        (
+            "orders".into(),
+            col("status"),
+            ParamRole::InItem { position: 0 }
+        )
+    );
+    assert_eq!(find(4), ("items".into(), col("qty"), ParamRole::Lower));
+}
