@@ -222,6 +222,18 @@ fn wraparound_freezes_come_first_closest_to_the_limit_first() {
     let mut near = clean_snapshot();
     table_mut(&mut near, "orders").frozenxid_age = 170_000_000;
     assert!(maintain(&near).tasks.is_empty());
+    // A database past the warning age with no table to freeze: a note with analyze's step.
+    let mut db = clean_snapshot();
+    db_mut(&mut db, "app").frozenxid_age = 190_000_000;
+    let advice = maintain(&db);
+    assert!(advice.tasks.is_empty(), "{advice:#?}");
+    assert_eq!(advice.notes.len(), 1, "{advice:#?}");
+    assert!(
+        advice.notes[0].starts_with("database app: "),
+        "{}",
+        advice.notes[0]
+    );
+    assert!(advice.notes[0].contains("FREEZE"), "{}", advice.notes[0]);
 }
 
 #[test]

@@ -125,9 +125,11 @@ const RULES: &[&str] = &[
 pub fn advise(snap: &Snapshot, findings: &[Finding], opts: &Options) -> Advice {
     let mut advice = Advice::default();
     for f in findings {
+        // A rewrite advised (a warning; the info findings ask for a VACUUM or an ANALYZE
+        // that other rules' tasks already carry).
         if f.rule == "table_bloat" {
             if let Some(table) = snap.tables.iter().find(|t| t.qualified_name() == f.object) {
-                if selected(&table.qualified_name(), opts) && !f.fix.is_empty() {
+                if selected(&table.qualified_name(), opts) && f.severity >= Severity::Warning {
                     advice.notes.push(format!(
                         "{}: {} — a rewrite (VACUUM FULL, pg_repack) is not run by maintain; see `pgopt analyze`",
                         f.object, f.message
@@ -137,6 +139,14 @@ pub fn advise(snap: &Snapshot, findings: &[Finding], opts: &Options) -> Advice {
             continue;
         }
         if !RULES.contains(&f.rule.as_str()) {
+            continue;
+        }
+        // A whole database near wraparound (its oldest relations are catalogs, or it is
+        // another database): vacuumdb's job, said as analyze says it.
+        if f.object.starts_with("database ") && opts.tables.is_empty() {
+            advice
+                .notes
+                .push(format!("{}: {} — {}", f.object, f.message, f.next_step));
             continue;
         }
         for step in f.fix.iter().filter(|s| is_maintenance(s)) {
