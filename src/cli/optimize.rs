@@ -27,9 +27,10 @@ pub struct OptimizeArgs {
     /// advice, no benchmark; changes nothing.
     #[arg(long)]
     pub quick: bool,
-    /// Workload profile of the settings advice (as pgopt tune --profile) [default: web].
-    #[arg(long, value_enum)]
-    pub profile: Option<super::tune::Profile>,
+    /// Workload profile of the settings advice, as pgopt tune --profile: web, oltp, dw,
+    /// desktop, mixed or governance [default: web].
+    #[arg(long, value_name = "PROFILE", value_parser = parse_profile)]
+    pub profile: Option<crate::tune::Profile>,
     /// Write report.json, report.md and report.html to this directory (checked before
     /// anything is changed).
     #[arg(long, value_name = "DIR")]
@@ -80,7 +81,7 @@ impl From<&OptimizeArgs> for Settings {
                 (_, true) => Mode::Quick,
                 _ => Mode::DryRun,
             },
-            profile: args.profile.map(Into::into),
+            profile: args.profile,
             report: args.report.clone(),
             bench_duration: args.bench_duration,
             clients: args.clients,
@@ -174,6 +175,11 @@ pub async fn run_on(
     }
     let code = exit_code(&report);
     Ok((report, code))
+}
+
+/// `--profile`: the library's names (`pgopt tune --profile` takes the same).
+fn parse_profile(text: &str) -> Result<crate::tune::Profile, String> {
+    text.parse().map_err(|e: crate::Error| e.to_string())
 }
 
 fn exit_code(report: &Report) -> u8 {

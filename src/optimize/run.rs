@@ -373,6 +373,13 @@ impl Runner<'_> {
             self.report.index_drops = phases::drop_rows(&drops);
         }
         let drops = self.report.index_drops.len();
+        if self.opts.mode == Mode::Quick && snap.is_none() {
+            return End::failed(
+                "no index diagnostics",
+                "--quick takes the index diagnostics from the analyze phase's snapshot, which \
+                 failed: fix that error and run again",
+            );
+        }
         if self.opts.mode == Mode::Quick {
             let diagnostics = findings
                 .iter()
@@ -621,9 +628,9 @@ impl Runner<'_> {
             }
         };
         let mut applied = 0;
+        use apply::settings::Outcome as O;
         for s in &run.report.settings {
             if let Some(row) = self.report.settings.iter_mut().find(|r| r.name == s.name) {
-                use apply::settings::Outcome as O;
                 row.outcome = match (&s.outcome, &s.reason) {
                     (O::Applied, _) => {
                         applied += 1;
@@ -640,7 +647,13 @@ impl Runner<'_> {
             self.report.steps.push(StepRow {
                 phase: PhaseName::Settings,
                 what: format!("ALTER SYSTEM SET {} = {}", s.name, s.value),
-                state: format!("{:?}", s.outcome).to_lowercase(),
+                state: match s.outcome {
+                    O::Applied | O::PendingRestart => "done",
+                    O::Unverified => "unverified",
+                    O::Skipped => "skipped",
+                    O::NotRun => "not run",
+                }
+                .to_string(),
                 reason: s.reason.clone(),
                 seconds: 0.0,
             });
