@@ -101,7 +101,12 @@ impl Settings {
     /// written.
     pub fn check_dirs(&self) -> crate::Result<()> {
         if let Some(dir) = &self.report {
-            crate::report::optimize::check_writable(dir)?;
+            crate::report::optimize::check_writable(dir).map_err(|e| {
+                crate::Error::BadInput(format!(
+                    "{}; nothing was changed",
+                    e.to_string().trim_end_matches('.')
+                ))
+            })?;
         }
         if self.mode == Mode::Apply {
             crate::report::optimize::check_writable(&self.journal_dir).map_err(|_| {

@@ -247,10 +247,17 @@ pub fn rollback_command(phase: PhaseName, journal: &str) -> String {
     }
 }
 
-/// `1.85x` (after / before), or `-` when before is zero.
+/// `1.85x` (after / before), or `-` when before is zero; a ratio under 0.1 keeps two
+/// significant digits (`0.0044x`, not `0.00x`).
 pub fn ratio(after: f64, before: f64) -> String {
     if before > 0.0 && after.is_finite() {
-        format!("{:.2}x", after / before)
+        let r = after / before;
+        if r >= 0.1 || r == 0.0 {
+            format!("{r:.2}x")
+        } else {
+            let decimals = (1.0 - r.log10().floor()) as usize;
+            format!("{r:.decimals$}x")
+        }
     } else {
         "-".to_string()
     }
@@ -363,5 +370,7 @@ mod tests {
         assert!(rollback_command(PhaseName::Maintenance, "j.json").starts_with("nothing"));
         assert_eq!(ratio(3.0, 2.0), "1.50x");
         assert_eq!(ratio(3.0, 0.0), "-");
+        assert_eq!(ratio(0.199, 44.767), "0.0044x");
+        assert_eq!(ratio(0.5, 10.0), "0.050x");
     }
 }

@@ -216,10 +216,12 @@ pub fn compare(server: &[ServerSetting], recommended: &[Setting]) -> Vec<Compari
         .iter()
         .map(|r| {
             let s = server.iter().find(|s| s.name == r.name);
-            // Memory settings in human units on both sides; the rest as they are.
+            // Memory settings in human units on both sides; the rest as they are, and so are
+            // negative values (-1 means "off" for log_temp_files and the like, not 0 kB).
             let human = |s: &ServerSetting, value: &str| {
                 s.unit_kb()
                     .and_then(|k| value_kb(value, k))
+                    .filter(|kb| *kb >= 0.0)
                     .map(human_kb)
                     .unwrap_or_else(|| value.to_string())
             };
@@ -325,6 +327,21 @@ mod tests {
         assert_eq!(rows[0].recommended, "6170880kB");
         assert_eq!(human_kb(512.0), "512kB");
         assert_eq!(human_kb(4.0 * 1024.0 * 1024.0), "4GB");
+    }
+
+    #[test]
+    fn a_negative_memory_value_is_shown_as_it_is_not_as_zero() {
+        // log_temp_files = -1 is "off"; 0 logs every temp file: the two must not read alike.
+        let ltf = mem("log_temp_files", "-1", "kB", "superuser");
+        let rec = Setting {
+            name: "log_temp_files",
+            value: "0".into(),
+            reason: String::new(),
+        };
+        let rows = compare(&[ltf], &[rec]);
+        assert_eq!(rows[0].current.as_deref(), Some("-1"));
+        assert_eq!(rows[0].recommended_display, "0kB");
+        assert!(rows[0].change);
     }
 
     #[test]
