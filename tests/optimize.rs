@@ -453,3 +453,137 @@ fn demo_runs_optimize_end_to_end_and_reports_before_and_after() {
     }
     assert!(stderr(&out).contains("stopping the cluster"));
 }
+
+/// Ctrl-C through the real binary during `optimize --apply`: an index build on audit_logs
+/// waits on another session's SHARE UPDATE EXCLUSIVE lock (writes go on, so the benchmark
+/// before does too); SIGINT arrives once the indexes journal shows a step started. pgopt
+/// exits 130, the journal has no step left started, no invalid index is left behind, the
+/// report is still written and names where the run stopped, and no later phase ran.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_during_optimize_apply_exits_130_with_a_complete_journal_and_report() {
+    use pgopt::apply::{Journal, StepState};
+    use pgopt::db::{connect, Target};
+    use std::process::Stdio;
+    use std::time::Instant;
+
+    let c = cluster();
+    extensions(&c, "postgres", true);
+    governance(&c, "postgres", "postgres", "0.05");
+    let settings_before = c
+        .psql(
+            "postgres",
+            "SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_settings",
+        )
+        .unwrap();
+    let holder = connect(&Target::parse(&c.dsn("postgres")).unwrap())
+        .await
+        .unwrap();
+    holder.batch("test", "BEGIN").await.unwrap();
+    holder
+        .batch(
+            "test",
+            "LOCK TABLE governance.audit_logs IN SHARE UPDATE EXCLUSIVE MODE",
+        )
+        .await
+        .unwrap();
+    let reports = tempfile::tempdir().unwrap();
+    let journals = tempfile::tempdir().unwrap();
+    let mut child = cli_support::pgopt_cmd(&[
+        "optimize",
+        &c.dsn("postgres"),
+        "--apply",
+        "--report",
+        reports.path().to_str().unwrap(),
+        "--journal-dir",
+        journals.path().to_str().unwrap(),
+        "--bench-duration",
+        "2s",
+        "--clients",
+        "2",
+        "--no-progress",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .unwrap();
+    let started_journal = || -> Option<std::path::PathBuf> {
+        std::fs::read_dir(journals.path())
+            .ok()?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.to_string_lossy().contains("-indexes-"))
+            .find(|p| {
+                Journal::load(p)
+                    .map(|j| j.steps.iter().any(|s| s.state == StepState::Started))
+                    .unwrap_or(false)
+            })
+    };
+    let start = Instant::now();
+    let journal = loop {
+        if let Some(j) = started_journal() {
+            break j;
+        }
+        if let Some(status) = child.try_wait().unwrap() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "pgopt ended ({status}) before an index build started: {}\n{}",
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(180),
+            "no index build started"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    };
+    // SAFETY: kill sends a signal to the child we started; no memory is involved.
+    let sent = unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    assert_eq!(sent, 0, "SIGINT sent");
+    let start = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if start.elapsed() > Duration::from_secs(90) {
+            let _ = child.kill();
+            panic!("pgopt did not end within 90 s of SIGINT");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(130),
+        "{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    holder.batch("test", "ROLLBACK").await.unwrap();
+
+    let j = Journal::load(&journal).unwrap();
+    assert!(
+        j.steps.iter().all(|s| s.state != StepState::Started),
+        "every step in a final state: {:?}",
+        j.steps.iter().map(|s| s.state).collect::<Vec<_>>()
+    );
+    let invalid = c
+        .psql(
+            "postgres",
+            "SELECT count(*) FROM pg_index i JOIN pg_class t ON t.oid = i.indrelid \
+             JOIN pg_namespace n ON n.oid = t.relnamespace \
+             WHERE n.nspname = 'governance' AND NOT i.indisvalid",
+        )
+        .unwrap();
+    assert_eq!(invalid.trim(), "0", "an invalid index was left behind");
+    let r = report(reports.path());
+    let stopped = r["interrupted"].as_str().unwrap_or_default();
+    assert!(stopped.contains("indexes"), "{r:#}");
+    for name in ["maintenance", "settings"] {
+        assert_ne!(phase(&r, name)["status"], "done", "{r:#}");
+    }
+    // The settings phase never ran: the server's settings are as they were.
+    let settings_after = c
+        .psql(
+            "postgres",
+            "SELECT string_agg(name || '=' || setting, ',' ORDER BY name) FROM pg_settings",
+        )
+        .unwrap();
+    assert_eq!(settings_after, settings_before);
+}
