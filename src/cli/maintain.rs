@@ -36,8 +36,8 @@ pub struct MaintainArgs {
     pub exclude: Vec<String>,
     /// Measure bloat with pgstattuple (pgstattuple_approx for tables, pgstatindex for
     /// indexes) instead of estimating it: this READS the candidates (I/O on the server).
-    /// Creates the extension when it is available and the role may; otherwise says so and
-    /// keeps the estimates.
+    /// Uses the extension when installed; with --apply creates it when it is available and
+    /// the role may (a dry run creates nothing); otherwise says so and keeps the estimates.
     #[arg(long)]
     pub exact: bool,
     /// Run the tasks: one statement at a time under the pgopt advisory lock, journaled,
@@ -119,7 +119,7 @@ pub async fn run(args: MaintainArgs) -> anyhow::Result<u8> {
         ..CollectOptions::default()
     };
     if args.exact {
-        if let Some(note) = ensure_pgstattuple(&conn).await? {
+        if let Some(note) = ensure_pgstattuple(&conn, args.apply).await? {
             notes.push(note);
         }
         collect.bloat_measure_max_relations = 200;
@@ -284,9 +284,10 @@ fn print_advice(
     Ok(())
 }
 
-/// `--exact`: pgstattuple installed, or created when available and allowed. Some(note) says
-/// what was done or why the estimates stay.
-async fn ensure_pgstattuple(conn: &Conn) -> crate::error::Result<Option<String>> {
+/// `--exact`: pgstattuple installed, or (with `--apply` only: a dry run changes nothing)
+/// created when available and allowed. Some(note) says what was done or why the estimates
+/// stay.
+async fn ensure_pgstattuple(conn: &Conn, apply: bool) -> crate::error::Result<Option<String>> {
     let row = conn
         .query_one(
             "looking for pgstattuple",
@@ -303,6 +304,12 @@ async fn ensure_pgstattuple(conn: &Conn) -> crate::error::Result<Option<String>>
         return Ok(Some(
             "--exact: pgstattuple is not available on this server (install PostgreSQL's contrib \
              package, e.g. postgresql-contrib): bloat figures stay estimates"
+                .into(),
+        ));
+    }
+    if !apply {
+        return Ok(Some(
+            "--exact: pgstattuple is not installed in this database and a dry run changes              nothing: bloat figures stay estimates; run CREATE EXTENSION pgstattuple (or add              --apply, which creates it) to measure"
                 .into(),
         ));
     }
