@@ -139,14 +139,6 @@ pub async fn check_alter_system_privilege(conn: &Conn, names: &[&str]) -> Result
     )))
 }
 
-/// The default journal name: `pgopt-tune-journal-<UTC timestamp>.json`.
-pub fn default_journal_name() -> String {
-    format!(
-        "pgopt-tune-journal-{}.json",
-        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-    )
-}
-
 /// The value of `name` in postgresql.auto.conf now: from pg_file_settings when readable,
 /// else from pg_settings.sourcefile (superuser or pg_read_all_settings); else unknown, taken
 /// as not set.

@@ -123,12 +123,7 @@ pub async fn run(args: GovernanceArgs) -> anyhow::Result<u8> {
                 .into());
             }
             let (target, conn) = a.common.target.connect().await?;
-            let (stop, interrupt) = tokio::sync::watch::channel(false);
-            let watcher = tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    let _ = stop.send(true);
-                }
-            });
+            let (interrupt, watcher) = super::interrupt_on_ctrl_c();
             let opts = IndexOptions {
                 lock_timeout: std::time::Duration::from_secs(a.lock_timeout),
                 interrupt: Some(interrupt),

@@ -203,18 +203,11 @@ async fn apply_advice(
     let helped = measure::helped(&run.advice, &run.queries);
     let helped = measure::prepare(&run.queries, &run.shapes, &run.catalog, &helped);
     let before = measure::time_statements(conn, &helped, 3, timeout).await?;
-    let journal = args.journal.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "pgopt-indexes-journal-{}.json",
-            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-        ))
-    });
-    let (stop, interrupt) = tokio::sync::watch::channel(false);
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop.send(true);
-        }
-    });
+    let journal = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| super::default_journal("indexes"));
+    let (interrupt, watcher) = super::interrupt_on_ctrl_c();
     let exec = apply::Options {
         lock_timeout: Duration::from_secs(args.lock_timeout),
         statement_timeout: Duration::from_secs(6 * 3600),

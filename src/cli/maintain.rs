@@ -184,18 +184,11 @@ pub async fn run(args: MaintainArgs) -> anyhow::Result<u8> {
         Arc::new(super::progress::Bars::stderr())
     };
     let plan = maintain::plan(&advice);
-    let journal = args.journal.clone().unwrap_or_else(|| {
-        PathBuf::from(format!(
-            "pgopt-maintain-journal-{}.json",
-            chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
-        ))
-    });
-    let (stop, interrupt) = tokio::sync::watch::channel(false);
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop.send(true);
-        }
-    });
+    let journal = args
+        .journal
+        .clone()
+        .unwrap_or_else(|| super::default_journal("maintain"));
+    let (interrupt, watcher) = super::interrupt_on_ctrl_c();
     let exec = apply::Options {
         lock_timeout: Duration::from_secs(args.lock_timeout),
         statement_timeout: Duration::from_secs(args.step_timeout),

@@ -91,6 +91,30 @@ enum Command {
     Tune(tune::TuneArgs),
 }
 
+/// Ctrl-C while a command changes a server: the receiver turns true at the first Ctrl-C and
+/// the executor then finishes or rolls back the step in flight. Abort the handle when done.
+pub(crate) fn interrupt_on_ctrl_c() -> (
+    tokio::sync::watch::Receiver<bool>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (stop, interrupt) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(async move {
+        if tokio::signal::ctrl_c().await.is_ok() {
+            eprintln!("interrupted: finishing or rolling back the step in flight");
+            let _ = stop.send(true);
+        }
+    });
+    (interrupt, watcher)
+}
+
+/// `pgopt-<command>-journal-<UTC timestamp>.json`, where `--journal` is not given.
+pub(crate) fn default_journal(command: &str) -> std::path::PathBuf {
+    std::path::PathBuf::from(format!(
+        "pgopt-{command}-journal-{}.json",
+        chrono::Utc::now().format("%Y%m%dT%H%M%S%.3fZ")
+    ))
+}
+
 /// Parses the arguments, runs the command, and turns the outcome into an exit code.
 pub fn run() -> ExitCode {
     let parsed = <Cli as clap::CommandFactory>::command()

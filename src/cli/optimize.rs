@@ -137,13 +137,7 @@ pub async fn run_on(
     // Ctrl-C while changing: the step in flight finishes or is rolled back, the journal is
     // completed and the report says where it stopped. A dry run changes nothing: Ctrl-C ends it.
     let (interrupt, watcher) = if settings.mode == Mode::Apply {
-        let (stop, rx) = tokio::sync::watch::channel(false);
-        let watcher = tokio::spawn(async move {
-            if tokio::signal::ctrl_c().await.is_ok() {
-                eprintln!("interrupted: finishing or rolling back the step in flight");
-                let _ = stop.send(true);
-            }
-        });
+        let (rx, watcher) = super::interrupt_on_ctrl_c();
         (Some(rx), Some(watcher))
     } else {
         (None, None)

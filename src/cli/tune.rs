@@ -292,15 +292,10 @@ pub async fn run(args: TuneArgs) -> anyhow::Result<u8> {
     let journal = args
         .journal
         .clone()
-        .unwrap_or_else(|| PathBuf::from(settings::default_journal_name()));
+        .unwrap_or_else(|| super::default_journal("tune"));
     crate::apply::objects::check_privileges(&conn, &objects).await?;
     let object_entries = crate::apply::objects::journal_entries(&conn, &objects).await?;
-    let (stop, interrupt) = tokio::sync::watch::channel(false);
-    let watcher = tokio::spawn(async move {
-        if tokio::signal::ctrl_c().await.is_ok() {
-            let _ = stop.send(true);
-        }
-    });
+    let (interrupt, watcher) = super::interrupt_on_ctrl_c();
     let opts = crate::apply::Options {
         interrupt: Some(interrupt),
         progress: Some(Arc::new(super::progress::Bars::stderr())),
