@@ -42,6 +42,7 @@ pub mod optimize;
 pub mod plan;
 pub mod progress;
 pub mod report;
+pub mod serve;
 pub mod snapshot;
 pub mod tune;
 

@@ -1,0 +1,177 @@
+//! The daemon's configuration: `pgopt.toml` for a fleet, or one TARGET on the command
+//! line. This file holds the model; parsing and validation (errors that name the line)
+//! build it.
+//!
+//! ```toml
+//! listen = "127.0.0.1:8432"
+//! data_dir = "/var/lib/pgopt"            # the SQLite store lives here
+//! # store = "postgresql://pgopt@history/pgopt"   # or a PostgreSQL store
+//!
+//! [auth]                                  # required when listen is not loopback
+//! token_file = "/etc/pgopt/token"         # bearer token / login password, one line
+//!
+//! [intervals]
+//! sample = "10s"
+//! snapshot = "15m"
+//! timeout = "5s"                          # per target and collection
+//!
+//! [retention]
+//! raw = "48h"
+//! five_minutes = "30d"
+//! hourly = "365d"
+//!
+//! [[target]]
+//! name = "governance-primary"
+//! dsn = "host=db1 dbname=acgs user=pgopt"  # passwords: here, PG*, .pgpass or password_file
+//! groups = ["acgs", "prod"]
+//! labels = { region = "eu-west-1" }
+//! maintenance = { apply = true }
+//!
+//! [[alert]]
+//! name = "cache"
+//! when = "cache_hit_ratio < 0.99 for 10m"
+//! severity = "warning"
+//!
+//! [regressions]
+//! factor = 2.0
+//! min_calls = 50
+//! window = "15m"
+//!
+//! [[notify.webhook]]
+//! url = "https://hooks.example.com/pgopt"
+//! timeout = "5s"
+//! retries = 3
+//!
+//! [[maintenance.window]]
+//! cron = "0 2 * * 6"
+//! duration = "3h"
+//! ```
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::db::secret::Secret;
+use crate::maintain::window::Window;
+
+use super::store::Retention;
+
+/// The default address: loopback only, so no auth is needed.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8432";
+
+/// The whole configuration, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub listen: SocketAddr,
+    /// Where the SQLite store (and nothing else) is kept.
+    pub data_dir: PathBuf,
+    /// A PostgreSQL store's conninfo instead of SQLite (holds a password perhaps: never
+    /// printed).
+    pub store: Option<Secret>,
+    pub auth: Option<Auth>,
+    pub tls: Option<Tls>,
+    pub intervals: Intervals,
+    pub retention: Retention,
+    pub targets: Vec<TargetConfig>,
+    pub alerts: Vec<AlertRule>,
+    pub regressions: Regressions,
+    pub webhooks: Vec<Webhook>,
+    /// Maintenance windows for every target with `maintenance.apply = true`.
+    pub windows: Vec<Window>,
+}
+
+/// How clients prove who they are.
+#[derive(Debug, Clone)]
+pub struct Auth {
+    /// The token (bearer header) that is also the login form's password.
+    pub token: Secret,
+}
+
+#[derive(Debug, Clone)]
+pub struct Tls {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Intervals {
+    pub sample: Duration,
+    pub snapshot: Duration,
+    /// The bound on one collection from one target (connect included).
+    pub timeout: Duration,
+    /// How many targets are collected at once.
+    pub concurrency: usize,
+    /// How many top statements (by total time) each sample keeps.
+    pub top_statements: usize,
+}
+
+impl Default for Intervals {
+    fn default() -> Self {
+        Self {
+            sample: Duration::from_secs(10),
+            snapshot: Duration::from_secs(15 * 60),
+            timeout: Duration::from_secs(5),
+            concurrency: 8,
+            top_statements: 50,
+        }
+    }
+}
+
+/// One watched server.
+#[derive(Debug, Clone)]
+pub struct TargetConfig {
+    /// Unique; the label on every metric and the name on every page (never the DSN).
+    pub name: String,
+    /// The conninfo or URI, as every pgopt command takes it (holds a password perhaps).
+    pub dsn: Secret,
+    /// A file whose first line is the password, if not in the DSN, PG* or .pgpass.
+    pub password_file: Option<PathBuf>,
+    pub groups: Vec<String>,
+    pub labels: BTreeMap<String, String>,
+    /// Run maintenance in the windows (`maintenance = { apply = true }`).
+    pub maintenance_apply: bool,
+    /// The line of `[[target]]` in the file, for messages.
+    pub line: usize,
+}
+
+/// One alert rule: `when` is a condition (`cache_hit_ratio < 0.99 for 10m`,
+/// `finding:xid_wraparound >= warning`).
+#[derive(Debug, Clone)]
+pub struct AlertRule {
+    pub name: String,
+    pub when: String,
+    pub severity: String,
+    /// Only targets in these groups (empty: all).
+    pub groups: Vec<String>,
+    pub line: usize,
+}
+
+/// Query-regression detection.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Regressions {
+    /// The last window's mean over the baseline's that fires.
+    pub factor: f64,
+    /// Calls in the window below which a statement is not judged.
+    pub min_calls: u64,
+    pub window: Duration,
+}
+
+impl Default for Regressions {
+    fn default() -> Self {
+        Self {
+            factor: 2.0,
+            min_calls: 50,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// A webhook notified of firing and resolved alerts (JSON POST).
+#[derive(Debug, Clone)]
+pub struct Webhook {
+    /// May hold a token in its query string: shown only as scheme://host.
+    pub url: Secret,
+    pub timeout: Duration,
+    pub retries: u32,
+}
