@@ -29,7 +29,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     // None: the role may not read it; Some(""): not set.
     let command = snap.setting("archive_command").map(|s| s.setting.trim());
     let library = snap.setting("archive_library").map(|s| s.setting.trim());
-    let unconfigured = command == Some("") && library.map_or(true, |l| l.is_empty());
+    let unconfigured = command == Some("") && library.is_none_or(|l| l.is_empty());
     let failing = a.failed_count > 0
         && a.last_failed_time.is_some()
         && a.last_failed_time > a.last_archived_time;

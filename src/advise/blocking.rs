@@ -27,7 +27,7 @@ pub fn check(snap: &Snapshot, th: &Thresholds) -> Vec<Finding> {
     let roots: BTreeSet<i32> = blocked
         .iter()
         .flat_map(|s| s.blocked_by.iter().copied())
-        .filter(|pid| by_pid.get(pid).map_or(true, |b| b.blocked_by.is_empty()))
+        .filter(|pid| by_pid.get(pid).is_none_or(|b| b.blocked_by.is_empty()))
         .collect();
 
     // A wait cycle has no root: then there is no blocking_session finding to point to.

@@ -112,7 +112,7 @@ fn finding(snap: &Snapshot, th: &Thresholds, r: &RelationBloat) -> Option<Findin
     let concurrently = snap
         .server
         .as_ref()
-        .map_or(true, |s| s.version_num >= 120_000);
+        .is_none_or(|s| s.version_num >= 120_000);
     finding.message = format!(
         "{waste} (at least {} and {} are reported)",
         bytes(th.index_bloat_min_wasted_bytes as i64),

@@ -45,7 +45,7 @@ pub fn check(snap: &Snapshot, _th: &Thresholds) -> Vec<Finding> {
             let concurrent_reindex = snap
                 .server
                 .as_ref()
-                .map_or(true, |s| s.version_num >= 120_000);
+                .is_none_or(|s| s.version_num >= 120_000);
             let (step, sql) = if !idx.is_live {
                 (
                     "A DROP INDEX CONCURRENTLY of it was started and did not finish: unless it is still running, finish the drop",

@@ -70,7 +70,7 @@ pub(crate) fn horizon_note(horizon: &Horizon, pid: i32) -> (String, &'static str
 pub(crate) fn is_client_backend(s: &Session) -> bool {
     s.backend_type
         .as_deref()
-        .map_or(true, |t| t == "client backend")
+        .is_none_or(|t| t == "client backend")
 }
 
 fn query_severity(s: &Session, th: &Thresholds) -> Option<(Severity, f64, f64)> {

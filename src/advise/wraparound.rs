@@ -145,7 +145,7 @@ fn database_step(
     connected: bool,
     tables_named: bool,
 ) -> String {
-    let on = |setting: &str| snap.setting(setting).map_or(true, |s| s.setting == "on");
+    let on = |setting: &str| snap.setting(setting).is_none_or(|s| s.setting == "on");
     let autovacuum_runs = on("autovacuum") && on("track_counts");
     if !allow_connections {
         return if autovacuum_runs {

@@ -250,7 +250,7 @@ pub(crate) fn measure_candidates(
             let r = &relations[i];
             r.estimate
                 .as_ref()
-                .map_or(true, |e| e.wasted_ratio >= MEASURE_MIN_RATIO)
+                .is_none_or(|e| e.wasted_ratio >= MEASURE_MIN_RATIO)
         })
         .collect();
     order.sort_by_key(|&i| {

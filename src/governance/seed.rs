@@ -523,7 +523,7 @@ struct Ctx<'a> {
 impl Ctx<'_> {
     /// Counts row `i` towards the progress.
     fn tick(&self, i: u64) {
-        if i % TICK == 0 {
+        if i.is_multiple_of(TICK) {
             self.bar.inc(self.table, TICK);
         }
     }

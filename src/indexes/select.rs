@@ -95,10 +95,10 @@ pub fn select(
         let fits = |m: &[CandidateId]| {
             budget
                 .max_indexes
-                .map_or(true, |n| chosen.len() + m.len() <= n)
+                .is_none_or(|n| chosen.len() + m.len() <= n)
                 && budget
                     .max_size_bytes
-                    .map_or(true, |max| size_used + ctx.bytes(m) <= max)
+                    .is_none_or(|max| size_used + ctx.bytes(m) <= max)
         };
         match moves.iter().position(|(m, _)| fits(m)) {
             Some(i) => {
@@ -355,7 +355,7 @@ impl<'a> Context<'a> {
                 self.base(q)
             };
             let relative = (gain / of.max(EPSILON)).max(together);
-            if best.map_or(true, |(g, _)| gain > g) {
+            if best.is_none_or(|(g, _)| gain > g) {
                 best = Some((gain, relative));
             }
             if gain >= self.t.index_min_gain_cost && relative >= self.t.index_min_gain_ratio {

@@ -329,7 +329,7 @@ pub fn task_of_steps(advice: &Advice) -> Vec<usize> {
         .tasks
         .iter()
         .enumerate()
-        .flat_map(|(i, t)| std::iter::repeat(i).take(t.steps.len()))
+        .flat_map(|(i, t)| std::iter::repeat_n(i, t.steps.len()))
         .collect()
 }
 

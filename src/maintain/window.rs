@@ -204,7 +204,7 @@ pub fn next_window(config: &Config, now: DateTime<Utc>) -> Option<Opening> {
         if let Ok(prev) = w.cron.find_previous_occurrence(&local, true) {
             let opens = prev.with_timezone(&Utc);
             let closes = opens + w.duration;
-            if opens <= now && now < closes && open.as_ref().map_or(true, |o| closes > o.closes) {
+            if opens <= now && now < closes && open.as_ref().is_none_or(|o| closes > o.closes) {
                 open = Some(Opening {
                     window: i,
                     opens,
@@ -215,7 +215,7 @@ pub fn next_window(config: &Config, now: DateTime<Utc>) -> Option<Opening> {
         }
         if let Ok(n) = w.cron.find_next_occurrence(&local, false) {
             let opens = n.with_timezone(&Utc);
-            if next.as_ref().map_or(true, |o| opens < o.opens) {
+            if next.as_ref().is_none_or(|o| opens < o.opens) {
                 next = Some(Opening {
                     window: i,
                     opens,

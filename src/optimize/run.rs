@@ -522,7 +522,7 @@ impl Runner<'_> {
             .tasks
             .iter()
             .enumerate()
-            .flat_map(|(k, t)| std::iter::repeat(k).take(t.steps.len()))
+            .flat_map(|(k, t)| std::iter::repeat_n(k, t.steps.len()))
             .collect();
         let exec = apply::Options {
             lock_timeout: self.opts.lock_timeout,

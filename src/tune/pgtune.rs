@@ -79,9 +79,9 @@ impl PgTuneOutput {
 
 /// PGTune's `formatValue` for a size in kB.
 pub fn format_kb(v: u64) -> String {
-    if v % GB_KB == 0 {
+    if v.is_multiple_of(GB_KB) {
         format!("{}GB", v / GB_KB)
-    } else if v % MB_KB == 0 {
+    } else if v.is_multiple_of(MB_KB) {
         format!("{}MB", v / MB_KB)
     } else {
         format!("{v}kB")

@@ -149,7 +149,7 @@ impl Walker<'_> {
             .map(|scope| {
                 scope
                     .iter()
-                    .filter(|r| names.last().map_or(true, |n| r.name == *n))
+                    .filter(|r| names.last().is_none_or(|n| r.name == *n))
                     .map(|r| r.kind.clone())
                     .collect()
             })

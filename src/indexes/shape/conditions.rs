@@ -52,7 +52,7 @@ impl Walker<'_> {
             for conjunct in conjuncts(arg) {
                 match self.atom(conjunct) {
                     Atom::Pred(a, p) if p.op.searches() => {
-                        usable &= access.map_or(true, |x| x == a);
+                        usable &= access.is_none_or(|x| x == a);
                         access = Some(a);
                         preds.push(p);
                     }

@@ -96,7 +96,7 @@ impl Store for MemoryStore {
             .filter(|e| target.is_none_or(|t| t == e.target) && e.at >= from && e.at < to)
             .cloned()
             .collect();
-        out.sort_by(|a, b| b.at.cmp(&a.at));
+        out.sort_by_key(|e| std::cmp::Reverse(e.at));
         out.truncate(limit);
         Ok(out)
     }

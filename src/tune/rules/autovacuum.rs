@@ -18,7 +18,7 @@ pub(super) fn behind_tables<'a>(snap: &'a Snapshot, th: &Thresholds) -> Vec<&'a 
             t.kind != "p"
                 && t.n_dead_tup > (th.tune_dead_tuples as i64)
                 && t.n_dead_tup as f64 > th.tune_dead_tuples_live_share * t.n_live_tup.max(0) as f64
-                && t.last_autovacuum.map_or(true, |v| v < day_ago)
+                && t.last_autovacuum.is_none_or(|v| v < day_ago)
         })
         .collect()
 }

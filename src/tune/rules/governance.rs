@@ -17,7 +17,7 @@ fn timeout_in_database(snap: &Snapshot, role: &str) -> bool {
     let db = snap.target.database.as_str();
     snap.role_settings.iter().flatten().any(|s| {
         s.database.as_deref() == Some(db)
-            && s.role.as_deref().map_or(true, |r| r == role)
+            && s.role.as_deref().is_none_or(|r| r == role)
             && sets_timeout(&s.config)
     })
 }
