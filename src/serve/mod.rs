@@ -15,6 +15,7 @@
 //! Time comes from a [`clock::Clock`] so that retention, rollups and alert timing are
 //! tested with a clock the test moves.
 
+pub mod alerts;
 pub mod clock;
 pub mod config;
 pub mod http;
