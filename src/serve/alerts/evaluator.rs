@@ -54,6 +54,25 @@ struct Alert {
     message: String,
 }
 
+/// One observation of one alert's condition.
+#[derive(Debug, Clone, Copy)]
+struct Seen<'a> {
+    holds: bool,
+    value: f64,
+    /// A finding's own sentence, for the message.
+    detail: Option<&'a str>,
+}
+
+impl<'a> Seen<'a> {
+    fn new(holds: bool, value: f64, detail: Option<&'a str>) -> Self {
+        Self {
+            holds,
+            value,
+            detail,
+        }
+    }
+}
+
 /// See the module's documentation.
 #[derive(Debug, Clone, Default)]
 pub struct Evaluator {
@@ -199,7 +218,7 @@ impl Evaluator {
                     continue;
                 }
                 let holds = op.holds(value, threshold);
-                out.extend(self.step(i, target, &key, holds, value, now, None));
+                out.extend(self.step(i, target, &key, Seen::new(holds, value, None), now));
             }
         }
         out
@@ -240,11 +259,11 @@ impl Evaluator {
                 .collect();
             for key in known {
                 if !holding.contains_key(&key) {
-                    out.extend(self.step(i, target, &key, false, 0.0, now, None));
+                    out.extend(self.step(i, target, &key, Seen::new(false, 0.0, None), now));
                 }
             }
             for (key, (rank, message)) in holding {
-                out.extend(self.step(i, target, &key, true, rank, now, Some(&message)));
+                out.extend(self.step(i, target, &key, Seen::new(true, rank, Some(&message)), now));
             }
         }
         out
@@ -256,11 +275,14 @@ impl Evaluator {
         i: usize,
         target: &str,
         key: &str,
-        holds: bool,
-        value: f64,
+        seen: Seen<'_>,
         now: Ts,
-        detail: Option<&str>,
     ) -> Option<Transition> {
+        let Seen {
+            holds,
+            value,
+            detail,
+        } = seen;
         let hold = self.rules[i].condition.hold();
         let id = (i, target.to_string(), key.to_string());
         match (self.alerts.get_mut(&id), holds) {

@@ -279,7 +279,9 @@ fn read(
 }
 
 fn join(means: &[Row], rates: &[Row]) -> BTreeMap<String, Vec<Obs>> {
-    let mut by_key: BTreeMap<&str, BTreeMap<Ts, (Option<f64>, Option<f64>)>> = BTreeMap::new();
+    /// Mean and calls rate at one time.
+    type Pair = (Option<f64>, Option<f64>);
+    let mut by_key: BTreeMap<&str, BTreeMap<Ts, Pair>> = BTreeMap::new();
     for r in means {
         by_key.entry(&r.key).or_default().entry(r.at).or_default().0 = Some(r.value);
     }
