@@ -383,3 +383,168 @@ async fn filling_connections_on_a_real_server_fires_and_releasing_them_resolves_
     let got: Vec<&str> = got.iter().map(|b| b["status"].as_str().unwrap()).collect();
     assert_eq!(got, vec!["firing", "resolved"]);
 }
+
+/// pg_stat_statements' counters of the one statement whose text starts with `prefix`:
+/// (queryid, text, calls, total seconds).
+async fn statement(conn: &pgopt::db::Conn, prefix: &str) -> (i64, String, f64, f64) {
+    let row = conn
+        .query_one(
+            "statement",
+            "SELECT queryid, query, calls::float8, total_exec_time / 1000 \
+               FROM pg_stat_statements WHERE starts_with(query, $1)",
+            &[&prefix],
+        )
+        .await
+        .unwrap();
+    (row.get(0), row.get(1), row.get(2), row.get(3))
+}
+
+const QUERY: &str = "SELECT count(*) FROM events WHERE kind = $1";
+
+/// Runs QUERY `n` times and returns its delta as the collector would: a sample of
+/// `interval` seconds ending at `at`.
+async fn run_and_sample(conn: &pgopt::db::Conn, n: i32, at: Ts, interval: f64) -> Sample {
+    let (_, _, calls0, total0) = statement(conn, "SELECT count(*) FROM events").await;
+    for i in 0..n {
+        conn.query("query", QUERY, &[&(i % 1000)]).await.unwrap();
+    }
+    let (queryid, text, calls1, total1) = statement(conn, "SELECT count(*) FROM events").await;
+    Sample {
+        target: "db1".into(),
+        at,
+        interval_seconds: interval,
+        values: BTreeMap::new(),
+        keyed: BTreeMap::new(),
+        statements: vec![pgopt::serve::model::StatementDelta {
+            queryid,
+            query: text,
+            calls: calls1 - calls0,
+            total_seconds: total1 - total0,
+            rows: calls1 - calls0,
+            temp_bytes_written: 0.0,
+        }],
+        resets: vec![],
+    }
+}
+
+#[tokio::test]
+async fn dropping_the_index_a_statement_uses_fires_a_regression_with_its_plan_and_rebuilding_it_resolves(
+) {
+    use pgopt::embedded::{local_target, Cluster, ClusterOptions};
+    use pgopt::serve::alerts::plan::{latest_plan, PlanLookup};
+    use pgopt::serve::alerts::{regress, Baseline};
+    use pgopt::serve::config::Regressions;
+    use pgopt::serve::store::{memory::MemoryStore, Store};
+
+    let c = Cluster::start(ClusterOptions {
+        settings: vec![
+            ("logging_collector".into(), "on".into()),
+            ("auto_explain.log_min_duration".into(), "0".into()),
+        ],
+        ..ClusterOptions::default()
+    })
+    .expect("an embedded cluster");
+    c.psql(
+        "postgres",
+        "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+         CREATE TABLE events (id int, kind int, pad text);
+         INSERT INTO events SELECT g, g % 1000, repeat('x', 100) FROM generate_series(1, 200000) g;
+         CREATE INDEX events_kind ON events (kind);
+         ANALYZE events;",
+    )
+    .unwrap();
+    let conn = pgopt::db::connect(&local_target(c.port(), "postgres").unwrap())
+        .await
+        .unwrap();
+    conn.query("warm up", QUERY, &[&1i32]).await.unwrap();
+
+    // Six hours of history at the indexed speed: measured once, stored every 5 minutes.
+    let store = MemoryStore::new();
+    let now = t0();
+    let indexed = run_and_sample(&conn, 100, now, 300.0).await;
+    let queryid = indexed.statements[0].queryid;
+    store
+        .put_statements("db1", &[(queryid, indexed.statements[0].query.clone())])
+        .unwrap();
+    let mut at = now - chrono::Duration::hours(6);
+    while at <= now - chrono::Duration::minutes(15) {
+        let mut s = indexed.clone();
+        s.at = at;
+        store.write(&s.points()).unwrap();
+        at += chrono::Duration::minutes(5);
+    }
+    let cfg = Regressions {
+        factor: 2.0,
+        min_calls: 50,
+        window: Duration::from_secs(15 * 60),
+    };
+    assert!(regress::detect(&store, "db1", now, &cfg)
+        .unwrap()
+        .is_empty());
+
+    // The index is dropped: three real samples of the last window.
+    c.psql("postgres", "DROP INDEX events_kind").unwrap();
+    for minutes in [10, 5, 0] {
+        let s = run_and_sample(&conn, 40, now - chrono::Duration::minutes(minutes), 300.0).await;
+        store.write(&s.points()).unwrap();
+    }
+    let found = regress::detect(&store, "db1", now, &cfg).unwrap();
+    assert_eq!(found.len(), 1, "{found:#?}");
+    let r = &found[0];
+    assert_eq!(r.queryid, queryid);
+    assert_eq!(r.baseline, Baseline::PrecedingHours { hours: 6 });
+    assert!(r.ratio >= 2.0 && r.after > r.before, "{r:?}");
+    assert!((r.calls - 120.0).abs() < 1e-6, "{r:?}");
+    assert_eq!(r.text.as_deref(), Some(QUERY));
+
+    let mut ev = Evaluator::new(&[]).unwrap();
+    let fired = ev.regressions("db1", &found, now);
+    assert_eq!(fired.len(), 1);
+    assert_eq!(fired[0].status, Status::Firing);
+    assert_eq!(fired[0].key, queryid.to_string());
+    assert!(fired[0].message.contains(QUERY), "{}", fired[0].message);
+    assert!(ev.regressions("db1", &found, now).is_empty(), "fires once");
+
+    // A plan to look at: auto_explain's entry for it in the server log.
+    let mut plan = None;
+    for _ in 0..100 {
+        match latest_plan(&conn, QUERY).await.unwrap() {
+            PlanLookup::Found(p) => {
+                plan = Some(p);
+                break;
+            }
+            PlanLookup::NotFound(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+    let plan = plan.expect("auto_explain's plan in the log");
+    assert!(plan.contains("Seq Scan on events"), "{plan}");
+
+    // The index is back and the statement with it: the regression resolves.
+    c.psql("postgres", "CREATE INDEX events_kind ON events (kind)")
+        .unwrap();
+    let later = now + chrono::Duration::minutes(30);
+    for minutes in [10, 5, 0] {
+        let s = run_and_sample(&conn, 40, later - chrono::Duration::minutes(minutes), 300.0).await;
+        store.write(&s.points()).unwrap();
+    }
+    let found = regress::detect(&store, "db1", later, &cfg).unwrap();
+    assert!(found.is_empty(), "{found:#?}");
+    let resolved = ev.regressions("db1", &found, later);
+    assert_eq!(resolved.len(), 1);
+    assert_eq!(resolved[0].status, Status::Resolved);
+    assert_eq!(resolved[0].started_at, fired[0].started_at);
+}
+
+#[tokio::test]
+async fn without_logging_collector_the_plan_look_up_says_why_there_is_none() {
+    use pgopt::embedded::{local_target, Cluster, ClusterOptions};
+    use pgopt::serve::alerts::plan::{latest_plan, PlanLookup};
+    let c = Cluster::start(ClusterOptions::default()).expect("an embedded cluster");
+    let conn = pgopt::db::connect(&local_target(c.port(), "postgres").unwrap())
+        .await
+        .unwrap();
+    match latest_plan(&conn, "SELECT 1").await.unwrap() {
+        PlanLookup::NotFound(why) => assert!(why.contains("logging_collector"), "{why}"),
+        other => panic!("{other:?}"),
+    }
+}
