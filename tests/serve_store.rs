@@ -11,12 +11,13 @@ use std::sync::Arc;
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use pgopt::db::Secret;
 use pgopt::embedded::{Cluster, ClusterOptions};
+use pgopt::serve::config::{Config, Intervals, Regressions, DEFAULT_LISTEN};
 use pgopt::serve::model::{Event, EventKind, Point};
 use pgopt::serve::state::Fleet;
 use pgopt::serve::store::postgres::PgStore;
 use pgopt::serve::store::sqlite::{SqliteStore, FILE};
 use pgopt::serve::store::writer::Writer;
-use pgopt::serve::store::{Query, Resolution, Retention, Store, StoreError};
+use pgopt::serve::store::{self, Query, Resolution, Retention, Store, StoreError};
 use tokio::runtime::Runtime;
 
 enum Kind {
@@ -114,6 +115,7 @@ both!(
     points_that_come_late_are_rolled_up_again,
     a_writer_keeps_points_in_memory_while_the_store_fails_and_writes_them_all_after,
     a_store_of_a_newer_version_is_refused_and_left_as_it_was,
+    store_open_takes_postgresql_when_configured_else_sqlite_in_the_data_dir,
 );
 
 fn t0() -> DateTime<Utc> {
@@ -673,15 +675,24 @@ fn the_sqlite_store_is_created_in_a_private_directory_in_wal_mode() {
 /// Bytes per target per day for a realistic sample: 30 server-wide points plus 50
 /// statements × 5 metrics every 10 s. Prints, asserts nothing about the size:
 /// `cargo test --release --test serve_store -- --ignored --nocapture bytes_per_target`.
+/// SQLite is measured over a whole day; PostgreSQL over 3 hours, times 8.
 #[test]
 #[ignore]
 fn bytes_per_target_per_day() {
-    let b = Backend::sqlite();
+    measure(Backend::sqlite(), 8640);
+    measure(Backend::postgres(), 8640 / 8);
+}
+
+fn measure(b: Backend, samples: i64) {
+    let name = match b.kind {
+        Kind::Sqlite(_) => "SQLite",
+        Kind::Postgres(_) => "PostgreSQL",
+    };
     let store = b.open().unwrap();
     let t = t0();
     let empty = store.size_bytes().unwrap();
     let mut batch = Vec::new();
-    for i in 0..8640i64 {
+    for i in 0..samples {
         let at = t + Duration::seconds(10 * i);
         for m in 0..30 {
             batch.push(point(
@@ -703,7 +714,8 @@ fn bytes_per_target_per_day() {
                 ));
             }
         }
-        if batch.len() >= 280 * 30 {
+        // A flush every 30 s, as the daemon would.
+        if batch.len() >= 280 * 3 {
             store.write(&batch).unwrap();
             batch.clear();
         }
@@ -713,20 +725,138 @@ fn bytes_per_target_per_day() {
         .map(|s| (s, format!("SELECT * FROM t{s} WHERE id = $1")))
         .collect();
     store.put_statements("db1", &texts).unwrap();
-    let raw = store.size_bytes().unwrap() - empty;
+    let scale = 8640.0 / samples as f64;
+    let raw = (store.size_bytes().unwrap() - empty) as f64 * scale;
     store
-        .maintain(t + Duration::days(1), &Retention::default())
+        .maintain(t + Duration::seconds(10 * samples), &Retention::default())
         .unwrap();
-    let rolled = store.size_bytes().unwrap() - empty - raw;
-    let points = 8640 * 280;
+    let rolled = (store.size_bytes().unwrap() - empty) as f64 * scale - raw;
+    let points = 8640.0 * 280.0;
     println!(
-        "SQLite, one target, one day at 10 s ({points} points): raw {:.1} MB ({:.1} bytes/point); \
+        "{name}, one target, one day at 10 s ({points} points): raw {:.1} MB ({:.1} bytes/point); \
          5-minute + hourly rollups of that day {:.2} MB; at the default retention \
          (48 h raw, 30 d 5 min, 365 d hourly) about {:.0} MB per target",
-        raw as f64 / 1e6,
-        raw as f64 / points as f64,
-        rolled as f64 / 1e6,
-        (2.0 * raw as f64 + 30.0 * rolled as f64 * 12.0 / 13.0 + 365.0 * rolled as f64 / 13.0)
-            / 1e6
+        raw / 1e6,
+        raw / points,
+        rolled / 1e6,
+        (2.0 * raw + 30.0 * rolled * 12.0 / 13.0 + 365.0 * rolled / 13.0) / 1e6
     );
+}
+
+fn config(data_dir: PathBuf, store: Option<Secret>) -> Config {
+    Config {
+        listen: DEFAULT_LISTEN.parse().unwrap(),
+        data_dir,
+        store,
+        auth: None,
+        tls: None,
+        intervals: Intervals::default(),
+        retention: Retention::default(),
+        targets: Vec::new(),
+        alerts: Vec::new(),
+        regressions: Regressions::default(),
+        webhooks: Vec::new(),
+        windows: Vec::new(),
+    }
+}
+
+fn store_open_takes_postgresql_when_configured_else_sqlite_in_the_data_dir(b: Backend) {
+    let data = tempfile::tempdir().unwrap();
+    let dir = data.path().join("data");
+    let dsn = match &b.kind {
+        Kind::Sqlite(_) => None,
+        Kind::Postgres(c) => Some(Secret::new(c.dsn("postgres"))),
+    };
+    let pg = dsn.is_some();
+    let store =
+        b.rt.block_on(store::open(&config(dir.clone(), dsn)))
+            .unwrap();
+    store.write(&[point("db1", "tps", "", t0(), 1.0)]).unwrap();
+    assert_eq!(dir.join(FILE).exists(), !pg);
+    if let Kind::Postgres(c) = &b.kind {
+        let n = c
+            .psql("postgres", "SELECT count(*) FROM pgopt_history.points")
+            .unwrap();
+        assert_eq!(n, "1");
+    }
+}
+
+/// The child of [`a_daemon_killed_while_writing_leaves_a_sound_store_with_whole_batches`]:
+/// writes batches of 1,000 points until it is killed.
+#[test]
+#[ignore]
+fn crash_child_writes_until_killed() {
+    let Ok(dir) = std::env::var("PGOPT_STORE_CRASH_DIR") else {
+        return;
+    };
+    let store = SqliteStore::open(std::path::Path::new(&dir)).unwrap();
+    for n in 0i64.. {
+        let batch: Vec<Point> = (0..1000)
+            .map(|i| {
+                point(
+                    "db1",
+                    "tps",
+                    "",
+                    t0() + Duration::seconds(n * 1000 + i),
+                    1.0,
+                )
+            })
+            .collect();
+        store.write(&batch).unwrap();
+    }
+}
+
+#[test]
+fn a_daemon_killed_while_writing_leaves_a_sound_store_with_whole_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    // Made first, so that the child and this test open the same store.
+    drop(SqliteStore::open(dir.path()).unwrap());
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--ignored",
+            "--exact",
+            "crash_child_writes_until_killed",
+            "--nocapture",
+        ])
+        .env("PGOPT_STORE_CRASH_DIR", dir.path())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait (bounded) until a few batches landed, then kill it mid-write.
+    let wal = dir.path().join(format!("{FILE}-wal"));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 2_000_000 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the child wrote nothing"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "the child must still be writing when it is killed"
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    let store = SqliteStore::open(dir.path()).unwrap();
+    let rows = store
+        .query(&query(
+            "db1",
+            "tps",
+            Some(""),
+            t0(),
+            t0() + Duration::days(365),
+            Some(Resolution::Raw),
+        ))
+        .unwrap();
+    assert!(!rows.is_empty());
+    assert_eq!(rows.len() % 1000, 0, "only whole batches: {}", rows.len());
+    drop(store);
+    let c = rusqlite::Connection::open(dir.path().join(FILE)).unwrap();
+    let check: String = c
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(check, "ok");
 }
