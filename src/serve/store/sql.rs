@@ -516,7 +516,8 @@ pub(crate) fn maintain(
     let mut stats = MaintainStats::default();
 
     // Raw → 5 minutes, from where the rollups stop (or the oldest late point); never a
-    // bucket whose points retention already thinned.
+    // bucket whose points retention already thinned. `series IN (...)` lets both
+    // databases read each series' range through the (series, at) key, not the table.
     let start5 = match st.rolled_5m {
         None => i64::MIN,
         Some(r) => floor(r.min(st.dirty_from.unwrap_or(r)), FIVE_MIN_MS),
@@ -526,7 +527,7 @@ pub(crate) fn maintain(
         stats.rolled_up += db.exec(
             "INSERT INTO rollup_5m (series, at, mean, peak, n) \
              SELECT p.series, (p.at / 300000) * 300000 AS b, avg(p.value), max(p.value), count(*) \
-             FROM series s JOIN points p ON p.series = s.id AND p.at >= $1 AND p.at < $2 \
+             FROM points p WHERE p.series IN (SELECT id FROM series) AND p.at >= $1 AND p.at < $2 \
              GROUP BY p.series, b \
              ON CONFLICT (series, at) DO UPDATE \
              SET mean = excluded.mean, peak = excluded.peak, n = excluded.n \
@@ -547,7 +548,7 @@ pub(crate) fn maintain(
              SELECT r.series, (r.at / 3600000) * 3600000 AS b, \
                     sum(r.mean * r.n) / CAST(sum(r.n) AS double precision), max(r.peak), \
                     CAST(sum(r.n) AS bigint) \
-             FROM series s JOIN rollup_5m r ON r.series = s.id AND r.at >= $1 AND r.at < $2 \
+             FROM rollup_5m r WHERE r.series IN (SELECT id FROM series) AND r.at >= $1 AND r.at < $2 \
              GROUP BY r.series, b \
              ON CONFLICT (series, at) DO UPDATE \
              SET mean = excluded.mean, peak = excluded.peak, n = excluded.n \
