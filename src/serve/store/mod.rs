@@ -10,11 +10,18 @@
 //! A write either lands whole or not at all (one transaction per batch).
 
 pub mod memory;
+pub mod postgres;
+mod sql;
+pub mod sqlite;
+pub mod writer;
 
+use std::collections::BTreeMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::config::Config;
 use super::model::{Event, Point, Ts};
 
 /// How long each resolution is kept (`[retention]` in pgopt.toml).
@@ -101,6 +108,21 @@ pub enum StoreError {
     Io(String),
 }
 
+/// What the writer hands a store at once: points, statement texts by target and
+/// queryid, events.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Batch {
+    pub points: Vec<Point>,
+    pub statements: BTreeMap<String, BTreeMap<i64, String>>,
+    pub events: Vec<Event>,
+}
+
+impl Batch {
+    pub fn is_empty(&self) -> bool {
+        self.points.is_empty() && self.statements.is_empty() && self.events.is_empty()
+    }
+}
+
 /// The history store.
 pub trait Store: Send + Sync {
     /// Writes a batch of points in one transaction.
@@ -127,4 +149,30 @@ pub trait Store: Send + Sync {
     fn maintain(&self, now: Ts, retention: &Retention) -> Result<MaintainStats, StoreError>;
     /// Bytes the store takes (file size, or the tables' size).
     fn size_bytes(&self) -> Result<u64, StoreError>;
+    /// Writes points, statement texts and events. The SQLite and PostgreSQL stores do it in
+    /// one transaction; rewriting a batch that landed already changes nothing (a point is
+    /// keyed by series and time).
+    fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
+        self.write(&batch.points)?;
+        for (target, texts) in &batch.statements {
+            let texts: Vec<(i64, String)> = texts.iter().map(|(q, t)| (*q, t.clone())).collect();
+            self.put_statements(target, &texts)?;
+        }
+        self.put_events(&batch.events)
+    }
+}
+
+/// The daemon's store: PostgreSQL when `config.store` is set, else the SQLite file in
+/// `config.data_dir`.
+pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
+    match &config.store {
+        Some(dsn) => Ok(Arc::new(postgres::PgStore::connect(dsn).await?)),
+        None => {
+            let dir = config.data_dir.clone();
+            let store = tokio::task::spawn_blocking(move || sqlite::SqliteStore::open(&dir))
+                .await
+                .map_err(|e| StoreError::Io(format!("opening the SQLite store: {e}")))??;
+            Ok(Arc::new(store))
+        }
+    }
 }
