@@ -16,6 +16,7 @@
 //! tested with a clock the test moves.
 
 pub mod clock;
+pub mod collector;
 pub mod config;
 pub mod http;
 pub mod model;
