@@ -274,6 +274,13 @@ async fn fleet_of_three_one_stopped_then_started_shows_its_gap_and_the_others_go
         1,
         "one Down event per transition"
     );
+    // a and c ran on undisturbed: no reset seen there.
+    for other in ["a", "c"] {
+        assert!(
+            !all.iter().any(|c| matches!(c, Collected::Event(e) if e.target == other && e.kind == EventKind::Reset)),
+            "{other} saw a reset"
+        );
+    }
     // b's gap is shown as up = 0 samples.
     assert!(all.iter().any(
         |c| matches!(c, Collected::Sample(s) if s.target == "b" && s.values.get(m::UP) == Some(&0.0))

@@ -74,6 +74,12 @@ pub async fn run(
     while tasks.join_next().await.is_some() {}
 }
 
+/// Returns once `shutdown` is true, or its sender is gone (nobody can stop us then: stop).
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    // wait_for checks the current value first, then every change; Err: the sender is gone.
+    let _ = shutdown.wait_for(|stop| *stop).await;
+}
+
 /// What every task of one target shares.
 #[derive(Clone)]
 struct Ctx {
@@ -165,22 +171,21 @@ async fn sample_loop(ctx: Ctx, permits: Arc<Semaphore>, mut shutdown: watch::Rec
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
-            _ = shutdown.changed() => {}
+            _ = stopping(&mut shutdown) => return,
         }
         if *shutdown.borrow() || ctx.out.is_closed() {
             return;
         }
         let permit = tokio::select! {
             p = permits.clone().acquire_owned() => p,
-            _ = shutdown.changed() => return,
+            _ = stopping(&mut shutdown) => return,
         };
         let started = Instant::now();
         // Once started, a sample is finished even on shutdown: it is bounded.
         let result = tokio::time::timeout(ctx.intervals.timeout, collect_once(&ctx, &mut state))
             .await
             .unwrap_or_else(|_| {
-                Err((
-                    Error::Timeout {
+                let e = Error::Timeout {
                     what: format!("collecting from {}", ctx.target.name),
                     after: ctx.intervals.timeout,
                     next_step: Some(
@@ -188,9 +193,8 @@ async fn sample_loop(ctx: Ctx, permits: Arc<Semaphore>, mut shutdown: watch::Rec
                          or raise intervals.timeout"
                             .into(),
                     ),
-                },
-                    None,
-                ))
+                };
+                Err(ctx.redact(&e.to_string(), None))
             });
         drop(permit);
         let wait = match result {
@@ -202,8 +206,8 @@ async fn sample_loop(ctx: Ctx, permits: Arc<Semaphore>, mut shutdown: watch::Rec
                 }
                 continue;
             }
-            Err((e, target)) => {
-                failed(&ctx, &mut state, e, target.as_ref()).await;
+            Err(error) => {
+                failed(&ctx, &mut state, error).await;
                 backoff::backoff(iv, state.failures, rng.gen_range(0.0..1.0))
             }
         };
@@ -212,15 +216,15 @@ async fn sample_loop(ctx: Ctx, permits: Arc<Semaphore>, mut shutdown: watch::Rec
 }
 
 /// Connects when there is no usable connection, reads, and turns the reading into a sample.
-/// On an error, the connection is dropped and the resolved target (for redaction) returned.
+/// On an error, the connection is dropped and the error returned redacted.
 async fn collect_once(
     ctx: &Ctx,
     state: &mut Light,
-) -> std::result::Result<(Sample, String), (Error, Option<Target>)> {
+) -> std::result::Result<(Sample, String), String> {
     let target = ctx
         .resolve(ctx.intervals.timeout)
         .await
-        .map_err(|e| (e, None))?;
+        .map_err(|e| ctx.redact(&e.to_string(), None))?;
     let result = async {
         if state.conn.as_ref().is_none_or(Conn::is_closed) {
             state.conn = None;
@@ -263,7 +267,7 @@ async fn collect_once(
     .await;
     result.map_err(|e: Error| {
         state.conn = None;
-        (e, Some(target))
+        ctx.redact(&e.to_string(), Some(&target))
     })
 }
 
@@ -316,10 +320,10 @@ async fn succeeded(ctx: &Ctx, state: &mut Light, mut s: Sample, server: String, 
     ctx.send(Collected::Sample(s)).await;
 }
 
-async fn failed(ctx: &Ctx, state: &mut Light, e: Error, target: Option<&Target>) {
+/// `error` is redacted already.
+async fn failed(ctx: &Ctx, state: &mut Light, error: String) {
     state.conn = None;
     state.failures = state.failures.saturating_add(1);
-    let error = ctx.redact(&e.to_string(), target);
     let now = ctx.clock.now();
     let attempts = state.failures;
     let was_down = ctx
@@ -390,7 +394,7 @@ async fn snapshot_loop(ctx: Ctx, permits: Arc<Semaphore>, mut shutdown: watch::R
     loop {
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
-            _ = shutdown.changed() => {}
+            _ = stopping(&mut shutdown) => return,
         }
         if *shutdown.borrow() || ctx.out.is_closed() {
             return;
@@ -403,7 +407,7 @@ async fn snapshot_loop(ctx: Ctx, permits: Arc<Semaphore>, mut shutdown: watch::R
                 let _permit = permits.acquire().await;
                 tokio::time::timeout(bound, snapshot_once(&ctx)).await
             } => r,
-            _ = shutdown.changed() => return,
+            _ = stopping(&mut shutdown) => return,
         };
         next = match result {
             Ok(Ok(())) => started + every,
