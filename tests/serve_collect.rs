@@ -458,3 +458,65 @@ async fn statement_deltas_count_every_call_run_between_samples() {
     let all = h.stop().await;
     assert_no_negative(&all);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_promoted_standby_is_one_failover_reset_and_shows_its_replay_lag_before() {
+    let primary = start_clusters(1).pop().unwrap();
+    let standby = tokio::task::block_in_place(|| primary.standby().unwrap());
+    let h = Harness::start(config(
+        &[
+            ("p", primary.dsn("postgres")),
+            ("s", standby.dsn("postgres")),
+        ],
+        fast(),
+    ));
+    h.wait_for("two samples of each", |h| {
+        h.samples("p").len() >= 2 && h.samples("s").len() >= 2
+    })
+    .await;
+    let s = h.samples("s").pop().unwrap();
+    assert!(s.values.contains_key(m::REPLICATION_LAG_SECONDS), "{s:#?}");
+    assert!(!s.values.contains_key(m::WAL_BYTES_PER_SECOND));
+    assert!(h.fleet.views()[1]
+        .server
+        .as_deref()
+        .unwrap()
+        .contains("standby"));
+
+    tokio::task::block_in_place(|| standby.promote().unwrap());
+    h.wait_for("the promotion as a Reset event", |h| {
+        !h.events("s", EventKind::Reset).is_empty()
+    })
+    .await;
+    let n = h.samples("s").len();
+    h.wait_for("three more samples of the promoted server", |h| {
+        h.samples("s").len() >= n + 3
+            && h.fleet.views()[1]
+                .server
+                .as_deref()
+                .is_some_and(|s| s.contains("primary"))
+    })
+    .await;
+    let all = h.stop().await;
+    let resets: Vec<_> = all
+        .iter()
+        .filter_map(|c| match c {
+            Collected::Event(e) if e.target == "s" && e.kind == EventKind::Reset => {
+                Some(e.details["reset"].clone())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        resets,
+        vec![serde_json::json!("failover")],
+        "one failover, not a second one when the end-of-recovery checkpoint moves the timeline"
+    );
+    assert!(
+        !all.iter().any(
+            |c| matches!(c, Collected::Event(e) if e.target == "p" && e.kind == EventKind::Reset)
+        ),
+        "the primary saw no reset"
+    );
+    assert_no_negative(&all);
+}

@@ -1,7 +1,9 @@
-/* one row per light sample: the server's identity (start time, recovery, and the timeline and system identifier when this role may read pg_control), its clock, connection limits, locks not granted, the oldest open transaction, replication lag (a primary: its standbys' largest replay lag; a standby: its own replay delay, 0 when it has replayed all it received) and the WAL insert position in bytes (a primary) */
+/* one row per light sample: the server's identity (start time, recovery, the timeline (a primary: of its WAL insert position, which moves at once on a promotion, unlike the last checkpoint's; a standby: of its last restartpoint, when this role may read pg_control) and the system identifier when this role may read pg_control), its clock, connection limits, locks not granted, the oldest open transaction, replication lag (a primary: its standbys' largest replay lag; a standby: its own replay delay, 0 when it has replayed all it received) and the WAL insert position in bytes (a primary) */
 SELECT pg_catalog.pg_postmaster_start_time() AS postmaster_start,
        pg_catalog.pg_is_in_recovery() AS in_recovery,
-       CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_checkpoint()', 'EXECUTE')
+       CASE WHEN NOT pg_catalog.pg_is_in_recovery()
+            THEN ('x' || substr(pg_catalog.pg_walfile_name(pg_catalog.pg_current_wal_insert_lsn()), 1, 8))::bit(32)::bigint
+            WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_checkpoint()', 'EXECUTE')
             THEN (SELECT c.timeline_id::bigint FROM pg_catalog.pg_control_checkpoint() c)
        END AS timeline,
        CASE WHEN pg_catalog.has_function_privilege('pg_catalog.pg_control_system()', 'EXECUTE')
