@@ -17,6 +17,7 @@
 
 pub mod alerts;
 pub mod clock;
+pub mod collector;
 pub mod config;
 pub mod http;
 pub mod model;
