@@ -188,7 +188,6 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 /// A browser asking for a page (sent to the login form rather than given a 401).
 fn wants_page(req: &Request) -> bool {
     req.method() == Method::GET
-        && req.uri().path() != "/metrics"
         && req
             .headers()
             .get(ACCEPT)
@@ -345,6 +344,32 @@ pub async fn logout(
         .headers_mut()
         .append(SET_COOKIE, set_cookie(SESSION_COOKIE, "", 0, web.tls));
     response
+}
+
+/// GET /logout: a page with the logout button (for browsers; the pages carry the same
+/// button, [`logout_form`]).
+pub async fn logout_page(
+    State(web): State<Web>,
+    session: Option<Extension<SessionInfo>>,
+) -> Response {
+    if web.app.config.auth.is_none() {
+        return (StatusCode::SEE_OTHER, [(LOCATION, "/")]).into_response();
+    }
+    let Some(Extension(session)) = session else {
+        return (
+            StatusCode::BAD_REQUEST,
+            "no session to log out of: the request carried a bearer token, not a session cookie\n",
+        )
+            .into_response();
+    };
+    Html(format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <title>pgopt: log out</title>\
+         <link rel=\"stylesheet\" href=\"/static/login.css\"></head>\
+         <body><main><h1>pgopt</h1>{}</main></body></html>\n",
+        logout_form(Some(&session))
+    ))
+    .into_response()
 }
 
 /// The logout button for the pages: a form carrying the session's CSRF token. Empty

@@ -24,7 +24,7 @@ use axum::http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use axum::http::{HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::Router;
 use prometheus_client::registry::Registry;
 
@@ -83,7 +83,7 @@ pub fn router(app: AppState) -> Router {
     };
     let protected = Router::new()
         .route("/metrics", get(metrics_handler))
-        .route("/logout", post(auth::logout))
+        .route("/logout", get(auth::logout_page).post(auth::logout))
         .with_state(web.clone())
         .merge(pages::router().with_state(app))
         .route_layer(middleware::from_fn_with_state(
