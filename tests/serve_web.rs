@@ -1057,3 +1057,34 @@ async fn a_real_prometheus_scrapes_the_daemon_with_the_bearer_token() {
     stop.send(()).unwrap();
     within("shutdown", 15, task).await.unwrap().unwrap();
 }
+
+/// The HTTP layer reads the fleet and the store only: no database client, no SQL text from
+/// a request (PgHero's CVE-2023-22626 was an EXPLAIN of user-typed SQL).
+#[test]
+fn no_http_module_reaches_a_database() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/serve/http");
+    let mut files = vec![dir];
+    let mut checked = 0;
+    while let Some(path) = files.pop() {
+        if path.is_dir() {
+            files.extend(std::fs::read_dir(&path).unwrap().map(|e| e.unwrap().path()));
+            continue;
+        }
+        if path.extension().is_none_or(|e| e != "rs") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).unwrap();
+        for banned in [
+            "tokio_postgres",
+            "crate::db::connect",
+            "crate::db::pool",
+            "simple_query",
+            "batch_execute",
+            "rusqlite",
+        ] {
+            assert!(!text.contains(banned), "{} uses {banned}", path.display());
+        }
+        checked += 1;
+    }
+    assert!(checked >= 4, "only {checked} files checked");
+}
