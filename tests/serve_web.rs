@@ -378,6 +378,16 @@ async fn metrics_take_the_bearer_token_and_refuse_a_wrong_one() {
     assert_eq!(send(&app, forged).await.status(), StatusCode::UNAUTHORIZED);
 }
 
+#[tokio::test]
+async fn a_token_read_from_a_file_with_its_newline_still_matches() {
+    let app = app(Some(&format!("{TOKEN}\n")));
+    assert_eq!(
+        send(&app, bearer("/metrics", TOKEN)).await.status(),
+        StatusCode::OK
+    );
+    log_in(&app).await;
+}
+
 /// Logs in through the form; returns the session cookie's value.
 async fn log_in(app: &TestApp) -> String {
     let form = send(app, get("/login")).await;

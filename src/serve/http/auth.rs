@@ -202,7 +202,7 @@ pub async fn require_auth(State(web): State<Web>, mut req: Request, next: Next) 
     };
     let now = web.app.clock.now();
     let refusal = if let Some(token) = bearer(req.headers()) {
-        if same_secret(token, auth.token.expose()) {
+        if same_secret(token, auth.token.expose().trim()) {
             return next.run(req).await;
         }
         "a wrong bearer token"
@@ -296,7 +296,7 @@ pub async fn login(
     if expected.is_empty() || form.csrf.is_empty() || !same_secret(&form.csrf, expected) {
         return forbidden("the login form's CSRF token is missing or wrong", "/login");
     }
-    if !same_secret(form.password.trim(), auth.token.expose()) {
+    if !same_secret(form.password.trim(), auth.token.expose().trim()) {
         tracing::warn!(path = "/login", "refused a login with a wrong token (401)");
         return login_page(&web, StatusCode::UNAUTHORIZED, Some("Wrong token."));
     }
