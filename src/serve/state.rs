@@ -94,6 +94,9 @@ pub struct Fleet {
     pub targets: RwLock<Vec<TargetView>>,
     pub alerts: RwLock<Vec<AlertStatus>>,
     pub store: RwLock<StoreHealth>,
+    /// Failed collections per target since the daemon started (`/metrics`'
+    /// `pgopt_collection_errors_total`); see [`Fleet::count_error`].
+    pub collection_errors: RwLock<BTreeMap<String, u64>>,
 }
 
 impl Fleet {
@@ -108,6 +111,23 @@ impl Fleet {
     pub fn update<R>(&self, name: &str, f: impl FnOnce(&mut TargetView) -> R) -> Option<R> {
         let mut targets = self.targets.write().unwrap_or_else(|p| p.into_inner());
         targets.iter_mut().find(|t| t.name == name).map(f)
+    }
+
+    /// Counts one failed collection of `target`.
+    pub fn count_error(&self, target: &str) {
+        let mut errors = self
+            .collection_errors
+            .write()
+            .unwrap_or_else(|p| p.into_inner());
+        *errors.entry(target.to_string()).or_insert(0) += 1;
+    }
+
+    /// Failed collections per target since the start.
+    pub fn errors_total(&self) -> BTreeMap<String, u64> {
+        self.collection_errors
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// A copy of every target's view.
