@@ -17,6 +17,8 @@
   box.checked = stored !== "off";
   var timer = null;
   function arm() {
+    // Says on the page what the script did (the browser test reads it back).
+    document.body.setAttribute("data-refresh-armed", box.checked ? "on" : "off");
     if (timer !== null) {
       window.clearTimeout(timer);
       timer = null;
