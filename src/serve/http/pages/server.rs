@@ -458,6 +458,6 @@ fn journals(data_dir: &Path, name: &str) -> Vec<String> {
             (modified, e.path().display().to_string())
         })
         .collect();
-    files.sort_by(|a, b| b.0.cmp(&a.0));
+    files.sort_by_key(|f| std::cmp::Reverse(f.0));
     files.into_iter().take(JOURNALS).map(|f| f.1).collect()
 }
