@@ -1,6 +1,7 @@
-//! SVG charts for the HTML reports, drawn with plotters: the axes, labels and legend by
-//! plotters; the bars as plain `<rect data-bar=…>` elements with a tooltip, so a page's
-//! bars can be counted and read back (the browser test does) and each says its value.
+//! SVG charts for the HTML reports and the dashboard, drawn with plotters: the axes, labels
+//! and legend by plotters; the bars (and the points of time charts) as plain `<rect
+//! data-bar=…>` (`<circle data-point=…>`) elements with a tooltip, so a page's bars and
+//! points can be counted and read back (the browser tests do) and each says its value.
 //! Pure: figures in, SVG text out.
 
 use plotters::coord::ranged1d::{AsRangedCoord, ValueFormatter};
@@ -250,19 +251,172 @@ impl Bars<'_> {
 
     /// The legend, one swatch and label per series, in a strip under the chart.
     fn legend(&self, area: &DrawingArea<SVGBackend<'_>, Shift>) -> Result<()> {
-        let step = ((WIDTH as i32 - 80) / self.series.len().max(1) as i32).min(180);
-        for (i, s) in self.series.iter().enumerate() {
-            let x = 80 + i as i32 * step;
-            area.draw(&Rectangle::new([(x, 8), (x + 14, 22)], s.color.filled()))
-                .map_err(chart_error)?;
-            area.draw(&Text::new(
-                cut(&s.label, 24),
-                (x + 20, 9),
-                ("sans-serif", 14).into_font(),
-            ))
+        legend(
+            area,
+            self.series.iter().map(|s| (s.label.as_str(), s.color)),
+        )
+    }
+}
+
+/// A legend strip: one swatch and label per series.
+fn legend<'a>(
+    area: &DrawingArea<SVGBackend<'_>, Shift>,
+    series: impl ExactSizeIterator<Item = (&'a str, RGBColor)>,
+) -> Result<()> {
+    let step = ((WIDTH as i32 - 80) / series.len().max(1) as i32).min(180);
+    for (i, (label, color)) in series.enumerate() {
+        let x = 80 + i as i32 * step;
+        area.draw(&Rectangle::new([(x, 8), (x + 14, 22)], color.filled()))
             .map_err(chart_error)?;
+        area.draw(&Text::new(
+            cut(label, 24),
+            (x + 20, 9),
+            ("sans-serif", 14).into_font(),
+        ))
+        .map_err(chart_error)?;
+    }
+    Ok(())
+}
+
+/// One line of a [`TimeChart`]: points as (Unix seconds, value), in time order.
+pub(crate) struct Line {
+    pub label: String,
+    pub color: RGBColor,
+    pub points: Vec<(i64, f64)>,
+}
+
+/// Lines over time (the dashboard's charts): the frame, axes and lines by plotters; each
+/// data point also a `<circle data-point="LINE" data-at="RFC 3339" data-value="V">` with a
+/// tooltip, so a page's points can be counted and read back. Two points further apart than
+/// `gap` are not joined: a gap in the history shows as one.
+pub(crate) struct TimeChart<'a> {
+    pub title: &'a str,
+    /// The value axis' description, unit included ("transactions per second (1/s)").
+    pub axis: &'a str,
+    /// The time range shown, in Unix seconds.
+    pub from: i64,
+    pub to: i64,
+    pub lines: Vec<Line>,
+    /// The top of the value axis when it is fixed (a ratio: 1.0); `None`: from the data.
+    pub max: Option<f64>,
+    pub gap: i64,
+    /// Tick labels and tooltips of values.
+    pub format: fn(f64) -> String,
+}
+
+/// A chart's height without its legend.
+const TIME_HEIGHT: u32 = 300;
+
+/// A time tick: hours and minutes for a range up to two days, else the date too (UTC).
+fn time_label(t: i64, span: i64) -> String {
+    let Some(at) = chrono::DateTime::from_timestamp(t, 0) else {
+        return String::new();
+    };
+    if span <= 2 * 86_400 {
+        at.format("%H:%M").to_string()
+    } else {
+        at.format("%m-%d %H:%M").to_string()
+    }
+}
+
+impl TimeChart<'_> {
+    /// The chart as one `<svg>` element.
+    pub(crate) fn svg(&self) -> Result<String> {
+        let legend_px = if self.lines.len() > 1 { 34 } else { 0 };
+        let height = TIME_HEIGHT + legend_px;
+        let (from, to) = (self.from, self.to.max(self.from + 1));
+        let hi = self
+            .lines
+            .iter()
+            .flat_map(|l| l.points.iter().map(|p| p.1))
+            .filter(|v| v.is_finite())
+            .fold(0.0f64, f64::max);
+        let top = self
+            .max
+            .unwrap_or(if hi > 0.0 { hi * 1.1 } else { 1.0 })
+            .max(hi);
+        let mut svg = String::new();
+        let mut marks = Vec::new();
+        {
+            let root = SVGBackend::with_string(&mut svg, (WIDTH, height)).into_drawing_area();
+            root.fill(&WHITE).map_err(chart_error)?;
+            let (plot, strip) = root.split_vertically(TIME_HEIGHT);
+            let mut chart = ChartBuilder::on(&plot)
+                .caption(self.title, ("sans-serif", 18))
+                .margin(12)
+                .x_label_area_size(44)
+                .y_label_area_size(72)
+                .build_cartesian_2d(from as f64..to as f64, 0f64..top)
+                .map_err(chart_error)?;
+            let format = self.format;
+            let span = to - from;
+            chart
+                .configure_mesh()
+                .label_style(("sans-serif", 13))
+                .axis_desc_style(("sans-serif", 14))
+                .x_labels(8)
+                .x_label_formatter(&|x| time_label(*x as i64, span))
+                .x_desc("time (UTC)")
+                .y_labels(6)
+                .y_label_formatter(&|y| format(*y))
+                .y_desc(self.axis)
+                .draw()
+                .map_err(chart_error)?;
+            for line in &self.lines {
+                let style = line.color.stroke_width(2);
+                let mut run: Vec<(f64, f64)> = Vec::new();
+                let mut last: Option<i64> = None;
+                let points = line
+                    .points
+                    .iter()
+                    .filter(|(t, v)| v.is_finite() && (from..=to).contains(t));
+                for &(t, v) in points {
+                    if last.is_some_and(|l| t - l > self.gap) && !run.is_empty() {
+                        chart
+                            .draw_series(LineSeries::new(std::mem::take(&mut run), style))
+                            .map_err(chart_error)?;
+                    }
+                    run.push((t as f64, v));
+                    last = Some(t);
+                    let (cx, cy) = chart.backend_coord(&(t as f64, v));
+                    marks.push((line, t, v, cx, cy));
+                }
+                if !run.is_empty() {
+                    chart
+                        .draw_series(LineSeries::new(run, style))
+                        .map_err(chart_error)?;
+                }
+            }
+            if legend_px > 0 {
+                legend(
+                    &strip,
+                    self.lines.iter().map(|l| (l.label.as_str(), l.color)),
+                )?;
+            }
+            root.present().map_err(chart_error)?;
         }
-        Ok(())
+        let mut circles = String::new();
+        for (line, t, v, cx, cy) in marks {
+            let c = line.color;
+            let at = chrono::DateTime::from_timestamp(t, 0)
+                .map(|a| a.format("%Y-%m-%dT%H:%M:%SZ").to_string())
+                .unwrap_or_default();
+            circles.push_str(&format!(
+                "<circle data-point=\"{l}\" data-at=\"{at}\" data-value=\"{v}\" cx=\"{cx}\" \
+                 cy=\"{cy}\" r=\"2.5\" fill=\"#{:02X}{:02X}{:02X}\">\
+                 <title>{l}, {at}: {vt}</title></circle>\n",
+                c.0,
+                c.1,
+                c.2,
+                l = esc(&line.label),
+                vt = esc(&(self.format)(v)),
+            ));
+        }
+        let end = svg
+            .rfind("</svg>")
+            .ok_or_else(|| chart_error("plotters wrote no </svg>"))?;
+        svg.insert_str(end, &circles);
+        Ok(svg)
     }
 }
 
@@ -321,6 +475,67 @@ mod tests {
         let wide = chart(vec![("a".into(), vec![Some(0.1), Some(50.0)])], Scale::Auto);
         assert!(wide.log());
         assert!(wide.svg().unwrap().contains("latency (ms), log scale"));
+    }
+
+    fn time_chart(lines: Vec<Line>) -> TimeChart<'static> {
+        TimeChart {
+            title: "tps <i>",
+            axis: "transactions per second (1/s)",
+            from: 1_700_000_000,
+            to: 1_700_003_600,
+            lines,
+            max: None,
+            gap: 60,
+            format: ms,
+        }
+    }
+
+    #[test]
+    fn every_time_point_is_one_tagged_circle_with_an_escaped_label() {
+        let t0 = 1_700_000_000;
+        let svg = time_chart(vec![
+            Line {
+                label: "<script>x</script>".into(),
+                color: RGBColor(1, 2, 3),
+                points: vec![(t0 + 10, 1.0), (t0 + 20, 2.0), (t0 + 30, f64::NAN)],
+            },
+            Line {
+                label: "b".into(),
+                color: RGBColor(4, 5, 6),
+                // The last point is outside the range: not drawn.
+                points: vec![(t0 + 10, 3.0), (t0 + 7200, 4.0)],
+            },
+        ])
+        .svg()
+        .unwrap();
+        assert_eq!(svg.matches("<circle data-point=").count(), 3, "{svg}");
+        assert!(!svg.contains("<script>"), "{svg}");
+        assert!(svg
+            .contains("<title>&lt;script&gt;x&lt;/script&gt;, 2023-11-14T22:13:40Z: 2.00</title>"));
+        assert!(svg.contains("tps &lt;i&gt;"), "the title is escaped: {svg}");
+        assert!(svg.contains("time (UTC)"), "{svg}");
+        assert!(svg.trim_end().ends_with("</svg>"));
+    }
+
+    #[test]
+    fn a_gap_in_the_history_breaks_the_line() {
+        let t0 = 1_700_000_000;
+        let joined = time_chart(vec![Line {
+            label: "a".into(),
+            color: RGBColor(1, 2, 3),
+            points: vec![(t0 + 10, 1.0), (t0 + 40, 2.0), (t0 + 70, 1.0)],
+        }])
+        .svg()
+        .unwrap();
+        let broken = time_chart(vec![Line {
+            label: "a".into(),
+            color: RGBColor(1, 2, 3),
+            points: vec![(t0 + 10, 1.0), (t0 + 40, 2.0), (t0 + 1000, 1.0)],
+        }])
+        .svg()
+        .unwrap();
+        let lines = |s: &str| s.matches("<polyline").count();
+        assert_eq!(lines(&broken), lines(&joined) + 1, "{broken}");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 
 pub mod bench;
 pub mod bench_html;
-mod chart;
-mod html;
+pub(crate) mod chart;
+pub(crate) mod html;
 pub mod indexes;
 mod json;
 pub mod maintain;

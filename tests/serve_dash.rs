@@ -1,0 +1,337 @@
+//! The dashboard in a real browser: the pages' router served on a local listener
+//! (`axum::serve` on a TcpListener) over generated history, every page opened in headless
+//! Chromium (Debian's `chromium`): no console message (a CSP violation, a failed load or a
+//! script error would log one), the charts' data points in the DOM, the refresh script run,
+//! a screenshot of each page kept at `target/serve-screens/*.png`. And the time a server
+//! page takes over seven days of history at the default resolution, printed (not
+//! asserted: the machine is shared).
+//!
+//! Chromium missing is a failure, not a skip: CI (`.ci/run`) installs it.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use chrono::{DateTime, Utc};
+use pgopt::serve::http::pages::{self, history};
+use pgopt::serve::http::AppState;
+use pgopt::serve::store::memory::MemoryStore;
+
+const CHROMIUM: &str = "/usr/bin/chromium";
+/// The longest one Chromium run may take before it is killed.
+const RUN_LIMIT: Duration = Duration::from_secs(90);
+const HOSTILE_TARGET: &str = "<script>alert(\"t\")</script> & 'db'/1";
+const HOSTILE_TEXT: &str =
+    "SELECT '<img src=x onerror=alert(1)>' FROM \"</pre><script>x()</script>\"";
+
+/// Where the screenshots go: `target/serve-screens/`.
+fn screens() -> PathBuf {
+    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .parent()
+        .expect("target directory")
+        .join("serve-screens");
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn chromium() -> &'static str {
+    assert!(
+        Path::new(CHROMIUM).exists(),
+        "{CHROMIUM} is missing: install Chromium (as root: apt-get install -y chromium; \
+         .ci/run installs it) to run the dashboard's browser test"
+    );
+    CHROMIUM
+}
+
+/// What one Chromium run printed.
+struct Run {
+    stdout: String,
+    stderr: String,
+}
+
+/// Headless Chromium on `url` with `action` (`--screenshot=…` or `--dump-dom`), a fresh
+/// profile, no network services; killed after [`RUN_LIMIT`].
+fn run_chromium(url: &str, action: &str) -> Run {
+    let tmp = tempfile::tempdir().unwrap();
+    let profile = tmp.path().join("profile");
+    let (out_path, err_path) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
+    let mut child = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            &format!("--user-data-dir={}", profile.display()),
+            "--enable-logging=stderr",
+            "--v=0",
+            "--window-size=1400,2400",
+            action,
+            url,
+        ])
+        .stdin(Stdio::null())
+        .stdout(File::create(&out_path).unwrap())
+        .stderr(File::create(&err_path).unwrap())
+        .spawn()
+        .expect("start chromium");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > RUN_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!(
+                "chromium {action} {url} did not finish in {}s; its stderr:\n{}",
+                RUN_LIMIT.as_secs(),
+                std::fs::read_to_string(&err_path).unwrap_or_default()
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let run = Run {
+        stdout: std::fs::read_to_string(&out_path).unwrap(),
+        stderr: std::fs::read_to_string(&err_path).unwrap(),
+    };
+    assert!(
+        status.success(),
+        "chromium {action} {url} failed ({status}):\n{}",
+        run.stderr
+    );
+    run
+}
+
+/// The console's lines on Chromium's stderr (this Chromium logs every console message,
+/// uncaught exception and CSP violation as `…:CONSOLE:…` or `Uncaught …`).
+fn console_lines(stderr: &str) -> Vec<&str> {
+    stderr
+        .lines()
+        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
+        .collect()
+}
+
+/// The `<circle data-point=…>` elements inside chart `id`'s figure in a dumped DOM.
+fn points(dom: &str, id: &str) -> usize {
+    let open = format!("data-chart=\"{id}\"");
+    let Some(start) = dom.find(&open) else {
+        return 0;
+    };
+    let end = start + dom[start..].find("</figure>").expect("figure closed");
+    dom[start..end].matches("<circle data-point=").count()
+}
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-03-02T12:00:00Z")
+        .unwrap()
+        .with_timezone(&Utc)
+}
+
+/// A path segment percent-encoded (what the pages' links do).
+fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}
+
+/// The pages' router served on 127.0.0.1 (a free port) on `rt`; its base URL.
+fn serve(rt: &tokio::runtime::Runtime, app: AppState) -> String {
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
+    let addr = listener.local_addr().unwrap();
+    let router = pages::router().with_state(app);
+    rt.spawn(async move { axum::serve(listener, router).await });
+    format!("http://{addr}")
+}
+
+/// A GET over a plain TCP connection (HTTP/1.1, `Connection: close`): the status line and
+/// the body. Bounded by read and write timeouts.
+fn http_get(base: &str, path: &str) -> (String, String) {
+    use std::io::{Read, Write};
+    let addr = base.trim_start_matches("http://");
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(120)))
+        .unwrap();
+    stream
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).unwrap();
+    let (head, body) = response.split_once("\r\n\r\n").expect("a response head");
+    let status = head.lines().next().unwrap_or_default().to_string();
+    (status, body.to_string())
+}
+
+#[test]
+fn every_page_opens_in_chromium_with_its_charts_and_no_console_message() {
+    let mut spec = history::Spec {
+        targets: vec![
+            HOSTILE_TARGET.into(),
+            "replica-2".into(),
+            "analytics".into(),
+        ],
+        span: chrono::Duration::hours(26),
+        sample_seconds: 60,
+        ..history::Spec::default()
+    };
+    spec.statements[1].1 = HOSTILE_TEXT.into();
+    let store = Arc::new(MemoryStore::new());
+    history::fill(store.as_ref(), &spec, now()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let app = history::app(
+        &spec,
+        now(),
+        store,
+        data.path().to_path_buf(),
+        "FATAL: <b onmouseover=alert(2)>no</b> pg_hba.conf entry",
+    );
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = serve(&rt, app);
+    let target = format!("/targets/{}", segment(HOSTILE_TARGET));
+    let q0 = spec.statements[0].0;
+    let q1 = spec.statements[1].0;
+    // (screenshot name, path, charts that must have points)
+    let pages: Vec<(&str, String, Vec<&str>)> = vec![
+        ("fleet", "/".into(), vec![]),
+        (
+            "server",
+            target.clone(),
+            vec![
+                "throughput",
+                "connections",
+                "cache",
+                "replication",
+                "wal",
+                "statements",
+            ],
+        ),
+        (
+            "server-24h",
+            format!("{target}?range=24h"),
+            vec!["throughput", "statements"],
+        ),
+        (
+            "statement",
+            format!("{target}/statements/{q0}"),
+            vec!["mean", "calls", "rows"],
+        ),
+        (
+            "statement-hostile-text",
+            format!("{target}/statements/{q1}"),
+            vec!["mean", "calls", "rows"],
+        ),
+        ("server-down", "/targets/replica-2".into(), vec![]),
+        ("alerts", "/alerts".into(), vec![]),
+    ];
+    let out = screens();
+    for (name, path, charts) in &pages {
+        let url = format!("{base}{path}");
+        let png = out.join(format!("{name}.png"));
+        let _ = std::fs::remove_file(&png);
+        let shot = run_chromium(&url, &format!("--screenshot={}", png.display()));
+        let console = console_lines(&shot.stderr);
+        assert!(
+            console.is_empty(),
+            "{name}: console:\n{}",
+            console.join("\n")
+        );
+        let bytes = std::fs::read(&png).expect("the screenshot was written");
+        assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n", "{name}: a PNG");
+        assert!(bytes.len() > 20_000, "{name}: {} bytes", bytes.len());
+
+        let dom = run_chromium(&url, "--dump-dom");
+        let console = console_lines(&dom.stderr);
+        assert!(
+            console.is_empty(),
+            "{name}: console:\n{}",
+            console.join("\n")
+        );
+        let dom = dom.stdout;
+        // The script was loaded from /static/ and ran under the page's policy.
+        assert!(
+            dom.contains("data-refresh-armed=\"on\""),
+            "{name}: the refresh script did not run: {dom}"
+        );
+        assert_eq!(dom.matches("<script").count(), 1, "{name}");
+        assert!(
+            !dom.contains("<script>alert"),
+            "{name}: a hostile name became markup"
+        );
+        assert!(
+            !dom.contains("<img src=\"x\""),
+            "{name}: a hostile text became markup"
+        );
+        for chart in charts {
+            let n = points(&dom, chart);
+            assert!(n > 0, "{name}: chart {chart} has no data point");
+            println!("{name}: chart {chart}: {n} points");
+        }
+        println!("{name}: {}", png.display());
+    }
+    // The hostile target's name is text on the fleet page and its link leads to its page.
+    let fleet = run_chromium(&format!("{base}/"), "--dump-dom").stdout;
+    assert!(
+        fleet.contains("&lt;script&gt;alert(\"t\")&lt;/script&gt; &amp; 'db'/1"),
+        "{fleet}"
+    );
+    assert!(fleet.contains("<span class=\"down\">down</span>"));
+    let page = run_chromium(&format!("{base}/targets/no-such"), "--dump-dom").stdout;
+    assert!(page.contains("no target is called"), "{page}");
+}
+
+#[test]
+fn a_server_page_over_seven_days_of_history_renders_and_says_how_long_it_took() {
+    let spec = history::Spec::default();
+    let store = Arc::new(MemoryStore::new());
+    let started = Instant::now();
+    let filled = history::fill(store.as_ref(), &spec, now()).unwrap();
+    let fill_time = started.elapsed();
+    let data = tempfile::tempdir().unwrap();
+    let app = history::app(&spec, now(), store, data.path().to_path_buf(), "");
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = serve(&rt, app);
+    for range in ["6h", "7d"] {
+        let path = format!("/targets/primary?range={range}");
+        let started = Instant::now();
+        let (status, body) = http_get(&base, &path);
+        let took = started.elapsed();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}: {body}");
+        assert!(points(&body, "throughput") > 0);
+        assert!(points(&body, "statements") > 0);
+        println!(
+            "server page, {range} of a 7-day history ({} samples, {} points in a memory \
+             store, filled in {:.1} s): {} ms, {} kB",
+            filled.samples,
+            filled.points,
+            fill_time.as_secs_f64(),
+            took.as_millis(),
+            body.len() / 1024
+        );
+    }
+}
