@@ -60,7 +60,7 @@ use super::store::Retention;
 mod parse;
 pub use parse::{
     check_name, check_webhook_url, default_data_dir, human, parse, parse_listen, parse_store,
-    read_token, tls_pair, MAX_NAME_LEN,
+    parse_unchecked, read_token, tls_pair, MAX_NAME_LEN,
 };
 
 /// The default address: loopback only, so no auth is needed.

@@ -17,6 +17,7 @@
 
 pub mod clock;
 pub mod config;
+pub mod daemon;
 pub mod http;
 pub mod model;
 pub mod state;

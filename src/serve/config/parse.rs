@@ -226,6 +226,17 @@ fn toml_message(message: &str) -> String {
 /// in errors (`pgopt.toml`). Reads the token file and password files it points at (to check
 /// them, not to print them).
 pub fn parse(text: &str, origin: &str) -> Result<Config, String> {
+    let (config, listen_at) = parse_unchecked(text, origin)?;
+    config
+        .check_exposure()
+        .map_err(|e| format!("{listen_at}: {e}"))?;
+    Ok(config)
+}
+
+/// [`parse`] without the last check (a non-loopback address needs auth), for the command
+/// line whose flags may still add the token or change the address: the config, and where
+/// its `listen` is (`pgopt.toml line 3`, or `pgopt.toml` when left out) for the message.
+pub fn parse_unchecked(text: &str, origin: &str) -> Result<(Config, String), String> {
     let raw: RawFile = toml::from_str(text).map_err(|e| {
         let at = e
             .span()
@@ -348,11 +359,11 @@ pub fn parse(text: &str, origin: &str) -> Result<Config, String> {
         webhooks,
         windows,
     };
-    config.check_exposure().map_err(|e| match &raw.listen {
-        Some(l) => at.err(l.span(), e),
-        None => format!("{origin}: {e}"),
-    })?;
-    Ok(config)
+    let listen_at = match &raw.listen {
+        Some(l) => format!("{origin} line {}", at.line(l.span())),
+        None => origin.to_string(),
+    };
+    Ok((config, listen_at))
 }
 
 /// `ADDR:PORT` (`[::1]:8432` for IPv6).
@@ -831,4 +842,445 @@ pub fn check_webhook_url(text: &str) -> Result<(), String> {
         return Err("notify.webhook url has no host: write https://host/path".into());
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A temp dir with a token file and a password file, and their paths.
+    struct Files {
+        _dir: tempfile::TempDir,
+        token: String,
+        password: String,
+        empty: String,
+        missing: String,
+    }
+
+    const TOKEN: &str = "s3cr3t-token-0123456789abcdef";
+
+    fn files() -> Files {
+        let dir = tempfile::tempdir().unwrap();
+        let token = dir.path().join("token");
+        std::fs::write(&token, format!("{TOKEN}\n")).unwrap();
+        let password = dir.path().join("pw");
+        std::fs::write(&password, "hunter2\n").unwrap();
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "").unwrap();
+        let s = |p: PathBuf| p.display().to_string();
+        Files {
+            token: s(token),
+            password: s(password),
+            empty: s(empty),
+            missing: s(dir.path().join("missing")),
+            _dir: dir,
+        }
+    }
+
+    /// The lines joined: line N of the file is `lines[N - 1]`.
+    fn text(lines: &[&str]) -> String {
+        lines.join("\n") + "\n"
+    }
+
+    const TARGET: &[&str] = &[
+        "[[target]]",
+        "name = \"a\"",
+        "dsn = \"host=db1 dbname=x user=u\"",
+    ];
+
+    fn with_target(lines: &[&str]) -> String {
+        let mut all: Vec<&str> = lines.to_vec();
+        all.extend_from_slice(TARGET);
+        text(&all)
+    }
+
+    fn err(text: &str) -> String {
+        parse(text, "pgopt.toml").expect_err("must be refused")
+    }
+
+    #[test]
+    fn full_example_parses_into_the_expected_config() {
+        let f = files();
+        let toml = format!(
+            r#"listen = "0.0.0.0:9000"
+data_dir = "/var/lib/pgopt"
+
+[auth]
+token_file = "{token}"
+
+[intervals]
+sample = "15s"
+snapshot = "30m"
+timeout = "4s"
+concurrency = 4
+top_statements = 20
+
+[retention]
+raw = "24h"
+five_minutes = "14d"
+hourly = "180d"
+
+[[target]]
+name = "governance-primary"
+dsn = "host=db1 dbname=acgs user=pgopt password=hunter2"
+groups = ["acgs", "prod"]
+labels = {{ region = "eu-west-1" }}
+maintenance = {{ apply = true }}
+
+[[target]]
+name = "governance-standby"
+dsn = "postgresql://pgopt@db2:5433/acgs"
+password_file = "{password}"
+groups = ["acgs"]
+
+[[alert]]
+name = "cache"
+when = "cache_hit_ratio < 0.99 for 10m"
+severity = "critical"
+groups = ["prod"]
+
+[[alert]]
+name = "wraparound"
+when = "finding:xid_wraparound >= warning"
+
+[regressions]
+factor = 3.0
+min_calls = 100
+window = "30m"
+
+[[notify.webhook]]
+url = "https://hooks.example.com/pgopt?key=abc"
+timeout = "10s"
+retries = 5
+
+[[maintenance.window]]
+cron = "0 2 * * 6"
+duration = "3h"
+"#,
+            token = f.token,
+            password = f.password
+        );
+        let c = parse(&toml, "pgopt.toml").unwrap();
+        assert_eq!(c.listen, "0.0.0.0:9000".parse().unwrap());
+        assert_eq!(c.data_dir, PathBuf::from("/var/lib/pgopt"));
+        assert!(c.store.is_none());
+        assert_eq!(c.auth.as_ref().unwrap().token.expose(), TOKEN);
+        assert!(c.tls.is_none());
+        assert_eq!(
+            c.intervals,
+            Intervals {
+                sample: Duration::from_secs(15),
+                snapshot: Duration::from_secs(1800),
+                timeout: Duration::from_secs(4),
+                concurrency: 4,
+                top_statements: 20,
+            }
+        );
+        assert_eq!(
+            c.retention,
+            Retention {
+                raw: Duration::from_secs(86_400),
+                five_minutes: Duration::from_secs(14 * 86_400),
+                hourly: Duration::from_secs(180 * 86_400),
+            }
+        );
+        assert_eq!(c.targets.len(), 2);
+        let p = &c.targets[0];
+        assert_eq!(p.name, "governance-primary");
+        assert_eq!(
+            p.dsn.expose(),
+            "host=db1 dbname=acgs user=pgopt password=hunter2"
+        );
+        assert_eq!(p.groups, vec!["acgs", "prod"]);
+        assert_eq!(
+            p.labels.get("region").map(String::as_str),
+            Some("eu-west-1")
+        );
+        assert!(p.maintenance_apply);
+        assert_eq!(p.line, 19);
+        let s = &c.targets[1];
+        assert_eq!(s.password_file, Some(PathBuf::from(&f.password)));
+        assert!(!s.maintenance_apply);
+        assert_eq!(s.line, 26);
+        assert_eq!(c.alerts.len(), 2);
+        assert_eq!(c.alerts[0].name, "cache");
+        assert_eq!(c.alerts[0].when, "cache_hit_ratio < 0.99 for 10m");
+        assert_eq!(c.alerts[0].severity, "critical");
+        assert_eq!(c.alerts[0].groups, vec!["prod"]);
+        assert_eq!(c.alerts[0].line, 32);
+        assert_eq!(c.alerts[1].severity, "warning", "the default severity");
+        assert_eq!(
+            c.regressions,
+            Regressions {
+                factor: 3.0,
+                min_calls: 100,
+                window: Duration::from_secs(1800),
+            }
+        );
+        assert_eq!(c.webhooks.len(), 1);
+        assert_eq!(c.webhooks[0].timeout, Duration::from_secs(10));
+        assert_eq!(c.webhooks[0].retries, 5);
+        assert_eq!(c.windows.len(), 1);
+        assert_eq!(c.windows[0].cron_text, "0 2 * * 6");
+        // Secrets never in Debug.
+        let debug = format!("{c:?}");
+        for secret in [TOKEN, "hunter2", "key=abc"] {
+            assert!(!debug.contains(secret), "{secret} in {debug}");
+        }
+    }
+
+    #[test]
+    fn a_minimal_file_takes_the_defaults() {
+        let c = parse(&with_target(&["data_dir = \"/d\""]), "pgopt.toml").unwrap();
+        assert_eq!(c.listen, DEFAULT_LISTEN.parse().unwrap());
+        assert_eq!(c.intervals, Intervals::default());
+        assert_eq!(c.retention, Retention::default());
+        assert_eq!(c.regressions, Regressions::default());
+        assert_eq!(c.targets[0].line, 2);
+    }
+
+    #[test]
+    fn unknown_key_names_its_line_and_the_keys_expected() {
+        let e = err(&with_target(&[
+            "data_dir = \"/d\"",
+            "[intervals]",
+            "sample = \"10s\"",
+            "intervl = \"5s\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 4: "), "{e}");
+        assert!(e.contains("unknown key \"intervl\""), "{e}");
+        assert!(e.contains("expected one of"), "{e}");
+        assert!(e.contains("\"sample\""), "{e}");
+        // In a [[target]] too.
+        let e = err(&text(&[
+            "data_dir = \"/d\"",
+            "[[target]]",
+            "name = \"a\"",
+            "dsn = \"host=db1\"",
+            "grups = [\"x\"]",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 5: "), "{e}");
+        assert!(e.contains("unknown key \"grups\""), "{e}");
+    }
+
+    #[test]
+    fn bad_cron_names_its_line() {
+        let e = err(&with_target(&[
+            "data_dir = \"/d\"",
+            "[[maintenance.window]]",
+            "cron = \"0 25 * * *\"",
+            "duration = \"1h\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 3: "), "{e}");
+        assert!(e.contains("cron"), "{e}");
+    }
+
+    #[test]
+    fn duplicate_target_name_names_both_lines() {
+        let e = err(&text(&[
+            "data_dir = \"/d\"",
+            "[[target]]",
+            "name = \"a\"",
+            "dsn = \"host=db1\"",
+            "[[target]]",
+            "name = \"a\"",
+            "dsn = \"host=db2\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 6: "), "{e}");
+        assert!(
+            e.contains("duplicate target name \"a\" (first at line 2)"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_dsn_names_its_line_and_not_the_password() {
+        let e = err(&text(&[
+            "data_dir = \"/d\"",
+            "[[target]]",
+            "name = \"a\"",
+            "dsn = \"host=db1 port=eighty password=hunter2\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 4: "), "{e}");
+        assert!(e.contains("target \"a\": dsn: invalid port"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
+
+    #[test]
+    fn non_loopback_listen_without_auth_says_how_to_add_a_token() {
+        let e = err(&with_target(&[
+            "listen = \"0.0.0.0:8432\"",
+            "data_dir = \"/d\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 1: "), "{e}");
+        assert!(e.contains("token_file"), "{e}");
+        assert!(e.contains("--token-file"), "{e}");
+        // Loopback needs none; IPv6 loopback neither.
+        parse(
+            &with_target(&["listen = \"[::1]:8432\"", "data_dir = \"/d\""]),
+            "x",
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn missing_or_empty_token_file_names_its_line() {
+        let f = files();
+        let missing = format!("token_file = \"{}\"", f.missing);
+        let e = err(&with_target(&["data_dir = \"/d\"", "[auth]", &missing]));
+        assert!(e.starts_with("pgopt.toml line 3: "), "{e}");
+        assert!(e.contains("cannot read the token file"), "{e}");
+        let empty = format!("token_file = \"{}\"", f.empty);
+        let e = err(&with_target(&["data_dir = \"/d\"", "[auth]", &empty]));
+        assert!(e.starts_with("pgopt.toml line 3: "), "{e}");
+        assert!(e.contains("is empty"), "{e}");
+    }
+
+    #[test]
+    fn bad_duration_names_its_line() {
+        let e = err(&with_target(&[
+            "data_dir = \"/d\"",
+            "[intervals]",
+            "sample = \"10 parsecs\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 3: "), "{e}");
+        assert!(e.contains("intervals.sample"), "{e}");
+        assert!(e.contains("not a duration"), "{e}");
+        let e = err(&with_target(&[
+            "data_dir = \"/d\"",
+            "[intervals]",
+            "sample = \"0s\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 3: "), "{e}");
+    }
+
+    #[test]
+    fn timeout_not_shorter_than_sample_is_refused() {
+        let e = err(&with_target(&[
+            "data_dir = \"/d\"",
+            "[intervals]",
+            "sample = \"5s\"",
+            "timeout = \"5s\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 4: "), "{e}");
+        assert!(e.contains("must be shorter than intervals.sample"), "{e}");
+    }
+
+    #[test]
+    fn retention_out_of_order_is_refused() {
+        let e = err(&with_target(&[
+            "data_dir = \"/d\"",
+            "[retention]",
+            "raw = \"48h\"",
+            "five_minutes = \"1d\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 4: "), "{e}");
+        assert!(e.contains("raw (2d) <= five_minutes (1d)"), "{e}");
+    }
+
+    #[test]
+    fn no_target_is_refused_with_an_example() {
+        let e = err(&text(&["data_dir = \"/d\""]));
+        assert!(e.contains("no target"), "{e}");
+        assert!(e.contains("[[target]]"), "{e}");
+    }
+
+    #[test]
+    fn target_names_must_be_usable_as_labels() {
+        let long = format!("name = \"{}\"", "x".repeat(MAX_NAME_LEN + 1));
+        for (name_line, what) in [
+            ("name = \"a\\tb\"", "control characters"),
+            ("name = \"\"", "is empty"),
+            (long.as_str(), "longer than"),
+        ] {
+            let e = err(&text(&[
+                "data_dir = \"/d\"",
+                "[[target]]",
+                name_line,
+                "dsn = \"host=db1\"",
+            ]));
+            assert!(e.starts_with("pgopt.toml line 3: "), "{e}");
+            assert!(e.contains(what), "{e}");
+        }
+    }
+
+    #[test]
+    fn webhook_must_be_http_and_its_query_is_never_shown() {
+        let e = err(&with_target(&[
+            "data_dir = \"/d\"",
+            "[[notify.webhook]]",
+            "url = \"ftp://hooks.example.com/x?key=abc\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 3: "), "{e}");
+        assert!(e.contains("scheme \"ftp\""), "{e}");
+        assert!(!e.contains("key=abc"), "{e}");
+    }
+
+    #[test]
+    fn tls_needs_both_cert_and_key() {
+        let e = err(&with_target(&[
+            "data_dir = \"/d\"",
+            "[tls]",
+            "cert = \"/etc/pgopt/cert.pem\"",
+        ]));
+        assert!(e.starts_with("pgopt.toml line 2: "), "{e}");
+        assert!(e.contains("both a certificate and its key"), "{e}");
+    }
+
+    #[test]
+    fn missing_password_file_names_its_line() {
+        let f = files();
+        let pw = format!("password_file = \"{}\"", f.missing);
+        let e = err(&text(&[
+            "data_dir = \"/d\"",
+            "[[target]]",
+            "name = \"a\"",
+            "dsn = \"host=db1\"",
+            &pw,
+        ]));
+        assert!(e.starts_with("pgopt.toml line 5: "), "{e}");
+        assert!(e.contains("password_file"), "{e}");
+    }
+
+    #[test]
+    fn alert_with_empty_condition_or_unknown_group_is_refused() {
+        let mut lines: Vec<&str> = vec!["data_dir = \"/d\""];
+        lines.extend_from_slice(TARGET);
+        lines.extend_from_slice(&["[[alert]]", "name = \"x\"", "when = \"  \""]);
+        let e = err(&text(&lines));
+        assert!(e.starts_with("pgopt.toml line 7: "), "{e}");
+        assert!(e.contains("when is empty"), "{e}");
+        lines.truncate(4);
+        lines.extend_from_slice(&[
+            "[[alert]]",
+            "name = \"x\"",
+            "when = \"up < 1\"",
+            "groups = [\"prd\"]",
+        ]);
+        let e = err(&text(&lines));
+        assert!(e.starts_with("pgopt.toml line 8: "), "{e}");
+        assert!(e.contains("group \"prd\""), "{e}");
+    }
+
+    #[test]
+    fn single_target_is_named_after_its_database_and_host() {
+        let c = Config::single(
+            "host=db1 port=5433 dbname=acgs user=u password=hunter2",
+            None,
+            DEFAULT_LISTEN.parse().unwrap(),
+            PathBuf::from("/d"),
+        )
+        .unwrap();
+        assert_eq!(c.targets.len(), 1);
+        assert_eq!(c.targets[0].name, "acgs@db1:5433");
+        let e = Config::single(
+            "host=db1 port=x password=hunter2",
+            None,
+            DEFAULT_LISTEN.parse().unwrap(),
+            PathBuf::from("/d"),
+        )
+        .unwrap_err();
+        assert!(e.contains("invalid port"), "{e}");
+        assert!(!e.contains("hunter2"), "{e}");
+    }
 }
