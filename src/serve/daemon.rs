@@ -229,6 +229,8 @@ pub struct Daemon {
     stop_tx: watch::Sender<bool>,
     stop_rx: watch::Receiver<bool>,
     terminate: tokio::signal::unix::Signal,
+    /// Ctrl-C.
+    interrupt: tokio::signal::unix::Signal,
     /// The bound on the stop ([`STOP_WITHIN`]; tests shorten it).
     pub stop_within: Duration,
 }
@@ -237,11 +239,15 @@ impl Daemon {
     /// Locks the data directory and installs the signal handlers. Call inside the runtime.
     pub fn start(config: Arc<Config>, clock: Arc<dyn Clock>) -> Result<Self> {
         let lock = DataDirLock::acquire(&config.data_dir)?;
-        let terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .map_err(|e| Error::Io {
-            path: "SIGTERM handler".into(),
-            source: e,
-        })?;
+        use tokio::signal::unix::{signal, SignalKind};
+        let handler = |kind: SignalKind, name: &str| {
+            signal(kind).map_err(|e| Error::Io {
+                path: format!("{name} handler"),
+                source: e,
+            })
+        };
+        let terminate = handler(SignalKind::terminate(), "SIGTERM")?;
+        let interrupt = handler(SignalKind::interrupt(), "SIGINT")?;
         let (shutdown, _) = watch::channel(false);
         let (stop_tx, stop_rx) = watch::channel(false);
         Ok(Self {
@@ -252,6 +258,7 @@ impl Daemon {
             stop_tx,
             stop_rx,
             terminate,
+            interrupt,
             stop_within: STOP_WITHIN,
         })
     }
@@ -304,8 +311,6 @@ impl Daemon {
         }
         let mut channel_open = true;
         let mut failure: Option<Error> = None;
-        let ctrl_c = tokio::signal::ctrl_c();
-        tokio::pin!(ctrl_c);
         tracing::info!(
             targets = self.config.targets.len(),
             data_dir = %self.config.data_dir.display(),
@@ -315,7 +320,7 @@ impl Daemon {
         let reason = loop {
             tokio::select! {
                 _ = self.terminate.recv() => break StopReason::Terminate,
-                _ = &mut ctrl_c => break StopReason::Interrupt,
+                _ = self.interrupt.recv() => break StopReason::Interrupt,
                 _ = stopped(&mut self.stop_rx) => break StopReason::Requested,
                 item = rx.recv(), if channel_open => match item {
                     Some(item) => hooks.collected(item, self.clock.now()).await,

@@ -175,7 +175,7 @@ impl At<'_> {
             .map_err(|e| self.err(field.span(), format!("{what}: {e}")))?
             .to_std()
             .map_err(|_| self.err(field.span(), format!("{what} must be positive")))?;
-        if d < min || d > max {
+        if !(min..=max).contains(&d) {
             return Err(self.err(
                 field.span(),
                 format!(
@@ -198,7 +198,7 @@ pub fn human(d: Duration) -> String {
         return format!("{}ms", d.as_millis());
     }
     for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
-        if s % n == 0 {
+        if s.is_multiple_of(n) {
             return format!("{}{unit}", s / n);
         }
     }
@@ -540,7 +540,7 @@ fn parse_intervals(at: &At, raw: Option<&RawIntervals>) -> Result<Intervals, Str
     }
     if let Some(c) = &r.concurrency {
         let n = *c.get_ref();
-        if n < 1 || n > MAX_CONCURRENCY as i64 {
+        if !(1..=MAX_CONCURRENCY as i64).contains(&n) {
             return Err(at.err(
                 c.span(),
                 format!("intervals.concurrency {n} is out of range: give 1 to {MAX_CONCURRENCY}"),
@@ -550,7 +550,7 @@ fn parse_intervals(at: &At, raw: Option<&RawIntervals>) -> Result<Intervals, Str
     }
     if let Some(c) = &r.top_statements {
         let n = *c.get_ref();
-        if n < 1 || n > MAX_TOP_STATEMENTS as i64 {
+        if !(1..=MAX_TOP_STATEMENTS as i64).contains(&n) {
             return Err(at.err(
                 c.span(),
                 format!(
