@@ -410,10 +410,8 @@ async fn stopped(rx: &mut watch::Receiver<bool>) {
 
 /// A future that ends when `rx` turns true (or its sender is gone): for
 /// `serve::http::serve(app, shutdown)` and other parts that take a future.
-pub fn until_shutdown(mut rx: watch::Receiver<bool>) -> impl Future<Output = ()> + Send + 'static {
-    async move {
-        let _ = rx.wait_for(|s| *s).await;
-    }
+pub async fn until_shutdown(mut rx: watch::Receiver<bool>) {
+    stopped(&mut rx).await
 }
 
 #[cfg(test)]
