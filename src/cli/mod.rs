@@ -15,6 +15,7 @@ mod indexes;
 mod maintain;
 mod optimize;
 mod progress;
+mod serve;
 mod target;
 mod tune;
 mod values;
@@ -85,6 +86,9 @@ enum Command {
     /// before and after; the plan by default, `--apply` applies what is safe (journaled),
     /// `--report DIR` writes report.json, report.md and report.html.
     Optimize(optimize::OptimizeArgs),
+    /// Watch one server (TARGET) or a fleet (--config pgopt.toml): history, alerts, query
+    /// regressions, Prometheus /metrics and a dashboard; `--check-config` validates only.
+    Serve(serve::ServeArgs),
     /// Recommend settings: `--method pgtune` gives exactly PGTune's numbers for the given
     /// hardware (`--memory 16GB --cpus 8`), as a report, a conf file or ALTER SYSTEM; with a
     /// TARGET, current against recommended, `--apply` (journaled) and `--rollback JOURNAL`.
@@ -135,7 +139,10 @@ pub fn run() -> ExitCode {
             });
         }
     };
-    init_tracing(cli.verbose);
+    match &cli.command {
+        Command::Serve(args) => serve::init_logging(cli.verbose, args.log_format),
+        _ => init_tracing(cli.verbose),
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -156,6 +163,7 @@ pub fn run() -> ExitCode {
             Command::Indexes(args) => indexes::run(args, cli.verbose > 0).await,
             Command::Maintain(args) => maintain::run(args).await,
             Command::Optimize(args) => optimize::run(args).await,
+            Command::Serve(args) => serve::run(args).await,
             Command::Tune(args) => tune::run(args).await,
         }
     });

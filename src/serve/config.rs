@@ -57,6 +57,12 @@ use crate::maintain::window::Window;
 
 use super::store::Retention;
 
+mod parse;
+pub use parse::{
+    check_name, check_webhook_url, default_data_dir, human, parse, parse_listen, parse_store,
+    parse_unchecked, read_token, tls_pair, MAX_NAME_LEN,
+};
+
 /// The default address: loopback only, so no auth is needed.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:8432";
 
@@ -79,6 +85,75 @@ pub struct Config {
     pub webhooks: Vec<Webhook>,
     /// Maintenance windows for every target with `maintenance.apply = true`.
     pub windows: Vec<Window>,
+}
+
+impl Config {
+    /// One target from the command line (`pgopt serve TARGET`), everything else at its
+    /// default. The target follows the usual rules (PG* variables, .pgpass; an empty `dsn`
+    /// is psql's default connection); its name is `dbname@host:port` unless given.
+    pub fn single(
+        dsn: &str,
+        name: Option<&str>,
+        listen: SocketAddr,
+        data_dir: PathBuf,
+    ) -> Result<Config, String> {
+        let target = crate::db::Target::parse(dsn)
+            .map_err(|e| format!("TARGET: {e} (the value is not shown: it may hold a password)"))?;
+        let name = match name {
+            Some(n) => n.to_string(),
+            None => default_target_name(&target),
+        };
+        check_name(&name, "target")?;
+        let config = Config {
+            listen,
+            data_dir,
+            store: None,
+            auth: None,
+            tls: None,
+            intervals: Intervals::default(),
+            retention: Retention::default(),
+            targets: vec![TargetConfig {
+                name,
+                dsn: Secret::new(dsn),
+                password_file: None,
+                groups: Vec::new(),
+                labels: BTreeMap::new(),
+                maintenance_apply: false,
+                line: 0,
+            }],
+            alerts: Vec::new(),
+            regressions: Regressions::default(),
+            webhooks: Vec::new(),
+            windows: Vec::new(),
+        };
+        config.check_exposure()?;
+        Ok(config)
+    }
+
+    /// Refuses an address other than loopback without auth: the pages and `/metrics` would
+    /// be open to the network.
+    pub fn check_exposure(&self) -> Result<(), String> {
+        if !self.listen.ip().is_loopback() && self.auth.is_none() {
+            return Err(format!(
+                "listen {} is not a loopback address and no auth is set: anyone on the network \
+                 could read the pages and metrics. Add a token (`openssl rand -hex 32 > \
+                 /etc/pgopt/token`, then `[auth] token_file = \"/etc/pgopt/token\"` in the \
+                 configuration or --token-file /etc/pgopt/token), or listen on 127.0.0.1",
+                self.listen
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// `dbname@host:port` of the first host (`dbname@local:port` for a unix socket).
+fn default_target_name(t: &crate::db::Target) -> String {
+    let name = match t.hosts.first() {
+        Some(h) if h.is_unix() => format!("{}@local:{}", t.dbname, h.port),
+        Some(h) => format!("{}@{}", t.dbname, h.label()),
+        None => t.dbname.clone(),
+    };
+    name.chars().take(MAX_NAME_LEN).collect()
 }
 
 /// How clients prove who they are.

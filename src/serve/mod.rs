@@ -19,6 +19,7 @@ pub mod alerts;
 pub mod clock;
 pub mod collector;
 pub mod config;
+pub mod daemon;
 pub mod http;
 pub mod model;
 pub mod state;
