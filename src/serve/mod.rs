@@ -18,6 +18,7 @@
 pub mod clock;
 pub mod config;
 pub mod http;
+pub mod maintenance;
 pub mod model;
 pub mod state;
 pub mod store;
