@@ -134,14 +134,18 @@ impl Running {
         })
     }
 
-    /// Shuts the loop down; it must return (bounded).
-    fn stop(mut self) {
+    /// Shuts the loop down; it must return (bounded). Events sent meanwhile stay readable.
+    fn shut_down(&mut self) {
         self.shutdown.send(true).unwrap();
         let task = self.task.take().unwrap();
         self.rt
             .block_on(async { tokio::time::timeout(Duration::from_secs(30), task).await })
             .expect("maintenance returns after shutdown")
             .unwrap();
+    }
+
+    fn stop(mut self) {
+        self.shut_down();
     }
 }
 
@@ -435,4 +439,60 @@ fn the_window_closing_mid_reindex_cancels_it_and_leaves_no_invalid_index() {
         "t"
     );
     running.stop();
+}
+
+#[test]
+fn shutdown_mid_run_cancels_the_step_in_flight_and_completes_the_journal() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    plant_dead_rows(&c, &["t1", "t2"]);
+    let dsn = c.dsn("postgres");
+    let side = tokio::runtime::Runtime::new().unwrap();
+    let holder = hold(
+        &side,
+        &dsn,
+        "BEGIN; LOCK TABLE t1, t2 IN SHARE UPDATE EXCLUSIVE MODE",
+    );
+    let data = tempfile::tempdir().unwrap();
+    // Two hours of window left: only the shutdown stops the VACUUM waiting for its lock.
+    let clock = Arc::new(ManualClock::new(at(2026, 12, 5, 3, 0, 0)));
+    let mut running = Running::start(
+        config(&dsn, data.path(), true, SATURDAY_2AM),
+        clock,
+        Options {
+            lock_timeout: Duration::from_secs(600),
+            ..quick()
+        },
+    );
+    // Wait (bounded) until a VACUUM of ours waits for its lock on the server.
+    let waiting = || {
+        one(
+            &c,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'VACUUM%' \
+             AND wait_event_type = 'Lock'",
+        ) == "1"
+    };
+    let mut tries = 0;
+    while !waiting() {
+        tries += 1;
+        assert!(tries < 600, "a VACUUM waiting for its lock");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    running.shut_down();
+    let e = running.next_event(RUN_WITHIN).expect("the run's event");
+    assert!(e.message.contains("the daemon shut down"), "{}", e.message);
+    assert!(e.message.contains("cancelled"), "{}", e.message);
+    let j = journal(&e);
+    let st = states(&j);
+    assert_eq!(st.iter().filter(|s| *s == "failed").count(), 1, "{j:#}");
+    assert!(st.iter().all(|s| s == "failed" || s == "skipped"), "{j:#}");
+    assert_eq!(
+        one(
+            &c,
+            "SELECT count(*) FROM pg_stat_activity WHERE query LIKE 'VACUUM%' AND state = 'active'"
+        ),
+        "0",
+        "the VACUUM was cancelled on the server"
+    );
+    drop(holder);
+    assert!(!vacuumed(&c, "t1") && !vacuumed(&c, "t2"));
 }

@@ -49,6 +49,9 @@ const NOT_STARTED: &str = "not started:";
 /// logged): the daemon's loop is never stuck for long.
 const SEND_WITHIN: Duration = Duration::from_secs(10);
 
+/// The longest connecting and taking the snapshot may take (and never past the window).
+const PREPARE_WITHIN: Duration = Duration::from_secs(10 * 60);
+
 /// Bounds of the maintenance runs.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -185,8 +188,9 @@ impl TargetJob {
                     "{}: running maintenance",
                     window::describe(&self.windows, &o)
                 );
-                let event = self.run_in_window(o.opens, o.closes).await;
-                self.send(event).await;
+                if let Some(event) = self.run_in_window(o.opens, o.closes).await {
+                    self.send(event).await;
+                }
                 continue;
             }
             // Closed, or already run in this opening: until it opens, or closes.
@@ -228,8 +232,9 @@ impl TargetJob {
         }
     }
 
-    /// One run in the window open from `opens` to `closes`; the event that says how it went.
-    async fn run_in_window(&self, opens: Ts, closes: Ts) -> Event {
+    /// One run in the window open from `opens` to `closes`; the event that says how it went
+    /// (None: the daemon shut down before anything ran).
+    async fn run_in_window(&self, opens: Ts, closes: Ts) -> Option<Event> {
         let window = json!({
             "window_opens": opens.to_rfc3339(),
             "window_closes": closes.to_rfc3339(),
@@ -240,7 +245,12 @@ impl TargetJob {
             }
             extra
         };
-        match self.prepare(closes).await {
+        let mut shutdown = self.shutdown.clone();
+        let prepared = tokio::select! {
+            p = self.prepare(closes) => p,
+            _ = wait_shutdown(&mut shutdown) => return None,
+        };
+        Some(match prepared {
             Err(e) => self.event(
                 format!(
                     "maintenance not run in this window: {e}; it is tried again in the next window"
@@ -262,16 +272,16 @@ impl TargetJob {
                 target,
                 advice,
             }) => {
-                let ran = self.execute(&conn, target, &advice, closes).await;
+                let ran = self.execute(&conn, *target, &advice, closes).await;
                 let (summary, details) = ran;
                 self.event(summary, with(details))
             }
-        }
+        })
     }
 
     /// Connects, takes a fresh snapshot and makes the plan, all before the window closes.
     async fn prepare(&self, closes: Ts) -> Result<Prepared> {
-        let left = time_left(self.clock.now(), closes);
+        let left = time_left(self.clock.now(), closes).min(PREPARE_WITHIN);
         let target = target_of(&self.target)?;
         let work = async {
             let conn = crate::db::connect(&target).await?;
@@ -293,13 +303,16 @@ impl TargetJob {
         let (conn, snap) =
             tokio::time::timeout(left, work)
                 .await
-                .map_err(|_| Error::Timeout {
+                .map_err(|_| {
+                    Error::Timeout {
                     what: "connecting and taking a snapshot for maintenance".into(),
                     after: left,
                     next_step: Some(
-                        "the window closed first; check the target's health or widen the window"
+                        "check the target's health (its page and `pgopt analyze TARGET`); the next \
+                     window tries again"
                             .into(),
                     ),
+                }
                 })??;
         if snap.server.as_ref().is_some_and(|s| s.in_recovery) {
             return Ok(Prepared::Standby);
@@ -319,8 +332,8 @@ impl TargetJob {
             });
         }
         Ok(Prepared::Plan {
-            conn,
-            target,
+            conn: Box::new(conn),
+            target: Box::new(target),
             advice,
         })
     }
@@ -471,8 +484,8 @@ enum Prepared {
         notes: Vec<String>,
     },
     Plan {
-        conn: Conn,
-        target: Target,
+        conn: Box<Conn>,
+        target: Box<Target>,
         advice: maintain::Advice,
     },
 }
