@@ -16,6 +16,7 @@ use super::journal::ServerId;
 const VERIFY_WITHIN: Duration = Duration::from_secs(10);
 
 const INDEX_STATE_SQL: &str = include_str!("sql/index_state.sql");
+const REINDEX_LEFTOVERS_SQL: &str = include_str!("sql/reindex_leftovers.sql");
 
 /// Some(valid) when the index exists.
 pub async fn index_state(conn: &Conn, index: &QualifiedName) -> Result<Option<bool>> {
@@ -27,6 +28,40 @@ pub async fn index_state(conn: &Conn, index: &QualifiedName) -> Result<Option<bo
         )
         .await?
         .map(|r| r.get(0)))
+}
+
+/// The invalid copies a cancelled or failed `REINDEX INDEX CONCURRENTLY` of `index` left on
+/// its table (`<index>_ccnew`, `<index>_ccold`, with a number when the name was taken).
+pub async fn reindex_leftovers(conn: &Conn, index: &QualifiedName) -> Result<Vec<QualifiedName>> {
+    let rows = conn
+        .query(
+            "looking for what a REINDEX CONCURRENTLY left",
+            REINDEX_LEFTOVERS_SQL,
+            &[&index.schema.as_str(), &index.name.as_str()],
+        )
+        .await?;
+    Ok(rows
+        .iter()
+        .map(|r| (r.get::<_, String>(0), r.get::<_, String>(1)))
+        .filter(|(_, name)| is_reindex_leftover(index.name.as_str(), name))
+        .map(|(schema, name)| QualifiedName::new(schema, name))
+        .collect())
+}
+
+/// Whether `candidate` is a name REINDEX CONCURRENTLY gives the copies of `index`: the index
+/// name (cut so that the whole fits in 63 bytes) + `_ccnew` or `_ccold` + an optional number.
+pub fn is_reindex_leftover(index: &str, candidate: &str) -> bool {
+    ["_ccnew", "_ccold"].iter().any(|label| {
+        let Some(at) = candidate.rfind(label) else {
+            return false;
+        };
+        let (prefix, rest) = (&candidate[..at], &candidate[at + label.len()..]);
+        !prefix.is_empty()
+            && rest.chars().all(|c| c.is_ascii_digit())
+            && index.starts_with(prefix)
+            // A shorter prefix only when the name was cut at PostgreSQL's 63 bytes.
+            && (prefix.len() == index.len() || candidate.len() >= 63 - 4)
+    })
 }
 
 /// The object's own value of `name` now; None when it has none (or the object is gone).
@@ -269,4 +304,29 @@ pub async fn server_id(conn: &Conn) -> Result<ServerId> {
         system_identifier,
         server_port: u16::try_from(port).ok(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_reindex_leftover;
+
+    #[test]
+    fn reindex_leftovers_are_the_ccnew_and_ccold_copies_of_that_index_only() {
+        assert!(is_reindex_leftover("refilled_pkey", "refilled_pkey_ccnew"));
+        assert!(is_reindex_leftover("refilled_pkey", "refilled_pkey_ccnew1"));
+        assert!(is_reindex_leftover("refilled_pkey", "refilled_pkey_ccold"));
+        assert!(!is_reindex_leftover("refilled_pkey", "refilled_pkey"));
+        assert!(!is_reindex_leftover("refilled_pkey", "other_pkey_ccnew"));
+        assert!(!is_reindex_leftover("refilled_pkey", "refilled_ccnew"));
+        assert!(!is_reindex_leftover(
+            "refilled_pkey",
+            "refilled_pkey_ccnewer"
+        ));
+        assert!(!is_reindex_leftover("refilled_pkey", "_ccnew"));
+        // A 63-byte name is cut to make room for the label.
+        let long = "a".repeat(63);
+        let copy = format!("{}_ccnew", &long[..57]);
+        assert_eq!(copy.len(), 63);
+        assert!(is_reindex_leftover(&long, &copy));
+    }
 }

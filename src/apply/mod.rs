@@ -819,8 +819,30 @@ fn interrupted(opts: &Options) -> bool {
 }
 
 /// After a failed or cancelled step: drops the invalid index a CREATE INDEX CONCURRENTLY of
-/// ours left behind. Ok(Some(what)) when something was cleaned.
+/// ours left behind, or the invalid copies (`_ccnew`, `_ccold`) of a REINDEX INDEX
+/// CONCURRENTLY. Ok(Some(what)) when something was cleaned.
 async fn clean_up(conn: &Conn, step: &Step, opts: &Options) -> Result<Option<String>> {
+    if let Some(index) = reindexed_concurrently(step) {
+        let left = checks::reindex_leftovers(conn, index).await?;
+        if left.is_empty() {
+            return Ok(None);
+        }
+        set_step_timeouts(conn, opts).await?;
+        for copy in &left {
+            execute_sql(
+                conn,
+                &format!("DROP INDEX CONCURRENTLY IF EXISTS {copy}"),
+                opts,
+                None,
+            )
+            .await?;
+        }
+        let names: Vec<String> = left.iter().map(ToString::to_string).collect();
+        return Ok(Some(format!(
+            "the invalid copy it left ({}) was dropped",
+            names.join(", ")
+        )));
+    }
     let (Some(index), Some(Verify::IndexValid { .. })) = (
         step.precondition
             .as_ref()
@@ -843,6 +865,23 @@ async fn clean_up(conn: &Conn, step: &Step, opts: &Options) -> Result<Option<Str
     Ok(Some(format!(
         "the invalid index {index} it left was dropped"
     )))
+}
+
+/// The index a `REINDEX INDEX CONCURRENTLY` step rebuilds.
+fn reindexed_concurrently(step: &Step) -> Option<&crate::ident::QualifiedName> {
+    let sql = step.action.sql()?;
+    let words: Vec<String> = sql
+        .split_whitespace()
+        .take(3)
+        .map(str::to_ascii_uppercase)
+        .collect();
+    if words != ["REINDEX", "INDEX", "CONCURRENTLY"] {
+        return None;
+    }
+    match &step.precondition {
+        Some(Precondition::IndexExists { index }) => Some(index),
+        _ => None,
+    }
 }
 
 /// pg_reload_conf(), then waits (bounded) until this session has re-read the files.

@@ -21,6 +21,7 @@ pub mod collector;
 pub mod config;
 pub mod daemon;
 pub mod http;
+pub mod maintenance;
 pub mod model;
 pub mod state;
 pub mod store;
