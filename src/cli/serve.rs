@@ -94,53 +94,21 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<u8> {
     }
     let config = Arc::new(config);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let daemon = Daemon::start(config.clone(), clock.clone())?;
-    let fleet = Arc::new(Fleet::new(
-        config
-            .targets
-            .iter()
-            .map(|t| TargetView::new(&t.name, labels_of(t)))
-            .collect(),
-    ));
-    let (tx, rx) = Daemon::channel();
-    let (hooks, tasks) = wire(&config, &fleet, &clock, tx, &daemon).await?;
+    let daemon = Daemon::start(config.clone(), clock)?;
+    let fleet = Arc::new(crate::serve::wire::fleet_of(&config));
     eprintln!(
-        "pgopt serve: watching {} target(s) on {}, data in {} (stop with Ctrl-C or SIGTERM)",
+        "pgopt serve: watching {} target(s) on {}://{}, data in {} (stop with Ctrl-C or SIGTERM)",
         config.targets.len(),
+        if config.tls.is_some() {
+            "https"
+        } else {
+            "http"
+        },
         config.listen,
         config.data_dir.display()
     );
-    daemon.run(hooks, tasks, rx).await?;
+    crate::serve::wire::run(daemon, fleet).await?;
     Ok(EXIT_OK)
-}
-
-/// Where the parts are plugged in: the store (`serve::store::open` + `store::writer::Writer`
-/// behind [`Hooks::collected`]/[`Hooks::flush`]/[`Hooks::finish`]), the alerts
-/// (`alerts::Evaluator` in [`Hooks::collected`], `alerts::regress::detect` in
-/// [`Hooks::regressions`], `alerts::Notifier` sending transitions), store maintenance
-/// ([`Hooks::maintain_store`]) and the tasks: `collector::run`, `maintenance::run`
-/// (each with a clone of `tx` and the shutdown receiver they are given) and
-/// `http::serve(app, daemon::until_shutdown(rx))`. Until they are, the daemon runs with
-/// nothing plugged in: it holds the data directory and stops cleanly.
-async fn wire(
-    _config: &Arc<Config>,
-    _fleet: &Arc<Fleet>,
-    _clock: &Arc<dyn Clock>,
-    tx: tokio::sync::mpsc::Sender<Collected>,
-    _daemon: &Daemon,
-) -> anyhow::Result<(Box<dyn Hooks>, Vec<Task>)> {
-    // The sender is held by the collector and maintenance tasks once they are plugged in.
-    drop(tx);
-    Ok((Box::new(NoHooks), Vec::new()))
-}
-
-/// Groups (as `group_<name>="1"`) and labels, for the fleet's views.
-fn labels_of(t: &config::TargetConfig) -> std::collections::BTreeMap<String, String> {
-    let mut labels = t.labels.clone();
-    if !t.groups.is_empty() {
-        labels.insert("groups".into(), t.groups.join(","));
-    }
-    labels
 }
 
 /// The configuration from the file or the one TARGET, with the flags applied over it.

@@ -250,3 +250,23 @@ pub struct Webhook {
     pub timeout: Duration,
     pub retries: u32,
 }
+
+impl TargetConfig {
+    /// The connection settings: the DSN resolved as every command resolves it (PG*
+    /// variables, .pgpass), and the password file's first line when the DSN, the
+    /// environment and .pgpass give no password.
+    pub fn target(&self) -> crate::error::Result<crate::db::Target> {
+        let mut target = crate::db::Target::parse(self.dsn.expose())?;
+        if target.password.is_none() {
+            if let Some(file) = &self.password_file {
+                let text = std::fs::read_to_string(file)
+                    .map_err(|e| crate::error::Error::input_file(file, &e))?;
+                let first = text.lines().next().unwrap_or_default().to_string();
+                if !first.is_empty() {
+                    target.password = Some(Secret::new(first));
+                }
+            }
+        }
+        Ok(target)
+    }
+}

@@ -37,7 +37,7 @@ use super::state::Fleet;
 use crate::advise::Thresholds;
 use crate::apply::{self, Journal, OnFailure, StepState};
 use crate::collect::CollectOptions;
-use crate::db::{Conn, Secret, Target};
+use crate::db::{Conn, Target};
 use crate::error::{Error, Result};
 use crate::maintain::{self, window};
 
@@ -282,7 +282,7 @@ impl TargetJob {
     /// Connects, takes a fresh snapshot and makes the plan, all before the window closes.
     async fn prepare(&self, closes: Ts) -> Result<Prepared> {
         let left = time_left(self.clock.now(), closes).min(PREPARE_WITHIN);
-        let target = target_of(&self.target)?;
+        let target = self.target.target()?;
         let work = async {
             let conn = crate::db::connect(&target).await?;
             let info = crate::snapshot::TargetInfo {
@@ -517,20 +517,6 @@ async fn close_at(
 /// The time from `now` to `closes` (zero when past).
 fn time_left(now: DateTime<Utc>, closes: DateTime<Utc>) -> Duration {
     (closes - now).to_std().unwrap_or(Duration::ZERO)
-}
-
-/// The target's connection settings: its DSN with the environment and .pgpass as every
-/// command resolves them, and the password file when one is given and no password is.
-fn target_of(t: &TargetConfig) -> Result<Target> {
-    let mut target = Target::parse(t.dsn.expose())?;
-    if target.password.is_none() {
-        if let Some(file) = &t.password_file {
-            let text = std::fs::read_to_string(file).map_err(|e| Error::input_file(file, &e))?;
-            let first = text.lines().next().unwrap_or_default().to_string();
-            target.password = Some(Secret::new(first));
-        }
-    }
-    Ok(target)
 }
 
 /// `data_dir/journals/<target>/maintain-<time>.json`, a name not taken yet; the directory

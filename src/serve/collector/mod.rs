@@ -127,18 +127,7 @@ impl Ctx {
     /// The target resolved from its conninfo (PG* variables and .pgpass as every command),
     /// with its password file read and the daemon's bounds applied.
     async fn resolve(&self, statement_timeout: Duration) -> Result<Target> {
-        let mut target = Target::parse(self.target.dsn.expose())?;
-        if target.password.is_none() {
-            if let Some(file) = &self.target.password_file {
-                let text = tokio::fs::read_to_string(file)
-                    .await
-                    .map_err(|e| Error::io(file, e))?;
-                let line = text.lines().next().unwrap_or("").to_string();
-                if !line.is_empty() {
-                    target.password = Some(crate::db::Secret::new(line));
-                }
-            }
-        }
+        let mut target = self.target.target()?;
         target.statement_timeout = statement_timeout;
         target.connect_timeout = target.connect_timeout.min(self.intervals.timeout);
         Ok(target)

@@ -710,6 +710,8 @@ fn parse_alert(
             ),
         ));
     }
+    crate::serve::alerts::Condition::parse(&when)
+        .map_err(|e| at.err(r.when.span(), format!("alert \"{name}\": {e}")))?;
     let severity = match &r.severity {
         Some(s) => {
             let v = s.get_ref().trim().to_ascii_lowercase();

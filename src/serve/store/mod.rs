@@ -166,6 +166,7 @@ pub trait Store: Send + Sync {
 /// `config.data_dir`.
 pub async fn open(config: &Config) -> Result<Arc<dyn Store>, StoreError> {
     match &config.store {
+        Some(dsn) if dsn.expose() == "memory" => Ok(Arc::new(memory::MemoryStore::new())),
         Some(dsn) => Ok(Arc::new(postgres::PgStore::connect(dsn).await?)),
         None => {
             let dir = config.data_dir.clone();
