@@ -860,3 +860,28 @@ fn a_daemon_killed_while_writing_leaves_a_sound_store_with_whole_batches() {
         .unwrap();
     assert_eq!(check, "ok");
 }
+
+#[test]
+fn a_postgres_store_writes_on_after_its_server_restarted_without_a_failed_batch() {
+    let mut b = Backend::postgres();
+    let store = b.open().unwrap();
+    store.write(&[point("db1", "tps", "", t0(), 1.0)]).unwrap();
+    if let Kind::Postgres(c) = &mut b.kind {
+        c.restart().unwrap();
+    }
+    // The dropped connection is noticed at BEGIN and made again: this write succeeds.
+    store
+        .write(&[point("db1", "tps", "", t0() + Duration::seconds(10), 2.0)])
+        .unwrap();
+    let rows = store
+        .query(&query(
+            "db1",
+            "tps",
+            Some(""),
+            t0(),
+            t0() + Duration::hours(1),
+            None,
+        ))
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+}

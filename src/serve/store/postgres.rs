@@ -124,16 +124,25 @@ impl PgStore {
             *conn = None;
             *conn = Some(h.block_on(open_conn(&self.target, &self.schema))?);
         }
+        let begin = |c: &Conn| h.block_on(c.batch("beginning a store transaction", "BEGIN"));
+        if let Err(e) = begin(conn.as_ref().expect("connected above")) {
+            // A connection the server dropped (a restart, a failover) is noticed here,
+            // before any work: connect again once, at once, rather than fail this batch.
+            let gone = e.is_connection_lost() || conn.as_ref().is_some_and(Conn::is_closed);
+            *conn = None;
+            if !gone {
+                return Err(io("the PostgreSQL store", e));
+            }
+            let fresh = h.block_on(open_conn(&self.target, &self.schema))?;
+            begin(&fresh).map_err(|e| io("the PostgreSQL store", e))?;
+            *conn = Some(fresh);
+        }
         let c = conn.as_ref().expect("connected above");
-        let res = h
-            .block_on(c.batch("beginning a store transaction", "BEGIN"))
-            .map_err(|e| io("the PostgreSQL store", e))
-            .and_then(|()| f(&mut PgTx { conn: c, handle: h }, cache))
-            .and_then(|out| {
-                h.block_on(c.batch("committing to the store", "COMMIT"))
-                    .map_err(|e| io("the PostgreSQL store", e))
-                    .map(|()| out)
-            });
+        let res = f(&mut PgTx { conn: c, handle: h }, cache).and_then(|out| {
+            h.block_on(c.batch("committing to the store", "COMMIT"))
+                .map_err(|e| io("the PostgreSQL store", e))
+                .map(|()| out)
+        });
         if res.is_err() {
             let rolled_back = h.block_on(c.batch("rolling back", "ROLLBACK")).is_ok();
             if !rolled_back || c.is_closed() {
