@@ -12,9 +12,7 @@ use super::EXIT_OK;
 use crate::error::Error;
 use crate::serve::clock::{Clock, SystemClock};
 use crate::serve::config::{self, human, Auth, Config};
-use crate::serve::daemon::{Daemon, Hooks, NoHooks, Task};
-use crate::serve::model::Collected;
-use crate::serve::state::{Fleet, TargetView};
+use crate::serve::daemon::Daemon;
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {

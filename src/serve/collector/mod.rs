@@ -315,6 +315,7 @@ async fn failed(ctx: &Ctx, state: &mut Light, error: String) {
     state.failures = state.failures.saturating_add(1);
     let now = ctx.clock.now();
     let attempts = state.failures;
+    ctx.fleet.count_error(&ctx.target.name);
     let was_down = ctx
         .fleet
         .update(&ctx.target.name, |v| {
