@@ -69,14 +69,16 @@ fn get(port: u16, path: &str) -> Option<(u16, usize)> {
 fn wait_ready(port: u16) {
     let start = Instant::now();
     while get(port, "/readyz").map(|r| r.0) != Some(200) {
-        assert!(start.elapsed() < Duration::from_secs(120), "the daemon never got ready");
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "the daemon never got ready"
+        );
         std::thread::sleep(Duration::from_millis(200));
     }
 }
 
 struct Daemon {
     child: Child,
-    port: u16,
     data: PathBuf,
 }
 
@@ -89,7 +91,9 @@ impl Daemon {
             data.display()
         );
         for (name, dsn) in targets {
-            toml.push_str(&format!("\n[[target]]\nname = \"{name}\"\ndsn = \"{dsn}\"\n"));
+            toml.push_str(&format!(
+                "\n[[target]]\nname = \"{name}\"\ndsn = \"{dsn}\"\n"
+            ));
         }
         let config = dir.join(format!("pgopt-{port}.toml"));
         std::fs::write(&config, toml).unwrap();
@@ -102,14 +106,19 @@ impl Daemon {
             .spawn()
             .expect("start pgopt serve");
         wait_ready(port);
-        Daemon { child, port, data }
+        Daemon { child, data }
     }
 
     /// CPU seconds (user + system) and peak resident bytes so far.
     fn usage(&self) -> (f64, u64) {
         let pid = self.child.id();
         let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let fields: Vec<&str> = stat.rsplit(')').next().unwrap().split_whitespace().collect();
+        let fields: Vec<&str> = stat
+            .rsplit(')')
+            .next()
+            .unwrap()
+            .split_whitespace()
+            .collect();
         let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
         let cpu = (fields[11].parse::<f64>().unwrap() + fields[12].parse::<f64>().unwrap()) / ticks;
         let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
@@ -147,11 +156,22 @@ fn store_bytes(data: &Path) -> u64 {
 
 fn pgbench_tps(c: &Cluster, seconds: u64) -> f64 {
     let out = Command::new(c.installation().bin.program("pgbench"))
-        .args(["-h", "127.0.0.1", "-p", &c.port().to_string(), "-U", "postgres"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &c.port().to_string(),
+            "-U",
+            "postgres",
+        ])
         .args(["-c", "4", "-j", "4", "-T", &seconds.to_string(), "postgres"])
         .output()
         .expect("run pgbench");
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let text = String::from_utf8_lossy(&out.stdout);
     text.lines()
         .find(|l| l.starts_with("tps"))
@@ -169,7 +189,14 @@ fn overhead(dir: &Path) {
     let seconds = env_u64("PGOPT_SERVE_PGBENCH_SECONDS", 30);
     let c = Cluster::start(ClusterOptions::default()).expect("cluster");
     let init = Command::new(c.installation().bin.program("pgbench"))
-        .args(["-h", "127.0.0.1", "-p", &c.port().to_string(), "-U", "postgres"])
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &c.port().to_string(),
+            "-U",
+            "postgres",
+        ])
         .args(["-i", "-s", "10", "-q", "postgres"])
         .output()
         .unwrap();
@@ -182,10 +209,16 @@ fn overhead(dir: &Path) {
         let d = Daemon::start(dir, &targets, "");
         let watched = pgbench_tps(&c, seconds);
         d.stop();
-        println!("  pair {pair}: unwatched {alone:.0} tps, watched {watched:.0} tps, ratio {:.3}", watched / alone);
+        println!(
+            "  pair {pair}: unwatched {alone:.0} tps, watched {watched:.0} tps, ratio {:.3}",
+            watched / alone
+        );
         ratios.push(watched / alone);
     }
-    println!("overhead: watched / unwatched TPS, median of 3 pairs: {:.3} (goal >= 0.98)", median(ratios));
+    println!(
+        "overhead: watched / unwatched TPS, median of 3 pairs: {:.3} (goal >= 0.98)",
+        median(ratios)
+    );
 }
 
 #[derive(Default)]
@@ -202,9 +235,13 @@ fn alert_latency(dir: &Path) {
     let c = Cluster::start(ClusterOptions::default()).expect("cluster");
     let rt = tokio::runtime::Runtime::new().unwrap();
     let hooked = Arc::new(Hooked::default());
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let hook_port = listener.local_addr().unwrap().port();
-    let app = Router::new().route("/hook", post(hook)).with_state(hooked.clone());
+    let app = Router::new()
+        .route("/hook", post(hook))
+        .with_state(hooked.clone());
     rt.spawn(async move { axum::serve(listener, app).await });
     let extra = format!(
         "[[alert]]\nname = \"busy\"\nwhen = \"connections > 20\"\n\n[[notify.webhook]]\nurl = \"http://127.0.0.1:{hook_port}/hook\"\n"
@@ -216,9 +253,10 @@ fn alert_latency(dir: &Path) {
         let held: Vec<_> = rt.block_on(async {
             let mut held = Vec::new();
             for _ in 0..25 {
-                let (client, conn) = tokio_postgres::connect(&c.dsn("postgres"), tokio_postgres::NoTls)
-                    .await
-                    .unwrap();
+                let (client, conn) =
+                    tokio_postgres::connect(&c.dsn("postgres"), tokio_postgres::NoTls)
+                        .await
+                        .unwrap();
                 tokio::spawn(conn);
                 held.push(client);
             }
@@ -239,7 +277,10 @@ fn alert_latency(dir: &Path) {
         std::thread::sleep(Duration::from_secs(25));
     }
     d.stop();
-    println!("alert latency (10 s sample interval): median {:.2} s", median(latencies));
+    println!(
+        "alert latency (10 s sample interval): median {:.2} s",
+        median(latencies)
+    );
 }
 
 fn fleet(dir: &Path) {
@@ -251,7 +292,11 @@ fn fleet(dir: &Path) {
         .map(|h| h.join().unwrap())
         .collect();
     for c in &clusters {
-        c.psql("postgres", "CREATE EXTENSION IF NOT EXISTS pg_stat_statements").unwrap();
+        c.psql(
+            "postgres",
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements",
+        )
+        .unwrap();
     }
     let targets: Vec<(String, String)> = clusters
         .iter()
@@ -300,7 +345,9 @@ fn dashboard(dir: &Path) {
     );
     let app = history::app(&spec, now, store, data, "");
     let rt = tokio::runtime::Runtime::new().unwrap();
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .unwrap();
     let port = listener.local_addr().unwrap().port();
     let router = pgopt::serve::http::router(app);
     rt.spawn(async move { axum::serve(listener, router).await });
@@ -309,7 +356,13 @@ fn dashboard(dir: &Path) {
         ("fleet page", "/".to_string()),
         ("server page, 6h", format!("/targets/{name}?range=6h")),
         ("server page, 7d", format!("/targets/{name}?range=7d")),
-        ("statement page, 7d", format!("/targets/{name}/statements/{}?range=7d", spec.statements[0].0)),
+        (
+            "statement page, 7d",
+            format!(
+                "/targets/{name}/statements/{}?range=7d",
+                spec.statements[0].0
+            ),
+        ),
     ] {
         let mut times = Vec::new();
         let mut bytes = 0;
@@ -320,7 +373,11 @@ fn dashboard(dir: &Path) {
             bytes = n;
             times.push(t.elapsed().as_secs_f64() * 1000.0);
         }
-        println!("  {label}: median {:.0} ms of 10 ({} kB)", median(times), bytes / 1024);
+        println!(
+            "  {label}: median {:.0} ms of 10 ({} kB)",
+            median(times),
+            bytes / 1024
+        );
     }
 }
 
