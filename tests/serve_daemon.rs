@@ -144,8 +144,8 @@ fn the_daemon_watches_a_fleet_alerts_once_each_way_stops_on_sigterm_and_keeps_it
 data_dir = "{data}"
 
 [intervals]
-sample = "1s"
-timeout = "900ms"
+sample = "2s"
+timeout = "1s"
 
 [[target]]
 name = "alpha"

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, Utc};
-use pgopt::serve::http::pages::{self, history};
+use pgopt::serve::http::pages::history;
 use pgopt::serve::http::AppState;
 use pgopt::serve::store::memory::MemoryStore;
 
@@ -151,7 +151,7 @@ fn serve(rt: &tokio::runtime::Runtime, app: AppState) -> String {
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
     let addr = listener.local_addr().unwrap();
-    let router = pages::router().with_state(app);
+    let router = pgopt::serve::http::router(app);
     rt.spawn(async move { axum::serve(listener, router).await });
     format!("http://{addr}")
 }

@@ -67,11 +67,19 @@ pub struct Web {
 }
 
 /// Files under `/static/`, embedded in the binary: (name, content type, body).
-const STATIC_FILES: &[(&str, &str, &str)] = &[(
-    "login.css",
-    "text/css; charset=utf-8",
-    include_str!("static/login.css"),
-)];
+const STATIC_FILES: &[(&str, &str, &str)] = &[
+    (
+        "login.css",
+        "text/css; charset=utf-8",
+        include_str!("static/login.css"),
+    ),
+    (
+        "pgopt.js",
+        "text/javascript; charset=utf-8",
+        pages::assets::SCRIPT,
+    ),
+    ("pgopt.css", "text/css; charset=utf-8", pages::assets::STYLE),
+];
 
 /// Every route of the daemon.
 pub fn router(app: AppState) -> Router {

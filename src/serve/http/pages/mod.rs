@@ -8,7 +8,7 @@
 //! `/static/` (the Content-Security-Policy allows nothing inline and nothing remote).
 
 mod alerts;
-mod assets;
+pub(crate) mod assets;
 mod fleet;
 pub mod history;
 mod layout;
@@ -34,7 +34,6 @@ pub fn router() -> Router<AppState> {
         .route("/alerts", get(alerts_page))
         .route("/targets/{name}", get(server_page))
         .route("/targets/{name}/statements/{queryid}", get(statement_page))
-        .route("/static/{file}", get(assets::file))
 }
 
 /// The time range a page shows (`?range=1h|6h|24h|7d|30d`).

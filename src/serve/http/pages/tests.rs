@@ -9,7 +9,7 @@ use chrono::{DateTime, Duration, Utc};
 use tower::ServiceExt;
 
 use super::history::{self, Spec};
-use super::{path_segment, router, target_href, Range};
+use super::{path_segment, target_href, Range};
 use crate::serve::http::AppState;
 use crate::serve::store::memory::MemoryStore;
 
@@ -54,8 +54,7 @@ fn app() -> AppState {
 }
 
 async fn get(app: &AppState, uri: &str) -> (StatusCode, String) {
-    let response = router()
-        .with_state(app.clone())
+    let response = crate::serve::http::router(app.clone())
         .oneshot(Request::get(uri).body(Body::empty()).unwrap())
         .await
         .unwrap();
@@ -329,8 +328,7 @@ async fn the_fleet_page_shows_each_target_state_and_the_alerts_page_now_and_hist
 #[tokio::test]
 async fn the_static_files_are_embedded_and_nothing_else_is_served() {
     let app = app();
-    let response = router()
-        .with_state(app.clone())
+    let response = crate::serve::http::router(app.clone())
         .oneshot(
             Request::get("/static/pgopt.js")
                 .body(Body::empty())
