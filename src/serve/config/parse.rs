@@ -473,6 +473,12 @@ pub fn check_name(name: &str, what: &str) -> Result<(), String> {
              '.'"
         ));
     }
+    if name.contains(['/', '\\']) || name == "." || name == ".." {
+        return Err(format!(
+            "{what} name {name:?} is a path, or holds '/' or '\\' (it is part of the pages' \
+             addresses): use letters, digits, '-', '_' or '.'"
+        ));
+    }
     if name.chars().count() > MAX_NAME_LEN {
         return Err(format!(
             "{what} name {name:?} is longer than {MAX_NAME_LEN} characters: shorten it"
@@ -1194,6 +1200,8 @@ duration = "3h"
             ("name = \"a\\tb\"", "control characters"),
             ("name = \"\"", "is empty"),
             (long.as_str(), "longer than"),
+            ("name = \"eu/db1\"", "holds '/'"),
+            ("name = \"..\"", "is a path"),
         ] {
             let e = err(&text(&[
                 "data_dir = \"/d\"",
