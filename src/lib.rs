@@ -31,7 +31,8 @@ pub mod collect;
 pub mod db;
 pub mod demo;
 pub mod embedded;
-pub mod error;
+/// The one error type, shared with the pool library.
+pub use pgopt_pool::error;
 pub mod files;
 pub mod governance;
 pub mod hash;

@@ -129,6 +129,7 @@ fn io_uses(code: &[String]) -> Vec<&String> {
             l.contains("crate::db")
                 || l.contains("super::db")
                 || l.contains("pgopt::db")
+                || l.contains("pgopt_pool")
                 || l.contains("crate::collect")
                 || l.contains("crate::apply")
                 || l.contains("crate::embedded")
@@ -236,4 +237,68 @@ fn commands_do_not_call_each_others_files() {
         }
     }
     assert!(offenders.is_empty(), "{}", offenders.join("\n"));
+}
+
+/// A service that links the pool library pulls none of pgopt's command-line, report or
+/// web crates: the library's whole dependency tree (as `cargo tree` resolves it from the
+/// lock file) holds none of them, and its sources never name pgopt.
+#[test]
+fn the_pool_library_pulls_no_cli_report_or_web_crate() {
+    const NOT_IN_THE_LIBRARY: &[&str] = &[
+        "clap",
+        "indicatif",
+        "comfy-table",
+        "plotters",
+        "axum",
+        "pg_query",
+        "rusqlite",
+        "reqwest",
+        "sysinfo",
+    ];
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let out = std::process::Command::new(env!("CARGO"))
+        .current_dir(root)
+        .args([
+            "tree",
+            "--offline",
+            "--locked",
+            "-p",
+            "pgopt-pool",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--format",
+            "{p}",
+        ])
+        .output()
+        .expect("run cargo tree");
+    assert!(
+        out.status.success(),
+        "cargo tree: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    let names: Vec<&str> = tree
+        .lines()
+        .filter_map(|l| l.split_whitespace().next())
+        .collect();
+    assert!(names.contains(&"tokio-postgres"), "{tree}");
+    for name in NOT_IN_THE_LIBRARY {
+        assert!(
+            !names.contains(name),
+            "the pool library pulls {name}:\n{tree}"
+        );
+    }
+    let mut files = Vec::new();
+    rust_files(&root.join("crates/pgopt-pool/src"), &mut files);
+    assert!(!files.is_empty());
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
+        assert!(
+            !text.contains("pgopt::"),
+            "{} names pgopt: the library must not depend on it",
+            f.display()
+        );
+    }
 }

@@ -124,7 +124,7 @@ impl Error {
                 next_step,
             };
         }
-        if crate::db::broken::Broken::from_error(&err).is_some_and(|b| b.connection_gone()) {
+        if crate::broken::Broken::from_error(&err).is_some_and(|b| b.connection_gone()) {
             return Error::ConnectionLost {
                 context,
                 message: err.to_string(),
@@ -158,7 +158,7 @@ impl Error {
         match self {
             Error::ConnectionLost { .. } => true,
             Error::Query { code: Some(c), .. } => {
-                crate::db::broken::Broken::from_sqlstate(c.code(), false)
+                crate::broken::Broken::from_sqlstate(c.code(), false)
                     .is_some_and(|b| b.connection_gone())
             }
             _ => false,
@@ -177,7 +177,7 @@ fn io_reason(e: &std::io::Error) -> String {
 }
 
 /// The next step for the SQLSTATEs a monitoring tool meets most.
-pub(crate) fn next_step_for(code: &SqlState) -> Option<String> {
+pub fn next_step_for(code: &SqlState) -> Option<String> {
     let text = if *code == SqlState::INSUFFICIENT_PRIVILEGE {
         "grant the role pg_monitor (GRANT pg_monitor TO <role>) or connect as a superuser"
     } else if *code == SqlState::QUERY_CANCELED {

@@ -326,7 +326,7 @@ impl<M: Manage> Drop for Lease<'_, M> {
     }
 }
 
-/// Plain [`Conn`]s to one target: opened with [`super::connect`], checked with `SELECT 1`.
+/// Plain [`Conn`]s to one target: opened with [`connect()`](crate::connect()), checked with `SELECT 1`.
 pub struct Connector {
     pub target: Target,
 }

@@ -22,7 +22,7 @@ use crate::error::{Error, Result};
 /// The one round trip after authentication: the role check (`pg_is_in_recovery()`,
 /// `transaction_read_only`), the server version, and `statement_timeout` set from `$1` (text,
 /// in milliseconds). Shared with the bench's lean connection so that both set up a session alike.
-pub(crate) const SESSION_SETUP_SQL: &str =
+pub const SESSION_SETUP_SQL: &str =
     "SELECT pg_is_in_recovery(), current_setting('transaction_read_only'), \
      current_setting('server_version_num')::int, \
      set_config('statement_timeout', $1, false)";
