@@ -2,11 +2,14 @@
 //! (`axum::serve` on a TcpListener) over generated history, every page opened in headless
 //! Chromium (Debian's `chromium`): no console message (a CSP violation, a failed load or a
 //! script error would log one), the charts' data points in the DOM, the refresh script run,
-//! a screenshot of each page kept at `target/serve-screens/*.png`. And the time a server
-//! page takes over seven days of history at the default resolution, printed (not
-//! asserted: the machine is shared).
+//! a screenshot of each page kept at `target/serve-screens/*.png`. Login by the form and
+//! logout from a page's header, driven through ChromeDriver (Debian's `chromium-driver`,
+//! WebDriver by the fantoccini crate): a wrong token, the right one, the session cookie
+//! (HttpOnly, SameSite=Strict, unseen by scripts), the logout, the pages closed again.
+//! And the time a server page takes over seven days of history at the default
+//! resolution, printed (not asserted: the machine is shared).
 //!
-//! Chromium missing is a failure, not a skip: CI (`.ci/run`) installs it.
+//! Chromium or ChromeDriver missing is a failure, not a skip: CI (`.ci/run`) installs them.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
@@ -334,4 +337,257 @@ fn a_server_page_over_seven_days_of_history_renders_and_says_how_long_it_took() 
             body.len() / 1024
         );
     }
+}
+
+/// chromedriver (Debian's `chromium-driver`) on a free loopback port, killed on drop.
+struct Driver {
+    child: std::process::Child,
+    url: String,
+    _log: tempfile::TempDir,
+}
+
+const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
+
+impl Driver {
+    fn start() -> Driver {
+        assert!(
+            Path::new(CHROMEDRIVER).exists(),
+            "{CHROMEDRIVER} is missing: install ChromeDriver (as root: apt-get install -y \
+             chromium-driver; .ci/run installs it) to drive the login form"
+        );
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let log = tempfile::tempdir().unwrap();
+        let child = Command::new(CHROMEDRIVER)
+            .arg(format!("--port={port}"))
+            .stdin(Stdio::null())
+            .stdout(File::create(log.path().join("stdout")).unwrap())
+            .stderr(File::create(log.path().join("stderr")).unwrap())
+            .spawn()
+            .expect("start chromedriver");
+        let started = Instant::now();
+        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "chromedriver did not listen on {port} within 30 s"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Driver {
+            child,
+            url: format!("http://127.0.0.1:{port}"),
+            _log: log,
+        }
+    }
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The path of the page the browser shows.
+async fn at(client: &fantoccini::Client) -> String {
+    step("the current URL", client.current_url())
+        .await
+        .path()
+        .to_string()
+}
+
+/// Waits (bounded: 30 s) until the browser shows the page at `path`: a click on a form's
+/// button may return before the navigation it starts has finished.
+async fn wait_at(client: &fantoccini::Client, path: &str) {
+    let started = Instant::now();
+    loop {
+        let now_at = at(client).await;
+        if now_at == path {
+            let ready = step(
+                "document.readyState",
+                client.execute("return document.readyState", vec![]),
+            )
+            .await;
+            if ready.as_str() == Some("complete") {
+                return;
+            }
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(30),
+            "the browser is at {now_at}, not {path}, 30 s on"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One WebDriver step, bounded.
+async fn step<T, E: std::fmt::Debug>(
+    what: &str,
+    f: impl std::future::Future<Output = Result<T, E>>,
+) -> T {
+    match tokio::time::timeout(Duration::from_secs(60), f).await {
+        Ok(Ok(v)) => v,
+        Ok(Err(e)) => panic!("{what}: {e:?}"),
+        Err(_) => panic!("{what}: no answer within 60 s"),
+    }
+}
+
+#[test]
+fn login_by_the_form_and_logout_in_chromium() {
+    use fantoccini::{ClientBuilder, Locator};
+
+    const TOKEN: &str = "a-test-token-of-enough-length-42";
+    let spec = history::Spec {
+        targets: vec!["primary".into()],
+        span: chrono::Duration::hours(2),
+        sample_seconds: 60,
+        ..history::Spec::default()
+    };
+    let store = Arc::new(MemoryStore::new());
+    history::fill(store.as_ref(), &spec, now()).unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let mut app = history::app(&spec, now(), store, data.path().to_path_buf(), "");
+    let mut config = (*app.config).clone();
+    config.auth = Some(pgopt::serve::config::Auth {
+        token: pgopt::db::secret::Secret::new(TOKEN),
+    });
+    app.config = Arc::new(config);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let base = serve(&rt, app);
+    let driver = Driver::start();
+    let profile = tempfile::tempdir().unwrap();
+    let out = screens();
+
+    rt.block_on(async {
+        let mut caps = serde_json::Map::new();
+        caps.insert(
+            "goog:chromeOptions".into(),
+            serde_json::json!({
+                "binary": chromium(),
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--window-size=1400,1000",
+                    format!("--user-data-dir={}", profile.path().display()),
+                ],
+            }),
+        );
+        let client = step(
+            "a WebDriver session",
+            ClientBuilder::new(hyper_util::client::legacy::connect::HttpConnector::new())
+                .capabilities(caps)
+                .connect(&driver.url),
+        )
+        .await;
+
+        // A page without a session leads to the login form.
+        step("open /", client.goto(&format!("{base}/"))).await;
+        wait_at(&client, "/login").await;
+        let png = step("screenshot", client.screenshot()).await;
+        std::fs::write(out.join("login.png"), &png).unwrap();
+        assert_eq!(&png[..8], b"\x89PNG\r\n\x1a\n");
+
+        // A wrong token: the form again, saying so, and no session.
+        let field = step(
+            "the token field",
+            client.find(Locator::Css("input[name=password]")),
+        )
+        .await;
+        step("type", field.send_keys("not-the-token")).await;
+        step("submit", client.find(Locator::Css("button[type=submit]")))
+            .await
+            .click()
+            .await
+            .unwrap();
+        // The same address before and after: wait for the answer's text.
+        let started = Instant::now();
+        loop {
+            let body = step("the page", client.source()).await;
+            if body.contains("Wrong token.") {
+                break;
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(30),
+                "no \"Wrong token.\" 30 s after the submit: {body}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        wait_at(&client, "/login").await;
+        let cookies = step("cookies", client.get_all_cookies()).await;
+        assert!(
+            !cookies.iter().any(|c| c.name() == "pgopt_session"),
+            "{cookies:?}"
+        );
+
+        // The right token: the fleet, with a session cookie the page's scripts cannot read.
+        let field = step(
+            "the token field",
+            client.find(Locator::Css("input[name=password]")),
+        )
+        .await;
+        step("type", field.send_keys(TOKEN)).await;
+        step("submit", client.find(Locator::Css("button[type=submit]")))
+            .await
+            .click()
+            .await
+            .unwrap();
+        wait_at(&client, "/").await;
+        let body = step("the page", client.source()).await;
+        assert!(body.contains("<h1>Fleet</h1>"), "{body}");
+        let cookies = step("cookies", client.get_all_cookies()).await;
+        let session = cookies
+            .iter()
+            .find(|c| c.name() == "pgopt_session")
+            .unwrap_or_else(|| panic!("no session cookie: {cookies:?}"));
+        assert_eq!(session.http_only(), Some(true), "{session:?}");
+        assert_eq!(
+            session.same_site().map(|s| s.to_string()).as_deref(),
+            Some("Strict"),
+            "{session:?}"
+        );
+        let seen = step(
+            "document.cookie",
+            client.execute("return document.cookie", vec![]),
+        )
+        .await;
+        assert!(
+            !seen.as_str().unwrap_or_default().contains("pgopt_session"),
+            "{seen}"
+        );
+
+        // The session opens the other pages too.
+        step(
+            "open the server page",
+            client.goto(&format!("{base}/targets/primary")),
+        )
+        .await;
+        wait_at(&client, "/targets/primary").await;
+        let png = step("screenshot", client.screenshot()).await;
+        std::fs::write(out.join("logged-in-server.png"), &png).unwrap();
+
+        // Log out from the page's header: back to the login form, and the pages are
+        // closed again.
+        step("log out", client.find(Locator::Css("form.logout button")))
+            .await
+            .click()
+            .await
+            .unwrap();
+        wait_at(&client, "/login").await;
+        let cookies = step("cookies", client.get_all_cookies()).await;
+        assert!(
+            !cookies.iter().any(|c| c.name() == "pgopt_session"),
+            "{cookies:?}"
+        );
+        step("open /alerts", client.goto(&format!("{base}/alerts"))).await;
+        wait_at(&client, "/login").await;
+        step("close", client.close()).await;
+    });
+    drop(driver);
 }

@@ -319,7 +319,7 @@ async fn every_response_carries_the_security_headers() {
         assert!(!script.contains("unsafe-inline"), "{uri}: {script}");
         assert_eq!(h["x-frame-options"], "DENY", "{uri}");
         assert_eq!(h["x-content-type-options"], "nosniff", "{uri}");
-        assert_eq!(h["referrer-policy"], "no-referrer", "{uri}");
+        assert_eq!(h["referrer-policy"], "same-origin", "{uri}");
         assert_eq!(h[header::CACHE_CONTROL], "no-store", "{uri}");
     }
 }

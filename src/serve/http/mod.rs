@@ -265,7 +265,10 @@ async fn security_headers(req: Request, next: Next) -> Response {
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
     );
-    h.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    // `same-origin`, not `no-referrer`: under `no-referrer` a browser sends `Origin: null`
+    // with the pages' own form POSTs (login, logout), which the same-origin check must
+    // then refuse. Nothing goes to another origin either way.
+    h.insert("referrer-policy", HeaderValue::from_static("same-origin"));
     if !h.contains_key(CACHE_CONTROL) {
         h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }

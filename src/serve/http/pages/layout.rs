@@ -35,11 +35,23 @@ pub fn page(title: &str, body: &str, refresh: Option<u32>) -> String {
          <link rel=\"stylesheet\" href=\"/static/pgopt.css\">\n\
          <script src=\"/static/pgopt.js\" defer></script>\n</head>\n\
          <body{refresh_attr}>\n<header><nav><a href=\"/\">Fleet</a> \
-         <a href=\"/alerts\">Alerts</a></nav>{toggle}</header>\n<main>\n<h1>{t}</h1>\n{body}\
+         <a href=\"/alerts\">Alerts</a></nav>{toggle}{HEADER_END}\n<main>\n<h1>{t}</h1>\n{body}\
          </main>\n<footer>pgopt serve: these pages only read. Changes are made with the \
          pgopt commands they show.</footer>\n</body>\n</html>\n",
         t = esc(title)
     )
+}
+
+/// Where a page's header ends: [`page`] writes it once.
+const HEADER_END: &str = "</header>";
+
+/// `page` (from [`page`]) with `html` (already HTML: the session's logout button) at the
+/// end of its header; unchanged when `html` is empty.
+pub fn with_header_item(page: String, html: &str) -> String {
+    if html.is_empty() {
+        return page;
+    }
+    page.replacen(HEADER_END, &format!("{html}{HEADER_END}"), 1)
 }
 
 /// The "how to act" line.

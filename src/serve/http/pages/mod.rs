@@ -20,9 +20,10 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
-use axum::Router;
+use axum::{Extension, Router};
 use chrono::Duration;
 
+use super::auth::{logout_form, SessionInfo};
 use super::AppState;
 use crate::report::html::esc;
 use crate::serve::store::StoreError;
@@ -151,11 +152,18 @@ impl IntoResponse for PageError {
     }
 }
 
-/// Runs a page's rendering (store reads: blocking) off the async workers.
+/// The session a page was asked with (a login by the form; none with a bearer token or
+/// without auth): its logout button goes in the page's header.
+type Session = Option<Extension<SessionInfo>>;
+
+/// Runs a page's rendering (store reads: blocking) off the async workers, and puts the
+/// session's logout button in its header.
 async fn render(
+    session: Session,
     f: impl FnOnce() -> Result<String, PageError> + Send + 'static,
 ) -> Result<Html<String>, PageError> {
-    tokio::task::spawn_blocking(f)
+    let logout = logout_form(session.as_ref().map(|Extension(s)| s));
+    tokio::task::spawn_blocking(move || f().map(|page| layout::with_header_item(page, &logout)))
         .await
         .map_err(|e| {
             PageError::new(
@@ -166,29 +174,35 @@ async fn render(
         .map(Html)
 }
 
-async fn fleet_page(State(app): State<AppState>) -> Result<Html<String>, PageError> {
-    render(move || fleet::render(&app)).await
+async fn fleet_page(
+    State(app): State<AppState>,
+    session: Session,
+) -> Result<Html<String>, PageError> {
+    render(session, move || fleet::render(&app)).await
 }
 
 async fn alerts_page(
     State(app): State<AppState>,
+    session: Session,
     Query(q): Query<PageQuery>,
 ) -> Result<Html<String>, PageError> {
     let range = q.range(Range::Day)?;
-    render(move || alerts::render(&app, range)).await
+    render(session, move || alerts::render(&app, range)).await
 }
 
 async fn server_page(
     State(app): State<AppState>,
+    session: Session,
     Path(name): Path<String>,
     Query(q): Query<PageQuery>,
 ) -> Result<Html<String>, PageError> {
     let range = q.range(Range::SixHours)?;
-    render(move || server::render(&app, &name, range)).await
+    render(session, move || server::render(&app, &name, range)).await
 }
 
 async fn statement_page(
     State(app): State<AppState>,
+    session: Session,
     Path((name, queryid)): Path<(String, String)>,
     Query(q): Query<PageQuery>,
 ) -> Result<Html<String>, PageError> {
@@ -202,7 +216,10 @@ async fn statement_page(
             ),
         )
     })?;
-    render(move || statement::render(&app, &name, queryid, range)).await
+    render(session, move || {
+        statement::render(&app, &name, queryid, range)
+    })
+    .await
 }
 
 /// The view of target `name`, or a 404.
