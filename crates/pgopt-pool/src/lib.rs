@@ -13,6 +13,8 @@
 //!   classification).
 //! - [`conn`]: a connection whose every statement is bounded and cancelled on timeout.
 //! - [`pool`]: a bounded pool: checkout wait, health check after idle, broken ones replaced.
+//! - [`failover`]: the failover-aware pool services link ([`PgPool`]).
+//! - [`timers`]: operation timers (per-operation histograms, errors by SQLSTATE).
 //! - [`secret`]: a password that never prints.
 //! - [`error`]: the one error type; every variant says what to do next.
 //!
@@ -35,10 +37,12 @@ pub mod conn;
 pub mod connect;
 pub mod discover;
 pub mod error;
+pub mod failover;
 pub mod pgpass;
 pub mod pool;
 pub mod secret;
 pub mod target;
+pub mod timers;
 pub mod tls;
 
 pub use broken::Broken;
@@ -46,6 +50,8 @@ pub use conn::{Conn, ConnParts};
 pub use connect::connect;
 pub use discover::{discover, parse_discover_spec, pick_primary, Probe, ProbeOutcome};
 pub use error::{Error, Result};
+pub use failover::{PgPool, PgPoolOptions, PoolStats, PooledConn, Retry, Role, Work};
 pub use pool::{ConnPool, Pool, PoolError, PoolOptions};
 pub use secret::Secret;
 pub use target::{HostSpec, SslMode, SystemDefaults, Target, TargetRole};
+pub use timers::{Op, OpStats, Timers};
