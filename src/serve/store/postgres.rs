@@ -14,10 +14,9 @@ use tokio::runtime::Handle;
 use tokio_postgres::types::{ToSql, Type};
 
 use super::sql::{self, Db, Found, SeriesCache, Val};
-use super::{Batch, MaintainStats, Query, Retention, Row, Store, StoreError};
+use super::StoreError;
 use crate::db::{Conn, Secret, Target};
 use crate::ident::Ident;
-use crate::serve::model::{Event, Point, Ts};
 
 /// The schema the store's tables live in unless told otherwise.
 pub const DEFAULT_SCHEMA: &str = "pgopt_history";
@@ -317,75 +316,25 @@ impl Db for PgTx<'_> {
     }
 }
 
-impl Store for PgStore {
-    fn write(&self, points: &[Point]) -> Result<(), StoreError> {
-        self.write_batch(&Batch {
-            points: points.to_vec(),
-            ..Batch::default()
-        })
-    }
-
-    fn put_statements(&self, target: &str, texts: &[(i64, String)]) -> Result<(), StoreError> {
-        let mut batch = Batch::default();
-        batch
-            .statements
-            .insert(target.to_string(), texts.iter().cloned().collect());
-        self.write_batch(&batch)
-    }
-
-    fn put_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        self.write_batch(&Batch {
-            events: events.to_vec(),
-            ..Batch::default()
-        })
-    }
-
-    fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut fresh = None;
-        let res = self.tx(|db, cache| {
-            fresh = Some(sql::write_batch(db, cache, batch)?);
-            Ok(())
-        });
-        if let (Ok(()), Some(f)) = (&res, fresh) {
-            sql::merge_cache(&mut self.lock().cache, f);
-        }
-        res
-    }
-
-    fn query(&self, q: &Query) -> Result<Vec<Row>, StoreError> {
-        self.tx(|db, _| sql::query(db, q))
-    }
-
-    fn statement(&self, target: &str, queryid: i64) -> Result<Option<String>, StoreError> {
-        self.tx(|db, _| sql::statement(db, target, queryid))
-    }
-
-    fn events(
+impl sql::Backend for PgStore {
+    fn tx<T>(
         &self,
-        target: Option<&str>,
-        from: Ts,
-        to: Ts,
-        limit: usize,
-    ) -> Result<Vec<Event>, StoreError> {
-        self.tx(|db, _| sql::events(db, target, from, to, limit))
+        f: impl FnOnce(&mut dyn Db, &mut SeriesCache) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        PgStore::tx(self, f)
     }
 
-    fn last_points(&self) -> Result<Vec<(String, Ts)>, StoreError> {
-        self.tx(|db, _| sql::last_points(db))
+    fn with_cache(&self, f: &mut dyn FnMut(&mut SeriesCache)) {
+        f(&mut self.lock().cache)
     }
 
-    fn maintain(&self, now: Ts, retention: &Retention) -> Result<MaintainStats, StoreError> {
-        self.tx(|db, _| {
-            // One maintenance at a time when several daemons share the store.
-            db.rows("SELECT id FROM rollup_state WHERE id = 1 FOR UPDATE", &[])?;
-            sql::maintain(db, now, retention)
-        })
+    /// One maintenance at a time when several daemons share the store.
+    fn before_maintain(&self, db: &mut dyn Db) -> Result<(), StoreError> {
+        db.rows("SELECT id FROM rollup_state WHERE id = 1 FOR UPDATE", &[])?;
+        Ok(())
     }
 
-    fn size_bytes(&self) -> Result<u64, StoreError> {
+    fn size(&self) -> Result<u64, StoreError> {
         let schema = self.schema.as_str().to_string();
         self.tx(|db, _| {
             let rows = db.rows(

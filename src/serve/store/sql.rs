@@ -20,7 +20,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, TimeZone, Utc};
 
-use super::{Batch, MaintainStats, Query, Resolution, Retention, Row, StoreError};
+use super::{Batch, MaintainStats, Query, Resolution, Retention, Row, Store, StoreError};
 use crate::serve::model::{Event, EventKind, Point, Ts};
 
 /// What `meta.magic` holds in every pgopt store.
@@ -62,6 +62,104 @@ impl Val {
             Val::F(v) => v.to_string(),
             Val::Null => String::new(),
         }
+    }
+}
+
+/// A store's database under the shared SQL: transactions on its connection and the
+/// cache of series ids. Every [`Backend`] is a [`Store`] (below): the SQLite and the
+/// PostgreSQL store differ only here.
+pub(crate) trait Backend: Send + Sync {
+    /// Runs `f` in one transaction (committed when it returns Ok, rolled back otherwise).
+    fn tx<T>(
+        &self,
+        f: impl FnOnce(&mut dyn Db, &mut SeriesCache) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError>;
+    /// The series-id cache, to merge in the ids a committed transaction made.
+    fn with_cache(&self, f: &mut dyn FnMut(&mut SeriesCache));
+    /// Run first inside the maintenance transaction (a lock where several daemons share
+    /// the store).
+    fn before_maintain(&self, _db: &mut dyn Db) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// Bytes the store takes.
+    fn size(&self) -> Result<u64, StoreError>;
+}
+
+impl<B: Backend> Store for B {
+    fn write(&self, points: &[Point]) -> Result<(), StoreError> {
+        self.write_batch(&Batch {
+            points: points.to_vec(),
+            ..Batch::default()
+        })
+    }
+
+    fn put_statements(&self, target: &str, texts: &[(i64, String)]) -> Result<(), StoreError> {
+        let mut batch = Batch::default();
+        batch
+            .statements
+            .insert(target.to_string(), texts.iter().cloned().collect());
+        self.write_batch(&batch)
+    }
+
+    fn put_events(&self, events: &[Event]) -> Result<(), StoreError> {
+        self.write_batch(&Batch {
+            events: events.to_vec(),
+            ..Batch::default()
+        })
+    }
+
+    fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let mut fresh = None;
+        let res = self.tx(|db, cache| {
+            fresh = Some(write_batch(db, cache, batch)?);
+            Ok(())
+        });
+        // Ids made in a transaction that did not commit do not exist.
+        if let (Ok(()), Some(f)) = (&res, fresh) {
+            let mut f = Some(f);
+            self.with_cache(&mut |cache| {
+                if let Some(f) = f.take() {
+                    merge_cache(cache, f);
+                }
+            });
+        }
+        res
+    }
+
+    fn query(&self, q: &Query) -> Result<Vec<Row>, StoreError> {
+        self.tx(|db, _| query(db, q))
+    }
+
+    fn statement(&self, target: &str, queryid: i64) -> Result<Option<String>, StoreError> {
+        self.tx(|db, _| statement(db, target, queryid))
+    }
+
+    fn events(
+        &self,
+        target: Option<&str>,
+        from: Ts,
+        to: Ts,
+        limit: usize,
+    ) -> Result<Vec<Event>, StoreError> {
+        self.tx(|db, _| events(db, target, from, to, limit))
+    }
+
+    fn last_points(&self) -> Result<Vec<(String, Ts)>, StoreError> {
+        self.tx(|db, _| last_points(db))
+    }
+
+    fn maintain(&self, now: Ts, retention: &Retention) -> Result<MaintainStats, StoreError> {
+        self.tx(|db, _| {
+            self.before_maintain(db)?;
+            maintain(db, now, retention)
+        })
+    }
+
+    fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.size()
     }
 }
 

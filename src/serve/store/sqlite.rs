@@ -15,8 +15,7 @@ use rusqlite::types::{Value, ValueRef};
 use rusqlite::{params_from_iter, Connection, ErrorCode, OpenFlags, Transaction};
 
 use super::sql::{self, Db, Found, SeriesCache, Val};
-use super::{Batch, MaintainStats, Query, Retention, Row, Store, StoreError};
-use crate::serve::model::{Event, Point, Ts};
+use super::StoreError;
 
 /// The store's file name inside the data directory.
 pub const FILE: &str = "history.sqlite3";
@@ -343,72 +342,19 @@ impl Db for ReadOnly<'_> {
     }
 }
 
-impl Store for SqliteStore {
-    fn write(&self, points: &[Point]) -> Result<(), StoreError> {
-        self.write_batch(&Batch {
-            points: points.to_vec(),
-            ..Batch::default()
-        })
-    }
-
-    fn put_statements(&self, target: &str, texts: &[(i64, String)]) -> Result<(), StoreError> {
-        let mut batch = Batch::default();
-        batch
-            .statements
-            .insert(target.to_string(), texts.iter().cloned().collect());
-        self.write_batch(&batch)
-    }
-
-    fn put_events(&self, events: &[Event]) -> Result<(), StoreError> {
-        self.write_batch(&Batch {
-            events: events.to_vec(),
-            ..Batch::default()
-        })
-    }
-
-    fn write_batch(&self, batch: &Batch) -> Result<(), StoreError> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        let mut fresh = None;
-        let res = self.tx(|db, cache| {
-            fresh = Some(sql::write_batch(db, cache, batch)?);
-            Ok(())
-        });
-        // Ids made in a transaction that did not commit do not exist.
-        if let (Ok(()), Some(f)) = (&res, fresh) {
-            sql::merge_cache(&mut self.lock().cache, f);
-        }
-        res
-    }
-
-    fn query(&self, q: &Query) -> Result<Vec<Row>, StoreError> {
-        self.tx(|db, _| sql::query(db, q))
-    }
-
-    fn statement(&self, target: &str, queryid: i64) -> Result<Option<String>, StoreError> {
-        self.tx(|db, _| sql::statement(db, target, queryid))
-    }
-
-    fn events(
+impl sql::Backend for SqliteStore {
+    fn tx<T>(
         &self,
-        target: Option<&str>,
-        from: Ts,
-        to: Ts,
-        limit: usize,
-    ) -> Result<Vec<Event>, StoreError> {
-        self.tx(|db, _| sql::events(db, target, from, to, limit))
+        f: impl FnOnce(&mut dyn Db, &mut SeriesCache) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        SqliteStore::tx(self, f)
     }
 
-    fn last_points(&self) -> Result<Vec<(String, Ts)>, StoreError> {
-        self.tx(|db, _| sql::last_points(db))
+    fn with_cache(&self, f: &mut dyn FnMut(&mut SeriesCache)) {
+        f(&mut self.lock().cache)
     }
 
-    fn maintain(&self, now: Ts, retention: &Retention) -> Result<MaintainStats, StoreError> {
-        self.tx(|db, _| sql::maintain(db, now, retention))
-    }
-
-    fn size_bytes(&self) -> Result<u64, StoreError> {
+    fn size(&self) -> Result<u64, StoreError> {
         let mut total = 0;
         for suffix in ["", "-wal"] {
             let mut p = self.path.clone().into_os_string();
