@@ -6,108 +6,23 @@
 //!
 //! Chromium missing is a failure, not a skip: CI (`.ci/run`) installs it.
 
+mod browser;
 mod report_fixture;
 
-use std::fs::File;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::path::Path;
+
+use browser::{console_lines, Run};
 
 use pgopt::report::optimize::html;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-/// The longest one Chromium run may take before it is killed.
-const RUN_LIMIT: Duration = Duration::from_secs(90);
-
 /// Where outputs worth keeping go: `target/test-outputs/`.
-fn outputs() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target directory")
-        .join("test-outputs");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+fn outputs() -> std::path::PathBuf {
+    browser::outputs("test-outputs")
 }
 
-fn chromium() -> &'static str {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install Chromium (as root: apt-get install -y chromium; \
-         .ci/run installs it) to run the HTML report's browser test"
-    );
-    CHROMIUM
-}
-
-/// What one Chromium run printed.
-struct Run {
-    stdout: String,
-    stderr: String,
-}
-
-/// Runs headless Chromium on `page` with `action` (`--screenshot=…` or `--dump-dom`), a fresh
-/// profile, no network services; killed after [`RUN_LIMIT`].
+/// Chromium on the file `page` in the report's window size.
 fn run_chromium(page: &Path, action: &str) -> Run {
-    let tmp = tempfile::tempdir().unwrap();
-    let profile = tmp.path().join("profile");
-    let (out_path, err_path) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            &format!("--user-data-dir={}", profile.display()),
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1280,3000",
-            action,
-            &format!("file://{}", page.display()),
-        ])
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).unwrap())
-        .stderr(File::create(&err_path).unwrap())
-        .spawn()
-        .expect("start chromium");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "chromium {action} did not finish in {}s; its stderr:\n{}",
-                RUN_LIMIT.as_secs(),
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let run = Run {
-        stdout: std::fs::read_to_string(&out_path).unwrap(),
-        stderr: std::fs::read_to_string(&err_path).unwrap(),
-    };
-    assert!(
-        status.success(),
-        "chromium {action} failed ({status}):\n{}",
-        run.stderr
-    );
-    run
-}
-
-/// The console's lines on Chromium's stderr. This Chromium (156, Debian 12) logs every console
-/// message, error or not, as `[pid:tid:time:INFO:CONSOLE:line] "text", source: URL (line)`,
-/// uncaught exceptions as `"Uncaught …"`, CSP violations the same way.
-fn console_lines(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
-        .collect()
+    browser::run_chromium(&format!("file://{}", page.display()), action, "1280,3000")
 }
 
 /// The `<rect data-bar=…>` elements inside chart `name`'s figure in a dumped DOM.

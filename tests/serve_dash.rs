@@ -11,6 +11,8 @@
 //!
 //! Chromium or ChromeDriver missing is a failure, not a skip: CI (`.ci/run`) installs them.
 
+mod browser;
+
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -22,101 +24,18 @@ use pgopt::serve::http::pages::history;
 use pgopt::serve::http::AppState;
 use pgopt::serve::store::memory::MemoryStore;
 
-const CHROMIUM: &str = "/usr/bin/chromium";
-/// The longest one Chromium run may take before it is killed.
-const RUN_LIMIT: Duration = Duration::from_secs(90);
 const HOSTILE_TARGET: &str = "<script>alert(\"t\")<script> & 'db' 1";
 const HOSTILE_TEXT: &str =
     "SELECT '<img src=x onerror=alert(1)>' FROM \"</pre><script>x()</script>\"";
 
 /// Where the screenshots go: `target/serve-screens/`.
 fn screens() -> PathBuf {
-    let dir = Path::new(env!("CARGO_TARGET_TMPDIR"))
-        .parent()
-        .expect("target directory")
-        .join("serve-screens");
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
+    browser::outputs("serve-screens")
 }
 
-fn chromium() -> &'static str {
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} is missing: install Chromium (as root: apt-get install -y chromium; \
-         .ci/run installs it) to run the dashboard's browser test"
-    );
-    CHROMIUM
-}
-
-/// What one Chromium run printed.
-struct Run {
-    stdout: String,
-    stderr: String,
-}
-
-/// Headless Chromium on `url` with `action` (`--screenshot=…` or `--dump-dom`), a fresh
-/// profile, no network services; killed after [`RUN_LIMIT`].
-fn run_chromium(url: &str, action: &str) -> Run {
-    let tmp = tempfile::tempdir().unwrap();
-    let profile = tmp.path().join("profile");
-    let (out_path, err_path) = (tmp.path().join("stdout"), tmp.path().join("stderr"));
-    let mut child = Command::new(chromium())
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            &format!("--user-data-dir={}", profile.display()),
-            "--enable-logging=stderr",
-            "--v=0",
-            "--window-size=1400,2400",
-            action,
-            url,
-        ])
-        .stdin(Stdio::null())
-        .stdout(File::create(&out_path).unwrap())
-        .stderr(File::create(&err_path).unwrap())
-        .spawn()
-        .expect("start chromium");
-    let started = Instant::now();
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if started.elapsed() > RUN_LIMIT {
-            let _ = child.kill();
-            let _ = child.wait();
-            panic!(
-                "chromium {action} {url} did not finish in {}s; its stderr:\n{}",
-                RUN_LIMIT.as_secs(),
-                std::fs::read_to_string(&err_path).unwrap_or_default()
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    let run = Run {
-        stdout: std::fs::read_to_string(&out_path).unwrap(),
-        stderr: std::fs::read_to_string(&err_path).unwrap(),
-    };
-    assert!(
-        status.success(),
-        "chromium {action} {url} failed ({status}):\n{}",
-        run.stderr
-    );
-    run
-}
-
-/// The console's lines on Chromium's stderr (this Chromium logs every console message,
-/// uncaught exception and CSP violation as `…:CONSOLE:…` or `Uncaught …`).
-fn console_lines(stderr: &str) -> Vec<&str> {
-    stderr
-        .lines()
-        .filter(|l| l.contains(":CONSOLE") || l.contains("Uncaught"))
-        .collect()
+/// Chromium on `url` in the dashboard's window size.
+fn run_chromium(url: &str, action: &str) -> browser::Run {
+    browser::run_chromium(url, action, "1400,2400")
 }
 
 /// The `<circle data-point=…>` elements inside chart `id`'s figure in a dumped DOM.
@@ -254,7 +173,7 @@ fn every_page_opens_in_chromium_with_its_charts_and_no_console_message() {
         let png = out.join(format!("{name}.png"));
         let _ = std::fs::remove_file(&png);
         let shot = run_chromium(&url, &format!("--screenshot={}", png.display()));
-        let console = console_lines(&shot.stderr);
+        let console = browser::console_lines(&shot.stderr);
         assert!(
             console.is_empty(),
             "{name}: console:\n{}",
@@ -265,7 +184,7 @@ fn every_page_opens_in_chromium_with_its_charts_and_no_console_message() {
         assert!(bytes.len() > 20_000, "{name}: {} bytes", bytes.len());
 
         let dom = run_chromium(&url, "--dump-dom");
-        let console = console_lines(&dom.stderr);
+        let console = browser::console_lines(&dom.stderr);
         assert!(
             console.is_empty(),
             "{name}: console:\n{}",
@@ -470,7 +389,7 @@ fn login_by_the_form_and_logout_in_chromium() {
         caps.insert(
             "goog:chromeOptions".into(),
             serde_json::json!({
-                "binary": chromium(),
+                "binary": browser::chromium(),
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
                     "--disable-background-networking", "--disable-component-update",
