@@ -1,7 +1,9 @@
 //! `pgopt serve` through the binary, with every part plugged in: a fleet of two real
 //! clusters and one target nothing answers; readiness, `/metrics` and the fleet page; an
 //! alert that fires and resolves with a webhook receiving exactly one of each; SIGTERM →
-//! exit 0; a restart on the same data directory keeps the history.
+//! exit 0; a restart on the same data directory keeps the history. A query regression: the
+//! index a statement uses is dropped, the webhook receives `query_regression` with the
+//! before and after and auto_explain's plan, and rebuilding the index resolves it.
 
 use std::io::{Read, Write};
 use std::process::{Child, Command, Stdio};
@@ -295,5 +297,243 @@ retries = 2
             .iter()
             .any(|e| e.kind == pgopt::serve::model::EventKind::AlertFiring),
         "{events:?}"
+    );
+}
+
+/// The statement the regression test runs in a loop; `events_kind` serves it.
+const REGRESSED: &str = "SELECT count(*) FROM events WHERE kind = $1";
+
+/// The number between `before` and `after` in `text`.
+fn number_between(text: &str, before: &str, after: &str) -> Option<f64> {
+    let rest = &text[text.find(before)? + before.len()..];
+    rest[..rest.find(after)?].trim().parse().ok()
+}
+
+#[test]
+fn dropping_the_index_a_statement_uses_fires_a_query_regression_through_the_daemon_and_rebuilding_it_resolves(
+) {
+    let cluster = Cluster::start(ClusterOptions {
+        settings: vec![
+            ("logging_collector".into(), "on".into()),
+            ("auto_explain.log_min_duration".into(), "0".into()),
+        ],
+        ..ClusterOptions::default()
+    })
+    .expect("an embedded cluster");
+    cluster
+        .psql(
+            "postgres",
+            "CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+             CREATE TABLE events (id int, kind int, pad text);
+             INSERT INTO events
+               SELECT g, g % 1000, repeat('x', 100) FROM generate_series(1, 200000) g;
+             CREATE INDEX events_kind ON events (kind);
+             ANALYZE events;",
+        )
+        .unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let hooked = Arc::new(Hooked::default());
+    let hook_port = {
+        let listener = rt
+            .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+            .unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let app = Router::new()
+            .route("/hook", post(hook))
+            .with_state(hooked.clone());
+        rt.spawn(async move { axum::serve(listener, app).await });
+        port
+    };
+
+    // The statement in a loop, as an application would run it, until the end of the test.
+    let running = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let workload = {
+        let dsn = cluster.dsn("postgres");
+        let running = running.clone();
+        rt.spawn(async move {
+            let (client, conn) = tokio_postgres::connect(&dsn, tokio_postgres::NoTls)
+                .await
+                .unwrap();
+            tokio::spawn(conn);
+            let mut i = 0i32;
+            let mut calls = 0u64;
+            while running.load(std::sync::atomic::Ordering::Relaxed) {
+                client.query(REGRESSED, &[&(i % 1000)]).await.unwrap();
+                calls += 1;
+                i += 1;
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            calls
+        })
+    };
+    let queryid: i64 = {
+        let mut id = None;
+        wait_for(
+            "the statement in pg_stat_statements",
+            Duration::from_secs(30),
+            || {
+                id = cluster
+                    .psql(
+                        "postgres",
+                        "SELECT queryid FROM pg_stat_statements \
+                         WHERE query = 'SELECT count(*) FROM events WHERE kind = $1'",
+                    )
+                    .ok()
+                    .and_then(|out| out.trim().lines().next().map(str::to_string))
+                    .and_then(|l| l.trim().parse().ok());
+                id.is_some()
+            },
+        );
+        id.unwrap()
+    };
+
+    // The shortest window the configuration takes (1 minute), checked every 15 s.
+    let port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let config = dir.path().join("pgopt.toml");
+    std::fs::write(
+        &config,
+        format!(
+            r#"listen = "127.0.0.1:{port}"
+data_dir = "{data}"
+
+[intervals]
+sample = "2s"
+timeout = "1s"
+
+[regressions]
+factor = 2.0
+min_calls = 20
+window = "1m"
+
+[[target]]
+name = "db"
+dsn = "{dsn}"
+
+[[notify.webhook]]
+url = "http://127.0.0.1:{hook_port}/hook"
+timeout = "2s"
+retries = 2
+"#,
+            data = data.display(),
+            dsn = cluster.dsn("postgres"),
+        ),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let daemon = start_daemon(&config);
+    wait_for("/readyz", Duration::from_secs(60), || {
+        get(port, "/readyz").is_some_and(|(code, _)| code == 200)
+    });
+    let key = queryid.to_string();
+    let regressions = |status: &str| {
+        hooked
+            .0
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|v| {
+                v["rule"] == "query_regression"
+                    && v["key"].as_str() == Some(key.as_str())
+                    && v["status"] == status
+            })
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+
+    // A baseline: two windows with calls before the last one, plus some slack.
+    let baseline_from = Instant::now();
+    while baseline_from.elapsed() < Duration::from_secs(140) {
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    assert!(
+        regressions("firing").is_empty(),
+        "no regression while the index is there: {:?}",
+        hooked.0.lock().unwrap()
+    );
+
+    // The index goes: the statement reads the whole table; the daemon says so.
+    cluster.psql("postgres", "DROP INDEX events_kind").unwrap();
+    let dropped = Instant::now();
+    let within = Duration::from_secs(240);
+    while regressions("firing").is_empty() {
+        assert!(
+            dropped.elapsed() < within,
+            "no query_regression webhook within {within:?} of the drop; received: {:?}; the \
+             alerts page: {:?}",
+            hooked.0.lock().unwrap(),
+            get(port, "/alerts")
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let fired_after = dropped.elapsed();
+    let firing = regressions("firing");
+    let alert = &firing[0];
+    assert_eq!(alert["target"], "db");
+    let message = alert["message"].as_str().unwrap();
+    assert!(message.contains(&queryid.to_string()), "{message}");
+    assert!(
+        message.contains(REGRESSED),
+        "the statement's text: {message}"
+    );
+    let after = number_between(message, "slower: ", " ms per call").expect(message);
+    let before = number_between(message, "against ", " ms (").expect(message);
+    assert!(before > 0.0 && after >= 2.0 * before, "{message}");
+    assert!(alert["value"].as_f64().unwrap() >= 2.0, "{alert}");
+    assert_eq!(alert["threshold"].as_f64(), Some(2.0), "{alert}");
+    // The plan to look at: auto_explain's entry, a sequential scan now.
+    assert!(
+        message.contains("The plan auto_explain logged:"),
+        "{message}"
+    );
+    assert!(message.contains("Seq Scan on events"), "{message}");
+
+    // Firing on /metrics and on the alerts page.
+    let (code, metrics) = get(port, "/metrics").unwrap();
+    assert_eq!(code, 200);
+    assert!(
+        series(&metrics, "pgopt_alerts_firing", "db").is_some_and(|n| n >= 1.0),
+        "{metrics}"
+    );
+    let (code, page) = get(port, "/alerts").unwrap();
+    assert_eq!(code, 200);
+    let now_row = "<tr><td class=\"firing\">firing</td><td>query_regression</td>";
+    assert!(page.contains(now_row), "{page}");
+    assert!(
+        page.contains(&format!("/targets/db/statements/{queryid}")),
+        "{page}"
+    );
+
+    // The index is back: the statement is fast again and the regression resolves.
+    cluster
+        .psql("postgres", "CREATE INDEX events_kind ON events (kind)")
+        .unwrap();
+    let rebuilt = Instant::now();
+    wait_for(
+        "the resolved query_regression webhook",
+        Duration::from_secs(240),
+        || !regressions("resolved").is_empty(),
+    );
+    let resolved_after = rebuilt.elapsed();
+    let resolved = regressions("resolved");
+    assert_eq!(
+        (regressions("firing").len(), resolved.len()),
+        (1, 1),
+        "{:?}",
+        hooked.0.lock().unwrap()
+    );
+    assert_eq!(resolved[0]["started_at"], alert["started_at"]);
+    let (_, page) = get(port, "/alerts").unwrap();
+    assert!(!page.contains(now_row), "{page}");
+
+    running.store(false, std::sync::atomic::Ordering::Relaxed);
+    let calls = rt.block_on(workload).unwrap();
+    let (status, _, log) = terminate(daemon);
+    assert!(status.success(), "exit {status:?}: {log}");
+    eprintln!(
+        "{calls} calls; fired {fired_after:?} after the drop, resolved {resolved_after:?} \
+         after the rebuild; {:?} from the daemon's start",
+        started.elapsed()
     );
 }

@@ -269,10 +269,11 @@ pub fn summary(config: &Config, from_file: bool) -> String {
     let rg = &config.regressions;
     let _ = writeln!(
         out,
-        "regressions: mean over {} above {}x its baseline, at least {} calls",
+        "regressions: mean over {} above {}x its baseline, at least {} calls, checked every {}",
         human(rg.window),
         rg.factor,
-        rg.min_calls
+        rg.min_calls,
+        human(rg.every())
     );
     let _ = writeln!(out, "webhooks:   {}", config.webhooks.len());
     for w in &config.webhooks {

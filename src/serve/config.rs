@@ -242,6 +242,22 @@ impl Default for Regressions {
     }
 }
 
+impl Regressions {
+    /// How many checks a window gets at least (a short window is checked more often).
+    pub const CHECKS_PER_WINDOW: u32 = 4;
+    /// The longest time between two checks.
+    pub const MAX_EVERY: Duration = Duration::from_secs(60);
+
+    /// How often the daemon looks for regressions: every minute, or a quarter of the
+    /// window when that is shorter (a 1-minute window is checked every 15 s), so that a
+    /// regression is seen within about a window of its start whatever the window.
+    pub fn every(&self) -> Duration {
+        Self::MAX_EVERY
+            .min(self.window / Self::CHECKS_PER_WINDOW)
+            .max(Duration::from_secs(1))
+    }
+}
+
 /// A webhook notified of firing and resolved alerts (JSON POST).
 #[derive(Debug, Clone)]
 pub struct Webhook {

@@ -11,7 +11,8 @@
 //! Daemon::start(config)        data dir (0700), lock file (a second daemon refuses),
 //!                              signal handlers
 //! daemon.run(hooks, tasks, rx) spawn tasks; loop { Collected -> hooks.collected,
-//!                              every 2 s hooks.flush, every minute hooks.regressions,
+//!                              every 2 s hooks.flush, every min(1 min, window / 4)
+//!                              hooks.regressions,
 //!                              every 10 min hooks.maintain_store }
 //! SIGTERM / Ctrl-C / stop()    shutdown = true; drain rx; tasks joined; hooks.finish
 //!                              (the last flush); all within STOP_WITHIN, then exit 0
@@ -42,8 +43,9 @@ pub const STOP_WITHIN: Duration = Duration::from_secs(10);
 pub const FLUSH_EVERY: Duration = Duration::from_secs(2);
 /// How often the store makes rollups and deletes what is past retention.
 pub const MAINTAIN_STORE_EVERY: Duration = Duration::from_secs(10 * 60);
-/// How often query regressions are looked for.
-pub const REGRESSIONS_EVERY: Duration = Duration::from_secs(60);
+/// How often query regressions are looked for at most: a window shorter than 4 minutes is
+/// checked more often ([`super::config::Regressions::every`]).
+pub const REGRESSIONS_EVERY: Duration = super::config::Regressions::MAX_EVERY;
 /// How many collected items may wait for the main loop before collectors wait.
 pub const CHANNEL_CAPACITY: usize = 1024;
 /// The lock file in the data directory: holds the pid of the daemon that owns it.
@@ -90,7 +92,8 @@ pub trait Hooks: Send {
         Box::pin(async {})
     }
 
-    /// Every [`REGRESSIONS_EVERY`]: query regressions and the alerts they fire.
+    /// Every [`super::config::Regressions::every`] (at most [`REGRESSIONS_EVERY`]): query
+    /// regressions and the alerts they fire.
     fn regressions(&mut self, now: Ts) -> BoxFuture<'_> {
         let _ = now;
         Box::pin(async {})
@@ -302,8 +305,9 @@ impl Daemon {
         }
         let started = Instant::now();
         let mut flush = tokio::time::interval_at(started + FLUSH_EVERY, FLUSH_EVERY);
+        let regressions_every = self.config.regressions.every();
         let mut regressions =
-            tokio::time::interval_at(started + REGRESSIONS_EVERY, REGRESSIONS_EVERY);
+            tokio::time::interval_at(started + regressions_every, regressions_every);
         let mut maintain =
             tokio::time::interval_at(started + MAINTAIN_STORE_EVERY, MAINTAIN_STORE_EVERY);
         for i in [&mut flush, &mut regressions, &mut maintain] {

@@ -1048,6 +1048,28 @@ duration = "3h"
     }
 
     #[test]
+    fn the_regression_check_runs_every_minute_or_four_times_a_shorter_window() {
+        let every = |window: &str| {
+            let c = parse(
+                &with_target(&[
+                    "data_dir = \"/d\"",
+                    "[regressions]",
+                    &format!("window = \"{window}\""),
+                ]),
+                "pgopt.toml",
+            )
+            .unwrap();
+            c.regressions.every()
+        };
+        assert_eq!(Regressions::default().every(), Duration::from_secs(60));
+        assert_eq!(every("1m"), Duration::from_secs(15));
+        assert_eq!(every("2m"), Duration::from_secs(30));
+        assert_eq!(every("4m"), Duration::from_secs(60));
+        assert_eq!(every("30m"), Duration::from_secs(60));
+        assert_eq!(every("24h"), Duration::from_secs(60));
+    }
+
+    #[test]
     fn unknown_key_names_its_line_and_the_keys_expected() {
         let e = err(&with_target(&[
             "data_dir = \"/d\"",
