@@ -5,8 +5,8 @@
 //! 2. On one embedded cluster, over TCP to 127.0.0.1, a pool of one connection on a
 //!    current-thread runtime: `SELECT 1` through `PgPool::run` (untimed) and through
 //!    `PgPool::op(..).run` (timed: the task-local statement note, the clock, the record),
-//!    in ABBA rounds of `PGOPT_TIMERS_ITERS` (default 20000) runs each. Prints ns per run
-//!    for both, the difference and the ratio timed / untimed.
+//!    in 16 ABBA rounds of `PGOPT_TIMERS_ITERS` (default 10000) runs each. Prints the median
+//!    round's ns per run for both, the difference and the ratio timed / untimed.
 //!
 //! The difference in part 2 is a few hundred ns at most on a run of tens of µs, within the
 //! noise of a shared machine; part 1 is the figure to quote for the cost itself.
@@ -116,7 +116,7 @@ fn on_a_pool(iters: u64) {
         select_1(&pool, false, iters / 4).await; // warm-up
         let (mut untimed, mut timed) = (Vec::new(), Vec::new());
         // ABBA ABBA: drift in the machine's load falls on both sides alike.
-        for timed_first in [false, true, true, false, false, true, true, false] {
+        for timed_first in [false, true, true, false].repeat(4) {
             let ns = select_1(&pool, timed_first, iters).await;
             if timed_first {
                 timed.push(ns)
@@ -124,15 +124,23 @@ fn on_a_pool(iters: u64) {
                 untimed.push(ns)
             }
         }
-        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
-        let (u, t) = (mean(&untimed), mean(&timed));
+        // The median round: one round slowed by a neighbour's compile does not move it.
+        let median = |v: &mut Vec<f64>| {
+            v.sort_by(f64::total_cmp);
+            (v[v.len() / 2 - 1] + v[v.len() / 2]) / 2.0
+        };
+        let (u, t) = (median(&mut untimed), median(&mut timed));
         println!(
             "SELECT 1 on a pool of one connection (TCP, current-thread runtime), \
              {} rounds of {iters} runs each side:",
             untimed.len()
         );
-        println!("  PgPool::run (untimed)        {u:8.0} ns/run   rounds {untimed:.0?}");
-        println!("  PgPool::op(..).run (timed)   {t:8.0} ns/run   rounds {timed:.0?}");
+        println!(
+            "  PgPool::run (untimed)        {u:8.0} ns/run (median round; sorted {untimed:.0?})"
+        );
+        println!(
+            "  PgPool::op(..).run (timed)   {t:8.0} ns/run (median round; sorted {timed:.0?})"
+        );
         println!(
             "  difference {:+.0} ns/run, ratio timed / untimed {:.4}",
             t - u,
@@ -150,7 +158,7 @@ fn main() {
     let iters: u64 = std::env::var("PGOPT_TIMERS_ITERS")
         .ok()
         .and_then(|s| s.parse().ok())
-        .unwrap_or(20_000);
+        .unwrap_or(10_000);
     record_alone();
     on_a_pool(iters);
 }
