@@ -54,4 +54,4 @@ pub use failover::{PgPool, PgPoolOptions, PoolStats, PooledConn, Retry, Role, Wo
 pub use pool::{ConnPool, Pool, PoolError, PoolOptions};
 pub use secret::Secret;
 pub use target::{HostSpec, SslMode, SystemDefaults, Target, TargetRole};
-pub use timers::{Op, OpStats, Timers};
+pub use timers::{note_statement, Op, OpStats, SlowOp, Timers};
