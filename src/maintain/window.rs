@@ -149,8 +149,11 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
     if t.is_empty() {
         return Err(bad());
     }
+    // Beyond chrono's range (about 292 million years) is refused, never a panic.
+    let too_long = || format!("{text:?} is too long a duration: write e.g. 90m, 3h, 1h30m or 1d");
     if let Ok(secs) = t.parse::<u64>() {
-        return positive(Duration::seconds(secs as i64)).ok_or_else(bad);
+        let secs = i64::try_from(secs).map_err(|_| too_long())?;
+        return positive(Duration::try_seconds(secs).ok_or_else(too_long)?).ok_or_else(bad);
     }
     let mut total = Duration::zero();
     let mut number = String::new();
@@ -164,13 +167,16 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
         let n: i64 = number.parse().map_err(|_| bad())?;
         number.clear();
-        total += match c {
-            'd' => Duration::days(n),
-            'h' => Duration::hours(n),
-            'm' => Duration::minutes(n),
-            's' => Duration::seconds(n),
+        let part = match c {
+            'd' => Duration::try_days(n),
+            'h' => Duration::try_hours(n),
+            'm' => Duration::try_minutes(n),
+            's' => Duration::try_seconds(n),
             _ => return Err(bad()),
         };
+        total = part
+            .and_then(|p| total.checked_add(&p))
+            .ok_or_else(too_long)?;
     }
     if !number.is_empty() {
         return Err(bad());
@@ -387,5 +393,47 @@ mod tests {
         let c = parse("[daemon]\ninterval = \"1h\"\n", "pgopt.toml").unwrap();
         assert!(c.windows.is_empty());
         assert!(next_window(&c, at(2026, 1, 1, 0, 0)).is_none());
+    }
+
+    #[test]
+    fn a_duration_beyond_chronos_range_is_refused_not_a_panic() {
+        for text in [
+            "9999999999999999999",
+            "9223372036854775807",
+            "106751991167301d",
+            "9223372036854775807s",
+            "100000000000000d100000000000000d",
+        ] {
+            let e = parse_duration(text).expect_err(text);
+            assert!(e.contains("too long"), "{text}: {e}");
+        }
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::parse_duration;
+        use crate::serve::config::human;
+
+        proptest! {
+            #[test]
+            fn a_duration_rendered_for_people_parses_back(secs in 1u64..(1 << 40)) {
+                let d = std::time::Duration::from_secs(secs);
+                let text = human(d);
+                prop_assert_eq!(parse_duration(&text).unwrap().to_std().unwrap(), d, "{}", text);
+            }
+
+            #[test]
+            fn rendering_and_parsing_durations_keeps_their_order(a in 1u64..(1 << 40), b in 1u64..(1 << 40)) {
+                let back = |s: u64| parse_duration(&human(std::time::Duration::from_secs(s))).unwrap();
+                prop_assert_eq!(a.cmp(&b), back(a).cmp(&back(b)));
+            }
+
+            #[test]
+            fn the_parts_of_a_duration_add_up(d in 0i64..1000, h in 0i64..1000, m in 0i64..1000, s in 1i64..1000) {
+                let total = parse_duration(&format!("{d}d{h}h {m}m{s}s")).unwrap();
+                prop_assert_eq!(total.num_seconds(), ((d * 24 + h) * 60 + m) * 60 + s);
+            }
+        }
     }
 }

@@ -366,4 +366,67 @@ mod tests {
         assert!(validate_value(&b, "off").is_ok() && !same_value(&b, "off"));
         assert!(validate_value(&b, "sometimes").is_err());
     }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::{human_kb, unit_kb, value_kb};
+        use crate::tune::pgtune::format_kb;
+        use crate::tune::{parse_memory, Memory, MemoryUnit};
+
+        /// pg_settings memory units and their size in kB.
+        const UNITS: [(&str, f64); 6] = [
+            ("B", 1.0 / 1024.0),
+            ("kB", 1.0),
+            ("8kB", 8.0),
+            ("MB", 1024.0),
+            ("16MB", 16384.0),
+            ("GB", 1048576.0),
+        ];
+
+        proptest! {
+            #[test]
+            fn a_size_rendered_in_the_largest_exact_unit_parses_back(kb in 0u64..(1 << 40)) {
+                let text = format_kb(kb);
+                // Whatever the setting's own unit, a value with a unit is read in that unit.
+                for (_, k) in UNITS {
+                    prop_assert_eq!(value_kb(&text, k), Some(kb as f64), "{}", text);
+                }
+            }
+
+            #[test]
+            fn rendering_and_parsing_sizes_keeps_their_order(a in 0u64..(1 << 40), b in 0u64..(1 << 40)) {
+                let pa = value_kb(&format_kb(a), 8.0).unwrap();
+                let pb = value_kb(&format_kb(b), 8.0).unwrap();
+                prop_assert_eq!(a.cmp(&b), pa.partial_cmp(&pb).unwrap());
+            }
+
+            #[test]
+            fn a_bare_number_is_in_the_settings_own_unit(n in 0u32..1_000_000, u in 0usize..6) {
+                let (unit, k) = UNITS[u];
+                prop_assert_eq!(unit_kb(unit), Some(k));
+                prop_assert_eq!(value_kb(&n.to_string(), k), Some(f64::from(n) * k));
+                // A value with a unit is in that unit (pg_settings' `8kB`, `16MB` are no
+                // units a value is written in: `08kB` is 8 kB).
+                if !unit.starts_with(|c: char| c.is_ascii_digit()) {
+                    prop_assert_eq!(value_kb(&format!("{n}{unit}"), 8.0), Some(f64::from(n) * k));
+                }
+            }
+
+            #[test]
+            fn human_sizes_never_go_down_as_the_size_goes_up(a in 0u64..(1 << 40), b in 0u64..(1 << 40)) {
+                let (lo, hi) = (a.min(b), a.max(b));
+                let back = |kb: u64| value_kb(&human_kb(kb as f64), 1.0).unwrap();
+                prop_assert!(back(lo) <= back(hi), "{} > {}", human_kb(lo as f64), human_kb(hi as f64));
+            }
+
+            #[test]
+            fn a_memory_option_renders_and_parses_to_itself(amount in 1u64..100_000, u in 0usize..3) {
+                let unit = [MemoryUnit::Mb, MemoryUnit::Gb, MemoryUnit::Tb][u];
+                let memory = Memory { amount, unit };
+                prop_assume!(memory.bytes() >= 512 << 20);
+                prop_assert_eq!(parse_memory(&memory.to_string()).unwrap(), memory);
+            }
+        }
+    }
 }

@@ -25,7 +25,9 @@ pub enum ProbeOutcome {
     Answered {
         /// `major.minor`, e.g. `15.4`.
         version: String,
+        /// `server_version_num`, e.g. `150004`.
         version_num: i32,
+        /// `pg_is_in_recovery()`: a standby.
         in_recovery: bool,
     },
     /// A PostgreSQL server that refused our credentials (the password).
@@ -39,9 +41,12 @@ pub enum ProbeOutcome {
     Error(String),
 }
 
+/// One port of a discovery and what it said.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Probe {
+    /// The port probed.
     pub port: u16,
+    /// What the port said.
     pub outcome: ProbeOutcome,
 }
 

@@ -9,8 +9,11 @@ use std::time::Duration;
 
 use tokio_postgres::error::SqlState;
 
+/// The library's result: [`Error`] unless another error type is named.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 
+/// Everything that can go wrong, each variant with its own message and, where there is one,
+/// the next step. [`Error::is_bad_input`] tells the user's mistakes from failures.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// The user's input is wrong (a DSN that does not parse, a bad flag value).
@@ -19,7 +22,12 @@ pub enum Error {
 
     /// A saved snapshot that cannot be read.
     #[error("cannot read snapshot {path}: {reason}")]
-    SnapshotFile { path: String, reason: String },
+    SnapshotFile {
+        /// The file as the user named it.
+        path: String,
+        /// Why it cannot be read, with what to do.
+        reason: String,
+    },
 
     /// No host of the target could be connected to with the wanted role.
     #[error("{0}")]
@@ -28,9 +36,13 @@ pub enum Error {
     /// The server refused our credentials. Never retried on the next host (libpq does the same).
     #[error("authentication failed for user \"{user}\" at {host}:{port}: {message}. Check the password (PGPASSWORD, ~/.pgpass or the DSN) and pg_hba.conf")]
     Auth {
+        /// The host that refused.
         host: String,
+        /// Its port.
         port: u16,
+        /// The user that was refused.
         user: String,
+        /// The server's message (never the password).
         message: String,
     },
 
@@ -38,40 +50,64 @@ pub enum Error {
     /// pg_hba.conf has no line for it). Not a password problem: that is [`Error::Auth`].
     #[error("the server at {host}:{port} refused user \"{user}\": {message}. Check the user name (user= in the target, or PGUSER; without them the OS user is used), create the role, or add a pg_hba.conf line for it")]
     NotAuthorized {
+        /// The host that refused.
         host: String,
+        /// Its port.
         port: u16,
+        /// The role that was refused.
         user: String,
+        /// The server's message.
         message: String,
     },
 
     /// An input file that cannot be read (missing, unreadable): the user's to fix.
     #[error("cannot read {path}: {reason}")]
-    InputFile { path: String, reason: String },
+    InputFile {
+        /// The file as the user named it.
+        path: String,
+        /// Why it cannot be read (not found, permission denied, ...).
+        reason: String,
+    },
 
     /// A wait ran out.
     #[error("{what} timed out after {:.1}s{}", .after.as_secs_f64(), hint(.next_step))]
     Timeout {
+        /// What was waited for (`connecting to db1:5432`, a statement's context).
         what: String,
+        /// How long it was waited for.
         after: Duration,
+        /// What to do about it, when there is something.
         next_step: Option<String>,
     },
 
     /// A statement failed on the server.
     #[error("{context}: {message}{}", hint(.next_step))]
     Query {
+        /// What was being done (the operation or statement name).
         context: String,
+        /// The server's SQLSTATE; `None` when the error did not come from the server.
         code: Option<SqlState>,
+        /// The server's (or the driver's) message.
         message: String,
+        /// What to do about it, when the SQLSTATE says.
         next_step: Option<String>,
     },
 
     /// The connection dropped (server shut down, network gone).
     #[error("lost the connection to the server during {context}: {message}. Check that the server is up and run again")]
-    ConnectionLost { context: String, message: String },
+    ConnectionLost {
+        /// What was being done when it dropped.
+        context: String,
+        /// The driver's message.
+        message: String,
+    },
 
+    /// A file of ours (not the user's input) that could not be read or written.
     #[error("{path}: {source}")]
     Io {
+        /// The file.
         path: String,
+        /// The operating system's error.
         #[source]
         source: std::io::Error,
     },
@@ -84,6 +120,7 @@ pub enum Error {
     #[error("restarting the server: {0}")]
     Restart(String),
 
+    /// A bug or an impossible state: not the user's to fix.
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -96,6 +133,7 @@ fn hint(next: &Option<String>) -> String {
 }
 
 impl Error {
+    /// An I/O error on `path` (a file of ours, not the user's input: see [`Error::input_file`]).
     pub fn io(path: &Path, source: std::io::Error) -> Self {
         Error::Io {
             path: path.display().to_string(),
@@ -138,6 +176,7 @@ impl Error {
         }
     }
 
+    /// The server's SQLSTATE, for a [`Error::Query`] that came from the server; `None` otherwise.
     pub fn sqlstate(&self) -> Option<&SqlState> {
         match self {
             Error::Query { code, .. } => code.as_ref(),

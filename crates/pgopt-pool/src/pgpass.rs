@@ -73,7 +73,17 @@ fn matches(field: &str, value: &str) -> bool {
 }
 
 /// The password of the first line of `contents` matching host, port, database and user.
-/// `host` is the name used for matching: pass it through [`match_host`] first.
+/// `host` is the name used for matching: pass it through [`match_host`] first. Lines that
+/// are not five fields are skipped, never an error (as libpq does); `None` when no line
+/// matches.
+///
+/// ```
+/// use pgopt_pool::pgpass::lookup;
+///
+/// let file = "# comment\ndb1:5432:*:app:s\\:cret\n*:*:*:*:fallback\n";
+/// assert_eq!(lookup(file, "db1", 5432, "acgs", "app").unwrap().expose(), "s:cret");
+/// assert_eq!(lookup(file, "db2", 5433, "x", "y").unwrap().expose(), "fallback");
+/// ```
 pub fn lookup(contents: &str, host: &str, port: u16, dbname: &str, user: &str) -> Option<Secret> {
     let port = port.to_string();
     contents.lines().filter_map(fields).find_map(|f| {

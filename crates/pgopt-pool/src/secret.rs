@@ -8,9 +8,19 @@
 pub struct Secret(String);
 
 impl Secret {
+    /// Wraps a password.
+    ///
+    /// ```
+    /// use pgopt_pool::Secret;
+    ///
+    /// let s = Secret::new("hunter2");
+    /// assert_eq!(format!("{s} {s:?}"), "*** Secret(***)");
+    /// assert_eq!(s.expose(), "hunter2");
+    /// ```
     pub fn new(s: impl Into<String>) -> Self {
         Secret(s.into())
     }
+    /// The password itself, for the one place that sends it (the connect). Never log it.
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -56,6 +56,8 @@ impl TargetRole {
         })
     }
 
+    /// The value as `target_session_attrs` writes it (`any`, `primary`, `standby`,
+    /// `prefer-standby`); [`TargetRole::parse`] reads it back.
     pub fn as_str(&self) -> &'static str {
         match self {
             TargetRole::Any => "any",
@@ -69,9 +71,11 @@ impl TargetRole {
 /// libpq's sslmode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SslMode {
+    /// No TLS.
     Disable,
     /// Treated as `prefer` (TLS when the server offers it, never verified).
     Allow,
+    /// TLS when the server offers it, never verified; plain otherwise (the default).
     #[default]
     Prefer,
     /// TLS, certificate not verified (unless sslrootcert is given: then as verify-ca).
@@ -83,6 +87,8 @@ pub enum SslMode {
 }
 
 impl SslMode {
+    /// Parses an sslmode value (`disable`, `allow`, `prefer`, `require`, `verify-ca`,
+    /// `verify-full`); anything else is [`Error::BadInput`] listing them.
     pub fn parse(value: &str) -> Result<Self> {
         Ok(match value {
             "disable" => SslMode::Disable,
@@ -100,6 +106,7 @@ impl SslMode {
         })
     }
 
+    /// The value as `sslmode` writes it; [`SslMode::parse`] reads it back.
     pub fn as_str(&self) -> &'static str {
         match self {
             SslMode::Disable => "disable",
@@ -120,10 +127,12 @@ pub struct HostSpec {
     pub host: String,
     /// Where to connect instead of resolving `host` (libpq's hostaddr).
     pub hostaddr: Option<IpAddr>,
+    /// The TCP port (or the socket's `.s.PGSQL.<port>` suffix).
     pub port: u16,
 }
 
 impl HostSpec {
+    /// A host and port, without a hostaddr.
     pub fn new(host: impl Into<String>, port: u16) -> Self {
         HostSpec {
             host: host.into(),
@@ -152,16 +161,21 @@ impl HostSpec {
 pub struct Target {
     /// Tried in order.
     pub hosts: Vec<HostSpec>,
+    /// The database (default: the user name).
     pub dbname: String,
+    /// The role to log in as (default: the OS user).
     pub user: String,
     /// The password given in the connection string or PGPASSWORD.
     pub password: Option<Secret>,
     /// The password file to look in when no password was given (checked per host at connect).
     pub passfile: Option<PathBuf>,
+    /// Which server of the hosts is wanted (target_session_attrs).
     pub role: TargetRole,
+    /// libpq's sslmode.
     pub ssl_mode: SslMode,
     /// CA certificates to verify the server against (`system` = the system's roots).
     pub ssl_root_cert: Option<PathBuf>,
+    /// Sent at start-up; shows in pg_stat_activity.
     pub application_name: String,
     /// Server options sent at start-up (libpq's `options`, e.g. `-c search_path=x`).
     pub options: Option<String>,
@@ -317,6 +331,19 @@ fn supported_list() -> String {
 
 /// Splits `key=value` pairs (libpq conninfo). Values may be single-quoted; a backslash
 /// escapes the next character, quoted or not. `''` is an empty value.
+///
+/// Bad input is [`Error::BadInput`] saying what to fix: a word without `=`, an unknown or
+/// unsupported option (listing the supported ones), an unterminated quote. An error right
+/// after a password never repeats the text (it may be the rest of the password).
+/// [`render_conninfo`] writes pairs back.
+///
+/// ```
+/// use pgopt_pool::target::parse_conninfo;
+///
+/// let pairs = parse_conninfo("host=db1 password='a b'").unwrap();
+/// assert_eq!(pairs[1], ("password".to_string(), "a b".to_string()));
+/// assert!(parse_conninfo("host=db1 frobnicate=1").is_err());
+/// ```
 pub fn parse_conninfo(s: &str) -> Result<Vec<(String, String)>> {
     let mut out = Vec::new();
     let mut chars = s.chars().peekable();
@@ -405,6 +432,38 @@ pub fn parse_conninfo(s: &str) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
+/// Renders `key=value` pairs as a conninfo string that [`parse_conninfo`] reads back to the
+/// same pairs: each value single-quoted, with `'` and `\` escaped by a backslash, as libpq
+/// quotes (an empty value is `''`). Keys are written as given, unchecked.
+///
+/// ```
+/// use pgopt_pool::target::{parse_conninfo, render_conninfo};
+///
+/// let pairs = vec![("host".to_string(), "db1".to_string()),
+///                  ("password".to_string(), "it's a secret".to_string())];
+/// let text = render_conninfo(&pairs);
+/// assert_eq!(text, r"host='db1' password='it\'s a secret'");
+/// assert_eq!(parse_conninfo(&text).unwrap(), pairs);
+/// ```
+pub fn render_conninfo(pairs: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (key, value) in pairs {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(key);
+        out.push_str("='");
+        for c in value.chars() {
+            if c == '\\' || c == '\'' {
+                out.push('\\');
+            }
+            out.push(c);
+        }
+        out.push('\'');
+    }
+    out
+}
+
 fn percent_decode(s: &str, what: &str) -> Result<String> {
     let bytes = s.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -436,7 +495,20 @@ fn percent_decode(s: &str, what: &str) -> Result<String> {
     })
 }
 
-/// Splits a `postgresql://` or `postgres://` URI into the same pairs as [`parse_conninfo`].
+/// Splits a `postgresql://` or `postgres://` URI into the same pairs as [`parse_conninfo`]:
+/// user and password, hosts and ports (comma lists, `[v6]` literals), the database, and the
+/// query's options, all percent-decoded.
+///
+/// Bad input is [`Error::BadInput`]: another scheme, bad percent-encoding, an unterminated
+/// `[`, a query parameter without `=` or an unknown option.
+///
+/// ```
+/// use pgopt_pool::target::parse_uri;
+///
+/// let pairs = parse_uri("postgresql://alice@h1:5433,h2/app?sslmode=require").unwrap();
+/// assert!(pairs.contains(&("host".to_string(), "h1,h2".to_string())));
+/// assert!(pairs.contains(&("port".to_string(), "5433,".to_string())));
+/// ```
 pub fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
     let rest = uri
         .strip_prefix("postgresql://")
@@ -530,7 +602,8 @@ pub fn parse_uri(uri: &str) -> Result<Vec<(String, String)>> {
     Ok(out)
 }
 
-/// Parses either form into pairs.
+/// Parses either form into pairs: a URI when it starts with `postgresql://` or
+/// `postgres://`, else key=value pairs. Errors as [`parse_uri`] and [`parse_conninfo`].
 pub fn parse_dsn(dsn: &str) -> Result<Vec<(String, String)>> {
     let t = dsn.trim();
     if t.starts_with("postgresql://") || t.starts_with("postgres://") {
@@ -546,6 +619,20 @@ fn split_list(v: &str) -> Vec<String> {
 
 impl Target {
     /// Resolves `dsn` with the process environment and the password file, as libpq does.
+    ///
+    /// Bad input (a string that does not parse, an invalid port, sslmode or
+    /// target_session_attrs, host and port lists of different lengths) is
+    /// [`Error::BadInput`] naming the value and what to write instead.
+    ///
+    /// ```
+    /// use pgopt_pool::{Target, TargetRole};
+    ///
+    /// let t = Target::parse("postgresql://app@db1,db2:5433/acgs?target_session_attrs=read-write")
+    ///     .unwrap();
+    /// assert_eq!(t.hosts.len(), 2);
+    /// assert_eq!(t.role, TargetRole::Primary);
+    /// assert!(Target::parse("host=db1 port=70000").is_err());
+    /// ```
     pub fn parse(dsn: &str) -> Result<Self> {
         Target::resolve(Some(dsn), &|k| std::env::var(k).ok())
     }
@@ -556,7 +643,17 @@ impl Target {
         Target::resolve_with(dsn, env, &SystemDefaults::system(env))
     }
 
-    /// As [`Target::resolve`], with the machine's defaults given.
+    /// As [`Target::resolve`], with the machine's defaults given: what tests and fuzzing use
+    /// to resolve without the machine's socket directory, OS user or home.
+    ///
+    /// ```
+    /// use pgopt_pool::{SystemDefaults, Target};
+    ///
+    /// let defaults = SystemDefaults { socket_dir: None, os_user: Some("os".into()), home: None };
+    /// let env = |k: &str| (k == "PGPORT").then(|| "5433".to_string());
+    /// let t = Target::resolve_with(Some("dbname=x"), &env, &defaults).unwrap();
+    /// assert_eq!(t.display_safe(), "os@localhost:5433/x");
+    /// ```
     pub fn resolve_with(
         dsn: Option<&str>,
         env: &dyn Fn(&str) -> Option<String>,
@@ -1006,5 +1103,56 @@ mod tests {
         // A password given explicitly wins.
         let t = resolve(&format!("{dsn} password=given")).unwrap();
         assert_eq!(t.password_for(&t.hosts[0]).unwrap().expose(), "given");
+    }
+
+    mod props {
+        use proptest::prelude::*;
+
+        use super::super::{parse_conninfo, render_conninfo, KEYS};
+
+        /// Values with what conninfo quoting must survive: quotes, backslashes, spaces,
+        /// `=`, empty strings, and any other character.
+        fn value() -> impl Strategy<Value = String> {
+            prop_oneof![
+                "[a-z0-9 '\\\\=,:/@?&%\t]{0,16}",
+                any::<String>(),
+                Just(String::new()),
+            ]
+        }
+
+        fn pairs() -> impl Strategy<Value = Vec<(String, String)>> {
+            proptest::collection::vec(
+                (0..KEYS.len())
+                    .prop_map(|i| KEYS[i].0.to_string())
+                    .prop_flat_map(|k| (Just(k), value())),
+                0..6,
+            )
+        }
+
+        proptest! {
+            #[test]
+            fn rendered_conninfo_parses_back_to_the_same_pairs(pairs in pairs()) {
+                let text = render_conninfo(&pairs);
+                let back = parse_conninfo(&text).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                prop_assert_eq!(back, pairs, "rendered as {:?}", text);
+            }
+
+            #[test]
+            fn parsed_conninfo_renders_and_parses_to_the_same_pairs(
+                words in proptest::collection::vec(("[a-z_]{1,12}", "[^ ]{0,8}"), 0..5)
+            ) {
+                let text: Vec<String> = words.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                if let Ok(pairs) = parse_conninfo(&text.join(" ")) {
+                    let again = parse_conninfo(&render_conninfo(&pairs)).unwrap();
+                    prop_assert_eq!(again, pairs);
+                }
+            }
+        }
+
+        #[test]
+        fn a_quote_and_a_backslash_are_escaped_as_libpq_escapes_them() {
+            let pairs = vec![("password".to_string(), r"it's \ x".to_string())];
+            assert_eq!(render_conninfo(&pairs), r"password='it\'s \\ x'");
+        }
     }
 }
