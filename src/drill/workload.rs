@@ -197,7 +197,7 @@ pub async fn client(
             }
         }
         // Now and then, read back the write just acknowledged.
-        if seq % 4 == 0 {
+        if seq.is_multiple_of(4) {
             let last = id;
             let started = Instant::now();
             let read = pool
