@@ -30,6 +30,7 @@ pub mod cli;
 pub mod collect;
 pub mod db;
 pub mod demo;
+pub mod drill;
 pub mod embedded;
 /// The one error type, shared with the pool library.
 pub use pgopt_pool::error;

@@ -9,6 +9,7 @@
 mod analyze;
 mod bench;
 mod demo;
+mod drill;
 mod embedded;
 mod governance;
 mod indexes;
@@ -70,6 +71,10 @@ enum Command {
     /// then `optimize --apply` with a benchmark before and after; print the summary and the
     /// report paths, stop.
     Demo(demo::DemoArgs),
+    /// Failover drill: a primary and a synchronous standby, writing clients through the
+    /// failover-aware pool, the primary killed (restarted, cut off); proves no acknowledged
+    /// write is lost and reports how fast writes came back.
+    Drill(drill::DrillArgs),
     /// Keep an embedded PostgreSQL cluster running for interactive use.
     Embedded(embedded::EmbeddedArgs),
     /// Deploy, seed, index or drop the ACGS governance database (the benchmark workload).
@@ -158,6 +163,7 @@ pub fn run() -> ExitCode {
             Command::Analyze(args) => analyze::run(args, cli.verbose > 0).await,
             Command::Bench(args) => bench::run(args).await,
             Command::Demo(args) => demo::run(args).await,
+            Command::Drill(args) => drill::run(args).await,
             Command::Embedded(args) => embedded::run(args),
             Command::Governance(args) => governance::run(args).await,
             Command::Indexes(args) => indexes::run(args, cli.verbose > 0).await,

@@ -110,6 +110,17 @@ impl Drop for Server {
     }
 }
 
+/// How [`Cluster::standby_with`] sets a standby up.
+#[derive(Debug, Clone, Default)]
+pub struct StandbyOptions {
+    /// `application_name` in the standby's primary_conninfo: what the primary's
+    /// `synchronous_standby_names` names (none: PostgreSQL's default, `walreceiver`).
+    pub application_name: Option<String>,
+    /// Extra `name = value` lines for the standby's postgresql.conf (after the ones copied
+    /// from the primary, so they win).
+    pub settings: Vec<(String, String)>,
+}
+
 /// A running throw-away cluster. Dropping it stops the server and deletes its files.
 pub struct Cluster {
     pub(super) inst: Installation,
@@ -173,6 +184,13 @@ impl Cluster {
 
     /// A streaming standby of this cluster (pg_basebackup -R), started and ready.
     pub fn standby(&self) -> Result<Cluster> {
+        self.standby_with(&StandbyOptions::default())
+    }
+
+    /// [`Cluster::standby`] with an `application_name` in its primary_conninfo (the name the
+    /// primary's `synchronous_standby_names` refers to) and settings of its own. A name that
+    /// is not a plain identifier (letters, digits, `_`) is refused.
+    pub fn standby_with(&self, opts: &StandbyOptions) -> Result<Cluster> {
         let dir = new_cluster_dir(&self.inst)?;
         let data = dir.path().join("data");
         let mut bb = self
@@ -186,6 +204,35 @@ impl Cluster {
             .args(["-R", "-X", "stream", "-c", "fast"])
             .env("PGCONNECT_TIMEOUT", PSQL_CONNECT_TIMEOUT_S.to_string());
         run_checked(bb, "pg_basebackup")?;
+        if let Some(name) = &opts.application_name {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(Error::BadInput(format!(
+                    "standby application_name {name:?}: use letters, digits and _ only"
+                )));
+            }
+            // pg_basebackup -R writes primary_conninfo without one (the standby then reports
+            // "walreceiver"); a later keyword wins in a conninfo, so it goes first.
+            let auto = data.join("postgresql.auto.conf");
+            let text = fs::read_to_string(&auto).map_err(|e| Error::io(&auto, e))?;
+            let key = "primary_conninfo = '";
+            if !text.contains(key) {
+                return Err(Error::Embedded(
+                    "pg_basebackup -R wrote no primary_conninfo".into(),
+                ));
+            }
+            let text = text.replacen(key, &format!("{key}application_name={name} "), 1);
+            fs::write(&auto, text).map_err(|e| Error::io(&auto, e))?;
+        }
+        let mut conf = String::new();
+        for (k, v) in &opts.settings {
+            if k.contains(['\n', '=']) || v.contains('\n') {
+                return Err(Error::BadInput(format!("bad embedded setting {k:?}")));
+            }
+            conf.push_str(&format!("{k} = {v}\n"));
+        }
+        if !conf.is_empty() {
+            append(&data.join("postgresql.conf"), &conf)?;
+        }
         // The primary's socket directory is written into primary_conninfo; that's what we want.
         let server = start_on_free_port(&self.inst, &data, dir.path())?;
         Ok(Cluster {

@@ -90,7 +90,7 @@ mod template;
 
 pub use binaries::Binaries;
 use cluster::*;
-pub use cluster::{clean, local_target, scratch_root, Cluster};
+pub use cluster::{clean, local_target, scratch_root, Cluster, StandbyOptions};
 pub use detached::{Detached, DetachedStatus};
 use run_as::*;
 pub use template::Installation;

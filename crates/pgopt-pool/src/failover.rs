@@ -337,8 +337,11 @@ impl PgPool {
 }
 
 /// An error after which the pool drops the connection and looks for the primary again.
+/// A statement that ran out of its client-side bound ([`Error::Timeout`]: the server did not
+/// even answer its own statement_timeout) counts too: the host or the network hangs, and a
+/// connection handed out again would hang its next user.
 pub fn failover_error(e: &Error) -> bool {
-    if e.is_connection_lost() {
+    if e.is_connection_lost() || matches!(e, Error::Timeout { .. }) {
         return true;
     }
     e.sqlstate().is_some_and(|c| {
