@@ -41,6 +41,7 @@ pub mod failover;
 pub mod pgpass;
 pub mod pool;
 pub mod secret;
+mod stmt_cache;
 pub mod target;
 pub mod timers;
 pub mod tls;
