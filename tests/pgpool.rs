@@ -220,8 +220,7 @@ async fn a_terminated_backend_57p01_is_retried_once_or_returned_with_retry_never
             })
         })
         .await
-        .err()
-        .expect("the error comes back");
+        .expect_err("the error comes back");
     assert_eq!(runs.load(Ordering::SeqCst), 1);
     assert!(
         pgopt_pool::failover::failover_error(&err),
@@ -443,7 +442,7 @@ async fn a_pool_used_after_close_says_it_was_closed() {
     assert!(err.to_string().contains("the pool was closed"), "{err}");
     drop(held);
     assert_eq!(pool.stats().open, 0, "{:?}", pool.stats());
-    let err = server_port(&pool).await.err().expect("closed");
+    let err = server_port(&pool).await.expect_err("closed");
     assert!(err.to_string().contains("the pool was closed"), "{err}");
 }
 
