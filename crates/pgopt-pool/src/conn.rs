@@ -3,11 +3,16 @@
 //! Each statement runs under the server's `statement_timeout` (set once at connect) and under
 //! a client-side timeout a little longer than it; when the client-side one fires, a cancel
 //! request is sent so the server stops working too. Errors keep their SQLSTATE.
+//!
+//! A statement whose future is dropped before it finished (the caller's own timeout, a
+//! cancelled task) leaves the session busy until the server is done with it; the connection
+//! remembers it ([`Conn::interrupted`]) so that a pool does not hand it out as if it were free.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{CancelToken, Client, NoTls, Row};
+use tokio_postgres::{CancelToken, Client, NoTls, Row, Statement};
 
 use crate::error::{Error, Result};
 
@@ -18,17 +23,25 @@ const CLIENT_SLACK: Duration = Duration::from_secs(2);
 pub struct Conn {
     client: Client,
     cancel: CancelToken,
-    /// Host (or socket directory) and port actually connected to.
+    /// Host (or socket directory) actually connected to.
     pub host: String,
+    /// Port actually connected to.
     pub port: u16,
+    /// The database of the session.
     pub database: String,
+    /// The role the session logged in as.
     pub user: String,
+    /// `server_version_num` of the server (150004 for 15.4).
     pub server_version_num: i32,
+    /// `pg_is_in_recovery()` when connecting: the server was a standby.
     pub in_recovery: bool,
+    /// `transaction_read_only` when connecting (a read-only primary or a standby).
     pub transaction_read_only: bool,
     statement_timeout: Duration,
     /// Sends the cancel request over TLS when the connection used it.
     tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
+    /// A statement's future was dropped before it finished (see the module comment).
+    interrupted: AtomicBool,
 }
 
 impl std::fmt::Debug for Conn {
@@ -46,19 +59,31 @@ impl std::fmt::Debug for Conn {
 
 /// What a connect learned, handed to [`Conn::new`].
 pub struct ConnParts {
+    /// The connected client (its connection task already spawned).
     pub client: Client,
+    /// Host (or socket directory) connected to.
     pub host: String,
+    /// Port connected to.
     pub port: u16,
+    /// The database of the session.
     pub database: String,
+    /// The role the session logged in as.
     pub user: String,
+    /// `server_version_num` of the server.
     pub server_version_num: i32,
+    /// `pg_is_in_recovery()` when connecting.
     pub in_recovery: bool,
+    /// `transaction_read_only` when connecting.
     pub transaction_read_only: bool,
+    /// The session's statement_timeout (every statement is also bounded client-side by it
+    /// plus a little slack).
     pub statement_timeout: Duration,
+    /// The TLS connector the connection used (for cancel requests), if any.
     pub tls: Option<tokio_postgres_rustls::MakeRustlsConnect>,
 }
 
 impl Conn {
+    /// A connection from what a connect learned.
     pub fn new(parts: ConnParts) -> Self {
         let cancel = parts.client.cancel_token();
         Conn {
@@ -73,10 +98,10 @@ impl Conn {
             transaction_read_only: parts.transaction_read_only,
             statement_timeout: parts.statement_timeout,
             tls: parts.tls,
+            interrupted: AtomicBool::new(false),
         }
     }
 
-    /// The underlying client, for what this wrapper does not cover (prepare, copy).
     /// The target this connection reached, quoted for a command line a hint prints
     /// (`'host=... port=... user=... dbname=...'`); never a password.
     pub fn target_for_hints(&self) -> String {
@@ -101,12 +126,34 @@ impl Conn {
         format!("'{}'", conninfo.replace('\'', "'\\''"))
     }
 
+    /// The underlying client, for what this wrapper does not cover (copy, transactions).
+    /// Statements run through it directly are not bounded and not tracked by
+    /// [`Conn::interrupted`].
     pub fn client(&self) -> &Client {
         &self.client
     }
 
+    /// The session's statement_timeout.
     pub fn statement_timeout(&self) -> Duration {
         self.statement_timeout
+    }
+
+    /// True when a statement's future was dropped before it finished (by the caller or by the
+    /// client-side timeout): the server may still be working on it, and the next statement
+    /// would wait behind it. A pool cancels it and waits for the session to be quiet before
+    /// handing the connection out again.
+    pub fn interrupted(&self) -> bool {
+        self.interrupted.load(Ordering::Relaxed)
+    }
+
+    /// Forgets an interruption once the session is known to be quiet again.
+    pub(crate) fn clear_interrupted(&self) {
+        self.interrupted.store(false, Ordering::Relaxed);
+    }
+
+    /// Prepares `sql` (bounded like every statement); `context` names it in errors.
+    pub async fn prepare(&self, context: &str, sql: &str) -> Result<Statement> {
+        self.bounded(context, self.client.prepare(sql)).await
     }
 
     /// Runs `sql` with bind parameters; `context` names it in errors.
@@ -158,6 +205,7 @@ impl Conn {
             .await
     }
 
+    /// [`Conn::query`] for exactly one row (an error for none or several).
     pub async fn query_one(
         &self,
         context: &str,
@@ -168,6 +216,7 @@ impl Conn {
             .await
     }
 
+    /// [`Conn::query`] for at most one row (an error for several).
     pub async fn query_opt(
         &self,
         context: &str,
@@ -178,6 +227,7 @@ impl Conn {
             .await
     }
 
+    /// Runs a statement and returns the number of rows it changed.
     pub async fn execute(
         &self,
         context: &str,
@@ -202,7 +252,21 @@ impl Conn {
         fut: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
     ) -> Result<T> {
         let limit = self.statement_timeout + CLIENT_SLACK;
-        match tokio::time::timeout(limit, fut).await {
+        // Marks the session interrupted unless the statement ran to its end (also when this
+        // future itself is dropped half-way).
+        struct Running<'a>(&'a AtomicBool, bool);
+        impl Drop for Running<'_> {
+            fn drop(&mut self) {
+                if !self.1 {
+                    self.0.store(true, Ordering::Relaxed);
+                }
+            }
+        }
+        let mut running = Running(&self.interrupted, false);
+        let outcome = tokio::time::timeout(limit, fut).await;
+        running.1 = outcome.is_ok();
+        drop(running);
+        match outcome {
             Ok(Ok(v)) => Ok(v),
             Ok(Err(e)) => Err(Error::query(context, e)),
             Err(_) => {
@@ -232,6 +296,7 @@ impl Conn {
         }
     }
 
+    /// The socket is known to be closed (no round trip).
     pub fn is_closed(&self) -> bool {
         self.client.is_closed()
     }

@@ -32,6 +32,8 @@
 //! # }
 //! ```
 
+#![deny(missing_docs)]
+
 pub mod broken;
 pub mod conn;
 pub mod connect;
@@ -41,6 +43,7 @@ pub mod failover;
 pub mod pgpass;
 pub mod pool;
 pub mod secret;
+mod stmt_cache;
 pub mod target;
 pub mod timers;
 pub mod tls;

@@ -30,6 +30,7 @@ use crate::error::{Error, Result};
 
 /// Opens and checks the connections of a [`Pool`].
 pub trait Manage: Send + Sync {
+    /// The connection type the pool hands out.
     type Conn: Send;
 
     /// Opens one connection (bounded: the connect timeout of the target).
@@ -65,7 +66,12 @@ impl Default for PoolOptions {
 pub enum PoolError {
     /// Every connection stayed in use for the whole wait.
     #[error("waited {:.1}s for a free connection: the pool is exhausted (all {size} in use)", .waited.as_secs_f64())]
-    Exhausted { waited: Duration, size: usize },
+    Exhausted {
+        /// How long the checkout waited.
+        waited: Duration,
+        /// Places in the pool (all in use).
+        size: usize,
+    },
     /// No connection is left (each broke and could not be replaced), or the pool was closed.
     #[error("the pool is closed: no connection is left")]
     Closed,
@@ -128,6 +134,7 @@ impl<M: Manage> Pool<M> {
         }
     }
 
+    /// The manager that opens and checks the connections.
     pub fn manager(&self) -> &M {
         &self.manager
     }
@@ -170,6 +177,7 @@ impl<M: Manage> Pool<M> {
         self.permits.close();
     }
 
+    /// Whether [`Pool::close`] was called (or every place was given up).
     pub fn is_closed(&self) -> bool {
         self.permits.is_closed()
     }
@@ -328,6 +336,7 @@ impl<M: Manage> Drop for Lease<'_, M> {
 
 /// Plain [`Conn`]s to one target: opened with [`connect()`](crate::connect()), checked with `SELECT 1`.
 pub struct Connector {
+    /// What the connections go to.
     pub target: Target,
 }
 
