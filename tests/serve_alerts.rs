@@ -488,8 +488,9 @@ async fn dropping_the_index_a_statement_uses_fires_a_regression_with_its_plan_an
         let s = run_and_sample(&conn, 40, now - chrono::Duration::minutes(minutes), 300.0).await;
         store.write(&s.points()).unwrap();
     }
-    let found = regress::detect(&store, "db1", now, &cfg).unwrap();
+    let (found, judged) = regress::judge(&store, "db1", now, &cfg).unwrap();
     assert_eq!(found.len(), 1, "{found:#?}");
+    assert!(judged.contains(&queryid), "{judged:?}");
     let r = &found[0];
     assert_eq!(r.queryid, queryid);
     assert_eq!(r.baseline, Baseline::PrecedingHours { hours: 6 });
@@ -498,12 +499,22 @@ async fn dropping_the_index_a_statement_uses_fires_a_regression_with_its_plan_an
     assert_eq!(r.text.as_deref(), Some(QUERY));
 
     let mut ev = Evaluator::new(&[]).unwrap();
-    let fired = ev.regressions("db1", &found, now);
+    let fired = ev.regressions("db1", &found, &judged, now);
     assert_eq!(fired.len(), 1);
     assert_eq!(fired[0].status, Status::Firing);
     assert_eq!(fired[0].key, queryid.to_string());
     assert!(fired[0].message.contains(QUERY), "{}", fired[0].message);
-    assert!(ev.regressions("db1", &found, now).is_empty(), "fires once");
+    assert!(
+        ev.regressions("db1", &found, &judged, now).is_empty(),
+        "fires once"
+    );
+    // Not found in a window where the statement was too seldom called to be judged: it
+    // stays firing (nothing says it is back).
+    assert!(
+        ev.regressions("db1", &[], &Default::default(), now)
+            .is_empty(),
+        "an unjudged statement keeps its state"
+    );
 
     // A plan to look at: auto_explain's entry for it in the server log.
     let mut plan = None;
@@ -527,9 +538,13 @@ async fn dropping_the_index_a_statement_uses_fires_a_regression_with_its_plan_an
         let s = run_and_sample(&conn, 40, later - chrono::Duration::minutes(minutes), 300.0).await;
         store.write(&s.points()).unwrap();
     }
-    let found = regress::detect(&store, "db1", later, &cfg).unwrap();
+    let (found, judged) = regress::judge(&store, "db1", later, &cfg).unwrap();
     assert!(found.is_empty(), "{found:#?}");
-    let resolved = ev.regressions("db1", &found, later);
+    assert!(
+        judged.contains(&queryid),
+        "judged and near its baseline: {judged:?}"
+    );
+    let resolved = ev.regressions("db1", &found, &judged, later);
     assert_eq!(resolved.len(), 1);
     assert_eq!(resolved[0].status, Status::Resolved);
     assert_eq!(resolved[0].started_at, fired[0].started_at);

@@ -177,10 +177,10 @@ impl Hooks for Parts {
                 let cfg = self.config.regressions;
                 let target = name.clone();
                 let found = tokio::task::spawn_blocking(move || {
-                    regress::detect(store.as_ref(), &target, now, &cfg)
+                    regress::judge(store.as_ref(), &target, now, &cfg)
                 })
                 .await;
-                let found = match found {
+                let (found, judged) = match found {
                     Ok(Ok(found)) => found,
                     Ok(Err(e)) => {
                         tracing::warn!(target = %name, "query regressions not checked: {e}");
@@ -192,7 +192,7 @@ impl Hooks for Parts {
                     }
                 };
                 let mut ts = Vec::new();
-                for t in self.evaluator.regressions(&name, &found, now) {
+                for t in self.evaluator.regressions(&name, &found, &judged, now) {
                     ts.push(self.with_plan(t).await);
                 }
                 self.transitions(ts).await;

@@ -423,16 +423,28 @@ impl Evaluator {
         }
     }
 
-    /// Turns the regressions [`regress::detect`] found for `target` into transitions: a
-    /// new one fires, one no longer found resolves.
-    pub fn regressions(&mut self, target: &str, found: &[Regression], now: Ts) -> Vec<Transition> {
+    /// Turns the regressions [`regress::judge`] found for `target` into transitions: a new
+    /// one fires; a firing one resolves only when its statement was `judged` in the window
+    /// and found near its baseline. A statement too seldom called in the window to be
+    /// judged (or gone) keeps its state: nothing says it is back.
+    pub fn regressions(
+        &mut self,
+        target: &str,
+        found: &[Regression],
+        judged: &BTreeSet<i64>,
+        now: Ts,
+    ) -> Vec<Transition> {
         let mut out = Vec::new();
         let current: BTreeMap<String, &Regression> =
             found.iter().map(|r| (r.queryid.to_string(), r)).collect();
         let gone: Vec<(String, String)> = self
             .regressions
             .keys()
-            .filter(|(t, k)| t == target && !current.contains_key(k))
+            .filter(|(t, k)| {
+                t == target
+                    && !current.contains_key(k)
+                    && k.parse::<i64>().is_ok_and(|q| judged.contains(&q))
+            })
             .cloned()
             .collect();
         for id in gone {

@@ -20,7 +20,7 @@
 //! Reads the store only; the plan to look at is [`super::plan`]'s, kept apart (it needs a
 //! connection).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::Duration;
 use serde::Serialize;
@@ -137,6 +137,18 @@ pub fn detect(
     now: Ts,
     cfg: &Regressions,
 ) -> Result<Vec<Regression>, StoreError> {
+    Ok(judge(store, target, now, cfg)?.0)
+}
+
+/// [`detect`], and the queryids of every statement judged in the window (enough calls and a
+/// baseline), regressed or not: only a judged statement can be said to be back near its
+/// baseline; one with too few calls in the window (or no baseline) says nothing.
+pub fn judge(
+    store: &dyn Store,
+    target: &str,
+    now: Ts,
+    cfg: &Regressions,
+) -> Result<(Vec<Regression>, BTreeSet<i64>), StoreError> {
     let window = Duration::from_std(cfg.window)
         .ok()
         .filter(|w| *w > Duration::zero())
@@ -155,6 +167,7 @@ pub fn detect(
     )?;
 
     let mut out = Vec::new();
+    let mut judged = BTreeSet::new();
     for (key, recent_obs) in &recent {
         let Some((after, calls)) = weighted(recent_obs, now - window, now) else {
             continue;
@@ -171,13 +184,14 @@ pub fn detect(
         if before <= 0.0 {
             continue;
         }
+        let Ok(queryid) = key.parse::<i64>() else {
+            continue;
+        };
+        judged.insert(queryid);
         let ratio = after / before;
         if ratio < cfg.factor {
             continue;
         }
-        let Ok(queryid) = key.parse::<i64>() else {
-            continue;
-        };
         out.push(Regression {
             queryid,
             text: store.statement(target, queryid)?,
@@ -191,7 +205,7 @@ pub fn detect(
         });
     }
     out.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
-    Ok(out)
+    Ok((out, judged))
 }
 
 /// The baseline mean of one statement from its history before the window.
