@@ -818,12 +818,23 @@ fn interrupted(opts: &Options) -> bool {
     opts.interrupt.as_ref().is_some_and(|rx| *rx.borrow())
 }
 
+/// A statement cancelled by a cancel request meant for the one before it (57014 on a
+/// statement nobody cancelled).
+fn is_stale_cancel(e: &crate::Error) -> bool {
+    e.sqlstate() == Some(&tokio_postgres::error::SqlState::QUERY_CANCELED)
+}
+
 /// After a failed or cancelled step: drops the invalid index a CREATE INDEX CONCURRENTLY of
 /// ours left behind, or the invalid copies (`_ccnew`, `_ccold`) of a REINDEX INDEX
 /// CONCURRENTLY. Ok(Some(what)) when something was cleaned.
 async fn clean_up(conn: &Conn, step: &Step, opts: &Options) -> Result<Option<String>> {
     if let Some(index) = reindexed_concurrently(step) {
-        let left = checks::reindex_leftovers(conn, index).await?;
+        let left = match checks::reindex_leftovers(conn, index).await {
+            // The cancel request sent for the step can reach the server after the step
+            // ended and cancel the next statement on the session, this look-up: once more.
+            Err(e) if is_stale_cancel(&e) => checks::reindex_leftovers(conn, index).await?,
+            other => other?,
+        };
         if left.is_empty() {
             return Ok(None);
         }
@@ -851,7 +862,11 @@ async fn clean_up(conn: &Conn, step: &Step, opts: &Options) -> Result<Option<Str
     ) else {
         return Ok(None);
     };
-    if checks::index_state(conn, index).await? != Some(false) {
+    let state = match checks::index_state(conn, index).await {
+        Err(e) if is_stale_cancel(&e) => checks::index_state(conn, index).await?,
+        other => other?,
+    };
+    if state != Some(false) {
         return Ok(None);
     }
     set_step_timeouts(conn, opts).await?;
