@@ -55,11 +55,9 @@ async fn kill_mode_loses_no_acknowledged_write_and_writes_resume_on_the_promoted
         .writes_resumed_after_promote_s
         .expect("writes came back after the promotion");
     assert!(after_promote < RECOVERY_BOUND_S, "{r:?}");
+    // The pool saw the kill. Clients may see no error at all: one with no statement in
+    // flight at the kill gets a connection to the promoted standby (CI saw that run).
     assert!(r.pool_failovers >= 1, "{r:?}");
-    assert!(
-        !r.errors_by_sqlstate.is_empty(),
-        "clients saw the kill: {r:?}"
-    );
     // The JSON a tool reads has the fields the issue names.
     let v = serde_json::to_value(&r).unwrap();
     for key in [
