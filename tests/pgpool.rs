@@ -336,6 +336,21 @@ async fn after_a_promotion_writes_resume_and_a_retry_never_write_returns_the_err
         .await
     };
     assert_eq!(insert(pool.clone(), Retry::Never, 1).await.unwrap(), 1);
+    // This standby is asynchronous: an acknowledged row may not have reached it when the
+    // primary dies. The drill's synchronous standby proves no acknowledged write is lost;
+    // here the row is waited for, bounded, so the test is about the pool alone.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while standby
+        .psql("postgres", "SELECT count(*) FROM t WHERE id = 1")
+        .unwrap()
+        != "1"
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the standby did not replay row 1 within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     primary.kill();
     let err = insert(pool.clone(), Retry::Never, 2).await.err().unwrap();
     assert!(
