@@ -49,6 +49,17 @@ const RELEASE: &str = "RELEASE SAVEPOINT pgopt_section";
 const COLLECT_START_SQL: &str = include_str!("../sql/collect_start.sql");
 pub(crate) const SET_LOCAL_SQL: &str = include_str!("../sql/set_local.sql");
 
+/// How every statement pgopt sends from its SQL files begins (a comment saying what it
+/// reads), so that a DBA can tell pgopt's own statements apart in pg_stat_statements,
+/// pg_stat_activity and the server log, and `pgopt serve` leaves them out of its query
+/// regressions.
+pub const OWN_STATEMENT_MARK: &str = "/* pgopt: ";
+
+/// Whether a statement's text (as pg_stat_statements keeps it) is one of pgopt's own.
+pub fn is_own_statement(text: &str) -> bool {
+    text.trim_start().starts_with(OWN_STATEMENT_MARK)
+}
+
 /// What to collect and how much.
 #[derive(Debug, Clone)]
 pub struct CollectOptions {
@@ -503,6 +514,24 @@ pub(crate) fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn every_sql_file_carries_pgopts_mark() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src/sql");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "sql") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                assert!(is_own_statement(&text), "{} lacks the mark", path.display());
+                seen += 1;
+            }
+        }
+        assert!(seen > 50, "{seen}");
+        assert!(is_own_statement(COLLECT_START_SQL));
+        assert!(!is_own_statement("/* job */ SELECT 1"));
+        assert!(!is_own_statement("SELECT '/* pgopt: x */'"));
+    }
 
     #[test]
     fn cut_keeps_whole_characters() {

@@ -1,4 +1,4 @@
-/* sessions worth a look: active, idle in transaction, waiting or holding an XID or xmin, plus client sessions whose state this role may not see; pgopt's own, autovacuum workers and walsenders left out. $1: max query characters */
+/* pgopt: sessions worth a look: active, idle in transaction, waiting or holding an XID or xmin, plus client sessions whose state this role may not see; pgopt's own, autovacuum workers and walsenders left out. $1: max query characters */
 WITH a AS (
   SELECT a.*,
          -- What pg_stat_activity shows in full: own roles' sessions, or all with pg_read_all_stats.

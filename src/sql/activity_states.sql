@@ -1,4 +1,4 @@
-/* client backends counted by state and wait event ('unknown' where the state is hidden from this role) */
+/* pgopt: client backends counted by state and wait event ('unknown' where the state is hidden from this role) */
 SELECT coalesce(a.state, 'unknown') AS state,
        a.wait_event_type,
        a.wait_event,

@@ -1,4 +1,4 @@
-/* one row of pg_stat_archiver: segments archived and failed, the last of each and when */
+/* pgopt: one row of pg_stat_archiver: segments archived and failed, the last of each and when */
 SELECT a.archived_count,
        a.last_archived_wal,
        a.last_archived_time,

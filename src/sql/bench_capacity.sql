@@ -1,4 +1,4 @@
-/* one row: server_version, max_connections, superuser_reserved_connections, reserved_connections (0 before PG 16) and the other client backends connected now */
+/* pgopt: one row: server_version, max_connections, superuser_reserved_connections, reserved_connections (0 before PG 16) and the other client backends connected now */
 SELECT current_setting('server_version') AS server_version,
        current_setting('max_connections')::bigint AS max_connections,
        current_setting('superuser_reserved_connections')::bigint AS superuser_reserved_connections,

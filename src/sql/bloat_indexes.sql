@@ -1,4 +1,4 @@
-/* valid btree indexes of at least $2 pages where neither the index nor its table is under an AccessExclusiveLock ($1), with what the btree estimate of their bloat needs: relpages, the table's reltuples, fillfactor, whether the index is partial or has expression columns, and over its stored columns (keys and INCLUDE) the expected width from the table's pg_stats, whether any holds nulls, and how many have a pg_stats row this role can see */
+/* pgopt: valid btree indexes of at least $2 pages where neither the index nor its table is under an AccessExclusiveLock ($1), with what the btree estimate of their bloat needs: relpages, the table's reltuples, fillfactor, whether the index is partial or has expression columns, and over its stored columns (keys and INCLUDE) the expected width from the table's pg_stats, whether any holds nulls, and how many have a pg_stats row this role can see */
 WITH locked AS (SELECT unnest($1::oid[]) AS relation),
 candidate AS MATERIALIZED (
   SELECT ic.oid, n.nspname, t.relname AS table_name, ic.relname AS index_name,

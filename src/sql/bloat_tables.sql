@@ -1,4 +1,4 @@
-/* tables and materialized views of at least $2 pages not under an AccessExclusiveLock ($1), with what the row-width estimate of their bloat needs: relpages, reltuples, fillfactor, and over their live columns the expected stored width (avg_width of pg_stats weighted by the share of non-null values), whether any column holds nulls, and how many columns have a pg_stats row this role can see */
+/* pgopt: tables and materialized views of at least $2 pages not under an AccessExclusiveLock ($1), with what the row-width estimate of their bloat needs: relpages, reltuples, fillfactor, and over their live columns the expected stored width (avg_width of pg_stats weighted by the share of non-null values), whether any column holds nulls, and how many columns have a pg_stats row this role can see */
 WITH locked AS (SELECT unnest($1::oid[]) AS relation),
 candidate AS MATERIALIZED (
   SELECT c.oid, n.nspname, c.relname, c.relpages, c.reltuples, c.reloptions

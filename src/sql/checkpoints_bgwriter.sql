@@ -1,4 +1,4 @@
-/* checkpoints before PostgreSQL 17: pg_stat_bgwriter's checkpoint counters */
+/* pgopt: checkpoints before PostgreSQL 17: pg_stat_bgwriter's checkpoint counters */
 SELECT checkpoints_timed AS timed,
        checkpoints_req AS requested,
        checkpoint_write_time AS write_time_ms,

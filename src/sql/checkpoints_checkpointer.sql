@@ -1,4 +1,4 @@
-/* checkpoints from PostgreSQL 17: pg_stat_checkpointer (backends' own writes moved to pg_stat_io) */
+/* pgopt: checkpoints from PostgreSQL 17: pg_stat_checkpointer (backends' own writes moved to pg_stat_io) */
 SELECT num_timed AS timed,
        num_requested AS requested,
        write_time AS write_time_ms,

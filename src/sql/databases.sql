@@ -1,4 +1,4 @@
-/* pg_stat_database counters of every database, with age(datfrozenxid) and mxid_age(datminmxid) */
+/* pgopt: pg_stat_database counters of every database, with age(datfrozenxid) and mxid_age(datminmxid) */
 SELECT d.datname::text AS name,
        coalesce(s.numbackends, 0)::bigint AS numbackends,
        coalesce(s.xact_commit, 0)::bigint AS xact_commit,

@@ -1,4 +1,4 @@
-/* foreign keys: table, constraint name, columns and attnums in key order, referenced table and columns */
+/* pgopt: foreign keys: table, constraint name, columns and attnums in key order, referenced table and columns */
 SELECT n.nspname::text AS schema,
        t.relname::text AS "table",
        con.conname::text AS name,

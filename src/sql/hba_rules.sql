@@ -1,4 +1,4 @@
-/* pg_hba_file_rules in file order: line number, connection type, databases, users, address, netmask, auth method and any error */
+/* pgopt: pg_hba_file_rules in file order: line number, connection type, databases, users, address, netmask, auth method and any error */
 SELECT r.line_number,
        r.type AS conn_type,
        COALESCE(r.database, '{}'::text[]) AS databases,

@@ -1,4 +1,4 @@
-/* the columns of the tables $1 (oids), in order: type, NOT NULL, and the planner statistics of pg_stats where this role may read them (has_stats false otherwise, or before the first ANALYZE); most_common_vals and histogram_bounds as text arrays. Of a partitioned table's two rows the one with inheritance, of a plain table's the one without. And what the column sorts by: the LC_COLLATE of its libc collation, the database's (datcollate) for the default one, an ICU collation's name; NULL when its type has no collation */
+/* pgopt: the columns of the tables $1 (oids), in order: type, NOT NULL, and the planner statistics of pg_stats where this role may read them (has_stats false otherwise, or before the first ANALYZE); most_common_vals and histogram_bounds as text arrays. Of a partitioned table's two rows the one with inheritance, of a plain table's the one without. And what the column sorts by: the LC_COLLATE of its libc collation, the database's (datcollate) for the default one, an ICU collation's name; NULL when its type has no collation */
 SELECT a.attrelid::oid AS table_oid,
        a.attname::text AS name,
        a.attnum AS attnum,

@@ -1,4 +1,4 @@
-/* the indexes of the tables $1 (oids), in the columns of indexes.sql: key and INCLUDE columns from the catalog (an expression key as its text), opclasses, collations, expressions, predicate, the definition, the exact size, scans and flags; locked is always false here (the transaction's lock_timeout bounds the wait for a locked one) */
+/* pgopt: the indexes of the tables $1 (oids), in the columns of indexes.sql: key and INCLUDE columns from the catalog (an expression key as its text), opclasses, collations, expressions, predicate, the definition, the exact size, scans and flags; locked is always false here (the transaction's lock_timeout bounds the wait for a locked one) */
 SELECT i.indexrelid::oid AS oid,
        n.nspname::text AS schema,
        t.relname::text AS "table",

@@ -1,4 +1,4 @@
-/* the tables (and partitioned tables, materialized views) the workload names: $1 schemas (NULL: unqualified) and $2 names, pairwise; an unqualified name is looked up in every schema of $3 (the session's search path), the first one that has it being the one the planner takes. With rows and pages as of the last VACUUM/ANALYZE, total size, rows written since the statistics reset (the functions behind pg_stat_user_tables) */
+/* pgopt: the tables (and partitioned tables, materialized views) the workload names: $1 schemas (NULL: unqualified) and $2 names, pairwise; an unqualified name is looked up in every schema of $3 (the session's search path), the first one that has it being the one the planner takes. With rows and pages as of the last VACUUM/ANALYZE, total size, rows written since the statistics reset (the functions behind pg_stat_user_tables) */
 WITH wanted AS (
   SELECT w.schema, w.name FROM unnest($1::text[], $2::text[]) AS w(schema, name)
 ),

@@ -1,4 +1,4 @@
-/* the statements pg_stat_statements counted in the current database, called at least $1 times, by total execution time, the first $2 (the extension's schema is on the transaction's search_path) */
+/* pgopt: the statements pg_stat_statements counted in the current database, called at least $1 times, by total execution time, the first $2 (the extension's schema is on the transaction's search_path) */
 SELECT s.queryid::bigint AS queryid,
        s.query,
        s.calls::bigint AS calls,

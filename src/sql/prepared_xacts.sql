@@ -1,4 +1,4 @@
-/* prepared transactions, oldest first: gid, owner, database, seconds since PREPARE, XID age and the locks held by its dummy backend (no pid; the virtual transaction that holds its XID's lock: the preparing backend's on 15, '-1/<xid>' elsewhere) */
+/* pgopt: prepared transactions, oldest first: gid, owner, database, seconds since PREPARE, XID age and the locks held by its dummy backend (no pid; the virtual transaction that holds its XID's lock: the preparing backend's on 15, '-1/<xid>' elsewhere) */
 WITH dummy AS (
   SELECT l.transactionid, l.virtualtransaction
   FROM pg_catalog.pg_locks l

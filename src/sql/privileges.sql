@@ -1,4 +1,4 @@
-/* one row: the current role, whether it is superuser, and whether it has the privileges of pg_monitor, pg_read_all_stats and pg_read_all_settings */
+/* pgopt: one row: the current role, whether it is superuser, and whether it has the privileges of pg_monitor, pg_read_all_stats and pg_read_all_settings */
 SELECT current_user::text AS role,
        r.rolsuper AS is_superuser,
        pg_has_role(current_user, 'pg_monitor', 'MEMBER') AS pg_monitor,

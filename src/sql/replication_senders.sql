@@ -1,4 +1,4 @@
-/* pg_stat_replication: one row per WAL sender, with the replay gap in bytes (on a primary only), the lags in seconds and the age of the xmin the standby reports (hot_standby_feedback) */
+/* pgopt: pg_stat_replication: one row per WAL sender, with the replay gap in bytes (on a primary only), the lags in seconds and the age of the xmin the standby reports (hot_standby_feedback) */
 SELECT r.pid,
        r.application_name,
        host(r.client_addr) AS client_addr,

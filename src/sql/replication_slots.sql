@@ -1,4 +1,4 @@
-/* replication slots with the ages of the xmin and catalog_xmin they hold back, the WAL they retain in bytes, wal_status and safe_wal_size (13+) */
+/* pgopt: replication slots with the ages of the xmin and catalog_xmin they hold back, the WAL they retain in bytes, wal_status and safe_wal_size (13+) */
 SELECT s.slot_name::text AS name,
        s.slot_type AS slot_type,
        s.active,

@@ -1,4 +1,4 @@
-/* every row of pg_db_role_setting: database (NULL: all), role (NULL: all), its settings as name=value */
+/* pgopt: every row of pg_db_role_setting: database (NULL: all), role (NULL: all), its settings as name=value */
 SELECT d.datname::text AS database,
        r.rolname::text AS role,
        s.setconfig AS config

@@ -1,4 +1,4 @@
-/* every role but the predefined pg_* ones: name, superuser, can log in, valid until (NULL when unset or infinite), bootstrap superuser, replication, its own settings */
+/* pgopt: every role but the predefined pg_* ones: name, superuser, can log in, valid until (NULL when unset or infinite), bootstrap superuser, replication, its own settings */
 SELECT r.rolname::text AS name,
        r.rolsuper AS superuser,
        r.rolcanlogin AS can_login,

@@ -1,4 +1,4 @@
-/* sequences with their limits, last_value (NULL without privilege, before first use, or under a granted AccessExclusiveLock) and the column each feeds: serial or identity through pg_depend, else a column default that calls nextval() on it (the default depends on the sequence in pg_depend) */
+/* pgopt: sequences with their limits, last_value (NULL without privilege, before first use, or under a granted AccessExclusiveLock) and the column each feeds: serial or identity through pg_depend, else a column default that calls nextval() on it (the default depends on the sequence in pg_depend) */
 WITH locked AS (SELECT unnest($1::oid[]) AS relation),
 owned AS (
   SELECT DISTINCT ON (d.objid) d.objid AS seq, d.refobjid AS tab, d.refobjsubid AS attnum

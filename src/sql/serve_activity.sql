@@ -1,4 +1,4 @@
-/* client backends other than this one, counted by state ('unknown' where the state is hidden from this role) and wait event type */
+/* pgopt: client backends other than this one, counted by state ('unknown' where the state is hidden from this role) and wait event type */
 SELECT coalesce(a.state, 'unknown') AS state,
        a.wait_event_type,
        count(*)::float8 AS count

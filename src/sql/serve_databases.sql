@@ -1,4 +1,4 @@
-/* pg_stat_database's cumulative counters of every database (datid 0: shared objects), with when each was last reset */
+/* pgopt: pg_stat_database's cumulative counters of every database (datid 0: shared objects), with when each was last reset */
 SELECT coalesce(s.datid, 0)::bigint AS datid,
        coalesce(s.xact_commit, 0)::bigint AS xact_commit,
        coalesce(s.xact_rollback, 0)::bigint AS xact_rollback,

@@ -1,4 +1,4 @@
-/* pg_stat_statements' counters without the query texts, summed per queryid over users and databases (the extension's schema is on search_path after pg_catalog) */
+/* pgopt: pg_stat_statements' counters without the query texts, summed per queryid over users and databases (the extension's schema is on search_path after pg_catalog) */
 SELECT s.queryid::bigint AS queryid,
        sum(s.calls)::bigint AS calls,
        sum(s.total_exec_time)::float8 AS total_exec_ms,

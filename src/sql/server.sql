@@ -1,4 +1,4 @@
-/* one row: version(), server_version_num, postmaster start, uptime in seconds, in recovery, data_directory when this role may read it */
+/* pgopt: one row: version(), server_version_num, postmaster start, uptime in seconds, in recovery, data_directory when this role may read it */
 SELECT version() AS version,
        current_setting('server_version_num')::int AS version_num,
        pg_postmaster_start_time() AS started_at,

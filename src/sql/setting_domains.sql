@@ -1,4 +1,4 @@
-/* for every row of pg_settings this role may read: its range, enum values and source file */
+/* pgopt: for every row of pg_settings this role may read: its range, enum values and source file */
 SELECT s.name::text AS name,
        s.min_val,
        s.max_val,

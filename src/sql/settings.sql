@@ -1,4 +1,4 @@
-/* every row of pg_settings this role may read */
+/* pgopt: every row of pg_settings this role may read */
 SELECT s.name::text AS name,
        coalesce(s.setting, '') AS setting,
        s.unit,

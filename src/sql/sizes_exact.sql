@@ -1,4 +1,4 @@
-/* the exact pass: measured sizes of the relations in $1 (tables: heap with its free space and visibility maps, and TOAST with its index; indexes: the index), and the definition of each index (pg_get_indexdef); relations in $2 (under a granted AccessExclusiveLock) are left out, and a relation dropped since the cheap pass gives NULL sizes (the caller skips it) */
+/* pgopt: the exact pass: measured sizes of the relations in $1 (tables: heap with its free space and visibility maps, and TOAST with its index; indexes: the index), and the definition of each index (pg_get_indexdef); relations in $2 (under a granted AccessExclusiveLock) are left out, and a relation dropped since the cheap pass gives NULL sizes (the caller skips it) */
 SELECT c.oid::oid AS oid,
        (c.relkind IN ('i', 'I')) AS is_index,
        CASE WHEN c.relkind IN ('i', 'I') THEN pg_relation_size(c.oid)

@@ -1,4 +1,4 @@
-/* the top $1 statements by total_exec_time together with the top $1 by mean_exec_time (calls >= 1), read without query texts (extension 1.8+, PostgreSQL 13+); rows whose queryid this role may not see are left out */
+/* pgopt: the top $1 statements by total_exec_time together with the top $1 by mean_exec_time (calls >= 1), read without query texts (extension 1.8+, PostgreSQL 13+); rows whose queryid this role may not see are left out */
 WITH s AS MATERIALIZED (
   SELECT row_number() OVER () AS rn, s.*
   FROM pg_stat_statements(false) s

@@ -1,4 +1,4 @@
-/* tables, partitioned tables and materialized views outside the system schemas, with heap and TOAST sizes estimated from pg_class (index sizes come from the indexes section; exact sizes from sizes_exact.sql for the relations that need them), statistics counters and wraparound ages */
+/* pgopt: tables, partitioned tables and materialized views outside the system schemas, with heap and TOAST sizes estimated from pg_class (index sizes come from the indexes section; exact sizes from sizes_exact.sql for the relations that need them), statistics counters and wraparound ages */
 WITH locked AS (SELECT unnest($1::oid[]) AS relation),
 bs AS (SELECT current_setting('block_size')::bigint AS b),
 rel AS (

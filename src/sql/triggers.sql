@@ -1,4 +1,4 @@
-/* triggers written by users (not internal) on tables outside the system schemas: table, name, tgenabled, the function it runs, whether it is a constraint trigger; a partition's clone of its parent's trigger only where its state differs from the parent's */
+/* pgopt: triggers written by users (not internal) on tables outside the system schemas: table, name, tgenabled, the function it runs, whether it is a constraint trigger; a partition's clone of its parent's trigger only where its state differs from the parent's */
 SELECT n.nspname::text AS schema,
        c.relname::text AS "table",
        t.tgname::text AS name,
