@@ -476,6 +476,7 @@ async fn dropping_the_index_a_statement_uses_fires_a_regression_with_its_plan_an
     let cfg = Regressions {
         factor: 2.0,
         min_calls: 50,
+        min_increase: Duration::from_millis(1),
         window: Duration::from_secs(15 * 60),
     };
     assert!(regress::detect(&store, "db1", now, &cfg)

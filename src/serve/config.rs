@@ -35,6 +35,7 @@
 //! [regressions]
 //! factor = 2.0
 //! min_calls = 50
+//! min_increase_ms = 1.0
 //! window = "15m"
 //!
 //! [[notify.webhook]]
@@ -229,6 +230,9 @@ pub struct Regressions {
     pub factor: f64,
     /// Calls in the window below which a statement is not judged.
     pub min_calls: u64,
+    /// The smallest rise in mean time per call that fires (a statement going from 5 µs to
+    /// 15 µs is 3x slower and of no consequence).
+    pub min_increase: Duration,
     pub window: Duration,
 }
 
@@ -237,6 +241,7 @@ impl Default for Regressions {
         Self {
             factor: 2.0,
             min_calls: 50,
+            min_increase: Duration::from_millis(1),
             window: Duration::from_secs(15 * 60),
         }
     }

@@ -16,7 +16,11 @@
 //!      less than a day of history (at least 2 windows with calls; with less it is not
 //!      judged).
 //!
-//! It fires when after / before >= `factor` and the window had at least `min_calls` calls.
+//! It fires when after / before >= `factor`, after - before >= `min_increase` (a statement
+//! going from 5 µs to 15 µs per call is 3x slower and of no consequence), and the window
+//! had at least `min_calls` calls. pgopt's own statements (they carry
+//! [`crate::collect::OWN_STATEMENT_MARK`]) are never judged: the daemon's reads are not the
+//! workload it watches.
 //! Reads the store only; the plan to look at is [`super::plan`]'s, kept apart (it needs a
 //! connection).
 
@@ -154,17 +158,21 @@ pub fn judge(
         .filter(|w| *w > Duration::zero())
         .unwrap_or_else(|| Duration::minutes(15));
     let end = now + Duration::milliseconds(1);
-    // The window at the finest resolution (one window more, for the first point's step)...
-    let recent = read(store, target, now - window * 2, end, Some(Resolution::Raw))?;
-    // ...and the history before it at whatever resolution still covers it.
+    // The window and the hour or two before it at the finest resolution: rollups are made
+    // of closed buckets every few minutes, so the newest history is only in the raw
+    // samples (a daemon started minutes ago has no rollup yet)...
+    let raw_from = raw_from(now, window);
+    let recent = read(store, target, raw_from, end, Some(Resolution::Raw))?;
+    // ...and the history before that at whatever resolution still covers it. `raw_from`
+    // is on the hour, so no rollup bucket straddles it.
     let history_from = now - Duration::days(MAX_DAYS) - window * 2;
-    let history = read(
-        store,
-        target,
-        history_from,
-        now - window + Duration::milliseconds(1),
-        None,
-    )?;
+    let mut history = read(store, target, history_from, raw_from, None)?;
+    for (key, obs) in &recent {
+        history
+            .entry(key.clone())
+            .or_default()
+            .extend(obs.iter().filter(|o| o.at <= now - window));
+    }
 
     let mut out = Vec::new();
     let mut judged = BTreeSet::new();
@@ -187,14 +195,21 @@ pub fn judge(
         let Ok(queryid) = key.parse::<i64>() else {
             continue;
         };
+        let text = store.statement(target, queryid)?;
+        if text
+            .as_deref()
+            .is_some_and(crate::collect::is_own_statement)
+        {
+            continue;
+        }
         judged.insert(queryid);
         let ratio = after / before;
-        if ratio < cfg.factor {
+        if ratio < cfg.factor || after - before < cfg.min_increase.as_secs_f64() {
             continue;
         }
         out.push(Regression {
             queryid,
-            text: store.statement(target, queryid)?,
+            text,
             before,
             after,
             ratio,
@@ -206,6 +221,14 @@ pub fn judge(
     }
     out.sort_by(|a, b| b.ratio.total_cmp(&a.ratio));
     Ok((out, judged))
+}
+
+/// Where the raw samples the judgement reads begin: on the hour, at least an hour before
+/// the window (more than the rollups lag behind).
+fn raw_from(now: Ts, window: Duration) -> Ts {
+    use chrono::DurationRound;
+    let before = now - window - Duration::hours(1);
+    before.duration_trunc(Duration::hours(1)).unwrap_or(before)
 }
 
 /// The baseline mean of one statement from its history before the window.
@@ -401,6 +424,7 @@ mod tests {
         Regressions {
             factor: 2.0,
             min_calls: 50,
+            min_increase: std::time::Duration::from_millis(1),
             window: std::time::Duration::from_secs(15 * 60),
         }
     }
@@ -477,6 +501,122 @@ mod tests {
             1.0
         });
         assert!(detect(&store, "db1", now(), &cfg()).unwrap().is_empty());
+    }
+
+    #[test]
+    fn a_rise_under_min_increase_per_call_is_judged_but_does_not_fire() {
+        let store = MemoryStore::new();
+        // 0.2 ms -> 0.9 ms: 4.5x, but 0.7 ms more per call, under the 1 ms minimum.
+        let small = |at: Ts| {
+            if at > now() - Duration::minutes(15) {
+                0.0009
+            } else {
+                0.0002
+            }
+        };
+        generate(&store, 8, Duration::days(3), small, |_| 1.0);
+        let (found, judged) = judge(&store, "db1", now(), &cfg()).unwrap();
+        assert!(found.is_empty(), "{found:?}");
+        assert_eq!(judged.into_iter().collect::<Vec<_>>(), vec![8]);
+        // The near miss: 0.2 ms -> 1.3 ms is 1.1 ms more per call, and fires.
+        let store = MemoryStore::new();
+        let over = |at: Ts| {
+            if at > now() - Duration::minutes(15) {
+                0.0013
+            } else {
+                0.0002
+            }
+        };
+        generate(&store, 9, Duration::days(3), over, |_| 1.0);
+        let found = detect(&store, "db1", now(), &cfg()).unwrap();
+        assert_eq!(found.iter().map(|r| r.queryid).collect::<Vec<_>>(), vec![9]);
+        // With the minimum at zero the first one fires too.
+        let store = MemoryStore::new();
+        generate(&store, 8, Duration::days(3), small, |_| 1.0);
+        let zero = Regressions {
+            min_increase: std::time::Duration::ZERO,
+            ..cfg()
+        };
+        assert_eq!(detect(&store, "db1", now(), &zero).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn pgopts_own_statements_are_never_judged() {
+        let store = MemoryStore::new();
+        generate(&store, 10, Duration::days(3), slow_lately(0.100), |_| 1.0);
+        store
+            .put_statements(
+                "db1",
+                &[(
+                    10,
+                    "/* pgopt: the sessions by state */ SELECT 1".to_string(),
+                )],
+            )
+            .unwrap();
+        let (found, judged) = judge(&store, "db1", now(), &cfg()).unwrap();
+        assert!(
+            found.is_empty() && judged.is_empty(),
+            "{found:?} {judged:?}"
+        );
+        // The near miss: a user's statement with a comment of its own is judged and fires.
+        store
+            .put_statements("db1", &[(10, "/* job */ SELECT 1".to_string())])
+            .unwrap();
+        assert_eq!(detect(&store, "db1", now(), &cfg()).unwrap().len(), 1);
+    }
+
+    /// A daemon started minutes ago, in the SQLite store: 2-second samples for 3 minutes,
+    /// the statement 10x slower for the last 40 s, a 1-minute window. The baseline comes
+    /// from the raw samples before the window; read from 5-minute buckets it was one
+    /// bucket (not judged), or a bucket that already held the slow samples.
+    #[test]
+    fn minutes_of_history_in_the_sqlite_store_make_a_baseline_from_the_raw_samples() {
+        use crate::serve::store::sqlite::SqliteStore;
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path()).unwrap();
+        let now = Utc.with_ymd_and_hms(2026, 1, 15, 12, 4, 0).unwrap();
+        let mut points = Vec::new();
+        let mut at = now - Duration::minutes(3);
+        while at <= now {
+            let mean = if at > now - Duration::seconds(40) {
+                0.1
+            } else {
+                0.01
+            };
+            for (metric, value) in [
+                (m::STATEMENT_MEAN_SECONDS, mean),
+                (m::STATEMENT_CALLS_PER_SECOND, 1.0),
+            ] {
+                points.push(Point {
+                    target: "db1".into(),
+                    metric: metric.into(),
+                    key: "11".into(),
+                    at,
+                    value,
+                });
+            }
+            at += Duration::seconds(2);
+        }
+        store.write(&points).unwrap();
+        let cfg = Regressions {
+            min_calls: 20,
+            window: std::time::Duration::from_secs(60),
+            ..cfg()
+        };
+        let found = detect(&store, "db1", now, &cfg).unwrap();
+        assert_eq!(found.len(), 1, "{found:?}");
+        let r = &found[0];
+        assert_eq!(r.baseline, Baseline::PrecedingHours { hours: 1 });
+        assert!((r.before - 0.01).abs() < 1e-9, "{r:?}");
+        assert!(r.ratio > 6.0, "{r:?}");
+    }
+
+    #[test]
+    fn raw_samples_begin_on_the_hour_an_hour_before_the_window() {
+        let at = |h, m| Utc.with_ymd_and_hms(2026, 1, 15, h, m, 0).unwrap();
+        assert_eq!(raw_from(at(12, 4), Duration::minutes(1)), at(11, 0));
+        assert_eq!(raw_from(at(12, 20), Duration::minutes(15)), at(11, 0));
+        assert_eq!(raw_from(at(12, 10), Duration::minutes(15)), at(10, 0));
     }
 
     #[test]

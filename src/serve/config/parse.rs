@@ -125,6 +125,7 @@ struct RawAlert {
 struct RawRegressions {
     factor: Option<Spanned<f64>>,
     min_calls: Option<Spanned<i64>>,
+    min_increase_ms: Option<Spanned<f64>>,
     window: Option<Spanned<String>>,
 }
 
@@ -792,6 +793,19 @@ fn parse_regressions(
         }
         reg.min_calls = v as u64;
     }
+    if let Some(ms) = &r.min_increase_ms {
+        let v = *ms.get_ref();
+        if !(v.is_finite() && (0.0..=3_600_000.0).contains(&v)) {
+            return Err(at.err(
+                ms.span(),
+                format!(
+                    "regressions.min_increase_ms {v} is out of range: give milliseconds from 0 \
+                     to 3600000 (e.g. 1.0)"
+                ),
+            ));
+        }
+        reg.min_increase = Duration::from_secs_f64(v / 1000.0);
+    }
     if let Some(w) = &r.window {
         reg.window = at.duration(
             w,
@@ -954,6 +968,7 @@ when = "finding:xid_wraparound >= warning"
 [regressions]
 factor = 3.0
 min_calls = 100
+min_increase_ms = 2.5
 window = "30m"
 
 [[notify.webhook]]
@@ -1022,6 +1037,7 @@ duration = "3h"
             Regressions {
                 factor: 3.0,
                 min_calls: 100,
+                min_increase: Duration::from_micros(2500),
                 window: Duration::from_secs(1800),
             }
         );
