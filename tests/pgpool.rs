@@ -608,3 +608,165 @@ async fn prepare_cached_hits_the_connection_cache() {
     assert!(conn.prepare_cached("SELEC 1").await.is_err());
     assert_eq!(pool.stats().statement_cache_misses, 3);
 }
+
+/// 57P03 cannot_connect_now from a real server: a standby with hot_standby off refuses every
+/// connection with it. A read pool passes it over for the primary; a write pool given only
+/// that standby says the host is down, with the SQLSTATE and the server's words.
+#[tokio::test]
+async fn a_server_not_accepting_connections_57p03_is_passed_over_and_named() {
+    let primary = Cluster::start(ClusterOptions::default()).unwrap();
+    let standby = primary
+        .standby_with(&pgopt::embedded::StandbyOptions {
+            settings: vec![("hot_standby".into(), "off".into())],
+            ..Default::default()
+        })
+        .unwrap();
+    let pool = PgPool::connect(
+        &target(&dsn_for(&[standby.port(), primary.port()], "")),
+        PgPoolOptions {
+            role: Role::Read,
+            ..small(2)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(server_port(&pool).await.unwrap(), primary.port() as i32);
+
+    let err = PgPool::connect(&target(&dsn_for(&[standby.port()], "")), small(2))
+        .await
+        .err()
+        .expect("no primary");
+    let msg = err.to_string();
+    assert!(
+        msg.contains("every host of the write pool is down"),
+        "{msg}"
+    );
+    assert!(
+        msg.contains(&format!(
+            "127.0.0.1:{}: server error 57P03: the database system is not accepting connections",
+            standby.port()
+        )),
+        "{msg}"
+    );
+}
+
+/// 57P02 crash_shutdown from a real server: when one backend is killed (SIGKILL) the server
+/// sends every other session the crash warning, closes it, and refuses connections with
+/// 57P03 while it recovers. The pool drops its dead connections, waits (bounded) through
+/// the recovery, and a `Retry::Once` read succeeds on a new connection.
+#[tokio::test]
+async fn a_backend_crash_57p02_and_the_recovery_57p03_are_waited_through() {
+    let c = Cluster::start(ClusterOptions::default()).unwrap();
+    let pool = PgPool::connect(
+        &target(&dsn_for(&[c.port()], "")),
+        PgPoolOptions {
+            min_size: 3,
+            failover_wait: Duration::from_secs(60),
+            ..small(4)
+        },
+    )
+    .await
+    .unwrap();
+    let before = backend_pid(&pool).await;
+
+    // A session of its own, killed as a crash would kill it.
+    let (victim, conn) = tokio_postgres::connect(&c.dsn("postgres"), tokio_postgres::NoTls)
+        .await
+        .unwrap();
+    tokio::spawn(conn);
+    let pid: i32 = victim
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .unwrap()
+        .get(0);
+    // SAFETY: a plain kill(2) of the server's backend process.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGKILL) }, 0);
+    // The postmaster ends every session and restarts: wait until it has noticed (the
+    // victim's connection is gone) before using the pool.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !victim.is_closed() {
+        assert!(std::time::Instant::now() < deadline, "the victim lives on");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let after = backend_pid(&pool).await;
+    assert_ne!(after, before, "a new connection after the crash");
+    let stats = pool.stats();
+    assert!(stats.failovers >= 1, "{stats:?}");
+    // The pool is whole again: as many connections as it needs, each answering.
+    for _ in 0..3 {
+        assert!(backend_pid(&pool).await > 0);
+    }
+    assert!(
+        std::fs::read_to_string(c.log_file())
+            .unwrap()
+            .contains("terminating any other active server processes"),
+        "the server went through crash recovery"
+    );
+}
+
+/// Three consecutive free ports on 127.0.0.1, bound (the caller keeps or drops each).
+fn three_consecutive_ports() -> Vec<std::net::TcpListener> {
+    for _ in 0..200 {
+        let first = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = first.local_addr().unwrap().port();
+        if base > u16::MAX - 2 {
+            continue;
+        }
+        let rest: Vec<_> = (1..3)
+            .filter_map(|i| std::net::TcpListener::bind(("127.0.0.1", base + i)).ok())
+            .collect();
+        if rest.len() == 2 {
+            return std::iter::once(first).chain(rest).collect();
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+async fn proxy_on(listener: std::net::TcpListener, to: &Cluster) -> pgopt::drill::proxy::Proxy {
+    listener.set_nonblocking(true).unwrap();
+    let listener = tokio::net::TcpListener::from_std(listener).unwrap();
+    pgopt::drill::proxy::Proxy::start_on(listener, ([127, 0, 0, 1], to.port()).into()).unwrap()
+}
+
+/// Port discovery (`HOST:FROM-TO`): the primary on the first port of a range, nothing on the
+/// second, its standby on the third. The pool finds the primary, and after the primary dies
+/// and the standby is promoted it finds it on its own port of the range.
+#[tokio::test]
+async fn a_pool_over_a_port_range_finds_the_primary_and_follows_it_to_another_port() {
+    let mut primary = Cluster::start(ClusterOptions::default()).unwrap();
+    let standby = primary.standby().unwrap();
+    let mut ports = three_consecutive_ports();
+    let base = ports[0].local_addr().unwrap().port();
+    let on_standby = proxy_on(ports.pop().unwrap(), &standby).await;
+    drop(ports.pop()); // nothing listens on the middle port
+    let on_primary = proxy_on(ports.pop().unwrap(), &primary).await;
+    assert_eq!((on_primary.port(), on_standby.port()), (base, base + 2));
+
+    let spec = format!("127.0.0.1:{base}-{}", base + 2);
+    let pool = PgPool::connect_discover(
+        &target(&dsn_for(&[1], "")),
+        &spec,
+        PgPoolOptions {
+            failover_wait: Duration::from_secs(30),
+            ..small(2)
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(server_port(&pool).await.unwrap(), primary.port() as i32);
+
+    primary.kill();
+    standby.promote().unwrap();
+    assert_eq!(server_port(&pool).await.unwrap(), standby.port() as i32);
+    assert!(pool.stats().failovers >= 1, "{:?}", pool.stats());
+
+    // Bad input: not a range, and too wide a one.
+    for bad in ["127.0.0.1", "127.0.0.1:9-1", "127.0.0.1:1000-2000"] {
+        let err = PgPool::connect_discover(&target(&dsn_for(&[1], "")), bad, small(2))
+            .await
+            .err()
+            .unwrap();
+        assert!(err.to_string().contains("HOST:FROM-TO"), "{bad}: {err}");
+    }
+}

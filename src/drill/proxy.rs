@@ -32,6 +32,11 @@ impl Proxy {
         let listener = TcpListener::bind("127.0.0.1:0")
             .await
             .map_err(|e| Error::Internal(format!("the drill's proxy cannot listen: {e}")))?;
+        Self::start_on(listener, upstream)
+    }
+
+    /// [`Proxy::start`] on a listener already bound (a port of the caller's choosing).
+    pub fn start_on(listener: TcpListener, upstream: SocketAddr) -> Result<Proxy> {
         let addr = listener
             .local_addr()
             .map_err(|e| Error::Internal(format!("the drill's proxy has no address: {e}")))?;

@@ -839,6 +839,34 @@ fn spawn_maintenance(inner: &Arc<Inner>) {
 }
 
 impl PgPool {
+    /// [`PgPool::connect`] with port discovery: `spec` is `HOST:FROM-TO` (as pgopt's
+    /// `--discover` takes it, e.g. `db1:5432-5440`), and the pool's hosts are every port of
+    /// the range on that host, with `base`'s user, database, password and TLS. It probes them
+    /// all at once for a server of its role at the start and after every failover, so a
+    /// primary that comes back on another port of the range is followed. A port where
+    /// nothing listens costs a refused connect.
+    ///
+    /// Bad input: a spec that is not `HOST:FROM-TO`, or spans more than
+    /// [`crate::discover::MAX_PORTS`] ports ([`Error::BadInput`]); then as
+    /// [`PgPool::connect`].
+    ///
+    /// ```no_run
+    /// # async fn example(base: pgopt_pool::Target) -> pgopt_pool::Result<()> {
+    /// use pgopt_pool::{PgPool, PgPoolOptions};
+    /// let pool = PgPool::connect_discover(&base, "db1:5432-5440", PgPoolOptions::default()).await?;
+    /// # Ok(()) }
+    /// ```
+    pub async fn connect_discover(
+        base: &Target,
+        spec: &str,
+        opts: PgPoolOptions,
+    ) -> Result<PgPool> {
+        let (host, ports) = crate::discover::parse_discover_spec(spec)?;
+        let mut target = base.clone();
+        target.set_port_range(&host, ports);
+        Self::connect(&target, opts).await
+    }
+
     /// Opens a pool on `target` (its host list, TLS, .pgpass) with the role,
     /// statement_timeout and application_name of `opts`: probes every host at once for a
     /// server of the wanted role (holding up to `failover_wait` while none answers), then

@@ -839,6 +839,13 @@ impl Target {
         self.hosts = vec![HostSpec::new(host, port)];
     }
 
+    /// Replaces the host list with every port of `ports` on `host`, in order (port
+    /// discovery, `HOST:5432-5440`, kept as a host list: a [`crate::PgPool`] probes each
+    /// for the primary at the start and after every failover).
+    pub fn set_port_range(&mut self, host: &str, ports: std::ops::RangeInclusive<u16>) {
+        self.hosts = ports.map(|p| HostSpec::new(host, p)).collect();
+    }
+
     /// `user@host:port/db` (hosts comma-separated), never the password.
     pub fn display_safe(&self) -> String {
         let hosts = self
