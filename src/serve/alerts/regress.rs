@@ -158,22 +158,26 @@ pub fn judge(
         .filter(|w| *w > Duration::zero())
         .unwrap_or_else(|| Duration::minutes(15));
     let end = now + Duration::milliseconds(1);
-    // The window and the hour or two before it at the finest resolution: rollups are made
-    // of closed buckets every few minutes, so the newest history is only in the raw
-    // samples (a daemon started minutes ago has no rollup yet)...
+    // The window and one more before it (at least 5 minutes) at the finest resolution...
     let raw_from = raw_from(now, window);
-    let recent = read(store, target, raw_from, end, Some(Resolution::Raw))?;
-    // ...and the history before that at whatever resolution still covers it. `raw_from`
-    // is on the hour, so no rollup bucket straddles it.
+    let recent = read(store, target, raw_from, end, Resolution::Raw)?;
+    // ...and the history before that in 5-minute buckets. `raw_from` is on a bucket's
+    // start, so no bucket reaches into the raw samples (a bucket whose samples run into the
+    // window would put the slow calls into the baseline they are judged against).
     let history_from = now - Duration::days(MAX_DAYS) - window * 2;
-    let mut history = read(store, target, history_from, raw_from, None)?;
+    let mut history = read(
+        store,
+        target,
+        history_from,
+        raw_from,
+        Resolution::FiveMinutes,
+    )?;
     for (key, obs) in &recent {
         history
             .entry(key.clone())
             .or_default()
             .extend(obs.iter().filter(|o| o.at <= now - window));
     }
-
     let mut out = Vec::new();
     let mut judged = BTreeSet::new();
     for (key, recent_obs) in &recent {
@@ -223,12 +227,14 @@ pub fn judge(
     Ok((out, judged))
 }
 
-/// Where the raw samples the judgement reads begin: on the hour, at least an hour before
-/// the window (more than the rollups lag behind).
+/// Where the raw samples the judgement reads begin: a window (at least 5 minutes) before
+/// the window, on the start of a 5-minute bucket.
 fn raw_from(now: Ts, window: Duration) -> Ts {
     use chrono::DurationRound;
-    let before = now - window - Duration::hours(1);
-    before.duration_trunc(Duration::hours(1)).unwrap_or(before)
+    let before = now - window - window.max(Duration::minutes(5));
+    before
+        .duration_trunc(Duration::minutes(5))
+        .unwrap_or(before)
 }
 
 /// The baseline mean of one statement from its history before the window.
@@ -300,7 +306,7 @@ fn read(
     target: &str,
     from: Ts,
     to: Ts,
-    resolution: Option<Resolution>,
+    resolution: Resolution,
 ) -> Result<BTreeMap<String, Vec<Obs>>, StoreError> {
     let q = |metric: &str| Query {
         target: target.to_string(),
@@ -308,7 +314,7 @@ fn read(
         key: None,
         from,
         to,
-        resolution,
+        resolution: Some(resolution),
     };
     let means = store.query(&q(m::STATEMENT_MEAN_SECONDS))?;
     let rates = store.query(&q(m::STATEMENT_CALLS_PER_SECOND))?;
@@ -612,11 +618,11 @@ mod tests {
     }
 
     #[test]
-    fn raw_samples_begin_on_the_hour_an_hour_before_the_window() {
+    fn raw_samples_begin_a_window_before_the_window_on_a_bucket_start() {
         let at = |h, m| Utc.with_ymd_and_hms(2026, 1, 15, h, m, 0).unwrap();
-        assert_eq!(raw_from(at(12, 4), Duration::minutes(1)), at(11, 0));
-        assert_eq!(raw_from(at(12, 20), Duration::minutes(15)), at(11, 0));
-        assert_eq!(raw_from(at(12, 10), Duration::minutes(15)), at(10, 0));
+        assert_eq!(raw_from(at(12, 4), Duration::minutes(1)), at(11, 55));
+        assert_eq!(raw_from(at(12, 20), Duration::minutes(15)), at(11, 50));
+        assert_eq!(raw_from(at(12, 12), Duration::minutes(15)), at(11, 40));
     }
 
     #[test]
