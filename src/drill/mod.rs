@@ -381,8 +381,8 @@ pub async fn failover(
         }
     };
 
-    let mut promotion_took = None;
-    if opts.mode.promotes() {
+    let (mut promote_at, mut promotion_took) = (None, None);
+    let standby = if opts.mode.promotes() {
         wait_until(
             event_at + opts.promote_after,
             format!(
@@ -392,39 +392,27 @@ pub async fn failover(
             ),
         )
         .await;
-        let promote_at = Instant::now();
-        let _ = rec.promote_at.set(promote_at);
+        let at = Instant::now();
+        let _ = rec.promote_at.set(at);
         tick("promoting the standby");
-        let s = standby;
         let (s, promoted) = blocking(move || {
-            let r = s.promote();
-            (s, r)
+            let r = standby.promote();
+            (standby, r)
         })
         .await?;
         promoted?;
-        promotion_took = Some(promote_at.elapsed());
-        // The standby is moved back below.
-        return finish(
-            opts,
-            FinishArgs {
-                rec,
-                stop,
-                tasks,
-                pool,
-                run_id,
-                start,
-                event_at,
-                promote_at: Some(promote_at),
-                promotion_took,
-                new_primary_port: s.port(),
-                sync_state,
-                progress,
-            },
-            (primary, s, proxy),
-        )
-        .await;
-    }
-    let port = primary.port();
+        promote_at = Some(at);
+        promotion_took = Some(at.elapsed());
+        s
+    } else {
+        standby
+    };
+    // The promoted standby, or the primary itself (restarted, or behind a healed proxy).
+    let new_primary_port = if promote_at.is_some() {
+        standby.port()
+    } else {
+        primary.port()
+    };
     finish(
         opts,
         FinishArgs {
@@ -435,9 +423,9 @@ pub async fn failover(
             run_id,
             start,
             event_at,
-            promote_at: None,
+            promote_at,
             promotion_took,
-            new_primary_port: port,
+            new_primary_port,
             sync_state,
             progress,
         },
