@@ -12,21 +12,14 @@ use std::time::{Duration, Instant};
 
 use pgopt::bench::wire::{ConnectError, TxStatus, Value, WireConn, WireError};
 use pgopt::bench::BenchResult;
-use pgopt::db::{connect, SystemDefaults, Target};
+use pgopt::db::{connect, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt::Error;
 
-const PASSWORD: &str = "W1re-S3cret-pw";
+mod hermetic;
+use hermetic::target;
 
-/// Resolves a DSN with no PG* variables and no password file, so tests are hermetic.
-fn target(dsn: &str) -> Target {
-    let defaults = SystemDefaults {
-        socket_dir: None,
-        os_user: Some("postgres".into()),
-        home: None,
-    };
-    Target::resolve_with(Some(dsn), &|_| None, &defaults).unwrap()
-}
+const PASSWORD: &str = "W1re-S3cret-pw";
 
 fn start(opts: ClusterOptions) -> Cluster {
     Cluster::start(opts).expect("starting an embedded cluster")

@@ -4,21 +4,14 @@
 use std::time::{Duration, Instant};
 
 use pgopt::db::discover::{discover, pick_primary, ProbeOutcome};
-use pgopt::db::{connect, Conn, SystemDefaults, Target, TargetRole};
+use pgopt::db::{connect, Conn, TargetRole};
 use pgopt::embedded::{free_port, Cluster, ClusterOptions};
 use pgopt::Error;
 
-const PASSWORD: &str = "Sup3r-S3cret-pw";
+mod hermetic;
+use hermetic::target;
 
-/// Resolves a DSN with no PG* variables and no password file, so tests are hermetic.
-fn target(dsn: &str) -> Target {
-    let defaults = SystemDefaults {
-        socket_dir: None,
-        os_user: Some("postgres".into()),
-        home: None,
-    };
-    Target::resolve_with(Some(dsn), &|_| None, &defaults).unwrap()
-}
+const PASSWORD: &str = "Sup3r-S3cret-pw";
 
 fn start(opts: ClusterOptions) -> Cluster {
     Cluster::start(opts).expect("starting an embedded cluster")

@@ -12,23 +12,17 @@ use std::collections::HashMap;
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
 use axum::Router;
-use pgopt::db::{self, Conn, SystemDefaults, Target};
+use pgopt::db::{self, Conn};
 use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt::governance;
 use pgopt_pool::{PgPool, PgPoolOptions};
 use serde_json::{json, Value};
 use tower::ServiceExt;
 
-const HOSTILE: &str = r#"x'; DROP TABLE governance.users; --"#;
+mod hermetic;
+use hermetic::target;
 
-fn target(dsn: &str) -> Target {
-    let defaults = SystemDefaults {
-        socket_dir: None,
-        os_user: Some("postgres".into()),
-        home: None,
-    };
-    Target::resolve_with(Some(dsn), &|_| None, &defaults).unwrap()
-}
+const HOSTILE: &str = r#"x'; DROP TABLE governance.users; --"#;
 
 struct Env {
     _cluster: Cluster,

@@ -2,19 +2,11 @@
 
 use std::time::Duration;
 
-use pgopt::db::{SystemDefaults, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt_pool::{PgPool, PgPoolOptions, Retry, Role};
 
-/// Resolves a DSN with no PG* variables and no password file, so tests are hermetic.
-fn target(dsn: &str) -> Target {
-    let defaults = SystemDefaults {
-        socket_dir: None,
-        os_user: Some("postgres".into()),
-        home: None,
-    };
-    Target::resolve_with(Some(dsn), &|_| None, &defaults).unwrap()
-}
+mod hermetic;
+use hermetic::target;
 
 /// A read-write pool over a primary and its standby finds the primary, and after the
 /// primary dies and the standby is promoted, a retried read reaches the new primary.

@@ -4,18 +4,11 @@
 
 use std::time::Duration;
 
-use pgopt::db::{connect, Broken, ConnPool, PoolError, PoolOptions, SystemDefaults, Target};
+use pgopt::db::{connect, Broken, ConnPool, PoolError, PoolOptions, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
 
-/// Resolves a DSN with no PG* variables and no password file, so tests are hermetic.
-fn target(dsn: &str) -> Target {
-    let defaults = SystemDefaults {
-        socket_dir: None,
-        os_user: Some("postgres".into()),
-        home: None,
-    };
-    Target::resolve_with(Some(dsn), &|_| None, &defaults).unwrap()
-}
+mod hermetic;
+use hermetic::target;
 
 fn start() -> Cluster {
     Cluster::start(ClusterOptions::default()).expect("starting an embedded cluster")

@@ -9,20 +9,12 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use pgopt::db::{SystemDefaults, Target};
 use pgopt::embedded::{Cluster, ClusterOptions};
 use pgopt_pool::{PgPool, PgPoolOptions, Retry};
 use prometheus_client::registry::Registry;
 
-/// Resolves a DSN with no PG* variables and no password file, so tests are hermetic.
-fn target(dsn: &str) -> Target {
-    let defaults = SystemDefaults {
-        socket_dir: None,
-        os_user: Some("postgres".into()),
-        home: None,
-    };
-    Target::resolve_with(Some(dsn), &|_| None, &defaults).unwrap()
-}
+mod hermetic;
+use hermetic::target;
 
 async fn pool(cluster: &Cluster) -> PgPool {
     PgPool::connect(
