@@ -153,7 +153,7 @@ impl Conn {
 
     /// Prepares `sql` (bounded like every statement); `context` names it in errors.
     pub async fn prepare(&self, context: &str, sql: &str) -> Result<Statement> {
-        self.bounded(context, self.client.prepare(sql)).await
+        self.bounded(context, sql, self.client.prepare(sql)).await
     }
 
     /// Runs `sql` with bind parameters; `context` names it in errors.
@@ -163,7 +163,8 @@ impl Conn {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Vec<Row>> {
-        self.bounded(context, self.client.query(sql, params)).await
+        self.bounded(context, sql, self.client.query(sql, params))
+            .await
     }
 
     /// [`Conn::query`] with each row turned into a `T` as it arrives, so that the rows of a
@@ -190,7 +191,7 @@ impl Conn {
             }
             Ok(Ok(out))
         };
-        self.bounded(context, work).await?
+        self.bounded(context, sql, work).await?
     }
 
     /// [`Conn::query`] in one round trip: with the parameters' types given, the statement is
@@ -201,7 +202,7 @@ impl Conn {
         sql: &str,
         params: &[(&(dyn ToSql + Sync), tokio_postgres::types::Type)],
     ) -> Result<Vec<Row>> {
-        self.bounded(context, self.client.query_typed(sql, params))
+        self.bounded(context, sql, self.client.query_typed(sql, params))
             .await
     }
 
@@ -212,7 +213,7 @@ impl Conn {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Row> {
-        self.bounded(context, self.client.query_one(sql, params))
+        self.bounded(context, sql, self.client.query_one(sql, params))
             .await
     }
 
@@ -223,7 +224,7 @@ impl Conn {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<Option<Row>> {
-        self.bounded(context, self.client.query_opt(sql, params))
+        self.bounded(context, sql, self.client.query_opt(sql, params))
             .await
     }
 
@@ -234,7 +235,7 @@ impl Conn {
         sql: &str,
         params: &[&(dyn ToSql + Sync)],
     ) -> Result<u64> {
-        self.bounded(context, self.client.execute(sql, params))
+        self.bounded(context, sql, self.client.execute(sql, params))
             .await
     }
 
@@ -242,15 +243,20 @@ impl Conn {
     /// statements that take none, like BEGIN, SET, VACUUM or CREATE INDEX CONCURRENTLY).
     /// Send one statement at a time: several in one string run as one implicit transaction.
     pub async fn batch(&self, context: &str, sql: &str) -> Result<()> {
-        self.bounded(context, self.client.batch_execute(sql)).await
+        self.bounded(context, sql, self.client.batch_execute(sql))
+            .await
     }
 
     /// Bounds `fut` by statement_timeout plus slack; on expiry cancels it on the server.
+    /// `sql` is noted for the slow-operation log of the operation running it, if any
+    /// ([`crate::timers::note_statement`]).
     async fn bounded<T>(
         &self,
         context: &str,
+        sql: &str,
         fut: impl std::future::Future<Output = std::result::Result<T, tokio_postgres::Error>>,
     ) -> Result<T> {
+        crate::timers::note_statement(sql);
         let limit = self.statement_timeout + CLIENT_SLACK;
         // Marks the session interrupted unless the statement ran to its end (also when this
         // future itself is dropped half-way).

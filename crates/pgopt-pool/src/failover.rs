@@ -1145,6 +1145,8 @@ impl PooledConn {
     /// every statement) and kept. The cache goes with the connection. Errors are the
     /// server's (a syntax error keeps its SQLSTATE).
     pub async fn prepare_cached(&self, sql: &str) -> Result<Statement> {
+        // Noted on a cache hit too: the statement is about to run (for the slow log).
+        crate::timers::note_statement(sql);
         let slot = self.slot();
         let counters = &self.pool.counters;
         let hit = slot

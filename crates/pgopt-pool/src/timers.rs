@@ -9,9 +9,9 @@
 //!   ([`Timers::slow_log`]);
 //! - Prometheus metrics read from the same figures at scrape time ([`Timers::register`]).
 //!
-//! The statement of a run is what the work last passed to one of [`PooledConn`]'s query
-//! methods (they note it, then run the [`Conn`](crate::Conn) method of the same name) or to
-//! [`note_statement`]. Only the SQL text is kept, never the bind parameters: with
+//! The statement of a run is what the work last passed to a statement method of
+//! [`Conn`](crate::Conn) (a [`PooledConn`] derefs to one; each notes its SQL before it
+//! runs), to [`PooledConn::prepare_cached`] or to [`note_statement`]. Only the SQL text is kept, never the bind parameters: with
 //! parameters bound, no value reaches the log.
 //!
 //! Timers never touch the server and never block on anything but their own short locks.
@@ -30,8 +30,6 @@ use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::MetricType;
 use prometheus_client::registry::{Registry, Unit};
 use tokio::time::Instant;
-use tokio_postgres::types::{ToSql, Type};
-use tokio_postgres::Row;
 
 use crate::error::Result;
 use crate::failover::{PgPool, PooledConn, Retry, Work};
@@ -82,7 +80,8 @@ pub struct SlowOp {
     pub took: Duration,
     /// The last statement the run noted (SQL text only, no parameter values; cut at
     /// [`SLOW_STATEMENT_MAX_CHARS`]); `None` when the work ran none through the
-    /// [`PooledConn`] query methods or [`note_statement`].
+    /// [`Conn`](crate::Conn) statement methods, [`PooledConn::prepare_cached`] or
+    /// [`note_statement`].
     pub statement: Option<String>,
     /// The SQLSTATE of the error the run ended with (`"none"` for an error without one);
     /// `None` for a success.
@@ -424,8 +423,9 @@ tokio::task_local! {
 }
 
 /// Notes `sql` as the statement the current operation runs, for the slow log. A no-op
-/// outside [`Op::run`]. [`PooledConn`]'s query methods call it; call it yourself before
-/// running a statement through [`Conn::client`](crate::Conn::client) directly.
+/// outside [`Op::run`]. Every statement method of [`Conn`](crate::Conn) calls it (a
+/// [`PooledConn`] derefs to one); call it yourself before running a statement through
+/// [`Conn::client`](crate::Conn::client) directly.
 pub fn note_statement(sql: &str) {
     let _ = STATEMENT.try_with(|s| {
         let mut s = s.borrow_mut();
@@ -438,77 +438,6 @@ pub fn note_statement(sql: &str) {
             None => *s = Some(sql.to_string()),
         }
     });
-}
-
-/// The statement hooks: these shadow the [`Conn`](crate::Conn) methods of the same name (same
-/// arguments, same result), note the statement for the slow log ([`note_statement`]),
-/// then run it.
-impl PooledConn {
-    /// Notes `sql` as the statement this operation runs (see [`note_statement`]).
-    pub fn note_statement(&self, sql: &str) {
-        note_statement(sql);
-    }
-
-    /// [`Conn::query`](crate::Conn::query), noting the statement.
-    pub async fn query(
-        &self,
-        context: &str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>> {
-        note_statement(sql);
-        (**self).query(context, sql, params).await
-    }
-
-    /// [`Conn::query_typed`](crate::Conn::query_typed), noting the statement.
-    pub async fn query_typed(
-        &self,
-        context: &str,
-        sql: &str,
-        params: &[(&(dyn ToSql + Sync), Type)],
-    ) -> Result<Vec<Row>> {
-        note_statement(sql);
-        (**self).query_typed(context, sql, params).await
-    }
-
-    /// [`Conn::query_one`](crate::Conn::query_one), noting the statement.
-    pub async fn query_one(
-        &self,
-        context: &str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Row> {
-        note_statement(sql);
-        (**self).query_one(context, sql, params).await
-    }
-
-    /// [`Conn::query_opt`](crate::Conn::query_opt), noting the statement.
-    pub async fn query_opt(
-        &self,
-        context: &str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>> {
-        note_statement(sql);
-        (**self).query_opt(context, sql, params).await
-    }
-
-    /// [`Conn::execute`](crate::Conn::execute), noting the statement.
-    pub async fn execute(
-        &self,
-        context: &str,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<u64> {
-        note_statement(sql);
-        (**self).execute(context, sql, params).await
-    }
-
-    /// [`Conn::batch`](crate::Conn::batch), noting the statement.
-    pub async fn batch(&self, context: &str, sql: &str) -> Result<()> {
-        note_statement(sql);
-        (**self).batch(context, sql).await
-    }
 }
 
 /// One named operation on a pool, timed from checkout to result ([`PgPool::op`]).
