@@ -427,6 +427,8 @@ impl Inner {
             .opts
             .max_lifetime
             .is_some_and(|l| slot.born.elapsed() >= l);
+        // Read the clock before taking the lock (the lock is every checkout's).
+        slot.since = Instant::now();
         let mut st = self.lock();
         let wrong_host = self.opts.role == Role::Write && st.primary != Some(slot.host);
         if st.closed || expired || wrong_host || st.epochs[slot.host] != slot.epoch {
@@ -439,7 +441,6 @@ impl Inner {
             self.refill.notify_one();
             return;
         }
-        slot.since = Instant::now();
         st.idle.push_back(slot);
     }
 
@@ -947,18 +948,21 @@ impl PgPool {
     /// and why. After [`PgPool::close`]: [`Error::BadInput`].
     pub async fn get(&self) -> Result<PooledConn> {
         let inner = &self.inner;
-        if inner.lock().closed {
-            return Err(closed_error());
-        }
+        // Closing the pool closes its semaphore too: a checkout after close fails here.
         let permit = inner.acquire().await?;
         let started = Instant::now();
         let deadline = started + inner.opts.failover_wait;
         loop {
-            if inner.lock().closed {
-                return Err(closed_error());
-            }
             loop {
-                let Some(slot) = inner.lock().idle.pop_back() else {
+                // One lock for the closed flag and the idle connection (the fast path).
+                let slot = {
+                    let mut st = inner.lock();
+                    if st.closed {
+                        return Err(closed_error());
+                    }
+                    st.idle.pop_back()
+                };
+                let Some(slot) = slot else {
                     break;
                 };
                 match inner.check(&slot).await {
