@@ -42,13 +42,27 @@ enum DrillFormat {
 
 #[derive(Debug, Args)]
 struct FailoverArgs {
-    /// Your primary's DSN (with --standby). Not supported yet: the drill kills, restarts and
-    /// promotes only the embedded servers it starts, and says so.
+    /// Your primary's DSN (with --standby): the drill runs on your servers instead of
+    /// embedded ones. Without --yes it prints what it would do and changes nothing.
     #[arg(long, requires = "standby")]
     primary: Option<String>,
-    /// Your standby's DSN (with --primary).
+    /// Your standby's DSN (with --primary): promoted after the kill or cut.
     #[arg(long, requires = "primary")]
     standby: Option<String>,
+    /// With --primary: the command that stops your primary at once (--mode kill), run with
+    /// sh -c on this machine, e.g. 'ssh db1 sudo -u postgres pg_ctl stop -m immediate -D DIR'.
+    #[arg(long, requires = "primary")]
+    kill_command: Option<String>,
+    /// With --primary: the command that restarts your primary (--mode restart).
+    #[arg(long, requires = "primary")]
+    restart_command: Option<String>,
+    /// With --primary: the command that promotes your standby (default: SELECT
+    /// pg_promote(true, 60) on it).
+    #[arg(long, requires = "primary")]
+    promote_command: Option<String>,
+    /// With --primary: run the drill (it breaks your primary). Without it: print the plan.
+    #[arg(long, requires = "primary")]
+    yes: bool,
     /// Client tasks, each writing and now and then reading.
     #[arg(long, default_value_t = 4)]
     clients: usize,
@@ -93,9 +107,31 @@ pub async fn run(args: DrillArgs) -> anyhow::Result<u8> {
         ..DrillOptions::default()
     };
     let servers = match (a.primary, a.standby) {
-        (Some(primary), Some(standby)) => Servers::Given { primary, standby },
+        (Some(primary), Some(standby)) => {
+            let env = |k: &str| std::env::var(k).ok();
+            let resolve = |flag: &str, dsn: &str| {
+                crate::db::Target::resolve(Some(dsn), &env)
+                    .map_err(|e| Error::BadInput(format!("{flag}: {e}")))
+            };
+            Servers::Given {
+                primary: resolve("--primary", &primary)?,
+                standby: resolve("--standby", &standby)?,
+                commands: crate::drill::Commands {
+                    kill: a.kill_command,
+                    restart: a.restart_command,
+                    promote: a.promote_command,
+                },
+            }
+        }
         _ => Servers::Embedded,
     };
+    if matches!(servers, Servers::Given { .. }) && !a.yes {
+        println!("pgopt drill failover would, on your servers (add --yes to run it):");
+        for (i, step) in crate::drill::plan(&opts, &servers)?.iter().enumerate() {
+            println!("  {}. {step}", i + 1);
+        }
+        return Ok(super::EXIT_OK);
+    }
     let bars = super::progress::Bars::stderr();
     let report = crate::drill::failover(&opts, &servers, &bars).await?;
     drop(bars);

@@ -8,8 +8,10 @@
 //! come back, the errors the clients saw meanwhile, and whether every write acknowledged to
 //! a client is on the new primary ([`DrillReport`]).
 //!
-//! Only servers the drill started itself are killed, restarted or promoted: against given
-//! servers it refuses with an error that says so ([`Servers::Given`]).
+//! It also runs against your own primary and standby ([`Servers::Given`]): it breaks the
+//! primary with your command (`--kill-command`, `--restart-command`) or through its proxy
+//! (`partition`), and promotes the standby with `pg_promote()` or your `--promote-command`.
+//! [`plan`] says what it would do; the command line runs it only with `--yes`.
 //!
 //! - [`workload`]: the clients and what they record.
 //! - [`proxy`]: the TCP proxy that cuts the network to the primary (`partition`).
@@ -83,20 +85,43 @@ impl Mode {
 }
 
 /// Which servers the drill works on.
+// Made once per run: the size of two targets in the enum costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, Default)]
 pub enum Servers {
     /// A primary and a synchronous standby the drill starts and removes (the default).
     #[default]
     Embedded,
-    /// Your own primary and standby (DSNs). The drill cannot kill, restart or promote a
-    /// server it did not start, so [`failover`] refuses these after checking they parse.
+    /// Your own primary and standby. The drill connects to both, checks their roles, runs
+    /// its clients through a pool over both, breaks the primary with your command (or its
+    /// proxy for `partition`) and promotes the standby. It leaves the old primary as the
+    /// event left it: rebuilding it as a standby is yours to do.
     Given {
-        /// The primary's DSN.
-        primary: String,
-        /// The standby's DSN.
-        standby: String,
+        /// The primary (resolved like every pgopt target).
+        primary: Target,
+        /// Its standby, which the drill promotes (`kill`, `partition`).
+        standby: Target,
+        /// How to break and promote them.
+        commands: Commands,
     },
 }
+
+/// The commands that act on servers the drill did not start, each run with `sh -c` on this
+/// machine (bounded by [`COMMAND_TIMEOUT`]; an exit other than 0 stops the drill).
+#[derive(Debug, Clone, Default)]
+pub struct Commands {
+    /// Stops the primary at once (`kill`), e.g. `ssh db1 sudo -u postgres pg_ctl stop -m
+    /// immediate -D /var/lib/postgresql/15/main`.
+    pub kill: Option<String>,
+    /// Restarts the primary (`restart`).
+    pub restart: Option<String>,
+    /// Promotes the standby; none: `SELECT pg_promote(true, 60)` on it (a superuser, or a
+    /// role granted EXECUTE on pg_promote).
+    pub promote: Option<String>,
+}
+
+/// The longest one of the user's commands may run.
+pub const COMMAND_TIMEOUT: Duration = Duration::from_secs(120);
 
 /// How a drill runs. [`Default`]: `kill`, 4 clients, 2 s of load before the kill, the
 /// standby promoted 2 s after it, 10 s of load after it.
@@ -158,21 +183,211 @@ impl DrillOptions {
     }
 }
 
-/// Checks the given servers: DSNs that parse, and then the refusal (see [`Servers::Given`]).
-fn check_servers(servers: &Servers) -> Result<()> {
-    let Servers::Given { primary, standby } = servers else {
+/// Checks what given servers need before anything connects: the command the mode runs, and
+/// for `partition` a TCP primary (the proxy sits in front of it).
+fn check_servers(opts: &DrillOptions, servers: &Servers) -> Result<()> {
+    let Servers::Given {
+        primary, commands, ..
+    } = servers
+    else {
         return Ok(());
     };
-    for (flag, dsn) in [("--primary", primary), ("--standby", standby)] {
-        Target::parse(dsn).map_err(|e| Error::BadInput(format!("{flag}: {e}")))?;
+    let missing = |flag: &str, example: &str| {
+        Error::BadInput(format!(
+            "--mode {} on your own servers needs {flag}: the command that does it, run with \
+             sh -c on this machine (e.g. {flag} '{example}')",
+            opts.mode.as_str()
+        ))
+    };
+    match opts.mode {
+        Mode::Kill if commands.kill.is_none() => Err(missing(
+            "--kill-command",
+            "ssh db1 sudo -u postgres pg_ctl stop -m immediate -D /var/lib/postgresql/15/main",
+        )),
+        Mode::Restart if commands.restart.is_none() => Err(missing(
+            "--restart-command",
+            "ssh db1 sudo systemctl restart postgresql",
+        )),
+        Mode::Partition if primary.hosts.first().is_none_or(|h| h.is_unix()) => {
+            Err(Error::BadInput(
+                "--mode partition puts a TCP proxy in front of the primary: give --primary a \
+                 TCP host (host=NAME port=PORT), not a socket directory"
+                    .into(),
+            ))
+        }
+        _ => Ok(()),
     }
-    Err(Error::BadInput(
-        "the drill kills, restarts and promotes only servers it started itself: against a \
-         given primary and standby it cannot stop or promote them. Run `pgopt drill failover` \
-         without --primary/--standby (embedded clusters), or rehearse on your staging \
-         servers with your own tooling"
-            .into(),
-    ))
+}
+
+/// What the drill will do, step by step, in words: what `pgopt drill failover` prints
+/// without `--yes` for given servers. Checks the options and the servers first.
+pub fn plan(opts: &DrillOptions, servers: &Servers) -> Result<Vec<String>> {
+    opts.validate()?;
+    check_servers(opts, servers)?;
+    let (p, s, commands) = match servers {
+        Servers::Embedded => {
+            return Ok(vec![
+                "start an embedded primary and a synchronous standby (removed after)".into(),
+            ])
+        }
+        Servers::Given {
+            primary,
+            standby,
+            commands,
+        } => (primary.display_safe(), standby.display_safe(), commands),
+    };
+    let mut steps = vec![
+        format!(
+            "connect to the primary {p} and the standby {s}; check their roles and the \
+             standby's sync_state"
+        ),
+        format!(
+            "create the table {} on the primary if missing (kept: rows of each run carry \
+             their run id)",
+            workload::table()
+        ),
+        format!(
+            "run {} clients writing and reading through a pool over both for {:.0} s",
+            opts.clients,
+            opts.warmup.as_secs_f64()
+        ),
+    ];
+    let cmd = |c: &Option<String>| c.clone().unwrap_or_default();
+    steps.push(match opts.mode {
+        Mode::Kill => format!("kill the primary: sh -c '{}'", cmd(&commands.kill)),
+        Mode::Restart => format!("restart the primary: sh -c '{}'", cmd(&commands.restart)),
+        Mode::Partition => {
+            "cut the network to the primary: the clients reach it through the drill's proxy, \
+             which stops forwarding"
+                .into()
+        }
+    });
+    if opts.mode.promotes() {
+        steps.push(format!(
+            "{:.0} s later, promote the standby: {}",
+            opts.promote_after.as_secs_f64(),
+            match &commands.promote {
+                Some(c) => format!("sh -c '{c}'"),
+                None => "SELECT pg_promote(true, 60) on it".into(),
+            }
+        ));
+    }
+    steps.push(format!(
+        "keep the load on for {:.0} s (longer until writes come back, at most {:.0} s), then \
+         check every acknowledged write on the new primary",
+        opts.duration.as_secs_f64(),
+        opts.recovery_bound.as_secs_f64()
+    ));
+    if opts.mode.promotes() {
+        steps.push(format!(
+            "leave the old primary as the event left it: make it a standby of {s} yourself"
+        ));
+    }
+    Ok(steps)
+}
+
+/// Runs one of the user's commands with `sh -c`, bounded by [`COMMAND_TIMEOUT`].
+async fn run_command(flag: &str, cmd: &str) -> Result<()> {
+    let mut c = tokio::process::Command::new("sh");
+    c.arg("-c")
+        .arg(cmd)
+        .stdin(std::process::Stdio::null())
+        .kill_on_drop(true);
+    let out = tokio::time::timeout(COMMAND_TIMEOUT, c.output())
+        .await
+        .map_err(|_| {
+            Error::BadInput(format!(
+                "{flag} did not finish within {} s: make it return once it has acted",
+                COMMAND_TIMEOUT.as_secs()
+            ))
+        })?
+        .map_err(|e| Error::BadInput(format!("{flag}: cannot run sh: {e}")))?;
+    if !out.status.success() {
+        let err = String::from_utf8_lossy(&out.stderr);
+        let tail: String = err
+            .trim()
+            .chars()
+            .rev()
+            .take(500)
+            .collect::<Vec<_>>()
+            .into_iter()
+            .rev()
+            .collect();
+        return Err(Error::BadInput(format!(
+            "{flag} failed ({}): {tail}",
+            out.status
+        )));
+    }
+    Ok(())
+}
+
+/// Connects to a given server and says whether it is in recovery.
+async fn in_recovery(flag: &str, target: &Target) -> Result<bool> {
+    let conn = pgopt_pool::connect(target)
+        .await
+        .map_err(|e| Error::Connect(format!("{flag} {}: {e}", target.display_safe())))?;
+    Ok(conn
+        .query_one(
+            "asking the server's role",
+            "SELECT pg_is_in_recovery()",
+            &[],
+        )
+        .await?
+        .get(0))
+}
+
+/// Checks the given primary is a primary and the standby a standby; returns the standby
+/// sync_state the primary reports (`sync`, `quorum`, `async`, or `none` when no standby
+/// streams from it).
+async fn check_given(primary: &Target, standby: &Target) -> Result<String> {
+    if in_recovery("--primary", primary).await? {
+        return Err(Error::BadInput(format!(
+            "--primary {} is in recovery (a standby): give the primary",
+            primary.display_safe()
+        )));
+    }
+    if !in_recovery("--standby", standby).await? {
+        return Err(Error::BadInput(format!(
+            "--standby {} is not in recovery (not a standby): give a standby of --primary",
+            standby.display_safe()
+        )));
+    }
+    let conn = pgopt_pool::connect(primary).await?;
+    let state: String = conn
+        .query_one(
+            "reading the standbys' sync_state",
+            "SELECT coalesce((SELECT sync_state FROM pg_catalog.pg_stat_replication \
+             ORDER BY sync_state = 'sync' DESC, sync_state = 'quorum' DESC LIMIT 1), 'none')",
+            &[],
+        )
+        .await?
+        .get(0);
+    Ok(state)
+}
+
+/// Promotes a given standby: the user's command, or `pg_promote(true, 60)` on it.
+async fn promote_given(standby: &Target, commands: &Commands) -> Result<()> {
+    if let Some(cmd) = &commands.promote {
+        return run_command("--promote-command", cmd).await;
+    }
+    let mut t = standby.clone();
+    t.statement_timeout = Duration::from_secs(90);
+    let conn = pgopt_pool::connect(&t).await?;
+    let promoted: bool = conn
+        .query_one(
+            "promoting the standby",
+            "SELECT pg_catalog.pg_promote(true, 60)",
+            &[],
+        )
+        .await?
+        .get(0);
+    if !promoted {
+        return Err(Error::Connect(format!(
+            "pg_promote on {} did not finish within 60 s: look at the standby's log",
+            standby.display_safe()
+        )));
+    }
+    Ok(())
 }
 
 /// A target over the given local ports in order, `target_session_attrs=read-write`, built
@@ -204,8 +419,9 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
         .map_err(|e| Error::Internal(format!("a drill step panicked: {e}")))
 }
 
-/// The embedded primary (synchronous_standby_names naming the standby) and its standby.
-fn start_pair() -> Result<(Cluster, Cluster)> {
+/// The embedded primary (synchronous_standby_names naming the standby) and its standby:
+/// what the drill starts, and what a test can hand it as given servers.
+pub fn start_pair() -> Result<(Cluster, Cluster)> {
     let s = |k: &str, v: &str| (k.to_string(), v.to_string());
     let primary = Cluster::start(ClusterOptions {
         settings: vec![
@@ -257,8 +473,8 @@ async fn wait_sync(primary_port: u16) -> Result<String> {
 
 /// Runs the failover drill and reports what the clients saw.
 ///
-/// Bad input (no clients, zero duration, given servers: see [`Servers::Given`]) is an
-/// [`Error::BadInput`] before anything starts. Every wait is bounded: the pool's checkout
+/// Bad input (no clients, zero duration, a given server of the wrong role, a mode whose
+/// command was not given) is an [`Error::BadInput`] before the load starts. Every wait is bounded: the pool's checkout
 /// and failover waits, each statement, the promotion (60 s), the wait for writes to come
 /// back (`recovery_bound`).
 ///
@@ -276,22 +492,38 @@ pub async fn failover(
     progress: &dyn Progress,
 ) -> Result<DrillReport> {
     opts.validate()?;
-    check_servers(servers)?;
+    check_servers(opts, servers)?;
     let say = |m: String| {
         progress.event(Event::update("drill", Unit::Rows, 0, None).message(m));
     };
-    say("starting a primary and a synchronous standby".into());
-    let (primary, standby) = blocking(start_pair).await??;
-    let sync_state = wait_sync(primary.port()).await?;
+    let (pair, sync_state) = match servers {
+        Servers::Embedded => {
+            say("starting a primary and a synchronous standby".into());
+            let (primary, standby) = blocking(start_pair).await??;
+            let sync_state = wait_sync(primary.port()).await?;
+            (Pair::Embedded { primary, standby }, sync_state)
+        }
+        Servers::Given {
+            primary,
+            standby,
+            commands,
+        } => {
+            say("checking the primary and the standby".into());
+            let sync_state = check_given(primary, standby).await?;
+            let pair = Pair::Given {
+                primary: primary.clone(),
+                standby: standby.clone(),
+                commands: commands.clone(),
+            };
+            (pair, sync_state)
+        }
+    };
 
     let proxy = match opts.mode {
-        Mode::Partition => {
-            Some(proxy::Proxy::start(SocketAddr::from(([127, 0, 0, 1], primary.port()))).await?)
-        }
+        Mode::Partition => Some(proxy::Proxy::start(pair.primary_addr().await?).await?),
         _ => None,
     };
-    let first_port = proxy.as_ref().map_or(primary.port(), |p| p.port());
-    let target = local_multi_host(&[first_port, standby.port()], TargetRole::Primary)?;
+    let target = pair.pool_target(proxy.as_ref().map(|p| p.port()))?;
     let pool = PgPool::connect(
         &target,
         PgPoolOptions {
@@ -351,38 +583,47 @@ pub async fn failover(
     let event_at = Instant::now();
     let _ = rec.event_at.set(event_at);
     tick(&format!("primary {}", opts.mode.event()));
-    let (primary, proxy) = match opts.mode {
-        Mode::Kill => {
+    let pair = match (opts.mode, pair) {
+        (Mode::Kill, Pair::Embedded { primary, standby }) => {
             let mut p = primary;
-            (
-                blocking(move || {
-                    p.kill();
-                    p
-                })
-                .await?,
-                proxy,
-            )
+            let primary = blocking(move || {
+                p.kill();
+                p
+            })
+            .await?;
+            Pair::Embedded { primary, standby }
         }
-        Mode::Restart => {
+        (Mode::Restart, Pair::Embedded { primary, standby }) => {
             let mut p = primary;
-            let (p, restarted) = blocking(move || {
+            let (primary, restarted) = blocking(move || {
                 let r = p.restart();
                 (p, r)
             })
             .await?;
             restarted?;
-            (p, proxy)
+            Pair::Embedded { primary, standby }
         }
-        Mode::Partition => {
+        (Mode::Kill | Mode::Restart, pair @ Pair::Given { .. }) => {
+            if let Pair::Given { commands, .. } = &pair {
+                let (flag, cmd) = match opts.mode {
+                    Mode::Kill => ("--kill-command", &commands.kill),
+                    _ => ("--restart-command", &commands.restart),
+                };
+                // check_servers made sure it is there.
+                run_command(flag, cmd.as_deref().unwrap_or("false")).await?;
+            }
+            pair
+        }
+        (Mode::Partition, pair) => {
             if let Some(p) = &proxy {
                 p.cut();
             }
-            (primary, proxy)
+            pair
         }
     };
 
     let (mut promote_at, mut promotion_took) = (None, None);
-    let standby = if opts.mode.promotes() {
+    let pair = if opts.mode.promotes() {
         wait_until(
             event_at + opts.promote_after,
             format!(
@@ -395,24 +636,38 @@ pub async fn failover(
         let at = Instant::now();
         let _ = rec.promote_at.set(at);
         tick("promoting the standby");
-        let (s, promoted) = blocking(move || {
-            let r = standby.promote();
-            (standby, r)
-        })
-        .await?;
-        promoted?;
+        let pair = match pair {
+            Pair::Embedded { primary, standby } => {
+                let (standby, promoted) = blocking(move || {
+                    let r = standby.promote();
+                    (standby, r)
+                })
+                .await?;
+                promoted?;
+                Pair::Embedded { primary, standby }
+            }
+            Pair::Given {
+                primary,
+                standby,
+                commands,
+            } => {
+                promote_given(&standby, &commands).await?;
+                Pair::Given {
+                    primary,
+                    standby,
+                    commands,
+                }
+            }
+        };
         promote_at = Some(at);
         promotion_took = Some(at.elapsed());
-        s
+        pair
     } else {
-        standby
+        pair
     };
-    // The promoted standby, or the primary itself (restarted, or behind a healed proxy).
-    let new_primary_port = if promote_at.is_some() {
-        standby.port()
-    } else {
-        primary.port()
-    };
+    // The promoted standby, or the primary itself (restarted).
+    let verify = pair.new_primary(promote_at.is_some())?;
+    let embedded = matches!(pair, Pair::Embedded { .. });
     finish(
         opts,
         FinishArgs {
@@ -425,13 +680,112 @@ pub async fn failover(
             event_at,
             promote_at,
             promotion_took,
-            new_primary_port,
+            verify,
+            embedded,
             sync_state,
             progress,
         },
-        (primary, standby, proxy),
+        (pair, proxy),
     )
     .await
+}
+
+/// The primary and the standby the drill works on.
+enum Pair {
+    Embedded {
+        primary: Cluster,
+        standby: Cluster,
+    },
+    Given {
+        primary: Target,
+        standby: Target,
+        commands: Commands,
+    },
+}
+
+impl Pair {
+    /// Where the proxy forwards to (`partition`): the primary's first host.
+    async fn primary_addr(&self) -> Result<SocketAddr> {
+        match self {
+            Pair::Embedded { primary, .. } => {
+                Ok(SocketAddr::from(([127, 0, 0, 1], primary.port())))
+            }
+            Pair::Given { primary, .. } => {
+                let h = primary
+                    .hosts
+                    .first()
+                    .ok_or_else(|| Error::BadInput("--primary names no host".into()))?;
+                if let Some(ip) = h.hostaddr {
+                    return Ok(SocketAddr::new(ip, h.port));
+                }
+                tokio::net::lookup_host((h.host.as_str(), h.port))
+                    .await
+                    .ok()
+                    .and_then(|mut a| a.next())
+                    .ok_or_else(|| {
+                        Error::Connect(format!(
+                            "--primary {}: the host name does not resolve",
+                            h.label()
+                        ))
+                    })
+            }
+        }
+    }
+
+    /// The pool's target: the primary (or the proxy in front of it), then the standby,
+    /// `target_session_attrs=read-write`.
+    fn pool_target(&self, proxy_port: Option<u16>) -> Result<Target> {
+        match self {
+            Pair::Embedded { primary, standby } => local_multi_host(
+                &[proxy_port.unwrap_or(primary.port()), standby.port()],
+                TargetRole::Primary,
+            ),
+            Pair::Given {
+                primary, standby, ..
+            } => {
+                let mut t = primary.clone();
+                if let Some(port) = proxy_port {
+                    // The primary's name stays (TLS verifies it); the address is the proxy's.
+                    let first = &primary.hosts[0];
+                    t.hosts = vec![crate::db::HostSpec {
+                        host: first.host.clone(),
+                        hostaddr: Some(std::net::IpAddr::from([127, 0, 0, 1])),
+                        port,
+                    }];
+                }
+                t.hosts.extend(standby.hosts.iter().cloned());
+                t.role = TargetRole::Primary;
+                t.application_name = "pgopt-drill".into();
+                Ok(t)
+            }
+        }
+    }
+
+    /// Where the acknowledged writes are checked: the promoted standby, or the primary.
+    fn new_primary(&self, promoted: bool) -> Result<Target> {
+        let mut t = match self {
+            Pair::Embedded { primary, standby } => {
+                let port = if promoted {
+                    standby.port()
+                } else {
+                    primary.port()
+                };
+                crate::embedded::local_target(port, "postgres")?
+            }
+            Pair::Given {
+                primary, standby, ..
+            } => {
+                if promoted {
+                    standby.clone()
+                } else {
+                    primary.clone()
+                }
+            }
+        };
+        t.role = TargetRole::Primary;
+        t.application_name = "pgopt-drill".into();
+        Ok(t)
+    }
 }
 
 struct FinishArgs<'a> {
@@ -444,7 +798,9 @@ struct FinishArgs<'a> {
     event_at: Instant,
     promote_at: Option<Instant>,
     promotion_took: Option<Duration>,
-    new_primary_port: u16,
+    /// Where the acknowledged writes are checked.
+    verify: Target,
+    embedded: bool,
     sync_state: String,
     progress: &'a dyn Progress,
 }
@@ -455,7 +811,7 @@ struct FinishArgs<'a> {
 async fn finish(
     opts: &DrillOptions,
     a: FinishArgs<'_>,
-    _servers: (Cluster, Cluster, Option<proxy::Proxy>),
+    _servers: (Pair, Option<proxy::Proxy>),
 ) -> Result<DrillReport> {
     let say = |m: String| {
         a.progress
@@ -502,10 +858,7 @@ async fn finish(
 
     say("checking every acknowledged write on the new primary".into());
     let acked = a.rec.acked_ids();
-    let mut target = crate::embedded::local_target(a.new_primary_port, "postgres")?;
-    target.role = TargetRole::Primary;
-    target.application_name = "pgopt-drill".into();
-    let conn = pgopt_pool::connect(&target).await?;
+    let conn = pgopt_pool::connect(&a.verify).await?;
     let found: std::collections::HashSet<i64> = conn
         .query(
             "checking the acknowledged writes",
@@ -534,7 +887,7 @@ async fn finish(
         mode: opts.mode,
         event: opts.mode.event().to_string(),
         clients: opts.clients,
-        embedded: true,
+        embedded: a.embedded,
         standby_sync_state: Some(a.sync_state),
         warmup_s: opts.warmup.as_secs_f64(),
         load_s: load.as_secs_f64(),
@@ -554,7 +907,13 @@ async fn finish(
         errors_by_sqlstate: a.rec.errors_after_event(),
         errors_before_event: a.rec.errors_before_event(),
         pool_failovers,
-        verified_on: format!("127.0.0.1:{}", a.new_primary_port),
+        verified_on: a
+            .verify
+            .hosts
+            .iter()
+            .map(|h| h.label())
+            .collect::<Vec<_>>()
+            .join(","),
     })
 }
 
@@ -574,23 +933,63 @@ mod tests {
         assert!(e.to_string().contains("--clients"), "{e}");
     }
 
+    fn given(mode_cmds: Commands) -> Servers {
+        let t = |dsn: &str| {
+            Target::resolve_with(
+                Some(dsn),
+                &|_| None,
+                &SystemDefaults {
+                    socket_dir: None,
+                    os_user: Some("postgres".into()),
+                    home: None,
+                },
+            )
+            .unwrap()
+        };
+        Servers::Given {
+            primary: t("host=db1 port=5432 user=postgres password=s3cret"),
+            standby: t("host=db2 port=5432 user=postgres password=s3cret"),
+            commands: mode_cmds,
+        }
+    }
+
     #[test]
-    fn given_servers_are_refused_after_their_dsns_parse() {
-        let bad = Servers::Given {
-            primary: "host=a port=notaport".into(),
-            standby: "host=b".into(),
+    fn given_servers_need_the_command_their_mode_runs_naming_the_flag() {
+        for (mode, flag) in [
+            (Mode::Kill, "--kill-command"),
+            (Mode::Restart, "--restart-command"),
+        ] {
+            let opts = DrillOptions {
+                mode,
+                ..DrillOptions::default()
+            };
+            let e = plan(&opts, &given(Commands::default())).unwrap_err();
+            assert!(e.is_bad_input());
+            assert!(e.to_string().contains(flag), "{e}");
+        }
+        // Partition needs none: the proxy cuts the network.
+        let opts = DrillOptions {
+            mode: Mode::Partition,
+            ..DrillOptions::default()
         };
-        let e = check_servers(&bad).unwrap_err();
-        assert!(e.is_bad_input());
-        assert!(e.to_string().contains("--primary"), "{e}");
-        let good = Servers::Given {
-            primary: "host=a".into(),
-            standby: "host=b".into(),
-        };
-        let e = check_servers(&good).unwrap_err();
+        assert!(plan(&opts, &given(Commands::default())).is_ok());
+    }
+
+    #[test]
+    fn the_plan_for_given_servers_names_each_step_and_no_password() {
+        let servers = given(Commands {
+            kill: Some("ssh db1 pg_ctl stop -m immediate".into()),
+            ..Commands::default()
+        });
+        let steps = plan(&DrillOptions::default(), &servers).unwrap();
+        let text = steps.join("\n");
+        assert!(text.contains("postgres@db1:5432/postgres"), "{text}");
         assert!(
-            e.to_string().contains("only servers it started itself"),
-            "{e}"
+            text.contains("kill the primary: sh -c 'ssh db1 pg_ctl stop -m immediate'"),
+            "{text}"
         );
+        assert!(text.contains("SELECT pg_promote(true, 60)"), "{text}");
+        assert!(text.contains("make it a standby of"), "{text}");
+        assert!(!text.contains("s3cret"), "{text}");
     }
 }
