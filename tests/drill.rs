@@ -102,39 +102,39 @@ async fn zero_clients_is_refused_with_a_clear_error_before_anything_starts() {
     assert!(e.to_string().contains("--clients"), "{e}");
 }
 
+mod hermetic;
+
 /// The hermetic target of an embedded server.
 fn local(port: u16) -> pgopt::db::Target {
-    pgopt::db::Target::resolve_with(
-        Some(&format!(
-            "host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=disable connect_timeout=2"
-        )),
-        &|_| None,
-        &pgopt::db::SystemDefaults {
-            socket_dir: None,
-            os_user: Some("postgres".into()),
-            home: None,
-        },
-    )
-    .unwrap()
+    hermetic::target(&format!(
+        "host=127.0.0.1 port={port} user=postgres dbname=postgres sslmode=disable connect_timeout=2"
+    ))
 }
 
-/// Waits (bounded) until the primary reports its standby as synchronous.
-fn wait_sync(primary: &pgopt::embedded::Cluster) {
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    while primary
-        .psql(
-            "postgres",
-            "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
-        )
-        .unwrap()
-        != "1"
-    {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no synchronous standby"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+/// The drill's own primary and synchronous standby, started here and handed to it as your
+/// servers once the primary reports the standby `sync` (bounded).
+async fn synced_pair() -> (pgopt::embedded::Cluster, pgopt::embedded::Cluster) {
+    tokio::task::spawn_blocking(|| {
+        let (primary, standby) = pgopt::drill::start_pair().unwrap();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while primary
+            .psql(
+                "postgres",
+                "SELECT count(*) FROM pg_stat_replication WHERE sync_state = 'sync'",
+            )
+            .unwrap()
+            != "1"
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no synchronous standby"
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (primary, standby)
+    })
+    .await
+    .unwrap()
 }
 
 /// Your own servers (here embedded ones, handed over by DSN): the drill kills the primary
@@ -142,16 +142,7 @@ fn wait_sync(primary: &pgopt::embedded::Cluster) {
 /// acknowledged write on it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_given_servers_the_kill_command_and_pg_promote_lose_no_acknowledged_write() {
-    let (primary, standby) = tokio::task::spawn_blocking(pgopt::drill::start_pair)
-        .await
-        .unwrap()
-        .unwrap();
-    let primary = tokio::task::spawn_blocking(move || {
-        wait_sync(&primary);
-        primary
-    })
-    .await
-    .unwrap();
+    let (primary, standby) = synced_pair().await;
     let servers = Servers::Given {
         primary: local(primary.port()),
         standby: local(standby.port()),
@@ -185,16 +176,7 @@ async fn on_given_servers_the_kill_command_and_pg_promote_lose_no_acknowledged_w
 /// (its name kept, the proxy's address used), cuts it, and the standby is promoted.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn on_given_servers_partition_cuts_through_the_proxy_and_loses_nothing() {
-    let (primary, standby) = tokio::task::spawn_blocking(pgopt::drill::start_pair)
-        .await
-        .unwrap()
-        .unwrap();
-    let primary = tokio::task::spawn_blocking(move || {
-        wait_sync(&primary);
-        primary
-    })
-    .await
-    .unwrap();
+    let (primary, standby) = synced_pair().await;
     let servers = Servers::Given {
         primary: local(primary.port()),
         standby: local(standby.port()),

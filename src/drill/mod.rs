@@ -321,38 +321,39 @@ async fn run_command(flag: &str, cmd: &str) -> Result<()> {
     Ok(())
 }
 
-/// Connects to a given server and says whether it is in recovery.
-async fn in_recovery(flag: &str, target: &Target) -> Result<bool> {
+/// Connects to a given server; returns the connection and whether it is in recovery.
+async fn in_recovery(flag: &str, target: &Target) -> Result<(pgopt_pool::Conn, bool)> {
     let conn = pgopt_pool::connect(target)
         .await
         .map_err(|e| Error::Connect(format!("{flag} {}: {e}", target.display_safe())))?;
-    Ok(conn
+    let recovering = conn
         .query_one(
             "asking the server's role",
             "SELECT pg_is_in_recovery()",
             &[],
         )
         .await?
-        .get(0))
+        .get(0);
+    Ok((conn, recovering))
 }
 
 /// Checks the given primary is a primary and the standby a standby; returns the standby
 /// sync_state the primary reports (`sync`, `quorum`, `async`, or `none` when no standby
 /// streams from it).
 async fn check_given(primary: &Target, standby: &Target) -> Result<String> {
-    if in_recovery("--primary", primary).await? {
+    let (conn, recovering) = in_recovery("--primary", primary).await?;
+    if recovering {
         return Err(Error::BadInput(format!(
             "--primary {} is in recovery (a standby): give the primary",
             primary.display_safe()
         )));
     }
-    if !in_recovery("--standby", standby).await? {
+    if !in_recovery("--standby", standby).await?.1 {
         return Err(Error::BadInput(format!(
             "--standby {} is not in recovery (not a standby): give a standby of --primary",
             standby.display_safe()
         )));
     }
-    let conn = pgopt_pool::connect(primary).await?;
     let state: String = conn
         .query_one(
             "reading the standbys' sync_state",
